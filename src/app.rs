@@ -1,0 +1,121 @@
+//! Runs a parsed command line: turns arguments into requests, calls the
+//! module that does the work, and tells the user exactly what was written
+//! where.
+
+use std::io::Write;
+
+use crate::cli::{Cli, Command};
+use crate::error::Result;
+use crate::{check, docs, init, inspect, issue, seal, sign, verify};
+
+/// Runs the command and returns the process exit status.
+pub fn run(cli: Cli) -> Result<u8> {
+    crate::hardening::apply();
+    match cli.command {
+        Command::Init(a) => {
+            let report = init::run(&init::InitRequest {
+                dir: a.dir,
+                name: a.name,
+                key: a.key,
+                days: a.days,
+                pathlen: a.pathlen,
+                permits: a.permit,
+                san_rules: a.san_rule,
+                passphrase_file: a.passphrase.passphrase_file,
+                generate_passphrase: a.generate_passphrase,
+            })?;
+            let d = report.dir.display();
+            println!("created CA in {d}");
+            println!("  certificate  {d}/ca.pem (give this to every client)");
+            println!("  key          {d}/private/ca-key.pem (encrypted PKCS#8)");
+            if report.passphrase_stored {
+                println!("  passphrase   {d}/private/passphrase (destroyed by: uca seal --dir {d})");
+            }
+            println!("  expires      {}", report.not_after);
+            println!("  SHA-256      {}", report.fingerprint);
+            Ok(0)
+        }
+        Command::Issue(a) => {
+            let issued = issue::run(&issue::IssueRequest {
+                dir: a.dir,
+                out: a.out,
+                names: a.names,
+                profile: a.profile,
+                sans: a.san,
+                san_rules: a.san_rule,
+                key: a.key,
+                days: a.days,
+                force: a.force,
+                passphrase_file: a.passphrase.passphrase_file,
+            })?;
+            let mut out = std::io::stdout().lock();
+            for c in &issued {
+                let _ = writeln!(
+                    out,
+                    "issued {}: {}/{{cert,key,chain,ca}}.pem  serial {}  expires {}  SANs {}",
+                    c.name,
+                    c.target.display(),
+                    c.serial,
+                    c.not_after,
+                    c.sans.join(", ")
+                );
+            }
+            Ok(0)
+        }
+        Command::Sign(a) => {
+            let report = sign::run(&sign::SignRequest {
+                dir: a.dir,
+                csr: a.csr,
+                profile: a.profile,
+                intermediate: a.intermediate,
+                pathlen: a.pathlen,
+                permits: a.permit,
+                sans: a.san,
+                days: a.days,
+                out: a.out,
+                chain: a.chain,
+                force: a.force,
+                passphrase_file: a.passphrase.passphrase_file,
+            })?;
+            match &report.out {
+                Some(path) => println!(
+                    "signed {}: {}  serial {}  expires {}{}",
+                    report.subject,
+                    path.display(),
+                    report.serial,
+                    report.not_after,
+                    if report.sans.is_empty() { String::new() } else { format!("  SANs {}", report.sans.join(", ")) }
+                ),
+                None => print!("{}", report.pem),
+            }
+            Ok(0)
+        }
+        Command::Seal(a) => {
+            let used_file = a.passphrase.passphrase_file.clone();
+            let r = seal::run(&a.dir, a.passphrase.passphrase_file.as_ref(), a.destroy_key)?;
+            let d = r.dir.display();
+            println!("sealed {d} at {}: it will never issue or sign again", r.sealed_at);
+            println!("  manifest     {d}/manifest.json ({} certificates)", r.certificates);
+            println!("  signature    {d}/manifest.sig");
+            println!(
+                "  passphrase   {}",
+                if r.passphrase_destroyed { "stored copy overwritten and removed" } else { "none was stored in the CA directory" }
+            );
+            if r.key_destroyed {
+                println!("  key          overwritten and removed");
+            }
+            println!("  check with   cd {d} && {}", r.verify_command);
+            if let Some(f) = used_file {
+                eprintln!("uca: note: the passphrase is still in {}; destroy that copy too", f.display());
+            }
+            Ok(0)
+        }
+        Command::Inspect(a) => inspect::run(&a.file, a.json),
+        Command::Verify(a) => verify::run(&a),
+        Command::Check(a) => check::run(&a.paths, &a.within, a.json),
+        Command::Completions(a) => {
+            docs::completions(a.shell, &mut std::io::stdout());
+            Ok(0)
+        }
+    }
+}

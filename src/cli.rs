@@ -1,0 +1,237 @@
+//! The command line, defined once: `main` parses it, and the man pages and
+//! shell completions are generated from it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::keys::KeyType;
+use crate::profile::Profile;
+
+const AFTER_HELP: &str = "\
+Passphrases are never taken from the command line. Sources, in order:
+--passphrase-file FILE, the UCA_PASSPHRASE environment variable, the CA's
+stored passphrase (from --generate-passphrase, until sealed), a prompt.
+
+Typical run:
+  uca init  --dir ca --name \"Acme Internal Root\" --permit internal --generate-passphrase
+  uca issue --dir ca --out certs web1 rmq1 --san-rule '{base}.svc.internal'
+  uca seal  --dir ca";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "uca",
+    version,
+    about = "A sealed private certificate authority: create a root, issue every mTLS certificate, destroy the passphrase",
+    after_help = AFTER_HELP,
+    propagate_version = true,
+    disable_help_subcommand = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a new CA whose key is encrypted at rest
+    Init(InitArgs),
+    /// Issue certificates and keys for one or more NAMEs
+    Issue(IssueArgs),
+    /// Sign an external certificate signing request (CSR)
+    Sign(SignArgs),
+    /// Write the signed manifest and destroy the passphrase: the CA never signs again
+    Seal(SealArgs),
+    /// Show certificates, chains, CSRs and keys (never private material)
+    Inspect(InspectArgs),
+    /// Verify a certificate chain for server or client use, or a sealed CA's manifest
+    Verify(VerifyArgs),
+    /// Report certificates that expire soon (exit 0 OK, 1 WARN, 2 EXPIRED, 3 unreadable)
+    Check(CheckArgs),
+    /// Print a shell completion script
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PassphraseArgs {
+    /// Read the CA passphrase from FILE (one line; a trailing newline is ignored)
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// CA directory to create (must be new or empty)
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// The CA's common name, e.g. "Acme Internal Root"
+    #[arg(long, value_name = "NAME")]
+    pub name: String,
+    /// Key type of the CA
+    #[arg(long, value_enum, default_value_t = KeyType::EcP256)]
+    pub key: KeyType,
+    /// Validity of the CA certificate in days
+    #[arg(long, value_name = "N", default_value_t = 3650)]
+    pub days: u32,
+    /// How many intermediate CAs may hang below the root (1 lets Vault/OpenBao be one)
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub pathlen: u8,
+    /// Permitted name subtree (repeatable): a DNS suffix such as `internal` or an IP range such as 10.0.0.0/8
+    #[arg(long, value_name = "SUFFIX_OR_CIDR")]
+    pub permit: Vec<String>,
+    /// Default SAN rule for `uca issue` (repeatable): base, none, or a template like '{base}.svc.internal'
+    #[arg(long, value_name = "RULE")]
+    pub san_rule: Vec<String>,
+    #[command(flatten)]
+    pub passphrase: PassphraseArgs,
+    /// Generate a random passphrase and store it in DIR/private/passphrase (0400) until `uca seal`
+    #[arg(long, conflicts_with = "passphrase_file")]
+    pub generate_passphrase: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct IssueArgs {
+    /// CA directory
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Output directory: each NAME gets OUT/NAME/{cert,key,chain,ca}.pem
+    #[arg(long, value_name = "OUT")]
+    pub out: PathBuf,
+    /// Certificate names (host names or IP addresses); each is the CN and a SAN
+    #[arg(value_name = "NAME", required = true)]
+    pub names: Vec<String>,
+    /// What the certificates may be used for
+    #[arg(long, value_enum, default_value_t = Profile::Both)]
+    pub profile: Profile,
+    /// Extra SAN for every certificate (repeatable): DNS:x, IP:x, EMAIL:x or URI:x
+    #[arg(long, value_name = "KIND:VALUE")]
+    pub san: Vec<String>,
+    /// SAN rule (repeatable; replaces the CA's default rules): base, none, or a template like '{name}.svc.internal'
+    #[arg(long, value_name = "RULE")]
+    pub san_rule: Vec<String>,
+    /// Key type of the issued keys
+    #[arg(long, value_enum, default_value_t = KeyType::EcP256)]
+    pub key: KeyType,
+    /// Validity in days
+    #[arg(long, value_name = "N", default_value_t = 397)]
+    pub days: u32,
+    /// Replace existing output
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub passphrase: PassphraseArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// CA directory
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// The certificate signing request (PEM or DER)
+    #[arg(value_name = "CSR")]
+    pub csr: PathBuf,
+    /// What a leaf certificate may be used for (ignored with --intermediate)
+    #[arg(long, value_enum, default_value_t = Profile::Both)]
+    pub profile: Profile,
+    /// Sign as an intermediate CA (e.g. for Vault/OpenBao)
+    #[arg(long)]
+    pub intermediate: bool,
+    /// Path length of the intermediate
+    #[arg(long, value_name = "N", default_value_t = 0, requires = "intermediate")]
+    pub pathlen: u8,
+    /// Narrow the intermediate's name constraints (repeatable; each within the root's)
+    #[arg(long, value_name = "SUFFIX_OR_CIDR", requires = "intermediate")]
+    pub permit: Vec<String>,
+    /// Extra SAN for a leaf (repeatable)
+    #[arg(long, value_name = "KIND:VALUE", conflicts_with = "intermediate")]
+    pub san: Vec<String>,
+    /// Validity in days (default 397 for leaves, 1825 for intermediates)
+    #[arg(long, value_name = "N")]
+    pub days: Option<u32>,
+    /// Write the certificate to FILE instead of standard output
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Append the CA certificate after the new certificate
+    #[arg(long)]
+    pub chain: bool,
+    /// Replace an existing --out file
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub passphrase: PassphraseArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SealArgs {
+    /// CA directory
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Also destroy the encrypted CA key
+    #[arg(long)]
+    pub destroy_key: bool,
+    #[command(flatten)]
+    pub passphrase: PassphraseArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// A PEM or DER file: certificate, chain, CSR, public or private key
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Certificate (or chain: leaf first, then intermediates) to verify
+    #[arg(value_name = "CERT", required_unless_present = "manifest", conflicts_with = "manifest")]
+    pub cert: Option<PathBuf>,
+    /// Trusted CA certificate(s); defaults to ca.pem beside the manifest with --manifest
+    #[arg(long, value_name = "CA")]
+    pub ca: Option<PathBuf>,
+    /// The DNS name or IP address a server certificate must be valid for
+    #[arg(long, value_name = "DNS_OR_IP", conflicts_with = "client")]
+    pub name: Option<String>,
+    /// Verify for TLS client use instead of server use
+    #[arg(long)]
+    pub client: bool,
+    /// Verify a sealed CA's manifest.json (signature and file fingerprints)
+    #[arg(long, value_name = "MANIFEST")]
+    pub manifest: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Certificate files or directories (searched for .pem, .crt and .cert files)
+    #[arg(value_name = "PATH", required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Warn when a certificate expires within this period (e.g. 30d, 12h, 2w)
+    #[arg(long, value_name = "PERIOD", default_value = "30d")]
+    pub within: String,
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    Elvish,
+    Powershell,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to generate completions for
+    #[arg(value_enum)]
+    pub shell: Shell,
+}
+
+/// The clap command, for man pages and completions.
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}

@@ -1,0 +1,147 @@
+//! File writing rules shared by every command: outputs appear atomically
+//! (temporary file + rename), secrets are created 0600 from the first byte,
+//! nothing is replaced without `--force`.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, IoContext, Result};
+
+/// Who may read a file that uca writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Public,
+    Secret,
+    ReadOnlySecret,
+}
+
+impl Mode {
+    fn bits(self) -> u32 {
+        match self {
+            Mode::Public => 0o644,
+            Mode::Secret => 0o600,
+            Mode::ReadOnlySecret => 0o400,
+        }
+    }
+}
+
+fn temp_name(path: &Path) -> PathBuf {
+    use rand_core::RngCore;
+    let tag = rand_core::OsRng.next_u64();
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.tmp-{tag:016x}"))
+}
+
+/// Writes `contents` to a fresh temporary file beside `path` (created with the
+/// final mode), optionally syncs it, then renames it into place.
+pub fn write_atomic(path: &Path, contents: &[u8], mode: Mode, force: bool, sync: bool) -> Result<()> {
+    if !force && fs::symlink_metadata(path).is_ok() {
+        return Err(Error::Exists(path.to_path_buf()));
+    }
+    let tmp = temp_name(path);
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode.bits())
+            .open(&tmp)
+            .ctx("create", &tmp)?;
+        f.write_all(contents).ctx("write", &tmp)?;
+        if sync {
+            f.sync_all().ctx("sync", &tmp)?;
+        }
+        // The umask may have narrowed the mode; set it exactly.
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(mode.bits())).ctx("set permissions on", &tmp)?;
+        if force {
+            fs::rename(&tmp, path).ctx("rename into", path)
+        } else {
+            // A hard link fails if the target appeared meanwhile: no silent clobber.
+            fs::hard_link(&tmp, path).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    Error::Exists(path.to_path_buf())
+                } else {
+                    Error::io("create", path, e)
+                }
+            })?;
+            fs::remove_file(&tmp).ctx("remove", &tmp)
+        }
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result?;
+    if sync {
+        sync_dir(parent_of(path))?;
+    }
+    Ok(())
+}
+
+pub fn parent_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).ctx("sync", dir)
+}
+
+/// Creates a directory (and missing parents) with the given mode for the last component.
+pub fn create_dir(path: &Path, mode: u32) -> Result<()> {
+    if path.is_dir() {
+        return Ok(());
+    }
+    fs::DirBuilder::new().recursive(true).mode(mode).create(path).ctx("create the directory", path)?;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).ctx("set permissions on", path)
+}
+
+/// Overwrites a file with random bytes, syncs, then unlinks it. On a
+/// journaling or copy-on-write file system the old blocks may survive on the
+/// device; this removes every copy the file system still exposes.
+pub fn shred(path: &Path) -> Result<bool> {
+    use rand_core::RngCore;
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return Ok(false);
+    };
+    if meta.is_file() {
+        let mut noise = vec![0u8; meta.len().max(64) as usize];
+        rand_core::OsRng.fill_bytes(&mut noise);
+        let mut f = OpenOptions::new().write(true).open(path).ctx("overwrite", path)?;
+        f.write_all(&noise).ctx("overwrite", path)?;
+        f.sync_all().ctx("sync", path)?;
+    }
+    fs::remove_file(path).ctx("remove", path)?;
+    sync_dir(parent_of(path))?;
+    Ok(true)
+}
+
+/// Resolves a path that may not exist yet: the deepest existing ancestor is
+/// canonicalised (following symlinks), the rest appended.
+pub fn resolve(path: &Path) -> Result<PathBuf> {
+    let abs = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().ctx("read the current directory", Path::new("."))?.join(path)
+    };
+    let mut existing = abs.as_path();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(c) = existing.canonicalize() {
+            let mut out = c;
+            for part in rest.iter().rev() {
+                out.push(part);
+            }
+            return Ok(out);
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                existing = parent;
+            }
+            _ => return Ok(abs),
+        }
+    }
+}

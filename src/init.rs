@@ -1,0 +1,128 @@
+//! `uca init`: create a CA directory with a self-signed root whose key is
+//! encrypted at rest.
+
+use std::path::{Path, PathBuf};
+
+use crate::constraints::{NameConstraints, Permit};
+use crate::error::{Error, Result};
+use crate::keys::KeyType;
+use crate::passphrase::NewPassphrase;
+use crate::profile::{self, Validity};
+use crate::san_rule::SanRule;
+use crate::store::{self, CaStore, Settings};
+use crate::{names, timefmt, x509};
+
+pub struct InitRequest {
+    pub dir: PathBuf,
+    pub name: String,
+    pub key: KeyType,
+    pub days: u32,
+    pub pathlen: u8,
+    pub permits: Vec<String>,
+    pub san_rules: Vec<String>,
+    pub passphrase_file: Option<PathBuf>,
+    pub generate_passphrase: bool,
+}
+
+/// What `init` created, for the summary.
+pub struct InitReport {
+    pub dir: PathBuf,
+    pub fingerprint: String,
+    pub not_after: String,
+    pub passphrase_stored: bool,
+}
+
+pub fn validate_ca_name(name: &str) -> Result<()> {
+    names::check_typography("CA name", name)?;
+    if name.trim().is_empty() {
+        return Err(Error::invalid("CA name", name, "it is empty"));
+    }
+    if name.len() > 64 {
+        return Err(Error::invalid("CA name", name, format!("it is {} characters; a common name holds at most 64", name.len())));
+    }
+    Ok(())
+}
+
+/// The directory must be new or empty: a CA is never replaced in place.
+fn check_dir_is_free(dir: &Path) -> Result<()> {
+    match std::fs::read_dir(dir) {
+        Ok(mut entries) => {
+            if dir.join(store::CERT_FILE).exists() || dir.join(store::SETTINGS_FILE).exists() {
+                return Err(Error::invalid(
+                    "--dir",
+                    dir.display().to_string(),
+                    "it already holds a CA; uca never replaces a CA in place (remove it first if you really mean to)",
+                ));
+            }
+            if entries.next().is_some() {
+                return Err(Error::invalid("--dir", dir.display().to_string(), "it is not empty; give a new or empty directory"));
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
+            Err(Error::invalid("--dir", dir.display().to_string(), "it is a file, not a directory"))
+        }
+        Err(e) => Err(Error::io("read", dir, e)),
+    }
+}
+
+pub fn run(req: &InitRequest) -> Result<InitReport> {
+    // Everything is validated before the passphrase is asked for or a key made.
+    validate_ca_name(&req.name)?;
+    let permits = req.permits.iter().map(|p| Permit::parse(p)).collect::<Result<Vec<_>>>()?;
+    let san_rules = if req.san_rules.is_empty() {
+        vec![SanRule::Base]
+    } else {
+        req.san_rules.iter().map(|r| SanRule::parse(r)).collect::<Result<Vec<_>>>()?
+    };
+    let validity = Validity::days_from_now(req.days)?;
+    check_dir_is_free(&req.dir)?;
+    let new_passphrase = NewPassphrase::obtain(req.passphrase_file.as_ref(), req.generate_passphrase)?;
+
+    let constraints = NameConstraints(permits.clone());
+    let key = req.key.generate()?;
+    let key_pair = key.key_pair()?;
+    let params = profile::root_params(&req.name, validity, req.pathlen, &constraints);
+    let cert = params
+        .self_signed(&key_pair)
+        .map_err(|e| Error::msg(format!("cannot create the CA certificate: {e}")))?;
+    let encrypted = key.encrypt(new_passphrase.passphrase())?;
+    drop(key_pair);
+    drop(key);
+
+    let fingerprint = x509::sha256_hex(cert.der());
+    let settings = Settings {
+        name: req.name.clone(),
+        key: req.key,
+        pathlen: req.pathlen,
+        permit: permits,
+        san_rules,
+        created: timefmt::rfc3339(timefmt::now()),
+        not_after: timefmt::rfc3339(validity.not_after),
+        fingerprint: fingerprint.clone(),
+    };
+    let stored = match &new_passphrase {
+        NewPassphrase::Generated(p) => Some(p),
+        NewPassphrase::Given(_) => None,
+    };
+    let created_dir = !req.dir.exists();
+    if let Err(e) = CaStore::create(&req.dir, &settings, cert.der(), &encrypted, stored) {
+        // Leave nothing half-made behind.
+        if created_dir {
+            let _ = std::fs::remove_dir_all(&req.dir);
+        } else {
+            for f in [store::CERT_FILE, store::SETTINGS_FILE, store::KEY_FILE, store::PASSPHRASE_FILE] {
+                let _ = std::fs::remove_file(req.dir.join(f));
+            }
+            let _ = std::fs::remove_dir(req.dir.join(store::PRIVATE_DIR));
+        }
+        return Err(e);
+    }
+    Ok(InitReport {
+        dir: req.dir.clone(),
+        fingerprint,
+        not_after: settings.not_after,
+        passphrase_stored: stored.is_some(),
+    })
+}

@@ -1,0 +1,164 @@
+//! `uca seal`: write a signed manifest of everything the CA issued, then
+//! destroy the stored passphrase (and, if asked, the key) so that the root can
+//! never sign again. `verify_manifest` checks such a manifest later.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, IoContext, Result};
+use crate::fsutil::{self, Mode};
+use crate::keys::KeyType;
+use crate::ledger::LedgerEntry;
+use crate::store::{self, CaStore, SealRecord};
+use crate::{timefmt, x509};
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Manifest {
+    pub ca: ManifestCa,
+    pub sealed_at: String,
+    pub signature_file: String,
+    pub verify_with: String,
+    pub certificates: Vec<LedgerEntry>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ManifestCa {
+    pub name: String,
+    pub sha256: String,
+    pub key: KeyType,
+    pub not_after: String,
+}
+
+pub struct SealReport {
+    pub dir: PathBuf,
+    pub sealed_at: String,
+    pub certificates: usize,
+    pub passphrase_destroyed: bool,
+    pub key_destroyed: bool,
+    pub verify_command: String,
+}
+
+/// The stock OpenSSL command line that checks the manifest signature, run
+/// from the CA directory.
+pub fn openssl_verify_command(key: KeyType) -> String {
+    let extract = "openssl x509 -in ca.pem -pubkey -noout > ca.pub";
+    match key.openssl_digest() {
+        Some(d) => format!("{extract} && openssl dgst {d} -verify ca.pub -signature manifest.sig manifest.json"),
+        None => format!(
+            "{extract} && openssl pkeyutl -verify -pubin -inkey ca.pub -rawin -in manifest.json -sigfile manifest.sig"
+        ),
+    }
+}
+
+pub fn run(dir: &Path, passphrase_file: Option<&PathBuf>, destroy_key: bool) -> Result<SealReport> {
+    let store = CaStore::open(dir)?;
+    store.ensure_unsealed()?;
+    let signer = store.unlock(passphrase_file)?;
+    let ledger = store.ledger();
+    let lock = ledger.lock()?;
+    store.ensure_unsealed()?;
+    let entries = ledger.read_all()?;
+    let sealed_at = timefmt::rfc3339(timefmt::now());
+    let verify_with = openssl_verify_command(store.settings.key);
+    let manifest = Manifest {
+        ca: ManifestCa {
+            name: store.settings.name.clone(),
+            sha256: store.settings.fingerprint.clone(),
+            key: store.settings.key,
+            not_after: store.settings.not_after.clone(),
+        },
+        sealed_at: sealed_at.clone(),
+        signature_file: store::MANIFEST_SIG_FILE.into(),
+        verify_with: verify_with.clone(),
+        certificates: entries,
+    };
+    let mut json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::msg(format!("cannot encode the manifest: {e}")))?;
+    json.push(b'\n');
+    let signature = signer.sign_bytes(&json)?;
+    // Signed first, so a crash below leaves an unsealed CA with a valid
+    // manifest, never a sealed one without it.
+    fsutil::write_atomic(&store.path(store::MANIFEST_FILE), &json, Mode::Public, true, true)?;
+    fsutil::write_atomic(&store.path(store::MANIFEST_SIG_FILE), &signature, Mode::Public, true, true)?;
+    drop(signer);
+
+    let passphrase_destroyed = fsutil::shred(&store.path(store::PASSPHRASE_FILE))?;
+    let key_destroyed = destroy_key && fsutil::shred(&store.path(store::KEY_FILE))?;
+    let record = SealRecord {
+        sealed_at: sealed_at.clone(),
+        key_destroyed,
+        manifest_sha256: x509::sha256_hex(&json),
+        certificates: manifest.certificates.len(),
+    };
+    let rec = serde_json::to_vec_pretty(&record).map_err(|e| Error::msg(format!("cannot encode the seal record: {e}")))?;
+    fsutil::write_atomic(&store.path(store::SEALED_FILE), &rec, Mode::Public, false, true)?;
+    drop(lock);
+    Ok(SealReport {
+        dir: dir.to_path_buf(),
+        sealed_at,
+        certificates: manifest.certificates.len(),
+        passphrase_destroyed,
+        key_destroyed,
+        verify_command: verify_with,
+    })
+}
+
+/// Result of checking a manifest and the files it lists.
+pub struct ManifestCheck {
+    pub certificates: usize,
+    pub files_ok: usize,
+    pub problems: Vec<String>,
+}
+
+/// Verifies `manifest.sig` over `manifest.json` with the public key of
+/// `ca_pem`, then every listed certificate file's SHA-256.
+pub fn verify_manifest(manifest_path: &Path, sig_path: &Path, ca_path: &Path) -> Result<ManifestCheck> {
+    let json = std::fs::read(manifest_path).ctx("read", manifest_path)?;
+    let sig = std::fs::read(sig_path).ctx("read", sig_path)?;
+    let ca_der = x509::read_certificates(ca_path)?.remove(0);
+    let ca = x509::parse(&ca_der).map_err(Error::msg)?;
+    let spki = ca.public_key();
+    let manifest: Manifest = serde_json::from_slice(&json)
+        .map_err(|e| Error::invalid("manifest", manifest_path.display().to_string(), format!("not a uca manifest: {e}")))?;
+    let alg: &dyn ring::signature::VerificationAlgorithm = match manifest.ca.key {
+        KeyType::EcP256 => &ring::signature::ECDSA_P256_SHA256_ASN1,
+        KeyType::EcP384 => &ring::signature::ECDSA_P384_SHA384_ASN1,
+        KeyType::Ed25519 => &ring::signature::ED25519,
+        _ => &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+    };
+    let public_key = spki.subject_public_key.data.as_ref();
+    ring::signature::UnparsedPublicKey::new(alg, public_key)
+        .verify(&json, &sig)
+        .map_err(|_| {
+            Error::Verification(format!(
+                "the signature {} does not match {} under the key of {}: the manifest was altered or signed by another CA",
+                sig_path.display(),
+                manifest_path.display(),
+                ca_path.display()
+            ))
+        })?;
+    if x509::sha256_hex(&ca_der) != manifest.ca.sha256 {
+        return Err(Error::Verification(format!(
+            "{} is not the CA the manifest names (SHA-256 {})",
+            ca_path.display(),
+            manifest.ca.sha256
+        )));
+    }
+    let mut problems = Vec::new();
+    let mut files_ok = 0;
+    for entry in &manifest.certificates {
+        let Some(path) = &entry.path else { continue };
+        let path = Path::new(path);
+        match x509::read_certificates(path) {
+            Ok(certs) if certs.first().map(|c| x509::sha256_hex(c)) == Some(entry.sha256.clone()) => files_ok += 1,
+            Ok(_) => problems.push(format!("{}: fingerprint differs from the manifest (serial {})", path.display(), entry.serial)),
+            Err(_) if !path.exists() => problems.push(format!("{}: missing (serial {})", path.display(), entry.serial)),
+            Err(e) => problems.push(format!("{}: {e}", path.display())),
+        }
+    }
+    Ok(ManifestCheck {
+        certificates: manifest.certificates.len(),
+        files_ok,
+        problems,
+    })
+}

@@ -1,0 +1,291 @@
+//! `uca sign`: certificates for keys uca never sees (a component that keeps
+//! its own key, a Vault/OpenBao intermediate). From the CSR uca takes only the
+//! subject, the public key and the requested SANs (each validated); CA flags,
+//! key usages and validity always come from uca.
+
+use std::path::{Path, PathBuf};
+
+use rcgen::{DistinguishedName, DnType, DnValue};
+use x509_parser::certification_request::X509CertificationRequest;
+use x509_parser::extensions::ParsedExtension;
+use x509_parser::prelude::FromDer;
+
+use crate::constraints::{NameConstraints, Permit};
+use crate::error::{Error, IoContext, Result};
+use crate::fsutil::{self, Mode};
+use crate::keys::KeyType;
+use crate::ledger::LedgerEntry;
+use crate::names::San;
+use crate::profile::{self, Profile, Validity};
+use crate::store::CaStore;
+use crate::{timefmt, x509};
+
+/// CSRs larger than this are refused before parsing.
+const MAX_CSR_BYTES: u64 = 64 * 1024;
+
+pub struct SignRequest {
+    pub dir: PathBuf,
+    pub csr: PathBuf,
+    pub profile: Profile,
+    pub intermediate: bool,
+    pub pathlen: u8,
+    pub permits: Vec<String>,
+    pub sans: Vec<String>,
+    pub days: Option<u32>,
+    pub out: Option<PathBuf>,
+    pub chain: bool,
+    pub force: bool,
+    pub passphrase_file: Option<PathBuf>,
+}
+
+pub struct SignReport {
+    pub pem: String,
+    pub out: Option<PathBuf>,
+    pub serial: String,
+    pub subject: String,
+    pub sans: Vec<String>,
+    pub not_after: String,
+}
+
+/// What uca accepts from a CSR, after checking its signature.
+pub struct CsrContents {
+    pub subject: DistinguishedName,
+    pub subject_text: String,
+    pub common_name: Option<String>,
+    pub spki_der: Vec<u8>,
+    pub sans: Vec<San>,
+    pub requests_ca: bool,
+    /// RSA keys get keyEncipherment on server certificates.
+    pub rsa_key: bool,
+}
+
+pub fn read_csr(path: &Path) -> Result<CsrContents> {
+    let shown = path.display().to_string();
+    let meta = std::fs::metadata(path).ctx("read the CSR", path)?;
+    if meta.len() > MAX_CSR_BYTES {
+        return Err(Error::invalid("CSR", shown, format!("it is {} bytes; a CSR is at most {MAX_CSR_BYTES}", meta.len())));
+    }
+    let blocks = x509::read_blocks(path)?;
+    let der = match blocks.as_slice() {
+        [b] if matches!(b.tag(), "CERTIFICATE REQUEST" | "NEW CERTIFICATE REQUEST" | "DER") => b.contents().to_vec(),
+        [b] => {
+            return Err(Error::invalid("CSR", shown, format!("it holds a '{}' block; expected CERTIFICATE REQUEST", b.tag())))
+        }
+        _ => return Err(Error::invalid("CSR", shown, "expected exactly one CERTIFICATE REQUEST block")),
+    };
+    parse_csr(&der).map_err(|why| Error::invalid("CSR", shown, why))
+}
+
+pub fn parse_csr(der: &[u8]) -> std::result::Result<CsrContents, String> {
+    let (rest, csr) = X509CertificationRequest::from_der(der).map_err(|e| format!("not a PKCS#10 request: {e}"))?;
+    if !rest.is_empty() {
+        return Err("trailing bytes after the request".into());
+    }
+    csr.verify_signature()
+        .map_err(|_| "its signature does not verify with its own public key (altered or corrupt request)".to_string())?;
+    let info = &csr.certification_request_info;
+    let mut subject = DistinguishedName::new();
+    let mut common_name = None;
+    for rdn in info.subject.iter() {
+        for attr in rdn.iter() {
+            let oid: Vec<u64> = attr
+                .attr_type()
+                .iter()
+                .ok_or("the subject has an attribute type uca cannot read")?
+                .collect();
+            let value = attr
+                .as_str()
+                .map_err(|_| format!("subject attribute {} is not a text string", attr.attr_type()))?;
+            crate::names::check_typography("CSR subject", value).map_err(|e| e.to_string())?;
+            let ty = DnType::from_oid(&oid);
+            if ty == DnType::CommonName {
+                common_name = Some(value.to_string());
+            }
+            subject.push(ty, DnValue::Utf8String(value.to_string()));
+        }
+    }
+    let spki = &info.subject_pki;
+    let rsa_key = matches!(spki.parsed(), Ok(x509_parser::public_key::PublicKey::RSA(_)));
+    match spki.parsed() {
+        Ok(x509_parser::public_key::PublicKey::RSA(rsa)) if rsa.key_size() < 2048 => {
+            return Err(format!("its RSA key has {} bits; at least 2048 are required", rsa.key_size()))
+        }
+        Err(_) => return Err("its public key cannot be read".into()),
+        _ => {}
+    }
+    let mut sans = Vec::new();
+    let mut requests_ca = false;
+    for ext in csr.requested_extensions().into_iter().flatten() {
+        match ext {
+            ParsedExtension::SubjectAlternativeName(san) => {
+                for name in &san.general_names {
+                    let text = x509::general_name(name);
+                    sans.push(San::parse(&text).map_err(|e| format!("requested SAN: {e}"))?);
+                }
+            }
+            ParsedExtension::BasicConstraints(bc) if bc.ca => requests_ca = true,
+            // Key usages, EKUs, key identifiers and anything else are uca's
+            // to decide; they are read past, not copied.
+            _ => {}
+        }
+    }
+    Ok(CsrContents {
+        subject_text: info.subject.to_string(),
+        subject,
+        common_name,
+        spki_der: spki.raw.to_vec(),
+        sans,
+        requests_ca,
+        rsa_key,
+    })
+}
+
+/// Narrowed constraints for an intermediate: each permit must already be
+/// permitted by the root.
+fn intermediate_constraints(root: &NameConstraints, given: &[String]) -> Result<NameConstraints> {
+    if given.is_empty() {
+        return Ok(root.clone());
+    }
+    let mut out = Vec::new();
+    for text in given {
+        let p = Permit::parse(text)?;
+        let probe = match &p {
+            Permit::Dns(d) => San::Dns(d.clone()),
+            Permit::Ip { network, .. } => San::Ip(*network),
+        };
+        if let Permit::Ip { prefix, .. } = &p {
+            let wider = root.0.iter().any(|r| matches!(r, Permit::Ip { network, prefix: rp } if network.is_ipv4() == probe_is_v4(&probe) && rp > prefix));
+            if wider {
+                return Err(Error::invalid("--permit value", text.as_str(), "it is wider than the root's own IP constraint"));
+            }
+        }
+        root.check(&probe)
+            .map_err(|_| Error::invalid("--permit value", text.as_str(), "it lies outside the root's name constraints"))?;
+        out.push(p);
+    }
+    Ok(NameConstraints(out))
+}
+
+fn probe_is_v4(san: &San) -> bool {
+    matches!(san, San::Ip(ip) if ip.is_ipv4())
+}
+
+pub fn run(req: &SignRequest) -> Result<SignReport> {
+    let store = CaStore::open(&req.dir)?;
+    store.ensure_unsealed()?;
+    let csr = read_csr(&req.csr)?;
+    let shown = req.csr.display().to_string();
+    if csr.requests_ca && !req.intermediate {
+        return Err(Error::invalid(
+            "CSR",
+            shown,
+            "it asks for CA:TRUE; uca signs it as a CA only with --intermediate, never because a CSR asks",
+        ));
+    }
+    let public_key = rcgen::SubjectPublicKeyInfo::from_der(&csr.spki_der)
+        .map_err(|_| Error::invalid("CSR", shown.clone(), "its key type is not supported (P-256, P-384, Ed25519 or RSA)"))?;
+    let days = req.days.unwrap_or(if req.intermediate { 1825 } else { 397 });
+    let validity = Validity::days_from_now(days)?.within(store.not_after, days)?;
+    if let Some(out) = &req.out {
+        store.refuse_private_output(out)?;
+        crate::output::check_free(out, req.force)?;
+    }
+
+    let mut params;
+    let profile_name;
+    let mut sans = Vec::new();
+    if req.intermediate {
+        if store.settings.pathlen == 0 {
+            return Err(Error::msg("the root has path length 0, so it cannot sign an intermediate CA; create the root with --pathlen 1 or more"));
+        }
+        if req.pathlen >= store.settings.pathlen {
+            return Err(Error::invalid(
+                "--pathlen",
+                req.pathlen.to_string(),
+                format!("must be below the root's path length {}", store.settings.pathlen),
+            ));
+        }
+        if csr.subject.iter().next().is_none() {
+            return Err(Error::invalid("CSR", shown, "an intermediate CA needs a subject (e.g. CN=Acme Vault Intermediate)"));
+        }
+        let constraints = intermediate_constraints(&store.constraints, &req.permits)?;
+        params = profile::intermediate_params(csr.subject.clone(), validity, req.pathlen, &constraints);
+        profile_name = "intermediate".to_string();
+    } else {
+        if !req.permits.is_empty() {
+            return Err(Error::msg("--permit applies only with --intermediate"));
+        }
+        sans = csr.sans.clone();
+        if let Some(cn) = &csr.common_name {
+            if let Ok(own) = San::for_name(cn) {
+                if !sans.contains(&own) {
+                    sans.insert(0, own);
+                }
+            }
+        }
+        for extra in &req.sans {
+            let s = San::parse(extra)?;
+            if !sans.contains(&s) {
+                sans.push(s);
+            }
+        }
+        if sans.is_empty() {
+            return Err(Error::invalid("CSR", shown, "it names no host: give it a SAN or a host-name CN, or add --san"));
+        }
+        for san in &sans {
+            store.constraints.check(san)?;
+        }
+        // Only "is it RSA" matters to the leaf profile.
+        let key_type = if csr.rsa_key { KeyType::Rsa2048 } else { KeyType::EcP256 };
+        params = profile::leaf_params(csr.subject.clone(), &sans, req.profile, key_type, validity)?;
+        profile_name = req.profile.to_string();
+    }
+
+    let signer = store.unlock(req.passphrase_file.as_ref())?;
+    let ledger = store.ledger();
+    let lock = ledger.lock()?;
+    store.ensure_unsealed()?;
+    let used = ledger.serials()?;
+    let (der, serial) = loop {
+        let serial = x509::hex(params.serial_number.as_ref().expect("profile sets a serial").as_ref())
+            .trim_start_matches("00")
+            .to_string();
+        if used.contains(&serial) {
+            params.serial_number = Some(profile::random_serial());
+            continue;
+        }
+        let cert = params
+            .signed_by(&public_key, &signer.issuer)
+            .map_err(|e| Error::msg(format!("cannot sign {shown}: {e}")))?;
+        break (cert.der().to_vec(), serial);
+    };
+    let mut pem = x509::pem_certificate(&der);
+    if req.chain {
+        pem.push_str(&store.cert_pem());
+    }
+    if let Some(out) = &req.out {
+        fsutil::write_atomic(out, pem.as_bytes(), Mode::Public, req.force, true)?;
+    }
+    let san_text: Vec<String> = sans.iter().map(|s| s.to_string()).collect();
+    let entry = LedgerEntry {
+        serial: serial.clone(),
+        subject: csr.subject_text.clone(),
+        sans: san_text.clone(),
+        profile: profile_name,
+        key: "external".into(),
+        not_before: timefmt::rfc3339(validity.not_before),
+        not_after: timefmt::rfc3339(validity.not_after),
+        sha256: x509::sha256_hex(&der),
+        path: req.out.as_ref().map(|p| crate::issue::absolute(p).display().to_string()),
+        issued_at: timefmt::rfc3339(timefmt::now()),
+    };
+    ledger.append(&lock, &[entry])?;
+    Ok(SignReport {
+        pem,
+        out: req.out.clone(),
+        serial,
+        subject: csr.subject_text,
+        sans: san_text,
+        not_after: timefmt::rfc3339(validity.not_after),
+    })
+}

@@ -1,0 +1,128 @@
+//! Reading certificates back: PEM bundles, fingerprints, serials, names and
+//! validity, shared by the store, `inspect`, `verify` and `check`.
+
+use std::path::Path;
+
+use time::OffsetDateTime;
+use x509_parser::certificate::X509Certificate;
+use x509_parser::extensions::GeneralName;
+use x509_parser::prelude::FromDer;
+
+use crate::error::{Error, IoContext, Result};
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex(ring::digest::digest(&ring::digest::SHA256, data).as_ref())
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// `AB:CD:...` as OpenSSL and step print fingerprints.
+pub fn colon_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
+}
+
+pub fn pem_certificate(der: &[u8]) -> String {
+    pem::encode_config(
+        &pem::Pem::new("CERTIFICATE", der.to_vec()),
+        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+    )
+}
+
+/// Every PEM block in a file, or the whole file as one DER block if it is
+/// not PEM at all.
+pub fn read_blocks(path: &Path) -> Result<Vec<pem::Pem>> {
+    let bytes = std::fs::read(path).ctx("read", path)?;
+    parse_blocks(&bytes).map_err(|why| Error::invalid("file", path.display().to_string(), why))
+}
+
+pub fn parse_blocks(bytes: &[u8]) -> std::result::Result<Vec<pem::Pem>, String> {
+    if bytes.starts_with(b"\x30") {
+        return Ok(vec![pem::Pem::new("DER", bytes.to_vec())]);
+    }
+    let blocks = pem::parse_many(bytes).map_err(|e| format!("malformed PEM: {e}"))?;
+    if blocks.is_empty() {
+        return Err("expected PEM (-----BEGIN ...-----) or DER, found neither".into());
+    }
+    Ok(blocks)
+}
+
+/// The certificates in a PEM file, in order; an error if there are none or a
+/// block is not a certificate.
+pub fn read_certificates(path: &Path) -> Result<Vec<Vec<u8>>> {
+    let blocks = read_blocks(path)?;
+    let mut out = Vec::new();
+    for b in blocks {
+        match b.tag() {
+            "CERTIFICATE" | "DER" => {
+                parse(b.contents()).map_err(|why| Error::invalid("certificate file", path.display().to_string(), why))?;
+                out.push(b.contents().to_vec());
+            }
+            other => {
+                return Err(Error::invalid(
+                    "certificate file",
+                    path.display().to_string(),
+                    format!("it holds a '{other}' block; expected CERTIFICATE"),
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub fn parse(der: &[u8]) -> std::result::Result<X509Certificate<'_>, String> {
+    match X509Certificate::from_der(der) {
+        Ok((rest, cert)) if rest.is_empty() => Ok(cert),
+        Ok(_) => Err("trailing bytes after the certificate".into()),
+        Err(e) => Err(format!("not an X.509 certificate: {e}")),
+    }
+}
+
+pub fn not_after(cert: &X509Certificate<'_>) -> OffsetDateTime {
+    cert.validity().not_after.to_datetime()
+}
+
+pub fn not_before(cert: &X509Certificate<'_>) -> OffsetDateTime {
+    cert.validity().not_before.to_datetime()
+}
+
+pub fn serial_hex(cert: &X509Certificate<'_>) -> String {
+    hex(cert.raw_serial())
+        .trim_start_matches("00")
+        .to_string()
+}
+
+/// SANs as `DNS:x`, `IP:x`, `EMAIL:x`, `URI:x` strings.
+pub fn sans(cert: &X509Certificate<'_>) -> Vec<String> {
+    let Ok(Some(ext)) = cert.subject_alternative_name() else {
+        return Vec::new();
+    };
+    ext.value.general_names.iter().map(general_name).collect()
+}
+
+pub fn general_name(n: &GeneralName<'_>) -> String {
+    match n {
+        GeneralName::DNSName(d) => format!("DNS:{d}"),
+        GeneralName::RFC822Name(e) => format!("EMAIL:{e}"),
+        GeneralName::URI(u) => format!("URI:{u}"),
+        GeneralName::IPAddress(b) => match b.len() {
+            4 => format!("IP:{}", std::net::Ipv4Addr::new(b[0], b[1], b[2], b[3])),
+            16 => {
+                let a: [u8; 16] = (*b).try_into().expect("length checked");
+                format!("IP:{}", std::net::Ipv6Addr::from(a))
+            }
+            _ => format!("IP:<{} bytes>", b.len()),
+        },
+        GeneralName::DirectoryName(d) => format!("DirName:{d}"),
+        other => format!("{other:?}"),
+    }
+}
+
+pub fn is_ca(cert: &X509Certificate<'_>) -> bool {
+    matches!(cert.basic_constraints(), Ok(Some(bc)) if bc.value.ca)
+}

@@ -1,0 +1,127 @@
+//! Helpers shared by the integration tests: run the real `uca` binary in a
+//! scratch directory and make CAs quickly.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+pub const PASSPHRASE: &str = "correct horse battery staple";
+
+pub fn uca_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_uca"))
+}
+
+/// A scratch directory that holds a passphrase file.
+pub struct Scratch {
+    pub dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    pub fn new() -> Scratch {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("pass.txt"), format!("{PASSPHRASE}\n")).unwrap();
+        Scratch { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn join(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    pub fn pass_file(&self) -> PathBuf {
+        self.join("pass.txt")
+    }
+
+    /// Runs uca with `args` in the scratch directory, stdin closed and no
+    /// UCA_PASSPHRASE inherited.
+    pub fn uca(&self, args: &[&str]) -> Output {
+        self.uca_env(args, &[])
+    }
+
+    pub fn uca_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = Command::new(uca_bin());
+        cmd.args(args)
+            .current_dir(self.path())
+            .env_remove("UCA_PASSPHRASE")
+            .stdin(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("run uca")
+    }
+
+    /// `uca init --dir ca` with the passphrase file, asserting success.
+    pub fn init_ca(&self, extra: &[&str]) -> PathBuf {
+        let pass = self.pass_file();
+        let mut args = vec!["init", "--dir", "ca", "--name", "Test Root", "--passphrase-file", pass.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        ok(&self.uca(&args));
+        self.join("ca")
+    }
+
+    /// `uca issue --dir ca --out certs ...`, asserting success.
+    pub fn issue(&self, extra: &[&str]) -> Output {
+        let pass = self.pass_file();
+        let mut args = vec!["issue", "--dir", "ca", "--out", "certs", "--passphrase-file", pass.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        ok(&self.uca(&args))
+    }
+
+    /// Every file below the scratch directory (relative paths), sorted.
+    pub fn files(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        walk(self.path(), self.path(), &mut out);
+        out.sort();
+        out
+    }
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let p = e.path();
+        out.push(p.strip_prefix(root).unwrap().display().to_string());
+        if e.file_type().unwrap().is_dir() {
+            walk(root, &p, out);
+        }
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Asserts success and returns the output.
+pub fn ok(o: &Output) -> Output {
+    assert!(o.status.success(), "uca failed: {}\nstdout: {}", stderr(o), stdout(o));
+    o.clone()
+}
+
+/// Asserts failure with exit status 1, a single-line error containing
+/// `needle`, and returns stderr.
+pub fn fails_with(o: &Output, needle: &str) -> String {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(1), "expected exit 1, got {:?}; stderr: {err}; stdout: {}", o.status.code(), stdout(o));
+    assert!(err.starts_with("uca: error: "), "error must start with 'uca: error: ': {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "error must be one line: {err}");
+    assert!(err.contains(needle), "error should mention {needle:?}: {err}");
+    err
+}
+
+/// Runs an external program, returning (success, stdout+stderr).
+pub fn run(program: &str, args: &[&str], cwd: &Path) -> (bool, String) {
+    let o = Command::new(program)
+        .args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e} (is it installed? ./test.sh installs it)"));
+    (o.status.success(), format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
+}
