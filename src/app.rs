@@ -36,30 +36,41 @@ pub fn run(cli: Cli) -> Result<u8> {
             Ok(0)
         }
         Command::Issue(a) => {
-            let issued = issue::run(&issue::IssueRequest {
+            let what = match a.plan {
+                Some(plan) => issue::IssueWhat::Plan(plan),
+                None => issue::IssueWhat::Names {
+                    names: a.names,
+                    profile: a.profile,
+                    sans: a.san,
+                    san_rules: a.san_rule,
+                    key: a.key,
+                    days: a.days,
+                },
+            };
+            let per_line = matches!(what, issue::IssueWhat::Names { .. }) && !a.json;
+            let req = issue::IssueRequest {
                 dir: a.dir,
-                out: a.out,
-                names: a.names,
-                profile: a.profile,
-                sans: a.san,
-                san_rules: a.san_rule,
-                key: a.key,
-                days: a.days,
+                out: a.out.clone(),
+                what,
                 force: a.force,
                 passphrase_file: a.passphrase.passphrase_file,
-            })?;
+                progress: !a.json,
+            };
             let mut out = std::io::stdout().lock();
-            for c in &issued {
-                let _ = writeln!(
-                    out,
-                    "issued {}: {}/{{cert,key,chain,ca}}.pem  serial {}  expires {}  SANs {}",
-                    c.name,
-                    c.target.display(),
-                    c.serial,
-                    c.not_after,
-                    c.sans.join(", ")
-                );
-            }
+            let summary = issue::run(&req, &mut |c| {
+                if per_line {
+                    let _ = writeln!(
+                        out,
+                        "issued {}: {}/{{cert,key,chain,ca}}.pem  serial {}  expires {}  SANs {}",
+                        c.name,
+                        c.target.display(),
+                        c.serial,
+                        c.not_after,
+                        c.sans.join(", ")
+                    );
+                }
+            })?;
+            report_summary(&summary, &a.out, a.json, per_line);
             Ok(0)
         }
         Command::Sign(a) => {
@@ -117,5 +128,31 @@ pub fn run(cli: Cli) -> Result<u8> {
             docs::completions(a.shell, &mut std::io::stdout());
             Ok(0)
         }
+    }
+}
+
+/// The end-of-run summary: counts, where, earliest expiry, rate.
+fn report_summary(s: &crate::bulk::Summary, out: &std::path::Path, json: bool, quiet: bool) {
+    let expiry = s.earliest_expiry.map(crate::timefmt::rfc3339);
+    let secs = s.elapsed.as_secs_f64();
+    if json {
+        let doc = serde_json::json!({
+            "issued": s.issued,
+            "skipped": s.skipped,
+            "out": out.display().to_string(),
+            "earliest_expiry": expiry,
+            "seconds": secs,
+        });
+        println!("{doc}");
+    } else if !quiet {
+        println!(
+            "issued {} certificates in {:.2}s ({:.0}/s) into {}{}{}",
+            s.issued,
+            secs,
+            if secs > 0.0 { s.issued as f64 / secs } else { 0.0 },
+            out.display(),
+            if s.skipped > 0 { format!("; {} already issued, kept", s.skipped) } else { String::new() },
+            expiry.map(|e| format!("; earliest expiry {e}")).unwrap_or_default()
+        );
     }
 }

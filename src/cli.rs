@@ -98,8 +98,14 @@ pub struct IssueArgs {
     #[arg(long, value_name = "OUT")]
     pub out: PathBuf,
     /// Certificate names (host names or IP addresses); each is the CN and a SAN
-    #[arg(value_name = "NAME", required = true)]
+    #[arg(value_name = "NAME", required_unless_present = "plan", conflicts_with = "plan")]
     pub names: Vec<String>,
+    /// Issue every certificate of a plan file instead of NAMEs (re-running completes an interrupted run)
+    #[arg(long, value_name = "PLAN")]
+    pub plan: Option<PathBuf>,
+    /// Print a JSON summary instead of one line per certificate
+    #[arg(long)]
+    pub json: bool,
     /// What the certificates may be used for
     #[arg(long, value_enum, default_value_t = Profile::Both)]
     pub profile: Profile,

@@ -18,7 +18,7 @@ pub enum Mode {
 }
 
 impl Mode {
-    fn bits(self) -> u32 {
+    pub fn bits(self) -> u32 {
         match self {
             Mode::Public => 0o644,
             Mode::Secret => 0o600,

@@ -1,204 +1,115 @@
-//! `uca issue`: plan every certificate (names, SANs, constraints, output
-//! paths) before the first key is made, then sign and publish them.
+//! `uca issue`: NAMEs from the command line or a whole plan file, both
+//! validated completely before the first key is made, then issued by the
+//! bulk engine.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+use crate::bulk::{self, Existing, IssuedCert, RunOptions, Summary};
 use crate::error::{Error, Result};
-use crate::fsutil::Mode;
 use crate::keys::KeyType;
-use crate::ledger::{LedgerEntry, LedgerLock};
 use crate::names::San;
-use crate::output::{self, OutputFile};
-use crate::profile::{self, Profile, Validity};
-use crate::san_rule::{self, SanRule};
-use crate::store::{CaStore, Signer};
-use crate::{timefmt, x509};
+use crate::plan::{Group, NamePattern, OutputFormat, Plan};
+use crate::profile::{Profile, Validity};
+use crate::san_rule::SanRule;
+use crate::store::CaStore;
+
+/// What to issue: NAMEs with one set of options, or a plan file.
+pub enum IssueWhat {
+    Names {
+        names: Vec<String>,
+        profile: Profile,
+        sans: Vec<String>,
+        san_rules: Vec<String>,
+        key: KeyType,
+        days: u32,
+    },
+    Plan(PathBuf),
+}
 
 pub struct IssueRequest {
     pub dir: PathBuf,
     pub out: PathBuf,
-    pub names: Vec<String>,
-    pub profile: Profile,
-    pub sans: Vec<String>,
-    pub san_rules: Vec<String>,
-    pub key: KeyType,
-    pub days: u32,
+    pub what: IssueWhat,
     pub force: bool,
     pub passphrase_file: Option<PathBuf>,
+    pub progress: bool,
 }
 
-/// One certificate to issue, fully validated.
-#[derive(Clone, Debug)]
-pub struct PlannedCert {
-    pub name: String,
-    pub sans: Vec<San>,
-    pub profile: Profile,
-    pub key: KeyType,
-    pub validity: Validity,
-    pub days: u32,
-    pub target: PathBuf,
-}
-
-/// Every certificate of one run, validated as a whole.
-pub struct IssuePlan {
-    pub certs: Vec<PlannedCert>,
-    pub force: bool,
-}
-
-/// What was written for one certificate.
-#[derive(Clone, Debug)]
-pub struct IssuedCert {
-    pub name: String,
-    pub target: PathBuf,
-    pub serial: String,
-    pub not_after: String,
-    pub sans: Vec<String>,
-    pub sha256: String,
-}
-
-/// Reads `--san-rule` values, falling back to the CA's own rules.
-pub fn rules_or_default(store: &CaStore, given: &[String]) -> Result<Vec<SanRule>> {
-    if given.is_empty() {
-        Ok(store.settings.san_rules.clone())
+/// Builds a one-group plan from command-line NAMEs.
+fn plan_from_names(store: &CaStore, what: &IssueWhat) -> Result<Plan> {
+    let IssueWhat::Names { names, profile, sans, san_rules, key, days } = what else {
+        unreachable!("called for names only")
+    };
+    if names.is_empty() {
+        return Err(Error::msg("no NAME given; usage: uca issue --dir DIR --out OUT NAME..."));
+    }
+    let rules = if san_rules.is_empty() {
+        store.settings.san_rules.clone()
     } else {
-        given.iter().map(|r| SanRule::parse(r)).collect()
-    }
-}
-
-impl IssuePlan {
-    pub fn from_request(store: &CaStore, req: &IssueRequest) -> Result<IssuePlan> {
-        if req.names.is_empty() {
-            return Err(Error::msg("no NAME given; usage: uca issue --dir DIR --out OUT NAME..."));
-        }
-        let rules = rules_or_default(store, &req.san_rules)?;
-        let extras = req.sans.iter().map(|s| San::parse(s)).collect::<Result<Vec<_>>>()?;
-        let validity = Validity::days_from_now(req.days)?.within(store.not_after, req.days)?;
-        store.refuse_private_output(&req.out)?;
-        let mut seen = HashSet::new();
-        let mut certs = Vec::with_capacity(req.names.len());
-        for name in &req.names {
-            let own = San::for_name(name)?;
-            let normalized = match &own {
-                San::Dns(d) => d.clone(),
-                San::Ip(ip) => ip.to_string(),
-                _ => unreachable!("for_name yields DNS or IP"),
-            };
-            if !seen.insert(normalized.clone()) {
-                return Err(Error::invalid("name", name.as_str(), "it is given twice"));
-            }
-            let sans = san_rule::sans_for(&normalized, &rules, &extras)?;
-            for san in &sans {
-                store.constraints.check(san).map_err(|e| Error::msg(format!("certificate '{normalized}': {e}")))?;
-            }
-            let target = req.out.join(&normalized);
-            output::check_free(&target, req.force)?;
-            certs.push(PlannedCert {
-                name: normalized,
-                sans,
-                profile: req.profile,
-                key: req.key,
-                validity,
-                days: req.days,
-                target,
-            });
-        }
-        Ok(IssuePlan { certs, force: req.force })
-    }
-}
-
-/// Signs one planned certificate and publishes its files.
-pub fn issue_one(
-    signer: &Signer,
-    ca_pem: &str,
-    cert: &PlannedCert,
-    force: bool,
-    sync: bool,
-    used_serials: &mut HashSet<String>,
-) -> Result<(IssuedCert, LedgerEntry)> {
-    let key = cert.key.generate()?;
-    let key_pair = key.key_pair()?;
-    let subject = if cert.name.len() <= 64 { profile::subject_cn(&cert.name) } else { rcgen::DistinguishedName::new() };
-    let (der, serial) = loop {
-        let params = profile::leaf_params(subject.clone(), &cert.sans, cert.profile, cert.key, cert.validity)?;
-        let serial = x509::hex(params.serial_number.as_ref().expect("profile sets a serial").as_ref());
-        let serial = serial.trim_start_matches("00").to_string();
-        if !used_serials.insert(serial.clone()) {
-            continue; // 2^-159: never, but never reuse a serial.
-        }
-        let signed = params
-            .signed_by(&key_pair, &signer.issuer)
-            .map_err(|e| Error::msg(format!("cannot sign '{}': {e}", cert.name)))?;
-        break (signed.der().to_vec(), serial);
+        san_rules.iter().map(|r| SanRule::parse(r)).collect::<Result<Vec<_>>>()?
     };
-    let cert_pem = x509::pem_certificate(&der);
-    let chain = format!("{cert_pem}{ca_pem}");
-    let key_pem = key.to_pem();
-    output::publish_dir(
-        &cert.target,
-        &[
-            OutputFile { name: "cert.pem", contents: cert_pem.as_bytes(), mode: Mode::Public },
-            OutputFile { name: "key.pem", contents: key_pem.as_bytes(), mode: Mode::Secret },
-            OutputFile { name: "chain.pem", contents: chain.as_bytes(), mode: Mode::Public },
-            OutputFile { name: "ca.pem", contents: ca_pem.as_bytes(), mode: Mode::Public },
-        ],
-        force,
-        sync,
-    )?;
-    let sha256 = x509::sha256_hex(&der);
-    let sans: Vec<String> = cert.sans.iter().map(|s| s.to_string()).collect();
-    let cert_path = absolute(&cert.target.join("cert.pem"));
-    let entry = LedgerEntry {
-        serial: serial.clone(),
-        subject: format!("CN={}", cert.name),
-        sans: sans.clone(),
-        profile: cert.profile.to_string(),
-        key: cert.key.to_string(),
-        not_before: timefmt::rfc3339(cert.validity.not_before),
-        not_after: timefmt::rfc3339(cert.validity.not_after),
-        sha256: sha256.clone(),
-        path: Some(cert_path.display().to_string()),
-        issued_at: timefmt::rfc3339(timefmt::now()),
-    };
-    Ok((
-        IssuedCert {
-            name: cert.name.clone(),
-            target: cert.target.clone(),
-            serial,
-            not_after: entry.not_after.clone(),
-            sans,
-            sha256,
-        },
-        entry,
-    ))
-}
-
-pub fn absolute(p: &Path) -> PathBuf {
-    crate::fsutil::resolve(p).unwrap_or_else(|_| p.to_path_buf())
-}
-
-/// Issues every certificate of a plan while holding the CA lock; the ledger
-/// records each certificate only after its files are on disk.
-pub fn execute(store: &CaStore, signer: &Signer, plan: &IssuePlan, lock: &LedgerLock) -> Result<Vec<IssuedCert>> {
-    // The CA may have been sealed while we waited for the lock.
-    store.ensure_unsealed()?;
-    let ledger = store.ledger();
-    let mut used = ledger.serials()?;
-    let ca_pem = store.cert_pem();
-    let mut issued = Vec::with_capacity(plan.certs.len());
-    for cert in &plan.certs {
-        let (done, entry) = issue_one(signer, &ca_pem, cert, plan.force, true, &mut used)?;
-        ledger.append(lock, std::slice::from_ref(&entry))?;
-        issued.push(done);
+    let extra = sans.iter().map(|s| San::parse(s)).collect::<Result<Vec<_>>>()?;
+    let validity = Validity::days_from_now(*days)?.within(store.not_after, *days)?;
+    let mut seen = std::collections::HashSet::new();
+    for n in names {
+        let own = San::for_name(n)?;
+        if !seen.insert(own) {
+            return Err(Error::invalid("name", n.as_str(), "it is given twice"));
+        }
     }
-    Ok(issued)
+    let group = Group {
+        name: "command line".into(),
+        patterns: names.iter().map(|n| NamePattern::literal(n)).collect(),
+        profile: *profile,
+        key: *key,
+        days: *days,
+        validity,
+        rules,
+        extra,
+        formats: vec![OutputFormat::Pem],
+        out: PathBuf::new(),
+        pkcs12_password: None,
+        k8s_namespace: "default".into(),
+    };
+    Ok(Plan::single_group(store.constraints.clone(), group))
 }
 
-pub fn run(req: &IssueRequest) -> Result<Vec<IssuedCert>> {
+/// Validates everything, unlocks the CA, takes its lock and issues.
+pub fn run(req: &IssueRequest, on_issued: &mut dyn FnMut(&IssuedCert)) -> Result<Summary> {
     let store = CaStore::open(&req.dir)?;
     store.ensure_unsealed()?;
-    let plan = IssuePlan::from_request(&store, req)?;
+    store.refuse_private_output(&req.out)?;
+    let out = req.out.clone();
+    let (plan, existing) = match &req.what {
+        IssueWhat::Plan(path) => {
+            let plan = Plan::load(path, Some((&store.constraints, store.not_after)))?;
+            if let Some(ca) = &plan.ca {
+                if ca.name != store.settings.name {
+                    return Err(Error::invalid(
+                        "plan",
+                        path.display().to_string(),
+                        format!("its [ca] is '{}' but {} holds '{}'", ca.name, req.dir.display(), store.settings.name),
+                    ));
+                }
+            }
+            (plan, Existing::Resume)
+        }
+        names => (plan_from_names(&store, names)?, Existing::Refuse),
+    };
+    // Every name, SAN, constraint and output path, before any key is made.
+    let pre_existing = plan.validate_all(&out)?;
+    if existing == Existing::Refuse && !req.force {
+        if let Some(first) = pre_existing.first() {
+            return Err(Error::Exists(first.clone()));
+        }
+    }
     let signer = store.unlock(req.passphrase_file.as_ref())?;
     let lock = store.ledger().lock()?;
-    execute(&store, &signer, &plan, &lock)
+    let opts = RunOptions { existing, force: req.force, progress: req.progress };
+    bulk::execute(&store, &signer, &plan, &out, &lock, &opts, on_issued)
+}
+
+/// An absolute form of `p` for the ledger, without requiring it to exist.
+pub fn absolute(p: &Path) -> PathBuf {
+    crate::fsutil::resolve(p).unwrap_or_else(|_| p.to_path_buf())
 }

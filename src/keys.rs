@@ -68,6 +68,21 @@ impl KeyType {
         }
     }
 
+    /// Generates a fresh key together with its signing form, without
+    /// parsing the key a second time (that costs as much as generating it).
+    pub fn generate_with_pair(self) -> Result<(PrivateKey, rcgen::KeyPair)> {
+        if self.is_rsa() {
+            let key = self.generate()?;
+            let pair = key.key_pair()?;
+            return Ok((key, pair));
+        }
+        let pair = rcgen::KeyPair::generate_for(self.signature_algorithm())
+            .map_err(|e| Error::msg(format!("cannot generate a {self} key: {e}")))?;
+        let der = Zeroizing::new(pair.serialize_der());
+        let pkcs8 = if self == KeyType::Ed25519 { pkcs8_v1(&der)? } else { der };
+        Ok((PrivateKey { key_type: self, pkcs8 }, pair))
+    }
+
     /// Generates a fresh key.
     pub fn generate(self) -> Result<PrivateKey> {
         let der = match self {

@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -66,35 +66,47 @@ impl Ledger {
         Ok(LedgerLock { _file: file })
     }
 
-    /// Every complete entry. A torn final line is ignored; a malformed line
-    /// elsewhere is an error naming its line number.
-    pub fn read_all(&self) -> Result<Vec<LedgerEntry>> {
-        let mut text = String::new();
-        match File::open(&self.path) {
-            Ok(mut f) => {
-                f.read_to_string(&mut text).ctx("read the ledger", &self.path)?;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+    /// Calls `each` for every complete entry, streaming. A torn final line
+    /// (no newline: a crash mid-append) is ignored; a malformed complete line
+    /// is an error naming its line number.
+    pub fn scan(&self, mut each: impl FnMut(LedgerEntry)) -> Result<()> {
+        let file = match File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(Error::io("read the ledger", &self.path, e)),
-        }
-        let complete = match text.rfind('\n') {
-            Some(i) => &text[..=i],
-            None => "",
         };
-        complete
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
-            .map(|(i, line)| {
-                serde_json::from_str(line).map_err(|e| {
-                    Error::msg(format!("the ledger {} is damaged at line {}: {e}", self.path.display(), i + 1))
-                })
-            })
-            .collect()
+        let mut reader = BufReader::new(file);
+        let mut line = String::new();
+        let mut number = 0;
+        loop {
+            line.clear();
+            let n = reader.read_line(&mut line).ctx("read the ledger", &self.path)?;
+            if n == 0 || !line.ends_with('\n') {
+                return Ok(());
+            }
+            number += 1;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let entry = serde_json::from_str(&line).map_err(|e| {
+                Error::msg(format!("the ledger {} is damaged at line {number}: {e}", self.path.display()))
+            })?;
+            each(entry);
+        }
+    }
+
+    pub fn read_all(&self) -> Result<Vec<LedgerEntry>> {
+        let mut all = Vec::new();
+        self.scan(|e| all.push(e))?;
+        Ok(all)
     }
 
     pub fn serials(&self) -> Result<HashSet<String>> {
-        Ok(self.read_all()?.into_iter().map(|e| e.serial).collect())
+        let mut set = HashSet::new();
+        self.scan(|e| {
+            set.insert(e.serial);
+        })?;
+        Ok(set)
     }
 
     /// Appends entries in one write and syncs. Call only while holding the lock.

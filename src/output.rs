@@ -2,17 +2,14 @@
 //! directory beside the target and renamed into place, so a reader (or a
 //! crash) sees either the complete set or nothing.
 
-use std::fs;
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
-use crate::fsutil::{self, Mode};
-
-pub struct OutputFile<'a> {
-    pub name: &'static str,
-    pub contents: &'a [u8],
-    pub mode: Mode,
-}
+use crate::formats::RenderedFile;
+use crate::fsutil;
 
 /// Fails if `target` exists and `force` is not set.
 pub fn check_free(target: &Path, force: bool) -> Result<()> {
@@ -29,31 +26,50 @@ fn hidden_sibling(target: &Path, what: &str) -> PathBuf {
     target.with_file_name(format!(".{name}.{what}-{tag:016x}"))
 }
 
-/// Writes `files` as the directory `target`. With `sync`, every file and the
-/// directory are synced before the rename (the caller may instead sync a
-/// whole batch at once).
-pub fn publish_dir(target: &Path, files: &[OutputFile<'_>], force: bool, sync: bool) -> Result<()> {
-    check_free(target, force)?;
+fn write_new(path: &Path, contents: &[u8], mode: u32, sync: bool) -> Result<()> {
+    let mut f = OpenOptions::new().write(true).create_new(true).mode(mode).open(path).ctx("create", path)?;
+    f.write_all(contents).ctx("write", path)?;
+    if sync {
+        f.sync_all().ctx("sync", path)?;
+    }
+    Ok(())
+}
+
+/// Writes `files` as the directory `target`. The temporary directory is
+/// private to this call, so its files are written directly; the one rename at
+/// the end is what makes the set appear atomically. With `sync`, files and
+/// directories are synced here; bulk issuance passes `false` and syncs a
+/// whole batch at once instead.
+pub fn publish_dir(target: &Path, files: &[RenderedFile], replace: bool, sync: bool) -> Result<()> {
+    check_free(target, replace)?;
     let parent = fsutil::parent_of(target);
-    fsutil::create_dir(parent, 0o755)?;
+    if !parent.is_dir() {
+        fsutil::create_dir(parent, 0o755)?;
+    }
     let tmp = hidden_sibling(target, "tmp");
     let result = (|| {
-        fs::create_dir(&tmp).ctx("create", &tmp)?;
+        fs::DirBuilder::new().mode(0o755).create(&tmp).ctx("create", &tmp)?;
         for f in files {
-            fsutil::write_atomic(&tmp.join(f.name), f.contents, f.mode, false, sync)?;
+            let path = tmp.join(&f.path);
+            let dir = fsutil::parent_of(&path);
+            if dir != tmp && !dir.is_dir() {
+                fs::DirBuilder::new().recursive(true).mode(0o755).create(dir).ctx("create", dir)?;
+            }
+            write_new(&path, &f.contents, f.mode.bits(), sync)?;
         }
         if sync {
             fsutil::sync_dir(&tmp)?;
         }
         match fs::rename(&tmp, target) {
             Ok(()) => Ok(()),
-            Err(_) if force && fs::symlink_metadata(target).is_ok() => {
+            Err(_) if replace && fs::symlink_metadata(target).is_ok() => {
                 // rename(2) cannot replace a non-empty directory: move the
                 // old one aside, put the new one in, then drop the old.
                 let old = hidden_sibling(target, "old");
                 fs::rename(target, &old).ctx("move aside", target)?;
                 fs::rename(&tmp, target).ctx("rename into", target)?;
-                if old.is_dir() && !fs::symlink_metadata(&old).map(|m| m.file_type().is_symlink()).unwrap_or(false) {
+                let meta = fs::symlink_metadata(&old).ctx("read", &old)?;
+                if meta.is_dir() {
                     fs::remove_dir_all(&old).ctx("remove", &old)
                 } else {
                     fs::remove_file(&old).ctx("remove", &old)
@@ -71,6 +87,18 @@ pub fn publish_dir(target: &Path, files: &[OutputFile<'_>], force: bool, sync: b
     result?;
     if sync {
         fsutil::sync_dir(parent)?;
+    }
+    Ok(())
+}
+
+/// Makes everything written so far on `dir`'s file system durable with one
+/// call: cheaper than one fsync per file when thousands were written.
+pub fn sync_filesystem(dir: &Path) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let d = fs::File::open(dir).ctx("open", dir)?;
+    // SAFETY: syncfs takes a valid open descriptor, which `d` is for the call.
+    if unsafe { libc::syncfs(d.as_raw_fd()) } != 0 {
+        return Err(Error::io("sync the file system of", dir, std::io::Error::last_os_error()));
     }
     Ok(())
 }

@@ -86,15 +86,26 @@ impl Validity {
 /// the DER INTEGER is at most 20 octets (RFC 5280 4.1.2.2) and carries far
 /// more than the 64 bits of entropy the CA/Browser Forum requires.
 pub fn random_serial() -> SerialNumber {
+    SerialNumber::from_slice(&random_serial_bytes())
+}
+
+pub fn random_serial_bytes() -> [u8; 20] {
     use rand_core::RngCore;
     let mut bytes = [0u8; 20];
     loop {
         rand_core::OsRng.fill_bytes(&mut bytes);
         bytes[0] &= 0x7f;
         if bytes.iter().any(|b| *b != 0) {
-            return SerialNumber::from_slice(&bytes);
+            return bytes;
         }
     }
+}
+
+/// The serial as the ledger writes it: lower-case hex of the DER INTEGER's
+/// value, without leading zero bytes.
+pub fn serial_hex(bytes: &[u8]) -> String {
+    let first = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len().saturating_sub(1));
+    crate::x509::hex(&bytes[first..])
 }
 
 fn common_name(cn: &str) -> DistinguishedName {

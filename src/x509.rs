@@ -92,9 +92,7 @@ pub fn not_before(cert: &X509Certificate<'_>) -> OffsetDateTime {
 }
 
 pub fn serial_hex(cert: &X509Certificate<'_>) -> String {
-    hex(cert.raw_serial())
-        .trim_start_matches("00")
-        .to_string()
+    crate::profile::serial_hex(cert.raw_serial())
 }
 
 /// SANs as `DNS:x`, `IP:x`, `EMAIL:x`, `URI:x` strings.
@@ -125,4 +123,30 @@ pub fn general_name(n: &GeneralName<'_>) -> String {
 
 pub fn is_ca(cert: &X509Certificate<'_>) -> bool {
     matches!(cert.basic_constraints(), Ok(Some(bc)) if bc.value.ca)
+}
+
+/// Standard base64 with padding (RFC 4648). Only SPKI pins need it, and the
+/// pem crate does not expose its encoder.
+pub fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// The SHA-256 pin of a DER SubjectPublicKeyInfo, base64 as HPKP and
+/// `curl --pinnedpubkey sha256//...` write it. A certificate and its key
+/// have the same pin, which is how to tell which key belongs to which
+/// certificate.
+pub fn spki_pin(spki_der: &[u8]) -> String {
+    base64(ring::digest::digest(&ring::digest::SHA256, spki_der).as_ref())
 }

@@ -1,0 +1,431 @@
+//! Plan files: a TOML description of a CA and every certificate a platform
+//! needs. A plan is validated as a whole (every name, SAN, range, constraint
+//! and output path) before the first key is made, and its certificates are
+//! then produced by a streaming iterator so that 100,000 names never sit in
+//! memory at once.
+//!
+//! ```toml
+//! [ca]                                  # used by `uca ceremony`
+//! name = "Acme Platform Root"
+//! key = "ec-p256"
+//! days = 3650
+//! pathlen = 1
+//! permit = ["internal", "10.0.0.0/8"]
+//!
+//! [defaults]                            # every group inherits these
+//! profile = "both"
+//! key = "ec-p256"
+//! days = 397
+//! san_rules = ["base"]
+//! formats = ["pem"]
+//!
+//! [[group]]
+//! name = "web"
+//! names = ["web{1..50}.internal"]       # ranges: {1..50}, {01..10}
+//! profile = "server"
+//! san_rules = ["base", "{base}.svc.internal"]
+//! sans = ["IP:10.0.0.10"]
+//! formats = ["pem", "combined", "k8s"]
+//! out = "web"                           # subdirectory of OUT (optional)
+//! ```
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Component, Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::constraints::{NameConstraints, Permit};
+use crate::error::{Error, IoContext, Result};
+use crate::keys::KeyType;
+use crate::names::San;
+use crate::passphrase::Passphrase;
+use crate::profile::{Profile, Validity};
+use crate::san_rule::{self, SanRule};
+
+/// Largest number of certificates one plan may describe.
+pub const MAX_CERTIFICATES: u64 = 1_000_000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    /// OUT/NAME/{cert,key,chain,ca}.pem
+    Pem,
+    /// OUT/NAME/combined.pem: leaf, CA and key in one file (HAProxy)
+    Combined,
+    /// OUT/NAME/NAME.p12 for Java clients
+    Pkcs12,
+    /// OUT/NAME/secret.yaml: a kubernetes.io/tls Secret with ca.crt
+    K8s,
+    /// OUT/NAME/certs.d/{ca.crt,client.cert,client.key} for Docker/Podman
+    Certsd,
+}
+
+impl fmt::Display for OutputFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            OutputFormat::Pem => "pem",
+            OutputFormat::Combined => "combined",
+            OutputFormat::Pkcs12 => "pkcs12",
+            OutputFormat::K8s => "k8s",
+            OutputFormat::Certsd => "certsd",
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanFile {
+    pub ca: Option<CaSection>,
+    #[serde(default)]
+    pub defaults: Defaults,
+    #[serde(default, rename = "group")]
+    pub groups: Vec<GroupSection>,
+    /// Filled in by the Vault/OpenBao bootstrap work; refused until then.
+    pub vault: Option<toml::Value>,
+    /// Filled in by the registry work; refused until then.
+    pub registry: Option<toml::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaSection {
+    pub name: String,
+    #[serde(default = "default_ca_key")]
+    pub key: KeyType,
+    #[serde(default = "default_ca_days")]
+    pub days: u32,
+    #[serde(default = "default_pathlen")]
+    pub pathlen: u8,
+    #[serde(default)]
+    pub permit: Vec<String>,
+}
+
+fn default_ca_key() -> KeyType {
+    KeyType::EcP256
+}
+fn default_ca_days() -> u32 {
+    3650
+}
+fn default_pathlen() -> u8 {
+    1
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    pub profile: Option<Profile>,
+    pub key: Option<KeyType>,
+    pub days: Option<u32>,
+    pub san_rules: Option<Vec<String>>,
+    pub sans: Option<Vec<String>>,
+    pub formats: Option<Vec<OutputFormat>>,
+    pub pkcs12_password_file: Option<PathBuf>,
+    pub k8s_namespace: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupSection {
+    pub name: String,
+    pub names: Vec<String>,
+    pub profile: Option<Profile>,
+    pub key: Option<KeyType>,
+    pub days: Option<u32>,
+    pub san_rules: Option<Vec<String>>,
+    pub sans: Option<Vec<String>>,
+    pub formats: Option<Vec<OutputFormat>>,
+    pub out: Option<PathBuf>,
+    pub pkcs12_password_file: Option<PathBuf>,
+    pub k8s_namespace: Option<String>,
+}
+
+/// One pattern of a group's `names`, e.g. `web{1..50}.internal`.
+#[derive(Clone, Debug)]
+pub struct NamePattern {
+    prefix: String,
+    range: Option<(u64, u64, usize)>,
+    suffix: String,
+}
+
+impl NamePattern {
+    pub fn parse(text: &str) -> std::result::Result<NamePattern, String> {
+        let Some(open) = text.find('{') else {
+            return Ok(NamePattern { prefix: text.to_string(), range: None, suffix: String::new() });
+        };
+        let close = text[open..].find('}').map(|i| open + i).ok_or("a '{' is not closed")?;
+        let inner = &text[open + 1..close];
+        let (a, b) = inner.split_once("..").ok_or("expected a range like {1..50}")?;
+        let parse = |s: &str| s.parse::<u64>().map_err(|_| format!("'{s}' in {{{inner}}} is not a whole number"));
+        let (start, end) = (parse(a)?, parse(b)?);
+        if start > end {
+            return Err(format!("the range {{{inner}}} runs backwards"));
+        }
+        let suffix = &text[close + 1..];
+        if suffix.contains('{') || suffix.contains('}') {
+            return Err("only one range per name is allowed".into());
+        }
+        let width = if a.len() > 1 && a.starts_with('0') { a.len() } else { 0 };
+        Ok(NamePattern { prefix: text[..open].to_string(), range: Some((start, end, width)), suffix: suffix.to_string() })
+    }
+
+    /// A name taken as it is (command-line NAMEs: no range syntax).
+    pub fn literal(name: &str) -> NamePattern {
+        NamePattern { prefix: name.to_string(), range: None, suffix: String::new() }
+    }
+
+    pub fn count(&self) -> u64 {
+        self.range.map_or(1, |(a, b, _)| b - a + 1)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = String> + '_ {
+        let (a, b, w) = self.range.unwrap_or((0, 0, 0));
+        (a..=b).map(move |i| match self.range {
+            None => self.prefix.clone(),
+            Some(_) => format!("{}{:0w$}{}", self.prefix, i, self.suffix, w = w),
+        })
+    }
+}
+
+/// A group with its settings resolved against the defaults and validated.
+#[derive(Debug)]
+pub struct Group {
+    pub name: String,
+    pub patterns: Vec<NamePattern>,
+    pub profile: Profile,
+    pub key: KeyType,
+    pub days: u32,
+    pub validity: Validity,
+    pub rules: Vec<SanRule>,
+    pub extra: Vec<San>,
+    pub formats: Vec<OutputFormat>,
+    pub out: PathBuf,
+    pub pkcs12_password: Option<Passphrase>,
+    pub k8s_namespace: String,
+}
+
+impl Group {
+    pub fn count(&self) -> u64 {
+        self.patterns.iter().map(NamePattern::count).sum()
+    }
+}
+
+/// A validated plan, ready to issue.
+#[derive(Debug)]
+pub struct Plan {
+    pub path: PathBuf,
+    pub ca: Option<CaSection>,
+    pub ca_constraints: NameConstraints,
+    pub groups: Vec<Group>,
+    pub total: u64,
+}
+
+/// One certificate of a plan.
+#[derive(Debug)]
+pub struct PlanItem<'a> {
+    pub group: &'a Group,
+    pub name: String,
+    pub sans: Vec<San>,
+    pub target: PathBuf,
+}
+
+fn relative_subdir(group: &str, p: &Path) -> Result<PathBuf> {
+    let ok = !p.as_os_str().is_empty() && p.components().all(|c| matches!(c, Component::Normal(_)));
+    if !ok {
+        return Err(Error::invalid(
+            "group out",
+            p.display().to_string(),
+            format!("group '{group}': expected a relative path inside OUT without '..' (e.g. web)"),
+        ));
+    }
+    Ok(p.to_path_buf())
+}
+
+impl Plan {
+    /// A plan of one group under an existing CA's constraints.
+    pub fn single_group(ca_constraints: NameConstraints, group: Group) -> Plan {
+        let total = group.count();
+        Plan { path: PathBuf::from("(command line)"), ca: None, ca_constraints, groups: vec![group], total }
+    }
+
+    /// Reads and validates a plan file. `ca_constraints`/`ca_not_after` are
+    /// those of an existing CA (`issue --plan`); for a ceremony they come from
+    /// the plan's own `[ca]` section.
+    pub fn load(path: &Path, existing_ca: Option<(&NameConstraints, time::OffsetDateTime)>) -> Result<Plan> {
+        let text = std::fs::read_to_string(path).ctx("read the plan", path)?;
+        let file: PlanFile = toml::from_str(&text).map_err(|e| {
+            let line = e.span().map(|s| text[..s.start].lines().count().max(1)).unwrap_or(0);
+            Error::invalid("plan", path.display().to_string(), format!("line {line}: {}", e.message().replace('\n', " ")))
+        })?;
+        Plan::from_file(path, file, existing_ca)
+    }
+
+    fn from_file(path: &Path, file: PlanFile, existing_ca: Option<(&NameConstraints, time::OffsetDateTime)>) -> Result<Plan> {
+        let plan_err = |why: String| Error::invalid("plan", path.display().to_string(), why);
+        if file.vault.is_some() {
+            return Err(plan_err("its [vault] section is not supported by this version of uca".into()));
+        }
+        if file.registry.is_some() {
+            return Err(plan_err("its [registry] section is not supported by this version of uca".into()));
+        }
+        if file.groups.is_empty() {
+            return Err(plan_err("it has no [[group]]; nothing to issue".into()));
+        }
+        let (constraints, ca_not_after) = match (existing_ca, &file.ca) {
+            (Some((c, not_after)), _) => (c.clone(), not_after),
+            (None, Some(ca)) => {
+                crate::init::validate_ca_name(&ca.name)?;
+                let permits = ca
+                    .permit
+                    .iter()
+                    .map(|p| Permit::parse(p))
+                    .collect::<Result<Vec<_>>>()
+                    .map_err(|e| plan_err(format!("[ca] permit: {e}")))?;
+                let validity = Validity::days_from_now(ca.days).map_err(|e| plan_err(format!("[ca] days: {e}")))?;
+                (NameConstraints(permits), validity.not_after)
+            }
+            (None, None) => return Err(plan_err("a ceremony needs a [ca] section (name, key, days, pathlen, permit)".into())),
+        };
+        let base_dir = crate::fsutil::parent_of(path);
+        let d = &file.defaults;
+        let mut group_names = HashSet::new();
+        let mut groups = Vec::new();
+        let mut total: u64 = 0;
+        for g in &file.groups {
+            let gerr = |why: String| plan_err(format!("group '{}': {why}", g.name));
+            crate::names::check_typography("group name", &g.name)?;
+            if !group_names.insert(g.name.clone()) {
+                return Err(plan_err(format!("group '{}' is defined twice", g.name)));
+            }
+            if g.names.is_empty() {
+                return Err(gerr("its names list is empty".into()));
+            }
+            let patterns = g
+                .names
+                .iter()
+                .map(|n| NamePattern::parse(n).map_err(|why| gerr(format!("name '{n}': {why}"))))
+                .collect::<Result<Vec<_>>>()?;
+            let rules = match g.san_rules.as_ref().or(d.san_rules.as_ref()) {
+                Some(r) => r.iter().map(|r| SanRule::parse(r)).collect::<Result<Vec<_>>>().map_err(|e| gerr(e.to_string()))?,
+                None => vec![SanRule::Base],
+            };
+            let mut extra = Vec::new();
+            for s in d.sans.iter().flatten().chain(g.sans.iter().flatten()) {
+                let san = San::parse(s).map_err(|e| gerr(e.to_string()))?;
+                if !extra.contains(&san) {
+                    extra.push(san);
+                }
+            }
+            let days = g.days.or(d.days).unwrap_or(397);
+            let validity = Validity::days_from_now(days)
+                .and_then(|v| v.within(ca_not_after, days))
+                .map_err(|e| gerr(e.to_string()))?;
+            let formats = g.formats.clone().or_else(|| d.formats.clone()).unwrap_or_else(|| vec![OutputFormat::Pem]);
+            if formats.is_empty() {
+                return Err(gerr("formats is empty".into()));
+            }
+            let pkcs12_password = if formats.contains(&OutputFormat::Pkcs12) {
+                let file = g.pkcs12_password_file.as_ref().or(d.pkcs12_password_file.as_ref()).ok_or_else(|| {
+                    gerr("format pkcs12 needs pkcs12_password_file (a file holding the bundle password)".into())
+                })?;
+                let file = if file.is_absolute() { file.clone() } else { base_dir.join(file) };
+                Some(Passphrase::from_file(&file).map_err(|e| gerr(e.to_string()))?)
+            } else {
+                None
+            };
+            let k8s_namespace = g.k8s_namespace.clone().or_else(|| d.k8s_namespace.clone()).unwrap_or_else(|| "default".into());
+            crate::names::dns_name(&k8s_namespace, false)
+                .ok()
+                .filter(|n| !n.contains('.'))
+                .ok_or_else(|| gerr(format!("k8s_namespace '{k8s_namespace}' is not a valid namespace (a DNS label)")))?;
+            let out = match &g.out {
+                Some(p) => relative_subdir(&g.name, p)?,
+                None => PathBuf::new(),
+            };
+            let group = Group {
+                name: g.name.clone(),
+                patterns,
+                profile: g.profile.or(d.profile).unwrap_or(Profile::Both),
+                key: g.key.or(d.key).unwrap_or(KeyType::EcP256),
+                days,
+                validity,
+                rules,
+                extra,
+                formats,
+                out,
+                pkcs12_password,
+                k8s_namespace,
+            };
+            total = total.saturating_add(group.count());
+            if total > MAX_CERTIFICATES {
+                return Err(plan_err(format!("it describes more than {MAX_CERTIFICATES} certificates")));
+            }
+            groups.push(group);
+        }
+        Ok(Plan { path: path.to_path_buf(), ca: file.ca, ca_constraints: constraints, groups, total })
+    }
+
+    /// Every certificate, in plan order, each validated (names, SANs, name
+    /// constraints). `out` is the output root.
+    pub fn items<'a>(&'a self, out: &'a Path) -> impl Iterator<Item = Result<PlanItem<'a>>> + 'a {
+        self.groups.iter().flat_map(move |g| {
+            g.patterns.iter().flat_map(move |p| {
+                p.iter().map(move |raw| {
+                    let item_err = |e: Error| Error::msg(format!("plan group '{}', name '{}': {e}", g.name, crate::names::printable(&raw)));
+                    let own = San::for_name(&raw).map_err(item_err)?;
+                    let name = match &own {
+                        San::Dns(d) => d.clone(),
+                        San::Ip(ip) => ip.to_string(),
+                        _ => unreachable!("for_name yields DNS or IP"),
+                    };
+                    let sans = san_rule::sans_for(&name, &g.rules, &g.extra).map_err(item_err)?;
+                    for san in &sans {
+                        self.ca_constraints.check(san).map_err(item_err)?;
+                    }
+                    let target = out.join(&g.out).join(&name);
+                    Ok(PlanItem { group: g, name, sans, target })
+                })
+            })
+        })
+    }
+
+    /// Validates every item and output path; returns the targets that
+    /// already exist (for the caller to decide: skip, resume or refuse).
+    pub fn validate_all(&self, out: &Path) -> Result<Vec<PathBuf>> {
+        let mut seen: HashSet<PathBuf> = HashSet::with_capacity(self.total.min(1 << 20) as usize);
+        let mut existing = Vec::new();
+        for item in self.items(out) {
+            let item = item?;
+            if !seen.insert(item.target.clone()) {
+                return Err(Error::msg(format!(
+                    "plan group '{}', name '{}': {} is produced twice in this plan",
+                    item.group.name,
+                    item.name,
+                    item.target.display()
+                )));
+            }
+            if std::fs::symlink_metadata(&item.target).is_ok() {
+                existing.push(item.target);
+            }
+        }
+        Ok(existing)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_expand() {
+        let p = NamePattern::parse("web{1..3}.internal").unwrap();
+        assert_eq!(p.iter().collect::<Vec<_>>(), ["web1.internal", "web2.internal", "web3.internal"]);
+        let p = NamePattern::parse("n{08..10}").unwrap();
+        assert_eq!(p.iter().collect::<Vec<_>>(), ["n08", "n09", "n10"]);
+        assert_eq!(NamePattern::parse("db").unwrap().iter().collect::<Vec<_>>(), ["db"]);
+        assert!(NamePattern::parse("web{3..1}").is_err());
+        assert!(NamePattern::parse("web{1..x}").is_err());
+        assert!(NamePattern::parse("web{1..2}{3..4}").is_err());
+        assert!(NamePattern::parse("web{1..").is_err());
+    }
+}
