@@ -6,7 +6,7 @@ use std::io::Write;
 
 use crate::cli::{Cli, Command};
 use crate::error::Result;
-use crate::{check, docs, init, inspect, issue, seal, sign, verify};
+use crate::{ceremony, check, docs, init, inspect, issue, seal, sign, verify};
 
 /// Runs the command and returns the process exit status.
 pub fn run(cli: Cli) -> Result<u8> {
@@ -29,7 +29,9 @@ pub fn run(cli: Cli) -> Result<u8> {
             println!("  certificate  {d}/ca.pem (give this to every client)");
             println!("  key          {d}/private/ca-key.pem (encrypted PKCS#8)");
             if report.passphrase_stored {
-                println!("  passphrase   {d}/private/passphrase (destroyed by: uca seal --dir {d})");
+                println!(
+                    "  passphrase   {d}/private/passphrase (destroyed by: uca seal --dir {d})"
+                );
             }
             println!("  expires      {}", report.not_after);
             println!("  SHA-256      {}", report.fingerprint);
@@ -73,6 +75,61 @@ pub fn run(cli: Cli) -> Result<u8> {
             report_summary(&summary, &a.out, a.json, per_line);
             Ok(0)
         }
+        Command::Ceremony(a) => {
+            let report = ceremony::run(
+                &ceremony::CeremonyRequest {
+                    plan: a.plan,
+                    out: a.out,
+                    escrow_passphrase: a.escrow_passphrase,
+                    progress: !a.json,
+                },
+                &mut |_| {},
+            )?;
+            let s = &report.summary;
+            let expiry = s.earliest_expiry.map(crate::timefmt::rfc3339);
+            if a.json {
+                let doc = serde_json::json!({
+                    "ca": report.ca_dir.display().to_string(),
+                    "certs": report.certs_dir.display().to_string(),
+                    "issued": s.issued,
+                    "earliest_expiry": expiry,
+                    "root_sha256": report.fingerprint,
+                    "sealed_at": report.seal.sealed_at,
+                    "seconds": s.elapsed.as_secs_f64(),
+                    "escrow": report.escrow.as_ref().map(|(p, k)| serde_json::json!({"passphrase": p.display().to_string(), "key": k.display().to_string()})),
+                });
+                println!("{doc}");
+            } else {
+                println!(
+                    "ceremony complete: {} certificates in {:.2}s",
+                    s.issued,
+                    s.elapsed.as_secs_f64()
+                );
+                println!("  certificates   {}", report.certs_dir.display());
+                println!(
+                    "  sealed CA      {} (sealed at {})",
+                    report.ca_dir.display(),
+                    report.seal.sealed_at
+                );
+                println!(
+                    "  manifest       {}/manifest.json + manifest.sig",
+                    report.ca_dir.display()
+                );
+                if let Some(e) = expiry {
+                    println!("  earliest expiry {e}");
+                }
+                println!("  root SHA-256   {}", report.fingerprint);
+                match &report.escrow {
+                    Some((p, k)) => println!(
+                        "  escrow         key {} with passphrase in {}: move both offline now",
+                        k.display(),
+                        p.display()
+                    ),
+                    None => println!("  CA key         existed only in memory and is gone"),
+                }
+            }
+            Ok(0)
+        }
         Command::Sign(a) => {
             let report = sign::run(&sign::SignRequest {
                 dir: a.dir,
@@ -95,7 +152,11 @@ pub fn run(cli: Cli) -> Result<u8> {
                     path.display(),
                     report.serial,
                     report.not_after,
-                    if report.sans.is_empty() { String::new() } else { format!("  SANs {}", report.sans.join(", ")) }
+                    if report.sans.is_empty() {
+                        String::new()
+                    } else {
+                        format!("  SANs {}", report.sans.join(", "))
+                    }
                 ),
                 None => print!("{}", report.pem),
             }
@@ -105,19 +166,32 @@ pub fn run(cli: Cli) -> Result<u8> {
             let used_file = a.passphrase.passphrase_file.clone();
             let r = seal::run(&a.dir, a.passphrase.passphrase_file.as_ref(), a.destroy_key)?;
             let d = r.dir.display();
-            println!("sealed {d} at {}: it will never issue or sign again", r.sealed_at);
-            println!("  manifest     {d}/manifest.json ({} certificates)", r.certificates);
+            println!(
+                "sealed {d} at {}: it will never issue or sign again",
+                r.sealed_at
+            );
+            println!(
+                "  manifest     {d}/manifest.json ({} certificates)",
+                r.certificates
+            );
             println!("  signature    {d}/manifest.sig");
             println!(
                 "  passphrase   {}",
-                if r.passphrase_destroyed { "stored copy overwritten and removed" } else { "none was stored in the CA directory" }
+                if r.passphrase_destroyed {
+                    "stored copy overwritten and removed"
+                } else {
+                    "none was stored in the CA directory"
+                }
             );
             if r.key_destroyed {
                 println!("  key          overwritten and removed");
             }
             println!("  check with   cd {d} && {}", r.verify_command);
             if let Some(f) = used_file {
-                eprintln!("uca: note: the passphrase is still in {}; destroy that copy too", f.display());
+                eprintln!(
+                    "uca: note: the passphrase is still in {}; destroy that copy too",
+                    f.display()
+                );
             }
             Ok(0)
         }
@@ -149,10 +223,20 @@ fn report_summary(s: &crate::bulk::Summary, out: &std::path::Path, json: bool, q
             "issued {} certificates in {:.2}s ({:.0}/s) into {}{}{}",
             s.issued,
             secs,
-            if secs > 0.0 { s.issued as f64 / secs } else { 0.0 },
+            if secs > 0.0 {
+                s.issued as f64 / secs
+            } else {
+                0.0
+            },
             out.display(),
-            if s.skipped > 0 { format!("; {} already issued, kept", s.skipped) } else { String::new() },
-            expiry.map(|e| format!("; earliest expiry {e}")).unwrap_or_default()
+            if s.skipped > 0 {
+                format!("; {} already issued, kept", s.skipped)
+            } else {
+                String::new()
+            },
+            expiry
+                .map(|e| format!("; earliest expiry {e}"))
+                .unwrap_or_default()
         );
     }
 }

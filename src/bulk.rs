@@ -73,7 +73,11 @@ impl Paths {
     /// format writes one), absolute.
     fn ledger_path(&self, target: &Path) -> String {
         let rel = target.strip_prefix(&self.out).unwrap_or(target);
-        self.out_abs.join(rel).join("cert.pem").display().to_string()
+        self.out_abs
+            .join(rel)
+            .join("cert.pem")
+            .display()
+            .to_string()
     }
 }
 
@@ -85,7 +89,11 @@ fn is_ours(target: &Path, ca_subject_raw: &[u8]) -> bool {
     };
     certs
         .first()
-        .and_then(|der| x509::parse(der).ok().map(|c| c.issuer().as_raw() == ca_subject_raw))
+        .and_then(|der| {
+            x509::parse(der)
+                .ok()
+                .map(|c| c.issuer().as_raw() == ca_subject_raw)
+        })
         .unwrap_or(false)
 }
 
@@ -109,7 +117,9 @@ fn classify_existing(
                 if opts.force {
                     continue;
                 }
-                if recorded.contains(&paths.ledger_path(target)) && target.join("cert.pem").is_file() {
+                if recorded.contains(&paths.ledger_path(target))
+                    && target.join("cert.pem").is_file()
+                {
                     skip.insert(target.clone());
                 } else if !is_ours(target, ca_subject) {
                     return Err(Error::Exists(target.clone()));
@@ -137,7 +147,11 @@ fn issue_item(
 ) -> Result<(IssuedCert, LedgerEntry)> {
     let g = item.group;
     let (key, key_pair) = g.key.generate_with_pair()?;
-    let subject = if item.name.len() <= 64 { profile::subject_cn(&item.name) } else { rcgen::DistinguishedName::new() };
+    let subject = if item.name.len() <= 64 {
+        profile::subject_cn(&item.name)
+    } else {
+        rcgen::DistinguishedName::new()
+    };
     let mut params = profile::leaf_params(subject, &item.sans, g.profile, g.key, g.validity)?;
     params.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
     let cert = params
@@ -159,7 +173,11 @@ fn issue_item(
     if !files.iter().any(|f| f.path == "cert.pem") {
         // Every directory has its leaf as cert.pem: the ledger and
         // `uca verify --manifest` find it there whatever the formats.
-        files.push(RenderedFile { path: "cert.pem".into(), contents: cert_pem.clone().into_bytes().into(), mode: Mode::Public });
+        files.push(RenderedFile {
+            path: "cert.pem".into(),
+            contents: cert_pem.clone().into_bytes().into(),
+            mode: Mode::Public,
+        });
     }
     output::publish_dir(&item.target, &files, replace, sync)?;
     let sha256 = x509::sha256_hex(der);
@@ -178,7 +196,14 @@ fn issue_item(
         path: Some(paths.ledger_path(&item.target)),
         issued_at: timefmt::rfc3339(timefmt::now()),
     };
-    let issued = IssuedCert { name: item.name.clone(), target: item.target.clone(), serial: serial_hex, not_after, sans, sha256 };
+    let issued = IssuedCert {
+        name: item.name.clone(),
+        target: item.target.clone(),
+        serial: serial_hex,
+        not_after,
+        sans,
+        sha256,
+    };
     Ok((issued, entry))
 }
 
@@ -187,7 +212,9 @@ fn progress_bar(total: u64, enabled: bool) -> Option<indicatif::ProgressBar> {
         return None;
     }
     let bar = indicatif::ProgressBar::new(total);
-    if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} certificates {per_sec} eta {eta}") {
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{bar:40} {pos}/{len} certificates {per_sec} eta {eta}",
+    ) {
         bar.set_style(style);
     }
     Some(bar)
@@ -218,13 +245,26 @@ pub fn execute(
             recorded.insert(p);
         }
     })?;
-    let paths = Paths { out: out.to_path_buf(), out_abs: crate::fsutil::resolve(out)? };
+    let paths = Paths {
+        out: out.to_path_buf(),
+        out_abs: crate::fsutil::resolve(out)?,
+    };
     let skip = classify_existing(store, &paths, &existing, &recorded, opts)?;
+    if opts.existing == Existing::Resume {
+        for g in &plan.groups {
+            output::remove_leftovers(&out.join(&g.out))?;
+        }
+    }
     drop(recorded);
     let replace = opts.force || opts.existing == Existing::Resume;
     let sync_each = plan.total <= 16;
-    let ca = CaMaterial { der: store.cert_der.clone(), pem: store.cert_pem() };
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let ca = CaMaterial {
+        der: store.cert_der.clone(),
+        pem: store.cert_pem(),
+    };
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let bar = progress_bar(plan.total, opts.progress);
     let mut summary = Summary::default();
     let mut items = plan.items(out);
@@ -261,12 +301,17 @@ pub fn execute(
                     let (ca, paths) = (&ca, &paths);
                     scope.spawn(move || {
                         part.iter()
-                            .map(|(item, serial)| issue_item(signer, ca, paths, item, *serial, replace, sync_each))
+                            .map(|(item, serial)| {
+                                issue_item(signer, ca, paths, item, *serial, replace, sync_each)
+                            })
                             .collect::<Vec<_>>()
                     })
                 })
                 .collect();
-            handles.into_iter().flat_map(|h| h.join().expect("an issuing thread panicked")).collect()
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("an issuing thread panicked"))
+                .collect()
         });
         let mut entries = Vec::with_capacity(results.len());
         let mut done = Vec::with_capacity(results.len());

@@ -38,6 +38,8 @@ pub enum Command {
     Init(InitArgs),
     /// Issue certificates and keys for one or more NAMEs
     Issue(IssueArgs),
+    /// Create a CA, issue a whole plan and seal, in one run; the key never touches disk
+    Ceremony(CeremonyArgs),
     /// Sign an external certificate signing request (CSR)
     Sign(SignArgs),
     /// Write the signed manifest and destroy the passphrase: the CA never signs again
@@ -98,7 +100,11 @@ pub struct IssueArgs {
     #[arg(long, value_name = "OUT")]
     pub out: PathBuf,
     /// Certificate names (host names or IP addresses); each is the CN and a SAN
-    #[arg(value_name = "NAME", required_unless_present = "plan", conflicts_with = "plan")]
+    #[arg(
+        value_name = "NAME",
+        required_unless_present = "plan",
+        conflicts_with = "plan"
+    )]
     pub names: Vec<String>,
     /// Issue every certificate of a plan file instead of NAMEs (re-running completes an interrupted run)
     #[arg(long, value_name = "PLAN")]
@@ -126,6 +132,22 @@ pub struct IssueArgs {
     pub force: bool,
     #[command(flatten)]
     pub passphrase: PassphraseArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CeremonyArgs {
+    /// The plan file (TOML) with a [ca] section and certificate groups
+    #[arg(value_name = "PLAN")]
+    pub plan: PathBuf,
+    /// New or empty output directory: OUT/ca (sealed CA) and OUT/certs
+    #[arg(long, value_name = "OUT")]
+    pub out: PathBuf,
+    /// Keep an encrypted copy of the CA key in OUT/ca/private and write its passphrase to FILE (outside OUT) for offline escrow
+    #[arg(long, value_name = "FILE")]
+    pub escrow_passphrase: Option<PathBuf>,
+    /// Print a JSON summary
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -192,7 +214,11 @@ pub struct InspectArgs {
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// Certificate (or chain: leaf first, then intermediates) to verify
-    #[arg(value_name = "CERT", required_unless_present = "manifest", conflicts_with = "manifest")]
+    #[arg(
+        value_name = "CERT",
+        required_unless_present = "manifest",
+        conflicts_with = "manifest"
+    )]
     pub cert: Option<PathBuf>,
     /// Trusted CA certificate(s); defaults to ca.pem beside the manifest with --manifest
     #[arg(long, value_name = "CA")]

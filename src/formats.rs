@@ -31,7 +31,11 @@ pub struct RenderedFile {
 }
 
 fn file(path: impl Into<String>, contents: Vec<u8>, mode: Mode) -> RenderedFile {
-    RenderedFile { path: path.into(), contents: Zeroizing::new(contents), mode }
+    RenderedFile {
+        path: path.into(),
+        contents: Zeroizing::new(contents),
+        mode,
+    }
 }
 
 /// The files of every requested format, in a stable order.
@@ -40,9 +44,21 @@ pub fn render(formats: &[OutputFormat], m: &CertMaterial<'_>) -> Result<Vec<Rend
     for f in formats {
         match f {
             OutputFormat::Pem => {
-                out.push(file("cert.pem", m.cert_pem.as_bytes().to_vec(), Mode::Public));
-                out.push(file("key.pem", m.key.to_pem().as_bytes().to_vec(), Mode::Secret));
-                out.push(file("chain.pem", [m.cert_pem, m.ca_pem].concat().into_bytes(), Mode::Public));
+                out.push(file(
+                    "cert.pem",
+                    m.cert_pem.as_bytes().to_vec(),
+                    Mode::Public,
+                ));
+                out.push(file(
+                    "key.pem",
+                    m.key.to_pem().as_bytes().to_vec(),
+                    Mode::Secret,
+                ));
+                out.push(file(
+                    "chain.pem",
+                    [m.cert_pem, m.ca_pem].concat().into_bytes(),
+                    Mode::Public,
+                ));
                 out.push(file("ca.pem", m.ca_pem.as_bytes().to_vec(), Mode::Public));
             }
             OutputFormat::Combined => {
@@ -52,16 +68,40 @@ pub fn render(formats: &[OutputFormat], m: &CertMaterial<'_>) -> Result<Vec<Rend
                 out.push(file("combined.pem", body.into_bytes(), Mode::Secret));
             }
             OutputFormat::Pkcs12 => {
-                let password = m.pkcs12_password.expect("the plan requires a password for pkcs12");
-                let p12 = crate::pkcs12::build(m.cert_der, &[m.ca_der.to_vec()], m.key, password, m.name)?;
+                let password = m
+                    .pkcs12_password
+                    .expect("the plan requires a password for pkcs12");
+                let p12 = crate::pkcs12::build(
+                    m.cert_der,
+                    &[m.ca_der.to_vec()],
+                    m.key,
+                    password,
+                    m.name,
+                )?;
                 out.push(file(format!("{}.p12", m.name), p12, Mode::Secret));
             }
-            OutputFormat::K8s => out.push(file("secret.yaml", k8s_secret(m).into_bytes(), Mode::Secret)),
+            OutputFormat::K8s => out.push(file(
+                "secret.yaml",
+                k8s_secret(m).into_bytes(),
+                Mode::Secret,
+            )),
             OutputFormat::Certsd => {
                 // Docker/Podman: every *.crt is a CA, NAME.cert + NAME.key a client pair.
-                out.push(file("certs.d/ca.crt", m.ca_pem.as_bytes().to_vec(), Mode::Public));
-                out.push(file("certs.d/client.cert", m.cert_pem.as_bytes().to_vec(), Mode::Public));
-                out.push(file("certs.d/client.key", m.key.to_pem().as_bytes().to_vec(), Mode::Secret));
+                out.push(file(
+                    "certs.d/ca.crt",
+                    m.ca_pem.as_bytes().to_vec(),
+                    Mode::Public,
+                ));
+                out.push(file(
+                    "certs.d/client.cert",
+                    m.cert_pem.as_bytes().to_vec(),
+                    Mode::Public,
+                ));
+                out.push(file(
+                    "certs.d/client.key",
+                    m.key.to_pem().as_bytes().to_vec(),
+                    Mode::Secret,
+                ));
             }
         }
     }
@@ -75,7 +115,8 @@ fn k8s_secret(m: &CertMaterial<'_>) -> String {
     let key = m.key.to_pem();
     format!(
         "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}-tls\n  namespace: {ns}\n  labels:\n    app.kubernetes.io/managed-by: uca\ntype: kubernetes.io/tls\ndata:\n  tls.crt: {crt}\n  tls.key: {key}\n  ca.crt: {ca}\n",
-        name = m.name,
+        // Secret names are DNS subdomains: an IPv6 NAME's colons become dashes.
+        name = m.name.replace(':', "-"),
         ns = m.k8s_namespace,
         crt = b64(m.cert_pem.as_bytes()),
         key = b64(key.as_bytes()),

@@ -38,7 +38,14 @@ pub fn validate_ca_name(name: &str) -> Result<()> {
         return Err(Error::invalid("CA name", name, "it is empty"));
     }
     if name.len() > 64 {
-        return Err(Error::invalid("CA name", name, format!("it is {} characters; a common name holds at most 64", name.len())));
+        return Err(Error::invalid(
+            "CA name",
+            name,
+            format!(
+                "it is {} characters; a common name holds at most 64",
+                name.len()
+            ),
+        ));
     }
     Ok(())
 }
@@ -55,74 +62,136 @@ fn check_dir_is_free(dir: &Path) -> Result<()> {
                 ));
             }
             if entries.next().is_some() {
-                return Err(Error::invalid("--dir", dir.display().to_string(), "it is not empty; give a new or empty directory"));
+                return Err(Error::invalid(
+                    "--dir",
+                    dir.display().to_string(),
+                    "it is not empty; give a new or empty directory",
+                ));
             }
             Ok(())
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
-            Err(Error::invalid("--dir", dir.display().to_string(), "it is a file, not a directory"))
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => Err(Error::invalid(
+            "--dir",
+            dir.display().to_string(),
+            "it is a file, not a directory",
+        )),
         Err(e) => Err(Error::io("read", dir, e)),
     }
+}
+
+/// A freshly made root: key, certificate and settings, not yet stored.
+pub struct NewRoot {
+    pub key: crate::keys::PrivateKey,
+    pub cert_der: Vec<u8>,
+    pub settings: Settings,
+}
+
+/// Makes a root key and its self-signed certificate.
+pub fn make_root(
+    name: &str,
+    key_type: KeyType,
+    validity: Validity,
+    pathlen: u8,
+    permits: Vec<Permit>,
+    san_rules: Vec<SanRule>,
+) -> Result<NewRoot> {
+    let constraints = NameConstraints(permits.clone());
+    let (key, key_pair) = key_type.generate_with_pair()?;
+    let params = profile::root_params(name, validity, pathlen, &constraints);
+    let cert = params
+        .self_signed(&key_pair)
+        .map_err(|e| Error::msg(format!("cannot create the CA certificate: {e}")))?;
+    let cert_der = cert.der().to_vec();
+    let settings = Settings {
+        name: name.to_string(),
+        key: key_type,
+        pathlen,
+        permit: permits,
+        san_rules,
+        created: timefmt::rfc3339(timefmt::now()),
+        not_after: timefmt::rfc3339(validity.not_after),
+        fingerprint: x509::sha256_hex(&cert_der),
+    };
+    Ok(NewRoot {
+        key,
+        cert_der,
+        settings,
+    })
+}
+
+/// Stores a new root; on failure removes what it wrote, so nothing
+/// half-made is left behind.
+pub fn store_root(
+    dir: &Path,
+    root: &NewRoot,
+    encrypted_key: Option<&str>,
+    stored: Option<&crate::passphrase::Passphrase>,
+) -> Result<()> {
+    let created_dir = !dir.exists();
+    let result = CaStore::create(dir, &root.settings, &root.cert_der, encrypted_key, stored);
+    if result.is_err() {
+        if created_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        } else {
+            for f in [
+                store::CERT_FILE,
+                store::SETTINGS_FILE,
+                store::KEY_FILE,
+                store::PASSPHRASE_FILE,
+            ] {
+                let _ = std::fs::remove_file(dir.join(f));
+            }
+            let _ = std::fs::remove_dir(dir.join(store::PRIVATE_DIR));
+        }
+    }
+    result
+}
+
+/// Checks that `dir` can receive a new CA.
+pub fn check_new_ca_dir(dir: &Path) -> Result<()> {
+    check_dir_is_free(dir)
 }
 
 pub fn run(req: &InitRequest) -> Result<InitReport> {
     // Everything is validated before the passphrase is asked for or a key made.
     validate_ca_name(&req.name)?;
-    let permits = req.permits.iter().map(|p| Permit::parse(p)).collect::<Result<Vec<_>>>()?;
+    let permits = req
+        .permits
+        .iter()
+        .map(|p| Permit::parse(p))
+        .collect::<Result<Vec<_>>>()?;
     let san_rules = if req.san_rules.is_empty() {
         vec![SanRule::Base]
     } else {
-        req.san_rules.iter().map(|r| SanRule::parse(r)).collect::<Result<Vec<_>>>()?
+        req.san_rules
+            .iter()
+            .map(|r| SanRule::parse(r))
+            .collect::<Result<Vec<_>>>()?
     };
     let validity = Validity::days_from_now(req.days)?;
     check_dir_is_free(&req.dir)?;
-    let new_passphrase = NewPassphrase::obtain(req.passphrase_file.as_ref(), req.generate_passphrase)?;
+    let new_passphrase =
+        NewPassphrase::obtain(req.passphrase_file.as_ref(), req.generate_passphrase)?;
 
-    let constraints = NameConstraints(permits.clone());
-    let key = req.key.generate()?;
-    let key_pair = key.key_pair()?;
-    let params = profile::root_params(&req.name, validity, req.pathlen, &constraints);
-    let cert = params
-        .self_signed(&key_pair)
-        .map_err(|e| Error::msg(format!("cannot create the CA certificate: {e}")))?;
-    let encrypted = key.encrypt(new_passphrase.passphrase())?;
-    drop(key_pair);
-    drop(key);
-
-    let fingerprint = x509::sha256_hex(cert.der());
-    let settings = Settings {
-        name: req.name.clone(),
-        key: req.key,
-        pathlen: req.pathlen,
-        permit: permits,
+    let root = make_root(
+        &req.name,
+        req.key,
+        validity,
+        req.pathlen,
+        permits,
         san_rules,
-        created: timefmt::rfc3339(timefmt::now()),
-        not_after: timefmt::rfc3339(validity.not_after),
-        fingerprint: fingerprint.clone(),
-    };
+    )?;
+    let encrypted = root.key.encrypt(new_passphrase.passphrase())?;
     let stored = match &new_passphrase {
         NewPassphrase::Generated(p) => Some(p),
         NewPassphrase::Given(_) => None,
     };
-    let created_dir = !req.dir.exists();
-    if let Err(e) = CaStore::create(&req.dir, &settings, cert.der(), &encrypted, stored) {
-        // Leave nothing half-made behind.
-        if created_dir {
-            let _ = std::fs::remove_dir_all(&req.dir);
-        } else {
-            for f in [store::CERT_FILE, store::SETTINGS_FILE, store::KEY_FILE, store::PASSPHRASE_FILE] {
-                let _ = std::fs::remove_file(req.dir.join(f));
-            }
-            let _ = std::fs::remove_dir(req.dir.join(store::PRIVATE_DIR));
-        }
-        return Err(e);
-    }
+    store_root(&req.dir, &root, Some(&encrypted), stored)?;
     Ok(InitReport {
         dir: req.dir.clone(),
-        fingerprint,
-        not_after: settings.not_after,
+        fingerprint: root.settings.fingerprint.clone(),
+        not_after: root.settings.not_after.clone(),
         passphrase_stored: stored.is_some(),
     })
 }

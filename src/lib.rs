@@ -6,11 +6,14 @@
 //! `verify`, `check`. `cli` defines the command line and `app` runs it.
 
 pub mod app;
+pub mod bulk;
+pub mod ceremony;
 pub mod check;
 pub mod cli;
 pub mod constraints;
 pub mod docs;
 pub mod error;
+pub mod formats;
 pub mod fsutil;
 pub mod hardening;
 pub mod init;
@@ -21,6 +24,8 @@ pub mod ledger;
 pub mod names;
 pub mod output;
 pub mod passphrase;
+pub mod pkcs12;
+pub mod plan;
 pub mod profile;
 pub mod san_rule;
 pub mod seal;

@@ -22,12 +22,20 @@ pub fn check_free(target: &Path, force: bool) -> Result<()> {
 fn hidden_sibling(target: &Path, what: &str) -> PathBuf {
     use rand_core::RngCore;
     let tag = rand_core::OsRng.next_u64();
-    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     target.with_file_name(format!(".{name}.{what}-{tag:016x}"))
 }
 
 fn write_new(path: &Path, contents: &[u8], mode: u32, sync: bool) -> Result<()> {
-    let mut f = OpenOptions::new().write(true).create_new(true).mode(mode).open(path).ctx("create", path)?;
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .ctx("create", path)?;
     f.write_all(contents).ctx("write", path)?;
     if sync {
         f.sync_all().ctx("sync", path)?;
@@ -48,12 +56,19 @@ pub fn publish_dir(target: &Path, files: &[RenderedFile], replace: bool, sync: b
     }
     let tmp = hidden_sibling(target, "tmp");
     let result = (|| {
-        fs::DirBuilder::new().mode(0o755).create(&tmp).ctx("create", &tmp)?;
+        fs::DirBuilder::new()
+            .mode(0o755)
+            .create(&tmp)
+            .ctx("create", &tmp)?;
         for f in files {
             let path = tmp.join(&f.path);
             let dir = fsutil::parent_of(&path);
             if dir != tmp && !dir.is_dir() {
-                fs::DirBuilder::new().recursive(true).mode(0o755).create(dir).ctx("create", dir)?;
+                fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o755)
+                    .create(dir)
+                    .ctx("create", dir)?;
             }
             write_new(&path, &f.contents, f.mode.bits(), sync)?;
         }
@@ -75,7 +90,10 @@ pub fn publish_dir(target: &Path, files: &[RenderedFile], replace: bool, sync: b
                     fs::remove_file(&old).ctx("remove", &old)
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists || e.raw_os_error() == Some(libc::ENOTEMPTY) => {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AlreadyExists
+                    || e.raw_os_error() == Some(libc::ENOTEMPTY) =>
+            {
                 Err(Error::Exists(target.to_path_buf()))
             }
             Err(e) => Err(Error::io("rename into", target, e)),
@@ -98,7 +116,38 @@ pub fn sync_filesystem(dir: &Path) -> Result<()> {
     let d = fs::File::open(dir).ctx("open", dir)?;
     // SAFETY: syncfs takes a valid open descriptor, which `d` is for the call.
     if unsafe { libc::syncfs(d.as_raw_fd()) } != 0 {
-        return Err(Error::io("sync the file system of", dir, std::io::Error::last_os_error()));
+        return Err(Error::io(
+            "sync the file system of",
+            dir,
+            std::io::Error::last_os_error(),
+        ));
     }
     Ok(())
+}
+
+/// Removes temporary and moved-aside directories that a killed run left in
+/// `dir` (`.NAME.tmp-<hex>`, `.NAME.old-<hex>`); nothing else is touched.
+pub fn remove_leftovers(dir: &Path) -> Result<usize> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Ok(0);
+    };
+    let mut removed = 0;
+    for e in entries {
+        let e = e.ctx("read", dir)?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        let ours = name.starts_with('.')
+            && name.rsplit_once('-').is_some_and(|(head, tag)| {
+                (head.ends_with(".tmp") || head.ends_with(".old")) && tag.len() == 16 && tag.bytes().all(|b| b.is_ascii_hexdigit())
+            });
+        if ours {
+            let path = e.path();
+            if e.file_type().ctx("read", &path)?.is_dir() {
+                fs::remove_dir_all(&path).ctx("remove", &path)?;
+            } else {
+                fs::remove_file(&path).ctx("remove", &path)?;
+            }
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }

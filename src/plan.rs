@@ -151,12 +151,24 @@ pub struct NamePattern {
 impl NamePattern {
     pub fn parse(text: &str) -> std::result::Result<NamePattern, String> {
         let Some(open) = text.find('{') else {
-            return Ok(NamePattern { prefix: text.to_string(), range: None, suffix: String::new() });
+            return Ok(NamePattern {
+                prefix: text.to_string(),
+                range: None,
+                suffix: String::new(),
+            });
         };
-        let close = text[open..].find('}').map(|i| open + i).ok_or("a '{' is not closed")?;
+        let close = text[open..]
+            .find('}')
+            .map(|i| open + i)
+            .ok_or("a '{' is not closed")?;
         let inner = &text[open + 1..close];
-        let (a, b) = inner.split_once("..").ok_or("expected a range like {1..50}")?;
-        let parse = |s: &str| s.parse::<u64>().map_err(|_| format!("'{s}' in {{{inner}}} is not a whole number"));
+        let (a, b) = inner
+            .split_once("..")
+            .ok_or("expected a range like {1..50}")?;
+        let parse = |s: &str| {
+            s.parse::<u64>()
+                .map_err(|_| format!("'{s}' in {{{inner}}} is not a whole number"))
+        };
         let (start, end) = (parse(a)?, parse(b)?);
         if start > end {
             return Err(format!("the range {{{inner}}} runs backwards"));
@@ -165,13 +177,25 @@ impl NamePattern {
         if suffix.contains('{') || suffix.contains('}') {
             return Err("only one range per name is allowed".into());
         }
-        let width = if a.len() > 1 && a.starts_with('0') { a.len() } else { 0 };
-        Ok(NamePattern { prefix: text[..open].to_string(), range: Some((start, end, width)), suffix: suffix.to_string() })
+        let width = if a.len() > 1 && a.starts_with('0') {
+            a.len()
+        } else {
+            0
+        };
+        Ok(NamePattern {
+            prefix: text[..open].to_string(),
+            range: Some((start, end, width)),
+            suffix: suffix.to_string(),
+        })
     }
 
     /// A name taken as it is (command-line NAMEs: no range syntax).
     pub fn literal(name: &str) -> NamePattern {
-        NamePattern { prefix: name.to_string(), range: None, suffix: String::new() }
+        NamePattern {
+            prefix: name.to_string(),
+            range: None,
+            suffix: String::new(),
+        }
     }
 
     pub fn count(&self) -> u64 {
@@ -245,28 +269,52 @@ impl Plan {
     /// A plan of one group under an existing CA's constraints.
     pub fn single_group(ca_constraints: NameConstraints, group: Group) -> Plan {
         let total = group.count();
-        Plan { path: PathBuf::from("(command line)"), ca: None, ca_constraints, groups: vec![group], total }
+        Plan {
+            path: PathBuf::from("(command line)"),
+            ca: None,
+            ca_constraints,
+            groups: vec![group],
+            total,
+        }
     }
 
     /// Reads and validates a plan file. `ca_constraints`/`ca_not_after` are
     /// those of an existing CA (`issue --plan`); for a ceremony they come from
     /// the plan's own `[ca]` section.
-    pub fn load(path: &Path, existing_ca: Option<(&NameConstraints, time::OffsetDateTime)>) -> Result<Plan> {
+    pub fn load(
+        path: &Path,
+        existing_ca: Option<(&NameConstraints, time::OffsetDateTime)>,
+    ) -> Result<Plan> {
         let text = std::fs::read_to_string(path).ctx("read the plan", path)?;
         let file: PlanFile = toml::from_str(&text).map_err(|e| {
-            let line = e.span().map(|s| text[..s.start].lines().count().max(1)).unwrap_or(0);
-            Error::invalid("plan", path.display().to_string(), format!("line {line}: {}", e.message().replace('\n', " ")))
+            let line = e
+                .span()
+                .map(|s| text[..s.start].lines().count().max(1))
+                .unwrap_or(0);
+            Error::invalid(
+                "plan",
+                path.display().to_string(),
+                format!("line {line}: {}", e.message().replace('\n', " ")),
+            )
         })?;
         Plan::from_file(path, file, existing_ca)
     }
 
-    fn from_file(path: &Path, file: PlanFile, existing_ca: Option<(&NameConstraints, time::OffsetDateTime)>) -> Result<Plan> {
+    fn from_file(
+        path: &Path,
+        file: PlanFile,
+        existing_ca: Option<(&NameConstraints, time::OffsetDateTime)>,
+    ) -> Result<Plan> {
         let plan_err = |why: String| Error::invalid("plan", path.display().to_string(), why);
         if file.vault.is_some() {
-            return Err(plan_err("its [vault] section is not supported by this version of uca".into()));
+            return Err(plan_err(
+                "its [vault] section is not supported by this version of uca".into(),
+            ));
         }
         if file.registry.is_some() {
-            return Err(plan_err("its [registry] section is not supported by this version of uca".into()));
+            return Err(plan_err(
+                "its [registry] section is not supported by this version of uca".into(),
+            ));
         }
         if file.groups.is_empty() {
             return Err(plan_err("it has no [[group]]; nothing to issue".into()));
@@ -281,10 +329,15 @@ impl Plan {
                     .map(|p| Permit::parse(p))
                     .collect::<Result<Vec<_>>>()
                     .map_err(|e| plan_err(format!("[ca] permit: {e}")))?;
-                let validity = Validity::days_from_now(ca.days).map_err(|e| plan_err(format!("[ca] days: {e}")))?;
+                let validity = Validity::days_from_now(ca.days)
+                    .map_err(|e| plan_err(format!("[ca] days: {e}")))?;
                 (NameConstraints(permits), validity.not_after)
             }
-            (None, None) => return Err(plan_err("a ceremony needs a [ca] section (name, key, days, pathlen, permit)".into())),
+            (None, None) => {
+                return Err(plan_err(
+                    "a ceremony needs a [ca] section (name, key, days, pathlen, permit)".into(),
+                ))
+            }
         };
         let base_dir = crate::fsutil::parent_of(path);
         let d = &file.defaults;
@@ -306,7 +359,11 @@ impl Plan {
                 .map(|n| NamePattern::parse(n).map_err(|why| gerr(format!("name '{n}': {why}"))))
                 .collect::<Result<Vec<_>>>()?;
             let rules = match g.san_rules.as_ref().or(d.san_rules.as_ref()) {
-                Some(r) => r.iter().map(|r| SanRule::parse(r)).collect::<Result<Vec<_>>>().map_err(|e| gerr(e.to_string()))?,
+                Some(r) => r
+                    .iter()
+                    .map(|r| SanRule::parse(r))
+                    .collect::<Result<Vec<_>>>()
+                    .map_err(|e| gerr(e.to_string()))?,
                 None => vec![SanRule::Base],
             };
             let mut extra = Vec::new();
@@ -320,24 +377,44 @@ impl Plan {
             let validity = Validity::days_from_now(days)
                 .and_then(|v| v.within(ca_not_after, days))
                 .map_err(|e| gerr(e.to_string()))?;
-            let formats = g.formats.clone().or_else(|| d.formats.clone()).unwrap_or_else(|| vec![OutputFormat::Pem]);
+            let formats = g
+                .formats
+                .clone()
+                .or_else(|| d.formats.clone())
+                .unwrap_or_else(|| vec![OutputFormat::Pem]);
             if formats.is_empty() {
                 return Err(gerr("formats is empty".into()));
+            }
+            let profile = g.profile.or(d.profile).unwrap_or(Profile::Both);
+            if formats.contains(&OutputFormat::Certsd) && profile == Profile::Server {
+                return Err(gerr("format certsd is a client identity for Docker/Podman; use profile client or both".into()));
             }
             let pkcs12_password = if formats.contains(&OutputFormat::Pkcs12) {
                 let file = g.pkcs12_password_file.as_ref().or(d.pkcs12_password_file.as_ref()).ok_or_else(|| {
                     gerr("format pkcs12 needs pkcs12_password_file (a file holding the bundle password)".into())
                 })?;
-                let file = if file.is_absolute() { file.clone() } else { base_dir.join(file) };
+                let file = if file.is_absolute() {
+                    file.clone()
+                } else {
+                    base_dir.join(file)
+                };
                 Some(Passphrase::from_file(&file).map_err(|e| gerr(e.to_string()))?)
             } else {
                 None
             };
-            let k8s_namespace = g.k8s_namespace.clone().or_else(|| d.k8s_namespace.clone()).unwrap_or_else(|| "default".into());
+            let k8s_namespace = g
+                .k8s_namespace
+                .clone()
+                .or_else(|| d.k8s_namespace.clone())
+                .unwrap_or_else(|| "default".into());
             crate::names::dns_name(&k8s_namespace, false)
                 .ok()
                 .filter(|n| !n.contains('.'))
-                .ok_or_else(|| gerr(format!("k8s_namespace '{k8s_namespace}' is not a valid namespace (a DNS label)")))?;
+                .ok_or_else(|| {
+                    gerr(format!(
+                        "k8s_namespace '{k8s_namespace}' is not a valid namespace (a DNS label)"
+                    ))
+                })?;
             let out = match &g.out {
                 Some(p) => relative_subdir(&g.name, p)?,
                 None => PathBuf::new(),
@@ -345,7 +422,7 @@ impl Plan {
             let group = Group {
                 name: g.name.clone(),
                 patterns,
-                profile: g.profile.or(d.profile).unwrap_or(Profile::Both),
+                profile,
                 key: g.key.or(d.key).unwrap_or(KeyType::EcP256),
                 days,
                 validity,
@@ -358,11 +435,19 @@ impl Plan {
             };
             total = total.saturating_add(group.count());
             if total > MAX_CERTIFICATES {
-                return Err(plan_err(format!("it describes more than {MAX_CERTIFICATES} certificates")));
+                return Err(plan_err(format!(
+                    "it describes more than {MAX_CERTIFICATES} certificates"
+                )));
             }
             groups.push(group);
         }
-        Ok(Plan { path: path.to_path_buf(), ca: file.ca, ca_constraints: constraints, groups, total })
+        Ok(Plan {
+            path: path.to_path_buf(),
+            ca: file.ca,
+            ca_constraints: constraints,
+            groups,
+            total,
+        })
     }
 
     /// Every certificate, in plan order, each validated (names, SANs, name
@@ -371,7 +456,13 @@ impl Plan {
         self.groups.iter().flat_map(move |g| {
             g.patterns.iter().flat_map(move |p| {
                 p.iter().map(move |raw| {
-                    let item_err = |e: Error| Error::msg(format!("plan group '{}', name '{}': {e}", g.name, crate::names::printable(&raw)));
+                    let item_err = |e: Error| {
+                        Error::msg(format!(
+                            "plan group '{}', name '{}': {e}",
+                            g.name,
+                            crate::names::printable(&raw)
+                        ))
+                    };
                     let own = San::for_name(&raw).map_err(item_err)?;
                     let name = match &own {
                         San::Dns(d) => d.clone(),
@@ -383,7 +474,12 @@ impl Plan {
                         self.ca_constraints.check(san).map_err(item_err)?;
                     }
                     let target = out.join(&g.out).join(&name);
-                    Ok(PlanItem { group: g, name, sans, target })
+                    Ok(PlanItem {
+                        group: g,
+                        name,
+                        sans,
+                        target,
+                    })
                 })
             })
         })
@@ -419,10 +515,16 @@ mod tests {
     #[test]
     fn ranges_expand() {
         let p = NamePattern::parse("web{1..3}.internal").unwrap();
-        assert_eq!(p.iter().collect::<Vec<_>>(), ["web1.internal", "web2.internal", "web3.internal"]);
+        assert_eq!(
+            p.iter().collect::<Vec<_>>(),
+            ["web1.internal", "web2.internal", "web3.internal"]
+        );
         let p = NamePattern::parse("n{08..10}").unwrap();
         assert_eq!(p.iter().collect::<Vec<_>>(), ["n08", "n09", "n10"]);
-        assert_eq!(NamePattern::parse("db").unwrap().iter().collect::<Vec<_>>(), ["db"]);
+        assert_eq!(
+            NamePattern::parse("db").unwrap().iter().collect::<Vec<_>>(),
+            ["db"]
+        );
         assert!(NamePattern::parse("web{3..1}").is_err());
         assert!(NamePattern::parse("web{1..x}").is_err());
         assert!(NamePattern::parse("web{1..2}{3..4}").is_err());

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{self, Mode};
 use crate::keys::KeyType;
-use crate::ledger::LedgerEntry;
-use crate::store::{self, CaStore, SealRecord};
+use crate::ledger::{LedgerEntry, LedgerLock};
+use crate::store::{self, CaStore, SealRecord, Signer};
 use crate::{timefmt, x509};
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -55,10 +55,21 @@ pub fn run(dir: &Path, passphrase_file: Option<&PathBuf>, destroy_key: bool) -> 
     let store = CaStore::open(dir)?;
     store.ensure_unsealed()?;
     let signer = store.unlock(passphrase_file)?;
-    let ledger = store.ledger();
-    let lock = ledger.lock()?;
+    let lock = store.ledger().lock()?;
+    seal_with(&store, signer, &lock, destroy_key, false)
+}
+
+/// Seals `store` with an unlocked signer while holding its lock: signed
+/// manifest first, then the stored secrets go, then the seal record.
+pub fn seal_with(
+    store: &CaStore,
+    signer: Signer,
+    _lock: &LedgerLock,
+    destroy_key: bool,
+    key_never_stored: bool,
+) -> Result<SealReport> {
     store.ensure_unsealed()?;
-    let entries = ledger.read_all()?;
+    let entries = store.ledger().read_all()?;
     let sealed_at = timefmt::rfc3339(timefmt::now());
     let verify_with = openssl_verify_command(store.settings.key);
     let manifest = Manifest {
@@ -73,13 +84,26 @@ pub fn run(dir: &Path, passphrase_file: Option<&PathBuf>, destroy_key: bool) -> 
         verify_with: verify_with.clone(),
         certificates: entries,
     };
-    let mut json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::msg(format!("cannot encode the manifest: {e}")))?;
+    let mut json = serde_json::to_vec_pretty(&manifest)
+        .map_err(|e| Error::msg(format!("cannot encode the manifest: {e}")))?;
     json.push(b'\n');
     let signature = signer.sign_bytes(&json)?;
     // Signed first, so a crash below leaves an unsealed CA with a valid
     // manifest, never a sealed one without it.
-    fsutil::write_atomic(&store.path(store::MANIFEST_FILE), &json, Mode::Public, true, true)?;
-    fsutil::write_atomic(&store.path(store::MANIFEST_SIG_FILE), &signature, Mode::Public, true, true)?;
+    fsutil::write_atomic(
+        &store.path(store::MANIFEST_FILE),
+        &json,
+        Mode::Public,
+        true,
+        true,
+    )?;
+    fsutil::write_atomic(
+        &store.path(store::MANIFEST_SIG_FILE),
+        &signature,
+        Mode::Public,
+        true,
+        true,
+    )?;
     drop(signer);
 
     let passphrase_destroyed = fsutil::shred(&store.path(store::PASSPHRASE_FILE))?;
@@ -87,14 +111,21 @@ pub fn run(dir: &Path, passphrase_file: Option<&PathBuf>, destroy_key: bool) -> 
     let record = SealRecord {
         sealed_at: sealed_at.clone(),
         key_destroyed,
+        key_never_stored,
         manifest_sha256: x509::sha256_hex(&json),
         certificates: manifest.certificates.len(),
     };
-    let rec = serde_json::to_vec_pretty(&record).map_err(|e| Error::msg(format!("cannot encode the seal record: {e}")))?;
-    fsutil::write_atomic(&store.path(store::SEALED_FILE), &rec, Mode::Public, false, true)?;
-    drop(lock);
+    let rec = serde_json::to_vec_pretty(&record)
+        .map_err(|e| Error::msg(format!("cannot encode the seal record: {e}")))?;
+    fsutil::write_atomic(
+        &store.path(store::SEALED_FILE),
+        &rec,
+        Mode::Public,
+        false,
+        true,
+    )?;
     Ok(SealReport {
-        dir: dir.to_path_buf(),
+        dir: store.dir().to_path_buf(),
         sealed_at,
         certificates: manifest.certificates.len(),
         passphrase_destroyed,
@@ -112,14 +143,23 @@ pub struct ManifestCheck {
 
 /// Verifies `manifest.sig` over `manifest.json` with the public key of
 /// `ca_pem`, then every listed certificate file's SHA-256.
-pub fn verify_manifest(manifest_path: &Path, sig_path: &Path, ca_path: &Path) -> Result<ManifestCheck> {
+pub fn verify_manifest(
+    manifest_path: &Path,
+    sig_path: &Path,
+    ca_path: &Path,
+) -> Result<ManifestCheck> {
     let json = std::fs::read(manifest_path).ctx("read", manifest_path)?;
     let sig = std::fs::read(sig_path).ctx("read", sig_path)?;
     let ca_der = x509::read_certificates(ca_path)?.remove(0);
     let ca = x509::parse(&ca_der).map_err(Error::msg)?;
     let spki = ca.public_key();
-    let manifest: Manifest = serde_json::from_slice(&json)
-        .map_err(|e| Error::invalid("manifest", manifest_path.display().to_string(), format!("not a uca manifest: {e}")))?;
+    let manifest: Manifest = serde_json::from_slice(&json).map_err(|e| {
+        Error::invalid(
+            "manifest",
+            manifest_path.display().to_string(),
+            format!("not a uca manifest: {e}"),
+        )
+    })?;
     let alg: &dyn ring::signature::VerificationAlgorithm = match manifest.ca.key {
         KeyType::EcP256 => &ring::signature::ECDSA_P256_SHA256_ASN1,
         KeyType::EcP384 => &ring::signature::ECDSA_P384_SHA384_ASN1,
@@ -150,9 +190,21 @@ pub fn verify_manifest(manifest_path: &Path, sig_path: &Path, ca_path: &Path) ->
         let Some(path) = &entry.path else { continue };
         let path = Path::new(path);
         match x509::read_certificates(path) {
-            Ok(certs) if certs.first().map(|c| x509::sha256_hex(c)) == Some(entry.sha256.clone()) => files_ok += 1,
-            Ok(_) => problems.push(format!("{}: fingerprint differs from the manifest (serial {})", path.display(), entry.serial)),
-            Err(_) if !path.exists() => problems.push(format!("{}: missing (serial {})", path.display(), entry.serial)),
+            Ok(certs)
+                if certs.first().map(|c| x509::sha256_hex(c)) == Some(entry.sha256.clone()) =>
+            {
+                files_ok += 1
+            }
+            Ok(_) => problems.push(format!(
+                "{}: fingerprint differs from the manifest (serial {})",
+                path.display(),
+                entry.serial
+            )),
+            Err(_) if !path.exists() => problems.push(format!(
+                "{}: missing (serial {})",
+                path.display(),
+                entry.serial
+            )),
             Err(e) => problems.push(format!("{}: {e}", path.display())),
         }
     }

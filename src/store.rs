@@ -61,6 +61,9 @@ fn default_rules() -> Vec<SanRule> {
 pub struct SealRecord {
     pub sealed_at: String,
     pub key_destroyed: bool,
+    /// A ceremony CA whose key only ever existed in memory.
+    #[serde(default)]
+    pub key_never_stored: bool,
     pub manifest_sha256: String,
     pub certificates: usize,
 }
@@ -100,21 +103,48 @@ impl CaStore {
         dir: &Path,
         settings: &Settings,
         cert_der: &[u8],
-        encrypted_key_pem: &str,
+        encrypted_key_pem: Option<&str>,
         stored_passphrase: Option<&Passphrase>,
     ) -> Result<()> {
         fsutil::create_dir(dir, 0o755)?;
         fsutil::create_dir(&dir.join(PRIVATE_DIR), 0o700)?;
-        fsutil::write_atomic(&dir.join(KEY_FILE), encrypted_key_pem.as_bytes(), Mode::Secret, false, true)?;
+        if let Some(key) = encrypted_key_pem {
+            fsutil::write_atomic(
+                &dir.join(KEY_FILE),
+                key.as_bytes(),
+                Mode::Secret,
+                false,
+                true,
+            )?;
+        }
         if let Some(p) = stored_passphrase {
             let mut line = zeroize::Zeroizing::new(p.as_str().to_string());
             line.push('\n');
-            fsutil::write_atomic(&dir.join(PASSPHRASE_FILE), line.as_bytes(), Mode::ReadOnlySecret, false, true)?;
+            fsutil::write_atomic(
+                &dir.join(PASSPHRASE_FILE),
+                line.as_bytes(),
+                Mode::ReadOnlySecret,
+                false,
+                true,
+            )?;
         }
-        let toml = toml::to_string_pretty(settings).map_err(|e| Error::msg(format!("cannot encode settings: {e}")))?;
-        fsutil::write_atomic(&dir.join(SETTINGS_FILE), toml.as_bytes(), Mode::Public, false, true)?;
+        let toml = toml::to_string_pretty(settings)
+            .map_err(|e| Error::msg(format!("cannot encode settings: {e}")))?;
+        fsutil::write_atomic(
+            &dir.join(SETTINGS_FILE),
+            toml.as_bytes(),
+            Mode::Public,
+            false,
+            true,
+        )?;
         // ca.pem last: its presence marks a complete CA directory.
-        fsutil::write_atomic(&dir.join(CERT_FILE), x509::pem_certificate(cert_der).as_bytes(), Mode::Public, false, true)?;
+        fsutil::write_atomic(
+            &dir.join(CERT_FILE),
+            x509::pem_certificate(cert_der).as_bytes(),
+            Mode::Public,
+            false,
+            true,
+        )?;
         Ok(())
     }
 
@@ -130,10 +160,18 @@ impl CaStore {
         }
         let settings_path = dir.join(SETTINGS_FILE);
         let text = std::fs::read_to_string(&settings_path).ctx("read", &settings_path)?;
-        let settings: Settings = toml::from_str(&text)
-            .map_err(|e| Error::msg(format!("{} is damaged: {}", settings_path.display(), e.message())))?;
+        let settings: Settings = toml::from_str(&text).map_err(|e| {
+            Error::msg(format!(
+                "{} is damaged: {}",
+                settings_path.display(),
+                e.message()
+            ))
+        })?;
         let certs = x509::read_certificates(&cert_path)?;
-        let cert_der = certs.into_iter().next().expect("read_certificates returns at least one");
+        let cert_der = certs
+            .into_iter()
+            .next()
+            .expect("read_certificates returns at least one");
         let fp = x509::sha256_hex(&cert_der);
         if fp != settings.fingerprint {
             return Err(Error::msg(format!(
@@ -195,7 +233,10 @@ impl CaStore {
             return Err(Error::invalid(
                 "--out",
                 out.display().to_string(),
-                format!("it is inside the CA's private folder {}; choose another directory", private.display()),
+                format!(
+                    "it is inside the CA's private folder {}; choose another directory",
+                    private.display()
+                ),
             ));
         }
         Ok(())
@@ -216,7 +257,9 @@ impl Signer {
     pub fn new(store: &CaStore, key: PrivateKey) -> Result<Signer> {
         let key_pair = key.key_pair()?;
         let parsed = x509::parse(&store.cert_der).map_err(Error::msg)?;
-        if parsed.public_key().raw != rcgen::PublicKeyData::subject_public_key_info(&key_pair).as_slice() {
+        if parsed.public_key().raw
+            != rcgen::PublicKeyData::subject_public_key_info(&key_pair).as_slice()
+        {
             return Err(Error::msg(format!(
                 "the CA key in {} does not belong to {}",
                 store.path(KEY_FILE).display(),
@@ -224,8 +267,12 @@ impl Signer {
             )));
         }
         let cert = rustls_pki_types::CertificateDer::from(store.cert_der.as_slice());
-        let issuer = rcgen::Issuer::from_ca_cert_der(&cert, key_pair)
-            .map_err(|e| Error::msg(format!("cannot use {} as an issuer: {e}", store.path(CERT_FILE).display())))?;
+        let issuer = rcgen::Issuer::from_ca_cert_der(&cert, key_pair).map_err(|e| {
+            Error::msg(format!(
+                "cannot use {} as an issuer: {e}",
+                store.path(CERT_FILE).display()
+            ))
+        })?;
         Ok(Signer {
             issuer,
             key,
@@ -239,6 +286,7 @@ impl Signer {
     /// Signs arbitrary bytes with the CA key (the manifest), in the format
     /// `openssl dgst -verify` / `pkeyutl -verify` check.
     pub fn sign_bytes(&self, data: &[u8]) -> Result<Vec<u8>> {
-        rcgen::SigningKey::sign(self.issuer.key(), data).map_err(|e| Error::msg(format!("cannot sign: {e}")))
+        rcgen::SigningKey::sign(self.issuer.key(), data)
+            .map_err(|e| Error::msg(format!("cannot sign: {e}")))
     }
 }

@@ -1,0 +1,146 @@
+//! `uca ceremony PLAN --out OUT`: create the root, issue every certificate
+//! of the plan, write the signed manifest and seal, in one run. The CA key
+//! lives only in memory (wiped on drop) unless `--escrow-passphrase` asks for
+//! an encrypted copy for offline escrow.
+//!
+//! ```text
+//! OUT/ca/      the sealed CA directory (ca.pem, ledger, manifest; no key)
+//! OUT/certs/   every certificate of the plan
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use crate::bulk::{self, Existing, IssuedCert, RunOptions, Summary};
+use crate::error::{Error, Result};
+use crate::fsutil::{self, Mode};
+use crate::init;
+use crate::passphrase::Passphrase;
+use crate::plan::Plan;
+use crate::profile::Validity;
+use crate::san_rule::SanRule;
+use crate::seal::{self, SealReport};
+use crate::store::{CaStore, Signer};
+
+pub struct CeremonyRequest {
+    pub plan: PathBuf,
+    pub out: PathBuf,
+    pub escrow_passphrase: Option<PathBuf>,
+    pub progress: bool,
+}
+
+pub struct CeremonyReport {
+    pub ca_dir: PathBuf,
+    pub certs_dir: PathBuf,
+    pub fingerprint: String,
+    pub summary: Summary,
+    pub seal: SealReport,
+    pub escrow: Option<(PathBuf, PathBuf)>,
+}
+
+fn out_is_free(out: &Path) -> Result<()> {
+    match std::fs::read_dir(out) {
+        Ok(mut entries) => {
+            if out.join("ca").join(crate::store::CERT_FILE).exists()
+                && !out.join("ca").join(crate::store::SEALED_FILE).exists()
+            {
+                return Err(Error::invalid(
+                    "--out",
+                    out.display().to_string(),
+                    "an earlier ceremony there did not finish; its CA key existed only in memory and is gone: remove the directory and run the ceremony again",
+                ));
+            }
+            if entries.next().is_some() {
+                return Err(Error::invalid(
+                    "--out",
+                    out.display().to_string(),
+                    "it is not empty; a ceremony needs a new or empty directory",
+                ));
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("read", out, e)),
+    }
+}
+
+pub fn run(
+    req: &CeremonyRequest,
+    on_issued: &mut dyn FnMut(&IssuedCert),
+) -> Result<CeremonyReport> {
+    // 1. Validate everything: plan, names, SANs, constraints, paths.
+    out_is_free(&req.out)?;
+    let plan = Plan::load(&req.plan, None)?;
+    let ca = plan
+        .ca
+        .as_ref()
+        .expect("Plan::load requires [ca] for a ceremony");
+    let ca_dir = req.out.join("ca");
+    let certs_dir = req.out.join("certs");
+    plan.validate_all(&certs_dir)?;
+    let escrow_file = match &req.escrow_passphrase {
+        Some(f) => {
+            let f_abs = fsutil::resolve(f)?;
+            if f_abs.starts_with(fsutil::resolve(&req.out)?) {
+                return Err(Error::invalid(
+                    "--escrow-passphrase",
+                    f.display().to_string(),
+                    "it is inside OUT; the escrow copy must be kept apart from the certificates",
+                ));
+            }
+            crate::output::check_free(f, false)?;
+            Some(f.clone())
+        }
+        None => None,
+    };
+
+    // 2. The root, in memory.
+    let validity = Validity::days_from_now(ca.days)?;
+    let root = init::make_root(
+        &ca.name,
+        ca.key,
+        validity,
+        ca.pathlen,
+        plan.ca_constraints.0.clone(),
+        vec![SanRule::Base],
+    )?;
+    let escrow = match &escrow_file {
+        Some(_) => {
+            let passphrase = Passphrase::generate();
+            let encrypted = root.key.encrypt(&passphrase)?;
+            Some((passphrase, encrypted))
+        }
+        None => None,
+    };
+    init::store_root(
+        &ca_dir,
+        &root,
+        escrow.as_ref().map(|(_, k)| k.as_str()),
+        None,
+    )?;
+    if let (Some(file), Some((passphrase, _))) = (&escrow_file, &escrow) {
+        let mut line = zeroize::Zeroizing::new(passphrase.as_str().to_string());
+        line.push('\n');
+        fsutil::write_atomic(file, line.as_bytes(), Mode::ReadOnlySecret, false, true)?;
+    }
+    drop(escrow);
+    let store = CaStore::open(&ca_dir)?;
+    let signer = Signer::new(&store, root.key)?;
+
+    // 3. Issue everything, 4. seal.
+    let lock = store.ledger().lock()?;
+    let opts = RunOptions {
+        existing: Existing::Refuse,
+        force: false,
+        progress: req.progress,
+    };
+    let summary = bulk::execute(&store, &signer, &plan, &certs_dir, &lock, &opts, on_issued)?;
+    let seal = seal::seal_with(&store, signer, &lock, false, escrow_file.is_none())?;
+    Ok(CeremonyReport {
+        ca_dir: ca_dir.clone(),
+        certs_dir,
+        fingerprint: store.settings.fingerprint.clone(),
+        summary,
+        seal,
+        escrow: escrow_file.map(|f| (f, ca_dir.join(crate::store::KEY_FILE))),
+    })
+}
