@@ -51,16 +51,21 @@ impl Permit {
                 .parse()
                 .map_err(|_| Error::invalid("--permit value", input, expected))?;
             let max = if network.is_ipv4() { 32 } else { 128 };
-            let prefix: u8 = prefix
-                .parse()
-                .ok()
-                .filter(|p| *p <= max)
-                .ok_or_else(|| Error::invalid("--permit value", input, format!("the prefix length must be 0 to {max}")))?;
+            let prefix: u8 = prefix.parse().ok().filter(|p| *p <= max).ok_or_else(|| {
+                Error::invalid(
+                    "--permit value",
+                    input,
+                    format!("the prefix length must be 0 to {max}"),
+                )
+            })?;
             if mask(network, prefix) != network {
                 return Err(Error::invalid(
                     "--permit value",
                     input,
-                    format!("host bits are set; did you mean {}/{prefix}?", mask(network, prefix)),
+                    format!(
+                        "host bits are set; did you mean {}/{prefix}?",
+                        mask(network, prefix)
+                    ),
                 ));
             }
             return Ok(Permit::Ip { network, prefix });
@@ -103,9 +108,9 @@ impl Permit {
     pub fn to_rcgen(&self) -> rcgen::GeneralSubtree {
         match self {
             Permit::Dns(d) => rcgen::GeneralSubtree::DnsName(d.clone()),
-            Permit::Ip { network, prefix } => {
-                rcgen::GeneralSubtree::IpAddress(rcgen::CidrSubnet::from_addr_prefix(*network, *prefix))
-            }
+            Permit::Ip { network, prefix } => rcgen::GeneralSubtree::IpAddress(
+                rcgen::CidrSubnet::from_addr_prefix(*network, *prefix),
+            ),
         }
     }
 }
@@ -114,12 +119,20 @@ fn mask(ip: IpAddr, prefix: u8) -> IpAddr {
     match ip {
         IpAddr::V4(v4) => {
             let bits = u32::from(v4);
-            let m = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix) };
+            let m = if prefix == 0 {
+                0
+            } else {
+                u32::MAX << (32 - prefix)
+            };
             IpAddr::V4((bits & m).into())
         }
         IpAddr::V6(v6) => {
             let bits = u128::from(v6);
-            let m = if prefix == 0 { 0 } else { u128::MAX << (128 - prefix) };
+            let m = if prefix == 0 {
+                0
+            } else {
+                u128::MAX << (128 - prefix)
+            };
             IpAddr::V6((bits & m).into())
         }
     }
@@ -141,7 +154,11 @@ impl NameConstraints {
         if relevant.is_empty() || relevant.iter().any(|p| p.permits(san)) {
             return Ok(());
         }
-        let allowed = relevant.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ");
+        let allowed = relevant
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
         Err(Error::invalid(
             "SAN",
             san.to_string(),
@@ -167,7 +184,9 @@ impl NameConstraints {
         for ext in cert.extensions() {
             if let ParsedExtension::NameConstraints(nc) = ext.parsed_extension() {
                 if nc.excluded_subtrees.as_ref().is_some_and(|e| !e.is_empty()) {
-                    return Err(Error::msg("the CA certificate has excluded name subtrees, which uca does not support"));
+                    return Err(Error::msg(
+                        "the CA certificate has excluded name subtrees, which uca does not support",
+                    ));
                 }
                 for subtree in nc.permitted_subtrees.iter().flatten() {
                     match &subtree.base {
@@ -191,13 +210,21 @@ fn ip_subtree(bytes: &[u8]) -> Result<Permit> {
     match bytes.len() {
         8 => {
             let a: [u8; 4] = bytes[..4].try_into().expect("length checked");
-            Ok(Permit::Ip { network: IpAddr::from(a), prefix: prefix_of(&bytes[4..]) })
+            Ok(Permit::Ip {
+                network: IpAddr::from(a),
+                prefix: prefix_of(&bytes[4..]),
+            })
         }
         32 => {
             let a: [u8; 16] = bytes[..16].try_into().expect("length checked");
-            Ok(Permit::Ip { network: IpAddr::from(a), prefix: prefix_of(&bytes[16..]) })
+            Ok(Permit::Ip {
+                network: IpAddr::from(a),
+                prefix: prefix_of(&bytes[16..]),
+            })
         }
-        _ => Err(Error::msg("the CA certificate has a malformed IP name constraint")),
+        _ => Err(Error::msg(
+            "the CA certificate has a malformed IP name constraint",
+        )),
     }
 }
 
@@ -207,7 +234,10 @@ mod tests {
 
     #[test]
     fn permits() {
-        let nc = NameConstraints(vec![Permit::parse(".internal").unwrap(), Permit::parse("10.0.0.0/8").unwrap()]);
+        let nc = NameConstraints(vec![
+            Permit::parse(".internal").unwrap(),
+            Permit::parse("10.0.0.0/8").unwrap(),
+        ]);
         assert!(nc.check(&San::Dns("web.internal".into())).is_ok());
         assert!(nc.check(&San::Dns("internal".into())).is_ok());
         assert!(nc.check(&San::Dns("*.svc.internal".into())).is_ok());
@@ -217,7 +247,10 @@ mod tests {
         assert!(nc.check(&San::Ip("192.168.0.1".parse().unwrap())).is_err());
         assert!(nc.check(&San::Ip("::1".parse().unwrap())).is_err());
         assert!(nc.check(&San::Email("a@b.com".into())).is_ok());
-        assert!(Permit::parse("10.0.0.1/8").unwrap_err().to_string().contains("10.0.0.0/8"));
+        assert!(Permit::parse("10.0.0.1/8")
+            .unwrap_err()
+            .to_string()
+            .contains("10.0.0.0/8"));
         assert!(Permit::parse("10.0.0.1").is_err());
         assert!(Permit::parse("10.0.0.0/33").is_err());
     }

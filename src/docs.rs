@@ -24,18 +24,87 @@ pub fn man_pages() -> Vec<(String, Vec<u8>)> {
     let mut cmd = cli::command();
     cmd.build();
     let mut pages = Vec::new();
+    // The text after --help becomes a NOTES section of our own: clap_mangen
+    // would fill it as one paragraph under "EXTRA", mangling the examples.
+    let notes = cmd
+        .get_after_help()
+        .map(|h| notes_section(&h.to_string()))
+        .unwrap_or_default();
     let mut top = Vec::new();
-    clap_mangen::Man::new(cmd.clone()).render(&mut top).expect("rendering to memory cannot fail");
+    clap_mangen::Man::new(cmd.clone().after_help(None::<&str>))
+        .render(&mut top)
+        .expect("rendering to memory cannot fail");
+    top.extend_from_slice(notes.as_bytes());
     top.extend_from_slice(EXTRA_SECTIONS.as_bytes());
+    top.extend_from_slice(see_also(&cmd, None).as_bytes());
     pages.push(("uca.1".to_string(), top));
     for sub in cmd.get_subcommands() {
         let name = format!("uca-{}", sub.get_name());
-        let sub = sub.clone().name(name.clone()).version(env!("CARGO_PKG_VERSION"));
+        let sub_page = sub
+            .clone()
+            .name(name.clone())
+            .version(env!("CARGO_PKG_VERSION"));
         let mut buf = Vec::new();
-        clap_mangen::Man::new(sub).render(&mut buf).expect("rendering to memory cannot fail");
+        clap_mangen::Man::new(sub_page)
+            .render(&mut buf)
+            .expect("rendering to memory cannot fail");
+        buf.extend_from_slice(see_also(&cmd, Some(sub.get_name())).as_bytes());
         pages.push((format!("{name}.1"), buf));
     }
     pages
+}
+
+/// Escapes plain text for roff: backslashes, hyphens (so they stay ASCII
+/// minus signs and can be searched for) and control characters at the
+/// start of a line.
+fn roff_text(line: &str) -> String {
+    let escaped = line.replace('\\', "\\e").replace('-', "\\-");
+    if escaped.starts_with('.') || escaped.starts_with('\'') {
+        format!("\\&{escaped}")
+    } else {
+        escaped
+    }
+}
+
+/// Renders help text as roff: paragraphs separated by blank lines are
+/// filled, lines indented by spaces (examples) are kept exactly as written.
+fn notes_section(text: &str) -> String {
+    let mut out = String::from(".SH NOTES\n");
+    for paragraph in text.trim().split("\n\n") {
+        out.push_str(".PP\n");
+        let mut verbatim = false;
+        for line in paragraph.lines() {
+            let indented = line.starts_with(' ');
+            if indented && !verbatim {
+                out.push_str(".RS 4\n.nf\n");
+                verbatim = true;
+            } else if !indented && verbatim {
+                out.push_str(".fi\n.RE\n");
+                verbatim = false;
+            }
+            let line = if indented { line.trim_start() } else { line };
+            out.push_str(&roff_text(line));
+            out.push('\n');
+        }
+        if verbatim {
+            out.push_str(".fi\n.RE\n");
+        }
+    }
+    out
+}
+
+/// A SEE ALSO section naming the other pages (all but `current`).
+fn see_also(cmd: &clap::Command, current: Option<&str>) -> String {
+    let mut refs = Vec::new();
+    if current.is_some() {
+        refs.push("\\fBuca\\fR(1)".to_string());
+    }
+    for sub in cmd.get_subcommands() {
+        if Some(sub.get_name()) != current {
+            refs.push(format!("\\fBuca\\-{}\\fR(1)", roff_text(sub.get_name())));
+        }
+    }
+    format!(".SH \"SEE ALSO\"\n{}\n", refs.join(", "))
 }
 
 const EXTRA_SECTIONS: &str = r#".SH FILES
@@ -50,6 +119,9 @@ settings: name, key type, path length, permitted names, default SAN rules
 \fIledger.jsonl\fR
 one JSON line per issued certificate (serial, subject, SANs, profile, validity, SHA-256, path)
 .TP
+\fIledger.lock\fR
+lock file: only one uca process signs with the CA at a time
+.TP
 \fIprivate/ca-key.pem\fR
 the CA key, ENCRYPTED PRIVATE KEY (PKCS#8, PBES2 scrypt + AES-256-CBC), mode 0600
 .TP
@@ -58,6 +130,20 @@ only with \-\-generate\-passphrase; mode 0400; destroyed by \fBuca seal\fR
 .TP
 \fImanifest.json\fR, \fImanifest.sig\fR, \fIsealed.json\fR
 written by \fBuca seal\fR
+.PP
+\fBuca issue \-\-out\fR \fIOUT\fR writes one directory per NAME:
+.TP
+\fIOUT/NAME/cert.pem\fR
+the certificate
+.TP
+\fIOUT/NAME/key.pem\fR
+its private key, unencrypted PKCS#8, mode 0600
+.TP
+\fIOUT/NAME/chain.pem\fR
+the certificate followed by the CA certificate
+.TP
+\fIOUT/NAME/ca.pem\fR
+the CA certificate, to trust peers
 .SH ENVIRONMENT
 .TP
 \fBUCA_PASSPHRASE\fR

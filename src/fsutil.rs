@@ -30,13 +30,22 @@ impl Mode {
 fn temp_name(path: &Path) -> PathBuf {
     use rand_core::RngCore;
     let tag = rand_core::OsRng.next_u64();
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     path.with_file_name(format!(".{name}.tmp-{tag:016x}"))
 }
 
 /// Writes `contents` to a fresh temporary file beside `path` (created with the
 /// final mode), optionally syncs it, then renames it into place.
-pub fn write_atomic(path: &Path, contents: &[u8], mode: Mode, force: bool, sync: bool) -> Result<()> {
+pub fn write_atomic(
+    path: &Path,
+    contents: &[u8],
+    mode: Mode,
+    force: bool,
+    sync: bool,
+) -> Result<()> {
     if !force && fs::symlink_metadata(path).is_ok() {
         return Err(Error::Exists(path.to_path_buf()));
     }
@@ -53,7 +62,8 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: Mode, force: bool, sync:
             f.sync_all().ctx("sync", &tmp)?;
         }
         // The umask may have narrowed the mode; set it exactly.
-        fs::set_permissions(&tmp, fs::Permissions::from_mode(mode.bits())).ctx("set permissions on", &tmp)?;
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(mode.bits()))
+            .ctx("set permissions on", &tmp)?;
         if force {
             fs::rename(&tmp, path).ctx("rename into", path)
         } else {
@@ -94,7 +104,11 @@ pub fn create_dir(path: &Path, mode: u32) -> Result<()> {
     if path.is_dir() {
         return Ok(());
     }
-    fs::DirBuilder::new().recursive(true).mode(mode).create(path).ctx("create the directory", path)?;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(path)
+        .ctx("create the directory", path)?;
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).ctx("set permissions on", path)
 }
 
@@ -109,7 +123,10 @@ pub fn shred(path: &Path) -> Result<bool> {
     if meta.is_file() {
         let mut noise = vec![0u8; meta.len().max(64) as usize];
         rand_core::OsRng.fill_bytes(&mut noise);
-        let mut f = OpenOptions::new().write(true).open(path).ctx("overwrite", path)?;
+        let mut f = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .ctx("overwrite", path)?;
         f.write_all(&noise).ctx("overwrite", path)?;
         f.sync_all().ctx("sync", path)?;
     }
@@ -124,7 +141,9 @@ pub fn resolve(path: &Path) -> Result<PathBuf> {
     let abs = if path.is_absolute() {
         path.to_path_buf()
     } else {
-        std::env::current_dir().ctx("read the current directory", Path::new("."))?.join(path)
+        std::env::current_dir()
+            .ctx("read the current directory", Path::new("."))?
+            .join(path)
     };
     let mut existing = abs.as_path();
     let mut rest = Vec::new();

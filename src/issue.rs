@@ -37,18 +37,34 @@ pub struct IssueRequest {
 
 /// Builds a one-group plan from command-line NAMEs.
 fn plan_from_names(store: &CaStore, what: &IssueWhat) -> Result<Plan> {
-    let IssueWhat::Names { names, profile, sans, san_rules, key, days } = what else {
+    let IssueWhat::Names {
+        names,
+        profile,
+        sans,
+        san_rules,
+        key,
+        days,
+    } = what
+    else {
         unreachable!("called for names only")
     };
     if names.is_empty() {
-        return Err(Error::msg("no NAME given; usage: uca issue --dir DIR --out OUT NAME..."));
+        return Err(Error::msg(
+            "no NAME given; usage: uca issue --dir DIR --out OUT NAME...",
+        ));
     }
     let rules = if san_rules.is_empty() {
         store.settings.san_rules.clone()
     } else {
-        san_rules.iter().map(|r| SanRule::parse(r)).collect::<Result<Vec<_>>>()?
+        san_rules
+            .iter()
+            .map(|r| SanRule::parse(r))
+            .collect::<Result<Vec<_>>>()?
     };
-    let extra = sans.iter().map(|s| San::parse(s)).collect::<Result<Vec<_>>>()?;
+    let extra = sans
+        .iter()
+        .map(|s| San::parse(s))
+        .collect::<Result<Vec<_>>>()?;
     let validity = Validity::days_from_now(*days)?.within(store.not_after, *days)?;
     let mut seen = std::collections::HashSet::new();
     for n in names {
@@ -88,7 +104,12 @@ pub fn run(req: &IssueRequest, on_issued: &mut dyn FnMut(&IssuedCert)) -> Result
                     return Err(Error::invalid(
                         "plan",
                         path.display().to_string(),
-                        format!("its [ca] is '{}' but {} holds '{}'", ca.name, req.dir.display(), store.settings.name),
+                        format!(
+                            "its [ca] is '{}' but {} holds '{}'",
+                            ca.name,
+                            req.dir.display(),
+                            store.settings.name
+                        ),
                     ));
                 }
             }
@@ -105,7 +126,11 @@ pub fn run(req: &IssueRequest, on_issued: &mut dyn FnMut(&IssuedCert)) -> Result
     }
     let signer = store.unlock(req.passphrase_file.as_ref())?;
     let lock = store.ledger().lock()?;
-    let opts = RunOptions { existing, force: req.force, progress: req.progress };
+    let opts = RunOptions {
+        existing,
+        force: req.force,
+        progress: req.progress,
+    };
     bulk::execute(&store, &signer, &plan, &out, &lock, &opts, on_issued)
 }
 

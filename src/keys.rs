@@ -34,7 +34,11 @@ pub enum KeyType {
 
 impl fmt::Display for KeyType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.to_possible_value().expect("no skipped variants").get_name())
+        f.write_str(
+            self.to_possible_value()
+                .expect("no skipped variants")
+                .get_name(),
+        )
     }
 }
 
@@ -79,8 +83,18 @@ impl KeyType {
         let pair = rcgen::KeyPair::generate_for(self.signature_algorithm())
             .map_err(|e| Error::msg(format!("cannot generate a {self} key: {e}")))?;
         let der = Zeroizing::new(pair.serialize_der());
-        let pkcs8 = if self == KeyType::Ed25519 { pkcs8_v1(&der)? } else { der };
-        Ok((PrivateKey { key_type: self, pkcs8 }, pair))
+        let pkcs8 = if self == KeyType::Ed25519 {
+            pkcs8_v1(&der)?
+        } else {
+            der
+        };
+        Ok((
+            PrivateKey {
+                key_type: self,
+                pkcs8,
+            },
+            pair,
+        ))
     }
 
     /// Generates a fresh key.
@@ -111,7 +125,10 @@ impl KeyType {
                 Zeroizing::new(doc.as_bytes().to_vec())
             }
         };
-        Ok(PrivateKey { key_type: self, pkcs8: der })
+        Ok(PrivateKey {
+            key_type: self,
+            pkcs8: der,
+        })
     }
 }
 
@@ -160,7 +177,11 @@ impl PrivateKey {
                 match curve.as_str() {
                     OID_P256 => KeyType::EcP256,
                     OID_P384 => KeyType::EcP384,
-                    other => return Err(Error::msg(format!("unsupported elliptic curve {other}; uca supports P-256 and P-384"))),
+                    other => {
+                        return Err(Error::msg(format!(
+                            "unsupported elliptic curve {other}; uca supports P-256 and P-384"
+                        )))
+                    }
                 }
             }
             OID_RSA => {
@@ -170,12 +191,20 @@ impl PrivateKey {
                     2048 => KeyType::Rsa2048,
                     3072 => KeyType::Rsa3072,
                     4096 => KeyType::Rsa4096,
-                    bits => return Err(Error::msg(format!("unsupported RSA key size {bits}; uca supports 2048, 3072 and 4096"))),
+                    bits => {
+                        return Err(Error::msg(format!(
+                            "unsupported RSA key size {bits}; uca supports 2048, 3072 and 4096"
+                        )))
+                    }
                 }
             }
             other => return Err(Error::msg(format!("unsupported key algorithm {other}"))),
         };
-        let pkcs8 = if key_type == KeyType::Ed25519 { pkcs8_v1(der)? } else { Zeroizing::new(der.to_vec()) };
+        let pkcs8 = if key_type == KeyType::Ed25519 {
+            pkcs8_v1(der)?
+        } else {
+            Zeroizing::new(der.to_vec())
+        };
         Ok(PrivateKey { key_type, pkcs8 })
     }
 
@@ -224,7 +253,8 @@ impl PrivateKey {
 
     /// Decrypts an `ENCRYPTED PRIVATE KEY` PEM.
     pub fn decrypt(pem_text: &str, passphrase: &Passphrase) -> Result<PrivateKey> {
-        let block = pem::parse(pem_text).map_err(|e| Error::msg(format!("the CA key file is not PEM: {e}")))?;
+        let block = pem::parse(pem_text)
+            .map_err(|e| Error::msg(format!("the CA key file is not PEM: {e}")))?;
         if block.tag() != "ENCRYPTED PRIVATE KEY" {
             return Err(Error::msg(format!(
                 "the CA key file holds a '{}' block; expected ENCRYPTED PRIVATE KEY",
@@ -233,10 +263,11 @@ impl PrivateKey {
         }
         let enc = pkcs8::EncryptedPrivateKeyInfo::from_der(block.contents())
             .map_err(|e| Error::msg(format!("the CA key file is not encrypted PKCS#8: {e}")))?;
-        let doc = enc
-            .decrypt(passphrase.as_bytes())
-            .map_err(|_| Error::Passphrase("wrong passphrase: it does not decrypt the CA key".into()))?;
-        PrivateKey::from_pkcs8_der(doc.as_bytes())
-            .map_err(|_| Error::Passphrase("wrong passphrase: it does not decrypt the CA key".into()))
+        let doc = enc.decrypt(passphrase.as_bytes()).map_err(|_| {
+            Error::Passphrase("wrong passphrase: it does not decrypt the CA key".into())
+        })?;
+        PrivateKey::from_pkcs8_der(doc.as_bytes()).map_err(|_| {
+            Error::Passphrase("wrong passphrase: it does not decrypt the CA key".into())
+        })
     }
 }

@@ -80,7 +80,9 @@ impl Ledger {
         let mut number = 0;
         loop {
             line.clear();
-            let n = reader.read_line(&mut line).ctx("read the ledger", &self.path)?;
+            let n = reader
+                .read_line(&mut line)
+                .ctx("read the ledger", &self.path)?;
             if n == 0 || !line.ends_with('\n') {
                 return Ok(());
             }
@@ -89,7 +91,10 @@ impl Ledger {
                 continue;
             }
             let entry = serde_json::from_str(&line).map_err(|e| {
-                Error::msg(format!("the ledger {} is damaged at line {number}: {e}", self.path.display()))
+                Error::msg(format!(
+                    "the ledger {} is damaged at line {number}: {e}",
+                    self.path.display()
+                ))
             })?;
             each(entry);
         }
@@ -116,7 +121,8 @@ impl Ledger {
         }
         let mut buf = Vec::with_capacity(entries.len() * 400);
         for e in entries {
-            serde_json::to_writer(&mut buf, e).map_err(|e| Error::msg(format!("cannot encode a ledger entry: {e}")))?;
+            serde_json::to_writer(&mut buf, e)
+                .map_err(|e| Error::msg(format!("cannot encode a ledger entry: {e}")))?;
             buf.push(b'\n');
         }
         let mut f = OpenOptions::new()
@@ -130,18 +136,23 @@ impl Ledger {
         // Drop a torn tail left by a crash in the middle of an earlier append.
         let len = f.metadata().ctx("read the ledger", &self.path)?.len();
         if len > 0 {
-            f.seek(SeekFrom::Start(len - 1)).ctx("read the ledger", &self.path)?;
+            f.seek(SeekFrom::Start(len - 1))
+                .ctx("read the ledger", &self.path)?;
             let mut last = [0u8; 1];
             f.read_exact(&mut last).ctx("read the ledger", &self.path)?;
             if last[0] != b'\n' {
                 let mut text = Vec::new();
-                f.seek(SeekFrom::Start(0)).ctx("read the ledger", &self.path)?;
-                f.read_to_end(&mut text).ctx("read the ledger", &self.path)?;
+                f.seek(SeekFrom::Start(0))
+                    .ctx("read the ledger", &self.path)?;
+                f.read_to_end(&mut text)
+                    .ctx("read the ledger", &self.path)?;
                 let keep = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-                f.set_len(keep as u64).ctx("repair the ledger", &self.path)?;
+                f.set_len(keep as u64)
+                    .ctx("repair the ledger", &self.path)?;
             }
         }
-        f.seek(SeekFrom::End(0)).ctx("append to the ledger", &self.path)?;
+        f.seek(SeekFrom::End(0))
+            .ctx("append to the ledger", &self.path)?;
         f.write_all(&buf).ctx("append to the ledger", &self.path)?;
         f.sync_all().ctx("sync the ledger", &self.path)?;
         Ok(())

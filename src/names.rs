@@ -60,7 +60,9 @@ impl San {
             return Ok(San::Ip(ip_address(&ip.to_string())?));
         }
         Ok(San::Dns(dns_name(name, false).map_err(|e| match e {
-            Error::Invalid { value, expected, .. } => Error::Invalid {
+            Error::Invalid {
+                value, expected, ..
+            } => Error::Invalid {
                 what: "name",
                 value,
                 expected,
@@ -151,7 +153,10 @@ pub fn check_typography(what: &'static str, input: &str) -> Result<()> {
             return Err(Error::invalid(
                 what,
                 printable(input),
-                format!("character {position} is the control character U+{:04X}", c as u32),
+                format!(
+                    "character {position} is the control character U+{:04X}",
+                    c as u32
+                ),
             ));
         }
     }
@@ -160,7 +165,12 @@ pub fn check_typography(what: &'static str, input: &str) -> Result<()> {
 
 /// Makes a value safe to echo on one line of a terminal.
 pub fn printable(input: &str) -> String {
-    input.chars().flat_map(|c| c.escape_debug()).collect::<String>().replace("\\'", "'").replace("\\\"", "\"")
+    input
+        .chars()
+        .flat_map(|c| c.escape_debug())
+        .collect::<String>()
+        .replace("\\'", "'")
+        .replace("\\\"", "\"")
 }
 
 /// Validates a DNS name (RFC 1123 host name; a wildcard only as the whole
@@ -175,7 +185,10 @@ pub fn dns_name(input: &str, allow_wildcard: bool) -> Result<String> {
         return bad("remove the trailing dot".into());
     }
     if input.len() > 253 {
-        return bad(format!("it is {} characters long; the limit is 253", input.len()));
+        return bad(format!(
+            "it is {} characters long; the limit is 253",
+            input.len()
+        ));
     }
     let name = input.to_ascii_lowercase();
     let labels: Vec<&str> = name.split('.').collect();
@@ -185,10 +198,14 @@ pub fn dns_name(input: &str, allow_wildcard: bool) -> Result<String> {
                 return bad("a wildcard '*' may only be the whole leftmost label".into());
             }
             if !allow_wildcard {
-                return bad("a wildcard is not allowed here; give it as an extra --san DNS:*.domain".into());
+                return bad(
+                    "a wildcard is not allowed here; give it as an extra --san DNS:*.domain".into(),
+                );
             }
             if labels.len() < 3 {
-                return bad("a wildcard needs at least two labels after it (e.g. *.svc.internal)".into());
+                return bad(
+                    "a wildcard needs at least two labels after it (e.g. *.svc.internal)".into(),
+                );
             }
             continue;
         }
@@ -196,13 +213,21 @@ pub fn dns_name(input: &str, allow_wildcard: bool) -> Result<String> {
             return bad("it has an empty label (two dots in a row, or a leading dot)".into());
         }
         if label.len() > 63 {
-            return bad(format!("label '{label}' is {} characters long; the limit is 63", label.len()));
+            return bad(format!(
+                "label '{label}' is {} characters long; the limit is 63",
+                label.len()
+            ));
         }
-        if let Some(c) = label.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-')) {
+        if let Some(c) = label
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || *c == '-'))
+        {
             let why = match c {
                 '*' => "a wildcard '*' may only be the whole leftmost label".to_string(),
                 '_' => format!("label '{label}' contains '_', which host names may not (RFC 1123)"),
-                _ => format!("label '{label}' contains '{c}'; only letters, digits and '-' are allowed"),
+                _ => format!(
+                    "label '{label}' contains '{c}'; only letters, digits and '-' are allowed"
+                ),
             };
             return bad(why);
         }
@@ -210,7 +235,10 @@ pub fn dns_name(input: &str, allow_wildcard: bool) -> Result<String> {
             return bad(format!("label '{label}' starts or ends with '-'"));
         }
     }
-    if labels.last().is_some_and(|l| l.chars().all(|c| c.is_ascii_digit())) {
+    if labels
+        .last()
+        .is_some_and(|l| l.chars().all(|c| c.is_ascii_digit()))
+    {
         return bad("its last label is all digits, so it looks like an IP address; use IP:".into());
     }
     Ok(name)
@@ -220,10 +248,18 @@ pub fn dns_name(input: &str, allow_wildcard: bool) -> Result<String> {
 pub fn ip_address(input: &str) -> Result<IpAddr> {
     check_typography("IP address", input)?;
     let ip: IpAddr = input.parse().map_err(|_| {
-        Error::invalid("IP address", input, "expected an IPv4 address like 10.0.0.5 or an IPv6 address like fd00::5")
+        Error::invalid(
+            "IP address",
+            input,
+            "expected an IPv4 address like 10.0.0.5 or an IPv6 address like fd00::5",
+        )
     })?;
     if ip.is_unspecified() || ip.is_multicast() {
-        return Err(Error::invalid("IP address", input, "an unspecified or multicast address cannot identify a host"));
+        return Err(Error::invalid(
+            "IP address",
+            input,
+            "an unspecified or multicast address cannot identify a host",
+        ));
     }
     Ok(ip)
 }
@@ -232,19 +268,43 @@ pub fn ip_address(input: &str) -> Result<IpAddr> {
 pub fn email(input: &str) -> Result<String> {
     check_typography("e-mail address", input)?;
     let Some((local, domain)) = input.rsplit_once('@') else {
-        return Err(Error::invalid("e-mail address", input, "expected local@domain"));
+        return Err(Error::invalid(
+            "e-mail address",
+            input,
+            "expected local@domain",
+        ));
     };
     if local.is_empty() || local.len() > 64 {
-        return Err(Error::invalid("e-mail address", input, "the part before '@' must be 1 to 64 characters"));
+        return Err(Error::invalid(
+            "e-mail address",
+            input,
+            "the part before '@' must be 1 to 64 characters",
+        ));
     }
-    if let Some(c) = local.chars().find(|c| c.is_ascii_whitespace() || matches!(c, '@' | '"' | '(' | ')' | ',' | ':' | ';' | '<' | '>' | '[' | '\\' | ']')) {
-        return Err(Error::invalid("e-mail address", input, format!("'{c}' is not allowed before the '@'")));
+    if let Some(c) = local.chars().find(|c| {
+        c.is_ascii_whitespace()
+            || matches!(
+                c,
+                '@' | '"' | '(' | ')' | ',' | ':' | ';' | '<' | '>' | '[' | '\\' | ']'
+            )
+    }) {
+        return Err(Error::invalid(
+            "e-mail address",
+            input,
+            format!("'{c}' is not allowed before the '@'"),
+        ));
     }
     if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
-        return Err(Error::invalid("e-mail address", input, "dots before the '@' may not lead, trail or repeat"));
+        return Err(Error::invalid(
+            "e-mail address",
+            input,
+            "dots before the '@' may not lead, trail or repeat",
+        ));
     }
     let domain = dns_name(domain, false).map_err(|e| match e {
-        Error::Invalid { expected, .. } => Error::invalid("e-mail address", input, format!("its domain: {expected}")),
+        Error::Invalid { expected, .. } => {
+            Error::invalid("e-mail address", input, format!("its domain: {expected}"))
+        }
         other => other,
     })?;
     Ok(format!("{local}@{domain}"))
@@ -258,16 +318,27 @@ pub fn uri(input: &str) -> Result<String> {
     let Some((scheme, rest)) = input.split_once(':') else {
         return bad("expected scheme:rest, e.g. spiffe://acme.internal/ns/prod/sa/web");
     };
-    let scheme_ok = scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-        && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    let scheme_ok = scheme
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
     if !scheme_ok {
         return bad("the scheme must start with a letter and contain only letters, digits, '+', '-' and '.'");
     }
     if rest.is_empty() {
         return bad("nothing follows the scheme");
     }
-    if let Some(c) = rest.chars().find(|c| c.is_ascii_whitespace() || matches!(c, '<' | '>' | '"' | '{' | '}' | '|' | '\\' | '^' | '`')) {
-        return Err(Error::invalid("URI", input, format!("'{}' must be percent-encoded", c.escape_debug())));
+    if let Some(c) = rest.chars().find(|c| {
+        c.is_ascii_whitespace() || matches!(c, '<' | '>' | '"' | '{' | '}' | '|' | '\\' | '^' | '`')
+    }) {
+        return Err(Error::invalid(
+            "URI",
+            input,
+            format!("'{}' must be percent-encoded", c.escape_debug()),
+        ));
     }
     if scheme.eq_ignore_ascii_case("spiffe") {
         return spiffe_id(input, rest);
@@ -302,8 +373,13 @@ fn spiffe_id(input: &str, rest: &str) -> Result<String> {
     if domain.contains('@') || domain.contains(':') {
         return bad("the trust domain may not contain user info or a port");
     }
-    if !domain.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '-' | '_')) {
-        return bad("the trust domain may contain only lower-case letters, digits, '.', '-' and '_'");
+    if !domain
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '-' | '_'))
+    {
+        return bad(
+            "the trust domain may contain only lower-case letters, digits, '.', '-' and '_'",
+        );
     }
     if !path.is_empty() {
         if path.ends_with('/') {
@@ -316,7 +392,10 @@ fn spiffe_id(input: &str, rest: &str) -> Result<String> {
             if segment == "." || segment == ".." {
                 return bad("the path may not contain '.' or '..' segments");
             }
-            if !segment.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')) {
+            if !segment
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+            {
                 return bad("path segments may contain only letters, digits, '.', '-' and '_'");
             }
         }
@@ -362,7 +441,10 @@ mod tests {
 
     #[test]
     fn san_kinds() {
-        assert_eq!(San::parse("ip:10.0.0.1").unwrap(), San::Ip("10.0.0.1".parse().unwrap()));
+        assert_eq!(
+            San::parse("ip:10.0.0.1").unwrap(),
+            San::Ip("10.0.0.1".parse().unwrap())
+        );
         assert!(San::parse("IP:10.0.0.01").is_err());
         assert!(San::parse("IP:0.0.0.0").is_err());
         assert!(San::parse("EMAIL:ops@acme.internal").is_ok());
@@ -374,6 +456,9 @@ mod tests {
         assert!(San::parse("URI:https://x.internal/a b").is_err());
         assert!(San::parse("FOO:x").is_err());
         assert!(San::parse("web").is_err());
-        assert_eq!(San::for_name("10.1.2.3").unwrap(), San::Ip("10.1.2.3".parse().unwrap()));
+        assert_eq!(
+            San::for_name("10.1.2.3").unwrap(),
+            San::Ip("10.1.2.3".parse().unwrap())
+        );
     }
 }

@@ -42,7 +42,9 @@ impl Passphrase {
     fn new(text: String, origin: &str) -> Result<Passphrase> {
         let text = Zeroizing::new(text);
         if text.is_empty() {
-            return Err(Error::Passphrase(format!("the passphrase from {origin} is empty")));
+            return Err(Error::Passphrase(format!(
+                "the passphrase from {origin} is empty"
+            )));
         }
         if text.chars().any(|c| c == '\n' || c == '\r') {
             return Err(Error::Passphrase(format!(
@@ -57,7 +59,10 @@ impl Passphrase {
     pub fn from_file(path: &Path) -> Result<Passphrase> {
         let bytes = Zeroizing::new(std::fs::read(path).ctx("read the passphrase file", path)?);
         let text = std::str::from_utf8(&bytes).map_err(|_| {
-            Error::Passphrase(format!("the passphrase file {} is not UTF-8 text", path.display()))
+            Error::Passphrase(format!(
+                "the passphrase file {} is not UTF-8 text",
+                path.display()
+            ))
         })?;
         let text = text
             .strip_suffix("\r\n")
@@ -81,8 +86,9 @@ impl Passphrase {
     }
 
     fn prompt(question: &str) -> Result<Passphrase> {
-        let text = rpassword::prompt_password(question)
-            .map_err(|e| Error::Passphrase(format!("cannot read the passphrase from the terminal: {e}")))?;
+        let text = rpassword::prompt_password(question).map_err(|e| {
+            Error::Passphrase(format!("cannot read the passphrase from the terminal: {e}"))
+        })?;
         Passphrase::new(text, "the prompt")
     }
 
@@ -101,7 +107,11 @@ fn base64url(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::with_capacity(bytes.len() * 4 / 3 + 2);
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         let chars = chunk.len() + 1;
         for i in 0..chars {
@@ -196,7 +206,10 @@ mod tests {
     fn generated_is_43_url_safe_chars() {
         let p = Passphrase::generate();
         assert_eq!(p.as_str().len(), 43);
-        assert!(p.as_str().chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+        assert!(p
+            .as_str()
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
         assert_ne!(p.as_str(), Passphrase::generate().as_str());
     }
 }

@@ -53,12 +53,22 @@ pub struct Validity {
 impl Validity {
     pub fn days_from_now(days: u32) -> Result<Validity> {
         if days == 0 {
-            return Err(Error::invalid("--days", "0", "a certificate must be valid for at least 1 day"));
+            return Err(Error::invalid(
+                "--days",
+                "0",
+                "a certificate must be valid for at least 1 day",
+            ));
         }
         if days > 36_500 {
-            return Err(Error::invalid("--days", days.to_string(), "at most 36500 days (100 years)"));
+            return Err(Error::invalid(
+                "--days",
+                days.to_string(),
+                "at most 36500 days (100 years)",
+            ));
         }
-        let now = OffsetDateTime::now_utc().replace_nanosecond(0).expect("0 is a valid nanosecond");
+        let now = OffsetDateTime::now_utc()
+            .replace_nanosecond(0)
+            .expect("0 is a valid nanosecond");
         Ok(Validity {
             not_before: now - BACKDATE,
             not_after: now + Duration::days(i64::from(days)),
@@ -104,7 +114,10 @@ pub fn random_serial_bytes() -> [u8; 20] {
 /// The serial as the ledger writes it: lower-case hex of the DER INTEGER's
 /// value, without leading zero bytes.
 pub fn serial_hex(bytes: &[u8]) -> String {
-    let first = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len().saturating_sub(1));
+    let first = bytes
+        .iter()
+        .position(|b| *b != 0)
+        .unwrap_or(bytes.len().saturating_sub(1));
     crate::x509::hex(&bytes[first..])
 }
 
@@ -127,7 +140,12 @@ fn base(subject: DistinguishedName, validity: Validity) -> CertificateParams {
 
 /// A self-signed root: CA:TRUE with a path length, keyCertSign + cRLSign,
 /// optional name constraints.
-pub fn root_params(name: &str, validity: Validity, pathlen: u8, constraints: &NameConstraints) -> CertificateParams {
+pub fn root_params(
+    name: &str,
+    validity: Validity,
+    pathlen: u8,
+    constraints: &NameConstraints,
+) -> CertificateParams {
     let mut p = base(common_name(name), validity);
     p.is_ca = IsCa::Ca(BasicConstraints::Constrained(pathlen));
     p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
@@ -171,7 +189,10 @@ pub fn leaf_params(
     p.extended_key_usages = match profile {
         Profile::Server => vec![ExtendedKeyUsagePurpose::ServerAuth],
         Profile::Client => vec![ExtendedKeyUsagePurpose::ClientAuth],
-        Profile::Both => vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth],
+        Profile::Both => vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ],
     };
     Ok(p)
 }

@@ -56,9 +56,9 @@ impl SanRule {
         }
         let mut rest = input;
         while let Some(open) = rest.find('{') {
-            let close = rest[open..].find('}').ok_or_else(|| {
-                Error::invalid("SAN rule", input, "a '{' is not closed")
-            })?;
+            let close = rest[open..]
+                .find('}')
+                .ok_or_else(|| Error::invalid("SAN rule", input, "a '{' is not closed"))?;
             let placeholder = &rest[open + 1..open + close];
             if placeholder != "name" && placeholder != "base" {
                 return Err(Error::invalid(
@@ -70,7 +70,11 @@ impl SanRule {
             rest = &rest[open + close + 1..];
         }
         if rest.contains('}') {
-            return Err(Error::invalid("SAN rule", input, "a '}' has no matching '{'"));
+            return Err(Error::invalid(
+                "SAN rule",
+                input,
+                "a '}' has no matching '{'",
+            ));
         }
         if !input.contains("{name}") && !input.contains("{base}") {
             return Err(Error::invalid(
@@ -96,11 +100,20 @@ impl SanRule {
                 San::for_name(&base).map(Some)
             }
             SanRule::Template(t) => {
-                let text = t.replace("{name}", name).replace("{base}", &base_or_name(name));
-                let has_kind = text
-                    .split_once(':')
-                    .is_some_and(|(k, _)| matches!(k.to_ascii_uppercase().as_str(), "DNS" | "IP" | "EMAIL" | "URI"));
-                let san = if has_kind { San::parse(&text) } else { San::parse(&format!("DNS:{text}")) };
+                let text = t
+                    .replace("{name}", name)
+                    .replace("{base}", &base_or_name(name));
+                let has_kind = text.split_once(':').is_some_and(|(k, _)| {
+                    matches!(
+                        k.to_ascii_uppercase().as_str(),
+                        "DNS" | "IP" | "EMAIL" | "URI"
+                    )
+                });
+                let san = if has_kind {
+                    San::parse(&text)
+                } else {
+                    San::parse(&format!("DNS:{text}"))
+                };
                 san.map(Some).map_err(|e| {
                     Error::msg(format!("SAN rule '{t}' gives a bad name for '{name}': {e}"))
                 })
@@ -118,7 +131,9 @@ pub fn base_name(name: &str) -> String {
     if name.parse::<std::net::IpAddr>().is_ok() {
         return name.to_string();
     }
-    let stripped = first.trim_end_matches(|c: char| c.is_ascii_digit()).trim_end_matches('-');
+    let stripped = first
+        .trim_end_matches(|c: char| c.is_ascii_digit())
+        .trim_end_matches('-');
     if stripped.is_empty() {
         return String::new();
     }
@@ -175,10 +190,19 @@ mod tests {
             SanRule::parse("{base}.svc.internal").unwrap(),
             SanRule::parse("URI:spiffe://acme.internal/sa/{base}").unwrap(),
         ];
-        let sans: Vec<String> = sans_for("rmq1", &rules, &[]).unwrap().iter().map(|s| s.to_string()).collect();
+        let sans: Vec<String> = sans_for("rmq1", &rules, &[])
+            .unwrap()
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         assert_eq!(
             sans,
-            ["DNS:rmq1", "DNS:rmq", "DNS:rmq.svc.internal", "URI:spiffe://acme.internal/sa/rmq"]
+            [
+                "DNS:rmq1",
+                "DNS:rmq",
+                "DNS:rmq.svc.internal",
+                "URI:spiffe://acme.internal/sa/rmq"
+            ]
         );
         let sans = sans_for("db", &[SanRule::Base], &[]).unwrap();
         assert_eq!(sans.len(), 1);

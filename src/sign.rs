@@ -63,26 +63,55 @@ pub fn read_csr(path: &Path) -> Result<CsrContents> {
     let shown = path.display().to_string();
     let meta = std::fs::metadata(path).ctx("read the CSR", path)?;
     if meta.len() > MAX_CSR_BYTES {
-        return Err(Error::invalid("CSR", shown, format!("it is {} bytes; a CSR is at most {MAX_CSR_BYTES}", meta.len())));
+        return Err(Error::invalid(
+            "CSR",
+            shown,
+            format!(
+                "it is {} bytes; a CSR is at most {MAX_CSR_BYTES}",
+                meta.len()
+            ),
+        ));
     }
     let blocks = x509::read_blocks(path)?;
     let der = match blocks.as_slice() {
-        [b] if matches!(b.tag(), "CERTIFICATE REQUEST" | "NEW CERTIFICATE REQUEST" | "DER") => b.contents().to_vec(),
-        [b] => {
-            return Err(Error::invalid("CSR", shown, format!("it holds a '{}' block; expected CERTIFICATE REQUEST", b.tag())))
+        [b] if matches!(
+            b.tag(),
+            "CERTIFICATE REQUEST" | "NEW CERTIFICATE REQUEST" | "DER"
+        ) =>
+        {
+            b.contents().to_vec()
         }
-        _ => return Err(Error::invalid("CSR", shown, "expected exactly one CERTIFICATE REQUEST block")),
+        [b] => {
+            return Err(Error::invalid(
+                "CSR",
+                shown,
+                format!(
+                    "it holds a '{}' block; expected CERTIFICATE REQUEST",
+                    b.tag()
+                ),
+            ))
+        }
+        _ => {
+            return Err(Error::invalid(
+                "CSR",
+                shown,
+                "expected exactly one CERTIFICATE REQUEST block",
+            ))
+        }
     };
     parse_csr(&der).map_err(|why| Error::invalid("CSR", shown, why))
 }
 
 pub fn parse_csr(der: &[u8]) -> std::result::Result<CsrContents, String> {
-    let (rest, csr) = X509CertificationRequest::from_der(der).map_err(|e| format!("not a PKCS#10 request: {e}"))?;
+    let (rest, csr) = X509CertificationRequest::from_der(der)
+        .map_err(|e| format!("not a PKCS#10 request: {e}"))?;
     if !rest.is_empty() {
         return Err("trailing bytes after the request".into());
     }
-    csr.verify_signature()
-        .map_err(|_| "its signature does not verify with its own public key (altered or corrupt request)".to_string())?;
+    csr.verify_signature().map_err(|_| {
+        "its signature does not verify with its own public key (altered or corrupt request)"
+            .to_string()
+    })?;
     let info = &csr.certification_request_info;
     let mut subject = DistinguishedName::new();
     let mut common_name = None;
@@ -93,9 +122,12 @@ pub fn parse_csr(der: &[u8]) -> std::result::Result<CsrContents, String> {
                 .iter()
                 .ok_or("the subject has an attribute type uca cannot read")?
                 .collect();
-            let value = attr
-                .as_str()
-                .map_err(|_| format!("subject attribute {} is not a text string", attr.attr_type()))?;
+            let value = attr.as_str().map_err(|_| {
+                format!(
+                    "subject attribute {} is not a text string",
+                    attr.attr_type()
+                )
+            })?;
             crate::names::check_typography("CSR subject", value).map_err(|e| e.to_string())?;
             let ty = DnType::from_oid(&oid);
             if ty == DnType::CommonName {
@@ -105,10 +137,16 @@ pub fn parse_csr(der: &[u8]) -> std::result::Result<CsrContents, String> {
         }
     }
     let spki = &info.subject_pki;
-    let rsa_key = matches!(spki.parsed(), Ok(x509_parser::public_key::PublicKey::RSA(_)));
+    let rsa_key = matches!(
+        spki.parsed(),
+        Ok(x509_parser::public_key::PublicKey::RSA(_))
+    );
     match spki.parsed() {
         Ok(x509_parser::public_key::PublicKey::RSA(rsa)) if rsa.key_size() < 2048 => {
-            return Err(format!("its RSA key has {} bits; at least 2048 are required", rsa.key_size()))
+            return Err(format!(
+                "its RSA key has {} bits; at least 2048 are required",
+                rsa.key_size()
+            ))
         }
         Err(_) => return Err("its public key cannot be read".into()),
         _ => {}
@@ -156,11 +194,20 @@ fn intermediate_constraints(root: &NameConstraints, given: &[String]) -> Result<
         if let Permit::Ip { prefix, .. } = &p {
             let wider = root.0.iter().any(|r| matches!(r, Permit::Ip { network, prefix: rp } if network.is_ipv4() == probe_is_v4(&probe) && rp > prefix));
             if wider {
-                return Err(Error::invalid("--permit value", text.as_str(), "it is wider than the root's own IP constraint"));
+                return Err(Error::invalid(
+                    "--permit value",
+                    text.as_str(),
+                    "it is wider than the root's own IP constraint",
+                ));
             }
         }
-        root.check(&probe)
-            .map_err(|_| Error::invalid("--permit value", text.as_str(), "it lies outside the root's name constraints"))?;
+        root.check(&probe).map_err(|_| {
+            Error::invalid(
+                "--permit value",
+                text.as_str(),
+                "it lies outside the root's name constraints",
+            )
+        })?;
         out.push(p);
     }
     Ok(NameConstraints(out))
@@ -182,9 +229,16 @@ pub fn run(req: &SignRequest) -> Result<SignReport> {
             "it asks for CA:TRUE; uca signs it as a CA only with --intermediate, never because a CSR asks",
         ));
     }
-    let public_key = rcgen::SubjectPublicKeyInfo::from_der(&csr.spki_der)
-        .map_err(|_| Error::invalid("CSR", shown.clone(), "its key type is not supported (P-256, P-384, Ed25519 or RSA)"))?;
-    let days = req.days.unwrap_or(if req.intermediate { 1825 } else { 397 });
+    let public_key = rcgen::SubjectPublicKeyInfo::from_der(&csr.spki_der).map_err(|_| {
+        Error::invalid(
+            "CSR",
+            shown.clone(),
+            "its key type is not supported (P-256, P-384, Ed25519 or RSA)",
+        )
+    })?;
+    let days = req
+        .days
+        .unwrap_or(if req.intermediate { 1825 } else { 397 });
     let validity = Validity::days_from_now(days)?.within(store.not_after, days)?;
     if let Some(out) = &req.out {
         store.refuse_private_output(out)?;
@@ -202,14 +256,22 @@ pub fn run(req: &SignRequest) -> Result<SignReport> {
             return Err(Error::invalid(
                 "--pathlen",
                 req.pathlen.to_string(),
-                format!("must be below the root's path length {}", store.settings.pathlen),
+                format!(
+                    "must be below the root's path length {}",
+                    store.settings.pathlen
+                ),
             ));
         }
         if csr.subject.iter().next().is_none() {
-            return Err(Error::invalid("CSR", shown, "an intermediate CA needs a subject (e.g. CN=Acme Vault Intermediate)"));
+            return Err(Error::invalid(
+                "CSR",
+                shown,
+                "an intermediate CA needs a subject (e.g. CN=Acme Vault Intermediate)",
+            ));
         }
         let constraints = intermediate_constraints(&store.constraints, &req.permits)?;
-        params = profile::intermediate_params(csr.subject.clone(), validity, req.pathlen, &constraints);
+        params =
+            profile::intermediate_params(csr.subject.clone(), validity, req.pathlen, &constraints);
         profile_name = "intermediate".to_string();
     } else {
         if !req.permits.is_empty() {
@@ -230,13 +292,21 @@ pub fn run(req: &SignRequest) -> Result<SignReport> {
             }
         }
         if sans.is_empty() {
-            return Err(Error::invalid("CSR", shown, "it names no host: give it a SAN or a host-name CN, or add --san"));
+            return Err(Error::invalid(
+                "CSR",
+                shown,
+                "it names no host: give it a SAN or a host-name CN, or add --san",
+            ));
         }
         for san in &sans {
             store.constraints.check(san)?;
         }
         // Only "is it RSA" matters to the leaf profile.
-        let key_type = if csr.rsa_key { KeyType::Rsa2048 } else { KeyType::EcP256 };
+        let key_type = if csr.rsa_key {
+            KeyType::Rsa2048
+        } else {
+            KeyType::EcP256
+        };
         params = profile::leaf_params(csr.subject.clone(), &sans, req.profile, key_type, validity)?;
         profile_name = req.profile.to_string();
     }
@@ -247,9 +317,15 @@ pub fn run(req: &SignRequest) -> Result<SignReport> {
     store.ensure_unsealed()?;
     let used = ledger.serials()?;
     let (der, serial) = loop {
-        let serial = x509::hex(params.serial_number.as_ref().expect("profile sets a serial").as_ref())
-            .trim_start_matches("00")
-            .to_string();
+        let serial = x509::hex(
+            params
+                .serial_number
+                .as_ref()
+                .expect("profile sets a serial")
+                .as_ref(),
+        )
+        .trim_start_matches("00")
+        .to_string();
         if used.contains(&serial) {
             params.serial_number = Some(profile::random_serial());
             continue;
@@ -276,7 +352,10 @@ pub fn run(req: &SignRequest) -> Result<SignReport> {
         not_before: timefmt::rfc3339(validity.not_before),
         not_after: timefmt::rfc3339(validity.not_after),
         sha256: x509::sha256_hex(&der),
-        path: req.out.as_ref().map(|p| crate::issue::absolute(p).display().to_string()),
+        path: req
+            .out
+            .as_ref()
+            .map(|p| crate::issue::absolute(p).display().to_string()),
         issued_at: timefmt::rfc3339(timefmt::now()),
     };
     ledger.append(&lock, &[entry])?;

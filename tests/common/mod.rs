@@ -56,7 +56,15 @@ impl Scratch {
     /// `uca init --dir ca` with the passphrase file, asserting success.
     pub fn init_ca(&self, extra: &[&str]) -> PathBuf {
         let pass = self.pass_file();
-        let mut args = vec!["init", "--dir", "ca", "--name", "Test Root", "--passphrase-file", pass.to_str().unwrap()];
+        let mut args = vec![
+            "init",
+            "--dir",
+            "ca",
+            "--name",
+            "Test Root",
+            "--passphrase-file",
+            pass.to_str().unwrap(),
+        ];
         args.extend_from_slice(extra);
         ok(&self.uca(&args));
         self.join("ca")
@@ -65,7 +73,15 @@ impl Scratch {
     /// `uca issue --dir ca --out certs ...`, asserting success.
     pub fn issue(&self, extra: &[&str]) -> Output {
         let pass = self.pass_file();
-        let mut args = vec!["issue", "--dir", "ca", "--out", "certs", "--passphrase-file", pass.to_str().unwrap()];
+        let mut args = vec![
+            "issue",
+            "--dir",
+            "ca",
+            "--out",
+            "certs",
+            "--passphrase-file",
+            pass.to_str().unwrap(),
+        ];
         args.extend_from_slice(extra);
         ok(&self.uca(&args))
     }
@@ -100,7 +116,12 @@ pub fn stderr(o: &Output) -> String {
 
 /// Asserts success and returns the output.
 pub fn ok(o: &Output) -> Output {
-    assert!(o.status.success(), "uca failed: {}\nstdout: {}", stderr(o), stdout(o));
+    assert!(
+        o.status.success(),
+        "uca failed: {}\nstdout: {}",
+        stderr(o),
+        stdout(o)
+    );
     o.clone()
 }
 
@@ -108,10 +129,26 @@ pub fn ok(o: &Output) -> Output {
 /// `needle`, and returns stderr.
 pub fn fails_with(o: &Output, needle: &str) -> String {
     let err = stderr(o);
-    assert_eq!(o.status.code(), Some(1), "expected exit 1, got {:?}; stderr: {err}; stdout: {}", o.status.code(), stdout(o));
-    assert!(err.starts_with("uca: error: "), "error must start with 'uca: error: ': {err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "error must be one line: {err}");
-    assert!(err.contains(needle), "error should mention {needle:?}: {err}");
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "expected exit 1, got {:?}; stderr: {err}; stdout: {}",
+        o.status.code(),
+        stdout(o)
+    );
+    assert!(
+        err.starts_with("uca: error: "),
+        "error must start with 'uca: error: ': {err}"
+    );
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "error must be one line: {err}"
+    );
+    assert!(
+        err.contains(needle),
+        "error should mention {needle:?}: {err}"
+    );
     err
 }
 
@@ -122,6 +159,15 @@ pub fn run(program: &str, args: &[&str], cwd: &Path) -> (bool, String) {
         .current_dir(cwd)
         .stdin(Stdio::null())
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e} (is it installed? ./test.sh installs it)"));
-    (o.status.success(), format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
+        .unwrap_or_else(|e| {
+            panic!("cannot run {program}: {e} (is it installed? ./test.sh installs it)")
+        });
+    (
+        o.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+    )
 }
