@@ -23,7 +23,7 @@
 //! name = "web"
 //! names = ["web{1..50}.internal"]       # ranges: {1..50}, {01..10}
 //! profile = "server"
-//! san_rules = ["base", "{base}.svc.internal"]
+//! san_rules = ["base", "{hostbase}.svc.internal"]
 //! sans = ["IP:10.0.0.10"]
 //! formats = ["pem", "combined", "k8s"]
 //! out = "web"                           # subdirectory of OUT (optional)

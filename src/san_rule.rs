@@ -60,11 +60,11 @@ impl SanRule {
                 .find('}')
                 .ok_or_else(|| Error::invalid("SAN rule", input, "a '{' is not closed"))?;
             let placeholder = &rest[open + 1..open + close];
-            if placeholder != "name" && placeholder != "base" {
+            if !PLACEHOLDERS.contains(&placeholder) {
                 return Err(Error::invalid(
                     "SAN rule",
                     input,
-                    format!("unknown placeholder {{{placeholder}}}; use {{name}} or {{base}}"),
+                    format!("unknown placeholder {{{placeholder}}}; use {{name}}, {{base}}, {{host}} or {{hostbase}}"),
                 ));
             }
             rest = &rest[open + close + 1..];
@@ -76,11 +76,11 @@ impl SanRule {
                 "a '}' has no matching '{'",
             ));
         }
-        if !input.contains("{name}") && !input.contains("{base}") {
+        if !PLACEHOLDERS.iter().any(|p| input.contains(&format!("{{{p}}}"))) {
             return Err(Error::invalid(
                 "SAN rule",
                 input,
-                "expected base, none, or a template containing {name} or {base} (e.g. {base}.svc.internal); use --san for fixed names",
+                "expected base, none, or a template containing {name}, {base}, {host} or {hostbase} (e.g. {base}.svc.internal); use --san for fixed names",
             ));
         }
         // Check the template's shape with a sample name now, so a broken rule
@@ -100,9 +100,12 @@ impl SanRule {
                 San::for_name(&base).map(Some)
             }
             SanRule::Template(t) => {
+                let host = name.split('.').next().unwrap_or(name);
                 let text = t
                     .replace("{name}", name)
-                    .replace("{base}", &base_or_name(name));
+                    .replace("{base}", &base_or_name(name))
+                    .replace("{hostbase}", &base_or_name(host))
+                    .replace("{host}", host);
                 let has_kind = text.split_once(':').is_some_and(|(k, _)| {
                     matches!(
                         k.to_ascii_uppercase().as_str(),
@@ -121,6 +124,12 @@ impl SanRule {
         }
     }
 }
+
+/// Template placeholders: `{name}` = NAME (`web1.internal`), `{base}` = NAME
+/// without the trailing digits of its first label (`web.internal`), `{host}`
+/// = NAME's first label (`web1`), `{hostbase}` = that label without its
+/// trailing digits (`web`).
+const PLACEHOLDERS: &[&str] = &["name", "base", "host", "hostbase"];
 
 /// NAME without the trailing digits (and a dangling '-') of its first label.
 pub fn base_name(name: &str) -> String {
@@ -190,6 +199,9 @@ mod tests {
             SanRule::parse("{base}.svc.internal").unwrap(),
             SanRule::parse("URI:spiffe://acme.internal/sa/{base}").unwrap(),
         ];
+        let dotted = sans_for("web12.prod.internal", &[SanRule::parse("{hostbase}.svc.internal").unwrap(), SanRule::parse("{host}.lb.internal").unwrap()], &[]).unwrap();
+        let dotted: Vec<String> = dotted.iter().map(|s| s.to_string()).collect();
+        assert_eq!(dotted, ["DNS:web12.prod.internal", "DNS:web.svc.internal", "DNS:web12.lb.internal"]);
         let sans: Vec<String> = sans_for("rmq1", &rules, &[])
             .unwrap()
             .iter()

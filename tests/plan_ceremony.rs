@@ -163,7 +163,7 @@ fn ceremony_plan(s: &Scratch) -> PathBuf {
         s,
         "plan.toml",
         &format!(
-            "{CA}\n[defaults]\nsan_rules = [\"base\", \"{{base}}.svc.internal\"]\n\
+            "{CA}\n[defaults]\nsan_rules = [\"base\", \"{{hostbase}}.svc.internal\"]\n\
              [[group]]\nname = \"web\"\nnames = [\"web{{1..3}}.internal\"]\nprofile = \"server\"\nsans = [\"IP:10.0.0.10\"]\nformats = [\"pem\", \"combined\", \"k8s\"]\nout = \"web\"\n\
              [[group]]\nname = \"rmq\"\nnames = [\"rmq{{1..3}}.internal\"]\nsan_rules = [\"base\", \"URI:spiffe://acme.internal/sa/{{base}}\"]\n\
              [[group]]\nname = \"workers\"\nnames = [\"worker{{01..04}}.internal\"]\nprofile = \"client\"\nformats = [\"certsd\"]\n\
