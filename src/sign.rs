@@ -14,10 +14,10 @@ use crate::constraints::{NameConstraints, Permit};
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{self, Mode};
 use crate::keys::KeyType;
-use crate::ledger::LedgerEntry;
+use crate::ledger::{LedgerEntry, LedgerLock};
 use crate::names::San;
 use crate::profile::{self, Profile, Validity};
-use crate::store::CaStore;
+use crate::store::{CaStore, Signer};
 use crate::{timefmt, x509};
 
 /// CSRs larger than this are refused before parsing.
@@ -217,12 +217,30 @@ fn probe_is_v4(san: &San) -> bool {
     matches!(san, San::Ip(ip) if ip.is_ipv4())
 }
 
-pub fn run(req: &SignRequest) -> Result<SignReport> {
-    let store = CaStore::open(&req.dir)?;
-    store.ensure_unsealed()?;
-    let csr = read_csr(&req.csr)?;
-    let shown = req.csr.display().to_string();
-    if csr.requests_ca && !req.intermediate {
+/// How to sign a CSR: everything except the CSR itself.
+pub struct SignOptions {
+    pub profile: Profile,
+    pub intermediate: bool,
+    pub pathlen: u8,
+    pub permits: Vec<String>,
+    pub sans: Vec<String>,
+    pub days: Option<u32>,
+}
+
+/// A CSR checked against the CA and turned into certificate parameters,
+/// ready to sign. Nothing has been signed or written yet.
+pub struct PreparedSign {
+    params: rcgen::CertificateParams,
+    public_key: rcgen::SubjectPublicKeyInfo,
+    pub sans: Vec<San>,
+    pub profile_name: String,
+    pub subject_text: String,
+    pub validity: Validity,
+}
+
+/// Validates `csr` (read from `shown`) against the CA and the options.
+pub fn prepare(store: &CaStore, csr: &CsrContents, shown: &str, opts: &SignOptions) -> Result<PreparedSign> {
+    if csr.requests_ca && !opts.intermediate {
         return Err(Error::invalid(
             "CSR",
             shown,
@@ -230,51 +248,32 @@ pub fn run(req: &SignRequest) -> Result<SignReport> {
         ));
     }
     let public_key = rcgen::SubjectPublicKeyInfo::from_der(&csr.spki_der).map_err(|_| {
-        Error::invalid(
-            "CSR",
-            shown.clone(),
-            "its key type is not supported (P-256, P-384, Ed25519 or RSA)",
-        )
+        Error::invalid("CSR", shown, "its key type is not supported (P-256, P-384, Ed25519 or RSA)")
     })?;
-    let days = req
-        .days
-        .unwrap_or(if req.intermediate { 1825 } else { 397 });
+    let days = opts.days.unwrap_or(if opts.intermediate { 1825 } else { 397 });
     let validity = Validity::days_from_now(days)?.within(store.not_after, days)?;
-    if let Some(out) = &req.out {
-        store.refuse_private_output(out)?;
-        crate::output::check_free(out, req.force)?;
-    }
-
-    let mut params;
-    let profile_name;
     let mut sans = Vec::new();
-    if req.intermediate {
+    let (params, profile_name) = if opts.intermediate {
         if store.settings.pathlen == 0 {
             return Err(Error::msg("the root has path length 0, so it cannot sign an intermediate CA; create the root with --pathlen 1 or more"));
         }
-        if req.pathlen >= store.settings.pathlen {
+        if opts.pathlen >= store.settings.pathlen {
             return Err(Error::invalid(
                 "--pathlen",
-                req.pathlen.to_string(),
-                format!(
-                    "must be below the root's path length {}",
-                    store.settings.pathlen
-                ),
+                opts.pathlen.to_string(),
+                format!("must be below the root's path length {}", store.settings.pathlen),
             ));
         }
         if csr.subject.iter().next().is_none() {
-            return Err(Error::invalid(
-                "CSR",
-                shown,
-                "an intermediate CA needs a subject (e.g. CN=Acme Vault Intermediate)",
-            ));
+            return Err(Error::invalid("CSR", shown, "an intermediate CA needs a subject (e.g. CN=Acme Vault Intermediate)"));
         }
-        let constraints = intermediate_constraints(&store.constraints, &req.permits)?;
-        params =
-            profile::intermediate_params(csr.subject.clone(), validity, req.pathlen, &constraints);
-        profile_name = "intermediate".to_string();
+        let constraints = intermediate_constraints(&store.constraints, &opts.permits)?;
+        (
+            profile::intermediate_params(csr.subject.clone(), validity, opts.pathlen, &constraints),
+            "intermediate".to_string(),
+        )
     } else {
-        if !req.permits.is_empty() {
+        if !opts.permits.is_empty() {
             return Err(Error::msg("--permit applies only with --intermediate"));
         }
         sans = csr.sans.clone();
@@ -285,86 +284,106 @@ pub fn run(req: &SignRequest) -> Result<SignReport> {
                 }
             }
         }
-        for extra in &req.sans {
+        for extra in &opts.sans {
             let s = San::parse(extra)?;
             if !sans.contains(&s) {
                 sans.push(s);
             }
         }
         if sans.is_empty() {
-            return Err(Error::invalid(
-                "CSR",
-                shown,
-                "it names no host: give it a SAN or a host-name CN, or add --san",
-            ));
+            return Err(Error::invalid("CSR", shown, "it names no host: give it a SAN or a host-name CN, or add --san"));
         }
         for san in &sans {
             store.constraints.check(san)?;
         }
         // Only "is it RSA" matters to the leaf profile.
-        let key_type = if csr.rsa_key {
-            KeyType::Rsa2048
-        } else {
-            KeyType::EcP256
-        };
-        params = profile::leaf_params(csr.subject.clone(), &sans, req.profile, key_type, validity)?;
-        profile_name = req.profile.to_string();
-    }
-
-    let signer = store.unlock(req.passphrase_file.as_ref())?;
-    let ledger = store.ledger();
-    let lock = ledger.lock()?;
-    store.ensure_unsealed()?;
-    let used = ledger.serials()?;
-    let (der, serial) = loop {
-        let serial = x509::hex(
-            params
-                .serial_number
-                .as_ref()
-                .expect("profile sets a serial")
-                .as_ref(),
+        let key_type = if csr.rsa_key { KeyType::Rsa2048 } else { KeyType::EcP256 };
+        (
+            profile::leaf_params(csr.subject.clone(), &sans, opts.profile, key_type, validity)?,
+            opts.profile.to_string(),
         )
-        .trim_start_matches("00")
-        .to_string();
-        if used.contains(&serial) {
-            params.serial_number = Some(profile::random_serial());
-            continue;
-        }
-        let cert = params
-            .signed_by(&public_key, &signer.issuer)
-            .map_err(|e| Error::msg(format!("cannot sign {shown}: {e}")))?;
-        break (cert.der().to_vec(), serial);
     };
-    let mut pem = x509::pem_certificate(&der);
-    if req.chain {
-        pem.push_str(&store.cert_pem());
-    }
-    if let Some(out) = &req.out {
-        fsutil::write_atomic(out, pem.as_bytes(), Mode::Public, req.force, true)?;
-    }
-    let san_text: Vec<String> = sans.iter().map(|s| s.to_string()).collect();
+    Ok(PreparedSign { params, public_key, sans, profile_name, subject_text: csr.subject_text.clone(), validity })
+}
+
+/// Signs a prepared CSR under the CA's lock, hands the DER to `publish`
+/// (which writes it wherever it goes), and only then records it in the
+/// ledger with `path`. Returns DER and serial.
+pub fn sign_prepared(
+    store: &CaStore,
+    signer: &Signer,
+    lock: &LedgerLock,
+    mut prepared: PreparedSign,
+    path: Option<String>,
+    publish: impl FnOnce(&[u8]) -> Result<()>,
+) -> Result<(Vec<u8>, String)> {
+    store.ensure_unsealed()?;
+    let ledger = store.ledger();
+    let used = ledger.serials()?;
+    let serial_bytes = loop {
+        let s = profile::random_serial_bytes();
+        if !used.contains(&profile::serial_hex(&s)) {
+            break s;
+        }
+    };
+    prepared.params.serial_number = Some(rcgen::SerialNumber::from_slice(&serial_bytes));
+    let cert = prepared
+        .params
+        .signed_by(&prepared.public_key, &signer.issuer)
+        .map_err(|e| Error::msg(format!("cannot sign {}: {e}", prepared.subject_text)))?;
+    let der = cert.der().to_vec();
+    let serial = profile::serial_hex(&serial_bytes);
     let entry = LedgerEntry {
         serial: serial.clone(),
-        subject: csr.subject_text.clone(),
-        sans: san_text.clone(),
-        profile: profile_name,
+        subject: prepared.subject_text.clone(),
+        sans: prepared.sans.iter().map(|s| s.to_string()).collect(),
+        profile: prepared.profile_name.clone(),
         key: "external".into(),
-        not_before: timefmt::rfc3339(validity.not_before),
-        not_after: timefmt::rfc3339(validity.not_after),
+        not_before: timefmt::rfc3339(prepared.validity.not_before),
+        not_after: timefmt::rfc3339(prepared.validity.not_after),
         sha256: x509::sha256_hex(&der),
-        path: req
-            .out
-            .as_ref()
-            .map(|p| crate::issue::absolute(p).display().to_string()),
+        path,
         issued_at: timefmt::rfc3339(timefmt::now()),
     };
-    ledger.append(&lock, &[entry])?;
-    Ok(SignReport {
-        pem,
-        out: req.out.clone(),
-        serial,
-        subject: csr.subject_text,
-        sans: san_text,
-        not_after: timefmt::rfc3339(validity.not_after),
-    })
+    publish(&der)?;
+    ledger.append(lock, &[entry])?;
+    Ok((der, serial))
+}
+
+pub fn run(req: &SignRequest) -> Result<SignReport> {
+    let store = CaStore::open(&req.dir)?;
+    store.ensure_unsealed()?;
+    let csr = read_csr(&req.csr)?;
+    let shown = req.csr.display().to_string();
+    let opts = SignOptions {
+        profile: req.profile,
+        intermediate: req.intermediate,
+        pathlen: req.pathlen,
+        permits: req.permits.clone(),
+        sans: req.sans.clone(),
+        days: req.days,
+    };
+    let prepared = prepare(&store, &csr, &shown, &opts)?;
+    if let Some(out) = &req.out {
+        store.refuse_private_output(out)?;
+        crate::output::check_free(out, req.force)?;
+    }
+    let sans: Vec<String> = prepared.sans.iter().map(|s| s.to_string()).collect();
+    let not_after = timefmt::rfc3339(prepared.validity.not_after);
+    let signer = store.unlock(req.passphrase_file.as_ref())?;
+    let lock = store.ledger().lock()?;
+    let path = req.out.as_ref().map(|p| crate::issue::absolute(p).display().to_string());
+    let with_chain = |der: &[u8]| {
+        let mut pem = x509::pem_certificate(der);
+        if req.chain {
+            pem.push_str(&store.cert_pem());
+        }
+        pem
+    };
+    let (der, serial) = sign_prepared(&store, &signer, &lock, prepared, path, |der| match &req.out {
+        Some(out) => fsutil::write_atomic(out, with_chain(der).as_bytes(), Mode::Public, req.force, true),
+        None => Ok(()),
+    })?;
+    let pem = with_chain(&der);
+    Ok(SignReport { pem, out: req.out.clone(), serial, subject: csr.subject_text, sans, not_after })
 }
