@@ -85,7 +85,7 @@ pub fn read_certificates(path: &Path) -> Result<Vec<Vec<u8>>> {
 
 pub fn parse(der: &[u8]) -> std::result::Result<X509Certificate<'_>, String> {
     match X509Certificate::from_der(der) {
-        Ok((rest, cert)) if rest.is_empty() => Ok(cert),
+        Ok(([], cert)) => Ok(cert),
         Ok(_) => Err("trailing bytes after the certificate".into()),
         Err(e) => Err(format!("not an X.509 certificate: {e}")),
     }

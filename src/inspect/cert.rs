@@ -5,7 +5,9 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use time::OffsetDateTime;
 use x509_parser::certification_request::X509CertificationRequest;
 use x509_parser::cri_attributes::ParsedCriAttribute;
-use x509_parser::extensions::{GeneralName, KeyUsage, ParsedExtension, X509Extension};
+use x509_parser::extensions::{
+    DistributionPointName, GeneralName, KeyUsage, ParsedExtension, X509Extension,
+};
 use x509_parser::oid_registry::Oid;
 use x509_parser::prelude::FromDer;
 
@@ -48,7 +50,7 @@ pub fn certificate(der: &[u8], now: OffsetDateTime) -> Result<Certificate, Strin
 
 pub fn csr(der: &[u8]) -> Result<Csr, String> {
     let csr = match X509CertificationRequest::from_der(der) {
-        Ok((rest, csr)) if rest.is_empty() => csr,
+        Ok(([], csr)) => csr,
         Ok(_) => return Err("trailing bytes after the certificate request".into()),
         Err(e) => return Err(format!("not a certificate signing request: {e}")),
     };
@@ -151,6 +153,34 @@ fn extension(ext: &X509Extension<'_>) -> Extension {
                 excluded: list(&nc.excluded_subtrees),
             }
         }
+        ParsedExtension::AuthorityInfoAccess(aia) => ExtensionKind::AuthorityInfoAccess {
+            access: aia
+                .iter()
+                .map(|d| {
+                    let method = match d.access_method.to_id_string().as_str() {
+                        "1.3.6.1.5.5.7.48.1" => "OCSP".to_string(),
+                        "1.3.6.1.5.5.7.48.2" => "caIssuers".to_string(),
+                        other => other.to_string(),
+                    };
+                    format!("{method} {}", x509::general_name(&d.access_location))
+                })
+                .collect(),
+        },
+        ParsedExtension::CRLDistributionPoints(crl) => ExtensionKind::CrlDistributionPoints {
+            points: crl
+                .points
+                .iter()
+                .flat_map(|p| match &p.distribution_point {
+                    Some(DistributionPointName::FullName(names)) => {
+                        names.iter().map(x509::general_name).collect()
+                    }
+                    Some(DistributionPointName::NameRelativeToCRLIssuer(_)) => {
+                        vec!["(a name relative to the CRL issuer)".to_string()]
+                    }
+                    None => Vec::new(),
+                })
+                .collect(),
+        },
         ParsedExtension::ParseError { error } => ExtensionKind::Other {
             label: registered_name(&ext.oid),
             bytes: ext.value.len(),

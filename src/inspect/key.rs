@@ -16,7 +16,7 @@ const OID_RSA: &str = "1.2.840.113549.1.1.1";
 
 pub fn public_key(der: &[u8]) -> Result<PublicKey, String> {
     match SubjectPublicKeyInfo::from_der(der) {
-        Ok((rest, spki)) if rest.is_empty() => Ok(describe_spki(&spki)),
+        Ok(([], spki)) => Ok(describe_spki(&spki)),
         Ok(_) => Err("trailing bytes after the public key".into()),
         Err(e) => Err(format!("not a public key (SubjectPublicKeyInfo): {e}")),
     }

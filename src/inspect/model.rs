@@ -145,6 +145,15 @@ pub enum ExtensionKind {
         permitted: Vec<String>,
         excluded: Vec<String>,
     },
+    /// Where to fetch the issuer and ask about revocation:
+    /// `OCSP URI:...`, `caIssuers URI:...`.
+    AuthorityInfoAccess {
+        access: Vec<String>,
+    },
+    /// Where the CRLs are, usually `URI:...`.
+    CrlDistributionPoints {
+        points: Vec<String>,
+    },
     /// Anything else: the registered short name if there is one, or
     /// nothing for an extension unknown to uca.
     Other {

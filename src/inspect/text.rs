@@ -188,6 +188,12 @@ fn extension(e: &Extension) -> (String, String) {
             "Name constraints".into(),
             format!("permitted {}; excluded {}", list(permitted), list(excluded)),
         ),
+        ExtensionKind::AuthorityInfoAccess { access } => {
+            ("Authority information access".into(), list(access))
+        }
+        ExtensionKind::CrlDistributionPoints { points } => {
+            ("CRL distribution points".into(), list(points))
+        }
         ExtensionKind::Other {
             label,
             bytes,
