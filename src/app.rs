@@ -6,7 +6,7 @@ use std::io::Write;
 
 use crate::cli::{Cli, Command};
 use crate::error::Result;
-use crate::{ceremony, check, docs, init, inspect, issue, seal, sign, verify};
+use crate::{ceremony, check, docs, init, inspect, issue, registry, seal, sign, verify};
 
 /// Runs the command and returns the process exit status.
 pub fn run(cli: Cli) -> Result<u8> {
@@ -97,6 +97,7 @@ pub fn run(cli: Cli) -> Result<u8> {
                     "sealed_at": report.seal.sealed_at,
                     "seconds": s.elapsed.as_secs_f64(),
                     "escrow": report.escrow.as_ref().map(|(p, k)| serde_json::json!({"passphrase": p.display().to_string(), "key": k.display().to_string()})),
+                    "registry": report.registry.as_ref().map(|r| r.out.display().to_string()),
                 });
                 println!("{doc}");
             } else {
@@ -127,6 +128,33 @@ pub fn run(cli: Cli) -> Result<u8> {
                     ),
                     None => println!("  CA key         existed only in memory and is gone"),
                 }
+                if let Some(r) = &report.registry {
+                    let _ = r.print(&mut std::io::stdout().lock());
+                }
+            }
+            Ok(0)
+        }
+        Command::Vault(v) => run_vault(v),
+        Command::Registry(a) => {
+            let report = registry::run(&registry::RegistryRequest {
+                dir: a.dir,
+                out: a.out,
+                spec: registry::RegistrySpec {
+                    hosts: a.hosts,
+                    client_auth: a.client_auth,
+                    clients: a.clients,
+                    sans: a.san,
+                    key: a.key,
+                    days: a.days,
+                },
+                force: a.force,
+                passphrase_file: a.passphrase.passphrase_file,
+            })?;
+            report
+                .print(&mut std::io::stdout().lock())
+                .map_err(|e| crate::Error::msg(format!("cannot write to standard output: {e}")))?;
+            if let Some(note) = report.warning() {
+                eprintln!("{note}");
             }
             Ok(0)
         }
@@ -238,5 +266,94 @@ fn report_summary(s: &crate::bulk::Summary, out: &std::path::Path, json: bool, q
                 .map(|e| format!("; earliest expiry {e}"))
                 .unwrap_or_default()
         );
+    }
+}
+
+fn run_vault(cmd: crate::cli::VaultCommand) -> Result<u8> {
+    use crate::cli::VaultCommand;
+    use crate::vault::{bootstrap, client::Connection, offline, tls};
+    match cmd {
+        VaultCommand::Bootstrap(a) => {
+            let req = bootstrap::BootstrapRequest {
+                dir: a.dir,
+                conn: Connection {
+                    addr: a.conn.addr,
+                    cacert: a.conn.cacert,
+                    client_cert: a.conn.client_cert,
+                    client_key: a.conn.client_key,
+                    token_file: a.conn.token_file,
+                },
+                mount: a.role.mount,
+                max_ttl: a.role.max_ttl,
+                role: a.role.role,
+                allowed_domains: a.role.allowed_domains,
+                role_max_ttl: a.role.role_max_ttl,
+                allow_ip_sans: a.allow_ip_sans,
+                allow_wildcards: a.allow_wildcards,
+                allow_bare_domains: a.allow_bare_domains,
+                issuing_url: a.role.issuing_url,
+                crl_url: a.role.crl_url,
+                mode: a.mode,
+                common_name: a.role.common_name,
+                key: a.role.key,
+                days: a.days,
+                permits: a.permit,
+                force: a.force,
+                passphrase_file: a.passphrase.passphrase_file,
+            };
+            let outcome = bootstrap::run(&req, &mut |line| println!("- {line}"))?;
+            if outcome.already {
+                println!("already bootstrapped: nothing changed");
+            } else {
+                println!("bootstrap complete: Vault issues under {} as an intermediate of this root", req.mount);
+            }
+            Ok(0)
+        }
+        VaultCommand::Tls(a) => {
+            let report = tls::run(&tls::TlsRequest {
+                dir: a.dir,
+                out: a.out,
+                hosts: a.hosts,
+                operators: a.operators,
+                nodes: a.nodes,
+                address: a.address,
+                port: a.port,
+                key: a.key,
+                days: a.days,
+                force: a.force,
+                passphrase_file: a.passphrase.passphrase_file,
+            })?;
+            for c in &report.issued {
+                println!("issued {}: {}/{{cert,key,chain,ca}}.pem  SANs {}", c.name, c.target.display(), c.sans.join(", "));
+            }
+            println!("wrote {} (paste into Vault's configuration)", report.listener_hcl.display());
+            if let Some(r) = &report.retry_join_hcl {
+                println!("wrote {} (retry_join blocks for storage \"raft\")", r.display());
+            }
+            Ok(0)
+        }
+        VaultCommand::Commands(a) => {
+            let kt = bootstrap::vault_key_type(a.role.key);
+            if a.role.allowed_domains.is_empty() {
+                return Err(crate::Error::msg("give the role at least one --allowed-domain"));
+            }
+            print!(
+                "{}",
+                offline::render(&offline::OfflineRequest {
+                    cli: a.cli,
+                    dir: a.dir.display().to_string(),
+                    mount: a.role.mount,
+                    max_ttl: a.role.max_ttl,
+                    common_name: a.role.common_name,
+                    key_type: kt,
+                    role: a.role.role,
+                    allowed_domains: a.role.allowed_domains,
+                    role_max_ttl: a.role.role_max_ttl,
+                    issuing_url: a.role.issuing_url,
+                    crl_url: a.role.crl_url,
+                })
+            );
+            Ok(0)
+        }
     }
 }

@@ -40,6 +40,11 @@ pub enum Command {
     Issue(IssueArgs),
     /// Create a CA, issue a whole plan and seal, in one run; the key never touches disk
     Ceremony(CeremonyArgs),
+    /// Issue a container registry's TLS certificate and config, and each client's Docker/Podman certs.d folders
+    Registry(RegistryArgs),
+    /// Bootstrap Vault/OpenBao PKI from this root, and Vault's own TLS
+    #[command(subcommand)]
+    Vault(VaultCommand),
     /// Sign an external certificate signing request (CSR)
     Sign(SignArgs),
     /// Write the signed manifest and destroy the passphrase: the CA never signs again
@@ -190,6 +195,39 @@ pub struct SignArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct RegistryArgs {
+    /// CA directory
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Output directory: OUT/server, OUT/config.yml, OUT/registry.env, OUT/clients/NAME
+    #[arg(long, value_name = "OUT")]
+    pub out: PathBuf,
+    /// Names clients use for the registry: host name or IP address, optional port (e.g. registry.internal:5000, [fd00::5]:5000); it listens on the first one's port (443 if none)
+    #[arg(value_name = "HOST[:PORT]", required = true)]
+    pub hosts: Vec<String>,
+    /// Require client certificates from this CA (http.tls.clientcas)
+    #[arg(long)]
+    pub client_auth: bool,
+    /// Issue a client identity NAME with ready Docker and Podman certs.d folders (repeatable: one per Docker host or CI runner)
+    #[arg(long = "client", value_name = "NAME")]
+    pub clients: Vec<String>,
+    /// Extra SAN for the registry's certificate (repeatable): DNS:x, IP:x, EMAIL:x or URI:x
+    #[arg(long, value_name = "KIND:VALUE")]
+    pub san: Vec<String>,
+    /// Key type of the issued keys
+    #[arg(long, value_enum, default_value_t = KeyType::EcP256)]
+    pub key: KeyType,
+    /// Validity in days
+    #[arg(long, value_name = "N", default_value_t = 397)]
+    pub days: u32,
+    /// Replace existing output
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub passphrase: PassphraseArgs,
+}
+
+#[derive(Debug, Args)]
 pub struct SealArgs {
     /// CA directory
     #[arg(long, value_name = "DIR")]
@@ -266,4 +304,146 @@ pub struct CompletionsArgs {
 /// The clap command, for man pages and completions.
 pub fn command() -> clap::Command {
     <Cli as clap::CommandFactory>::command()
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VaultCommand {
+    /// Make a Vault/OpenBao PKI mount an intermediate CA of this root, with a safe role, and prove it with a probe certificate
+    Bootstrap(VaultBootstrapArgs),
+    /// Issue Vault's listener, operator and raft node certificates and write the listener stanza
+    Tls(VaultTlsArgs),
+    /// Print the exact commands for an air-gapped bootstrap (the CA machine never talks to Vault)
+    Commands(VaultCommandsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VaultConnectionArgs {
+    /// Vault/OpenBao address, e.g. https://vault.internal:8200
+    #[arg(long, value_name = "URL")]
+    pub addr: String,
+    /// CA certificate that issued Vault's listener certificate (for https://)
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+    /// Client certificate for a listener that requires one
+    #[arg(long, value_name = "FILE", requires = "client_key")]
+    pub client_cert: Option<PathBuf>,
+    /// Key of the client certificate
+    #[arg(long, value_name = "FILE", requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
+    /// Read the Vault token from FILE (else VAULT_TOKEN, then BAO_TOKEN; never the command line)
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct VaultRoleArgs {
+    /// The PKI mount path
+    #[arg(long, value_name = "PATH", default_value = "pki_int")]
+    pub mount: String,
+    /// The mount's maximum lease TTL
+    #[arg(long, value_name = "TTL", default_value = "8760h")]
+    pub max_ttl: String,
+    /// Role to create
+    #[arg(long, value_name = "NAME", default_value = "default")]
+    pub role: String,
+    /// Domain the role may issue for (repeatable; subdomains allowed, the bare domain only with --allow-bare-domains)
+    #[arg(long = "allowed-domain", value_name = "DOMAIN")]
+    pub allowed_domains: Vec<String>,
+    /// The role's maximum TTL
+    #[arg(long, value_name = "TTL", default_value = "720h")]
+    pub role_max_ttl: String,
+    /// Common name of the intermediate
+    #[arg(long, value_name = "NAME", default_value = "Vault Intermediate CA")]
+    pub common_name: String,
+    /// Issuing-certificate URL written into Vault's certificates (default ADDR/v1/MOUNT/ca)
+    #[arg(long, value_name = "URL")]
+    pub issuing_url: Option<String>,
+    /// CRL distribution point URL (default ADDR/v1/MOUNT/crl)
+    #[arg(long, value_name = "URL")]
+    pub crl_url: Option<String>,
+    /// Key type of the intermediate
+    #[arg(long, value_enum, default_value_t = KeyType::EcP256)]
+    pub key: KeyType,
+}
+
+#[derive(Debug, Args)]
+pub struct VaultBootstrapArgs {
+    /// CA directory
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub conn: VaultConnectionArgs,
+    #[command(flatten)]
+    pub role: VaultRoleArgs,
+    /// csr: Vault makes the intermediate key; import: uca makes it and imports the bundle
+    #[arg(long, value_enum, default_value_t = crate::vault::bootstrap::BootstrapMode::Csr)]
+    pub mode: crate::vault::bootstrap::BootstrapMode,
+    /// Validity of the intermediate in days
+    #[arg(long, value_name = "N", default_value_t = 1825)]
+    pub days: u32,
+    /// Narrow the intermediate's name constraints (repeatable; each within the root's)
+    #[arg(long, value_name = "SUFFIX_OR_CIDR")]
+    pub permit: Vec<String>,
+    /// Let the role issue IP SANs
+    #[arg(long)]
+    pub allow_ip_sans: bool,
+    /// Let the role issue wildcard certificates
+    #[arg(long)]
+    pub allow_wildcards: bool,
+    /// Let the role issue for the allowed domains themselves, not only subdomains
+    #[arg(long)]
+    pub allow_bare_domains: bool,
+    /// Add a new intermediate even if the mount already has one from this root
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub passphrase: PassphraseArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct VaultTlsArgs {
+    /// CA directory
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Output directory
+    #[arg(long, value_name = "OUT")]
+    pub out: PathBuf,
+    /// Name or IP address clients use to reach Vault (repeatable; the first is the listener certificate's CN)
+    #[arg(long = "host", value_name = "NAME_OR_IP", required = true)]
+    pub hosts: Vec<String>,
+    /// Operator client identity (repeatable)
+    #[arg(long = "operator", value_name = "NAME")]
+    pub operators: Vec<String>,
+    /// Raft node identity for retry_join (repeatable)
+    #[arg(long = "node", value_name = "NAME")]
+    pub nodes: Vec<String>,
+    /// Address the listener binds
+    #[arg(long, value_name = "IP", default_value = "0.0.0.0")]
+    pub address: String,
+    /// API port (the cluster port is PORT+1)
+    #[arg(long, value_name = "PORT", default_value_t = 8200)]
+    pub port: u16,
+    /// Key type
+    #[arg(long, value_enum, default_value_t = KeyType::EcP256)]
+    pub key: KeyType,
+    /// Validity in days
+    #[arg(long, value_name = "N", default_value_t = 397)]
+    pub days: u32,
+    /// Replace existing output
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub passphrase: PassphraseArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct VaultCommandsArgs {
+    /// CA directory (as it will be named on the CA machine)
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub role: VaultRoleArgs,
+    /// The CLI to print commands for
+    #[arg(long, value_name = "CLI", default_value = "bao", value_parser = ["bao", "vault"])]
+    pub cli: String,
 }

@@ -27,11 +27,13 @@ pub mod passphrase;
 pub mod pkcs12;
 pub mod plan;
 pub mod profile;
+pub mod registry;
 pub mod san_rule;
 pub mod seal;
 pub mod sign;
 pub mod store;
 pub mod timefmt;
+pub mod vault;
 pub mod verify;
 pub mod x509;
 

@@ -27,6 +27,11 @@
 //! sans = ["IP:10.0.0.10"]
 //! formats = ["pem", "combined", "k8s"]
 //! out = "web"                           # subdirectory of OUT (optional)
+//!
+//! [registry]                            # `uca ceremony`: OUT/registry, as `uca registry`
+//! hosts = ["registry.internal:5000"]
+//! client_auth = true
+//! clients = ["ci1.internal"]
 //! ```
 
 use std::collections::HashSet;
@@ -83,8 +88,9 @@ pub struct PlanFile {
     pub groups: Vec<GroupSection>,
     /// Filled in by the Vault/OpenBao bootstrap work; refused until then.
     pub vault: Option<toml::Value>,
-    /// Filled in by the registry work; refused until then.
-    pub registry: Option<toml::Value>,
+    /// `[registry]`: a container registry's certificates, for `uca ceremony`
+    /// (see `registry::RegistrySpec`).
+    pub registry: Option<crate::registry::RegistrySpec>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -146,6 +152,8 @@ pub struct NamePattern {
     prefix: String,
     range: Option<(u64, u64, usize)>,
     suffix: String,
+    /// The output directory's name when it is not the NAME itself.
+    dir: Option<String>,
 }
 
 impl NamePattern {
@@ -155,6 +163,7 @@ impl NamePattern {
                 prefix: text.to_string(),
                 range: None,
                 suffix: String::new(),
+                dir: None,
             });
         };
         let close = text[open..]
@@ -186,6 +195,7 @@ impl NamePattern {
             prefix: text[..open].to_string(),
             range: Some((start, end, width)),
             suffix: suffix.to_string(),
+            dir: None,
         })
     }
 
@@ -195,6 +205,16 @@ impl NamePattern {
             prefix: name.to_string(),
             range: None,
             suffix: String::new(),
+            dir: None,
+        }
+    }
+
+    /// A literal name issued into the directory `dir` (a plain file name)
+    /// instead of one named after it, e.g. `uca registry`'s OUT/server.
+    pub fn literal_in(name: &str, dir: &str) -> NamePattern {
+        NamePattern {
+            dir: Some(dir.to_string()),
+            ..NamePattern::literal(name)
         }
     }
 
@@ -229,6 +249,35 @@ pub struct Group {
 }
 
 impl Group {
+    /// A group of PEM certificates with no SAN rules, for commands that build
+    /// their own plans (`uca vault tls`, `uca registry`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn pem(
+        name: &str,
+        patterns: Vec<NamePattern>,
+        profile: Profile,
+        key: KeyType,
+        days: u32,
+        validity: Validity,
+        extra: Vec<San>,
+        out: &str,
+    ) -> Group {
+        Group {
+            name: name.to_string(),
+            patterns,
+            profile,
+            key,
+            days,
+            validity,
+            rules: Vec::new(),
+            extra,
+            formats: vec![OutputFormat::Pem],
+            out: PathBuf::from(out),
+            pkcs12_password: None,
+            k8s_namespace: "default".into(),
+        }
+    }
+
     pub fn count(&self) -> u64 {
         self.patterns.iter().map(NamePattern::count).sum()
     }
@@ -242,6 +291,7 @@ pub struct Plan {
     pub ca_constraints: NameConstraints,
     pub groups: Vec<Group>,
     pub total: u64,
+    pub registry: Option<crate::registry::RegistrySpec>,
 }
 
 /// One certificate of a plan.
@@ -266,6 +316,12 @@ fn relative_subdir(group: &str, p: &Path) -> Result<PathBuf> {
 }
 
 impl Plan {
+    /// Appends a group (for plans built in code).
+    pub fn push(&mut self, group: Group) {
+        self.total += group.count();
+        self.groups.push(group);
+    }
+
     /// A plan of one group under an existing CA's constraints.
     pub fn single_group(ca_constraints: NameConstraints, group: Group) -> Plan {
         let total = group.count();
@@ -275,6 +331,7 @@ impl Plan {
             ca_constraints,
             groups: vec![group],
             total,
+            registry: None,
         }
     }
 
@@ -311,12 +368,12 @@ impl Plan {
                 "its [vault] section is not supported by this version of uca".into(),
             ));
         }
-        if file.registry.is_some() {
+        if file.registry.is_some() && existing_ca.is_some() {
             return Err(plan_err(
-                "its [registry] section is not supported by this version of uca".into(),
+                "its [registry] section is for uca ceremony; with an existing CA run: uca registry --dir DIR --out OUT HOST[:PORT]...".into(),
             ));
         }
-        if file.groups.is_empty() {
+        if file.groups.is_empty() && file.registry.is_none() {
             return Err(plan_err("it has no [[group]]; nothing to issue".into()));
         }
         let (constraints, ca_not_after) = match (existing_ca, &file.ca) {
@@ -444,6 +501,7 @@ impl Plan {
         Ok(Plan {
             path: path.to_path_buf(),
             ca: file.ca,
+            registry: file.registry,
             ca_constraints: constraints,
             groups,
             total,
@@ -473,7 +531,7 @@ impl Plan {
                     for san in &sans {
                         self.ca_constraints.check(san).map_err(item_err)?;
                     }
-                    let target = out.join(&g.out).join(&name);
+                    let target = out.join(&g.out).join(p.dir.as_deref().unwrap_or(&name));
                     Ok(PlanItem {
                         group: g,
                         name,

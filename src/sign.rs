@@ -180,7 +180,7 @@ pub fn parse_csr(der: &[u8]) -> std::result::Result<CsrContents, String> {
 
 /// Narrowed constraints for an intermediate: each permit must already be
 /// permitted by the root.
-fn intermediate_constraints(root: &NameConstraints, given: &[String]) -> Result<NameConstraints> {
+pub fn intermediate_constraints(root: &NameConstraints, given: &[String]) -> Result<NameConstraints> {
     if given.is_empty() {
         return Ok(root.clone());
     }

@@ -91,8 +91,8 @@ pub fn verify_manifest_files(manifest: &Path, ca: Option<&Path>) -> Result<Strin
 struct Info<'a> {
     der: &'a [u8],
     parsed: X509Certificate<'a>,
-    /// Where it came from: the CERT or CA path.
-    source: &'a Path,
+    /// Where it came from: the CERT or CA path, or a description.
+    source: &'a str,
 }
 
 impl Info<'_> {
@@ -133,12 +133,13 @@ fn display_name(cert: &X509Certificate<'_>) -> String {
     }
 }
 
-fn parse_all<'a>(ders: &'a [Vec<u8>], source: &'a Path) -> Result<Vec<Info<'a>>> {
+fn parse_all<'a>(ders: &'a [Vec<u8>], source: &'a str) -> Result<Vec<Info<'a>>> {
+    if ders.is_empty() {
+        return Err(Error::invalid("certificates", source, "there are none"));
+    }
     ders.iter()
         .map(|der| {
-            let parsed = x509::parse(der).map_err(|why| {
-                Error::invalid("certificate file", source.display().to_string(), why)
-            })?;
+            let parsed = x509::parse(der).map_err(|why| Error::invalid("certificate in", source, why))?;
             Ok(Info {
                 der,
                 parsed,
@@ -168,8 +169,35 @@ pub fn verify_files(
 ) -> Result<String> {
     let chain_der = x509::read_certificates(cert_path)?;
     let ca_der = x509::read_certificates(ca_path)?;
-    let chain = parse_all(&chain_der, cert_path)?;
-    let cas = parse_all(&ca_der, ca_path)?;
+    verify_der_at(
+        &chain_der,
+        &ca_der,
+        purpose,
+        now,
+        &cert_path.display().to_string(),
+        &ca_path.display().to_string(),
+    )
+}
+
+/// [`verify_files`] for certificates already in memory (DER), now: `chain`
+/// is the leaf then intermediates, `cas` the trust anchors.
+pub fn verify_der(chain: &[Vec<u8>], cas: &[Vec<u8>], purpose: &Purpose) -> Result<String> {
+    verify_der_at(chain, cas, purpose, UnixTime::now(), "the certificate chain", "the trusted CA certificates")
+}
+
+/// The verification itself; `cert_label` and `ca_label` name the inputs in
+/// messages (file names, or a description).
+pub fn verify_der_at(
+    chain_der: &[Vec<u8>],
+    ca_der: &[Vec<u8>],
+    purpose: &Purpose,
+    now: UnixTime,
+    cert_label: &str,
+    ca_label: &str,
+) -> Result<String> {
+    let chain = parse_all(chain_der, cert_label)?;
+    let cas = parse_all(ca_der, ca_label)?;
+    let (cert_path, ca_path) = (cert_label, ca_label);
 
     let server_name = match purpose {
         Purpose::Server(Some(name)) => Some(
@@ -191,8 +219,8 @@ pub fn verify_files(
         let der = CertificateDer::from(ca.der);
         let anchor = webpki::anchor_from_trusted_cert(&der).map_err(|e| {
             Error::invalid(
-                "--ca",
-                ca_path.display().to_string(),
+                "trust anchor in",
+                ca_path,
                 format!("{} cannot be used as a trust anchor: {e:?}", ca.name()),
             )
         })?;
@@ -260,7 +288,7 @@ pub fn verify_files(
         return Err(Error::Verification(format!(
             "the chain ends at {} from {}, which expired at {} (now {}): every certificate it issued is refused by OpenSSL-based peers; create a new CA",
             root.name(),
-            ca_path.display(),
+            ca_path,
             when(root.not_after()),
             when(now_t)
         )));
@@ -269,7 +297,7 @@ pub fn verify_files(
         return Err(Error::Verification(format!(
             "the chain ends at {} from {}, which is not valid until {} (now {}): check this machine's clock",
             root.name(),
-            ca_path.display(),
+            ca_path,
             when(root.not_before()),
             when(now_t)
         )));
@@ -305,8 +333,8 @@ struct Ctx<'a> {
     cas: &'a [Info<'a>],
     purpose: &'a Purpose,
     now: UnixTime,
-    cert_path: &'a Path,
-    ca_path: &'a Path,
+    cert_path: &'a str,
+    ca_path: &'a str,
 }
 
 impl Ctx<'_> {
@@ -436,19 +464,19 @@ fn explain_bad_signature(ctx: &Ctx<'_>) -> String {
                 "it was signed by a different CA with the same name (its authority key id is {}, the key id of {} in {} is {}); use that CA's certificate with --ca",
                 x509::colon_hex(&a),
                 issuer.name(),
-                issuer.source.display(),
+                issuer.source,
                 x509::colon_hex(&s)
             ),
             _ => format!(
                 "the certificate was altered after signing or {} is damaged; use the original file",
-                cert.source.display()
+                cert.source
             ),
         };
         return format!(
             "the signature on {} does not verify with the public key of {} from {}: {why}",
             cert.name(),
             issuer.name(),
-            issuer.source.display()
+            issuer.source
         );
     }
     format!(
@@ -480,16 +508,16 @@ fn explain_unknown_issuer(ctx: &Ctx<'_>) -> String {
         format!(
             "the chain of {} in {} ends at {}, issued by {}",
             leaf.name(),
-            ctx.cert_path.display(),
+            ctx.cert_path,
             top.name(),
             top.parsed.issuer()
         )
     };
     let mut msg = format!(
         "{start}, which is not in {} (it holds {}): verify with the CA that issued it, or give its intermediates in {} after the leaf",
-        ctx.ca_path.display(),
+        ctx.ca_path,
         ctx.ca_names(),
-        ctx.cert_path.display()
+        ctx.cert_path
     );
     let not_cas: Vec<String> = ctx
         .cas
@@ -501,7 +529,7 @@ fn explain_unknown_issuer(ctx: &Ctx<'_>) -> String {
         msg.push_str(&format!(
             " (note: {} in {} is not a CA certificate)",
             not_cas.join(", "),
-            ctx.ca_path.display()
+            ctx.ca_path
         ));
     }
     msg
@@ -594,8 +622,8 @@ fn explain(err: &webpki::Error, ctx: &Ctx<'_>) -> String {
     let malformed = |what: &str| {
         format!(
             "a certificate in {} (or {}) is malformed: {what}; was the file altered? ({err:?})",
-            ctx.cert_path.display(),
-            ctx.ca_path.display()
+            ctx.cert_path,
+            ctx.ca_path
         )
     };
     #[allow(deprecated)]
@@ -641,14 +669,14 @@ fn explain(err: &webpki::Error, ctx: &Ctx<'_>) -> String {
         E::NameConstraintViolation => explain_name_constraints(ctx),
         E::CaUsedAsEndEntity => format!(
             "{} holds a CA certificate ({}, CA:TRUE), not a server or client certificate; verify a leaf such as certs/NAME/cert.pem and give the CA with --ca",
-            ctx.cert_path.display(),
+            ctx.cert_path,
             leaf.name()
         ),
         E::EndEntityUsedAsCa => format!(
             "the chain of {} needs a certificate that is not a CA (CA:FALSE) to act as an issuer; {} must hold the leaf first, then its intermediate CAs, and {} the root",
             leaf.name(),
-            ctx.cert_path.display(),
-            ctx.ca_path.display()
+            ctx.cert_path,
+            ctx.ca_path
         ),
         E::PathLenConstraintViolated => format!(
             "the chain of {} has more intermediate CAs than the path length constraint of a CA above them allows",
@@ -660,8 +688,8 @@ fn explain(err: &webpki::Error, ctx: &Ctx<'_>) -> String {
         | E::MaximumNameConstraintComparisonsExceeded => format!(
             "the chain of {} is too complex to verify ({err:?}); remove unneeded certificates from {} and {}",
             leaf.name(),
-            ctx.cert_path.display(),
-            ctx.ca_path.display()
+            ctx.cert_path,
+            ctx.ca_path
         ),
         E::UnsupportedCriticalExtension => format!(
             "a certificate in the chain of {} has a critical extension that TLS verifiers do not understand, so it must be refused",
