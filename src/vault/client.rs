@@ -123,20 +123,20 @@ impl VaultClient {
 
     fn explain(&self, method: &str, path: &str, e: ureq::Error) -> Error {
         let at = format!("{method} {}/v1/{path}", self.addr);
-        let why = match &e {
-            ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
-                format!("cannot reach Vault at {}: connection refused (is it running, and is the address right?)", self.addr)
-            }
-            ureq::Error::ConnectionFailed | ureq::Error::HostNotFound => {
-                format!("cannot reach Vault at {}: {e}", self.addr)
-            }
-            ureq::Error::Timeout(_) => format!("Vault at {} did not answer in time ({at})", self.addr),
-            ureq::Error::Rustls(rustls::Error::InvalidCertificate(c)) => format!(
+        // rustls errors can arrive directly or wrapped in an io::Error.
+        let tls: Option<&rustls::Error> = match &e {
+            ureq::Error::Rustls(r) => Some(r),
+            ureq::Error::Io(io) => io.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()),
+            _ => None,
+        };
+        let ca_name = || self.cacert.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "the given CA".into());
+        let why = match (tls, &e) {
+            (Some(rustls::Error::InvalidCertificate(c)), _) => format!(
                 "TLS to {} failed: Vault's certificate is not trusted by {} ({c:?}); is that the CA that issued Vault's listener certificate?",
                 self.addr,
-                self.cacert.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "the given CA".into())
+                ca_name()
             ),
-            ureq::Error::Rustls(rustls::Error::AlertReceived(alert)) => {
+            (Some(rustls::Error::AlertReceived(alert)), _) => {
                 let hint = if self.has_client_cert {
                     "Vault refused our client certificate: is it issued by the CA in the listener's tls_client_ca_file?"
                 } else {
@@ -144,12 +144,19 @@ impl VaultClient {
                 };
                 format!("TLS to {} failed: Vault sent alert {alert:?}. {hint}", self.addr)
             }
-            ureq::Error::Io(io) if !self.has_client_cert && self.addr.starts_with("https://") => format!(
+            (Some(r), _) => format!("TLS to {} failed: {r}", self.addr),
+            (None, ureq::Error::Io(io)) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+                format!("cannot reach Vault at {}: connection refused (is it running, and is the address right?)", self.addr)
+            }
+            (None, ureq::Error::ConnectionFailed | ureq::Error::HostNotFound) => {
+                format!("cannot reach Vault at {}: {e}", self.addr)
+            }
+            (None, ureq::Error::Timeout(_)) => format!("Vault at {} did not answer in time ({at})", self.addr),
+            (None, ureq::Error::Io(io)) if !self.has_client_cert && self.addr.starts_with("https://") => format!(
                 "TLS to {} failed after the handshake ({io}): Vault probably requires a client certificate; pass --client-cert and --client-key",
                 self.addr
             ),
-            ureq::Error::Rustls(r) => format!("TLS to {} failed: {r}", self.addr),
-            other => format!("{at} failed: {other}"),
+            _ => format!("{at} failed: {e}"),
         };
         Error::msg(why)
     }
