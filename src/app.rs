@@ -134,7 +134,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             }
             Ok(0)
         }
-        Command::Vault(v) => run_vault(v),
+        Command::Vault(v) => run_vault(*v),
         Command::Registry(a) => {
             let report = registry::run(&registry::RegistryRequest {
                 dir: a.dir,

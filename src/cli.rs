@@ -44,7 +44,7 @@ pub enum Command {
     Registry(RegistryArgs),
     /// Bootstrap Vault/OpenBao PKI from this root, and Vault's own TLS
     #[command(subcommand)]
-    Vault(VaultCommand),
+    Vault(Box<VaultCommand>),
     /// Sign an external certificate signing request (CSR)
     Sign(SignArgs),
     /// Write the signed manifest and destroy the passphrase: the CA never signs again

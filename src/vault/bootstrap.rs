@@ -178,10 +178,23 @@ fn probe(client: &VaultClient, req: &BootstrapRequest, store: &CaStore, say: &mu
     Ok(name)
 }
 
+/// Where the signing key comes from: unlocked from the CA directory only
+/// when needed (a no-op second run asks for no passphrase), or an unlocked
+/// signer already held with its lock (a ceremony).
+pub enum SignerSource<'a> {
+    Unlock,
+    Held(&'a Signer, &'a crate::ledger::LedgerLock),
+}
+
 pub fn run(req: &BootstrapRequest, say: &mut dyn FnMut(&str)) -> Result<BootstrapOutcome> {
     let store = CaStore::open(&req.dir)?;
     store.ensure_unsealed()?;
     validate(req, &store)?;
+    execute(req, &store, SignerSource::Unlock, say)
+}
+
+/// Runs a validated bootstrap against Vault.
+pub fn execute(req: &BootstrapRequest, store: &CaStore, source: SignerSource<'_>, say: &mut dyn FnMut(&str)) -> Result<BootstrapOutcome> {
     let client = VaultClient::connect(&req.conn)?;
 
     // Is Vault there, initialised and unsealed?
@@ -204,7 +217,7 @@ pub fn run(req: &BootstrapRequest, say: &mut dyn FnMut(&str)) -> Result<Bootstra
             let current = client.read(&format!("{}/cert/ca", req.mount), "read the mount's CA")?;
             let pem_text = current.as_ref().and_then(|v| data(v, "certificate")).and_then(Value::as_str).unwrap_or("");
             if !pem_text.trim().is_empty() {
-                let (ours, who) = issued_by_root(pem_text, &store)?;
+                let (ours, who) = issued_by_root(pem_text, store)?;
                 if !ours {
                     return Err(Error::msg(format!(
                         "the mount {} already has a different CA: {who}, which does not chain to {}; choose another --mount or disable that one first",
@@ -236,8 +249,14 @@ pub fn run(req: &BootstrapRequest, say: &mut dyn FnMut(&str)) -> Result<Bootstra
     say(&format!("set the mount's max lease TTL to {}", req.max_ttl));
 
     // The intermediate: from Vault's CSR, or made here and imported.
-    let signer = store.unlock(req.passphrase_file.as_ref())?;
-    let lock = store.ledger().lock()?;
+    let unlocked;
+    let (signer, lock) = match source {
+        SignerSource::Held(signer, lock) => (signer, lock),
+        SignerSource::Unlock => {
+            unlocked = (store.unlock(req.passphrase_file.as_ref())?, store.ledger().lock()?);
+            (&unlocked.0, &unlocked.1)
+        }
+    };
     let opts = SignOptions {
         profile: Profile::Both,
         intermediate: true,
@@ -257,7 +276,7 @@ pub fn run(req: &BootstrapRequest, say: &mut dyn FnMut(&str)) -> Result<Bootstra
             let csr_pem = data(&v, "csr").and_then(Value::as_str).ok_or_else(|| Error::msg("Vault's answer has no CSR"))?;
             say(&format!("Vault generated the intermediate key ({kt} {bits}) and a CSR for CN={}", req.common_name));
             let der = pem::parse(csr_pem).map_err(|e| Error::msg(format!("Vault's CSR is not PEM: {e}")))?.into_contents();
-            let (d, s) = sign_csr(&store, &signer, &lock, &der, &opts)?;
+            let (d, s) = sign_csr(store, signer, lock, &der, &opts)?;
             (d, s, None)
         }
         BootstrapMode::Import => {
@@ -265,12 +284,11 @@ pub fn run(req: &BootstrapRequest, say: &mut dyn FnMut(&str)) -> Result<Bootstra
             let mut params = rcgen::CertificateParams::default();
             params.distinguished_name = crate::profile::subject_cn(&req.common_name);
             let csr = params.serialize_request(&pair).map_err(|e| Error::msg(format!("cannot make the intermediate CSR: {e}")))?;
-            let (d, s) = sign_csr(&store, &signer, &lock, csr.der(), &opts)?;
+            let (d, s) = sign_csr(store, signer, lock, csr.der(), &opts)?;
             say(&format!("made the intermediate key ({}) here", req.key));
             (d, s, Some(key))
         }
     };
-    drop(signer);
     say(&format!("signed the intermediate CN={} (pathlen 0, serial {serial}) with {}", req.common_name, store.settings.name));
     let int_pem = x509::pem_certificate(&int_der);
     let root_pem = store.cert_pem();
@@ -349,7 +367,7 @@ pub fn run(req: &BootstrapRequest, say: &mut dyn FnMut(&str)) -> Result<Bootstra
         if req.allow_bare_domains { "allowed" } else { "refused" },
         req.role_max_ttl
     ));
-    let probe_subject = probe(&client, req, &store, say)?;
+    let probe_subject = probe(&client, req, store, say)?;
     Ok(BootstrapOutcome { already: false, intermediate_serial: Some(serial), probe_subject: Some(probe_subject) })
 }
 
