@@ -147,11 +147,17 @@ fn issue_item(
 ) -> Result<(IssuedCert, LedgerEntry)> {
     let g = item.group;
     let (key, key_pair) = g.key.generate_with_pair()?;
-    let subject = if item.name.len() <= 64 {
+    // The CN repeats NAME for humans. It is left out when NAME is an IP
+    // address (OpenSSL and curl check a CN as a DNS name against the CA's
+    // DNS name constraints and would refuse it) or longer than a CN may be;
+    // the SANs then carry the identity and are marked critical.
+    let is_ip = item.name.parse::<std::net::IpAddr>().is_ok();
+    let subject = if !is_ip && item.name.len() <= 64 {
         profile::subject_cn(&item.name)
     } else {
         rcgen::DistinguishedName::new()
     };
+    let subject_is_empty = subject.iter().next().is_none();
     let mut params = profile::leaf_params(subject, &item.sans, g.profile, g.key, g.validity)?;
     params.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
     let cert = params
@@ -186,7 +192,7 @@ fn issue_item(
     let not_after = timefmt::rfc3339(g.validity.not_after);
     let entry = LedgerEntry {
         serial: serial_hex.clone(),
-        subject: format!("CN={}", item.name),
+        subject: if subject_is_empty { String::new() } else { format!("CN={}", item.name) },
         sans: sans.clone(),
         profile: g.profile.to_string(),
         key: g.key.to_string(),

@@ -6,6 +6,7 @@
 //! ```text
 //! OUT/ca/      the sealed CA directory (ca.pem, ledger, manifest; no key)
 //! OUT/certs/   every certificate of the plan
+//! OUT/registry/  with a [registry] section: what `uca registry` writes
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -35,6 +36,7 @@ pub struct CeremonyReport {
     pub summary: Summary,
     pub seal: SealReport,
     pub escrow: Option<(PathBuf, PathBuf)>,
+    pub registry: Option<crate::registry::RegistryReport>,
 }
 
 fn out_is_free(out: &Path) -> Result<()> {
@@ -77,6 +79,16 @@ pub fn run(
     let ca_dir = req.out.join("ca");
     let certs_dir = req.out.join("certs");
     plan.validate_all(&certs_dir)?;
+    let registry = match &plan.registry {
+        Some(spec) => {
+            let ca_not_after = Validity::days_from_now(ca.days)?.not_after;
+            let out = req.out.join("registry");
+            let c = &plan.ca_constraints;
+            let prepared = crate::registry::prepare(c, ca_not_after, spec, &out, false)?;
+            Some(prepared)
+        }
+        None => None,
+    };
     let escrow_file = match &req.escrow_passphrase {
         Some(f) => {
             let f_abs = fsutil::resolve(f)?;
@@ -134,6 +146,10 @@ pub fn run(
         progress: req.progress,
     };
     let summary = bulk::execute(&store, &signer, &plan, &certs_dir, &lock, &opts, on_issued)?;
+    let registry = match &registry {
+        Some(r) => Some(crate::registry::issue(&store, &signer, &lock, r)?),
+        None => None,
+    };
     let seal = seal::seal_with(&store, signer, &lock, false, escrow_file.is_none())?;
     Ok(CeremonyReport {
         ca_dir: ca_dir.clone(),
@@ -142,5 +158,6 @@ pub fn run(
         summary,
         seal,
         escrow: escrow_file.map(|f| (f, ca_dir.join(crate::store::KEY_FILE))),
+        registry,
     })
 }

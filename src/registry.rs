@@ -54,7 +54,7 @@ use crate::keys::KeyType;
 use crate::ledger::LedgerLock;
 use crate::names::{self, San};
 use crate::output;
-use crate::plan::{Group, NamePattern, OutputFormat, Plan};
+use crate::plan::{Group, NamePattern, Plan};
 use crate::profile::{Profile, Validity};
 use crate::store::{CaStore, Signer};
 
@@ -146,16 +146,16 @@ impl Host {
             }
             let port = match after {
                 "" => None,
-                p => Some(p.strip_prefix(':').ok_or_else(|| {
-                    bad(format!("expected :PORT after ']', found '{p}'"))
-                })?),
+                p => Some(
+                    p.strip_prefix(':')
+                        .ok_or_else(|| bad(format!("expected :PORT after ']', found '{p}'")))?,
+                ),
             };
             (addr, port)
         } else if input.matches(':').count() > 1 {
             if input.parse::<Ipv6Addr>().is_err() {
                 return Err(bad(
-                    "expected HOST[:PORT]; write an IPv6 address with a port as [ADDR]:PORT"
-                        .into(),
+                    "expected HOST[:PORT]; write an IPv6 address with a port as [ADDR]:PORT".into(),
                 ));
             }
             (input, None)
@@ -348,19 +348,10 @@ pub fn prepare(
         ));
     }
 
-    let group = |name: &str, patterns, profile, extra, dir: &str| Group {
-        name: name.to_string(),
-        patterns,
-        profile,
-        key: spec.key,
-        days: spec.days,
-        validity,
-        rules: Vec::new(),
-        extra,
-        formats: vec![OutputFormat::Pem],
-        out: PathBuf::from(dir),
-        pkcs12_password: None,
-        k8s_namespace: "default".into(),
+    let group = |name: &str, patterns, profile, extra, dir: &str| {
+        Group::pem(
+            name, patterns, profile, spec.key, spec.days, validity, extra, dir,
+        )
     };
     let server = group(
         "registry server",
@@ -424,7 +415,13 @@ fn read_text(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
 }
 
 /// The certs.d files of one client for every host, under `prefix`.
-fn certs_d_files(prefix: &str, hosts: &[Host], ca: &[u8], cert: &[u8], key: &[u8]) -> Vec<RenderedFile> {
+fn certs_d_files(
+    prefix: &str,
+    hosts: &[Host],
+    ca: &[u8],
+    cert: &[u8],
+    key: &[u8],
+) -> Vec<RenderedFile> {
     let mut files = Vec::with_capacity(3 * hosts.len());
     for h in hosts {
         let dir = format!("{prefix}/{}", h.certs_d_dir());
@@ -674,11 +671,23 @@ mod tests {
         assert_eq!(h.name(), "registry.internal");
         assert_eq!(h.certs_d_dir(), "registry.internal:5000");
         let h = Host::parse("registry.internal").unwrap();
-        assert_eq!((h.port(), h.certs_d_dir().as_str()), (443, "registry.internal"));
-        assert_eq!(Host::parse("r.internal:443").unwrap().certs_d_dir(), "r.internal");
-        assert_eq!(Host::parse("10.0.0.5:5000").unwrap().certs_d_dir(), "10.0.0.5:5000");
+        assert_eq!(
+            (h.port(), h.certs_d_dir().as_str()),
+            (443, "registry.internal")
+        );
+        assert_eq!(
+            Host::parse("r.internal:443").unwrap().certs_d_dir(),
+            "r.internal"
+        );
+        assert_eq!(
+            Host::parse("10.0.0.5:5000").unwrap().certs_d_dir(),
+            "10.0.0.5:5000"
+        );
         let h = Host::parse("[fd00::5]:5000").unwrap();
-        assert_eq!((h.name().as_str(), h.certs_d_dir().as_str()), ("fd00::5", "[fd00::5]:5000"));
+        assert_eq!(
+            (h.name().as_str(), h.certs_d_dir().as_str()),
+            ("fd00::5", "[fd00::5]:5000")
+        );
         assert_eq!(Host::parse("fd00::5").unwrap().certs_d_dir(), "[fd00::5]");
         for bad in [
             "r.internal:99999",
@@ -696,6 +705,9 @@ mod tests {
             assert!(Host::parse(bad).is_err(), "{bad} parsed");
         }
         let e = Host::parse("r.internal:99999").unwrap_err().to_string();
-        assert!(e.contains("'r.internal:99999'") && e.contains("1 to 65535"), "{e}");
+        assert!(
+            e.contains("'r.internal:99999'") && e.contains("1 to 65535"),
+            "{e}"
+        );
     }
 }

@@ -909,3 +909,15 @@ fn concurrent_issuers_never_share_a_serial_or_lose_an_entry() {
     assert_eq!(ledger.lines().count(), 100);
     assert_eq!(serials.len(), 100);
 }
+
+#[test]
+fn an_ip_name_gets_no_cn_so_dns_constraints_cannot_trip_openssl() {
+    let s = Scratch::new();
+    s.init_ca(&["--permit", "internal", "--permit", "127.0.0.0/8"]);
+    s.issue(&["127.0.0.1"]);
+    let t = cert_text(&s, "certs/127.0.0.1/cert.pem");
+    assert!(t.contains("Subject: \n") || t.contains("Subject:\n") || !t.contains("Subject: CN"), "{t}");
+    assert!(t.contains("X509v3 Subject Alternative Name: critical"), "{t}");
+    let (okv, out) = run("openssl", &["verify", "-CAfile", "ca/ca.pem", "-purpose", "sslserver", "certs/127.0.0.1/cert.pem"], s.path());
+    assert!(okv, "{out}");
+}
