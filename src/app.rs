@@ -98,6 +98,7 @@ pub fn run(cli: Cli) -> Result<u8> {
                     "seconds": s.elapsed.as_secs_f64(),
                     "escrow": report.escrow.as_ref().map(|(p, k)| serde_json::json!({"passphrase": p.display().to_string(), "key": k.display().to_string()})),
                     "registry": report.registry.as_ref().map(|r| r.out.display().to_string()),
+                    "vault": report.vault_steps,
                 });
                 println!("{doc}");
             } else {
@@ -120,6 +121,9 @@ pub fn run(cli: Cli) -> Result<u8> {
                     println!("  earliest expiry {e}");
                 }
                 println!("  root SHA-256   {}", report.fingerprint);
+                for step in &report.vault_steps {
+                    println!("  vault          {step}");
+                }
                 match &report.escrow {
                     Some((p, k)) => println!(
                         "  escrow         key {} with passphrase in {}: move both offline now",

@@ -37,6 +37,8 @@ pub struct CeremonyReport {
     pub seal: SealReport,
     pub escrow: Option<(PathBuf, PathBuf)>,
     pub registry: Option<crate::registry::RegistryReport>,
+    /// What the `[vault]` bootstrap did, step by step.
+    pub vault_steps: Vec<String>,
 }
 
 fn out_is_free(out: &Path) -> Result<()> {
@@ -86,6 +88,22 @@ pub fn run(
             let c = &plan.ca_constraints;
             let prepared = crate::registry::prepare(c, ca_not_after, spec, &out, false)?;
             Some(prepared)
+        }
+        None => None,
+    };
+    let vault = match &plan.vault {
+        Some(section) => {
+            let ca_not_after = Validity::days_from_now(ca.days)?.not_after;
+            let base = fsutil::parent_of(&req.plan);
+            let vreq = section.to_request(base, ca_dir.clone());
+            crate::vault::bootstrap::validate(&vreq, &plan.ca_constraints, ca.pathlen, ca_not_after)
+                .map_err(|e| Error::msg(format!("plan [vault]: {e}")))?;
+            // Fail now, not after the root exists, if Vault is unreachable
+            // or the token is missing.
+            crate::vault::client::VaultClient::connect(&vreq.conn)
+                .and_then(|c| c.get("sys/health").map(|_| ()))
+                .map_err(|e| Error::msg(format!("plan [vault]: {e}")))?;
+            Some(vreq)
         }
         None => None,
     };
@@ -150,6 +168,16 @@ pub fn run(
         Some(r) => Some(crate::registry::issue(&store, &signer, &lock, r)?),
         None => None,
     };
+    let mut vault_steps = Vec::new();
+    if let Some(vreq) = &vault {
+        crate::vault::bootstrap::execute(
+            vreq,
+            &store,
+            crate::vault::bootstrap::SignerSource::Held(&signer, &lock),
+            &mut |line| vault_steps.push(line.to_string()),
+        )
+        .map_err(|e| Error::msg(format!("plan [vault] bootstrap failed, the CA was not sealed and its key is gone with this process: {e}")))?;
+    }
     let seal = seal::seal_with(&store, signer, &lock, false, escrow_file.is_none())?;
     Ok(CeremonyReport {
         ca_dir: ca_dir.clone(),
@@ -159,5 +187,6 @@ pub fn run(
         seal,
         escrow: escrow_file.map(|f| (f, ca_dir.join(crate::store::KEY_FILE))),
         registry,
+        vault_steps,
     })
 }

@@ -338,22 +338,22 @@ pub struct VaultConnectionArgs {
 #[derive(Debug, Args)]
 pub struct VaultRoleArgs {
     /// The PKI mount path
-    #[arg(long, value_name = "PATH", default_value = "pki_int")]
+    #[arg(long, value_name = "PATH", default_value = crate::vault::bootstrap::DEFAULT_MOUNT)]
     pub mount: String,
     /// The mount's maximum lease TTL
-    #[arg(long, value_name = "TTL", default_value = "8760h")]
+    #[arg(long, value_name = "TTL", default_value = crate::vault::bootstrap::DEFAULT_MAX_TTL)]
     pub max_ttl: String,
     /// Role to create
-    #[arg(long, value_name = "NAME", default_value = "default")]
+    #[arg(long, value_name = "NAME", default_value = crate::vault::bootstrap::DEFAULT_ROLE)]
     pub role: String,
     /// Domain the role may issue for (repeatable; subdomains allowed, the bare domain only with --allow-bare-domains)
     #[arg(long = "allowed-domain", value_name = "DOMAIN")]
     pub allowed_domains: Vec<String>,
     /// The role's maximum TTL
-    #[arg(long, value_name = "TTL", default_value = "720h")]
+    #[arg(long, value_name = "TTL", default_value = crate::vault::bootstrap::DEFAULT_ROLE_MAX_TTL)]
     pub role_max_ttl: String,
     /// Common name of the intermediate
-    #[arg(long, value_name = "NAME", default_value = "Vault Intermediate CA")]
+    #[arg(long, value_name = "NAME", default_value = crate::vault::bootstrap::DEFAULT_COMMON_NAME)]
     pub common_name: String,
     /// Issuing-certificate URL written into Vault's certificates (default ADDR/v1/MOUNT/ca)
     #[arg(long, value_name = "URL")]
@@ -379,7 +379,7 @@ pub struct VaultBootstrapArgs {
     #[arg(long, value_enum, default_value_t = crate::vault::bootstrap::BootstrapMode::Csr)]
     pub mode: crate::vault::bootstrap::BootstrapMode,
     /// Validity of the intermediate in days
-    #[arg(long, value_name = "N", default_value_t = 1825)]
+    #[arg(long, value_name = "N", default_value_t = crate::vault::bootstrap::DEFAULT_DAYS)]
     pub days: u32,
     /// Narrow the intermediate's name constraints (repeatable; each within the root's)
     #[arg(long, value_name = "SUFFIX_OR_CIDR")]

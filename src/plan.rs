@@ -87,7 +87,7 @@ pub struct PlanFile {
     #[serde(default, rename = "group")]
     pub groups: Vec<GroupSection>,
     /// Filled in by the Vault/OpenBao bootstrap work; refused until then.
-    pub vault: Option<toml::Value>,
+    pub vault: Option<crate::vault::bootstrap::VaultSection>,
     /// `[registry]`: a container registry's certificates, for `uca ceremony`
     /// (see `registry::RegistrySpec`).
     pub registry: Option<crate::registry::RegistrySpec>,
@@ -292,6 +292,7 @@ pub struct Plan {
     pub groups: Vec<Group>,
     pub total: u64,
     pub registry: Option<crate::registry::RegistrySpec>,
+    pub vault: Option<crate::vault::bootstrap::VaultSection>,
 }
 
 /// One certificate of a plan.
@@ -332,6 +333,7 @@ impl Plan {
             groups: vec![group],
             total,
             registry: None,
+            vault: None,
         }
     }
 
@@ -363,9 +365,9 @@ impl Plan {
         existing_ca: Option<(&NameConstraints, time::OffsetDateTime)>,
     ) -> Result<Plan> {
         let plan_err = |why: String| Error::invalid("plan", path.display().to_string(), why);
-        if file.vault.is_some() {
+        if file.vault.is_some() && existing_ca.is_some() {
             return Err(plan_err(
-                "its [vault] section is not supported by this version of uca".into(),
+                "its [vault] section is for uca ceremony; with an existing CA run: uca vault bootstrap --dir DIR --addr URL ...".into(),
             ));
         }
         if file.registry.is_some() && existing_ca.is_some() {
@@ -373,7 +375,7 @@ impl Plan {
                 "its [registry] section is for uca ceremony; with an existing CA run: uca registry --dir DIR --out OUT HOST[:PORT]...".into(),
             ));
         }
-        if file.groups.is_empty() && file.registry.is_none() {
+        if file.groups.is_empty() && file.registry.is_none() && file.vault.is_none() {
             return Err(plan_err("it has no [[group]]; nothing to issue".into()));
         }
         let (constraints, ca_not_after) = match (existing_ca, &file.ca) {
@@ -502,6 +504,7 @@ impl Plan {
             path: path.to_path_buf(),
             ca: file.ca,
             registry: file.registry,
+            vault: file.vault,
             ca_constraints: constraints,
             groups,
             total,

@@ -310,3 +310,30 @@ fn offline_commands_name_every_step() {
         assert!(text.contains(step), "missing {step:?} in:\n{text}");
     }
 }
+
+#[test]
+fn ceremony_vault_section_bootstraps_before_sealing() {
+    let s = Scratch::new();
+    let bao = start_dev(&s);
+    std::fs::write(s.join("token.txt"), "test-root-token\n").unwrap();
+    let plan = format!(
+        "[ca]\nname = \"Ceremony Root\"\npermit = [\"internal\"]\n\n[[group]]\nname = \"svc\"\nnames = [\"svc{{1..3}}.internal\"]\n\n\
+         [vault]\naddr = \"http://127.0.0.1:{}\"\ntoken_file = \"token.txt\"\nrole = \"svc\"\nallowed_domains = [\"svc.internal\"]\n",
+        bao.port
+    );
+    std::fs::write(s.join("plan.toml"), plan).unwrap();
+    let o = ok(&s.uca(&["ceremony", "plan.toml", "--out", "out"]));
+    let text = stdout(&o);
+    assert!(text.contains("vault          created role svc"), "{text}");
+    assert!(text.contains("verified it chains to Ceremony Root"), "{text}");
+    // The intermediate is in the sealed manifest.
+    let manifest = std::fs::read_to_string(s.join("out/ca/manifest.json")).unwrap();
+    assert!(manifest.contains("\"profile\": \"intermediate\""), "{manifest}");
+    assert!(s.join("out/ca/sealed.json").is_file());
+    // A plan whose Vault is unreachable is refused before the root exists.
+    let dead = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let plan = std::fs::read_to_string(s.join("plan.toml")).unwrap().replace(&format!(":{}", bao.port), &format!(":{dead}"));
+    std::fs::write(s.join("plan2.toml"), plan).unwrap();
+    fails_with(&s.uca(&["ceremony", "plan2.toml", "--out", "out2"]), "connection refused");
+    assert!(!s.join("out2").exists());
+}

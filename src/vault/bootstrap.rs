@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use serde_json::{json, Value};
 
 use super::client::{vault_errors, Connection, VaultClient};
+use crate::constraints::NameConstraints;
 use crate::error::{Error, Result};
 use crate::keys::KeyType;
 use crate::names::{self, San};
@@ -15,7 +16,15 @@ use crate::sign::{self, SignOptions};
 use crate::store::{CaStore, Signer};
 use crate::x509;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub const DEFAULT_MOUNT: &str = "pki_int";
+pub const DEFAULT_MAX_TTL: &str = "8760h";
+pub const DEFAULT_ROLE: &str = "default";
+pub const DEFAULT_ROLE_MAX_TTL: &str = "720h";
+pub const DEFAULT_COMMON_NAME: &str = "Vault Intermediate CA";
+pub const DEFAULT_DAYS: u32 = 1825;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum BootstrapMode {
     /// Vault generates the intermediate key and a CSR; the key never leaves Vault
     Csr,
@@ -45,14 +54,117 @@ pub struct BootstrapRequest {
     pub passphrase_file: Option<PathBuf>,
 }
 
+/// `[vault]` in a plan: the same settings as `uca vault bootstrap`, run by
+/// `uca ceremony` after issuing and before sealing. Paths are relative to
+/// the plan file.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaultSection {
+    pub addr: String,
+    pub cacert: Option<PathBuf>,
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+    pub token_file: Option<PathBuf>,
+    #[serde(default = "d_mount")]
+    pub mount: String,
+    #[serde(default = "d_max_ttl")]
+    pub max_ttl: String,
+    #[serde(default = "d_role")]
+    pub role: String,
+    #[serde(default)]
+    pub allowed_domains: Vec<String>,
+    #[serde(default = "d_role_max_ttl")]
+    pub role_max_ttl: String,
+    #[serde(default)]
+    pub allow_ip_sans: bool,
+    #[serde(default)]
+    pub allow_wildcards: bool,
+    #[serde(default)]
+    pub allow_bare_domains: bool,
+    pub issuing_url: Option<String>,
+    pub crl_url: Option<String>,
+    #[serde(default = "d_mode")]
+    pub mode: BootstrapMode,
+    #[serde(default = "d_common_name")]
+    pub common_name: String,
+    #[serde(default = "d_key")]
+    pub key: KeyType,
+    #[serde(default = "d_days")]
+    pub days: u32,
+    #[serde(default)]
+    pub permit: Vec<String>,
+}
+
+fn d_mount() -> String {
+    DEFAULT_MOUNT.into()
+}
+fn d_max_ttl() -> String {
+    DEFAULT_MAX_TTL.into()
+}
+fn d_role() -> String {
+    DEFAULT_ROLE.into()
+}
+fn d_role_max_ttl() -> String {
+    DEFAULT_ROLE_MAX_TTL.into()
+}
+fn d_mode() -> BootstrapMode {
+    BootstrapMode::Csr
+}
+fn d_common_name() -> String {
+    DEFAULT_COMMON_NAME.into()
+}
+fn d_key() -> KeyType {
+    KeyType::EcP256
+}
+fn d_days() -> u32 {
+    DEFAULT_DAYS
+}
+
+impl VaultSection {
+    /// The request this section describes, with paths resolved against
+    /// `base` (the plan's directory) and the CA directory `dir`.
+    pub fn to_request(&self, base: &std::path::Path, dir: PathBuf) -> BootstrapRequest {
+        let rel = |p: &Option<PathBuf>| p.as_ref().map(|p| if p.is_absolute() { p.clone() } else { base.join(p) });
+        BootstrapRequest {
+            dir,
+            conn: Connection {
+                addr: self.addr.clone(),
+                cacert: rel(&self.cacert),
+                client_cert: rel(&self.client_cert),
+                client_key: rel(&self.client_key),
+                token_file: rel(&self.token_file),
+            },
+            mount: self.mount.clone(),
+            max_ttl: self.max_ttl.clone(),
+            role: self.role.clone(),
+            allowed_domains: self.allowed_domains.clone(),
+            role_max_ttl: self.role_max_ttl.clone(),
+            allow_ip_sans: self.allow_ip_sans,
+            allow_wildcards: self.allow_wildcards,
+            allow_bare_domains: self.allow_bare_domains,
+            issuing_url: self.issuing_url.clone(),
+            crl_url: self.crl_url.clone(),
+            mode: self.mode,
+            common_name: self.common_name.clone(),
+            key: self.key,
+            days: self.days,
+            permits: self.permit.clone(),
+            force: false,
+            passphrase_file: None,
+        }
+    }
+}
+
 pub struct BootstrapOutcome {
     pub already: bool,
     pub intermediate_serial: Option<String>,
     pub probe_subject: Option<String>,
 }
 
-/// Validates names and durations that Vault would otherwise reject half-way.
-pub fn validate(req: &BootstrapRequest, store: &CaStore) -> Result<()> {
+/// Validates names and durations that Vault would otherwise reject half-way,
+/// and everything signing the intermediate will check, against the root's
+/// constraints, path length and expiry.
+pub fn validate(req: &BootstrapRequest, constraints: &NameConstraints, root_pathlen: u8, root_not_after: time::OffsetDateTime) -> Result<()> {
     let mount_ok = !req.mount.is_empty()
         && !req.mount.starts_with('/')
         && !req.mount.ends_with('/')
@@ -78,7 +190,7 @@ pub fn validate(req: &BootstrapRequest, store: &CaStore) -> Result<()> {
     }
     for d in &req.allowed_domains {
         let name = names::dns_name(d, false)?;
-        store.constraints.check(&San::Dns(name))?;
+        constraints.check(&San::Dns(name))?;
     }
     for (flag, url) in [("--issuing-url", &req.issuing_url), ("--crl-url", &req.crl_url)] {
         if let Some(u) = url {
@@ -91,11 +203,11 @@ pub fn validate(req: &BootstrapRequest, store: &CaStore) -> Result<()> {
     crate::init::validate_ca_name(&req.common_name)?;
     // What signing the intermediate will check, checked now, before Vault
     // is changed at all.
-    if store.settings.pathlen == 0 {
+    if root_pathlen == 0 {
         return Err(Error::msg("the root has path length 0, so it cannot sign Vault's intermediate; create the root with --pathlen 1 or more"));
     }
-    crate::profile::Validity::days_from_now(req.days)?.within(store.not_after, req.days)?;
-    sign::intermediate_constraints(&store.constraints, &req.permits)?;
+    crate::profile::Validity::days_from_now(req.days)?.within(root_not_after, req.days)?;
+    sign::intermediate_constraints(constraints, &req.permits)?;
     Ok(())
 }
 
@@ -189,7 +301,7 @@ pub enum SignerSource<'a> {
 pub fn run(req: &BootstrapRequest, say: &mut dyn FnMut(&str)) -> Result<BootstrapOutcome> {
     let store = CaStore::open(&req.dir)?;
     store.ensure_unsealed()?;
-    validate(req, &store)?;
+    validate(req, &store.constraints, store.settings.pathlen, store.not_after)?;
     execute(req, &store, SignerSource::Unlock, say)
 }
 
