@@ -139,7 +139,8 @@ fn parse_all<'a>(ders: &'a [Vec<u8>], source: &'a str) -> Result<Vec<Info<'a>>> 
     }
     ders.iter()
         .map(|der| {
-            let parsed = x509::parse(der).map_err(|why| Error::invalid("certificate in", source, why))?;
+            let parsed =
+                x509::parse(der).map_err(|why| Error::invalid("certificate in", source, why))?;
             Ok(Info {
                 der,
                 parsed,
@@ -182,7 +183,14 @@ pub fn verify_files(
 /// [`verify_files`] for certificates already in memory (DER), now: `chain`
 /// is the leaf then intermediates, `cas` the trust anchors.
 pub fn verify_der(chain: &[Vec<u8>], cas: &[Vec<u8>], purpose: &Purpose) -> Result<String> {
-    verify_der_at(chain, cas, purpose, UnixTime::now(), "the certificate chain", "the trusted CA certificates")
+    verify_der_at(
+        chain,
+        cas,
+        purpose,
+        UnixTime::now(),
+        "the certificate chain",
+        "the trusted CA certificates",
+    )
 }
 
 /// The verification itself; `cert_label` and `ca_label` name the inputs in
@@ -622,8 +630,7 @@ fn explain(err: &webpki::Error, ctx: &Ctx<'_>) -> String {
     let malformed = |what: &str| {
         format!(
             "a certificate in {} (or {}) is malformed: {what}; was the file altered? ({err:?})",
-            ctx.cert_path,
-            ctx.ca_path
+            ctx.cert_path, ctx.ca_path
         )
     };
     #[allow(deprecated)]
@@ -717,5 +724,97 @@ fn explain(err: &webpki::Error, ctx: &Ctx<'_>) -> String {
         E::CertDistrusted => format!("a public key in the chain of {} is explicitly distrusted", leaf.name()),
         E::CertRevoked => format!("{} or a certificate in its chain is revoked", leaf.name()),
         other => format!("{} did not verify: {other:?}", leaf.name()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::constraints::NameConstraints;
+    use crate::keys::KeyType;
+    use crate::profile::{self, Profile, Validity};
+    use time::Duration;
+
+    /// A root valid over `ca` and a leaf for web.internal valid over `leaf`,
+    /// both as DER.
+    fn pair(ca: (i64, i64), leaf: (i64, i64)) -> (Vec<u8>, Vec<u8>) {
+        let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+        let window = |(a, b): (i64, i64)| Validity {
+            not_before: now + Duration::days(a),
+            not_after: now + Duration::days(b),
+        };
+        let ca_key = KeyType::EcP256.generate().unwrap().key_pair().unwrap();
+        let ca_params =
+            profile::root_params("Unit Root", window(ca), 0, &NameConstraints::default());
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::from_ca_cert_der(ca_cert.der(), ca_key).unwrap();
+        let leaf_key = KeyType::EcP256.generate().unwrap().key_pair().unwrap();
+        let leaf_params = profile::leaf_params(
+            profile::subject_cn("web.internal"),
+            &[San::Dns("web.internal".into())],
+            Profile::Both,
+            KeyType::EcP256,
+            window(leaf),
+        )
+        .unwrap();
+        let leaf_cert = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
+        (ca_cert.der().to_vec(), leaf_cert.der().to_vec())
+    }
+
+    #[test]
+    fn verifies_in_memory_and_names_the_inputs() {
+        let (ca, leaf) = pair((-1, 10), (-1, 5));
+        let line = verify_der(
+            std::slice::from_ref(&leaf),
+            std::slice::from_ref(&ca),
+            &Purpose::Server(Some("web.internal".into())),
+        )
+        .unwrap();
+        assert!(
+            line.starts_with(
+                "OK: CN=web.internal is valid for server use (as web.internal) until "
+            ),
+            "{line}"
+        );
+        assert!(
+            line.ends_with("chain: CN=web.internal <- CN=Unit Root"),
+            "{line}"
+        );
+        let err = verify_der(&[], &[ca], &Purpose::Client)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("the certificate chain"), "{err}");
+        let (other_ca, _) = pair((-1, 10), (-1, 5));
+        let err = verify_der(&[leaf], &[other_ca], &Purpose::Client)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("the trusted CA certificates"), "{err}");
+    }
+
+    /// webpki does not look at a trust anchor's validity; uca does, as
+    /// OpenSSL peers will.
+    #[test]
+    fn an_expired_or_future_root_is_refused_even_when_the_leaf_is_valid() {
+        let (ca, leaf) = pair((-10, -1), (-5, 10));
+        let err = verify_der(&[leaf], &[ca], &Purpose::Client)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("the chain ends at CN=Unit Root"), "{err}");
+        assert!(err.contains("which expired at"), "{err}");
+        let (ca, leaf) = pair((2, 20), (-1, 10));
+        let err = verify_der(&[leaf], &[ca], &Purpose::Client)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("which is not valid until"), "{err}");
+    }
+
+    #[test]
+    fn an_expiring_root_is_mentioned_in_the_success_line() {
+        let (ca, leaf) = pair((-1, 3), (-1, 10));
+        let line = verify_der(&[leaf], &[ca], &Purpose::Client).unwrap();
+        assert!(
+            line.contains("(but CN=Unit Root in its chain expires first, at "),
+            "{line}"
+        );
     }
 }
