@@ -873,9 +873,10 @@ fn concurrent_issuers_never_share_a_serial_or_lose_an_entry() {
     let s = Scratch::new();
     s.init_ca(&[]);
     let pass = s.pass_file();
-    let children: Vec<_> = (0..4)
+    // Eight processes of 250 certificates each, all at once.
+    let children: Vec<_> = (0..8)
         .map(|p| {
-            let names: Vec<String> = (0..25).map(|i| format!("p{p}n{i}")).collect();
+            let names: Vec<String> = (0..250).map(|i| format!("p{p}n{i}")).collect();
             let mut cmd = std::process::Command::new(uca_bin());
             cmd.args([
                 "issue",
@@ -906,8 +907,11 @@ fn concurrent_issuers_never_share_a_serial_or_lose_an_entry() {
                 .to_string()
         })
         .collect();
-    assert_eq!(ledger.lines().count(), 100);
-    assert_eq!(serials.len(), 100);
+    assert_eq!(ledger.lines().count(), 2000);
+    assert_eq!(serials.len(), 2000);
+    for p in 0..8 {
+        assert_eq!(std::fs::read_dir(s.join(&format!("out{p}"))).unwrap().count(), 250);
+    }
 }
 
 #[test]

@@ -110,16 +110,34 @@ fn issue_plan_is_idempotent_and_keeps_finished_files() {
     assert!(s.join("out/svc3.internal/notes.txt").exists());
 }
 
+/// Checks ledger entries from `from` on (each names a complete, matching
+/// certificate directory) and returns the number of entries.
+fn check_new_ledger_entries(ca: &Path, from: usize, serials: &mut HashSet<String>) -> usize {
+    let entries = ledger(ca);
+    for e in &entries[from.min(entries.len())..] {
+        assert!(serials.insert(e["serial"].as_str().unwrap().to_string()), "serial reused: {e}");
+        let path = PathBuf::from(e["path"].as_str().unwrap());
+        assert!(path.is_file(), "ledger claims {} which is not on disk", path.display());
+        assert_eq!(sha256_of_first_cert(&path), e["sha256"].as_str().unwrap(), "{}", path.display());
+    }
+    entries.len()
+}
+
 #[test]
-fn sigkill_at_many_points_never_breaks_the_ledger_and_a_rerun_completes() {
+fn sigkill_at_fifty_points_never_breaks_the_ledger_and_a_rerun_completes() {
     let s = Scratch::new();
     s.init_ca(&["--permit", "internal"]);
-    let total = 3000;
+    let total: u64 = 5000;
     let plan = write(&s, "p.toml", &format!("[[group]]\nname = \"svc\"\nnames = [\"svc{{1..{total}}}.internal\"]\n"));
     let pass = s.pass_file();
     let args = ["issue", "--dir", "ca", "--out", "out", "--plan", plan.to_str().unwrap(), "--passphrase-file", pass.to_str().unwrap(), "--json"];
+    // Delays that land during start-up (reading the plan, unlocking the key
+    // with scrypt), mid-batch, and between a batch's sync and its ledger append.
+    let delays: Vec<u64> = (0..56).map(|i| [3u64, 8, 15, 25, 40, 60, 85, 110][i % 8] + (i as u64 % 5)).collect();
     let mut kills = 0;
-    for delay_ms in [15u64, 40, 80, 120, 200, 300, 450] {
+    let mut serials = HashSet::new();
+    let mut checked = 0;
+    for delay_ms in delays {
         let mut child = Command::new(uca_bin())
             .args(args)
             .current_dir(s.path())
@@ -135,7 +153,8 @@ fn sigkill_at_many_points_never_breaks_the_ledger_and_a_rerun_completes() {
             kills += 1;
         }
         child.wait().unwrap();
-        assert_ledger_consistent(&s.join("ca"));
+        // The ledger parses, and what it records is on disk.
+        checked = check_new_ledger_entries(&s.join("ca"), checked, &mut serials);
         // Every visible certificate directory is complete.
         for e in std::fs::read_dir(s.join("out")).into_iter().flatten() {
             let e = e.unwrap();
@@ -148,7 +167,7 @@ fn sigkill_at_many_points_never_breaks_the_ledger_and_a_rerun_completes() {
             }
         }
     }
-    assert!(kills >= 3, "the run finished too fast to be interrupted ({kills} kills)");
+    assert!(kills >= 50, "only {kills} runs were interrupted; the test needs at least 50");
     let o = ok(&s.uca(&args));
     let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(summary["issued"].as_u64().unwrap() + summary["skipped"].as_u64().unwrap(), total);
