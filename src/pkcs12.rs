@@ -15,11 +15,14 @@
 //! ```
 //!
 //! Every PBES2 uses PBKDF2-HMAC-SHA256 and AES-256-CBC with its own random
-//! salt and IV, keyed by the password's UTF-8 bytes (as OpenSSL 3 and Java
-//! do). The MAC key comes from the PKCS#12 KDF (RFC 7292 appendix B.2) over
-//! the password as a zero-terminated big-endian BMPString. `localKeyId` is
-//! the SHA-256 of the leaf certificate and sits on both the leaf's certBag
-//! and the keyBag, so Java pairs them into one `PrivateKeyEntry`.
+//! salt and IV, keyed by the password's bytes (as OpenSSL 3 and Java do).
+//! The MAC key comes from the PKCS#12 KDF (RFC 7292 appendix B.2) over the
+//! password as a zero-terminated big-endian BMPString. The password must be
+//! non-empty printable ASCII: Java 17 cannot open a PBES2-protected PKCS#12
+//! file whose password is anything else ("Password is not ASCII").
+//! `localKeyId` is the SHA-256 of the leaf certificate and sits on both the
+//! leaf's certBag and the keyBag, so Java pairs them into one
+//! `PrivateKeyEntry`.
 //!
 //! The `der` crate (through `pkcs8`) encodes the primitives and the PBES2
 //! pieces; the PKCS#12 containers are assembled with the small helpers below.
@@ -72,6 +75,15 @@ pub fn build(
     if password.as_str().is_empty() {
         return Err(Error::Passphrase(
             "a PKCS#12 file needs a non-empty password; Java and OpenSSL treat empty-password files inconsistently"
+                .into(),
+        ));
+    }
+    // Java 17's PBE key factory throws "Password is not ASCII" for anything
+    // else, so Java could not open the file (OpenSSL could). The character
+    // itself is not echoed: it is part of a secret.
+    if !password.as_str().chars().all(|c| (' '..='~').contains(&c)) {
+        return Err(Error::Passphrase(
+            "the PKCS#12 password contains a character outside printable ASCII; Java's PKCS12 KeyStore refuses such passwords, so uca does too"
                 .into(),
         ));
     }
@@ -384,22 +396,23 @@ mod tests {
     }
 
     // Vectors from OpenSSL 3.0: `openssl kdf -keylen N -kdfopt digest:SHA256
-    // -kdfopt pass:smeg -kdfopt hexsalt:0a58cf64530d823f -kdfopt iter:I
-    // -kdfopt id:D PKCS12KDF`.
+    // -kdfopt hexpass:0073006d006500670000 -kdfopt hexsalt:0a58cf64530d823f
+    // -kdfopt iter:I -kdfopt id:D PKCS12KDF` (the password "smeg" as a
+    // zero-terminated BMPString: the KDF takes it already encoded).
     #[test]
     fn pkcs12_kdf_matches_openssl() {
         let salt = unhex("0a58cf64530d823f");
         let pw = bmp_password("smeg");
         assert_eq!(
             pkcs12_kdf_sha256(&pw, &salt, 3, 2048, 32).as_slice(),
-            unhex("31747A49FD06EC65A45E61463090154DF6BDD65ACCCC1BFD73404269F4289547")
+            unhex("E4388CD88983083B1D1552867406CB3426E16CBCF4358C7BF5A97CDB2A11DB46")
         );
         // 100 bytes: four hash blocks, so the I_j + B + 1 update is exercised.
         assert_eq!(
             pkcs12_kdf_sha256(&pw, &salt, 1, 1, 100).as_slice(),
             unhex(
-                "C6C3E6456AE5B69C048DD8900B8E98A874F1A163244C69BA4EB94A4A3EEAE97A8B192353205AFE1CF98239EA0AC46B27\
-                 62DC20118FA390127116908A57A4AB155A0FA41D40AB54DDC9A4DD4A2424A3BB2F204147B605629C3499F90ADE741680CCD3100E"
+                "27E90D7ED5A1C411BA878BC090F5CEBE5E9D5FE3D62B73AABBCABFC91DAD48733107E6ED46BFA918E5811FFF41279E1A\
+                 FDD9C5F9B02A15A316992570F517C948F8F67BA466897F7815B0DF822F4178EB5800D0668602820A0F24D377181060C5DB75790B"
             )
         );
     }
