@@ -185,7 +185,7 @@ fn issue_item(
             mode: Mode::Public,
         });
     }
-    output::publish_dir(&item.target, &files, replace, sync)?;
+    output::publish_checked(&item.target, &files, replace, sync)?;
     let sha256 = x509::sha256_hex(der);
     let serial_hex = profile::serial_hex(&serial);
     let sans: Vec<String> = item.sans.iter().map(|s| s.to_string()).collect();
@@ -256,9 +256,11 @@ pub fn execute(
         out_abs: crate::fsutil::resolve(out)?,
     };
     let skip = classify_existing(store, &paths, &existing, &recorded, opts)?;
-    if opts.existing == Existing::Resume {
-        for g in &plan.groups {
-            output::remove_leftovers(&out.join(&g.out))?;
+    for g in &plan.groups {
+        let dir = out.join(&g.out);
+        crate::fsutil::create_dir(&dir, 0o755)?;
+        if opts.existing == Existing::Resume {
+            output::remove_leftovers(&dir)?;
         }
     }
     drop(recorded);

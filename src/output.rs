@@ -19,13 +19,24 @@ pub fn check_free(target: &Path, force: bool) -> Result<()> {
     Ok(())
 }
 
+/// A hidden name beside `target`, unique to this process and call: the
+/// process id and a counter (no system call needed, unlike a random tag).
 fn hidden_sibling(target: &Path, what: &str) -> PathBuf {
-    use rand_core::RngCore;
-    let tag = rand_core::OsRng.next_u64();
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let tag = (u64::from(std::process::id()) << 32) | u64::from(COUNTER.fetch_add(1, Ordering::Relaxed));
     let name = target
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    // At most 200 bytes of it, so that the hidden name stays within NAME_MAX
+    // (255) even for a 253-character DNS name.
+    let mut name = name;
+    let mut end = name.len().min(200);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    name.truncate(end);
     target.with_file_name(format!(".{name}.{what}-{tag:016x}"))
 }
 
@@ -54,6 +65,13 @@ pub fn publish_dir(target: &Path, files: &[RenderedFile], replace: bool, sync: b
     if !parent.is_dir() {
         fsutil::create_dir(parent, 0o755)?;
     }
+    publish_checked(target, files, replace, sync)
+}
+
+/// [`publish_dir`] for a caller that has already checked the target and
+/// created its parent (the bulk engine, which checks a whole plan first).
+pub fn publish_checked(target: &Path, files: &[RenderedFile], replace: bool, sync: bool) -> Result<()> {
+    let parent = fsutil::parent_of(target);
     let tmp = hidden_sibling(target, "tmp");
     let result = (|| {
         fs::DirBuilder::new()
@@ -63,7 +81,7 @@ pub fn publish_dir(target: &Path, files: &[RenderedFile], replace: bool, sync: b
         for f in files {
             let path = tmp.join(&f.path);
             let dir = fsutil::parent_of(&path);
-            if dir != tmp && !dir.is_dir() {
+            if f.path.contains('/') && !dir.is_dir() {
                 fs::DirBuilder::new()
                     .recursive(true)
                     .mode(0o755)

@@ -219,7 +219,9 @@ impl NamePattern {
     }
 
     pub fn count(&self) -> u64 {
-        self.range.map_or(1, |(a, b, _)| b - a + 1)
+        // Saturating: {0..18446744073709551615} has 2^64 names, one more than
+        // a u64 holds; any such plan is far over MAX_CERTIFICATES anyway.
+        self.range.map_or(1, |(a, b, _)| (b - a).saturating_add(1))
     }
 
     pub fn iter(&self) -> impl Iterator<Item = String> + '_ {
@@ -279,7 +281,7 @@ impl Group {
     }
 
     pub fn count(&self) -> u64 {
-        self.patterns.iter().map(NamePattern::count).sum()
+        self.patterns.iter().map(NamePattern::count).fold(0, u64::saturating_add)
     }
 }
 
@@ -551,6 +553,9 @@ impl Plan {
     pub fn validate_all(&self, out: &Path) -> Result<Vec<PathBuf>> {
         let mut seen: HashSet<PathBuf> = HashSet::with_capacity(self.total.min(1 << 20) as usize);
         let mut existing = Vec::new();
+        // One directory listing per output directory instead of a stat per
+        // certificate: plans are large and output directories few.
+        let mut listings: std::collections::HashMap<PathBuf, HashSet<std::ffi::OsString>> = std::collections::HashMap::new();
         for item in self.items(out) {
             let item = item?;
             if !seen.insert(item.target.clone()) {
@@ -561,7 +566,13 @@ impl Plan {
                     item.target.display()
                 )));
             }
-            if std::fs::symlink_metadata(&item.target).is_ok() {
+            let parent = crate::fsutil::parent_of(&item.target).to_path_buf();
+            let listing = listings.entry(parent).or_insert_with_key(|dir| {
+                std::fs::read_dir(dir)
+                    .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.file_name())).collect())
+                    .unwrap_or_default()
+            });
+            if item.target.file_name().is_some_and(|n| listing.contains(n)) {
                 existing.push(item.target);
             }
         }

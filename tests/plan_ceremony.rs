@@ -66,7 +66,7 @@ fn a_bad_plan_entry_is_named_and_nothing_is_written() {
         ("[[group]]\nname = \"a\"\nnames = [\"x.internal\"]\nformats = [\"certsd\"]\nprofile = \"server\"\n", "use profile client or both"),
         ("[[group]]\nname = \"a\"\nnames = [\"x.internal\"]\nformats = [\"zip\"]\n", "unknown variant `zip`"),
         ("[[group]]\nname = \"a\"\nnames = [\"x.internal\"]\ndays = 9999\n", "outlive the CA"),
-        ("[vault]\naddr = \"https://127.0.0.1:8200\"\n[[group]]\nname = \"a\"\nnames = [\"x.internal\"]\n", "[vault] section is not supported"),
+        ("[vault]\naddr = \"https://127.0.0.1:8200\"\n[[group]]\nname = \"a\"\nnames = [\"x.internal\"]\n", "[vault] section is for uca ceremony"),
         ("[[group]]\nname = \"a\"\nnames = [\"x.internal\"]\nsan_rules = [\"{bse}.svc\"]\n", "unknown placeholder"),
         ("[ca]\nname = \"Another Root\"\n[[group]]\nname = \"a\"\nnames = [\"x.internal\"]\n", "holds 'Test Root'"),
         ("[defaults\n", "line 1"),
