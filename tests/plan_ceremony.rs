@@ -211,7 +211,17 @@ fn ceremony_issues_everything_seals_and_leaves_no_secret() {
     let (okv, out) = run("openssl", &args, s.path());
     assert!(okv, "{out}");
     assert_eq!(out.matches(": OK").count(), 11, "{out}");
-    // ... and for rustls/webpki through uca verify.
+    // ... and for rustls/webpki through uca verify, every one of them for
+    // the use its profile allows.
+    for c in &certs {
+        let client_only = c.contains("worker");
+        let mut args = vec!["verify", c.as_str(), "--ca", "out/ca/ca.pem"];
+        if client_only {
+            args.push("--client");
+        }
+        let o = ok(&s.uca(&args));
+        assert!(stdout(&o).starts_with("OK:"), "{c}: {}", stdout(&o));
+    }
     ok(&s.uca(&["verify", "out/certs/web/web1.internal/cert.pem", "--ca", "out/ca/ca.pem", "--name", "web.svc.internal"]));
     ok(&s.uca(&["verify", "out/certs/worker03.internal/cert.pem", "--ca", "out/ca/ca.pem", "--client"]));
     // The manifest verifies with stock OpenSSL and with uca.
