@@ -1,0 +1,3 @@
+module uca.invalid/interop
+
+go 1.19
