@@ -18,8 +18,9 @@ pub fn completions(shell: Shell, out: &mut dyn Write) {
     clap_complete::generate(shell, &mut cli::command(), "uca", out);
 }
 
-/// Every man page: `uca.1` and one `uca-SUBCOMMAND.1` per subcommand,
-/// as (file name, contents).
+/// Every man page: `uca.1`, one `uca-SUBCOMMAND.1` per subcommand and
+/// `uca-SUBCOMMAND-SUBSUBCOMMAND.1` for nested ones (the names clap_mangen
+/// refers to in SUBCOMMANDS sections), as (file name, contents).
 pub fn man_pages() -> Vec<(String, Vec<u8>)> {
     let mut cmd = cli::command();
     cmd.build();
@@ -36,10 +37,26 @@ pub fn man_pages() -> Vec<(String, Vec<u8>)> {
         .expect("rendering to memory cannot fail");
     top.extend_from_slice(notes.as_bytes());
     top.extend_from_slice(EXTRA_SECTIONS.as_bytes());
-    top.extend_from_slice(see_also(&cmd, None).as_bytes());
+    top.extend_from_slice(see_also(&subcommand_pages("uca", &cmd, None)).as_bytes());
     pages.push(("uca.1".to_string(), top));
+    add_subcommand_pages("uca", &cmd, &mut pages);
+    pages
+}
+
+/// Page names of `cmd`'s subcommands, e.g. `uca-init`, leaving out `except`.
+fn subcommand_pages(page: &str, cmd: &clap::Command, except: Option<&str>) -> Vec<String> {
+    cmd.get_subcommands()
+        .filter(|s| Some(s.get_name()) != except)
+        .map(|s| format!("{page}-{}", s.get_name()))
+        .collect()
+}
+
+/// Renders a page for every subcommand of `cmd` (whose page is `page`),
+/// recursively. Each page's SEE ALSO names its parent, its own subcommands'
+/// pages and its siblings.
+fn add_subcommand_pages(page: &str, cmd: &clap::Command, pages: &mut Vec<(String, Vec<u8>)>) {
     for sub in cmd.get_subcommands() {
-        let name = format!("uca-{}", sub.get_name());
+        let name = format!("{page}-{}", sub.get_name());
         let sub_page = sub
             .clone()
             .name(name.clone())
@@ -48,10 +65,22 @@ pub fn man_pages() -> Vec<(String, Vec<u8>)> {
         clap_mangen::Man::new(sub_page)
             .render(&mut buf)
             .expect("rendering to memory cannot fail");
-        buf.extend_from_slice(see_also(&cmd, Some(sub.get_name())).as_bytes());
+        let mut refs = vec![page.to_string()];
+        refs.extend(subcommand_pages(&name, sub, None));
+        refs.extend(subcommand_pages(page, cmd, Some(sub.get_name())));
+        buf.extend_from_slice(see_also(&refs).as_bytes());
         pages.push((format!("{name}.1"), buf));
+        add_subcommand_pages(&name, sub, pages);
     }
-    pages
+}
+
+/// A SEE ALSO section naming the given pages (all in section 1).
+fn see_also(pages: &[String]) -> String {
+    let refs: Vec<String> = pages
+        .iter()
+        .map(|p| format!("\\fB{}\\fR(1)", roff_text(p)))
+        .collect();
+    format!(".SH \"SEE ALSO\"\n{}\n", refs.join(", "))
 }
 
 /// Escapes plain text for roff: backslashes, hyphens (so they stay ASCII
@@ -91,20 +120,6 @@ fn notes_section(text: &str) -> String {
         }
     }
     out
-}
-
-/// A SEE ALSO section naming the other pages (all but `current`).
-fn see_also(cmd: &clap::Command, current: Option<&str>) -> String {
-    let mut refs = Vec::new();
-    if current.is_some() {
-        refs.push("\\fBuca\\fR(1)".to_string());
-    }
-    for sub in cmd.get_subcommands() {
-        if Some(sub.get_name()) != current {
-            refs.push(format!("\\fBuca\\-{}\\fR(1)", roff_text(sub.get_name())));
-        }
-    }
-    format!(".SH \"SEE ALSO\"\n{}\n", refs.join(", "))
 }
 
 const EXTRA_SECTIONS: &str = r#".SH FILES
