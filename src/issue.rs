@@ -74,7 +74,7 @@ fn plan_from_names(store: &CaStore, what: &IssueWhat) -> Result<Plan> {
         }
     }
     let group = Group {
-        name: "command line".into(),
+        name: crate::plan::COMMAND_LINE_GROUP.into(),
         patterns: names.iter().map(|n| NamePattern::literal(n)).collect(),
         profile: *profile,
         key: *key,
@@ -119,6 +119,7 @@ pub fn run(req: &IssueRequest, on_issued: &mut dyn FnMut(&IssuedCert)) -> Result
     };
     // Every name, SAN, constraint and output path, before any key is made.
     let pre_existing = plan.validate_all(&out)?;
+    store.refuse_ca_targets(&plan, &out)?;
     if existing == Existing::Refuse && !req.force {
         if let Some(first) = pre_existing.first() {
             return Err(Error::Exists(first.clone()));

@@ -46,6 +46,11 @@ impl Passphrase {
                 "the passphrase from {origin} is empty"
             )));
         }
+        if text.contains('\0') {
+            return Err(Error::Passphrase(format!(
+                "the passphrase from {origin} contains a NUL byte; OpenSSL would read only up to it, so uca refuses it"
+            )));
+        }
         if text.chars().any(|c| c == '\n' || c == '\r') {
             return Err(Error::Passphrase(format!(
                 "the passphrase from {origin} spans several lines; OpenSSL would read only the first, so uca refuses it"
@@ -125,7 +130,7 @@ fn interactive() -> bool {
     std::io::stdin().is_terminal() && std::fs::File::open("/dev/tty").is_ok()
 }
 
-const NO_SOURCE: &str = "no passphrase source: pass --passphrase-file FILE, set UCA_PASSPHRASE, or run in a terminal to be prompted";
+const NO_SOURCE: &str = "no passphrase source: pass --passphrase-file FILE, set UCA_PASSPHRASE or run in a terminal to be prompted";
 
 /// How `init` obtains the new CA's passphrase.
 #[derive(Debug)]
@@ -164,7 +169,7 @@ impl NewPassphrase {
             (None, None, false) => {
                 if !interactive() {
                     return Err(Error::Passphrase(format!(
-                        "{NO_SOURCE}, or pass --generate-passphrase"
+                        "{NO_SOURCE}; or let uca make one with --generate-passphrase"
                     )));
                 }
                 let first = Passphrase::prompt("New CA passphrase: ")?;

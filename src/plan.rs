@@ -48,6 +48,10 @@ use crate::passphrase::Passphrase;
 use crate::profile::{Profile, Validity};
 use crate::san_rule::{self, SanRule};
 
+/// The group name of NAMEs given on the command line: errors about them
+/// name the NAME only, not a plan group the user never wrote.
+pub const COMMAND_LINE_GROUP: &str = "command line";
+
 /// Largest number of certificates one plan may describe.
 pub const MAX_CERTIFICATES: u64 = 1_000_000;
 
@@ -281,7 +285,10 @@ impl Group {
     }
 
     pub fn count(&self) -> u64 {
-        self.patterns.iter().map(NamePattern::count).fold(0, u64::saturating_add)
+        self.patterns
+            .iter()
+            .map(NamePattern::count)
+            .fold(0, u64::saturating_add)
     }
 }
 
@@ -307,11 +314,13 @@ pub struct PlanItem<'a> {
 }
 
 fn relative_subdir(group: &str, p: &Path) -> Result<PathBuf> {
-    let ok = !p.as_os_str().is_empty() && p.components().all(|c| matches!(c, Component::Normal(_)));
+    let ok = !p.as_os_str().is_empty()
+        && p.components().all(|c| matches!(c, Component::Normal(_)))
+        && !p.to_string_lossy().chars().any(char::is_control);
     if !ok {
         return Err(Error::invalid(
             "group out",
-            p.display().to_string(),
+            crate::names::printable(&p.to_string_lossy()),
             format!("group '{group}': expected a relative path inside OUT without '..' (e.g. web)"),
         ));
     }
@@ -355,7 +364,7 @@ impl Plan {
             Error::invalid(
                 "plan",
                 path.display().to_string(),
-                format!("line {line}: {}", e.message().replace('\n', " ")),
+                format!("line {line}: {}", e.message().replace(['\n', '\r'], " ")),
             )
         })?;
         Plan::from_file(path, file, existing_ca)
@@ -417,7 +426,13 @@ impl Plan {
             let patterns = g
                 .names
                 .iter()
-                .map(|n| NamePattern::parse(n).map_err(|why| gerr(format!("name '{n}': {why}"))))
+                .map(|n| {
+                    // Both are the plan's raw text: one line, whatever it holds.
+                    NamePattern::parse(n).map_err(|why| {
+                        let (n, why) = (crate::names::printable(n), crate::names::printable(&why));
+                        gerr(format!("name '{n}': {why}"))
+                    })
+                })
                 .collect::<Result<Vec<_>>>()?;
             let rules = match g.san_rules.as_ref().or(d.san_rules.as_ref()) {
                 Some(r) => r
@@ -459,7 +474,10 @@ impl Plan {
                 } else {
                     base_dir.join(file)
                 };
-                Some(Passphrase::from_file(&file).map_err(|e| gerr(e.to_string()))?)
+                Some(
+                    Passphrase::from_file(&file)
+                        .map_err(|e| gerr(crate::names::printable(&e.to_string())))?,
+                )
             } else {
                 None
             };
@@ -473,7 +491,8 @@ impl Plan {
                 .filter(|n| !n.contains('.'))
                 .ok_or_else(|| {
                     gerr(format!(
-                        "k8s_namespace '{k8s_namespace}' is not a valid namespace (a DNS label)"
+                        "k8s_namespace '{}' is not a valid namespace (a DNS label)",
+                        crate::names::printable(&k8s_namespace)
                     ))
                 })?;
             let out = match &g.out {
@@ -520,6 +539,10 @@ impl Plan {
             g.patterns.iter().flat_map(move |p| {
                 p.iter().map(move |raw| {
                     let item_err = |e: Error| {
+                        if g.name == COMMAND_LINE_GROUP {
+                            // The message already names the bad value.
+                            return e;
+                        }
                         Error::msg(format!(
                             "plan group '{}', name '{}': {e}",
                             g.name,

@@ -99,6 +99,8 @@ impl SanRule {
                 }
                 San::for_name(&base).map(Some)
             }
+            // Templates describe host names; an IP address has none.
+            SanRule::Template(_) if name.parse::<std::net::IpAddr>().is_ok() => Ok(None),
             SanRule::Template(t) => {
                 let host = name.split('.').next().unwrap_or(name);
                 let text = t

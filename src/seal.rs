@@ -138,6 +138,9 @@ pub fn seal_with(
 pub struct ManifestCheck {
     pub certificates: usize,
     pub files_ok: usize,
+    /// Entries whose file was later re-issued (`--force`) at the same path:
+    /// only the newest entry for a path describes the file on disk.
+    pub replaced: usize,
     pub problems: Vec<String>,
 }
 
@@ -186,8 +189,19 @@ pub fn verify_manifest(
     }
     let mut problems = Vec::new();
     let mut files_ok = 0;
-    for entry in &manifest.certificates {
+    let mut replaced = 0;
+    let mut newest: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (i, entry) in manifest.certificates.iter().enumerate() {
+        if let Some(p) = &entry.path {
+            newest.insert(p.as_str(), i);
+        }
+    }
+    for (i, entry) in manifest.certificates.iter().enumerate() {
         let Some(path) = &entry.path else { continue };
+        if newest.get(path.as_str()) != Some(&i) {
+            replaced += 1;
+            continue;
+        }
         let path = Path::new(path);
         match x509::read_certificates(path) {
             Ok(certs)
@@ -211,6 +225,7 @@ pub fn verify_manifest(
     Ok(ManifestCheck {
         certificates: manifest.certificates.len(),
         files_ok,
+        replaced,
         problems,
     })
 }
