@@ -24,7 +24,9 @@ pub fn check_free(target: &Path, force: bool) -> Result<()> {
 fn hidden_sibling(target: &Path, what: &str) -> PathBuf {
     use std::sync::atomic::{AtomicU32, Ordering};
     static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let tag = (u64::from(std::process::id()) << 32) | u64::from(COUNTER.fetch_add(1, Ordering::Relaxed));
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    let pid = *PID.get_or_init(std::process::id);
+    let tag = (u64::from(pid) << 32) | u64::from(COUNTER.fetch_add(1, Ordering::Relaxed));
     let name = target
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
