@@ -309,7 +309,10 @@ fn run_vault(cmd: crate::cli::VaultCommand) -> Result<u8> {
             if outcome.already {
                 println!("already bootstrapped: nothing changed");
             } else {
-                println!("bootstrap complete: Vault issues under {} as an intermediate of this root", req.mount);
+                println!(
+                    "bootstrap complete: Vault issues under {} as an intermediate of this root",
+                    req.mount
+                );
             }
             Ok(0)
         }
@@ -328,18 +331,31 @@ fn run_vault(cmd: crate::cli::VaultCommand) -> Result<u8> {
                 passphrase_file: a.passphrase.passphrase_file,
             })?;
             for c in &report.issued {
-                println!("issued {}: {}/{{cert,key,chain,ca}}.pem  SANs {}", c.name, c.target.display(), c.sans.join(", "));
+                println!(
+                    "issued {}: {}/{{cert,key,chain,ca}}.pem  SANs {}",
+                    c.name,
+                    c.target.display(),
+                    c.sans.join(", ")
+                );
             }
-            println!("wrote {} (paste into Vault's configuration)", report.listener_hcl.display());
+            println!(
+                "wrote {} (paste into Vault's configuration)",
+                report.listener_hcl.display()
+            );
             if let Some(r) = &report.retry_join_hcl {
-                println!("wrote {} (retry_join blocks for storage \"raft\")", r.display());
+                println!(
+                    "wrote {} (retry_join blocks for storage \"raft\")",
+                    r.display()
+                );
             }
             Ok(0)
         }
         VaultCommand::Commands(a) => {
             let kt = bootstrap::vault_key_type(a.role.key);
             if a.role.allowed_domains.is_empty() {
-                return Err(crate::Error::msg("give the role at least one --allowed-domain"));
+                return Err(crate::Error::msg(
+                    "give the role at least one --allowed-domain",
+                ));
             }
             print!(
                 "{}",

@@ -192,7 +192,11 @@ fn issue_item(
     let not_after = timefmt::rfc3339(g.validity.not_after);
     let entry = LedgerEntry {
         serial: serial_hex.clone(),
-        subject: if subject_is_empty { String::new() } else { format!("CN={}", item.name) },
+        subject: if subject_is_empty {
+            String::new()
+        } else {
+            format!("CN={}", item.name)
+        },
         sans: sans.clone(),
         profile: g.profile.to_string(),
         key: g.key.to_string(),

@@ -96,8 +96,13 @@ pub fn run(
             let ca_not_after = Validity::days_from_now(ca.days)?.not_after;
             let base = fsutil::parent_of(&req.plan);
             let vreq = section.to_request(base, ca_dir.clone());
-            crate::vault::bootstrap::validate(&vreq, &plan.ca_constraints, ca.pathlen, ca_not_after)
-                .map_err(|e| Error::msg(format!("plan [vault]: {e}")))?;
+            crate::vault::bootstrap::validate(
+                &vreq,
+                &plan.ca_constraints,
+                ca.pathlen,
+                ca_not_after,
+            )
+            .map_err(|e| Error::msg(format!("plan [vault]: {e}")))?;
             // Fail now, not after the root exists, if Vault is unreachable
             // or the token is missing.
             crate::vault::client::VaultClient::connect(&vreq.conn)
@@ -117,7 +122,14 @@ pub fn run(
                     "it is inside OUT; the escrow copy must be kept apart from the certificates",
                 ));
             }
-            crate::output::check_free(f, false)?;
+            // A ceremony has no --force: never suggest one.
+            if std::fs::symlink_metadata(f).is_ok() {
+                return Err(Error::invalid(
+                    "--escrow-passphrase",
+                    f.display().to_string(),
+                    "it already exists; give a new file (uca never replaces an escrow copy)",
+                ));
+            }
             Some(f.clone())
         }
         None => None,

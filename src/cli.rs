@@ -15,7 +15,7 @@ stored passphrase (from --generate-passphrase, until sealed), a prompt.
 
 Typical run:
   uca init  --dir ca --name \"Acme Internal Root\" --permit internal --generate-passphrase
-  uca issue --dir ca --out certs web1.internal rmq1.internal --san-rule base --san-rule '{hostbase}.svc.internal'
+  uca issue --dir ca --out certs web1.internal rmq1.internal --san-rule '{hostbase}.svc.internal'
   uca seal  --dir ca";
 
 #[derive(Debug, Parser)]

@@ -34,6 +34,14 @@ fn temp_name(path: &Path) -> PathBuf {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    // At most 200 bytes of it, so that the hidden name stays within NAME_MAX
+    // (255) even for a 253-character DNS name.
+    let mut name = name;
+    let mut end = name.len().min(200);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    name.truncate(end);
     path.with_file_name(format!(".{name}.tmp-{tag:016x}"))
 }
 

@@ -7,7 +7,9 @@ fn main() -> ExitCode {
     match uca::app::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("uca: error: {e}");
+            // One line, whatever a value quoted in the message holds.
+            let message = e.to_string().replace('\r', "\\r").replace('\n', "\\n");
+            eprintln!("uca: error: {message}");
             ExitCode::from(e.exit_code())
         }
     }

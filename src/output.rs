@@ -72,7 +72,12 @@ pub fn publish_dir(target: &Path, files: &[RenderedFile], replace: bool, sync: b
 
 /// [`publish_dir`] for a caller that has already checked the target and
 /// created its parent (the bulk engine, which checks a whole plan first).
-pub fn publish_checked(target: &Path, files: &[RenderedFile], replace: bool, sync: bool) -> Result<()> {
+pub fn publish_checked(
+    target: &Path,
+    files: &[RenderedFile],
+    replace: bool,
+    sync: bool,
+) -> Result<()> {
     let parent = fsutil::parent_of(target);
     let tmp = hidden_sibling(target, "tmp");
     let result = (|| {
@@ -157,7 +162,9 @@ pub fn remove_leftovers(dir: &Path) -> Result<usize> {
         let name = e.file_name().to_string_lossy().into_owned();
         let ours = name.starts_with('.')
             && name.rsplit_once('-').is_some_and(|(head, tag)| {
-                (head.ends_with(".tmp") || head.ends_with(".old")) && tag.len() == 16 && tag.bytes().all(|b| b.is_ascii_hexdigit())
+                (head.ends_with(".tmp") || head.ends_with(".old"))
+                    && tag.len() == 16
+                    && tag.bytes().all(|b| b.is_ascii_hexdigit())
             });
         if ours {
             let path = e.path();

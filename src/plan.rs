@@ -578,7 +578,8 @@ impl Plan {
         let mut existing = Vec::new();
         // One directory listing per output directory instead of a stat per
         // certificate: plans are large and output directories few.
-        let mut listings: std::collections::HashMap<PathBuf, HashSet<std::ffi::OsString>> = std::collections::HashMap::new();
+        let mut listings: std::collections::HashMap<PathBuf, HashSet<std::ffi::OsString>> =
+            std::collections::HashMap::new();
         for item in self.items(out) {
             let item = item?;
             if !seen.insert(item.target.clone()) {
@@ -592,7 +593,11 @@ impl Plan {
             let parent = crate::fsutil::parent_of(&item.target).to_path_buf();
             let listing = listings.entry(parent).or_insert_with_key(|dir| {
                 std::fs::read_dir(dir)
-                    .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.file_name())).collect())
+                    .map(|entries| {
+                        entries
+                            .filter_map(|e| e.ok().map(|e| e.file_name()))
+                            .collect()
+                    })
                     .unwrap_or_default()
             });
             if item.target.file_name().is_some_and(|n| listing.contains(n)) {

@@ -405,6 +405,7 @@ pub fn run(req: &RegistryRequest) -> Result<RegistryReport> {
         &req.out,
         req.force,
     )?;
+    store.refuse_ca_targets(&prepared.plan, &req.out)?;
     let signer = store.unlock(req.passphrase_file.as_ref())?;
     let lock = store.ledger().lock()?;
     issue(&store, &signer, &lock, &prepared)

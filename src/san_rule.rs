@@ -76,7 +76,10 @@ impl SanRule {
                 "a '}' has no matching '{'",
             ));
         }
-        if !PLACEHOLDERS.iter().any(|p| input.contains(&format!("{{{p}}}"))) {
+        if !PLACEHOLDERS
+            .iter()
+            .any(|p| input.contains(&format!("{{{p}}}")))
+        {
             return Err(Error::invalid(
                 "SAN rule",
                 input,
@@ -201,9 +204,24 @@ mod tests {
             SanRule::parse("{base}.svc.internal").unwrap(),
             SanRule::parse("URI:spiffe://acme.internal/sa/{base}").unwrap(),
         ];
-        let dotted = sans_for("web12.prod.internal", &[SanRule::parse("{hostbase}.svc.internal").unwrap(), SanRule::parse("{host}.lb.internal").unwrap()], &[]).unwrap();
+        let dotted = sans_for(
+            "web12.prod.internal",
+            &[
+                SanRule::parse("{hostbase}.svc.internal").unwrap(),
+                SanRule::parse("{host}.lb.internal").unwrap(),
+            ],
+            &[],
+        )
+        .unwrap();
         let dotted: Vec<String> = dotted.iter().map(|s| s.to_string()).collect();
-        assert_eq!(dotted, ["DNS:web12.prod.internal", "DNS:web.svc.internal", "DNS:web12.lb.internal"]);
+        assert_eq!(
+            dotted,
+            [
+                "DNS:web12.prod.internal",
+                "DNS:web.svc.internal",
+                "DNS:web12.lb.internal"
+            ]
+        );
         let sans: Vec<String> = sans_for("rmq1", &rules, &[])
             .unwrap()
             .iter()

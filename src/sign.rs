@@ -108,11 +108,19 @@ pub fn parse_csr(der: &[u8]) -> std::result::Result<CsrContents, String> {
     if !rest.is_empty() {
         return Err("trailing bytes after the request".into());
     }
-    csr.verify_signature().map_err(|_| {
-        "its signature does not verify with its own public key (altered or corrupt request)"
-            .to_string()
-    })?;
     let info = &csr.certification_request_info;
+    // The key first: an unsupported key would otherwise be reported as a bad
+    // signature (ring verifies neither RSA-1024 nor P-521, secp256k1, DSA
+    // or Ed448).
+    supported_key(&info.subject_pki)?;
+    csr.verify_signature().map_err(|e| match e {
+        x509_parser::error::X509Error::SignatureUnsupportedAlgorithm => format!(
+            "its signature algorithm {} is not supported (ECDSA with SHA-256/SHA-384, RSA with SHA-256/384/512, or Ed25519)",
+            csr.signature_algorithm.algorithm.to_id_string()
+        ),
+        _ => "its signature does not verify with its own public key (altered or corrupt request)"
+            .to_string(),
+    })?;
     let mut subject = DistinguishedName::new();
     let mut common_name = None;
     for rdn in info.subject.iter() {
@@ -141,16 +149,6 @@ pub fn parse_csr(der: &[u8]) -> std::result::Result<CsrContents, String> {
         spki.parsed(),
         Ok(x509_parser::public_key::PublicKey::RSA(_))
     );
-    match spki.parsed() {
-        Ok(x509_parser::public_key::PublicKey::RSA(rsa)) if rsa.key_size() < 2048 => {
-            return Err(format!(
-                "its RSA key has {} bits; at least 2048 are required",
-                rsa.key_size()
-            ))
-        }
-        Err(_) => return Err("its public key cannot be read".into()),
-        _ => {}
-    }
     let mut sans = Vec::new();
     let mut requests_ca = false;
     for ext in csr.requested_extensions().into_iter().flatten() {
@@ -178,9 +176,63 @@ pub fn parse_csr(der: &[u8]) -> std::result::Result<CsrContents, String> {
     })
 }
 
+/// Refuses keys uca cannot sign for (and ring cannot verify), naming them.
+fn supported_key(
+    spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>,
+) -> std::result::Result<(), String> {
+    const SUPPORTED: &str = "uca signs P-256, P-384, Ed25519 and RSA (2048 bits or more) keys";
+    let alg = spki.algorithm.algorithm.to_id_string();
+    let curve = spki
+        .algorithm
+        .parameters
+        .as_ref()
+        .and_then(|p| p.as_oid().ok())
+        .map(|o| o.to_id_string());
+    match (alg.as_str(), curve.as_deref()) {
+        ("1.2.840.113549.1.1.1", _) => match spki.parsed() {
+            Ok(x509_parser::public_key::PublicKey::RSA(rsa)) if rsa.key_size() < 2048 => {
+                Err(format!(
+                    "its RSA key has {} bits; at least 2048 are required",
+                    rsa.key_size()
+                ))
+            }
+            Ok(_) => Ok(()),
+            Err(_) => Err("its public key cannot be read".into()),
+        },
+        ("1.2.840.10045.2.1", Some("1.2.840.10045.3.1.7" | "1.3.132.0.34"))
+        | ("1.3.101.112", _) => Ok(()),
+        ("1.2.840.10045.2.1", curve) => {
+            let name = match curve {
+                Some("1.3.132.0.35") => "P-521".to_string(),
+                Some("1.3.132.0.10") => "secp256k1".to_string(),
+                Some(other) => other.to_string(),
+                None => "(none named)".to_string(),
+            };
+            Err(format!(
+                "its elliptic curve {name} is not supported; {SUPPORTED}"
+            ))
+        }
+        (other, _) => {
+            let name = match other {
+                "1.2.840.10040.4.1" => "DSA",
+                "1.3.101.113" => "Ed448",
+                "1.3.101.110" => "X25519",
+                "1.3.101.111" => "X448",
+                other => other,
+            };
+            Err(format!(
+                "its key algorithm {name} is not supported; {SUPPORTED}"
+            ))
+        }
+    }
+}
+
 /// Narrowed constraints for an intermediate: each permit must already be
 /// permitted by the root.
-pub fn intermediate_constraints(root: &NameConstraints, given: &[String]) -> Result<NameConstraints> {
+pub fn intermediate_constraints(
+    root: &NameConstraints,
+    given: &[String],
+) -> Result<NameConstraints> {
     if given.is_empty() {
         return Ok(root.clone());
     }
@@ -239,7 +291,12 @@ pub struct PreparedSign {
 }
 
 /// Validates `csr` (read from `shown`) against the CA and the options.
-pub fn prepare(store: &CaStore, csr: &CsrContents, shown: &str, opts: &SignOptions) -> Result<PreparedSign> {
+pub fn prepare(
+    store: &CaStore,
+    csr: &CsrContents,
+    shown: &str,
+    opts: &SignOptions,
+) -> Result<PreparedSign> {
     if csr.requests_ca && !opts.intermediate {
         return Err(Error::invalid(
             "CSR",
@@ -248,9 +305,15 @@ pub fn prepare(store: &CaStore, csr: &CsrContents, shown: &str, opts: &SignOptio
         ));
     }
     let public_key = rcgen::SubjectPublicKeyInfo::from_der(&csr.spki_der).map_err(|_| {
-        Error::invalid("CSR", shown, "its key type is not supported (P-256, P-384, Ed25519 or RSA)")
+        Error::invalid(
+            "CSR",
+            shown,
+            "its key type is not supported (P-256, P-384, Ed25519 or RSA)",
+        )
     })?;
-    let days = opts.days.unwrap_or(if opts.intermediate { 1825 } else { 397 });
+    let days = opts
+        .days
+        .unwrap_or(if opts.intermediate { 1825 } else { 397 });
     let validity = Validity::days_from_now(days)?.within(store.not_after, days)?;
     let mut sans = Vec::new();
     let (params, profile_name) = if opts.intermediate {
@@ -261,11 +324,18 @@ pub fn prepare(store: &CaStore, csr: &CsrContents, shown: &str, opts: &SignOptio
             return Err(Error::invalid(
                 "--pathlen",
                 opts.pathlen.to_string(),
-                format!("must be below the root's path length {}", store.settings.pathlen),
+                format!(
+                    "must be below the root's path length {}",
+                    store.settings.pathlen
+                ),
             ));
         }
         if csr.subject.iter().next().is_none() {
-            return Err(Error::invalid("CSR", shown, "an intermediate CA needs a subject (e.g. CN=Acme Vault Intermediate)"));
+            return Err(Error::invalid(
+                "CSR",
+                shown,
+                "an intermediate CA needs a subject (e.g. CN=Acme Vault Intermediate)",
+            ));
         }
         let constraints = intermediate_constraints(&store.constraints, &opts.permits)?;
         (
@@ -291,19 +361,34 @@ pub fn prepare(store: &CaStore, csr: &CsrContents, shown: &str, opts: &SignOptio
             }
         }
         if sans.is_empty() {
-            return Err(Error::invalid("CSR", shown, "it names no host: give it a SAN or a host-name CN, or add --san"));
+            return Err(Error::invalid(
+                "CSR",
+                shown,
+                "it names no host: give it a SAN or a host-name CN, or add --san",
+            ));
         }
         for san in &sans {
             store.constraints.check(san)?;
         }
         // Only "is it RSA" matters to the leaf profile.
-        let key_type = if csr.rsa_key { KeyType::Rsa2048 } else { KeyType::EcP256 };
+        let key_type = if csr.rsa_key {
+            KeyType::Rsa2048
+        } else {
+            KeyType::EcP256
+        };
         (
             profile::leaf_params(csr.subject.clone(), &sans, opts.profile, key_type, validity)?,
             opts.profile.to_string(),
         )
     };
-    Ok(PreparedSign { params, public_key, sans, profile_name, subject_text: csr.subject_text.clone(), validity })
+    Ok(PreparedSign {
+        params,
+        public_key,
+        sans,
+        profile_name,
+        subject_text: csr.subject_text.clone(),
+        validity,
+    })
 }
 
 /// Signs a prepared CSR under the CA's lock, hands the DER to `publish`
@@ -366,13 +451,17 @@ pub fn run(req: &SignRequest) -> Result<SignReport> {
     let prepared = prepare(&store, &csr, &shown, &opts)?;
     if let Some(out) = &req.out {
         store.refuse_private_output(out)?;
+        store.refuse_ca_path(out)?;
         crate::output::check_free(out, req.force)?;
     }
     let sans: Vec<String> = prepared.sans.iter().map(|s| s.to_string()).collect();
     let not_after = timefmt::rfc3339(prepared.validity.not_after);
     let signer = store.unlock(req.passphrase_file.as_ref())?;
     let lock = store.ledger().lock()?;
-    let path = req.out.as_ref().map(|p| crate::issue::absolute(p).display().to_string());
+    let path = req
+        .out
+        .as_ref()
+        .map(|p| crate::issue::absolute(p).display().to_string());
     let with_chain = |der: &[u8]| {
         let mut pem = x509::pem_certificate(der);
         if req.chain {
@@ -380,10 +469,25 @@ pub fn run(req: &SignRequest) -> Result<SignReport> {
         }
         pem
     };
-    let (der, serial) = sign_prepared(&store, &signer, &lock, prepared, path, |der| match &req.out {
-        Some(out) => fsutil::write_atomic(out, with_chain(der).as_bytes(), Mode::Public, req.force, true),
-        None => Ok(()),
+    let (der, serial) = sign_prepared(&store, &signer, &lock, prepared, path, |der| {
+        match &req.out {
+            Some(out) => fsutil::write_atomic(
+                out,
+                with_chain(der).as_bytes(),
+                Mode::Public,
+                req.force,
+                true,
+            ),
+            None => Ok(()),
+        }
     })?;
     let pem = with_chain(&der);
-    Ok(SignReport { pem, out: req.out.clone(), serial, subject: csr.subject_text, sans, not_after })
+    Ok(SignReport {
+        pem,
+        out: req.out.clone(),
+        serial,
+        subject: csr.subject_text,
+        sans,
+        not_after,
+    })
 }

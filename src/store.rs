@@ -164,7 +164,8 @@ impl CaStore {
             Error::msg(format!(
                 "{} is damaged: {}",
                 settings_path.display(),
-                e.message()
+                // toml's messages can span lines; uca's errors are one line.
+                e.message().replace(['\n', '\r'], " ")
             ))
         })?;
         let certs = x509::read_certificates(&cert_path)?;
@@ -239,9 +240,91 @@ impl CaStore {
                 ),
             ));
         }
+        if out_abs.parent().is_none() {
+            return Err(Error::invalid(
+                "--out",
+                out.display().to_string(),
+                "it is the root of the file system; give uca a directory of its own (e.g. certs)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// An output path (a certificate directory, or `sign --out FILE`) must
+    /// not be the CA directory, one of its ancestors, one of its own files or
+    /// anything in its private folder: with `--force`, `uca issue --out DIR
+    /// private` or `--out .. ca` would otherwise replace the CA's key or the
+    /// whole CA. Only the parent is resolved: a symbolic link at `target`
+    /// itself is replaced, never followed.
+    pub fn refuse_ca_path(&self, target: &Path) -> Result<()> {
+        let Some(name) = target.file_name() else {
+            return Ok(());
+        };
+        let ca_dir = fsutil::resolve(&self.dir)?;
+        let parent = fsutil::resolve(fsutil::parent_of(target))?;
+        self.refuse_ca_entry(&ca_dir, &parent, name, target)
+    }
+
+    /// [`refuse_ca_path`](Self::refuse_ca_path) for every certificate
+    /// directory of `plan` under `out`. Only a group directory that is the CA
+    /// directory, one of its ancestors or inside its private folder can
+    /// collide, so only those groups' names are looked at, and without a
+    /// system call per name.
+    pub fn refuse_ca_targets(&self, plan: &crate::plan::Plan, out: &Path) -> Result<()> {
+        let ca_dir = fsutil::resolve(&self.dir)?;
+        for g in &plan.groups {
+            let group_dir = fsutil::resolve(&out.join(&g.out))?;
+            if !ca_dir.starts_with(&group_dir) && !group_dir.starts_with(ca_dir.join(PRIVATE_DIR)) {
+                continue;
+            }
+            for item in plan.items(out) {
+                let item = item?;
+                if !std::ptr::eq(item.group, g) {
+                    continue;
+                }
+                if let Some(name) = item.target.file_name() {
+                    self.refuse_ca_entry(&ca_dir, &group_dir, name, &item.target)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `parent` (resolved) / `name` against the resolved CA directory.
+    fn refuse_ca_entry(
+        &self,
+        ca_dir: &Path,
+        parent: &Path,
+        name: &std::ffi::OsStr,
+        shown: &Path,
+    ) -> Result<()> {
+        let full = parent.join(name);
+        let own_entry = parent == ca_dir && CA_ENTRIES.iter().any(|e| name == *e);
+        if own_entry || ca_dir.starts_with(&full) || full.starts_with(ca_dir.join(PRIVATE_DIR)) {
+            return Err(Error::invalid(
+                "output",
+                shown.display().to_string(),
+                format!(
+                    "it would replace the CA in {} or part of it; choose another output directory",
+                    self.dir.display()
+                ),
+            ));
+        }
         Ok(())
     }
 }
+
+/// Everything a CA directory holds: no output may replace any of it.
+const CA_ENTRIES: &[&str] = &[
+    CERT_FILE,
+    SETTINGS_FILE,
+    SEALED_FILE,
+    MANIFEST_FILE,
+    MANIFEST_SIG_FILE,
+    PRIVATE_DIR,
+    "ledger.jsonl",
+    "ledger.lock",
+];
 
 /// An unlocked CA: it can sign. The key is wiped from memory when dropped.
 pub struct Signer {

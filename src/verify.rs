@@ -66,7 +66,8 @@ pub fn verify_manifest_files(manifest: &Path, ca: Option<&Path>) -> Result<Strin
     let ca: PathBuf = ca.map_or_else(|| dir.join(store::CERT_FILE), Path::to_path_buf);
     let sig = dir.join(store::MANIFEST_SIG_FILE);
     let check = seal::verify_manifest(manifest, &sig, &ca)?;
-    let plural = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let plural =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     let mut summary = format!(
         "manifest signature verifies with {}; {}, {} match",
         ca.display(),
@@ -74,7 +75,10 @@ pub fn verify_manifest_files(manifest: &Path, ca: Option<&Path>) -> Result<Strin
         plural(check.files_ok, "file", "files")
     );
     if check.replaced > 0 {
-        summary.push_str(&format!(" ({} later re-issued at the same path)", plural(check.replaced, "entry was", "entries were")));
+        summary.push_str(&format!(
+            " ({} later re-issued at the same path)",
+            plural(check.replaced, "entry was", "entries were")
+        ));
     }
     if check.problems.is_empty() {
         return Ok(format!("OK: {summary}"));

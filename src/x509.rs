@@ -51,7 +51,10 @@ pub fn parse_blocks(bytes: &[u8]) -> std::result::Result<Vec<pem::Pem>, String> 
     if bytes.starts_with(b"\x30") {
         return Ok(vec![pem::Pem::new("DER", bytes.to_vec())]);
     }
-    let blocks = pem::parse_many(bytes).map_err(|e| format!("malformed PEM: {e}"))?;
+    // The pem crate quotes the labels it found, which may span lines: keep
+    // the message on one line.
+    let blocks = pem::parse_many(bytes)
+        .map_err(|e| format!("malformed PEM: {}", crate::names::printable(&e.to_string())))?;
     if blocks.is_empty() {
         return Err("expected PEM (-----BEGIN ...-----) or DER, found neither".into());
     }

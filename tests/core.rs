@@ -84,7 +84,9 @@ fn init_refuses_bad_input_and_writes_nothing() {
     let pass = s.pass_file();
     let pass = pass.to_str().unwrap();
     let base = ["init", "--dir", "ca", "--name", "Root"];
-    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &str)> = vec![
+    // (extra arguments, extra environment, expected message)
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
         (vec!["--passphrase-file", "empty.txt"], vec![], "empty"),
         (
             vec!["--passphrase-file", "short.txt"],
@@ -910,7 +912,12 @@ fn concurrent_issuers_never_share_a_serial_or_lose_an_entry() {
     assert_eq!(ledger.lines().count(), 2000);
     assert_eq!(serials.len(), 2000);
     for p in 0..8 {
-        assert_eq!(std::fs::read_dir(s.join(&format!("out{p}"))).unwrap().count(), 250);
+        assert_eq!(
+            std::fs::read_dir(s.join(&format!("out{p}")))
+                .unwrap()
+                .count(),
+            250
+        );
     }
 }
 
@@ -920,8 +927,25 @@ fn an_ip_name_gets_no_cn_so_dns_constraints_cannot_trip_openssl() {
     s.init_ca(&["--permit", "internal", "--permit", "127.0.0.0/8"]);
     s.issue(&["127.0.0.1"]);
     let t = cert_text(&s, "certs/127.0.0.1/cert.pem");
-    assert!(t.contains("Subject: \n") || t.contains("Subject:\n") || !t.contains("Subject: CN"), "{t}");
-    assert!(t.contains("X509v3 Subject Alternative Name: critical"), "{t}");
-    let (okv, out) = run("openssl", &["verify", "-CAfile", "ca/ca.pem", "-purpose", "sslserver", "certs/127.0.0.1/cert.pem"], s.path());
+    assert!(
+        t.contains("Subject: \n") || t.contains("Subject:\n") || !t.contains("Subject: CN"),
+        "{t}"
+    );
+    assert!(
+        t.contains("X509v3 Subject Alternative Name: critical"),
+        "{t}"
+    );
+    let (okv, out) = run(
+        "openssl",
+        &[
+            "verify",
+            "-CAfile",
+            "ca/ca.pem",
+            "-purpose",
+            "sslserver",
+            "certs/127.0.0.1/cert.pem",
+        ],
+        s.path(),
+    );
     assert!(okv, "{out}");
 }

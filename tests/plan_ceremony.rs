@@ -41,11 +41,23 @@ fn assert_ledger_consistent(ca: &Path) -> usize {
     let mut serials = HashSet::new();
     let mut paths = HashSet::new();
     for e in &entries {
-        assert!(serials.insert(e["serial"].as_str().unwrap().to_string()), "serial reused: {e}");
+        assert!(
+            serials.insert(e["serial"].as_str().unwrap().to_string()),
+            "serial reused: {e}"
+        );
         let path = PathBuf::from(e["path"].as_str().unwrap());
         assert!(paths.insert(path.clone()), "path recorded twice: {e}");
-        assert!(path.is_file(), "ledger claims {} which is not on disk", path.display());
-        assert_eq!(sha256_of_first_cert(&path), e["sha256"].as_str().unwrap(), "{}", path.display());
+        assert!(
+            path.is_file(),
+            "ledger claims {} which is not on disk",
+            path.display()
+        );
+        assert_eq!(
+            sha256_of_first_cert(&path),
+            e["sha256"].as_str().unwrap(),
+            "{}",
+            path.display()
+        );
     }
     entries.len()
 }
@@ -75,7 +87,17 @@ fn a_bad_plan_entry_is_named_and_nothing_is_written() {
     let before = s.files();
     for (i, (text, needle)) in cases.iter().enumerate() {
         let plan = write(&s, "bad.toml", text);
-        let o = s.uca(&["issue", "--dir", "ca", "--out", "out", "--plan", plan.to_str().unwrap(), "--passphrase-file", pass.to_str().unwrap()]);
+        let o = s.uca(&[
+            "issue",
+            "--dir",
+            "ca",
+            "--out",
+            "out",
+            "--plan",
+            plan.to_str().unwrap(),
+            "--passphrase-file",
+            pass.to_str().unwrap(),
+        ]);
         fails_with(&o, needle);
         let mut after = s.files();
         after.retain(|f| f != "bad.toml");
@@ -89,9 +111,24 @@ fn a_bad_plan_entry_is_named_and_nothing_is_written() {
 fn issue_plan_is_idempotent_and_keeps_finished_files() {
     let s = Scratch::new();
     s.init_ca(&["--permit", "internal"]);
-    let plan = write(&s, "p.toml", "[[group]]\nname = \"svc\"\nnames = [\"svc{1..40}.internal\", \"db.internal\"]\n");
+    let plan = write(
+        &s,
+        "p.toml",
+        "[[group]]\nname = \"svc\"\nnames = [\"svc{1..40}.internal\", \"db.internal\"]\n",
+    );
     let pass = s.pass_file();
-    let args = ["issue", "--dir", "ca", "--out", "out", "--plan", plan.to_str().unwrap(), "--passphrase-file", pass.to_str().unwrap(), "--json"];
+    let args = [
+        "issue",
+        "--dir",
+        "ca",
+        "--out",
+        "out",
+        "--plan",
+        plan.to_str().unwrap(),
+        "--passphrase-file",
+        pass.to_str().unwrap(),
+        "--json",
+    ];
     let o = ok(&s.uca(&args));
     let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(summary["issued"], 41);
@@ -100,7 +137,10 @@ fn issue_plan_is_idempotent_and_keeps_finished_files() {
     let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(summary["issued"], 0);
     assert_eq!(summary["skipped"], 41);
-    assert_eq!(std::fs::read(s.join("out/svc7.internal/cert.pem")).unwrap(), before);
+    assert_eq!(
+        std::fs::read(s.join("out/svc7.internal/cert.pem")).unwrap(),
+        before
+    );
     assert_eq!(assert_ledger_consistent(&s.join("ca")), 41);
     // A foreign directory in the way is refused, not clobbered.
     std::fs::remove_dir_all(s.join("out/svc3.internal")).unwrap();
@@ -115,10 +155,22 @@ fn issue_plan_is_idempotent_and_keeps_finished_files() {
 fn check_new_ledger_entries(ca: &Path, from: usize, serials: &mut HashSet<String>) -> usize {
     let entries = ledger(ca);
     for e in &entries[from.min(entries.len())..] {
-        assert!(serials.insert(e["serial"].as_str().unwrap().to_string()), "serial reused: {e}");
+        assert!(
+            serials.insert(e["serial"].as_str().unwrap().to_string()),
+            "serial reused: {e}"
+        );
         let path = PathBuf::from(e["path"].as_str().unwrap());
-        assert!(path.is_file(), "ledger claims {} which is not on disk", path.display());
-        assert_eq!(sha256_of_first_cert(&path), e["sha256"].as_str().unwrap(), "{}", path.display());
+        assert!(
+            path.is_file(),
+            "ledger claims {} which is not on disk",
+            path.display()
+        );
+        assert_eq!(
+            sha256_of_first_cert(&path),
+            e["sha256"].as_str().unwrap(),
+            "{}",
+            path.display()
+        );
     }
     entries.len()
 }
@@ -128,12 +180,29 @@ fn sigkill_at_fifty_points_never_breaks_the_ledger_and_a_rerun_completes() {
     let s = Scratch::new();
     s.init_ca(&["--permit", "internal"]);
     let total: u64 = 5000;
-    let plan = write(&s, "p.toml", &format!("[[group]]\nname = \"svc\"\nnames = [\"svc{{1..{total}}}.internal\"]\n"));
+    let plan = write(
+        &s,
+        "p.toml",
+        &format!("[[group]]\nname = \"svc\"\nnames = [\"svc{{1..{total}}}.internal\"]\n"),
+    );
     let pass = s.pass_file();
-    let args = ["issue", "--dir", "ca", "--out", "out", "--plan", plan.to_str().unwrap(), "--passphrase-file", pass.to_str().unwrap(), "--json"];
+    let args = [
+        "issue",
+        "--dir",
+        "ca",
+        "--out",
+        "out",
+        "--plan",
+        plan.to_str().unwrap(),
+        "--passphrase-file",
+        pass.to_str().unwrap(),
+        "--json",
+    ];
     // Delays that land during start-up (reading the plan, unlocking the key
     // with scrypt), mid-batch, and between a batch's sync and its ledger append.
-    let delays: Vec<u64> = (0..56).map(|i| [3u64, 8, 15, 25, 40, 60, 85, 110][i % 8] + (i as u64 % 5)).collect();
+    let delays: Vec<u64> = (0..56)
+        .map(|i| [3u64, 8, 15, 25, 40, 60, 85, 110][i % 8] + (i as u64 % 5))
+        .collect();
     let mut kills = 0;
     let mut serials = HashSet::new();
     let mut checked = 0;
@@ -163,17 +232,39 @@ fn sigkill_at_fifty_points_never_breaks_the_ledger_and_a_rerun_completes() {
                 continue;
             }
             for f in ["cert.pem", "key.pem", "chain.pem", "ca.pem"] {
-                assert!(e.path().join(f).is_file(), "{name}/{f} missing: a partial directory is visible");
+                assert!(
+                    e.path().join(f).is_file(),
+                    "{name}/{f} missing: a partial directory is visible"
+                );
             }
         }
     }
-    assert!(kills >= 50, "only {kills} runs were interrupted; the test needs at least 50");
+    assert!(
+        kills >= 50,
+        "only {kills} runs were interrupted; the test needs at least 50"
+    );
     let o = ok(&s.uca(&args));
     let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(summary["issued"].as_u64().unwrap() + summary["skipped"].as_u64().unwrap(), total);
+    assert_eq!(
+        summary["issued"].as_u64().unwrap() + summary["skipped"].as_u64().unwrap(),
+        total
+    );
     assert_eq!(assert_ledger_consistent(&s.join("ca")), total as usize);
-    let leftovers: Vec<_> = std::fs::read_dir(s.join("out")).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with('.')).collect();
-    assert!(leftovers.is_empty(), "temporary directories left after a completed run: {}", leftovers.len());
+    let leftovers: Vec<_> = std::fs::read_dir(s.join("out"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with('.')
+        })
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "temporary directories left after a completed run: {}",
+        leftovers.len()
+    );
 }
 
 fn ceremony_plan(s: &Scratch) -> PathBuf {
@@ -195,16 +286,30 @@ fn ceremony_plan(s: &Scratch) -> PathBuf {
 fn ceremony_issues_everything_seals_and_leaves_no_secret() {
     let s = Scratch::new();
     let plan = ceremony_plan(&s);
-    let o = ok(&s.uca(&["ceremony", plan.to_str().unwrap(), "--out", "out", "--escrow-passphrase", "escrow.txt"]));
+    let o = ok(&s.uca(&[
+        "ceremony",
+        plan.to_str().unwrap(),
+        "--out",
+        "out",
+        "--escrow-passphrase",
+        "escrow.txt",
+    ]));
     let text = stdout(&o);
-    assert!(text.contains("ceremony complete: 11 certificates"), "{text}");
+    assert!(
+        text.contains("ceremony complete: 11 certificates"),
+        "{text}"
+    );
     assert!(text.contains("root SHA-256"), "{text}");
     let ca = s.join("out/ca");
     assert!(ca.join("sealed.json").is_file());
     assert_eq!(assert_ledger_consistent(&ca), 11);
 
     // Every certificate chains to the root, for OpenSSL.
-    let certs: Vec<String> = s.files().into_iter().filter(|f| f.starts_with("out/certs/") && f.ends_with("/cert.pem")).collect();
+    let certs: Vec<String> = s
+        .files()
+        .into_iter()
+        .filter(|f| f.starts_with("out/certs/") && f.ends_with("/cert.pem"))
+        .collect();
     assert_eq!(certs.len(), 11);
     let mut args = vec!["verify", "-CAfile", "out/ca/ca.pem"];
     args.extend(certs.iter().map(|c| c.as_str()));
@@ -222,24 +327,77 @@ fn ceremony_issues_everything_seals_and_leaves_no_secret() {
         let o = ok(&s.uca(&args));
         assert!(stdout(&o).starts_with("OK:"), "{c}: {}", stdout(&o));
     }
-    ok(&s.uca(&["verify", "out/certs/web/web1.internal/cert.pem", "--ca", "out/ca/ca.pem", "--name", "web.svc.internal"]));
-    ok(&s.uca(&["verify", "out/certs/worker03.internal/cert.pem", "--ca", "out/ca/ca.pem", "--client"]));
+    ok(&s.uca(&[
+        "verify",
+        "out/certs/web/web1.internal/cert.pem",
+        "--ca",
+        "out/ca/ca.pem",
+        "--name",
+        "web.svc.internal",
+    ]));
+    ok(&s.uca(&[
+        "verify",
+        "out/certs/worker03.internal/cert.pem",
+        "--ca",
+        "out/ca/ca.pem",
+        "--client",
+    ]));
     // The manifest verifies with stock OpenSSL and with uca.
-    let (okp, out) = run("openssl", &["x509", "-in", "out/ca/ca.pem", "-pubkey", "-noout", "-out", "ca.pub"], s.path());
+    let (okp, out) = run(
+        "openssl",
+        &[
+            "x509",
+            "-in",
+            "out/ca/ca.pem",
+            "-pubkey",
+            "-noout",
+            "-out",
+            "ca.pub",
+        ],
+        s.path(),
+    );
     assert!(okp, "{out}");
-    let (okd, out) = run("openssl", &["dgst", "-sha256", "-verify", "ca.pub", "-signature", "out/ca/manifest.sig", "out/ca/manifest.json"], s.path());
+    let (okd, out) = run(
+        "openssl",
+        &[
+            "dgst",
+            "-sha256",
+            "-verify",
+            "ca.pub",
+            "-signature",
+            "out/ca/manifest.sig",
+            "out/ca/manifest.json",
+        ],
+        s.path(),
+    );
     assert!(okd && out.contains("Verified OK"), "{out}");
     ok(&s.uca(&["verify", "--manifest", "out/ca/manifest.json"]));
     // Sealed: no more issuance.
-    let escrow = std::fs::read_to_string(s.join("escrow.txt")).unwrap().trim_end().to_string();
-    let o = s.uca_env(&["issue", "--dir", "out/ca", "--out", "more", "late.internal"], &[("UCA_PASSPHRASE", &escrow)]);
+    let escrow = std::fs::read_to_string(s.join("escrow.txt"))
+        .unwrap()
+        .trim_end()
+        .to_string();
+    let o = s.uca_env(
+        &["issue", "--dir", "out/ca", "--out", "more", "late.internal"],
+        &[("UCA_PASSPHRASE", &escrow)],
+    );
     fails_with(&o, "was sealed at");
 
     // No file under OUT holds the passphrase or the unencrypted CA key: the
     // escrowed key is decrypted here only to know what to look for.
     let (okk, _) = run(
         "openssl",
-        &["pkey", "-in", "out/ca/private/ca-key.pem", "-passin", "file:escrow.txt", "-outform", "DER", "-out", "ca-key.der"],
+        &[
+            "pkey",
+            "-in",
+            "out/ca/private/ca-key.pem",
+            "-passin",
+            "file:escrow.txt",
+            "-outform",
+            "DER",
+            "-out",
+            "ca-key.der",
+        ],
         s.path(),
     );
     assert!(okk);
@@ -252,9 +410,20 @@ fn ceremony_issues_everything_seals_and_leaves_no_secret() {
             continue;
         }
         let bytes = std::fs::read(&p).unwrap();
-        assert!(!bytes.windows(escrow.len()).any(|w| w == escrow.as_bytes()), "passphrase found in {f}");
-        assert!(!bytes.windows(key_der.len()).any(|w| w == key_der.as_slice()), "unencrypted CA key found in {f}");
-        assert!(!bytes.windows(secret.len()).any(|w| w == secret), "CA key material found in {f}");
+        assert!(
+            !bytes.windows(escrow.len()).any(|w| w == escrow.as_bytes()),
+            "passphrase found in {f}"
+        );
+        assert!(
+            !bytes
+                .windows(key_der.len())
+                .any(|w| w == key_der.as_slice()),
+            "unencrypted CA key found in {f}"
+        );
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret),
+            "CA key material found in {f}"
+        );
         let text = String::from_utf8_lossy(&bytes);
         if text.contains("BEGIN PRIVATE KEY") && f != "out/ca/private/ca-key.pem" {
             // Leaf keys only: none of them is the CA's.
@@ -272,13 +441,31 @@ fn ceremony_without_escrow_never_writes_the_key_and_refuses_a_busy_out() {
     assert_eq!(summary["issued"], 11);
     assert_eq!(summary["root_sha256"].as_str().unwrap().len(), 64);
     assert!(summary["escrow"].is_null());
-    let keys: Vec<String> = s.files().into_iter().filter(|f| f.starts_with("out/ca/") && f.contains("key")).collect();
+    let keys: Vec<String> = s
+        .files()
+        .into_iter()
+        .filter(|f| f.starts_with("out/ca/") && f.contains("key"))
+        .collect();
     assert!(keys.is_empty(), "{keys:?}");
-    let sealed: serde_json::Value = serde_json::from_slice(&std::fs::read(s.join("out/ca/sealed.json")).unwrap()).unwrap();
+    let sealed: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(s.join("out/ca/sealed.json")).unwrap()).unwrap();
     assert_eq!(sealed["key_never_stored"], true);
-    fails_with(&s.uca(&["ceremony", plan.to_str().unwrap(), "--out", "out"]), "not empty");
+    fails_with(
+        &s.uca(&["ceremony", plan.to_str().unwrap(), "--out", "out"]),
+        "not empty",
+    );
     // An escrow file inside OUT is refused before anything is made.
-    fails_with(&s.uca(&["ceremony", plan.to_str().unwrap(), "--out", "fresh", "--escrow-passphrase", "fresh/pass.txt"]), "inside OUT");
+    fails_with(
+        &s.uca(&[
+            "ceremony",
+            plan.to_str().unwrap(),
+            "--out",
+            "fresh",
+            "--escrow-passphrase",
+            "fresh/pass.txt",
+        ]),
+        "inside OUT",
+    );
     assert!(!s.join("fresh").exists());
 }
 
@@ -294,16 +481,38 @@ fn output_formats_are_accepted_by_their_consumers() {
     assert_eq!(combined.matches("BEGIN CERTIFICATE").count(), 2);
     assert!(combined.contains("BEGIN PRIVATE KEY"));
     let c = format!("{web}/combined.pem");
-    let (okx, a) = run("openssl", &["x509", "-in", &c, "-noout", "-pubkey"], s.path());
+    let (okx, a) = run(
+        "openssl",
+        &["x509", "-in", &c, "-noout", "-pubkey"],
+        s.path(),
+    );
     let (okk, b) = run("openssl", &["pkey", "-in", &c, "-pubout"], s.path());
-    assert!(okx && okk && a == b, "combined.pem key does not match its certificate");
-    let (okv, out) = run("openssl", &["verify", "-CAfile", "out/ca/ca.pem", "-purpose", "sslserver", &c], s.path());
+    assert!(
+        okx && okk && a == b,
+        "combined.pem key does not match its certificate"
+    );
+    let (okv, out) = run(
+        "openssl",
+        &[
+            "verify",
+            "-CAfile",
+            "out/ca/ca.pem",
+            "-purpose",
+            "sslserver",
+            &c,
+        ],
+        s.path(),
+    );
     assert!(okv, "{out}");
 
     // k8s Secret: YAML with the right keys and base64 contents.
     let yaml = std::fs::read_to_string(s.join(&format!("{web}/secret.yaml"))).unwrap();
     let script = "import sys, yaml, base64, json\nd = yaml.safe_load(open(sys.argv[1]))\nprint(json.dumps({'kind': d['kind'], 'type': d['type'], 'name': d['metadata']['name'], 'data': {k: base64.b64decode(v, validate=True).decode() for k, v in d['data'].items()}}))";
-    let (oky, out) = run("python3", &["-c", script, &format!("{web}/secret.yaml")], s.path());
+    let (oky, out) = run(
+        "python3",
+        &["-c", script, &format!("{web}/secret.yaml")],
+        s.path(),
+    );
     assert!(oky, "the Secret does not parse as YAML (is PyYAML installed? ./test.sh installs it): {out}\n{yaml}");
     let doc: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(doc["kind"], "Secret");
@@ -312,28 +521,85 @@ fn output_formats_are_accepted_by_their_consumers() {
     let mut keys: Vec<&String> = doc["data"].as_object().unwrap().keys().collect();
     keys.sort();
     assert_eq!(keys, ["ca.crt", "tls.crt", "tls.key"]);
-    assert_eq!(doc["data"]["tls.crt"].as_str().unwrap(), std::fs::read_to_string(s.join(&format!("{web}/cert.pem"))).unwrap());
-    assert_eq!(doc["data"]["ca.crt"].as_str().unwrap(), std::fs::read_to_string(s.join("out/ca/ca.pem")).unwrap());
-    assert!(doc["data"]["tls.key"].as_str().unwrap().starts_with("-----BEGIN PRIVATE KEY-----"));
+    assert_eq!(
+        doc["data"]["tls.crt"].as_str().unwrap(),
+        std::fs::read_to_string(s.join(&format!("{web}/cert.pem"))).unwrap()
+    );
+    assert_eq!(
+        doc["data"]["ca.crt"].as_str().unwrap(),
+        std::fs::read_to_string(s.join("out/ca/ca.pem")).unwrap()
+    );
+    assert!(doc["data"]["tls.key"]
+        .as_str()
+        .unwrap()
+        .starts_with("-----BEGIN PRIVATE KEY-----"));
 
     // certs.d: the names Docker and Podman expect, the key private.
     let d = s.join("out/certs/worker02.internal/certs.d");
-    let mut names: Vec<String> = std::fs::read_dir(&d).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut names: Vec<String> = std::fs::read_dir(&d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     names.sort();
     assert_eq!(names, ["ca.crt", "client.cert", "client.key"]);
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(d.join("client.key")).unwrap().permissions().mode() & 0o777, 0o600);
-    let (okv, out) = run("openssl", &["verify", "-CAfile", "out/certs/worker02.internal/certs.d/ca.crt", "-purpose", "sslclient", "out/certs/worker02.internal/certs.d/client.cert"], s.path());
+    assert_eq!(
+        std::fs::metadata(d.join("client.key"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    let (okv, out) = run(
+        "openssl",
+        &[
+            "verify",
+            "-CAfile",
+            "out/certs/worker02.internal/certs.d/ca.crt",
+            "-purpose",
+            "sslclient",
+            "out/certs/worker02.internal/certs.d/client.cert",
+        ],
+        s.path(),
+    );
     assert!(okv, "{out}");
 
     // PKCS#12: OpenSSL 3 without -legacy, and Java's keytool.
     let p12 = "out/certs/billing.internal/billing.internal.p12";
-    let (okp, out) = run("openssl", &["pkcs12", "-in", p12, "-passin", "file:p12.txt", "-nodes", "-info"], s.path());
-    assert!(okp && out.contains("BEGIN PRIVATE KEY") && out.matches("BEGIN CERTIFICATE").count() == 2, "{out}");
-    let (okj, out) = run(
-        "keytool",
-        &["-list", "-v", "-keystore", p12, "-storetype", "PKCS12", "-storepass", "bundle password 123"],
+    let (okp, out) = run(
+        "openssl",
+        &[
+            "pkcs12",
+            "-in",
+            p12,
+            "-passin",
+            "file:p12.txt",
+            "-nodes",
+            "-info",
+        ],
         s.path(),
     );
-    assert!(okj && out.contains("PrivateKeyEntry") && out.contains("Certificate chain length: 2"), "{out}");
+    assert!(
+        okp && out.contains("BEGIN PRIVATE KEY") && out.matches("BEGIN CERTIFICATE").count() == 2,
+        "{out}"
+    );
+    let (okj, out) = run(
+        "keytool",
+        &[
+            "-list",
+            "-v",
+            "-keystore",
+            p12,
+            "-storetype",
+            "PKCS12",
+            "-storepass",
+            "bundle password 123",
+        ],
+        s.path(),
+    );
+    assert!(
+        okj && out.contains("PrivateKeyEntry") && out.contains("Certificate chain length: 2"),
+        "{out}"
+    );
 }

@@ -20,12 +20,23 @@ fn no_command_accepts_a_passphrase_on_the_command_line() {
         for line in help.lines() {
             let l = line.trim_start();
             if l.starts_with("--passphrase") {
-                assert!(l.starts_with("--passphrase-file"), "{sub} has a passphrase option other than a file: {l}");
+                assert!(
+                    l.starts_with("--passphrase-file"),
+                    "{sub} has a passphrase option other than a file: {l}"
+                );
             }
         }
     }
     for flag in ["--passphrase", "--password", "--pass"] {
-        let o = s.uca(&["init", "--dir", "ca", "--name", "Root", flag, "correct horse battery staple"]);
+        let o = s.uca(&[
+            "init",
+            "--dir",
+            "ca",
+            "--name",
+            "Root",
+            flag,
+            "correct horse battery staple",
+        ]);
         assert_eq!(o.status.code(), Some(2), "{flag} was accepted");
         assert!(!s.join("ca").exists());
     }
@@ -36,11 +47,16 @@ fn the_environment_variable_is_removed_once_read() {
     // The mechanism, in this process: after taking the passphrase, a child
     // process started from here does not inherit it.
     std::env::set_var("UCA_PASSPHRASE", "correct horse battery staple");
-    let p = uca::passphrase::Passphrase::take_from_env().unwrap().unwrap();
+    let p = uca::passphrase::Passphrase::take_from_env()
+        .unwrap()
+        .unwrap();
     assert_eq!(p.as_str(), "correct horse battery staple");
     assert!(std::env::var_os("UCA_PASSPHRASE").is_none());
     let env = Command::new("env").output().unwrap();
-    assert!(!String::from_utf8_lossy(&env.stdout).contains("correct horse"), "a child inherited the passphrase");
+    assert!(
+        !String::from_utf8_lossy(&env.stdout).contains("correct horse"),
+        "a child inherited the passphrase"
+    );
 }
 
 /// Core dumps are off while uca holds the CA key: an `issue` that has
@@ -50,11 +66,25 @@ fn the_environment_variable_is_removed_once_read() {
 fn core_dumps_are_disabled_while_the_key_is_in_memory() {
     let s = Scratch::new();
     s.init_ca(&[]);
-    let lock = OpenOptions::new().create(true).truncate(false).write(true).open(s.join("ca/ledger.lock")).unwrap();
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(s.join("ca/ledger.lock"))
+        .unwrap();
     lock.lock().unwrap();
     let pass = s.pass_file();
     let mut child = Command::new(uca_bin())
-        .args(["issue", "--dir", "ca", "--out", "certs", "--passphrase-file", pass.to_str().unwrap(), "web1"])
+        .args([
+            "issue",
+            "--dir",
+            "ca",
+            "--out",
+            "certs",
+            "--passphrase-file",
+            pass.to_str().unwrap(),
+            "web1",
+        ])
         .current_dir(s.path())
         .env_remove("UCA_PASSPHRASE")
         .stdin(Stdio::null())
@@ -68,29 +98,60 @@ fn core_dumps_are_disabled_while_the_key_is_in_memory() {
     let limits = loop {
         let wchan = std::fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default();
         let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap_or_default();
-        if wchan.contains("lock") || wchan.contains("flock") || start.elapsed() > Duration::from_secs(10) {
+        if wchan.contains("lock")
+            || wchan.contains("flock")
+            || start.elapsed() > Duration::from_secs(10)
+        {
             break limits;
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    let core = limits.lines().find(|l| l.starts_with("Max core file size")).unwrap_or("").to_string();
+    let core = limits
+        .lines()
+        .find(|l| l.starts_with("Max core file size"))
+        .unwrap_or("")
+        .to_string();
     drop(lock);
     let status = child.wait().unwrap();
     assert!(status.success());
     let fields: Vec<&str> = core.split_whitespace().collect();
-    assert_eq!(&fields[4..6], ["0", "0"], "core dumps are not disabled: {core}");
+    assert_eq!(
+        &fields[4..6],
+        ["0", "0"],
+        "core dumps are not disabled: {core}"
+    );
 }
 
 #[test]
 fn after_seal_no_file_holds_the_passphrase_or_the_plain_ca_key() {
     let s = Scratch::new();
-    ok(&s.uca(&["init", "--dir", "ca", "--name", "Root", "--generate-passphrase"]));
-    let passphrase = std::fs::read_to_string(s.join("ca/private/passphrase")).unwrap().trim_end().to_string();
+    ok(&s.uca(&[
+        "init",
+        "--dir",
+        "ca",
+        "--name",
+        "Root",
+        "--generate-passphrase",
+    ]));
+    let passphrase = std::fs::read_to_string(s.join("ca/private/passphrase"))
+        .unwrap()
+        .trim_end()
+        .to_string();
     // Decrypt the key out of the tree, only to know what to look for.
     let key_der = std::env::temp_dir().join(format!("uca-test-key-{}.der", std::process::id()));
     let (okk, out) = run(
         "openssl",
-        &["pkey", "-in", "ca/private/ca-key.pem", "-passin", "file:ca/private/passphrase", "-outform", "DER", "-out", key_der.to_str().unwrap()],
+        &[
+            "pkey",
+            "-in",
+            "ca/private/ca-key.pem",
+            "-passin",
+            "file:ca/private/passphrase",
+            "-outform",
+            "DER",
+            "-out",
+            key_der.to_str().unwrap(),
+        ],
         s.path(),
     );
     assert!(okk, "{out}");

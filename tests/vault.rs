@@ -59,23 +59,36 @@ fn wait_for_port(port: u16, child: &mut Child, log: &Path) {
             return;
         }
         if let Some(status) = child.try_wait().unwrap() {
-            panic!("bao exited with {status}: {}", std::fs::read_to_string(log).unwrap_or_default());
+            panic!(
+                "bao exited with {status}: {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    panic!("bao did not listen on {port} within 30 s: {}", std::fs::read_to_string(log).unwrap_or_default());
+    panic!(
+        "bao did not listen on {port} within 30 s: {}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
 }
 
 fn start_dev(s: &Scratch) -> Bao {
     let port = free_port_pair();
     let log = s.join("bao-dev.log");
     let mut child = Command::new(bao_binary())
-        .args(["server", "-dev", "-dev-root-token-id=test-root-token", &format!("-dev-listen-address=127.0.0.1:{port}")])
+        .args([
+            "server",
+            "-dev",
+            "-dev-root-token-id=test-root-token",
+            &format!("-dev-listen-address=127.0.0.1:{port}"),
+        ])
         .env_remove("BAO_ADDR")
         .env_remove("VAULT_ADDR")
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(Stdio::from(std::fs::File::create(s.join("bao-dev.err")).unwrap()))
+        .stderr(Stdio::from(
+            std::fs::File::create(s.join("bao-dev.err")).unwrap(),
+        ))
         .spawn()
         .unwrap();
     wait_for_port(port, &mut child, &log);
@@ -90,7 +103,11 @@ fn bao_cli(args: &[&str], env: &[(&str, String)]) -> (bool, String, String) {
         cmd.env(k, v);
     }
     let o = cmd.output().unwrap();
-    (o.status.success(), String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }
 
 fn bootstrap_args<'a>(addr: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
@@ -129,7 +146,13 @@ fn dev_server_bootstrap_issue_verify_and_second_run_is_a_no_op() {
 
     let o = ok(&s.uca(&bootstrap_args(&addr, &[])));
     let text = stdout(&o);
-    for step in ["enabled the PKI secrets engine at pki_int", "is mapped to key", "created role web", "verified it chains to Test Root", "bootstrap complete"] {
+    for step in [
+        "enabled the PKI secrets engine at pki_int",
+        "is mapped to key",
+        "created role web",
+        "verified it chains to Test Root",
+        "bootstrap complete",
+    ] {
         assert!(text.contains(step), "missing step {step:?} in:\n{text}");
     }
     // The intermediate is in the CA's ledger.
@@ -137,47 +160,120 @@ fn dev_server_bootstrap_issue_verify_and_second_run_is_a_no_op() {
     assert!(ledger.contains("\"profile\":\"intermediate\""), "{ledger}");
 
     // A leaf issued by Vault's role chains to uca's root.
-    let env = [("BAO_ADDR", addr.clone()), ("BAO_TOKEN", "test-root-token".to_string())];
-    let (okw, out, err) = bao_cli(&["write", "-format=json", "pki_int/issue/web", "common_name=app.svc.internal", "ttl=1h"], &env);
+    let env = [
+        ("BAO_ADDR", addr.clone()),
+        ("BAO_TOKEN", "test-root-token".to_string()),
+    ];
+    let (okw, out, err) = bao_cli(
+        &[
+            "write",
+            "-format=json",
+            "pki_int/issue/web",
+            "common_name=app.svc.internal",
+            "ttl=1h",
+        ],
+        &env,
+    );
     assert!(okw, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let leaf = write_pem(&s, "leaf.pem", v["data"]["certificate"].as_str().unwrap());
     let int = write_pem(&s, "int.pem", v["data"]["issuing_ca"].as_str().unwrap());
-    let (okv, out) = run("openssl", &["verify", "-CAfile", "ca/ca.pem", "-untrusted", &int, &leaf], s.path());
+    let (okv, out) = run(
+        "openssl",
+        &["verify", "-CAfile", "ca/ca.pem", "-untrusted", &int, &leaf],
+        s.path(),
+    );
     assert!(okv && out.contains("leaf.pem: OK"), "{out}");
-    let chain = format!("{}\n{}", v["data"]["certificate"].as_str().unwrap(), v["data"]["issuing_ca"].as_str().unwrap());
+    let chain = format!(
+        "{}\n{}",
+        v["data"]["certificate"].as_str().unwrap(),
+        v["data"]["issuing_ca"].as_str().unwrap()
+    );
     write_pem(&s, "leaf-chain.pem", &chain);
-    let o = ok(&s.uca(&["verify", "leaf-chain.pem", "--ca", "ca/ca.pem", "--name", "app.svc.internal"]));
+    let o = ok(&s.uca(&[
+        "verify",
+        "leaf-chain.pem",
+        "--ca",
+        "ca/ca.pem",
+        "--name",
+        "app.svc.internal",
+    ]));
     assert!(stdout(&o).starts_with("OK:"), "{}", stdout(&o));
     // The intermediate carries the root's name constraints and pathlen 0.
-    let (_, t) = run("openssl", &["x509", "-in", &int, "-noout", "-text"], s.path());
-    assert!(t.contains("CA:TRUE, pathlen:0") && t.contains("DNS:internal"), "{t}");
+    let (_, t) = run(
+        "openssl",
+        &["x509", "-in", &int, "-noout", "-text"],
+        s.path(),
+    );
+    assert!(
+        t.contains("CA:TRUE, pathlen:0") && t.contains("DNS:internal"),
+        "{t}"
+    );
 
     // Names outside the role are refused by Vault.
-    for bad in [["common_name=app.example.com"], ["common_name=svc.internal"], ["common_name=*.svc.internal"]] {
+    for bad in [
+        ["common_name=app.example.com"],
+        ["common_name=svc.internal"],
+        ["common_name=*.svc.internal"],
+    ] {
         let mut args = vec!["write", "pki_int/issue/web"];
         args.extend_from_slice(&bad);
         let (okb, _, err) = bao_cli(&args, &env);
         assert!(!okb, "Vault issued {bad:?}");
-        assert!(err.contains("not allowed") || err.contains("denied"), "{err}");
+        assert!(
+            err.contains("not allowed") || err.contains("denied"),
+            "{err}"
+        );
     }
-    let (okb, _, err) = bao_cli(&["write", "pki_int/issue/web", "common_name=app.svc.internal", "ip_sans=10.0.0.1"], &env);
+    let (okb, _, err) = bao_cli(
+        &[
+            "write",
+            "pki_int/issue/web",
+            "common_name=app.svc.internal",
+            "ip_sans=10.0.0.1",
+        ],
+        &env,
+    );
     assert!(!okb, "Vault issued an IP SAN: {err}");
 
     // A second run changes nothing.
     let before = std::fs::read_to_string(s.join("ca/ledger.jsonl")).unwrap();
     let o = ok(&s.uca(&bootstrap_args(&addr, &[])));
-    assert!(stdout(&o).contains("already bootstrapped: nothing changed"), "{}", stdout(&o));
-    assert_eq!(std::fs::read_to_string(s.join("ca/ledger.jsonl")).unwrap(), before);
+    assert!(
+        stdout(&o).contains("already bootstrapped: nothing changed"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(
+        std::fs::read_to_string(s.join("ca/ledger.jsonl")).unwrap(),
+        before
+    );
 
     // Import mode on a second mount, and a mount holding another CA.
-    let o = ok(&s.uca(&bootstrap_args(&addr, &["--mount", "pki_imp", "--mode", "import"])));
-    assert!(stdout(&o).contains("made the intermediate key"), "{}", stdout(&o));
+    let o = ok(&s.uca(&bootstrap_args(
+        &addr,
+        &["--mount", "pki_imp", "--mode", "import"],
+    )));
+    assert!(
+        stdout(&o).contains("made the intermediate key"),
+        "{}",
+        stdout(&o)
+    );
     let (oke, _, err) = bao_cli(&["secrets", "enable", "-path=pki_other", "pki"], &env);
     assert!(oke, "{err}");
-    let (okg, _, err) = bao_cli(&["write", "pki_other/root/generate/internal", "common_name=Someone Else"], &env);
+    let (okg, _, err) = bao_cli(
+        &[
+            "write",
+            "pki_other/root/generate/internal",
+            "common_name=Someone Else",
+        ],
+        &env,
+    );
     assert!(okg, "{err}");
-    fails_with(&s.uca(&bootstrap_args(&addr, &["--mount", "pki_other"])), "already has a different CA");
+    fails_with(
+        &s.uca(&bootstrap_args(&addr, &["--mount", "pki_other"])),
+        "already has a different CA",
+    );
 }
 
 #[test]
@@ -188,19 +284,50 @@ fn dev_server_bad_token_and_unreachable_address_are_explained() {
     let addr = format!("http://127.0.0.1:{}", bao.port);
     std::fs::write(s.join("token.txt"), "not-the-token\n").unwrap();
     let before = std::fs::read_to_string(s.join("ca/ledger.jsonl")).unwrap_or_default();
-    fails_with(&s.uca(&bootstrap_args(&addr, &[])), "refused the token (403");
+    fails_with(
+        &s.uca(&bootstrap_args(&addr, &[])),
+        "refused the token (403",
+    );
     // Unreachable: a port nothing listens on.
-    let dead = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dead = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let dead_addr = format!("http://127.0.0.1:{dead}");
-    fails_with(&s.uca(&bootstrap_args(&dead_addr, &[])), "connection refused");
+    fails_with(
+        &s.uca(&bootstrap_args(&dead_addr, &[])),
+        "connection refused",
+    );
     // Bad input is refused before Vault is contacted.
     std::fs::write(s.join("token.txt"), "test-root-token\n").unwrap();
-    fails_with(&s.uca(&bootstrap_args(&addr, &["--allowed-domain", "example.com"])), "outside the CA's name constraints");
-    fails_with(&s.uca(&bootstrap_args(&addr, &["--max-ttl", "forever"])), "expected a duration");
-    fails_with(&s.uca(&bootstrap_args(&addr, &["--mount", "/bad"])), "--mount");
-    let (_, out, _) = bao_cli(&["secrets", "list", "-format=json"], &[("BAO_ADDR", addr.clone()), ("BAO_TOKEN", "test-root-token".into())]);
-    assert!(!out.contains("pki_int/"), "a refused run changed Vault: {out}");
-    assert_eq!(std::fs::read_to_string(s.join("ca/ledger.jsonl")).unwrap_or_default(), before);
+    fails_with(
+        &s.uca(&bootstrap_args(&addr, &["--allowed-domain", "example.com"])),
+        "outside the CA's name constraints",
+    );
+    fails_with(
+        &s.uca(&bootstrap_args(&addr, &["--max-ttl", "forever"])),
+        "expected a duration",
+    );
+    fails_with(
+        &s.uca(&bootstrap_args(&addr, &["--mount", "/bad"])),
+        "--mount",
+    );
+    let (_, out, _) = bao_cli(
+        &["secrets", "list", "-format=json"],
+        &[
+            ("BAO_ADDR", addr.clone()),
+            ("BAO_TOKEN", "test-root-token".into()),
+        ],
+    );
+    assert!(
+        !out.contains("pki_int/"),
+        "a refused run changed Vault: {out}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(s.join("ca/ledger.jsonl")).unwrap_or_default(),
+        before
+    );
 }
 
 #[test]
@@ -211,11 +338,30 @@ fn raft_server_with_uca_mtls_listener_init_unseal_and_bootstrap() {
     let p = port.to_string();
     let pass = s.pass_file();
     ok(&s.uca(&[
-        "vault", "tls", "--dir", "ca", "--out", "vtls", "--host", "127.0.0.1", "--host", "vault.internal", "--operator", "ops.internal",
-        "--address", "127.0.0.1", "--port", &p, "--passphrase-file", pass.to_str().unwrap(),
+        "vault",
+        "tls",
+        "--dir",
+        "ca",
+        "--out",
+        "vtls",
+        "--host",
+        "127.0.0.1",
+        "--host",
+        "vault.internal",
+        "--operator",
+        "ops.internal",
+        "--address",
+        "127.0.0.1",
+        "--port",
+        &p,
+        "--passphrase-file",
+        pass.to_str().unwrap(),
     ]));
     let listener = std::fs::read_to_string(s.join("vtls/listener.hcl")).unwrap();
-    assert!(listener.contains("tls_require_and_verify_client_cert = true"), "{listener}");
+    assert!(
+        listener.contains("tls_require_and_verify_client_cert = true"),
+        "{listener}"
+    );
     let raft = s.join("raft");
     std::fs::create_dir(&raft).unwrap();
     let config = format!(
@@ -226,10 +372,15 @@ fn raft_server_with_uca_mtls_listener_init_unseal_and_bootstrap() {
     std::fs::write(s.join("bao.hcl"), config).unwrap();
     let log = s.join("bao.log");
     let mut child = Command::new(bao_binary())
-        .args(["server", &format!("-config={}", s.join("bao.hcl").display())])
+        .args([
+            "server",
+            &format!("-config={}", s.join("bao.hcl").display()),
+        ])
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(Stdio::from(std::fs::File::create(s.join("bao.err")).unwrap()))
+        .stderr(Stdio::from(
+            std::fs::File::create(s.join("bao.err")).unwrap(),
+        ))
         .spawn()
         .unwrap();
     wait_for_port(port, &mut child, &log);
@@ -237,10 +388,26 @@ fn raft_server_with_uca_mtls_listener_init_unseal_and_bootstrap() {
 
     let addr = format!("https://127.0.0.1:{port}");
     let tls_env = |with_client: bool| {
-        let mut env = vec![("BAO_ADDR", addr.clone()), ("BAO_CACERT", s.join("vtls/listener/ca.pem").display().to_string())];
+        let mut env = vec![
+            ("BAO_ADDR", addr.clone()),
+            (
+                "BAO_CACERT",
+                s.join("vtls/listener/ca.pem").display().to_string(),
+            ),
+        ];
         if with_client {
-            env.push(("BAO_CLIENT_CERT", s.join("vtls/operators/ops.internal/cert.pem").display().to_string()));
-            env.push(("BAO_CLIENT_KEY", s.join("vtls/operators/ops.internal/key.pem").display().to_string()));
+            env.push((
+                "BAO_CLIENT_CERT",
+                s.join("vtls/operators/ops.internal/cert.pem")
+                    .display()
+                    .to_string(),
+            ));
+            env.push((
+                "BAO_CLIENT_KEY",
+                s.join("vtls/operators/ops.internal/key.pem")
+                    .display()
+                    .to_string(),
+            ));
         }
         env
     };
@@ -252,7 +419,16 @@ fn raft_server_with_uca_mtls_listener_init_unseal_and_bootstrap() {
     // matters is that the request failed and returned nothing.
     assert!(!err.is_empty());
     // Init and unseal over mTLS.
-    let (oki, out, err) = bao_cli(&["operator", "init", "-key-shares=1", "-key-threshold=1", "-format=json"], &tls_env(true));
+    let (oki, out, err) = bao_cli(
+        &[
+            "operator",
+            "init",
+            "-key-shares=1",
+            "-key-threshold=1",
+            "-format=json",
+        ],
+        &tls_env(true),
+    );
     assert!(oki, "init over mTLS failed: {err}");
     let init: serde_json::Value = serde_json::from_str(&out).unwrap();
     let unseal_key = init["unseal_keys_b64"][0].as_str().unwrap().to_string();
@@ -269,15 +445,35 @@ fn raft_server_with_uca_mtls_listener_init_unseal_and_bootstrap() {
         if okl {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(60), "raft did not elect a leader: {}", std::fs::read_to_string(&log).unwrap_or_default());
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "raft did not elect a leader: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
         std::thread::sleep(Duration::from_millis(300));
     }
 
     let cacert = s.join("vtls/listener/ca.pem").display().to_string();
-    let cert = s.join("vtls/operators/ops.internal/cert.pem").display().to_string();
-    let key = s.join("vtls/operators/ops.internal/key.pem").display().to_string();
+    let cert = s
+        .join("vtls/operators/ops.internal/cert.pem")
+        .display()
+        .to_string();
+    let key = s
+        .join("vtls/operators/ops.internal/key.pem")
+        .display()
+        .to_string();
     // Bootstrap over mTLS.
-    let o = ok(&s.uca(&bootstrap_args(&addr, &["--cacert", &cacert, "--client-cert", &cert, "--client-key", &key])));
+    let o = ok(&s.uca(&bootstrap_args(
+        &addr,
+        &[
+            "--cacert",
+            &cacert,
+            "--client-cert",
+            &cert,
+            "--client-key",
+            &key,
+        ],
+    )));
     assert!(stdout(&o).contains("bootstrap complete"), "{}", stdout(&o));
     // Without the client certificate: refused, and said so.
     let o = s.uca(&bootstrap_args(&addr, &["--cacert", &cacert]));
@@ -286,16 +482,54 @@ fn raft_server_with_uca_mtls_listener_init_unseal_and_bootstrap() {
     let other = Scratch::new();
     other.init_ca(&[]);
     let wrong_ca = other.join("ca/ca.pem").display().to_string();
-    fails_with(&s.uca(&bootstrap_args(&addr, &["--cacert", &wrong_ca, "--client-cert", &cert, "--client-key", &key])), "not trusted");
+    fails_with(
+        &s.uca(&bootstrap_args(
+            &addr,
+            &[
+                "--cacert",
+                &wrong_ca,
+                "--client-cert",
+                &cert,
+                "--client-key",
+                &key,
+            ],
+        )),
+        "not trusted",
+    );
     // Second run: no-op.
-    let o = ok(&s.uca(&bootstrap_args(&addr, &["--cacert", &cacert, "--client-cert", &cert, "--client-key", &key])));
-    assert!(stdout(&o).contains("already bootstrapped"), "{}", stdout(&o));
+    let o = ok(&s.uca(&bootstrap_args(
+        &addr,
+        &[
+            "--cacert",
+            &cacert,
+            "--client-cert",
+            &cert,
+            "--client-key",
+            &key,
+        ],
+    )));
+    assert!(
+        stdout(&o).contains("already bootstrapped"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 #[test]
 fn offline_commands_name_every_step() {
     let s = Scratch::new();
-    let o = ok(&s.uca(&["vault", "commands", "--dir", "/srv/ca", "--allowed-domain", "svc.internal", "--role", "web", "--cli", "vault"]));
+    let o = ok(&s.uca(&[
+        "vault",
+        "commands",
+        "--dir",
+        "/srv/ca",
+        "--allowed-domain",
+        "svc.internal",
+        "--role",
+        "web",
+        "--cli",
+        "vault",
+    ]));
     let text = stdout(&o);
     for step in [
         "vault secrets enable -path=pki_int",
@@ -325,15 +559,30 @@ fn ceremony_vault_section_bootstraps_before_sealing() {
     let o = ok(&s.uca(&["ceremony", "plan.toml", "--out", "out"]));
     let text = stdout(&o);
     assert!(text.contains("vault          created role svc"), "{text}");
-    assert!(text.contains("verified it chains to Ceremony Root"), "{text}");
+    assert!(
+        text.contains("verified it chains to Ceremony Root"),
+        "{text}"
+    );
     // The intermediate is in the sealed manifest.
     let manifest = std::fs::read_to_string(s.join("out/ca/manifest.json")).unwrap();
-    assert!(manifest.contains("\"profile\": \"intermediate\""), "{manifest}");
+    assert!(
+        manifest.contains("\"profile\": \"intermediate\""),
+        "{manifest}"
+    );
     assert!(s.join("out/ca/sealed.json").is_file());
     // A plan whose Vault is unreachable is refused before the root exists.
-    let dead = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let plan = std::fs::read_to_string(s.join("plan.toml")).unwrap().replace(&format!(":{}", bao.port), &format!(":{dead}"));
+    let dead = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let plan = std::fs::read_to_string(s.join("plan.toml"))
+        .unwrap()
+        .replace(&format!(":{}", bao.port), &format!(":{dead}"));
     std::fs::write(s.join("plan2.toml"), plan).unwrap();
-    fails_with(&s.uca(&["ceremony", "plan2.toml", "--out", "out2"]), "connection refused");
+    fails_with(
+        &s.uca(&["ceremony", "plan2.toml", "--out", "out2"]),
+        "connection refused",
+    );
     assert!(!s.join("out2").exists());
 }

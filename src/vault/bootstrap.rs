@@ -124,7 +124,15 @@ impl VaultSection {
     /// The request this section describes, with paths resolved against
     /// `base` (the plan's directory) and the CA directory `dir`.
     pub fn to_request(&self, base: &std::path::Path, dir: PathBuf) -> BootstrapRequest {
-        let rel = |p: &Option<PathBuf>| p.as_ref().map(|p| if p.is_absolute() { p.clone() } else { base.join(p) });
+        let rel = |p: &Option<PathBuf>| {
+            p.as_ref().map(|p| {
+                if p.is_absolute() {
+                    p.clone()
+                } else {
+                    base.join(p)
+                }
+            })
+        };
         BootstrapRequest {
             dir,
             conn: Connection {
@@ -164,26 +172,67 @@ pub struct BootstrapOutcome {
 /// Validates names and durations that Vault would otherwise reject half-way,
 /// and everything signing the intermediate will check, against the root's
 /// constraints, path length and expiry.
-pub fn validate(req: &BootstrapRequest, constraints: &NameConstraints, root_pathlen: u8, root_not_after: time::OffsetDateTime) -> Result<()> {
+pub fn validate(
+    req: &BootstrapRequest,
+    constraints: &NameConstraints,
+    root_pathlen: u8,
+    root_not_after: time::OffsetDateTime,
+) -> Result<()> {
     let mount_ok = !req.mount.is_empty()
         && !req.mount.starts_with('/')
         && !req.mount.ends_with('/')
         && !req.mount.contains("//")
-        && req.mount.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '/'));
+        && req
+            .mount
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '/'));
     if !mount_ok || req.mount.starts_with("sys") {
-        return Err(Error::invalid("--mount", req.mount.as_str(), "expected a path like pki_int (letters, digits, '_', '-', '/')"));
+        return Err(Error::invalid(
+            "--mount",
+            req.mount.as_str(),
+            "expected a path like pki_int (letters, digits, '_', '-', '/')",
+        ));
     }
-    if req.role.is_empty() || !req.role.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-')) {
-        return Err(Error::invalid("--role", req.role.as_str(), "expected a name like web (letters, digits, '_', '-')"));
+    if req.role.is_empty()
+        || !req
+            .role
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
+    {
+        return Err(Error::invalid(
+            "--role",
+            req.role.as_str(),
+            "expected a name like web (letters, digits, '_', '-')",
+        ));
     }
-    for (flag, ttl) in [("--max-ttl", &req.max_ttl), ("--role-max-ttl", &req.role_max_ttl)] {
-        parse_ttl(ttl).ok_or_else(|| Error::invalid(flag, ttl.as_str(), "expected a duration like 8760h, 30d or 3600s"))?;
+    for (flag, ttl) in [
+        ("--max-ttl", &req.max_ttl),
+        ("--role-max-ttl", &req.role_max_ttl),
+    ] {
+        parse_ttl(ttl).ok_or_else(|| {
+            Error::invalid(
+                flag,
+                ttl.as_str(),
+                "expected a duration like 8760h, 30d or 3600s",
+            )
+        })?;
     }
     if parse_ttl(&req.role_max_ttl) > parse_ttl(&req.max_ttl) {
-        return Err(Error::invalid("--role-max-ttl", req.role_max_ttl.as_str(), format!("longer than the mount's --max-ttl {}", req.max_ttl)));
+        return Err(Error::invalid(
+            "--role-max-ttl",
+            req.role_max_ttl.as_str(),
+            format!("longer than the mount's --max-ttl {}", req.max_ttl),
+        ));
     }
     if u64::from(req.days) * 86_400 < parse_ttl(&req.max_ttl).unwrap_or(0) {
-        return Err(Error::invalid("--max-ttl", req.max_ttl.as_str(), format!("longer than the intermediate's validity of {} days", req.days)));
+        return Err(Error::invalid(
+            "--max-ttl",
+            req.max_ttl.as_str(),
+            format!(
+                "longer than the intermediate's validity of {} days",
+                req.days
+            ),
+        ));
     }
     if req.allowed_domains.is_empty() {
         return Err(Error::msg("give the role at least one --allowed-domain (e.g. svc.internal): a role without one would refuse everything"));
@@ -192,11 +241,18 @@ pub fn validate(req: &BootstrapRequest, constraints: &NameConstraints, root_path
         let name = names::dns_name(d, false)?;
         constraints.check(&San::Dns(name))?;
     }
-    for (flag, url) in [("--issuing-url", &req.issuing_url), ("--crl-url", &req.crl_url)] {
+    for (flag, url) in [
+        ("--issuing-url", &req.issuing_url),
+        ("--crl-url", &req.crl_url),
+    ] {
         if let Some(u) = url {
             names::uri(u)?;
             if !(u.starts_with("http://") || u.starts_with("https://")) {
-                return Err(Error::invalid(flag, u.as_str(), "expected an http:// or https:// URL"));
+                return Err(Error::invalid(
+                    flag,
+                    u.as_str(),
+                    "expected an http:// or https:// URL",
+                ));
             }
         }
     }
@@ -246,16 +302,26 @@ fn data<'a>(v: &'a Value, field: &str) -> Option<&'a Value> {
 
 /// Whether `pem` (Vault's current CA) was issued by our root.
 fn issued_by_root(pem_text: &str, store: &CaStore) -> Result<(bool, String)> {
-    let block = pem::parse(pem_text).map_err(|e| Error::msg(format!("Vault returned an unreadable CA certificate: {e}")))?;
+    let block = pem::parse(pem_text)
+        .map_err(|e| Error::msg(format!("Vault returned an unreadable CA certificate: {e}")))?;
     let cert = x509::parse(block.contents()).map_err(Error::msg)?;
     let root = x509::parse(&store.cert_der).map_err(Error::msg)?;
-    let ours = cert.issuer().as_raw() == root.subject().as_raw() && cert.verify_signature(Some(root.public_key())).is_ok();
-    Ok((ours, format!("{} (issued by {})", cert.subject(), cert.issuer())))
+    let ours = cert.issuer().as_raw() == root.subject().as_raw()
+        && cert.verify_signature(Some(root.public_key())).is_ok();
+    Ok((
+        ours,
+        format!("{} (issued by {})", cert.subject(), cert.issuer()),
+    ))
 }
 
 /// Issues one certificate through the new role and verifies that it chains
 /// to the root; then revokes it, since it was only a probe.
-fn probe(client: &VaultClient, req: &BootstrapRequest, store: &CaStore, say: &mut dyn FnMut(&str)) -> Result<String> {
+fn probe(
+    client: &VaultClient,
+    req: &BootstrapRequest,
+    store: &CaStore,
+    say: &mut dyn FnMut(&str),
+) -> Result<String> {
     let domain = &req.allowed_domains[0];
     let name = format!("uca-probe.{domain}");
     let v = client.write(
@@ -263,28 +329,58 @@ fn probe(client: &VaultClient, req: &BootstrapRequest, store: &CaStore, say: &mu
         &json!({"common_name": name, "ttl": "5m"}),
         "issue the probe certificate through the new role",
     )?;
-    let leaf_pem = data(&v, "certificate").and_then(Value::as_str).ok_or_else(|| Error::msg("Vault's issue response has no certificate"))?;
+    let leaf_pem = data(&v, "certificate")
+        .and_then(Value::as_str)
+        .ok_or_else(|| Error::msg("Vault's issue response has no certificate"))?;
     let mut chain_pems: Vec<String> = data(&v, "ca_chain")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|c| c.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| c.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default();
     if chain_pems.is_empty() {
         if let Some(ca) = data(&v, "issuing_ca").and_then(Value::as_str) {
             chain_pems.push(ca.to_string());
         }
     }
-    let leaf_der = pem::parse(leaf_pem).map_err(|e| Error::msg(format!("Vault's probe certificate is not PEM: {e}")))?.into_contents();
+    let leaf_der = pem::parse(leaf_pem)
+        .map_err(|e| Error::msg(format!("Vault's probe certificate is not PEM: {e}")))?
+        .into_contents();
     let mut chain = vec![leaf_der];
-    chain.extend(chain_pems.iter().filter_map(|p| pem::parse(p).ok().map(|b| b.into_contents())).filter(|d| *d != store.cert_der));
-    crate::verify::verify_der(&chain, std::slice::from_ref(&store.cert_der), &crate::verify::Purpose::Server(Some(name.clone())))
-        .map_err(|e| Error::msg(format!("the probe certificate Vault issued does not chain to the root: {e}")))?;
-    say(&format!("issued a probe certificate for {name} through role {} and verified it chains to {}", req.role, store.settings.name));
+    chain.extend(
+        chain_pems
+            .iter()
+            .filter_map(|p| pem::parse(p).ok().map(|b| b.into_contents()))
+            .filter(|d| *d != store.cert_der),
+    );
+    crate::verify::verify_der(
+        &chain,
+        std::slice::from_ref(&store.cert_der),
+        &crate::verify::Purpose::Server(Some(name.clone())),
+    )
+    .map_err(|e| {
+        Error::msg(format!(
+            "the probe certificate Vault issued does not chain to the root: {e}"
+        ))
+    })?;
+    say(&format!(
+        "issued a probe certificate for {name} through role {} and verified it chains to {}",
+        req.role, store.settings.name
+    ));
     if let Some(serial) = data(&v, "serial_number").and_then(Value::as_str) {
-        let (status, body) = client.post(&format!("{}/revoke", req.mount), &json!({"serial_number": serial}))?;
+        let (status, body) = client.post(
+            &format!("{}/revoke", req.mount),
+            &json!({"serial_number": serial}),
+        )?;
         if (200..300).contains(&status) {
             say(&format!("revoked the probe certificate {serial}"));
         } else {
-            say(&format!("note: could not revoke the probe certificate {serial}: {}", vault_errors(&body)));
+            say(&format!(
+                "note: could not revoke the probe certificate {serial}: {}",
+                vault_errors(&body)
+            ));
         }
     }
     Ok(name)
@@ -301,33 +397,74 @@ pub enum SignerSource<'a> {
 pub fn run(req: &BootstrapRequest, say: &mut dyn FnMut(&str)) -> Result<BootstrapOutcome> {
     let store = CaStore::open(&req.dir)?;
     store.ensure_unsealed()?;
-    validate(req, &store.constraints, store.settings.pathlen, store.not_after)?;
+    validate(
+        req,
+        &store.constraints,
+        store.settings.pathlen,
+        store.not_after,
+    )?;
     execute(req, &store, SignerSource::Unlock, say)
 }
 
 /// Runs a validated bootstrap against Vault.
-pub fn execute(req: &BootstrapRequest, store: &CaStore, source: SignerSource<'_>, say: &mut dyn FnMut(&str)) -> Result<BootstrapOutcome> {
+pub fn execute(
+    req: &BootstrapRequest,
+    store: &CaStore,
+    source: SignerSource<'_>,
+    say: &mut dyn FnMut(&str),
+) -> Result<BootstrapOutcome> {
     let client = VaultClient::connect(&req.conn)?;
 
     // Is Vault there, initialised and unsealed?
     let (status, health) = client.get("sys/health")?;
     match status {
         200 | 429 | 472 | 473 => {}
-        501 => return Err(Error::msg(format!("Vault at {} is not initialised: run `bao operator init` first", client.addr()))),
-        503 => return Err(Error::msg(format!("Vault at {} is sealed: unseal it first", client.addr()))),
-        other => return Err(Error::msg(format!("Vault at {} answered {other} to a health check: {}", client.addr(), vault_errors(&health)))),
+        501 => {
+            return Err(Error::msg(format!(
+                "Vault at {} is not initialised: run `bao operator init` first",
+                client.addr()
+            )))
+        }
+        503 => {
+            return Err(Error::msg(format!(
+                "Vault at {} is sealed: unseal it first",
+                client.addr()
+            )))
+        }
+        other => {
+            return Err(Error::msg(format!(
+                "Vault at {} answered {other} to a health check: {}",
+                client.addr(),
+                vault_errors(&health)
+            )))
+        }
     }
-    let version = health.get("version").and_then(Value::as_str).unwrap_or("unknown version");
-    say(&format!("connected to {} ({version}), initialised and unsealed", client.addr()));
+    let version = health
+        .get("version")
+        .and_then(Value::as_str)
+        .unwrap_or("unknown version");
+    say(&format!(
+        "connected to {} ({version}), initialised and unsealed",
+        client.addr()
+    ));
 
     // The mount: absent, a PKI mount, or something else.
-    let mounts = client.read("sys/mounts", "list secrets engines")?.unwrap_or(Value::Null);
+    let mounts = client
+        .read("sys/mounts", "list secrets engines")?
+        .unwrap_or(Value::Null);
     let key = format!("{}/", req.mount);
-    let mount = mounts.get("data").and_then(|d| d.get(&key)).or_else(|| mounts.get(&key));
+    let mount = mounts
+        .get("data")
+        .and_then(|d| d.get(&key))
+        .or_else(|| mounts.get(&key));
     match mount.and_then(|m| m.get("type")).and_then(Value::as_str) {
         Some("pki") => {
             let current = client.read(&format!("{}/cert/ca", req.mount), "read the mount's CA")?;
-            let pem_text = current.as_ref().and_then(|v| data(v, "certificate")).and_then(Value::as_str).unwrap_or("");
+            let pem_text = current
+                .as_ref()
+                .and_then(|v| data(v, "certificate"))
+                .and_then(Value::as_str)
+                .unwrap_or("");
             if !pem_text.trim().is_empty() {
                 let (ours, who) = issued_by_root(pem_text, store)?;
                 if !ours {
@@ -338,15 +475,25 @@ pub fn execute(req: &BootstrapRequest, store: &CaStore, source: SignerSource<'_>
                 }
                 if !req.force {
                     say(&format!("mount {} already has an intermediate from this root: {who}; nothing changed (use --force to add a new one)", req.mount));
-                    return Ok(BootstrapOutcome { already: true, intermediate_serial: None, probe_subject: None });
+                    return Ok(BootstrapOutcome {
+                        already: true,
+                        intermediate_serial: None,
+                        probe_subject: None,
+                    });
                 }
                 say(&format!("mount {} already has an intermediate from this root; --force: adding a new one", req.mount));
             } else {
-                say(&format!("mount {} exists as a PKI mount without a CA", req.mount));
+                say(&format!(
+                    "mount {} exists as a PKI mount without a CA",
+                    req.mount
+                ));
             }
         }
         Some(other) => {
-            return Err(Error::msg(format!("the mount {} exists but is a '{other}' secrets engine, not pki", req.mount)));
+            return Err(Error::msg(format!(
+                "the mount {} exists but is a '{other}' secrets engine, not pki",
+                req.mount
+            )));
         }
         None => {
             client.write(
@@ -357,7 +504,11 @@ pub fn execute(req: &BootstrapRequest, store: &CaStore, source: SignerSource<'_>
             say(&format!("enabled the PKI secrets engine at {}", req.mount));
         }
     }
-    client.write(&format!("sys/mounts/{}/tune", req.mount), &json!({"max_lease_ttl": req.max_ttl}), "tune the mount")?;
+    client.write(
+        &format!("sys/mounts/{}/tune", req.mount),
+        &json!({"max_lease_ttl": req.max_ttl}),
+        "tune the mount",
+    )?;
     say(&format!("set the mount's max lease TTL to {}", req.max_ttl));
 
     // The intermediate: from Vault's CSR, or made here and imported.
@@ -365,7 +516,10 @@ pub fn execute(req: &BootstrapRequest, store: &CaStore, source: SignerSource<'_>
     let (signer, lock) = match source {
         SignerSource::Held(signer, lock) => (signer, lock),
         SignerSource::Unlock => {
-            unlocked = (store.unlock(req.passphrase_file.as_ref())?, store.ledger().lock()?);
+            unlocked = (
+                store.unlock(req.passphrase_file.as_ref())?,
+                store.ledger().lock()?,
+            );
             (&unlocked.0, &unlocked.1)
         }
     };
@@ -385,9 +539,16 @@ pub fn execute(req: &BootstrapRequest, store: &CaStore, source: SignerSource<'_>
                 &json!({"common_name": req.common_name, "key_type": kt, "key_bits": bits}),
                 "generate the intermediate key and CSR",
             )?;
-            let csr_pem = data(&v, "csr").and_then(Value::as_str).ok_or_else(|| Error::msg("Vault's answer has no CSR"))?;
-            say(&format!("Vault generated the intermediate key ({kt} {bits}) and a CSR for CN={}", req.common_name));
-            let der = pem::parse(csr_pem).map_err(|e| Error::msg(format!("Vault's CSR is not PEM: {e}")))?.into_contents();
+            let csr_pem = data(&v, "csr")
+                .and_then(Value::as_str)
+                .ok_or_else(|| Error::msg("Vault's answer has no CSR"))?;
+            say(&format!(
+                "Vault generated the intermediate key ({kt} {bits}) and a CSR for CN={}",
+                req.common_name
+            ));
+            let der = pem::parse(csr_pem)
+                .map_err(|e| Error::msg(format!("Vault's CSR is not PEM: {e}")))?
+                .into_contents();
             let (d, s) = sign_csr(store, signer, lock, &der, &opts)?;
             (d, s, None)
         }
@@ -395,13 +556,18 @@ pub fn execute(req: &BootstrapRequest, store: &CaStore, source: SignerSource<'_>
             let (key, pair) = req.key.generate_with_pair()?;
             let mut params = rcgen::CertificateParams::default();
             params.distinguished_name = crate::profile::subject_cn(&req.common_name);
-            let csr = params.serialize_request(&pair).map_err(|e| Error::msg(format!("cannot make the intermediate CSR: {e}")))?;
+            let csr = params
+                .serialize_request(&pair)
+                .map_err(|e| Error::msg(format!("cannot make the intermediate CSR: {e}")))?;
             let (d, s) = sign_csr(store, signer, lock, csr.der(), &opts)?;
             say(&format!("made the intermediate key ({}) here", req.key));
             (d, s, Some(key))
         }
     };
-    say(&format!("signed the intermediate CN={} (pathlen 0, serial {serial}) with {}", req.common_name, store.settings.name));
+    say(&format!(
+        "signed the intermediate CN={} (pathlen 0, serial {serial}) with {}",
+        req.common_name, store.settings.name
+    ));
     let int_pem = x509::pem_certificate(&int_der);
     let root_pem = store.cert_pem();
     let v = match &import_key {
@@ -418,20 +584,41 @@ pub fn execute(req: &BootstrapRequest, store: &CaStore, source: SignerSource<'_>
     };
     drop(import_key);
     // Vault must have mapped the new issuer to its key.
-    let mapping = data(&v, "mapping").and_then(Value::as_object).cloned().unwrap_or_default();
-    let mapped: Vec<(&String, &Value)> = mapping.iter().filter(|(_, k)| k.as_str().is_some_and(|s| !s.is_empty())).collect();
+    let mapping = data(&v, "mapping")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let mapped: Vec<(&String, &Value)> = mapping
+        .iter()
+        .filter(|(_, k)| k.as_str().is_some_and(|s| !s.is_empty()))
+        .collect();
     if mapped.is_empty() {
         return Err(Error::msg(format!(
             "Vault imported the chain but mapped no issuer to a key (mapping: {}): the intermediate is unusable",
             Value::Object(mapping.clone())
         )));
     }
-    say(&format!("imported intermediate + root; issuer {} is mapped to key {}", mapped[0].0, mapped[0].1.as_str().unwrap_or("")));
-    let issuers = client.read(&format!("{}/config/issuers", req.mount), "read the default issuer")?;
-    let default = issuers.as_ref().and_then(|v| data(v, "default")).and_then(Value::as_str).unwrap_or("");
+    say(&format!(
+        "imported intermediate + root; issuer {} is mapped to key {}",
+        mapped[0].0,
+        mapped[0].1.as_str().unwrap_or("")
+    ));
+    let issuers = client.read(
+        &format!("{}/config/issuers", req.mount),
+        "read the default issuer",
+    )?;
+    let default = issuers
+        .as_ref()
+        .and_then(|v| data(v, "default"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
     let want = mapped[0].0.clone();
     if default != want.as_str() {
-        client.write(&format!("{}/config/issuers", req.mount), &json!({"default": want}), "set the default issuer")?;
+        client.write(
+            &format!("{}/config/issuers", req.mount),
+            &json!({"default": want}),
+            "set the default issuer",
+        )?;
         say(&format!("set the default issuer to {want}"));
     } else {
         say(&format!("the default issuer is {want}"));
@@ -439,7 +626,10 @@ pub fn execute(req: &BootstrapRequest, store: &CaStore, source: SignerSource<'_>
 
     // URLs before the first certificate, then a safe role, then a probe.
     let base = format!("{}/v1/{}", client.addr(), req.mount);
-    let issuing = req.issuing_url.clone().unwrap_or_else(|| format!("{base}/ca"));
+    let issuing = req
+        .issuing_url
+        .clone()
+        .unwrap_or_else(|| format!("{base}/ca"));
     let crl = req.crl_url.clone().unwrap_or_else(|| format!("{base}/crl"));
     client.write(
         &format!("{}/config/urls", req.mount),
@@ -480,11 +670,22 @@ pub fn execute(req: &BootstrapRequest, store: &CaStore, source: SignerSource<'_>
         req.role_max_ttl
     ));
     let probe_subject = probe(&client, req, store, say)?;
-    Ok(BootstrapOutcome { already: false, intermediate_serial: Some(serial), probe_subject: Some(probe_subject) })
+    Ok(BootstrapOutcome {
+        already: false,
+        intermediate_serial: Some(serial),
+        probe_subject: Some(probe_subject),
+    })
 }
 
-fn sign_csr(store: &CaStore, signer: &Signer, lock: &crate::ledger::LedgerLock, der: &[u8], opts: &SignOptions) -> Result<(Vec<u8>, String)> {
-    let csr = sign::parse_csr(der).map_err(|why| Error::msg(format!("the intermediate CSR is unusable: {why}")))?;
+fn sign_csr(
+    store: &CaStore,
+    signer: &Signer,
+    lock: &crate::ledger::LedgerLock,
+    der: &[u8],
+    opts: &SignOptions,
+) -> Result<(Vec<u8>, String)> {
+    let csr = sign::parse_csr(der)
+        .map_err(|why| Error::msg(format!("the intermediate CSR is unusable: {why}")))?;
     let prepared = sign::prepare(store, &csr, "Vault's intermediate CSR", opts)?;
     sign::sign_prepared(store, signer, lock, prepared, None, |_| Ok(()))
 }

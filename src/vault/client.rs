@@ -61,14 +61,19 @@ fn read_token(file: Option<&Path>) -> Result<Zeroizing<String>> {
         }
     };
     if token.is_empty() || token.chars().any(|c| c.is_control() || c == ' ') {
-        return Err(Error::msg("the Vault token is empty or has spaces or control characters"));
+        return Err(Error::msg(
+            "the Vault token is empty or has spaces or control characters",
+        ));
     }
     Ok(token)
 }
 
 fn read_pem_certs(path: &Path) -> Result<Vec<ureq::tls::Certificate<'static>>> {
     let ders = crate::x509::read_certificates(path)?;
-    Ok(ders.iter().map(|d| ureq::tls::Certificate::from_der(d).to_owned()).collect())
+    Ok(ders
+        .iter()
+        .map(|d| ureq::tls::Certificate::from_der(d).to_owned())
+        .collect())
 }
 
 impl VaultClient {
@@ -76,10 +81,18 @@ impl VaultClient {
         let addr = conn.addr.trim_end_matches('/').to_string();
         let https = addr.starts_with("https://");
         if !https && !addr.starts_with("http://") {
-            return Err(Error::invalid("--addr", addr, "expected http://HOST:PORT or https://HOST:PORT"));
+            return Err(Error::invalid(
+                "--addr",
+                addr,
+                "expected http://HOST:PORT or https://HOST:PORT",
+            ));
         }
         if !https && (conn.cacert.is_some() || conn.client_cert.is_some()) {
-            return Err(Error::invalid("--addr", addr, "TLS options were given but the address is http://; use https://"));
+            return Err(Error::invalid(
+                "--addr",
+                addr,
+                "TLS options were given but the address is http://; use https://",
+            ));
         }
         let token = read_token(conn.token_file.as_deref())?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -95,8 +108,13 @@ impl VaultClient {
             (Some(c), Some(k)) => {
                 let chain = read_pem_certs(c)?;
                 let key_pem = Zeroizing::new(std::fs::read(k).ctx("read the client key", k)?);
-                let key = ureq::tls::PrivateKey::from_pem(&key_pem)
-                    .map_err(|e| Error::invalid("--client-key", k.display().to_string(), format!("not a PEM private key: {e}")))?;
+                let key = ureq::tls::PrivateKey::from_pem(&key_pem).map_err(|e| {
+                    Error::invalid(
+                        "--client-key",
+                        k.display().to_string(),
+                        format!("not a PEM private key: {e}"),
+                    )
+                })?;
                 tls = tls.client_cert(Some(ureq::tls::ClientCert::new_with_certs(&chain, key)));
                 true
             }
@@ -126,10 +144,17 @@ impl VaultClient {
         // rustls errors can arrive directly or wrapped in an io::Error.
         let tls: Option<&rustls::Error> = match &e {
             ureq::Error::Rustls(r) => Some(r),
-            ureq::Error::Io(io) => io.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()),
+            ureq::Error::Io(io) => io
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>()),
             _ => None,
         };
-        let ca_name = || self.cacert.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "the given CA".into());
+        let ca_name = || {
+            self.cacert
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "the given CA".into())
+        };
         let why = match (tls, &e) {
             (Some(rustls::Error::InvalidCertificate(c)), _) => format!(
                 "TLS to {} failed: Vault's certificate is not trusted by {} ({c:?}); is that the CA that issued Vault's listener certificate?",
@@ -161,11 +186,23 @@ impl VaultClient {
         Error::msg(why)
     }
 
-    fn finish(&self, method: &str, path: &str, resp: std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<(u16, Value)> {
+    fn finish(
+        &self,
+        method: &str,
+        path: &str,
+        resp: std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<(u16, Value)> {
         let mut resp = resp.map_err(|e| self.explain(method, path, e))?;
         let status = resp.status().as_u16();
-        let text = resp.body_mut().read_to_string().map_err(|e| self.explain(method, path, e))?;
-        let body = if text.trim().is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let text = resp
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| self.explain(method, path, e))?;
+        let body = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
         if status == 403 {
             return Err(Error::msg(format!(
                 "Vault refused the token (403 permission denied) for {method} /v1/{path}: check --token-file, VAULT_TOKEN or BAO_TOKEN and the token's policy"
@@ -197,7 +234,10 @@ impl VaultClient {
     pub fn write(&self, path: &str, body: &Value, doing: &str) -> Result<Value> {
         let (status, v) = self.post(path, body)?;
         if !(200..300).contains(&status) {
-            return Err(Error::msg(format!("Vault refused to {doing} (HTTP {status} on /v1/{path}): {}", vault_errors(&v))));
+            return Err(Error::msg(format!(
+                "Vault refused to {doing} (HTTP {status} on /v1/{path}): {}",
+                vault_errors(&v)
+            )));
         }
         Ok(v)
     }
@@ -207,7 +247,10 @@ impl VaultClient {
         match status {
             200..=299 => Ok(Some(v)),
             404 => Ok(None),
-            _ => Err(Error::msg(format!("Vault refused to {doing} (HTTP {status} on /v1/{path}): {}", vault_errors(&v)))),
+            _ => Err(Error::msg(format!(
+                "Vault refused to {doing} (HTTP {status} on /v1/{path}): {}",
+                vault_errors(&v)
+            ))),
         }
     }
 }
@@ -217,7 +260,11 @@ pub fn vault_errors(v: &Value) -> String {
     match v.get("errors").and_then(Value::as_array) {
         Some(list) if !list.is_empty() => list
             .iter()
-            .map(|e| e.as_str().map(str::to_string).unwrap_or_else(|| e.to_string()))
+            .map(|e| {
+                e.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| e.to_string())
+            })
             .collect::<Vec<_>>()
             .join("; ")
             .replace('\n', " "),

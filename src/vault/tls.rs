@@ -45,7 +45,13 @@ pub struct TlsReport {
 }
 
 fn hcl_string(p: &Path) -> String {
-    format!("\"{}\"", p.display().to_string().replace('\\', "\\\\").replace('"', "\\\""))
+    format!(
+        "\"{}\"",
+        p.display()
+            .to_string()
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+    )
 }
 
 fn listener_stanza(out: &Path, address: &str, port: u16) -> String {
@@ -63,9 +69,15 @@ fn listener_stanza(out: &Path, address: &str, port: u16) -> String {
 }
 
 fn retry_join_stanza(out: &Path, nodes: &[String], port: u16) -> String {
-    let mut s = String::from("# Inside storage \"raft\" { ... } on each node; NODE is that node's own name.\n");
+    let mut s = String::from(
+        "# Inside storage \"raft\" { ... } on each node; NODE is that node's own name.\n",
+    );
     for n in nodes {
-        let host = if n.contains(':') { format!("[{n}]") } else { n.clone() };
+        let host = if n.contains(':') {
+            format!("[{n}]")
+        } else {
+            n.clone()
+        };
         s.push_str(&format!(
             "retry_join {{\n  leader_api_addr = \"https://{host}:{port}\"\n  leader_ca_cert_file = {ca}\n  \
              leader_client_cert_file = {cert}\n  leader_client_key_file = {key}\n}}\n",
@@ -85,13 +97,25 @@ pub fn run(req: &TlsRequest) -> Result<TlsReport> {
         return Err(Error::msg("give the listener's names with --host (DNS names and IP addresses clients use to reach Vault)"));
     }
     if req.port == 0 || req.port == u16::MAX {
-        return Err(Error::invalid("--port", req.port.to_string(), "expected 1 to 65534 (the cluster port is PORT+1)"));
+        return Err(Error::invalid(
+            "--port",
+            req.port.to_string(),
+            "expected 1 to 65534 (the cluster port is PORT+1)",
+        ));
     }
     if req.address.parse::<std::net::IpAddr>().is_err() {
-        return Err(Error::invalid("--address", req.address.as_str(), "expected the IP address to listen on, e.g. 0.0.0.0"));
+        return Err(Error::invalid(
+            "--address",
+            req.address.as_str(),
+            "expected the IP address to listen on, e.g. 0.0.0.0",
+        ));
     }
     let validity = Validity::days_from_now(req.days)?.within(store.not_after, req.days)?;
-    let hosts: Vec<San> = req.hosts.iter().map(|h| San::for_name(h)).collect::<Result<_>>()?;
+    let hosts: Vec<San> = req
+        .hosts
+        .iter()
+        .map(|h| San::for_name(h))
+        .collect::<Result<_>>()?;
     let first = match &hosts[0] {
         San::Ip(ip) => ip.to_string(),
         other => other.to_string().trim_start_matches("DNS:").to_string(),
@@ -110,14 +134,37 @@ pub fn run(req: &TlsRequest) -> Result<TlsReport> {
         ),
     );
     if !req.operators.is_empty() {
-        let patterns = req.operators.iter().map(|n| NamePattern::literal(n)).collect();
-        plan.push(Group::pem("vault operators", patterns, Profile::Client, req.key, req.days, validity, Vec::new(), "operators"));
+        let patterns = req
+            .operators
+            .iter()
+            .map(|n| NamePattern::literal(n))
+            .collect();
+        plan.push(Group::pem(
+            "vault operators",
+            patterns,
+            Profile::Client,
+            req.key,
+            req.days,
+            validity,
+            Vec::new(),
+            "operators",
+        ));
     }
     if !req.nodes.is_empty() {
         let patterns = req.nodes.iter().map(|n| NamePattern::literal(n)).collect();
-        plan.push(Group::pem("raft nodes", patterns, Profile::Both, req.key, req.days, validity, Vec::new(), "nodes"));
+        plan.push(Group::pem(
+            "raft nodes",
+            patterns,
+            Profile::Both,
+            req.key,
+            req.days,
+            validity,
+            Vec::new(),
+            "nodes",
+        ));
     }
     let existing = plan.validate_all(&req.out)?;
+    store.refuse_ca_targets(&plan, &req.out)?;
     let listener_hcl = req.out.join("listener.hcl");
     let retry_join_hcl = (!req.nodes.is_empty()).then(|| req.out.join("retry_join.hcl"));
     if !req.force {
@@ -131,13 +178,35 @@ pub fn run(req: &TlsRequest) -> Result<TlsReport> {
     }
     let signer = store.unlock(req.passphrase_file.as_ref())?;
     let lock = store.ledger().lock()?;
-    let opts = RunOptions { existing: Existing::Refuse, force: req.force, progress: false };
+    let opts = RunOptions {
+        existing: Existing::Refuse,
+        force: req.force,
+        progress: false,
+    };
     let mut issued = Vec::new();
-    bulk::execute(&store, &signer, &plan, &req.out, &lock, &opts, &mut |c| issued.push(c.clone()))?;
+    bulk::execute(&store, &signer, &plan, &req.out, &lock, &opts, &mut |c| {
+        issued.push(c.clone())
+    })?;
     let out_abs = fsutil::resolve(&req.out)?;
-    fsutil::write_atomic(&listener_hcl, listener_stanza(&out_abs, &req.address, req.port).as_bytes(), Mode::Public, req.force, true)?;
+    fsutil::write_atomic(
+        &listener_hcl,
+        listener_stanza(&out_abs, &req.address, req.port).as_bytes(),
+        Mode::Public,
+        req.force,
+        true,
+    )?;
     if let Some(r) = &retry_join_hcl {
-        fsutil::write_atomic(r, retry_join_stanza(&out_abs, &req.nodes, req.port).as_bytes(), Mode::Public, req.force, true)?;
+        fsutil::write_atomic(
+            r,
+            retry_join_stanza(&out_abs, &req.nodes, req.port).as_bytes(),
+            Mode::Public,
+            req.force,
+            true,
+        )?;
     }
-    Ok(TlsReport { issued, listener_hcl, retry_join_hcl })
+    Ok(TlsReport {
+        issued,
+        listener_hcl,
+        retry_join_hcl,
+    })
 }
