@@ -69,10 +69,10 @@ pub fn verify_manifest_files(manifest: &Path, ca: Option<&Path>) -> Result<Strin
     let plural =
         |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     let mut summary = format!(
-        "manifest signature verifies with {}; {}, {} match",
+        "manifest signature verifies with {}; {}, {}",
         ca.display(),
         plural(check.certificates, "certificate", "certificates"),
-        plural(check.files_ok, "file", "files")
+        plural(check.files_ok, "file matches", "files match")
     );
     if check.replaced > 0 {
         summary.push_str(&format!(

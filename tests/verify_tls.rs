@@ -164,7 +164,7 @@ fn verify_accepts_each_profile_for_its_use() {
         ],
     ));
     assert!(
-        stdout(&o).starts_with("OK: CN=10.0.0.5 is valid for server use (as 10.0.0.5)")
+        stdout(&o).starts_with("OK: (empty subject, IP:10.0.0.5) is valid for server use (as 10.0.0.5)")
             && stdout(&o).ends_with("<- CN=Test Root\n"),
         "{}",
         stdout(&o)
@@ -734,7 +734,7 @@ fn manifest_reports_altered_and_missing_certificate_files() {
     std::fs::remove_file(s.join("certs/c.internal/cert.pem")).unwrap();
     let err = fails_with(
         &verify(&s, &["--manifest", "ca/manifest.json"]),
-        "3 certificates, 1 files match, but 2 listed files do not",
+        "3 certificates, 1 file matches, but 2 listed files do not",
     );
     assert!(err.contains("c.internal/cert.pem: missing"), "{err}");
 
