@@ -13,13 +13,85 @@ use crate::ledger::{LedgerEntry, LedgerLock};
 use crate::store::{self, CaStore, SealRecord, Signer};
 use crate::{timefmt, x509};
 
+/// `manifest.json` as read back. It is written by [`write_manifest`], one
+/// certificate per line, without ever holding all entries in memory.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Manifest {
     pub ca: ManifestCa,
     pub sealed_at: String,
     pub signature_file: String,
     pub verify_with: String,
-    pub certificates: Vec<LedgerEntry>,
+    pub certificates: Vec<ManifestEntry>,
+}
+
+/// What the manifest says of each certificate: enough to find the file and
+/// check it. SANs and validity start stay in the ledger and the certificate.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ManifestEntry {
+    pub serial: String,
+    pub subject: String,
+    pub profile: String,
+    pub not_after: String,
+    pub sha256: String,
+    pub path: Option<String>,
+}
+
+impl From<LedgerEntry> for ManifestEntry {
+    fn from(e: LedgerEntry) -> Self {
+        ManifestEntry {
+            serial: e.serial,
+            subject: e.subject,
+            profile: e.profile,
+            not_after: e.not_after,
+            sha256: e.sha256,
+            path: e.path,
+        }
+    }
+}
+
+/// Builds the manifest bytes by streaming the ledger: memory grows with the
+/// manifest's own size (about 250 bytes a certificate), not with parsed
+/// entries. Returns the bytes and the number of certificates.
+fn write_manifest(
+    store: &CaStore,
+    ca: &ManifestCa,
+    sealed_at: &str,
+    verify_with: &str,
+) -> Result<(Vec<u8>, usize)> {
+    let enc = |e: serde_json::Error| Error::msg(format!("cannot encode the manifest: {e}"));
+    let ledger_len = std::fs::metadata(store.ledger().path())
+        .map(|m| m.len() as usize)
+        .unwrap_or(0);
+    // Capacity that is never touched costs no memory; growth by doubling would.
+    let mut out: Vec<u8> = Vec::with_capacity(ledger_len / 2 + 4096);
+    out.extend_from_slice(b"{\n  \"ca\": ");
+    serde_json::to_writer(&mut out, ca).map_err(enc)?;
+    for (k, v) in [
+        ("sealed_at", sealed_at),
+        ("signature_file", store::MANIFEST_SIG_FILE),
+        ("verify_with", verify_with),
+    ] {
+        out.extend_from_slice(format!(",\n  \"{k}\": ").as_bytes());
+        serde_json::to_writer(&mut out, v).map_err(enc)?;
+    }
+    out.extend_from_slice(b",\n  \"certificates\": [");
+    let mut count = 0usize;
+    let mut failed = None;
+    store.ledger().scan(|entry| {
+        if failed.is_some() {
+            return;
+        }
+        out.extend_from_slice(if count == 0 { b"\n    " } else { b",\n    " });
+        if let Err(e) = serde_json::to_writer(&mut out, &ManifestEntry::from(entry)) {
+            failed = Some(e);
+        }
+        count += 1;
+    })?;
+    if let Some(e) = failed {
+        return Err(enc(e));
+    }
+    out.extend_from_slice(if count == 0 { b"]\n}\n" } else { b"\n  ]\n}\n" });
+    Ok((out, count))
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -69,24 +141,15 @@ pub fn seal_with(
     key_never_stored: bool,
 ) -> Result<SealReport> {
     store.ensure_unsealed()?;
-    let entries = store.ledger().read_all()?;
     let sealed_at = timefmt::rfc3339(timefmt::now());
     let verify_with = openssl_verify_command(store.settings.key);
-    let manifest = Manifest {
-        ca: ManifestCa {
-            name: store.settings.name.clone(),
-            sha256: store.settings.fingerprint.clone(),
-            key: store.settings.key,
-            not_after: store.settings.not_after.clone(),
-        },
-        sealed_at: sealed_at.clone(),
-        signature_file: store::MANIFEST_SIG_FILE.into(),
-        verify_with: verify_with.clone(),
-        certificates: entries,
+    let ca = ManifestCa {
+        name: store.settings.name.clone(),
+        sha256: store.settings.fingerprint.clone(),
+        key: store.settings.key,
+        not_after: store.settings.not_after.clone(),
     };
-    let mut json = serde_json::to_vec_pretty(&manifest)
-        .map_err(|e| Error::msg(format!("cannot encode the manifest: {e}")))?;
-    json.push(b'\n');
+    let (json, certificates) = write_manifest(store, &ca, &sealed_at, &verify_with)?;
     let signature = signer.sign_bytes(&json)?;
     // Signed first, so a crash below leaves an unsealed CA with a valid
     // manifest, never a sealed one without it.
@@ -113,7 +176,7 @@ pub fn seal_with(
         key_destroyed,
         key_never_stored,
         manifest_sha256: x509::sha256_hex(&json),
-        certificates: manifest.certificates.len(),
+        certificates,
     };
     let rec = serde_json::to_vec_pretty(&record)
         .map_err(|e| Error::msg(format!("cannot encode the seal record: {e}")))?;
@@ -127,7 +190,7 @@ pub fn seal_with(
     Ok(SealReport {
         dir: store.dir().to_path_buf(),
         sealed_at,
-        certificates: manifest.certificates.len(),
+        certificates,
         passphrase_destroyed,
         key_destroyed,
         verify_command: verify_with,

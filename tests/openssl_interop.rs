@@ -597,7 +597,8 @@ fn name_constraints_are_in_the_ca_and_enforced_before_signing() {
         "10.1.2.3",
     ]));
     assert!(
-        stdout(&o).starts_with("OK: (empty subject, IP:10.1.2.3) is valid for server use (as 10.1.2.3)"),
+        stdout(&o)
+            .starts_with("OK: (empty subject, IP:10.1.2.3) is valid for server use (as 10.1.2.3)"),
         "{}",
         stdout(&o)
     );

@@ -566,7 +566,7 @@ fn ceremony_vault_section_bootstraps_before_sealing() {
     // The intermediate is in the sealed manifest.
     let manifest = std::fs::read_to_string(s.join("out/ca/manifest.json")).unwrap();
     assert!(
-        manifest.contains("\"profile\": \"intermediate\""),
+        manifest.contains("\"profile\":\"intermediate\""),
         "{manifest}"
     );
     assert!(s.join("out/ca/sealed.json").is_file());

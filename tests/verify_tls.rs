@@ -164,7 +164,8 @@ fn verify_accepts_each_profile_for_its_use() {
         ],
     ));
     assert!(
-        stdout(&o).starts_with("OK: (empty subject, IP:10.0.0.5) is valid for server use (as 10.0.0.5)")
+        stdout(&o)
+            .starts_with("OK: (empty subject, IP:10.0.0.5) is valid for server use (as 10.0.0.5)")
             && stdout(&o).ends_with("<- CN=Test Root\n"),
         "{}",
         stdout(&o)
