@@ -116,10 +116,14 @@ if ! pkilint_ok; then
         die "tests/conformance.rs needs pkilint $pkilint_version and pip could not install it"
     pkilint_ok || die "pkilint $pkilint_version is still missing after installing it"
 fi
-# Fuzzing runs only when UCA_FUZZ_SECONDS is set (seconds per target; fuzz/run.sh
-# after the tests). It needs the nightly toolchain and cargo-fuzz: about 3 min
-# to install cargo-fuzz and 5-10 min to build the four targets the first time.
+# Fuzzing: UCA_FUZZ_SECONDS seconds per target (fuzz/run.sh). In CI (CI=true)
+# a short bounded run of 10 s per target happens by default; locally only
+# when asked. It needs the nightly toolchain and cargo-fuzz: about 3 min to
+# install cargo-fuzz and 5-10 min to build the four targets the first time.
 fuzz_seconds="${UCA_FUZZ_SECONDS:-}"
+if [ -z "$fuzz_seconds" ] && [ "${CI:-}" = "true" ]; then
+    fuzz_seconds=10
+fi
 if [ -n "$fuzz_seconds" ]; then
     if ! rustup run nightly rustc --version >/dev/null 2>&1; then
         echo "==> rustup toolchain install nightly --profile minimal"
@@ -157,11 +161,12 @@ step cargo fmt --all --check
 step cargo clippy --locked --all-targets -- -D warnings
 # Doc tests first: the last "test result" line of the run is then that of
 # the integration tests, which is what a reader of the log looks for.
-step cargo test --locked --doc
-step cargo test --locked --all-targets --no-fail-fast
-# --- fuzzing (hostile/fuzz/conformance block): every target for UCA_FUZZ_SECONDS
+# --- fuzzing (hostile/fuzz/conformance block): every target for UCA_FUZZ_SECONDS,
+# before the tests so that the log ends with the tests' own summary.
 if [ -n "$fuzz_seconds" ]; then
     step fuzz/run.sh "$fuzz_seconds"
 fi
 # --- end of the fuzzing step ------------------------------------------------------
+step cargo test --locked --doc
+step cargo test --locked --all-targets --no-fail-fast
 echo "test.sh: all checks passed in $((SECONDS - start)) s"
