@@ -175,3 +175,49 @@ fn after_seal_no_file_holds_the_passphrase_or_the_plain_ca_key() {
     }
     assert!(scanned >= 12, "scanned only {scanned} files");
 }
+
+#[test]
+fn a_closed_output_pipe_ends_uca_quietly_without_a_panic() {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+    let s = Scratch::new();
+    let pass = s.pass_file();
+    // `uca init ... | head -0`: the reader is gone before uca writes a line.
+    let mut child = Command::new(uca_bin())
+        .args([
+            "init",
+            "--dir",
+            "ca",
+            "--name",
+            "Root",
+            "--passphrase-file",
+            pass.to_str().unwrap(),
+        ])
+        .current_dir(s.path())
+        .env_remove("UCA_PASSPHRASE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(
+        !err.contains("panicked"),
+        "uca panicked on a closed pipe: {err}"
+    );
+    assert_eq!(
+        status.signal(),
+        Some(13),
+        "expected the ordinary SIGPIPE end: {status:?} {err}"
+    );
+    // The CA was complete before the first line was printed.
+    assert!(s.join("ca/ca.pem").is_file() && s.join("ca/private/ca-key.pem").is_file());
+}
