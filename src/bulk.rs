@@ -230,14 +230,19 @@ fn progress_bar(total: u64, enabled: bool) -> Option<indicatif::ProgressBar> {
     Some(bar)
 }
 
-/// Issues every certificate of `plan` under `out`, while
-/// holding the CA lock. `on_issued` sees each certificate once it is durable
-/// and recorded.
+/// Issues every certificate of `plan` under `out`, while holding the CA
+/// lock. `existing` is what [`Plan::validate_all`] returned: every caller
+/// validates the whole plan before unlocking the key, so it is not walked
+/// twice. (A directory that appears in between is still never clobbered:
+/// publishing refuses a non-empty target unless replacing is allowed.)
+/// `on_issued` sees each certificate once it is durable and recorded.
+#[allow(clippy::too_many_arguments)]
 pub fn execute(
     store: &CaStore,
     signer: &Signer,
     plan: &Plan,
     out: &Path,
+    existing: &[PathBuf],
     lock: &LedgerLock,
     opts: &RunOptions,
     on_issued: &mut dyn FnMut(&IssuedCert),
@@ -245,7 +250,6 @@ pub fn execute(
     let started = Instant::now();
     // The CA may have been sealed while we waited for the lock.
     store.ensure_unsealed()?;
-    let existing = plan.validate_all(out)?;
     let ledger = store.ledger();
     let mut used_serials = HashSet::new();
     let mut recorded = HashSet::new();
@@ -259,7 +263,7 @@ pub fn execute(
         out: out.to_path_buf(),
         out_abs: crate::fsutil::resolve(out)?,
     };
-    let skip = classify_existing(store, &paths, &existing, &recorded, opts)?;
+    let skip = classify_existing(store, &paths, existing, &recorded, opts)?;
     for g in &plan.groups {
         let dir = out.join(&g.out);
         crate::fsutil::create_dir(&dir, 0o755)?;

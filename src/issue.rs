@@ -132,7 +132,16 @@ pub fn run(req: &IssueRequest, on_issued: &mut dyn FnMut(&IssuedCert)) -> Result
         force: req.force,
         progress: req.progress,
     };
-    bulk::execute(&store, &signer, &plan, &out, &lock, &opts, on_issued)
+    bulk::execute(
+        &store,
+        &signer,
+        &plan,
+        &out,
+        &pre_existing,
+        &lock,
+        &opts,
+        on_issued,
+    )
 }
 
 /// An absolute form of `p` for the ledger, without requiring it to exist.

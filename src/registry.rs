@@ -233,6 +233,8 @@ pub struct Prepared {
     client_auth: bool,
     force: bool,
     plan: Plan,
+    /// Certificate directories already there (replaced only with --force).
+    existing: Vec<PathBuf>,
 }
 
 /// What was written for one client identity.
@@ -369,8 +371,7 @@ pub fn prepare(
             Vec::new(),
             CLIENTS_DIR,
         );
-        plan.total += g.count();
-        plan.groups.push(g);
+        plan.push(g);
     }
     let existing = plan.validate_all(out)?;
     if !force {
@@ -389,6 +390,7 @@ pub fn prepare(
         client_auth: spec.client_auth,
         force,
         plan,
+        existing,
     })
 }
 
@@ -512,9 +514,16 @@ pub fn issue(
         progress: false,
     };
     let mut issued: Vec<IssuedCert> = Vec::new();
-    bulk::execute(store, signer, &p.plan, &p.out, lock, &opts, &mut |c| {
-        issued.push(c.clone())
-    })?;
+    bulk::execute(
+        store,
+        signer,
+        &p.plan,
+        &p.out,
+        &p.existing,
+        lock,
+        &opts,
+        &mut |c| issued.push(c.clone()),
+    )?;
     let find = |dir: &Path| {
         issued
             .iter()
