@@ -26,12 +26,7 @@ const MAX_CSR_BYTES: u64 = 64 * 1024;
 pub struct SignRequest {
     pub dir: PathBuf,
     pub csr: PathBuf,
-    pub profile: Profile,
-    pub intermediate: bool,
-    pub pathlen: u8,
-    pub permits: Vec<String>,
-    pub sans: Vec<String>,
-    pub days: Option<u32>,
+    pub options: SignOptions,
     pub out: Option<PathBuf>,
     pub chain: bool,
     pub force: bool,
@@ -440,15 +435,7 @@ pub fn run(req: &SignRequest) -> Result<SignReport> {
     store.ensure_unsealed()?;
     let csr = read_csr(&req.csr)?;
     let shown = req.csr.display().to_string();
-    let opts = SignOptions {
-        profile: req.profile,
-        intermediate: req.intermediate,
-        pathlen: req.pathlen,
-        permits: req.permits.clone(),
-        sans: req.sans.clone(),
-        days: req.days,
-    };
-    let prepared = prepare(&store, &csr, &shown, &opts)?;
+    let prepared = prepare(&store, &csr, &shown, &req.options)?;
     if let Some(out) = &req.out {
         store.refuse_private_output(out)?;
         store.refuse_ca_path(out)?;
