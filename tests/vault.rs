@@ -40,6 +40,16 @@ fn free_port_pair() -> u16 {
     panic!("no free port pair");
 }
 
+/// A `bao` process whose HOME is a test directory, so neither the server nor
+/// the CLI reads or writes a token helper file in the real home directory.
+fn bao_command() -> Command {
+    let home = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bao-home");
+    std::fs::create_dir_all(&home).unwrap();
+    let mut cmd = Command::new(bao_binary());
+    cmd.env("HOME", home);
+    cmd
+}
+
 struct Bao {
     child: Child,
     port: u16,
@@ -75,11 +85,13 @@ fn wait_for_port(port: u16, child: &mut Child, log: &Path) {
 fn start_dev(s: &Scratch) -> Bao {
     let port = free_port_pair();
     let log = s.join("bao-dev.log");
-    let mut child = Command::new(bao_binary())
+    let mut child = bao_command()
         .args([
             "server",
             "-dev",
             "-dev-root-token-id=test-root-token",
+            // Parallel dev servers would otherwise race on ~/.vault-token.
+            "-dev-no-store-token",
             &format!("-dev-listen-address=127.0.0.1:{port}"),
         ])
         .env_remove("BAO_ADDR")
@@ -97,7 +109,7 @@ fn start_dev(s: &Scratch) -> Bao {
 
 /// Runs the bao CLI against `addr` with extra environment; returns (ok, stdout, stderr).
 fn bao_cli(args: &[&str], env: &[(&str, String)]) -> (bool, String, String) {
-    let mut cmd = Command::new(bao_binary());
+    let mut cmd = bao_command();
     cmd.args(args).stdin(Stdio::null());
     for (k, v) in env {
         cmd.env(k, v);
@@ -371,7 +383,7 @@ fn raft_server_with_uca_mtls_listener_init_unseal_and_bootstrap() {
     );
     std::fs::write(s.join("bao.hcl"), config).unwrap();
     let log = s.join("bao.log");
-    let mut child = Command::new(bao_binary())
+    let mut child = bao_command()
         .args([
             "server",
             &format!("-config={}", s.join("bao.hcl").display()),
