@@ -29,20 +29,25 @@ impl Mode {
 
 fn temp_name(path: &Path) -> PathBuf {
     use rand_core::RngCore;
-    let tag = rand_core::OsRng.next_u64();
-    let name = path
+    hidden_sibling(path, "tmp", rand_core::OsRng.next_u64())
+}
+
+/// `.NAME.WHAT-TAG` beside `target`: hidden, so a half-written file or
+/// directory never looks like a result, and recognisable, so leftovers of a
+/// killed run can be found and removed.
+pub fn hidden_sibling(target: &Path, what: &str, tag: u64) -> PathBuf {
+    let mut name = target
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     // At most 200 bytes of it, so that the hidden name stays within NAME_MAX
     // (255) even for a 253-character DNS name.
-    let mut name = name;
     let mut end = name.len().min(200);
     while !name.is_char_boundary(end) {
         end -= 1;
     }
     name.truncate(end);
-    path.with_file_name(format!(".{name}.tmp-{tag:016x}"))
+    target.with_file_name(format!(".{name}.{what}-{tag:016x}"))
 }
 
 /// Writes `contents` to a fresh temporary file beside `path` (created with the

@@ -27,19 +27,7 @@ fn hidden_sibling(target: &Path, what: &str) -> PathBuf {
     static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     let pid = *PID.get_or_init(std::process::id);
     let tag = (u64::from(pid) << 32) | u64::from(COUNTER.fetch_add(1, Ordering::Relaxed));
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    // At most 200 bytes of it, so that the hidden name stays within NAME_MAX
-    // (255) even for a 253-character DNS name.
-    let mut name = name;
-    let mut end = name.len().min(200);
-    while !name.is_char_boundary(end) {
-        end -= 1;
-    }
-    name.truncate(end);
-    target.with_file_name(format!(".{name}.{what}-{tag:016x}"))
+    crate::fsutil::hidden_sibling(target, what, tag)
 }
 
 fn write_new(path: &Path, contents: &[u8], mode: u32, sync: bool) -> Result<()> {
