@@ -1189,14 +1189,6 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Collects a stream into `output`, reporting the port once ready.
 fn collect<R: Read + Send + 'static>(
     stream: R,

@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -17,14 +17,6 @@ use common::*;
 
 const REGISTRY_BIN: &str = "docker-registry";
 const MANIFEST_V2: &str = "application/vnd.docker.distribution.manifest.v2+json";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind a loopback port")
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn mode(p: &Path) -> u32 {
     std::fs::metadata(p)
@@ -1019,6 +1011,13 @@ fn a_ceremony_plan_with_a_registry_section_writes_the_same_and_seals() {
     .unwrap();
     let o = ok(&s.uca(&["ceremony", "plan.toml", "--out", "cer"]));
     let text = stdout(&o);
+    // The headline counts what the manifest lists, registry included.
+    assert!(
+        text.starts_with(
+            "ceremony complete: 3 certificates (1 from the plan's groups, 2 for its [registry]/[vault] sections) in "
+        ),
+        "{text}"
+    );
     assert!(
         text.contains("cer/registry/server/{cert,key,chain,ca}.pem"),
         "{text}"

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -30,14 +29,7 @@ fn bao_binary() -> PathBuf {
 
 /// Two free consecutive ports: OpenBao binds PORT and PORT+1 (cluster).
 fn free_port_pair() -> u16 {
-    for _ in 0..50 {
-        let a = TcpListener::bind("127.0.0.1:0").unwrap();
-        let p = a.local_addr().unwrap().port();
-        if p < 65000 && TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
-            return p;
-        }
-    }
-    panic!("no free port pair");
+    free_ports(2)
 }
 
 /// A `bao` process whose HOME is a test directory, so neither the server nor
@@ -301,11 +293,7 @@ fn dev_server_bad_token_and_unreachable_address_are_explained() {
         "refused the token (403",
     );
     // Unreachable: a port nothing listens on.
-    let dead = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let dead = free_port();
     let dead_addr = format!("http://127.0.0.1:{dead}");
     fails_with(
         &s.uca(&bootstrap_args(&dead_addr, &[])),
@@ -583,11 +571,7 @@ fn ceremony_vault_section_bootstraps_before_sealing() {
     );
     assert!(s.join("out/ca/sealed.json").is_file());
     // A plan whose Vault is unreachable is refused before the root exists.
-    let dead = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let dead = free_port();
     let plan = std::fs::read_to_string(s.join("plan.toml"))
         .unwrap()
         .replace(&format!(":{}", bao.port), &format!(":{dead}"));

@@ -171,3 +171,72 @@ pub fn run(program: &str, args: &[&str], cwd: &Path) -> (bool, String) {
         ),
     )
 }
+
+/// `count` consecutive loopback ports that are free right now, for a test
+/// server that binds them itself.
+///
+/// Ports come from 20000..32000, below Linux's ephemeral range (32768 and
+/// up), so no outgoing connection of another process can take one between
+/// this check and the server's bind; asking the kernel for port 0 would hand
+/// out exactly such an ephemeral port. A per-process counter, started at a
+/// pid-derived offset, keeps parallel tests of one binary apart.
+pub fn free_ports(count: u16) -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        (std::process::id() * 389) % SPAN,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..SPAN {
+        let offset = NEXT.fetch_add(u32::from(count), Ordering::SeqCst) % (SPAN - 16);
+        let base = (LOW + offset) as u16;
+        let all_free =
+            (base..base + count).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok());
+        if all_free {
+            return base;
+        }
+    }
+    panic!("no {count} free consecutive loopback ports in 20000..32000");
+}
+
+/// One free loopback port; see [`free_ports`].
+pub fn free_port() -> u16 {
+    free_ports(1)
+}
+
+/// Checks an EC P-256 CA's manifest signature with stock OpenSSL and only
+/// ca.pem's public key (extracted to the scratch root, outside the CA).
+pub fn assert_manifest_verifies_with_openssl(s: &Scratch, ca_dir: &str) {
+    let (extracted, out) = run(
+        "openssl",
+        &[
+            "x509",
+            "-in",
+            &format!("{ca_dir}/ca.pem"),
+            "-pubkey",
+            "-noout",
+            "-out",
+            "ca.pub",
+        ],
+        s.path(),
+    );
+    assert!(extracted, "{out}");
+    let (verified, out) = run(
+        "openssl",
+        &[
+            "dgst",
+            "-sha256",
+            "-verify",
+            "ca.pub",
+            "-signature",
+            &format!("{ca_dir}/manifest.sig"),
+            &format!("{ca_dir}/manifest.json"),
+        ],
+        s.path(),
+    );
+    assert!(verified && out.contains("Verified OK"), "{out}");
+}
