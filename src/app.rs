@@ -92,6 +92,7 @@ pub fn run(cli: Cli) -> Result<u8> {
                     "ca": report.ca_dir.display().to_string(),
                     "certs": report.certs_dir.display().to_string(),
                     "issued": s.issued,
+                    "manifest_certificates": report.seal.certificates,
                     "earliest_expiry": expiry,
                     "root_sha256": report.fingerprint,
                     "sealed_at": report.seal.sealed_at,
@@ -102,9 +103,17 @@ pub fn run(cli: Cli) -> Result<u8> {
                 });
                 println!("{doc}");
             } else {
+                // The manifest also lists what [registry] and [vault] issued.
+                let total = report.seal.certificates as u64;
+                let sections = match total.saturating_sub(s.issued) {
+                    0 => String::new(),
+                    n => format!(
+                        " ({} from the plan's groups, {n} for its [registry]/[vault] sections)",
+                        s.issued
+                    ),
+                };
                 println!(
-                    "ceremony complete: {} certificates in {:.2}s",
-                    s.issued,
+                    "ceremony complete: {total} certificates{sections} in {:.2}s",
                     s.elapsed.as_secs_f64()
                 );
                 println!("  certificates   {}", report.certs_dir.display());

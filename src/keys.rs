@@ -62,13 +62,13 @@ impl KeyType {
         matches!(self, KeyType::Rsa2048 | KeyType::Rsa3072 | KeyType::Rsa4096)
     }
 
-    /// The `openssl dgst` digest flag that verifies this key's signatures
+    /// The digest (OpenSSL name) that this key's signatures hash with
     /// (None for Ed25519, which signs the message itself).
     pub fn openssl_digest(self) -> Option<&'static str> {
         match self {
-            KeyType::EcP384 => Some("-sha384"),
+            KeyType::EcP384 => Some("sha384"),
             KeyType::Ed25519 => None,
-            _ => Some("-sha256"),
+            _ => Some("sha256"),
         }
     }
 

@@ -112,15 +112,18 @@ pub struct SealReport {
 }
 
 /// The stock OpenSSL command line that checks the manifest signature, run
-/// from the CA directory.
+/// from the CA directory. `pkeyutl -certin` takes the public key straight
+/// from ca.pem, so checking writes no file (an extracted ca.pub would land in
+/// the sealed CA directory); `openssl dgst -verify` with an extracted key
+/// checks the same signature.
 pub fn openssl_verify_command(key: KeyType) -> String {
-    let extract = "openssl x509 -in ca.pem -pubkey -noout > ca.pub";
-    match key.openssl_digest() {
-        Some(d) => format!("{extract} && openssl dgst {d} -verify ca.pub -signature manifest.sig manifest.json"),
-        None => format!(
-            "{extract} && openssl pkeyutl -verify -pubin -inkey ca.pub -rawin -in manifest.json -sigfile manifest.sig"
-        ),
-    }
+    let digest = key
+        .openssl_digest()
+        .map(|d| format!(" -digest {d}"))
+        .unwrap_or_default();
+    format!(
+        "openssl pkeyutl -verify -certin -inkey ca.pem -rawin{digest} -in manifest.json -sigfile manifest.sig"
+    )
 }
 
 pub fn run(dir: &Path, passphrase_file: Option<&PathBuf>, destroy_key: bool) -> Result<SealReport> {

@@ -754,34 +754,7 @@ fn seal_writes_a_verifiable_manifest_and_ends_issuance() {
             );
         }
     }
-    let (okp, out) = run(
-        "openssl",
-        &[
-            "x509",
-            "-in",
-            "ca/ca.pem",
-            "-pubkey",
-            "-noout",
-            "-out",
-            "ca.pub",
-        ],
-        s.path(),
-    );
-    assert!(okp, "{out}");
-    let (okv, out) = run(
-        "openssl",
-        &[
-            "dgst",
-            "-sha256",
-            "-verify",
-            "ca.pub",
-            "-signature",
-            "ca/manifest.sig",
-            "ca/manifest.json",
-        ],
-        s.path(),
-    );
-    assert!(okv && out.contains("Verified OK"), "{out}");
+    assert_manifest_verifies_with_openssl(&s, "ca");
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(s.join("ca/manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["certificates"].as_array().unwrap().len(), 2);

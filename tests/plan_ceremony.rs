@@ -329,34 +329,7 @@ fn ceremony_issues_everything_seals_and_leaves_no_secret() {
         "--client",
     ]));
     // The manifest verifies with stock OpenSSL and with uca.
-    let (okp, out) = run(
-        "openssl",
-        &[
-            "x509",
-            "-in",
-            "out/ca/ca.pem",
-            "-pubkey",
-            "-noout",
-            "-out",
-            "ca.pub",
-        ],
-        s.path(),
-    );
-    assert!(okp, "{out}");
-    let (okd, out) = run(
-        "openssl",
-        &[
-            "dgst",
-            "-sha256",
-            "-verify",
-            "ca.pub",
-            "-signature",
-            "out/ca/manifest.sig",
-            "out/ca/manifest.json",
-        ],
-        s.path(),
-    );
-    assert!(okd && out.contains("Verified OK"), "{out}");
+    assert_manifest_verifies_with_openssl(&s, "out/ca");
     ok(&s.uca(&["verify", "--manifest", "out/ca/manifest.json"]));
     // Sealed: no more issuance.
     let escrow = std::fs::read_to_string(s.join("escrow.txt"))

@@ -623,7 +623,11 @@ fn sh_in(dir: &Path, script: &str) -> (bool, String) {
     run("sh", &["-c", script], dir)
 }
 
-fn manifest_round_trip(key: &str, openssl_check: &str, verified: &str) {
+/// `dgst_check` is the `openssl dgst` (or, for Ed25519, `pkeyutl -pubin`)
+/// route with the public key extracted to ../ca.pub, outside the CA
+/// directory; the manifest documents a `pkeyutl -certin` line that reads
+/// ca.pem itself. Both must accept the manifest and refuse an altered one.
+fn manifest_round_trip(key: &str, dgst_check: &str, verified: &str) {
     let s = sealed_ca(key);
     let o = ok(&verify(&s, &["--manifest", "ca/manifest.json"]));
     assert_eq!(
@@ -631,28 +635,35 @@ fn manifest_round_trip(key: &str, openssl_check: &str, verified: &str) {
         "OK: manifest signature verifies with ca/ca.pem; 3 certificates, 3 files match\n"
     );
 
-    // Stock OpenSSL, as the brief and the manifest document it.
+    // Stock OpenSSL with only ca.pem's public key.
     let ca = s.join("ca");
-    let (good, out) = sh_in(&ca, "openssl x509 -in ca.pem -pubkey -noout > ca.pub");
+    let (good, out) = sh_in(&ca, "openssl x509 -in ca.pem -pubkey -noout > ../ca.pub");
     assert!(good, "{out}");
-    let (good, out) = sh_in(&ca, openssl_check);
+    let (good, out) = sh_in(&ca, dgst_check);
     assert!(
         good && out.contains(verified),
-        "{key}: {openssl_check}:\n{out}"
+        "{key}: {dgst_check}:\n{out}"
     );
+
+    // The line the manifest and `uca seal` print, which writes nothing.
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(ca.join("manifest.json")).unwrap()).unwrap();
     let recorded = manifest["verify_with"]
         .as_str()
         .expect("verify_with in the manifest");
     assert!(
-        recorded.ends_with(openssl_check),
+        recorded.starts_with("openssl pkeyutl -verify -certin -inkey ca.pem -rawin"),
         "{key}: the manifest documents {recorded:?}"
     );
+    let before = s.files();
     let (good, out) = sh_in(&ca, recorded);
-    assert!(good && out.contains(verified), "{key}: {recorded}:\n{out}");
+    assert!(
+        good && out.contains("Signature Verified Successfully"),
+        "{key}: {recorded}:\n{out}"
+    );
+    assert_eq!(s.files(), before, "{recorded} wrote a file");
 
-    // One changed byte in manifest.json: both uca and OpenSSL refuse it.
+    // One changed byte in manifest.json: uca and both OpenSSL routes refuse it.
     let path = ca.join("manifest.json");
     let mut json = std::fs::read(&path).unwrap();
     let at = json
@@ -665,15 +676,17 @@ fn manifest_round_trip(key: &str, openssl_check: &str, verified: &str) {
         &verify(&s, &["--manifest", "ca/manifest.json"]),
         "does not match",
     );
-    let (good, out) = sh_in(&ca, openssl_check);
-    assert!(!good, "{key}: OpenSSL accepted an altered manifest:\n{out}");
+    for check in [dgst_check, recorded] {
+        let (good, out) = sh_in(&ca, check);
+        assert!(!good, "{key}: {check} accepted an altered manifest:\n{out}");
+    }
 }
 
 #[test]
 fn manifest_ec_p256_verifies_with_uca_and_openssl() {
     manifest_round_trip(
         "ec-p256",
-        "openssl dgst -sha256 -verify ca.pub -signature manifest.sig manifest.json",
+        "openssl dgst -sha256 -verify ../ca.pub -signature manifest.sig manifest.json",
         "Verified OK",
     );
 }
@@ -682,7 +695,7 @@ fn manifest_ec_p256_verifies_with_uca_and_openssl() {
 fn manifest_ec_p384_verifies_with_uca_and_openssl() {
     manifest_round_trip(
         "ec-p384",
-        "openssl dgst -sha384 -verify ca.pub -signature manifest.sig manifest.json",
+        "openssl dgst -sha384 -verify ../ca.pub -signature manifest.sig manifest.json",
         "Verified OK",
     );
 }
@@ -691,7 +704,7 @@ fn manifest_ec_p384_verifies_with_uca_and_openssl() {
 fn manifest_ed25519_verifies_with_uca_and_openssl() {
     manifest_round_trip(
         "ed25519",
-        "openssl pkeyutl -verify -pubin -inkey ca.pub -rawin -in manifest.json -sigfile manifest.sig",
+        "openssl pkeyutl -verify -pubin -inkey ../ca.pub -rawin -in manifest.json -sigfile manifest.sig",
         "Signature Verified Successfully",
     );
 }
@@ -700,7 +713,7 @@ fn manifest_ed25519_verifies_with_uca_and_openssl() {
 fn manifest_rsa_2048_verifies_with_uca_and_openssl() {
     manifest_round_trip(
         "rsa-2048",
-        "openssl dgst -sha256 -verify ca.pub -signature manifest.sig manifest.json",
+        "openssl dgst -sha256 -verify ../ca.pub -signature manifest.sig manifest.json",
         "Verified OK",
     );
 }
@@ -992,14 +1005,6 @@ struct SServer {
     output: Arc<Mutex<String>>,
     readers: Vec<thread::JoinHandle<()>>,
     port: u16,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Collects a child's stream into `output`, telling `ready` when a line
