@@ -65,6 +65,17 @@ for entry in "${tools[@]}"; do
     command -v "${entry%%:*}" >/dev/null || die "${entry%%:*} is still missing after installing ${entry#*:}"
 done
 
+# PostgreSQL server (tests/vault.rs: OpenBao's storage "postgresql" over
+# mutual TLS with uca's certificates). Debian keeps the server programs in
+# /usr/lib/postgresql/VERSION/bin, outside PATH; the test looks there.
+postgres_installed() {
+    compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null
+}
+if ! postgres_installed; then
+    apt_install postgresql || die "tests/vault.rs needs the PostgreSQL server (Debian package postgresql) and it could not be installed"
+fi
+postgres_installed || die "the PostgreSQL server is still missing after installing postgresql"
+
 # --- interop matrix (tests/interop.rs, programs in tests/interop/) ---------
 # Chain verification and mutual TLS with every stack uca's users run: Go's
 # crypto/x509 and crypto/tls (a standard-library-only program built with

@@ -334,6 +334,7 @@ fn run_vault(cmd: crate::cli::VaultCommand) -> Result<u8> {
                 hosts: a.hosts,
                 operators: a.operators,
                 nodes: a.nodes,
+                storage: a.storage,
                 address: a.address,
                 port: a.port,
                 key: a.key,
@@ -357,6 +358,12 @@ fn run_vault(cmd: crate::cli::VaultCommand) -> Result<u8> {
                 println!(
                     "wrote {} (retry_join blocks for storage \"raft\")",
                     r.display()
+                );
+            }
+            if let Some(st) = &report.storage_hcl {
+                println!(
+                    "wrote {} (storage \"postgresql\" for Vault; its comments say what the database server needs)",
+                    st.display()
                 );
             }
             Ok(0)

@@ -310,7 +310,7 @@ pub fn command() -> clap::Command {
 pub enum VaultCommand {
     /// Make a Vault/OpenBao PKI mount an intermediate CA of this root, with a safe role, and prove it with a probe certificate
     Bootstrap(VaultBootstrapArgs),
-    /// Issue Vault's listener, operator and raft node certificates and write the listener stanza
+    /// Issue Vault's listener, operator, raft node and storage certificates and write the HCL stanzas
     Tls(VaultTlsArgs),
     /// Print the exact commands for an air-gapped bootstrap (the CA machine never talks to Vault)
     Commands(VaultCommandsArgs),
@@ -417,6 +417,9 @@ pub struct VaultTlsArgs {
     /// Raft node identity for retry_join (repeatable)
     #[arg(long = "node", value_name = "NAME")]
     pub nodes: Vec<String>,
+    /// PostgreSQL storage reached over mutual TLS, as postgresql://ROLE@HOST[:PORT]/DATABASE: the database's certificate, Vault's client identity (CN = ROLE) and storage.hcl
+    #[arg(long, value_name = "URL")]
+    pub storage: Option<String>,
     /// Address the listener binds
     #[arg(long, value_name = "IP", default_value = "0.0.0.0")]
     pub address: String,

@@ -49,7 +49,9 @@ use crate::profile::{Profile, Validity};
 use crate::san_rule::{self, SanRule};
 
 /// The group name of NAMEs given on the command line: errors about them
-/// name the NAME only, not a plan group the user never wrote.
+/// name the NAME only, not a plan group the user never wrote. Groups that a
+/// command builds from one of its options are named after the option
+/// (`--storage`), so errors point at what the user typed.
 pub const COMMAND_LINE_GROUP: &str = "command line";
 
 /// Largest number of certificates one plan may describe.
@@ -284,6 +286,16 @@ impl Group {
         }
     }
 
+    /// How errors name this group: a plan file's group by its name, one
+    /// built from an option by that option.
+    fn label(&self) -> String {
+        if self.name.starts_with("--") {
+            self.name.clone()
+        } else {
+            format!("plan group '{}'", self.name)
+        }
+    }
+
     pub fn count(&self) -> u64 {
         self.patterns
             .iter()
@@ -417,6 +429,10 @@ impl Plan {
         for g in &file.groups {
             let gerr = |why: String| plan_err(format!("group '{}': {why}", g.name));
             crate::names::check_typography("group name", &g.name)?;
+            if g.name.starts_with('-') {
+                // Such names label groups that commands build from options.
+                return Err(gerr("a group name may not start with '-'".into()));
+            }
             if !group_names.insert(g.name.clone()) {
                 return Err(plan_err(format!("group '{}' is defined twice", g.name)));
             }
@@ -544,8 +560,8 @@ impl Plan {
                             return e;
                         }
                         Error::msg(format!(
-                            "plan group '{}', name '{}': {e}",
-                            g.name,
+                            "{}, name '{}': {e}",
+                            g.label(),
                             crate::names::printable(&raw)
                         ))
                     };
@@ -584,8 +600,8 @@ impl Plan {
             let item = item?;
             if !seen.insert(item.target.clone()) {
                 return Err(Error::msg(format!(
-                    "plan group '{}', name '{}': {} is produced twice in this plan",
-                    item.group.name,
+                    "{}, name '{}': {} is produced twice",
+                    item.group.label(),
                     item.name,
                     item.target.display()
                 )));

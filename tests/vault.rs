@@ -330,6 +330,28 @@ fn dev_server_bad_token_and_unreachable_address_are_explained() {
     );
 }
 
+/// The bao CLI's environment for a listener made by `uca vault tls --out
+/// vtls`: trust its CA and, with `operator`, present that identity.
+fn operator_env(s: &Scratch, addr: &str, operator: Option<&str>) -> Vec<(&'static str, String)> {
+    let mut env = vec![
+        ("BAO_ADDR", addr.to_string()),
+        (
+            "BAO_CACERT",
+            s.join("vtls/listener/ca.pem").display().to_string(),
+        ),
+    ];
+    if let Some(name) = operator {
+        let file = |f: &str| {
+            s.join(&format!("vtls/operators/{name}/{f}"))
+                .display()
+                .to_string()
+        };
+        env.push(("BAO_CLIENT_CERT", file("cert.pem")));
+        env.push(("BAO_CLIENT_KEY", file("key.pem")));
+    }
+    env
+}
+
 #[test]
 fn raft_server_with_uca_mtls_listener_init_unseal_and_bootstrap() {
     let s = Scratch::new();
@@ -387,30 +409,8 @@ fn raft_server_with_uca_mtls_listener_init_unseal_and_bootstrap() {
     let _guard = Bao { child, port };
 
     let addr = format!("https://127.0.0.1:{port}");
-    let tls_env = |with_client: bool| {
-        let mut env = vec![
-            ("BAO_ADDR", addr.clone()),
-            (
-                "BAO_CACERT",
-                s.join("vtls/listener/ca.pem").display().to_string(),
-            ),
-        ];
-        if with_client {
-            env.push((
-                "BAO_CLIENT_CERT",
-                s.join("vtls/operators/ops.internal/cert.pem")
-                    .display()
-                    .to_string(),
-            ));
-            env.push((
-                "BAO_CLIENT_KEY",
-                s.join("vtls/operators/ops.internal/key.pem")
-                    .display()
-                    .to_string(),
-            ));
-        }
-        env
-    };
+    let tls_env =
+        |with_client: bool| operator_env(&s, &addr, with_client.then_some("ops.internal"));
     // Without a client certificate the listener refuses us.
     let (okn, _, err) = bao_cli(&["operator", "init", "-status"], &tls_env(false));
     assert!(!okn, "the listener accepted a client without a certificate");
@@ -581,4 +581,339 @@ fn ceremony_vault_section_bootstraps_before_sealing() {
         "connection refused",
     );
     assert!(!s.join("out2").exists());
+}
+
+/// Debian's PostgreSQL server programs (initdb, postgres, psql).
+fn postgres_bindir() -> PathBuf {
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let version = e.file_name().to_str()?.parse().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("postgres").is_file().then_some((version, bin))
+        })
+        .collect();
+    found.sort();
+    found.pop().map(|(_, bin)| bin).unwrap_or_else(|| {
+        panic!("the PostgreSQL server is not installed (apt-get install postgresql; ./test.sh does it)")
+    })
+}
+
+/// A PostgreSQL server on loopback with TLS from uca's storage certificates
+/// and only certificate authentication over TCP. PostgreSQL refuses to run
+/// as root, so under root it runs as `nobody` from a directory it owns.
+struct Postgres {
+    child: Child,
+    bin: PathBuf,
+    dir: PathBuf,
+    port: u16,
+    as_nobody: bool,
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Postgres {
+    fn command(&self, program: &str) -> Command {
+        postgres_command(&self.bin, program, self.as_nobody)
+    }
+
+    /// Runs SQL as the superuser over the Unix socket; returns its output.
+    fn sql(&self, database: &str, statement: &str) -> String {
+        let o = self
+            .command("psql")
+            .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-U", "postgres"])
+            .arg("-h")
+            .arg(&self.dir)
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-d",
+                database,
+                "-c",
+                statement,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "psql {statement}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    }
+
+    /// Connects as `role` over TCP with full verification of the server and
+    /// the client files given (none: no client certificate).
+    fn connect_as(&self, role: &str, ca: &Path, client: Option<&Path>) -> (bool, String) {
+        let mut conninfo = format!(
+            "host=127.0.0.1 port={} user={role} dbname=openbao sslmode=verify-full sslrootcert={}",
+            self.port,
+            ca.display()
+        );
+        if let Some(dir) = client {
+            conninfo.push_str(&format!(
+                " sslcert={} sslkey={}",
+                dir.join("cert.pem").display(),
+                dir.join("key.pem").display()
+            ));
+        }
+        let o = Command::new(self.bin.join("psql"))
+            .args(["-X", "-A", "-t", "-c", "select current_user", &conninfo])
+            .env("HOME", env!("CARGO_TARGET_TMPDIR"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            o.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            ),
+        )
+    }
+}
+
+fn postgres_command(bin: &Path, program: &str, as_nobody: bool) -> Command {
+    let mut cmd = if as_nobody {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "nobody", "--"]).arg(bin.join(program));
+        c
+    } else {
+        Command::new(bin.join(program))
+    };
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+fn start_postgres(s: &Scratch, server_files: &Path, port: u16) -> Postgres {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = postgres_bindir();
+    let uid = Command::new("id").arg("-u").output().unwrap();
+    let as_nobody = String::from_utf8_lossy(&uid.stdout).trim() == "0";
+    let dir = s.join("pg");
+    std::fs::create_dir(&dir).unwrap();
+    for f in ["cert.pem", "key.pem", "ca.pem"] {
+        std::fs::copy(server_files.join(f), dir.join(f)).unwrap();
+    }
+    if as_nobody {
+        // nobody must reach pg/ through the scratch directory, and owns it.
+        std::fs::set_permissions(s.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+        let o = Command::new("chown")
+            .args(["-R", "nobody:"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let data = dir.join("data");
+    let o = postgres_command(&bin, "initdb", as_nobody)
+        .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "-D"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "initdb: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // The superuser only over the Unix socket; over TCP, only TLS with a
+    // client certificate whose CN is the role.
+    std::fs::write(
+        data.join("pg_hba.conf"),
+        "local all postgres trust\nhostssl openbao openbao 127.0.0.1/32 cert\n",
+    )
+    .unwrap();
+    let log = s.join("postgres.log");
+    let log_file = std::fs::File::create(&log).unwrap();
+    let file = |f: &str| dir.join(f).display().to_string();
+    let mut child = postgres_command(&bin, "postgres", as_nobody)
+        .arg("-D")
+        .arg(&data)
+        .args([
+            "-c",
+            &format!("port={port}"),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            &format!("unix_socket_directories={}", dir.display()),
+            "-c",
+            "ssl=on",
+            "-c",
+            &format!("ssl_cert_file={}", file("cert.pem")),
+            "-c",
+            &format!("ssl_key_file={}", file("key.pem")),
+            "-c",
+            &format!("ssl_ca_file={}", file("ca.pem")),
+        ])
+        .stdout(log_file.try_clone().unwrap())
+        .stderr(log_file)
+        .spawn()
+        .unwrap();
+    wait_for_port(port, &mut child, &log);
+    let pg = Postgres {
+        child,
+        bin,
+        dir,
+        port,
+        as_nobody,
+    };
+    pg.sql("postgres", "CREATE ROLE openbao LOGIN");
+    pg.sql("postgres", "CREATE DATABASE openbao OWNER openbao");
+    pg
+}
+
+#[test]
+fn postgresql_storage_over_mutual_tls_with_uca_certificates() {
+    let s = Scratch::new();
+    s.init_ca(&[]);
+    let pg_port = free_port();
+    let port = free_port_pair();
+    let pass = s.pass_file();
+    let storage_url = format!("postgresql://openbao@127.0.0.1:{pg_port}/openbao");
+    let o = ok(&s.uca(&[
+        "vault",
+        "tls",
+        "--dir",
+        "ca",
+        "--out",
+        "vtls",
+        "--host",
+        "127.0.0.1",
+        "--operator",
+        "ops",
+        "--address",
+        "127.0.0.1",
+        "--port",
+        &port.to_string(),
+        "--storage",
+        &storage_url,
+        "--passphrase-file",
+        pass.to_str().unwrap(),
+    ]));
+    assert!(
+        stdout(&o).contains("vtls/storage.hcl (storage \"postgresql\""),
+        "{}",
+        stdout(&o)
+    );
+    let storage = std::fs::read_to_string(s.join("vtls/storage.hcl")).unwrap();
+    assert!(storage.contains("sslmode=verify-full"), "{storage}");
+    assert!(
+        storage.contains("hostssl openbao openbao 0.0.0.0/0 cert"),
+        "{storage}"
+    );
+    // The database's certificate is for server use only, Vault's for client
+    // use only, with the role as CN.
+    let (okx, text) = run(
+        "openssl",
+        &[
+            "x509",
+            "-in",
+            "vtls/storage/server/cert.pem",
+            "-noout",
+            "-text",
+        ],
+        s.path(),
+    );
+    assert!(okx && text.contains("IP Address:127.0.0.1"), "{text}");
+    assert!(
+        text.contains("TLS Web Server Authentication")
+            && !text.contains("TLS Web Client Authentication"),
+        "{text}"
+    );
+    let (okx, text) = run(
+        "openssl",
+        &[
+            "x509",
+            "-in",
+            "vtls/storage/client/cert.pem",
+            "-noout",
+            "-text",
+        ],
+        s.path(),
+    );
+    assert!(okx && text.contains("Subject: CN = openbao"), "{text}");
+    assert!(
+        text.contains("TLS Web Client Authentication")
+            && !text.contains("TLS Web Server Authentication"),
+        "{text}"
+    );
+
+    let pg = start_postgres(&s, &s.join("vtls/storage/server"), pg_port);
+    let ca = s.join("ca/ca.pem");
+    // Without a client certificate, and with one of another CA: refused.
+    let (okc, out) = pg.connect_as("openbao", &ca, None);
+    assert!(
+        !okc && out.contains("requires a valid client certificate"),
+        "{out}"
+    );
+    let other = Scratch::new();
+    other.init_ca(&[]);
+    ok(&other.issue(&["--profile", "client", "openbao"]));
+    let (okc, out) = pg.connect_as("openbao", &ca, Some(&other.join("certs/openbao")));
+    assert!(!okc, "PostgreSQL accepted a client of another CA: {out}");
+    // Vault's own identity works.
+    let (okc, out) = pg.connect_as("openbao", &ca, Some(&s.join("vtls/storage/client")));
+    assert!(okc && out.trim() == "openbao", "{out}");
+
+    // OpenBao from uca's two stanzas: its data lands in PostgreSQL over mTLS.
+    let listener = std::fs::read_to_string(s.join("vtls/listener.hcl")).unwrap();
+    std::fs::write(
+        s.join("bao.hcl"),
+        format!(
+            "{listener}\n{storage}\napi_addr = \"https://127.0.0.1:{port}\"\ndisable_mlock = true\n"
+        ),
+    )
+    .unwrap();
+    let log = s.join("bao.log");
+    let mut child = bao_command()
+        .args([
+            "server",
+            &format!("-config={}", s.join("bao.hcl").display()),
+        ])
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(Stdio::from(
+            std::fs::File::create(s.join("bao.err")).unwrap(),
+        ))
+        .spawn()
+        .unwrap();
+    wait_for_port(port, &mut child, &log);
+    let _bao = Bao { child, port };
+    let addr = format!("https://127.0.0.1:{port}");
+    let (oki, out, err) = bao_cli(
+        &[
+            "operator",
+            "init",
+            "-key-shares=1",
+            "-key-threshold=1",
+            "-format=json",
+        ],
+        &operator_env(&s, &addr, Some("ops")),
+    );
+    assert!(
+        oki,
+        "init with PostgreSQL storage failed: {err}\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    let init: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(init["root_token"].as_str().is_some(), "{out}");
+    let rows: u64 = pg
+        .sql("openbao", "SELECT count(*) FROM openbao_kv_store")
+        .parse()
+        .unwrap();
+    assert!(rows > 0, "OpenBao wrote nothing to PostgreSQL");
+    let mtls_sessions = pg.sql(
+        "postgres",
+        "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) \
+         WHERE ssl AND client_dn = '/CN=openbao' AND usename = 'openbao'",
+    );
+    assert_ne!(mtls_sessions, "0", "no mutual-TLS session from OpenBao");
 }

@@ -5,4 +5,5 @@
 pub mod bootstrap;
 pub mod client;
 pub mod offline;
+pub mod storage;
 pub mod tls;

@@ -10,6 +10,7 @@
 //! OUT/nodes/NAME/{cert,key,chain,ca}.pem   raft members (server + client)
 //! OUT/listener.hcl                         listener "tcp" { ... }
 //! OUT/retry_join.hcl                       only with --node
+//! OUT/storage/..., OUT/storage.hcl          only with --storage (see storage.rs)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -23,6 +24,7 @@ use crate::output;
 use crate::plan::{Group, NamePattern, Plan};
 use crate::profile::{Profile, Validity};
 use crate::store::CaStore;
+use crate::vault::storage::PostgresStorage;
 
 pub struct TlsRequest {
     pub dir: PathBuf,
@@ -30,6 +32,8 @@ pub struct TlsRequest {
     pub hosts: Vec<String>,
     pub operators: Vec<String>,
     pub nodes: Vec<String>,
+    /// `postgresql://ROLE@HOST[:PORT]/DATABASE` for storage "postgresql".
+    pub storage: Option<String>,
     pub address: String,
     pub port: u16,
     pub key: KeyType,
@@ -42,6 +46,7 @@ pub struct TlsReport {
     pub issued: Vec<IssuedCert>,
     pub listener_hcl: PathBuf,
     pub retry_join_hcl: Option<PathBuf>,
+    pub storage_hcl: Option<PathBuf>,
 }
 
 fn hcl_string(p: &Path) -> String {
@@ -110,6 +115,11 @@ pub fn run(req: &TlsRequest) -> Result<TlsReport> {
             "expected the IP address to listen on, e.g. 0.0.0.0",
         ));
     }
+    let storage = req
+        .storage
+        .as_deref()
+        .map(PostgresStorage::parse)
+        .transpose()?;
     let validity = Validity::days_from_now(req.days)?.within(store.not_after, req.days)?;
     let hosts: Vec<San> = req
         .hosts
@@ -123,7 +133,7 @@ pub fn run(req: &TlsRequest) -> Result<TlsReport> {
     let mut plan = Plan::single_group(
         store.constraints.clone(),
         Group::pem(
-            "vault listener",
+            "--host",
             vec![NamePattern::literal_in(&first, "listener")],
             Profile::Both,
             req.key,
@@ -140,7 +150,7 @@ pub fn run(req: &TlsRequest) -> Result<TlsReport> {
             .map(|n| NamePattern::literal(n))
             .collect();
         plan.push(Group::pem(
-            "vault operators",
+            "--operator",
             patterns,
             Profile::Client,
             req.key,
@@ -153,7 +163,7 @@ pub fn run(req: &TlsRequest) -> Result<TlsReport> {
     if !req.nodes.is_empty() {
         let patterns = req.nodes.iter().map(|n| NamePattern::literal(n)).collect();
         plan.push(Group::pem(
-            "raft nodes",
+            "--node",
             patterns,
             Profile::Both,
             req.key,
@@ -163,17 +173,46 @@ pub fn run(req: &TlsRequest) -> Result<TlsReport> {
             "nodes",
         ));
     }
+    if let Some(st) = &storage {
+        plan.push(Group::pem(
+            "--storage",
+            vec![NamePattern::literal_in(&st.host, "server")],
+            Profile::Server,
+            req.key,
+            req.days,
+            validity,
+            Vec::new(),
+            "storage",
+        ));
+        plan.push(Group::pem(
+            "--storage",
+            vec![NamePattern::literal_in(&st.role, "client")],
+            Profile::Client,
+            req.key,
+            req.days,
+            validity,
+            Vec::new(),
+            "storage",
+        ));
+    }
     let existing = plan.validate_all(&req.out)?;
     store.refuse_ca_targets(&plan, &req.out)?;
     let listener_hcl = req.out.join("listener.hcl");
     let retry_join_hcl = (!req.nodes.is_empty()).then(|| req.out.join("retry_join.hcl"));
+    let storage_hcl = storage.as_ref().map(|_| req.out.join("storage.hcl"));
     if !req.force {
         if let Some(e) = existing.first() {
             return Err(Error::Exists(e.clone()));
         }
-        output::check_free(&listener_hcl, false)?;
-        if let Some(r) = &retry_join_hcl {
-            output::check_free(r, false)?;
+        for file in [
+            Some(&listener_hcl),
+            retry_join_hcl.as_ref(),
+            storage_hcl.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            output::check_free(file, false)?;
         }
     }
     let signer = store.unlock(req.passphrase_file.as_ref())?;
@@ -211,9 +250,21 @@ pub fn run(req: &TlsRequest) -> Result<TlsReport> {
             true,
         )?;
     }
+    if let (Some(st), Some(file)) = (&storage, &storage_hcl) {
+        let dir = out_abs.join("storage");
+        fsutil::write_atomic(
+            file,
+            st.stanza(&dir.join("server"), &dir.join("client"))
+                .as_bytes(),
+            Mode::Public,
+            req.force,
+            true,
+        )?;
+    }
     Ok(TlsReport {
         issued,
         listener_hcl,
         retry_join_hcl,
+        storage_hcl,
     })
 }
