@@ -45,8 +45,8 @@ pub fn run(cli: Cli) -> Result<u8> {
                     profile: a.profile,
                     sans: a.san,
                     san_rules: a.san_rule,
-                    key: a.key,
-                    days: a.days,
+                    key: a.leaf.key,
+                    days: a.leaf.days,
                 },
             };
             let per_line = matches!(what, issue::IssueWhat::Names { .. }) && !a.json;
@@ -54,7 +54,7 @@ pub fn run(cli: Cli) -> Result<u8> {
                 dir: a.dir,
                 out: a.out.clone(),
                 what,
-                force: a.force,
+                force: a.leaf.force,
                 passphrase_file: a.passphrase.passphrase_file,
                 progress: !a.json,
             };
@@ -157,10 +157,10 @@ pub fn run(cli: Cli) -> Result<u8> {
                     client_auth: a.client_auth,
                     clients: a.clients,
                     sans: a.san,
-                    key: a.key,
-                    days: a.days,
+                    key: a.leaf.key,
+                    days: a.leaf.days,
                 },
-                force: a.force,
+                force: a.leaf.force,
                 passphrase_file: a.passphrase.passphrase_file,
             })?;
             report
@@ -337,9 +337,9 @@ fn run_vault(cmd: crate::cli::VaultCommand) -> Result<u8> {
                 storage: a.storage,
                 address: a.address,
                 port: a.port,
-                key: a.key,
-                days: a.days,
-                force: a.force,
+                key: a.leaf.key,
+                days: a.leaf.days,
+                force: a.leaf.force,
                 passphrase_file: a.passphrase.passphrase_file,
             })?;
             for c in &report.issued {

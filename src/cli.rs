@@ -96,6 +96,21 @@ pub struct InitArgs {
     pub generate_passphrase: bool,
 }
 
+/// Key type and validity of the certificates a command issues, and whether
+/// it may replace what is there: the same for issue, registry and vault tls.
+#[derive(Debug, Args)]
+pub struct LeafArgs {
+    /// Key type of the issued keys
+    #[arg(long, value_enum, default_value_t = KeyType::EcP256)]
+    pub key: KeyType,
+    /// Validity in days
+    #[arg(long, value_name = "N", default_value_t = 397)]
+    pub days: u32,
+    /// Replace existing output
+    #[arg(long)]
+    pub force: bool,
+}
+
 #[derive(Debug, Args)]
 pub struct IssueArgs {
     /// CA directory
@@ -126,15 +141,8 @@ pub struct IssueArgs {
     /// SAN rule (repeatable; replaces the CA's default rules): base, none, or a template like '{name}.svc.internal'
     #[arg(long, value_name = "RULE")]
     pub san_rule: Vec<String>,
-    /// Key type of the issued keys
-    #[arg(long, value_enum, default_value_t = KeyType::EcP256)]
-    pub key: KeyType,
-    /// Validity in days
-    #[arg(long, value_name = "N", default_value_t = 397)]
-    pub days: u32,
-    /// Replace existing output
-    #[arg(long)]
-    pub force: bool,
+    #[command(flatten)]
+    pub leaf: LeafArgs,
     #[command(flatten)]
     pub passphrase: PassphraseArgs,
 }
@@ -214,15 +222,8 @@ pub struct RegistryArgs {
     /// Extra SAN for the registry's certificate (repeatable): DNS:x, IP:x, EMAIL:x or URI:x
     #[arg(long, value_name = "KIND:VALUE")]
     pub san: Vec<String>,
-    /// Key type of the issued keys
-    #[arg(long, value_enum, default_value_t = KeyType::EcP256)]
-    pub key: KeyType,
-    /// Validity in days
-    #[arg(long, value_name = "N", default_value_t = 397)]
-    pub days: u32,
-    /// Replace existing output
-    #[arg(long)]
-    pub force: bool,
+    #[command(flatten)]
+    pub leaf: LeafArgs,
     #[command(flatten)]
     pub passphrase: PassphraseArgs,
 }
@@ -426,15 +427,8 @@ pub struct VaultTlsArgs {
     /// API port (the cluster port is PORT+1)
     #[arg(long, value_name = "PORT", default_value_t = 8200)]
     pub port: u16,
-    /// Key type
-    #[arg(long, value_enum, default_value_t = KeyType::EcP256)]
-    pub key: KeyType,
-    /// Validity in days
-    #[arg(long, value_name = "N", default_value_t = 397)]
-    pub days: u32,
-    /// Replace existing output
-    #[arg(long)]
-    pub force: bool,
+    #[command(flatten)]
+    pub leaf: LeafArgs,
     #[command(flatten)]
     pub passphrase: PassphraseArgs,
 }
