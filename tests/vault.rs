@@ -917,3 +917,153 @@ fn postgresql_storage_over_mutual_tls_with_uca_certificates() {
     );
     assert_ne!(mtls_sessions, "0", "no mutual-TLS session from OpenBao");
 }
+
+/// What the tampering proxy does with one request.
+enum Tamper {
+    /// Forward it to OpenBao and return OpenBao's answer.
+    Pass,
+    /// Answer it with this status and JSON body; OpenBao never sees it.
+    Refuse(u16, serde_json::Value),
+    /// Forward it, then rewrite the JSON body of a successful answer.
+    Rewrite(Box<dyn Fn(&mut serde_json::Value)>),
+}
+
+/// An HTTP proxy on loopback in front of a real OpenBao that passes every
+/// request through unchanged except those `rule` picks out: how Vault's
+/// rarer refusals (a chain it will not import, a probe certificate that
+/// does not chain) are produced on demand, with everything else real.
+fn tampering_proxy(
+    upstream: u16,
+    rule: impl Fn(&str, &str) -> Tamper + Send + Sync + 'static,
+) -> u16 {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind(("127.0.0.1", free_port())).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let rule = std::sync::Arc::new(rule);
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let rule = rule.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut request_line = String::new();
+                if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+                    return;
+                }
+                let mut parts = request_line.split_whitespace();
+                let method = parts.next().unwrap_or("").to_string();
+                let path = parts.next().unwrap_or("").to_string();
+                let mut headers = String::new();
+                let mut length = 0usize;
+                loop {
+                    let mut line = String::new();
+                    reader.read_line(&mut line).unwrap();
+                    if line == "\r\n" || line.is_empty() {
+                        break;
+                    }
+                    let lower = line.to_ascii_lowercase();
+                    if let Some(v) = lower.strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap();
+                    }
+                    if !lower.starts_with("connection:") && !lower.starts_with("host:") {
+                        headers.push_str(&line);
+                    }
+                }
+                let mut body = vec![0u8; length];
+                reader.read_exact(&mut body).unwrap();
+                let respond = |status: u16, json: &serde_json::Value| {
+                    let text = json.to_string();
+                    let mut c = &conn;
+                    let _ = write!(
+                        c,
+                        "HTTP/1.1 {status} Tampered\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                        text.len()
+                    );
+                };
+                let action = rule(&method, &path);
+                if let Tamper::Refuse(status, json) = &action {
+                    respond(*status, json);
+                    return;
+                }
+                // HTTP/1.0 upstream: one request, a plain body, then EOF.
+                let mut up = std::net::TcpStream::connect(("127.0.0.1", upstream)).unwrap();
+                write!(
+                    up,
+                    "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{upstream}\r\n{headers}\r\n"
+                )
+                .unwrap();
+                up.write_all(&body).unwrap();
+                let mut answer = Vec::new();
+                up.read_to_end(&mut answer).unwrap();
+                let split = answer
+                    .windows(4)
+                    .position(|w| w == b"\r\n\r\n")
+                    .expect("an HTTP answer from OpenBao");
+                let head = String::from_utf8_lossy(&answer[..split]).to_string();
+                let status: u16 = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+                match action {
+                    Tamper::Rewrite(edit) if (200..300).contains(&status) => {
+                        let mut json: serde_json::Value =
+                            serde_json::from_slice(&answer[split + 4..]).unwrap();
+                        edit(&mut json);
+                        respond(status, &json);
+                    }
+                    _ => {
+                        let mut c = &conn;
+                        let _ = c.write_all(&answer);
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// A certificate from a CA that has nothing to do with the test's root.
+fn foreign_certificate() -> String {
+    let other = Scratch::new();
+    other.init_ca(&[]);
+    ok(&other.issue(&["--profile", "server", "probe.svc.internal"]));
+    std::fs::read_to_string(other.join("certs/probe.svc.internal/cert.pem")).unwrap()
+}
+
+#[test]
+fn dev_server_refusing_the_chain_and_a_probe_that_does_not_chain_are_explained() {
+    let s = Scratch::new();
+    s.init_ca(&["--permit", "internal"]);
+    let bao = start_dev(&s);
+    std::fs::write(s.join("token.txt"), "test-root-token\n").unwrap();
+    let foreign = foreign_certificate();
+    let proxy = tampering_proxy(bao.port, move |method, path| {
+        if method == "POST" && path == "/v1/pki_refuse/intermediate/set-signed" {
+            return Tamper::Refuse(
+                400,
+                serde_json::json!({"errors": ["the imported chain was refused (tampering proxy)"]}),
+            );
+        }
+        if method == "POST" && path.starts_with("/v1/pki_probe/issue/") {
+            let pem = foreign.clone();
+            return Tamper::Rewrite(Box::new(move |v| {
+                v["data"]["certificate"] = serde_json::Value::String(pem.clone());
+            }));
+        }
+        Tamper::Pass
+    });
+    let addr = format!("http://127.0.0.1:{proxy}");
+
+    // Everything passes through untouched: the proxy itself changes nothing.
+    let o = ok(&s.uca(&bootstrap_args(&addr, &["--mount", "pki_plain"])));
+    assert!(stdout(&o).contains("bootstrap complete"), "{}", stdout(&o));
+
+    let o = s.uca(&bootstrap_args(&addr, &["--mount", "pki_refuse"]));
+    let msg = fails_with(&o, "Vault refused to import the signed intermediate (Vault refused the chain) (HTTP 400 on /v1/pki_refuse/intermediate/set-signed)");
+    assert!(
+        msg.contains("the imported chain was refused (tampering proxy)"),
+        "{msg}"
+    );
+
+    let o = s.uca(&bootstrap_args(&addr, &["--mount", "pki_probe"]));
+    fails_with(
+        &o,
+        "the probe certificate Vault issued does not chain to the root",
+    );
+}
