@@ -477,7 +477,7 @@ fn explain_bad_signature(ctx: &Ctx<'_>) -> String {
         let (ski, _) = key_ids(&issuer.parsed);
         let why = match (aki, ski) {
             (Some(a), Some(s)) if a != s => format!(
-                "it was signed by a different CA with the same name (its authority key id is {}, the key id of {} in {} is {}); use that CA's certificate with --ca",
+                "it was signed by a different CA with the same name (its authority key id is {}, the key id of {} in {} is {})",
                 x509::colon_hex(&a),
                 issuer.name(),
                 issuer.source,

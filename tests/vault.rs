@@ -1062,8 +1062,9 @@ fn dev_server_refusing_the_chain_and_a_probe_that_does_not_chain_are_explained()
     );
 
     let o = s.uca(&bootstrap_args(&addr, &["--mount", "pki_probe"]));
-    fails_with(
+    let msg = fails_with(
         &o,
         "the probe certificate Vault issued does not chain to the root",
     );
+    assert!(msg.contains("(see pki_probe/config/issuers)"), "{msg}");
 }

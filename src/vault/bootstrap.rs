@@ -362,7 +362,8 @@ fn probe(
     )
     .map_err(|e| {
         Error::msg(format!(
-            "the probe certificate Vault issued does not chain to the root: {e}"
+            "the probe certificate Vault issued does not chain to the root: {e}; the role issues from another issuer than the intermediate uca signed (see {}/config/issuers)",
+            req.mount
         ))
     })?;
     say(&format!(
