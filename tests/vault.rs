@@ -937,7 +937,8 @@ fn tampering_proxy(
     rule: impl Fn(&str, &str) -> Tamper + Send + Sync + 'static,
 ) -> u16 {
     use std::io::{BufRead, BufReader, Read, Write};
-    let listener = std::net::TcpListener::bind(("127.0.0.1", free_port())).unwrap();
+    // The proxy holds its own listener, so the kernel may pick the port.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let rule = std::sync::Arc::new(rule);
     std::thread::spawn(move || {
