@@ -176,28 +176,38 @@ pub fn run(program: &str, args: &[&str], cwd: &Path) -> (bool, String) {
 /// server that binds them itself.
 ///
 /// Ports come from 20000..32000, below Linux's ephemeral range (32768 and
-/// up), so no outgoing connection of another process can take one between
-/// this check and the server's bind; asking the kernel for port 0 would hand
-/// out exactly such an ephemeral port. A per-process counter, started at a
-/// pid-derived offset, keeps parallel tests of one binary apart.
+/// up), so no outgoing connection can take one between this check and the
+/// server's bind; asking the kernel for port 0 would hand out exactly such
+/// an ephemeral port. The next port to try lives in a file shared by every
+/// test process on the machine, under an exclusive lock, so parallel tests
+/// and overlapping test runs walk the range in turn instead of meeting.
 pub fn free_ports(count: u16) -> u16 {
-    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::io::{Read, Seek, Write};
     const LOW: u32 = 20_000;
     const SPAN: u32 = 12_000;
-    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
-    let _ = NEXT.compare_exchange(
-        u32::MAX,
-        (std::process::id() * 389) % SPAN,
-        Ordering::SeqCst,
-        Ordering::SeqCst,
-    );
+    let path = std::env::temp_dir().join("uca-test-ports");
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    file.lock().unwrap();
+    let mut text = String::new();
+    file.read_to_string(&mut text).unwrap();
+    let mut next: u32 = text.trim().parse().unwrap_or(std::process::id() % SPAN);
     for _ in 0..SPAN {
-        let offset = NEXT.fetch_add(u32::from(count), Ordering::SeqCst) % (SPAN - 16);
-        let base = (LOW + offset) as u16;
+        let base = LOW + next % (SPAN - 16);
+        next = (next + u32::from(count)) % SPAN;
+        let base = base as u16;
         let all_free =
             (base..base + count).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok());
         if all_free {
-            return base;
+            file.rewind().unwrap();
+            file.set_len(0).unwrap();
+            write!(file, "{next}").unwrap();
+            return base; // the lock ends with `file`
         }
     }
     panic!("no {count} free consecutive loopback ports in 20000..32000");
