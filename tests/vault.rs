@@ -99,6 +99,27 @@ fn start_dev(s: &Scratch) -> Bao {
     Bao { child, port }
 }
 
+/// A non-dev server from `config` (written to bao.hcl), listening on `port`;
+/// its output goes to bao.log and bao.err in the scratch directory.
+fn start_server(s: &Scratch, config: &str, port: u16) -> Bao {
+    std::fs::write(s.join("bao.hcl"), config).unwrap();
+    let log = s.join("bao.log");
+    let mut child = bao_command()
+        .args([
+            "server",
+            &format!("-config={}", s.join("bao.hcl").display()),
+        ])
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(Stdio::from(
+            std::fs::File::create(s.join("bao.err")).unwrap(),
+        ))
+        .spawn()
+        .unwrap();
+    wait_for_port(port, &mut child, &log);
+    Bao { child, port }
+}
+
 /// Runs the bao CLI against `addr` with extra environment; returns (ok, stdout, stderr).
 fn bao_cli(args: &[&str], env: &[(&str, String)]) -> (bool, String, String) {
     let mut cmd = bao_command();
@@ -391,22 +412,8 @@ fn raft_server_with_uca_mtls_listener_init_unseal_and_bootstrap() {
         raft.display(),
         port + 1
     );
-    std::fs::write(s.join("bao.hcl"), config).unwrap();
+    let _guard = start_server(&s, &config, port);
     let log = s.join("bao.log");
-    let mut child = bao_command()
-        .args([
-            "server",
-            &format!("-config={}", s.join("bao.hcl").display()),
-        ])
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(Stdio::from(
-            std::fs::File::create(s.join("bao.err")).unwrap(),
-        ))
-        .spawn()
-        .unwrap();
-    wait_for_port(port, &mut child, &log);
-    let _guard = Bao { child, port };
 
     let addr = format!("https://127.0.0.1:{port}");
     let tls_env =
@@ -865,28 +872,10 @@ fn postgresql_storage_over_mutual_tls_with_uca_certificates() {
 
     // OpenBao from uca's two stanzas: its data lands in PostgreSQL over mTLS.
     let listener = std::fs::read_to_string(s.join("vtls/listener.hcl")).unwrap();
-    std::fs::write(
-        s.join("bao.hcl"),
-        format!(
-            "{listener}\n{storage}\napi_addr = \"https://127.0.0.1:{port}\"\ndisable_mlock = true\n"
-        ),
-    )
-    .unwrap();
-    let log = s.join("bao.log");
-    let mut child = bao_command()
-        .args([
-            "server",
-            &format!("-config={}", s.join("bao.hcl").display()),
-        ])
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(Stdio::from(
-            std::fs::File::create(s.join("bao.err")).unwrap(),
-        ))
-        .spawn()
-        .unwrap();
-    wait_for_port(port, &mut child, &log);
-    let _bao = Bao { child, port };
+    let config = format!(
+        "{listener}\n{storage}\napi_addr = \"https://127.0.0.1:{port}\"\ndisable_mlock = true\n"
+    );
+    let _bao = start_server(&s, &config, port);
     let addr = format!("https://127.0.0.1:{port}");
     let (oki, out, err) = bao_cli(
         &[
@@ -901,7 +890,7 @@ fn postgresql_storage_over_mutual_tls_with_uca_certificates() {
     assert!(
         oki,
         "init with PostgreSQL storage failed: {err}\n{}",
-        std::fs::read_to_string(&log).unwrap_or_default()
+        std::fs::read_to_string(s.join("bao.log")).unwrap_or_default()
     );
     let init: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert!(init["root_token"].as_str().is_some(), "{out}");
