@@ -818,40 +818,23 @@ fn postgresql_storage_over_mutual_tls_with_uca_certificates() {
     );
     // The database's certificate is for server use only, Vault's for client
     // use only, with the role as CN.
-    let (okx, text) = run(
-        "openssl",
-        &[
-            "x509",
-            "-in",
-            "vtls/storage/server/cert.pem",
-            "-noout",
-            "-text",
-        ],
-        s.path(),
-    );
-    assert!(okx && text.contains("IP Address:127.0.0.1"), "{text}");
-    assert!(
-        text.contains("TLS Web Server Authentication")
-            && !text.contains("TLS Web Client Authentication"),
-        "{text}"
-    );
-    let (okx, text) = run(
-        "openssl",
-        &[
-            "x509",
-            "-in",
-            "vtls/storage/client/cert.pem",
-            "-noout",
-            "-text",
-        ],
-        s.path(),
-    );
-    assert!(okx && text.contains("Subject: CN = openbao"), "{text}");
-    assert!(
-        text.contains("TLS Web Client Authentication")
-            && !text.contains("TLS Web Server Authentication"),
-        "{text}"
-    );
+    for (file, only, never, shows) in [
+        ("server", "Server", "Client", "IP Address:127.0.0.1"),
+        ("client", "Client", "Server", "Subject: CN = openbao"),
+    ] {
+        let path = format!("vtls/storage/{file}/cert.pem");
+        let (okx, text) = run(
+            "openssl",
+            &["x509", "-in", &path, "-noout", "-text"],
+            s.path(),
+        );
+        assert!(okx && text.contains(shows), "{path}: {text}");
+        assert!(
+            text.contains(&format!("TLS Web {only} Authentication"))
+                && !text.contains(&format!("TLS Web {never} Authentication")),
+            "{path}: {text}"
+        );
+    }
 
     let pg = start_postgres(&s, &s.join("vtls/storage/server"), pg_port);
     let ca = s.join("ca/ca.pem");
