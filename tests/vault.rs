@@ -520,6 +520,54 @@ fn raft_server_with_uca_mtls_listener_init_unseal_and_bootstrap() {
         "{}",
         stdout(&o)
     );
+
+    // The README's route ends with the root sealed and its key destroyed:
+    // the manifest lists Vault's TLS certificates and its intermediate, and
+    // Vault goes on issuing leaves that chain to the sealed root.
+    let pass = s.pass_file();
+    ok(&s.uca(&[
+        "seal",
+        "--dir",
+        "ca",
+        "--destroy-key",
+        "--passphrase-file",
+        pass.to_str().unwrap(),
+    ]));
+    let o = ok(&s.uca(&["verify", "--manifest", "ca/manifest.json"]));
+    assert!(
+        stdout(&o).contains("3 certificates"),
+        "listener, operator and intermediate: {}",
+        stdout(&o)
+    );
+    let (okw, out, err) = bao_cli(
+        &[
+            "write",
+            "-format=json",
+            "pki_int/issue/web",
+            "common_name=after-seal.svc.internal",
+            "ttl=1h",
+        ],
+        &env,
+    );
+    assert!(
+        okw,
+        "Vault stopped issuing after the root was sealed: {err}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let chain = format!(
+        "{}\n{}",
+        v["data"]["certificate"].as_str().unwrap(),
+        v["data"]["issuing_ca"].as_str().unwrap()
+    );
+    write_pem(&s, "after-seal.pem", &chain);
+    ok(&s.uca(&[
+        "verify",
+        "after-seal.pem",
+        "--ca",
+        "ca/ca.pem",
+        "--name",
+        "after-seal.svc.internal",
+    ]));
 }
 
 #[test]
