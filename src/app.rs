@@ -297,6 +297,7 @@ fn run_vault(cmd: crate::cli::VaultCommand) -> Result<u8> {
                     client_cert: a.conn.client_cert,
                     client_key: a.conn.client_key,
                     token_file: a.conn.token_file,
+                    namespace: a.conn.namespace,
                 },
                 mount: a.role.mount,
                 max_ttl: a.role.max_ttl,

@@ -103,10 +103,10 @@ pub fn run(
                 ca_not_after,
             )
             .map_err(|e| Error::msg(format!("plan [vault]: {e}")))?;
-            // Fail now, not after the root exists, if Vault is unreachable
-            // or the token is missing.
+            // Fail now, not after the root exists, if Vault is unreachable,
+            // sealed, or the token or namespace is wrong.
             crate::vault::client::VaultClient::connect(&vreq.conn)
-                .and_then(|c| c.get("sys/health").map(|_| ()))
+                .and_then(|c| crate::vault::bootstrap::preflight(&c).map(|_| ()))
                 .map_err(|e| Error::msg(format!("plan [vault]: {e}")))?;
             Some(vreq)
         }

@@ -334,6 +334,9 @@ pub struct VaultConnectionArgs {
     /// Read the Vault token from FILE (else VAULT_TOKEN, then BAO_TOKEN; never the command line)
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+    /// Namespace to work in (Vault Enterprise, OpenBao), e.g. team-a or team-a/dev
+    #[arg(long, value_name = "NS")]
+    pub namespace: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -266,6 +266,26 @@ fn ceremony_vault_section_bootstraps_before_sealing() {
         "connection refused",
     );
     assert!(!s.join("out2").exists());
+    // So is one whose token Vault refuses, or whose namespace is missing:
+    // found before the root exists, not after its key is gone.
+    std::fs::write(s.join("bad-token.txt"), "not-the-token\n").unwrap();
+    let plan = std::fs::read_to_string(s.join("plan.toml")).unwrap();
+    for (name, edited, why) in [
+        (
+            "plan3.toml",
+            plan.replace("token.txt", "bad-token.txt"),
+            "refused the token (403",
+        ),
+        (
+            "plan4.toml",
+            plan.replace("[vault]\n", "[vault]\nnamespace = \"team-x\"\n"),
+            "has no namespace 'team-x'",
+        ),
+    ] {
+        std::fs::write(s.join(name), edited).unwrap();
+        fails_with(&s.uca(&["ceremony", name, "--out", "out3"]), why);
+        assert!(!s.join("out3").exists(), "{name}");
+    }
 }
 
 /// What the tampering proxy does with one request.
@@ -418,4 +438,85 @@ fn dev_server_refusing_the_chain_and_a_probe_that_does_not_chain_are_explained()
         "the probe certificate Vault issued does not chain to the root",
     );
     assert!(msg.contains("(see pki_probe/config/issuers)"), "{msg}");
+}
+
+#[test]
+fn dev_server_bootstrap_into_a_namespace_stays_in_it() {
+    let s = Scratch::new();
+    s.init_ca(&["--permit", "internal"]);
+    let bao = start_dev(&s);
+    let addr = format!("http://127.0.0.1:{}", bao.port);
+    std::fs::write(s.join("token.txt"), "test-root-token\n").unwrap();
+    let env = [
+        ("BAO_ADDR", addr.clone()),
+        ("BAO_TOKEN", "test-root-token".to_string()),
+    ];
+    let (okn, _, err) = bao_cli(&["namespace", "create", "team-a"], &env);
+    assert!(okn, "{err}");
+
+    // A namespace that does not exist, or is not a namespace path: refused
+    // before anything changes.
+    fails_with(
+        &s.uca(&bootstrap_args(&addr, &["--namespace", "team-b"])),
+        "has no namespace 'team-b'",
+    );
+    fails_with(
+        &s.uca(&bootstrap_args(&addr, &["--namespace", "/team-a/"])),
+        "invalid --namespace '/team-a/'",
+    );
+
+    let o = ok(&s.uca(&bootstrap_args(&addr, &["--namespace", "team-a"])));
+    let text = stdout(&o);
+    assert!(text.contains("working in namespace team-a"), "{text}");
+    assert!(text.contains("bootstrap complete"), "{text}");
+
+    // The mount exists in team-a only, and its role issues there.
+    let mounts = |ns: Option<&str>| {
+        let mut args = vec!["secrets", "list", "-format=json"];
+        let flag;
+        if let Some(ns) = ns {
+            flag = format!("-namespace={ns}");
+            args.push(&flag);
+        }
+        let (okl, out, err) = bao_cli(&args, &env);
+        assert!(okl, "{err}");
+        out
+    };
+    assert!(mounts(Some("team-a")).contains("\"pki_int/\""));
+    assert!(!mounts(None).contains("\"pki_int/\""));
+    let (okw, out, err) = bao_cli(
+        &[
+            "write",
+            "-namespace=team-a",
+            "-format=json",
+            "pki_int/issue/web",
+            "common_name=app.svc.internal",
+            "ttl=1h",
+        ],
+        &env,
+    );
+    assert!(okw, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let chain = format!(
+        "{}\n{}",
+        v["data"]["certificate"].as_str().unwrap(),
+        v["data"]["issuing_ca"].as_str().unwrap()
+    );
+    write_pem(&s, "ns-leaf.pem", &chain);
+    ok(&s.uca(&[
+        "verify",
+        "ns-leaf.pem",
+        "--ca",
+        "ca/ca.pem",
+        "--name",
+        "app.svc.internal",
+    ]));
+
+    // A second run in team-a finds its intermediate and changes nothing.
+    let o = ok(&s.uca(&bootstrap_args(&addr, &["--namespace", "team-a"])));
+    assert!(
+        stdout(&o).contains("already bootstrapped"),
+        "{}",
+        stdout(&o)
+    );
 }

@@ -65,6 +65,7 @@ pub struct VaultSection {
     pub client_cert: Option<PathBuf>,
     pub client_key: Option<PathBuf>,
     pub token_file: Option<PathBuf>,
+    pub namespace: Option<String>,
     #[serde(default = "d_mount")]
     pub mount: String,
     #[serde(default = "d_max_ttl")]
@@ -141,6 +142,7 @@ impl VaultSection {
                 client_cert: rel(&self.client_cert),
                 client_key: rel(&self.client_key),
                 token_file: rel(&self.token_file),
+                namespace: self.namespace.clone(),
             },
             mount: self.mount.clone(),
             max_ttl: self.max_ttl.clone(),
@@ -407,15 +409,11 @@ pub fn run(req: &BootstrapRequest, say: &mut dyn FnMut(&str)) -> Result<Bootstra
     execute(req, &store, SignerSource::Unlock, say)
 }
 
-/// Runs a validated bootstrap against Vault.
-pub fn execute(
-    req: &BootstrapRequest,
-    store: &CaStore,
-    source: SignerSource<'_>,
-    say: &mut dyn FnMut(&str),
-) -> Result<BootstrapOutcome> {
-    let client = VaultClient::connect(&req.conn)?;
-
+/// What bootstrap needs before it changes anything, and what a ceremony
+/// checks before it makes a root: Vault answers, is initialised and
+/// unsealed, the namespace exists and the token may list its mounts (a bad
+/// token gets its own 403 error). Returns the line to report and the mounts.
+pub fn preflight(client: &VaultClient) -> Result<(String, Value)> {
     // Is Vault there, initialised and unsealed?
     let (status, health) = client.get("sys/health")?;
     match status {
@@ -443,16 +441,46 @@ pub fn execute(
     let version = health
         .get("version")
         .and_then(Value::as_str)
-        .unwrap_or("unknown version");
-    say(&format!(
-        "connected to {} ({version}), initialised and unsealed",
+        .unwrap_or("unknown version")
+        .to_string();
+    let within = client
+        .namespace()
+        .map(|ns| format!("; working in namespace {ns}"))
+        .unwrap_or_default();
+    let connected = format!(
+        "connected to {} ({version}), initialised and unsealed{within}",
         client.addr()
-    ));
+    );
+
+    // The namespace and the token: listing the mounts needs both.
+    let mounts = match client.read("sys/mounts", "list secrets engines")? {
+        Some(m) => m,
+        None => match client.namespace() {
+            // Vault answers 404 "namespace not found" for every path in it.
+            Some(ns) => {
+                return Err(Error::msg(format!(
+                    "Vault at {} has no namespace '{ns}': create it first (bao namespace create {ns}) or fix --namespace",
+                    client.addr()
+                )))
+            }
+            None => Value::Null,
+        },
+    };
+    Ok((connected, mounts))
+}
+
+/// Runs a validated bootstrap against Vault.
+pub fn execute(
+    req: &BootstrapRequest,
+    store: &CaStore,
+    source: SignerSource<'_>,
+    say: &mut dyn FnMut(&str),
+) -> Result<BootstrapOutcome> {
+    let client = VaultClient::connect(&req.conn)?;
+    let (connected, mounts) = preflight(&client)?;
+    say(&connected);
 
     // The mount: absent, a PKI mount, or something else.
-    let mounts = client
-        .read("sys/mounts", "list secrets engines")?
-        .unwrap_or(Value::Null);
     let key = format!("{}/", req.mount);
     let mount = mounts
         .get("data")

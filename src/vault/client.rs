@@ -21,6 +21,28 @@ pub struct Connection {
     pub client_cert: Option<PathBuf>,
     pub client_key: Option<PathBuf>,
     pub token_file: Option<PathBuf>,
+    /// Vault Enterprise / OpenBao namespace, e.g. `team-a` or `team-a/dev`.
+    pub namespace: Option<String>,
+}
+
+/// The header value for `--namespace`: path segments of letters, digits,
+/// '-' and '_', joined by '/'.
+fn check_namespace(ns: &str) -> Result<String> {
+    let ok = !ns.is_empty()
+        && ns.split('/').all(|seg| {
+            !seg.is_empty()
+                && seg
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+    if !ok {
+        return Err(Error::invalid(
+            "--namespace",
+            crate::names::printable(ns),
+            "expected a namespace path such as team-a or team-a/dev (letters, digits, '-', '_', joined by '/')",
+        ));
+    }
+    Ok(ns.to_string())
 }
 
 pub struct VaultClient {
@@ -29,6 +51,7 @@ pub struct VaultClient {
     token: Zeroizing<String>,
     cacert: Option<PathBuf>,
     has_client_cert: bool,
+    namespace: Option<String>,
 }
 
 /// Reads the token: `--token-file`, then VAULT_TOKEN, then BAO_TOKEN; never
@@ -94,6 +117,7 @@ impl VaultClient {
                 "TLS options were given but the address is http://; use https://",
             ));
         }
+        let namespace = conn.namespace.as_deref().map(check_namespace).transpose()?;
         let token = read_token(conn.token_file.as_deref())?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut tls = ureq::tls::TlsConfig::builder()
@@ -132,11 +156,24 @@ impl VaultClient {
             token,
             cacert: conn.cacert.clone(),
             has_client_cert,
+            namespace,
         })
     }
 
     pub fn addr(&self) -> &str {
         &self.addr
+    }
+
+    pub fn namespace(&self) -> Option<&str> {
+        self.namespace.as_deref()
+    }
+
+    /// The namespace header for `path`, if any: sys/health belongs to the
+    /// root namespace, and Vault refuses it inside one.
+    fn namespace_for(&self, path: &str) -> Option<&str> {
+        self.namespace
+            .as_deref()
+            .filter(|_| !path.starts_with("sys/health"))
     }
 
     fn explain(&self, method: &str, path: &str, e: ureq::Error) -> Error {
@@ -215,8 +252,12 @@ impl VaultClient {
         let resp = self
             .agent
             .get(format!("{}/v1/{path}", self.addr))
-            .header("X-Vault-Token", self.token.as_str())
-            .call();
+            .header("X-Vault-Token", self.token.as_str());
+        let resp = match self.namespace_for(path) {
+            Some(ns) => resp.header("X-Vault-Namespace", ns),
+            None => resp,
+        }
+        .call();
         self.finish("GET", path, resp)
     }
 
@@ -224,8 +265,12 @@ impl VaultClient {
         let resp = self
             .agent
             .post(format!("{}/v1/{path}", self.addr))
-            .header("X-Vault-Token", self.token.as_str())
-            .send_json(body);
+            .header("X-Vault-Token", self.token.as_str());
+        let resp = match self.namespace_for(path) {
+            Some(ns) => resp.header("X-Vault-Namespace", ns),
+            None => resp,
+        }
+        .send_json(body);
         self.finish("POST", path, resp)
     }
 

@@ -32,7 +32,7 @@ pub fn render(r: &OfflineRequest) -> String {
     let v = &r.cli;
     let m = &r.mount;
     let mut s = String::new();
-    let _ = writeln!(s, "# 1. On a machine that reaches Vault (VAULT_ADDR/BAO_ADDR, token and TLS set in the environment):");
+    let _ = writeln!(s, "# 1. On a machine that reaches Vault (VAULT_ADDR/BAO_ADDR, token and TLS set in the environment; VAULT_NAMESPACE/BAO_NAMESPACE for a namespace):");
     let _ = writeln!(
         s,
         "{v} secrets enable -path={m} -max-lease-ttl={} pki",
