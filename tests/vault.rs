@@ -441,7 +441,7 @@ fn dev_server_refusing_the_chain_and_a_probe_that_does_not_chain_are_explained()
 }
 
 #[test]
-fn dev_server_bootstrap_into_a_namespace_stays_in_it() {
+fn dev_server_bootstrap_into_a_namespace_stays_in_it_and_force_rotates() {
     let s = Scratch::new();
     s.init_ca(&["--permit", "internal"]);
     let bao = start_dev(&s);
@@ -519,4 +519,46 @@ fn dev_server_bootstrap_into_a_namespace_stays_in_it() {
         "{}",
         stdout(&o)
     );
+
+    // --force rotates: a new intermediate becomes the default issuer, new
+    // leaves come from it, and both intermediates are in the CA's ledger.
+    let o = ok(&s.uca(&bootstrap_args(
+        &addr,
+        &["--namespace", "team-a", "--force"],
+    )));
+    let text = stdout(&o);
+    assert!(text.contains("--force: adding a new one"), "{text}");
+    assert!(text.contains("set the default issuer to"), "{text}");
+    let (okw, out, err) = bao_cli(
+        &[
+            "write",
+            "-namespace=team-a",
+            "-format=json",
+            "pki_int/issue/web",
+            "common_name=app2.svc.internal",
+            "ttl=1h",
+        ],
+        &env,
+    );
+    assert!(okw, "{err}");
+    let v2: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_ne!(
+        v2["data"]["issuing_ca"], v["data"]["issuing_ca"],
+        "the rotated mount still issues from the first intermediate"
+    );
+    let ledger = std::fs::read_to_string(s.join("ca/ledger.jsonl")).unwrap();
+    assert_eq!(
+        ledger.matches("\"profile\":\"intermediate\"").count(),
+        2,
+        "{ledger}"
+    );
+    // The leaf from before the rotation still verifies.
+    ok(&s.uca(&[
+        "verify",
+        "ns-leaf.pem",
+        "--ca",
+        "ca/ca.pem",
+        "--name",
+        "app.svc.internal",
+    ]));
 }
