@@ -484,33 +484,13 @@ fn dev_server_bootstrap_into_a_namespace_stays_in_it_and_force_rotates() {
     };
     assert!(mounts(Some("team-a")).contains("\"pki_int/\""));
     assert!(!mounts(None).contains("\"pki_int/\""));
-    let (okw, out, err) = bao_cli(
-        &[
-            "write",
-            "-namespace=team-a",
-            "-format=json",
-            "pki_int/issue/web",
-            "common_name=app.svc.internal",
-            "ttl=1h",
-        ],
+    let v = issue_through_role(
         &env,
-    );
-    assert!(okw, "{err}");
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let chain = format!(
-        "{}\n{}",
-        v["data"]["certificate"].as_str().unwrap(),
-        v["data"]["issuing_ca"].as_str().unwrap()
-    );
-    write_pem(&s, "ns-leaf.pem", &chain);
-    ok(&s.uca(&[
-        "verify",
-        "ns-leaf.pem",
-        "--ca",
-        "ca/ca.pem",
-        "--name",
+        Some("team-a"),
+        "pki_int/issue/web",
         "app.svc.internal",
-    ]));
+    );
+    assert_vault_leaf_verifies(&s, &v, "ns-leaf.pem", "app.svc.internal");
 
     // A second run in team-a finds its intermediate and changes nothing.
     let o = ok(&s.uca(&bootstrap_args(&addr, &["--namespace", "team-a"])));
@@ -529,19 +509,13 @@ fn dev_server_bootstrap_into_a_namespace_stays_in_it_and_force_rotates() {
     let text = stdout(&o);
     assert!(text.contains("--force: adding a new one"), "{text}");
     assert!(text.contains("set the default issuer to"), "{text}");
-    let (okw, out, err) = bao_cli(
-        &[
-            "write",
-            "-namespace=team-a",
-            "-format=json",
-            "pki_int/issue/web",
-            "common_name=app2.svc.internal",
-            "ttl=1h",
-        ],
+    let v2 = issue_through_role(
         &env,
+        Some("team-a"),
+        "pki_int/issue/web",
+        "app2.svc.internal",
     );
-    assert!(okw, "{err}");
-    let v2: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_vault_leaf_verifies(&s, &v2, "ns-leaf2.pem", "app2.svc.internal");
     assert_ne!(
         v2["data"]["issuing_ca"], v["data"]["issuing_ca"],
         "the rotated mount still issues from the first intermediate"
@@ -553,12 +527,5 @@ fn dev_server_bootstrap_into_a_namespace_stays_in_it_and_force_rotates() {
         "{ledger}"
     );
     // The leaf from before the rotation still verifies.
-    ok(&s.uca(&[
-        "verify",
-        "ns-leaf.pem",
-        "--ca",
-        "ca/ca.pem",
-        "--name",
-        "app.svc.internal",
-    ]));
+    assert_vault_leaf_verifies(&s, &v, "ns-leaf.pem", "app.svc.internal");
 }

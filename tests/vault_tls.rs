@@ -180,35 +180,8 @@ fn raft_server_with_uca_mtls_listener_init_unseal_and_bootstrap() {
         "listener, operator and intermediate: {}",
         stdout(&o)
     );
-    let (okw, out, err) = bao_cli(
-        &[
-            "write",
-            "-format=json",
-            "pki_int/issue/web",
-            "common_name=after-seal.svc.internal",
-            "ttl=1h",
-        ],
-        &env,
-    );
-    assert!(
-        okw,
-        "Vault stopped issuing after the root was sealed: {err}"
-    );
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let chain = format!(
-        "{}\n{}",
-        v["data"]["certificate"].as_str().unwrap(),
-        v["data"]["issuing_ca"].as_str().unwrap()
-    );
-    write_pem(&s, "after-seal.pem", &chain);
-    ok(&s.uca(&[
-        "verify",
-        "after-seal.pem",
-        "--ca",
-        "ca/ca.pem",
-        "--name",
-        "after-seal.svc.internal",
-    ]));
+    let v = issue_through_role(&env, None, "pki_int/issue/web", "after-seal.svc.internal");
+    assert_vault_leaf_verifies(&s, &v, "after-seal.pem", "after-seal.svc.internal");
 }
 
 /// Debian's PostgreSQL server programs (initdb, postgres, psql).

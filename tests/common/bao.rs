@@ -184,3 +184,33 @@ pub fn operator_env(
     }
     env
 }
+
+/// Issues a leaf through `path` (e.g. `pki_int/issue/web`), in `namespace`
+/// when given, with the bao CLI; returns Vault's JSON answer.
+pub fn issue_through_role(
+    env: &[(&str, String)],
+    namespace: Option<&str>,
+    path: &str,
+    common_name: &str,
+) -> serde_json::Value {
+    let ns_flag = namespace.map(|ns| format!("-namespace={ns}"));
+    let cn = format!("common_name={common_name}");
+    let mut args = vec!["write", "-format=json"];
+    args.extend(ns_flag.as_deref());
+    args.extend([path, cn.as_str(), "ttl=1h"]);
+    let (okw, out, err) = bao_cli(&args, env);
+    assert!(okw, "bao write {path} {cn}: {err}");
+    serde_json::from_str(&out).unwrap()
+}
+
+/// Writes the leaf and intermediate of Vault's answer `v` to `file` and
+/// checks with `uca verify` that they chain to the test's root for `name`.
+pub fn assert_vault_leaf_verifies(s: &Scratch, v: &serde_json::Value, file: &str, name: &str) {
+    let chain = format!(
+        "{}\n{}",
+        v["data"]["certificate"].as_str().unwrap(),
+        v["data"]["issuing_ca"].as_str().unwrap()
+    );
+    write_pem(s, file, &chain);
+    ok(&s.uca(&["verify", file, "--ca", "ca/ca.pem", "--name", name]));
+}
