@@ -110,18 +110,16 @@ fn raft_server_with_uca_mtls_listener_init_unseal_and_bootstrap() {
         .join("vtls/operators/ops.internal/key.pem")
         .display()
         .to_string();
+    let mtls = [
+        "--cacert",
+        cacert.as_str(),
+        "--client-cert",
+        cert.as_str(),
+        "--client-key",
+        key.as_str(),
+    ];
     // Bootstrap over mTLS.
-    let o = ok(&s.uca(&bootstrap_args(
-        &addr,
-        &[
-            "--cacert",
-            &cacert,
-            "--client-cert",
-            &cert,
-            "--client-key",
-            &key,
-        ],
-    )));
+    let o = ok(&s.uca(&bootstrap_args(&addr, &mtls)));
     assert!(stdout(&o).contains("bootstrap complete"), "{}", stdout(&o));
     // Without the client certificate: refused, and said so.
     let o = s.uca(&bootstrap_args(&addr, &["--cacert", &cacert]));
@@ -145,17 +143,7 @@ fn raft_server_with_uca_mtls_listener_init_unseal_and_bootstrap() {
         "not trusted",
     );
     // Second run: no-op.
-    let o = ok(&s.uca(&bootstrap_args(
-        &addr,
-        &[
-            "--cacert",
-            &cacert,
-            "--client-cert",
-            &cert,
-            "--client-key",
-            &key,
-        ],
-    )));
+    let o = ok(&s.uca(&bootstrap_args(&addr, &mtls)));
     assert!(
         stdout(&o).contains("already bootstrapped"),
         "{}",
