@@ -29,9 +29,17 @@ fn dev_server_bootstrap_issue_verify_and_second_run_is_a_no_op() {
     ] {
         assert!(text.contains(step), "missing step {step:?} in:\n{text}");
     }
-    // The intermediate is in the CA's ledger.
+    // The intermediate is in the CA's ledger, and Vault's issuer is named
+    // after its serial there.
     let ledger = std::fs::read_to_string(s.join("ca/ledger.jsonl")).unwrap();
-    assert!(ledger.contains("\"profile\":\"intermediate\""), "{ledger}");
+    let intermediate: serde_json::Value = ledger
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|e| e["profile"] == "intermediate")
+        .unwrap_or_else(|| panic!("no intermediate in the ledger: {ledger}"));
+    let serial = intermediate["serial"].as_str().unwrap();
+    let name = format!("uca-{}", &serial[..16]);
+    assert!(text.contains(&format!("'{name}'")), "{text}");
 
     // A leaf issued by Vault's role chains to uca's root.
     let env = [
@@ -50,6 +58,18 @@ fn dev_server_bootstrap_issue_verify_and_second_run_is_a_no_op() {
     );
     assert!(okw, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let (okr, out, err) = bao_cli(
+        &["read", "-format=json", &format!("pki_int/issuer/{name}")],
+        &env,
+    );
+    assert!(okr, "no issuer named {name}: {err}");
+    let issuer: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(issuer["data"]["leaf_not_after_behavior"], "err");
+    assert_eq!(
+        issuer["data"]["certificate"].as_str().map(str::trim),
+        v["data"]["issuing_ca"].as_str().map(str::trim),
+        "the named issuer is not the one that issues"
+    );
     let leaf = write_pem(&s, "leaf.pem", v["data"]["certificate"].as_str().unwrap());
     let int = write_pem(&s, "int.pem", v["data"]["issuing_ca"].as_str().unwrap());
     let (okv, out) = run(
@@ -528,4 +548,111 @@ fn dev_server_bootstrap_into_a_namespace_stays_in_it_and_force_rotates() {
     );
     // The leaf from before the rotation still verifies.
     assert_vault_leaf_verifies(&s, &v, "ns-leaf.pem", "app.svc.internal");
+}
+
+/// Runs one printed command line with `sh`, in the scratch directory, with
+/// this build's uca and the real bao binary first on PATH; returns (ok,
+/// stdout, stderr).
+fn run_printed(s: &Scratch, line: &str, env: &[(&str, String)]) -> (bool, String, String) {
+    let path = format!(
+        "{}:{}:{}",
+        uca_bin().parent().unwrap().display(),
+        bao_binary().parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut cmd = std::process::Command::new("sh");
+    cmd.args(["-c", line])
+        .current_dir(s.path())
+        .env("PATH", path)
+        .env("HOME", s.path())
+        .stdin(std::process::Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let o = cmd.output().unwrap();
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn offline_commands_run_as_printed_against_a_real_server() {
+    let s = Scratch::new();
+    s.init_ca(&["--permit", "internal"]);
+    let bao = start_dev(&s);
+    let env = [
+        ("BAO_ADDR", format!("http://127.0.0.1:{}", bao.port)),
+        ("BAO_TOKEN", "test-root-token".to_string()),
+        ("UCA_PASSPHRASE", PASSPHRASE.to_string()),
+    ];
+    let o = ok(&s.uca(&[
+        "vault",
+        "commands",
+        "--dir",
+        "ca",
+        "--allowed-domain",
+        "svc.internal",
+        "--role",
+        "web",
+    ]));
+    let script = stdout(&o);
+    // Every command line, as printed; only the two placeholders that name
+    // what earlier commands answered are filled in, as a person would.
+    let mut issuer_id = String::new();
+    let mut serial16 = String::new();
+    let mut ran = 0;
+    for line in script
+        .lines()
+        .filter(|l| l.starts_with("bao ") || l.starts_with("uca "))
+    {
+        let line = line
+            .replace("ISSUER_ID", &issuer_id)
+            .replace("SERIAL16", &serial16);
+        if line.starts_with("uca verify probe.pem") {
+            // The comment before it says to extract the probe's files.
+            let probe: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(s.join("probe.json")).unwrap())
+                    .unwrap();
+            let mut pem = probe["data"]["certificate"].as_str().unwrap().to_string();
+            for c in probe["data"]["ca_chain"].as_array().unwrap() {
+                pem.push('\n');
+                pem.push_str(c.as_str().unwrap());
+            }
+            write_pem(&s, "probe.pem", &pem);
+        }
+        let (good, out, err) = run_printed(&s, &line, &env);
+        assert!(good, "{line}\n{out}{err}");
+        ran += 1;
+        if line.contains("/intermediate/set-signed") {
+            let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+            let mapping = v["data"]["mapping"].as_object().unwrap();
+            let (id, key) = mapping
+                .iter()
+                .find(|(_, k)| k.as_str().is_some_and(|k| !k.is_empty()))
+                .unwrap_or_else(|| panic!("no issuer mapped to a key: {out}"));
+            assert!(!key.as_str().unwrap().is_empty());
+            issuer_id = id.clone();
+        }
+        if line.starts_with("uca sign") {
+            let serial = out
+                .split("serial ")
+                .nth(1)
+                .and_then(|r| r.split_whitespace().next())
+                .unwrap_or_else(|| panic!("uca sign printed no serial: {out}"));
+            serial16 = serial.chars().take(16).collect();
+        }
+        if line.contains("read -field=default") {
+            assert_eq!(out.trim(), issuer_id, "the default issuer");
+        }
+    }
+    assert_eq!(ran, 11, "{script}");
+    // The issuer carries the name from the ledger's serial.
+    let (good, out, err) = bao_cli(
+        &["read", "-field=issuer_name", "pki_int/issuer/default"],
+        &env[..2],
+    );
+    assert!(good, "{err}");
+    assert_eq!(out.trim(), format!("uca-{serial16}"));
 }

@@ -632,6 +632,18 @@ pub fn execute(
         mapped[0].0,
         mapped[0].1.as_str().unwrap_or("")
     ));
+    // Named after the serial in uca's ledger and sealed manifest, so Vault's
+    // issuer list can be matched to them; leaves may never outlive it.
+    let issuer_name = issuer_name_for(&serial);
+    client.write(
+        &format!("{}/issuer/{}", req.mount, mapped[0].0),
+        &json!({"issuer_name": issuer_name, "leaf_not_after_behavior": "err"}),
+        "name the new issuer",
+    )?;
+    say(&format!(
+        "named issuer {} '{issuer_name}' (leaves may not outlive it)",
+        mapped[0].0
+    ));
     let issuers = client.read(
         &format!("{}/config/issuers", req.mount),
         "read the default issuer",
@@ -704,6 +716,17 @@ pub fn execute(
         intermediate_serial: Some(serial),
         probe_subject: Some(probe_subject),
     })
+}
+
+/// `uca-` and the first 16 hex digits of the intermediate's serial: unique
+/// per mount in practice, and within Vault's rules for issuer names.
+fn issuer_name_for(serial: &str) -> String {
+    let hex: String = serial
+        .chars()
+        .filter(char::is_ascii_hexdigit)
+        .take(16)
+        .collect();
+    format!("uca-{}", hex.to_ascii_lowercase())
 }
 
 fn sign_csr(

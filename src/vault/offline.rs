@@ -61,16 +61,27 @@ pub fn render(r: &OfflineRequest) -> String {
     let _ = writeln!(s, "{v} write -format=json {m}/intermediate/set-signed certificate=@{m}-chain.pem   # check that \"mapping\" names a key");
     let _ = writeln!(
         s,
-        "{v} read -field=default {m}/config/issuers   # must not be empty"
+        "{v} write {m}/issuer/ISSUER_ID issuer_name=uca-SERIAL16 leaf_not_after_behavior=err   # ISSUER_ID: the key of \"mapping\"; SERIAL16: the first 16 hex digits of the serial uca sign printed"
     );
+    let _ = writeln!(s, "{v} write {m}/config/issuers default=ISSUER_ID");
+    let _ = writeln!(
+        s,
+        "{v} read -field=default {m}/config/issuers   # must be ISSUER_ID"
+    );
+    // The address the CLI itself uses: bao reads BAO_ADDR first.
+    let addr = if v == "bao" {
+        "${BAO_ADDR:-$VAULT_ADDR}"
+    } else {
+        "$VAULT_ADDR"
+    };
     let issuing = r
         .issuing_url
         .clone()
-        .unwrap_or_else(|| format!("\"$VAULT_ADDR/v1/{m}/ca\""));
+        .unwrap_or_else(|| format!("\"{addr}/v1/{m}/ca\""));
     let crl = r
         .crl_url
         .clone()
-        .unwrap_or_else(|| format!("\"$VAULT_ADDR/v1/{m}/crl\""));
+        .unwrap_or_else(|| format!("\"{addr}/v1/{m}/crl\""));
     let _ = writeln!(
         s,
         "{v} write {m}/config/urls issuing_certificates={issuing} crl_distribution_points={crl}"
