@@ -179,13 +179,16 @@ pub fn run(program: &str, args: &[&str], cwd: &Path) -> (bool, String) {
 /// up), so no outgoing connection can take one between this check and the
 /// server's bind; asking the kernel for port 0 would hand out exactly such
 /// an ephemeral port. The next port to try lives in a file shared by every
-/// test process on the machine, under an exclusive lock, so parallel tests
+/// test process of this user, under an exclusive lock, so parallel tests
 /// and overlapping test runs walk the range in turn instead of meeting.
 pub fn free_ports(count: u16) -> u16 {
     use std::io::{Read, Seek, Write};
     const LOW: u32 = 20_000;
     const SPAN: u32 = 12_000;
-    let path = std::env::temp_dir().join("uca-test-ports");
+    // One file per user: another user's file would not be writable.
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    let path = std::env::temp_dir().join(format!("uca-test-ports-{uid}"));
     let mut file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
