@@ -471,3 +471,114 @@ fn postgresql_storage_over_mutual_tls_with_uca_certificates() {
     );
     assert_ne!(mtls_sessions, "0", "no mutual-TLS session from OpenBao");
 }
+
+#[test]
+fn raft_cluster_joins_over_mutual_tls_with_node_certificates() {
+    let s = Scratch::new();
+    s.init_ca(&["--permit", "internal", "--permit", "127.0.0.0/8"]);
+    let port = free_port_pair();
+    let p = port.to_string();
+    let pass = s.pass_file();
+    // Each node is named by the address the others reach it at; two nodes
+    // share this machine on 127.0.0.1 and 127.0.0.2.
+    ok(&s.uca(&[
+        "vault",
+        "tls",
+        "--dir",
+        "ca",
+        "--out",
+        "vtls",
+        "--host",
+        "127.0.0.1",
+        "--host",
+        "127.0.0.2",
+        "--operator",
+        "ops.internal",
+        "--node",
+        "127.0.0.1",
+        "--node",
+        "127.0.0.2",
+        "--address",
+        "127.0.0.1",
+        "--port",
+        &p,
+        "--passphrase-file",
+        pass.to_str().unwrap(),
+    ]));
+    let listener = std::fs::read_to_string(s.join("vtls/listener.hcl")).unwrap();
+    let retry_join = std::fs::read_to_string(s.join("vtls/retry_join.hcl")).unwrap();
+    for ip in ["127.0.0.1", "127.0.0.2"] {
+        assert!(
+            retry_join.contains(&format!("leader_api_addr = \"https://{ip}:{port}\"")),
+            "{retry_join}"
+        );
+    }
+    // The same two files on every node, as an operator would use them: the
+    // listener's address and NODE made that node's own.
+    let mut nodes = Vec::new();
+    for (i, ip) in [(1, "127.0.0.1"), (2, "127.0.0.2")] {
+        let raft = s.join(&format!("raft{i}"));
+        std::fs::create_dir(&raft).unwrap();
+        let config = format!(
+            "storage \"raft\" {{\n  path = \"{}\"\n  node_id = \"node{i}\"\n{}}}\n{}\napi_addr = \"https://{ip}:{port}\"\ncluster_addr = \"https://{ip}:{}\"\ndisable_mlock = true\n",
+            raft.display(),
+            retry_join.replace("/NODE/", &format!("/{ip}/")),
+            listener.replace("\"127.0.0.1:", &format!("\"{ip}:")),
+            port + 1
+        );
+        nodes.push(start_node(&s, &format!("node{i}"), &config, ip, port));
+    }
+    let env = |ip: &str| operator_env(&s, &format!("https://{ip}:{port}"), Some("ops.internal"));
+
+    let (oki, out, err) = bao_cli(
+        &[
+            "operator",
+            "init",
+            "-key-shares=1",
+            "-key-threshold=1",
+            "-format=json",
+        ],
+        &env("127.0.0.1"),
+    );
+    assert!(oki, "init of node1 over mTLS failed: {err}");
+    let init: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let key = init["unseal_keys_b64"][0].as_str().unwrap().to_string();
+    let token = init["root_token"].as_str().unwrap().to_string();
+    let (oku, _, err) = bao_cli(&["operator", "unseal", &key], &env("127.0.0.1"));
+    assert!(oku, "unseal of node1: {err}");
+
+    // node2 joins node1 through retry_join, presenting its node certificate
+    // to node1's listener; unsealing it completes the join.
+    let mut with_token = env("127.0.0.1");
+    with_token.push(("BAO_TOKEN", token));
+    let start = Instant::now();
+    let mut last = String::new();
+    loop {
+        let _ = bao_cli(&["operator", "unseal", &key], &env("127.0.0.2"));
+        let (okp, out, err) = bao_cli(
+            &["operator", "raft", "list-peers", "-format=json"],
+            &with_token,
+        );
+        if okp {
+            let peers: serde_json::Value = serde_json::from_str(&out).unwrap();
+            let servers = peers["data"]["config"]["servers"].as_array().unwrap();
+            let ids: Vec<&str> = servers
+                .iter()
+                .filter_map(|v| v["node_id"].as_str())
+                .collect();
+            if ids.contains(&"node1") && ids.contains(&"node2") {
+                break;
+            }
+            last = out;
+        } else {
+            last = err;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "node2 did not join over mTLS: {last}\nnode2 log:\n{}",
+            std::fs::read_to_string(s.join("node2.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    drop(nodes);
+}

@@ -53,9 +53,15 @@ impl Drop for Bao {
 }
 
 pub fn wait_for_port(port: u16, child: &mut Child, log: &Path) {
+    wait_for_listener("127.0.0.1", port, child, log)
+}
+
+/// Waits until `child` accepts connections on `ip:port`, or fails with
+/// its log if it exits first or takes over 30 s.
+pub fn wait_for_listener(ip: &str, port: u16, child: &mut Child, log: &Path) {
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(30) {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        if std::net::TcpStream::connect((ip, port)).is_ok() {
             return;
         }
         if let Some(status) = child.try_wait().unwrap() {
@@ -67,7 +73,7 @@ pub fn wait_for_port(port: u16, child: &mut Child, log: &Path) {
         std::thread::sleep(Duration::from_millis(100));
     }
     panic!(
-        "bao did not listen on {port} within 30 s: {}",
+        "bao did not listen on {ip}:{port} within 30 s: {}",
         std::fs::read_to_string(log).unwrap_or_default()
     );
 }
@@ -100,21 +106,26 @@ pub fn start_dev(s: &Scratch) -> Bao {
 /// A non-dev server from `config` (written to bao.hcl), listening on `port`;
 /// its output goes to bao.log and bao.err in the scratch directory.
 pub fn start_server(s: &Scratch, config: &str, port: u16) -> Bao {
-    std::fs::write(s.join("bao.hcl"), config).unwrap();
-    let log = s.join("bao.log");
+    start_node(s, "bao", config, "127.0.0.1", port)
+}
+
+/// A server from `config` (written to NAME.hcl, output in NAME.log and
+/// NAME.err) that listens on `ip:port`: several can run side by side on
+/// 127.0.0.x, since all of 127.0.0.0/8 is loopback.
+pub fn start_node(s: &Scratch, name: &str, config: &str, ip: &str, port: u16) -> Bao {
+    let hcl = s.join(&format!("{name}.hcl"));
+    std::fs::write(&hcl, config).unwrap();
+    let log = s.join(&format!("{name}.log"));
     let mut child = bao_command()
-        .args([
-            "server",
-            &format!("-config={}", s.join("bao.hcl").display()),
-        ])
+        .args(["server", &format!("-config={}", hcl.display())])
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&log).unwrap())
         .stderr(Stdio::from(
-            std::fs::File::create(s.join("bao.err")).unwrap(),
+            std::fs::File::create(s.join(&format!("{name}.err"))).unwrap(),
         ))
         .spawn()
         .unwrap();
-    wait_for_port(port, &mut child, &log);
+    wait_for_listener(ip, port, &mut child, &log);
     Bao { child, port }
 }
 
