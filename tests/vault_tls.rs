@@ -552,14 +552,13 @@ fn raft_cluster_joins_over_mutual_tls_with_node_certificates() {
     let mut with_token = env("127.0.0.1");
     with_token.push(("BAO_TOKEN", token));
     let start = Instant::now();
-    let mut last = String::new();
     loop {
         let _ = bao_cli(&["operator", "unseal", &key], &env("127.0.0.2"));
         let (okp, out, err) = bao_cli(
             &["operator", "raft", "list-peers", "-format=json"],
             &with_token,
         );
-        if okp {
+        let last = if okp {
             let peers: serde_json::Value = serde_json::from_str(&out).unwrap();
             let servers = peers["data"]["config"]["servers"].as_array().unwrap();
             let ids: Vec<&str> = servers
@@ -569,10 +568,10 @@ fn raft_cluster_joins_over_mutual_tls_with_node_certificates() {
             if ids.contains(&"node1") && ids.contains(&"node2") {
                 break;
             }
-            last = out;
+            out
         } else {
-            last = err;
-        }
+            err
+        };
         assert!(
             start.elapsed() < Duration::from_secs(90),
             "node2 did not join over mTLS: {last}\nnode2 log:\n{}",
