@@ -485,7 +485,19 @@ fn dev_server_bootstrap_into_a_namespace_stays_in_it_and_force_rotates() {
         "invalid --namespace '/team-a/'",
     );
 
-    let o = ok(&s.uca(&bootstrap_args(&addr, &["--namespace", "team-a"])));
+    // The root permits `internal`; this team's intermediate only
+    // `svc.internal`, and a wider --permit is refused before Vault changes.
+    fails_with(
+        &s.uca(&bootstrap_args(
+            &addr,
+            &["--namespace", "team-a", "--permit", "example.com"],
+        )),
+        "--permit",
+    );
+    let o = ok(&s.uca(&bootstrap_args(
+        &addr,
+        &["--namespace", "team-a", "--permit", "svc.internal"],
+    )));
     let text = stdout(&o);
     assert!(text.contains("working in namespace team-a"), "{text}");
     assert!(text.contains("bootstrap complete"), "{text}");
@@ -511,6 +523,23 @@ fn dev_server_bootstrap_into_a_namespace_stays_in_it_and_force_rotates() {
         "app.svc.internal",
     );
     assert_vault_leaf_verifies(&s, &v, "ns-leaf.pem", "app.svc.internal");
+    write_pem(&s, "ns-int.pem", v["data"]["issuing_ca"].as_str().unwrap());
+    let (_, t) = run(
+        "openssl",
+        &[
+            "x509",
+            "-in",
+            "ns-int.pem",
+            "-noout",
+            "-ext",
+            "nameConstraints",
+        ],
+        s.path(),
+    );
+    assert!(
+        t.contains("DNS:svc.internal") && !t.contains("DNS:internal\n"),
+        "the intermediate's name constraints: {t}"
+    );
 
     // A second run in team-a finds its intermediate and changes nothing.
     let o = ok(&s.uca(&bootstrap_args(&addr, &["--namespace", "team-a"])));
