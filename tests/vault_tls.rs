@@ -14,33 +14,46 @@ use std::time::{Duration, Instant};
 use bao::*;
 use common::*;
 
-#[test]
-fn raft_server_with_uca_mtls_listener_init_unseal_and_bootstrap() {
-    let s = Scratch::new();
-    s.init_ca(&["--permit", "internal", "--permit", "127.0.0.0/8"]);
-    let port = free_port_pair();
-    let p = port.to_string();
+/// `uca vault tls --dir ca --out vtls` for a listener on 127.0.0.1:`port`,
+/// with the test's passphrase and `extra` arguments; asserts success.
+fn vault_tls(s: &Scratch, port: u16, extra: &[&str]) -> std::process::Output {
     let pass = s.pass_file();
-    ok(&s.uca(&[
+    let port = port.to_string();
+    let mut args = vec![
         "vault",
         "tls",
         "--dir",
         "ca",
         "--out",
         "vtls",
-        "--host",
-        "127.0.0.1",
-        "--host",
-        "vault.internal",
-        "--operator",
-        "ops.internal",
         "--address",
         "127.0.0.1",
         "--port",
-        &p,
+        &port,
         "--passphrase-file",
         pass.to_str().unwrap(),
-    ]));
+    ];
+    args.extend_from_slice(extra);
+    ok(&s.uca(&args))
+}
+
+#[test]
+fn raft_server_with_uca_mtls_listener_init_unseal_and_bootstrap() {
+    let s = Scratch::new();
+    s.init_ca(&["--permit", "internal", "--permit", "127.0.0.0/8"]);
+    let port = free_port_pair();
+    vault_tls(
+        &s,
+        port,
+        &[
+            "--host",
+            "127.0.0.1",
+            "--host",
+            "vault.internal",
+            "--operator",
+            "ops.internal",
+        ],
+    );
     let listener = std::fs::read_to_string(s.join("vtls/listener.hcl")).unwrap();
     assert!(
         listener.contains("tls_require_and_verify_client_cert = true"),
@@ -365,28 +378,19 @@ fn postgresql_storage_over_mutual_tls_with_uca_certificates() {
     s.init_ca(&[]);
     let pg_port = free_port();
     let port = free_port_pair();
-    let pass = s.pass_file();
     let storage_url = format!("postgresql://openbao@127.0.0.1:{pg_port}/openbao");
-    let o = ok(&s.uca(&[
-        "vault",
-        "tls",
-        "--dir",
-        "ca",
-        "--out",
-        "vtls",
-        "--host",
-        "127.0.0.1",
-        "--operator",
-        "ops",
-        "--address",
-        "127.0.0.1",
-        "--port",
-        &port.to_string(),
-        "--storage",
-        &storage_url,
-        "--passphrase-file",
-        pass.to_str().unwrap(),
-    ]));
+    let o = vault_tls(
+        &s,
+        port,
+        &[
+            "--host",
+            "127.0.0.1",
+            "--operator",
+            "ops",
+            "--storage",
+            &storage_url,
+        ],
+    );
     assert!(
         stdout(&o).contains("vtls/storage.hcl (storage \"postgresql\""),
         "{}",
@@ -477,34 +481,24 @@ fn raft_cluster_joins_over_mutual_tls_with_node_certificates() {
     let s = Scratch::new();
     s.init_ca(&["--permit", "internal", "--permit", "127.0.0.0/8"]);
     let port = free_port_pair();
-    let p = port.to_string();
-    let pass = s.pass_file();
     // Each node is named by the address the others reach it at; two nodes
     // share this machine on 127.0.0.1 and 127.0.0.2.
-    ok(&s.uca(&[
-        "vault",
-        "tls",
-        "--dir",
-        "ca",
-        "--out",
-        "vtls",
-        "--host",
-        "127.0.0.1",
-        "--host",
-        "127.0.0.2",
-        "--operator",
-        "ops.internal",
-        "--node",
-        "127.0.0.1",
-        "--node",
-        "127.0.0.2",
-        "--address",
-        "127.0.0.1",
-        "--port",
-        &p,
-        "--passphrase-file",
-        pass.to_str().unwrap(),
-    ]));
+    vault_tls(
+        &s,
+        port,
+        &[
+            "--host",
+            "127.0.0.1",
+            "--host",
+            "127.0.0.2",
+            "--operator",
+            "ops.internal",
+            "--node",
+            "127.0.0.1",
+            "--node",
+            "127.0.0.2",
+        ],
+    );
     let listener = std::fs::read_to_string(s.join("vtls/listener.hcl")).unwrap();
     let retry_join = std::fs::read_to_string(s.join("vtls/retry_join.hcl")).unwrap();
     for ip in ["127.0.0.1", "127.0.0.2"] {
