@@ -248,59 +248,55 @@ impl VaultClient {
         Ok((status, body))
     }
 
-    pub fn get(&self, path: &str) -> Result<(u16, Value)> {
-        let resp = self
-            .agent
-            .get(format!("{}/v1/{path}", self.addr))
-            .header("X-Vault-Token", self.token.as_str());
-        let resp = match self.namespace_for(path) {
-            Some(ns) => resp.header("X-Vault-Namespace", ns),
-            None => resp,
+    /// Every request carries the token and, outside sys/health, the
+    /// namespace.
+    fn authorised<B>(&self, rb: ureq::RequestBuilder<B>, path: &str) -> ureq::RequestBuilder<B> {
+        let rb = rb.header("X-Vault-Token", self.token.as_str());
+        match self.namespace_for(path) {
+            Some(ns) => rb.header("X-Vault-Namespace", ns),
+            None => rb,
         }
-        .call();
+    }
+
+    pub fn get(&self, path: &str) -> Result<(u16, Value)> {
+        let url = format!("{}/v1/{path}", self.addr);
+        let resp = self.authorised(self.agent.get(url), path).call();
         self.finish("GET", path, resp)
     }
 
     pub fn post(&self, path: &str, body: &Value) -> Result<(u16, Value)> {
-        let resp = self
-            .agent
-            .post(format!("{}/v1/{path}", self.addr))
-            .header("X-Vault-Token", self.token.as_str());
-        let resp = match self.namespace_for(path) {
-            Some(ns) => resp.header("X-Vault-Namespace", ns),
-            None => resp,
-        }
-        .send_json(body);
+        let url = format!("{}/v1/{path}", self.addr);
+        let resp = self.authorised(self.agent.post(url), path).send_json(body);
         self.finish("POST", path, resp)
     }
 
     /// POST that must succeed (2xx); anything else is an error quoting
     /// Vault's own error list.
     pub fn write(&self, path: &str, body: &Value, doing: &str) -> Result<Value> {
-        let (status, v) = self.post(path, body)?;
-        if !(200..300).contains(&status) {
-            return Err(Error::msg(format!(
-                "Vault refused to {doing} (HTTP {status} on /v1/{path}): {}",
-                vault_errors(&v)
-            )));
+        match self.post(path, body)? {
+            (200..=299, v) => Ok(v),
+            (status, v) => Err(refused(doing, status, path, &v)),
         }
-        Ok(v)
     }
 
+    /// GET that must succeed; a 404 is None (absent), anything else an error.
     pub fn read(&self, path: &str, doing: &str) -> Result<Option<Value>> {
-        let (status, v) = self.get(path)?;
-        match status {
-            200..=299 => Ok(Some(v)),
-            404 => Ok(None),
-            _ => Err(Error::msg(format!(
-                "Vault refused to {doing} (HTTP {status} on /v1/{path}): {}",
-                vault_errors(&v)
-            ))),
+        match self.get(path)? {
+            (200..=299, v) => Ok(Some(v)),
+            (404, _) => Ok(None),
+            (status, v) => Err(refused(doing, status, path, &v)),
         }
     }
 }
 
 /// Vault's `{"errors": [...]}` as one line.
+fn refused(doing: &str, status: u16, path: &str, body: &Value) -> Error {
+    Error::msg(format!(
+        "Vault refused to {doing} (HTTP {status} on /v1/{path}): {}",
+        vault_errors(body)
+    ))
+}
+
 pub fn vault_errors(v: &Value) -> String {
     match v.get("errors").and_then(Value::as_array) {
         Some(list) if !list.is_empty() => list
