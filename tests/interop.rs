@@ -1543,43 +1543,8 @@ fn io_timeout() -> Duration {
 }
 
 /// Reads up to the first newline, which it strips.
-fn read_line<S: Read>(stream: &mut S) -> Result<String, String> {
-    let mut out = Vec::new();
-    let mut buf = [0u8; 256];
-    while !out.contains(&b'\n') {
-        match stream.read(&mut buf) {
-            Ok(0) => {
-                return Err(format!(
-                    "connection closed after {:?}",
-                    String::from_utf8_lossy(&out)
-                ))
-            }
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e) => return Err(e.to_string()),
-        }
-    }
-    let text = String::from_utf8_lossy(&out).into_owned();
-    Ok(text.trim_end_matches(['\r', '\n']).to_string())
-}
-
-fn accept_within(listener: &TcpListener, limit: Duration) -> Result<TcpStream, String> {
-    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-    let deadline = Instant::now() + limit;
-    loop {
-        match listener.accept() {
-            Ok((sock, _)) => {
-                sock.set_nonblocking(false).map_err(|e| e.to_string())?;
-                return Ok(sock);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                if Instant::now() > deadline {
-                    return Err("no client connected in time".into());
-                }
-                thread::sleep(Duration::from_millis(10));
-            }
-            Err(e) => return Err(e.to_string()),
-        }
-    }
+fn read_line_trimmed<S: Read>(stream: &mut S) -> Result<String, String> {
+    read_line(stream).map(|t| t.trim_end_matches(['\r', '\n']).to_string())
 }
 
 /// A rustls server requiring a client certificate (WebPkiClientVerifier),
@@ -1605,7 +1570,7 @@ fn rustls_server(h: &Handshake) -> Result<Running, String> {
             sock.set_write_timeout(Some(io_timeout())).unwrap();
             let conn = ServerConnection::new(config).map_err(|e| e.to_string())?;
             let mut tls = StreamOwned::new(conn, sock);
-            let line = read_line(&mut tls)?;
+            let line = read_line_trimmed(&mut tls)?;
             tls.write_all(format!("pong: {line}\n").as_bytes())
                 .map_err(|e| e.to_string())?;
             tls.conn.send_close_notify();
@@ -1644,7 +1609,7 @@ fn rustls_client(h: &Handshake, port: u16) -> (Side, String) {
         tls.write_all(format!("{}\n", ping(Stack::Rustls)).as_bytes())
             .map_err(|e| e.to_string())?;
         tls.flush().map_err(|e| e.to_string())?;
-        let reply = read_line(&mut tls)?;
+        let reply = read_line_trimmed(&mut tls)?;
         let peer = rustls_peer(tls.conn.peer_certificates());
         let protocol = rustls_protocol(tls.conn.protocol_version());
         // s_server -rev closes on CLOSE; a clean close for the others.

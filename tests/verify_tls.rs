@@ -826,45 +826,6 @@ struct Served {
     protocol: String,
 }
 
-/// Reads up to and including the first newline.
-fn read_line<S: Read>(stream: &mut S) -> Result<String, String> {
-    let mut out = Vec::new();
-    let mut buf = [0u8; 256];
-    while !out.contains(&b'\n') {
-        match stream.read(&mut buf) {
-            Ok(0) => {
-                return Err(format!(
-                    "connection closed after {:?}",
-                    String::from_utf8_lossy(&out)
-                ))
-            }
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e) => return Err(e.to_string()),
-        }
-    }
-    Ok(String::from_utf8_lossy(&out).into_owned())
-}
-
-fn accept_within(listener: &TcpListener, limit: Duration) -> Result<TcpStream, String> {
-    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-    let deadline = Instant::now() + limit;
-    loop {
-        match listener.accept() {
-            Ok((sock, _)) => {
-                sock.set_nonblocking(false).map_err(|e| e.to_string())?;
-                return Ok(sock);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                if Instant::now() > deadline {
-                    return Err("no client connected in time".into());
-                }
-                thread::sleep(Duration::from_millis(10));
-            }
-            Err(e) => return Err(e.to_string()),
-        }
-    }
-}
-
 /// One TLS session over loopback: the client sends a line, the server
 /// answers with it. Returns what each side got (or its error).
 fn tls_session(

@@ -253,3 +253,46 @@ pub fn assert_manifest_verifies_with_openssl(s: &Scratch, ca_dir: &str) {
     );
     assert!(verified && out.contains("Verified OK"), "{out}");
 }
+
+/// Reads up to and including the first newline.
+pub fn read_line<S: std::io::Read>(stream: &mut S) -> Result<String, String> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 256];
+    while !out.contains(&b'\n') {
+        match stream.read(&mut buf) {
+            Ok(0) => {
+                return Err(format!(
+                    "connection closed after {:?}",
+                    String::from_utf8_lossy(&out)
+                ))
+            }
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// Accepts one connection on `listener` within `limit`, as a blocking socket.
+pub fn accept_within(
+    listener: &std::net::TcpListener,
+    limit: std::time::Duration,
+) -> Result<std::net::TcpStream, String> {
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        match listener.accept() {
+            Ok((sock, _)) => {
+                sock.set_nonblocking(false).map_err(|e| e.to_string())?;
+                return Ok(sock);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if std::time::Instant::now() > deadline {
+                    return Err("no client connected in time".into());
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
