@@ -64,23 +64,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 
 command -v cargo >/dev/null || die "cargo not found; install Rust from https://rustup.rs first"
 
-apt_updated=0
-# Installs Debian packages if this machine can: root or password-less sudo.
-apt_install() {
-    command -v apt-get >/dev/null || return 1
-    local sudo=()
-    if [ "$(id -u)" -ne 0 ]; then
-        command -v sudo >/dev/null && sudo -n true 2>/dev/null || return 1
-        sudo=(sudo -n)
-    fi
-    if [ "$apt_updated" -eq 0 ]; then
-        echo "==> apt-get update"
-        "${sudo[@]}" apt-get update -qq || return 1
-        apt_updated=1
-    fi
-    echo "==> apt-get install -y $*"
-    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "$@" >/dev/null || return 1
-}
+# shellcheck source=scripts/apt.sh
+source scripts/apt.sh
 
 arch="$(uname -m)"
 musl_target="${arch}-unknown-linux-musl"

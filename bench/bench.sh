@@ -127,35 +127,24 @@ else
 fi
 
 # ---------------------------------------------------------------- tools --
-APT_UPDATED=0
-apt_install() { # PACKAGE: 0 if it installed
+# shellcheck source=scripts/apt.sh
+source scripts/apt.sh
+install_tool() { # PACKAGE: 0 if it installed
     [ "$INSTALL" -eq 1 ] || return 1
-    command -v apt-get >/dev/null || return 1
-    local sudo=()
-    if [ "$(id -u)" -ne 0 ]; then
-        command -v sudo >/dev/null && sudo -n true 2>/dev/null || return 1
-        sudo=(sudo -n)
-    fi
-    if [ "$APT_UPDATED" -eq 0 ]; then
-        echo "==> apt-get update" >&2
-        "${sudo[@]}" apt-get update -qq >&2 || return 1
-        APT_UPDATED=1
-    fi
     if ! apt-cache policy "$1" 2>/dev/null | grep -q 'Candidate: [0-9]'; then
         warn "no Debian package named $1 here"
         return 1
     fi
-    echo "==> apt-get install -y $1" >&2
-    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "$1" >/dev/null 2>&1
+    apt_install "$1"
 }
 have() { command -v "$1" >/dev/null 2>&1; }
 
-[ -x /usr/bin/time ] || apt_install time || die "/usr/bin/time (Debian package 'time') is needed for peak RSS"
-have openssl || apt_install openssl || die "openssl is needed (it is a peer and checks every tool's output)"
+[ -x /usr/bin/time ] || install_tool time || die "/usr/bin/time (Debian package 'time') is needed for peak RSS"
+have openssl || install_tool openssl || die "openssl is needed (it is a peer and checks every tool's output)"
 if ! { have cfssl && have cfssljson; }; then
-    apt_install golang-cfssl || warn "cfssl/cfssljson missing (Debian package golang-cfssl): that peer is skipped"
+    install_tool golang-cfssl || warn "cfssl/cfssljson missing (Debian package golang-cfssl): that peer is skipped"
 fi
-have mkcert || apt_install mkcert || warn "mkcert missing (Debian package mkcert): that peer is skipped"
+have mkcert || install_tool mkcert || warn "mkcert missing (Debian package mkcert): that peer is skipped"
 PEERS=(openssl)
 { have cfssl && have cfssljson; } && PEERS+=(cfssl)
 have mkcert && PEERS+=(mkcert)
