@@ -74,7 +74,7 @@ fn plan_from_names(store: &CaStore, what: &IssueWhat) -> Result<Plan> {
         }
     }
     let group = Group {
-        name: crate::plan::COMMAND_LINE_GROUP.into(),
+        origin: crate::plan::GroupOrigin::CommandLine,
         patterns: names.iter().map(|n| NamePattern::literal(n)).collect(),
         profile: *profile,
         key: *key,

@@ -48,11 +48,17 @@ use crate::passphrase::Passphrase;
 use crate::profile::{Profile, Validity};
 use crate::san_rule::{self, SanRule};
 
-/// The group name of NAMEs given on the command line: errors about them
-/// name the NAME only, not a plan group the user never wrote. Groups that a
-/// command builds from one of its options are named after the option
-/// (`--storage`), so errors point at what the user typed.
-pub const COMMAND_LINE_GROUP: &str = "command line";
+/// Where a group came from: errors about its names point back at what the
+/// user wrote, never at a group the user did not write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GroupOrigin {
+    /// A `[[group]]` of a plan file, by its name.
+    PlanFile(String),
+    /// NAMEs on the command line: the error already names the NAME.
+    CommandLine,
+    /// Names a command took from one of its options, e.g. `--storage`.
+    Option(&'static str),
+}
 
 /// Largest number of certificates one plan may describe.
 pub const MAX_CERTIFICATES: u64 = 1_000_000;
@@ -242,7 +248,7 @@ impl NamePattern {
 /// A group with its settings resolved against the defaults and validated.
 #[derive(Debug)]
 pub struct Group {
-    pub name: String,
+    pub origin: GroupOrigin,
     pub patterns: Vec<NamePattern>,
     pub profile: Profile,
     pub key: KeyType,
@@ -258,10 +264,11 @@ pub struct Group {
 
 impl Group {
     /// A group of PEM certificates with no SAN rules, for commands that build
-    /// their own plans (`uca vault tls`, `uca registry`).
+    /// their own plans from `option` (`uca vault tls --storage`, `uca
+    /// registry --client`).
     #[allow(clippy::too_many_arguments)]
     pub fn pem(
-        name: &str,
+        option: &'static str,
         patterns: Vec<NamePattern>,
         profile: Profile,
         key: KeyType,
@@ -271,7 +278,7 @@ impl Group {
         out: &str,
     ) -> Group {
         Group {
-            name: name.to_string(),
+            origin: GroupOrigin::Option(option),
             patterns,
             profile,
             key,
@@ -286,13 +293,12 @@ impl Group {
         }
     }
 
-    /// How errors name this group: a plan file's group by its name, one
-    /// built from an option by that option.
-    fn label(&self) -> String {
-        if self.name.starts_with("--") {
-            self.name.clone()
-        } else {
-            format!("plan group '{}'", self.name)
+    /// How an error about `name` in this group begins.
+    fn error_prefix(&self, name: &str) -> String {
+        match &self.origin {
+            GroupOrigin::PlanFile(group) => format!("plan group '{group}', name '{name}': "),
+            GroupOrigin::Option(option) => format!("{option}, name '{name}': "),
+            GroupOrigin::CommandLine => String::new(),
         }
     }
 
@@ -430,7 +436,7 @@ impl Plan {
             let gerr = |why: String| plan_err(format!("group '{}': {why}", g.name));
             crate::names::check_typography("group name", &g.name)?;
             if g.name.starts_with('-') {
-                // Such names label groups that commands build from options.
+                // It would read like an option in errors ("--host, name ...").
                 return Err(gerr("a group name may not start with '-'".into()));
             }
             if !group_names.insert(g.name.clone()) {
@@ -516,7 +522,7 @@ impl Plan {
                 None => PathBuf::new(),
             };
             let group = Group {
-                name: g.name.clone(),
+                origin: GroupOrigin::PlanFile(g.name.clone()),
                 patterns,
                 profile,
                 key: g.key.or(d.key).unwrap_or(KeyType::EcP256),
@@ -554,16 +560,13 @@ impl Plan {
         self.groups.iter().flat_map(move |g| {
             g.patterns.iter().flat_map(move |p| {
                 p.iter().map(move |raw| {
-                    let item_err = |e: Error| {
-                        if g.name == COMMAND_LINE_GROUP {
-                            // The message already names the bad value.
-                            return e;
-                        }
-                        Error::msg(format!(
-                            "{}, name '{}': {e}",
-                            g.label(),
-                            crate::names::printable(&raw)
-                        ))
+                    let item_err = |e: Error| match g.origin {
+                        // The message already names the bad value.
+                        GroupOrigin::CommandLine => e,
+                        _ => Error::msg(format!(
+                            "{}{e}",
+                            g.error_prefix(&crate::names::printable(&raw))
+                        )),
                     };
                     let own = San::for_name(&raw).map_err(item_err)?;
                     let name = match &own {
@@ -600,9 +603,8 @@ impl Plan {
             let item = item?;
             if !seen.insert(item.target.clone()) {
                 return Err(Error::msg(format!(
-                    "{}, name '{}': {} is produced twice",
-                    item.group.label(),
-                    item.name,
+                    "{}{} is produced twice",
+                    item.group.error_prefix(&item.name),
                     item.target.display()
                 )));
             }

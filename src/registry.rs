@@ -350,13 +350,13 @@ pub fn prepare(
         ));
     }
 
-    let group = |name: &str, patterns, profile, extra, dir: &str| {
+    let group = |option: &'static str, patterns, profile, extra, dir: &str| {
         Group::pem(
-            name, patterns, profile, spec.key, spec.days, validity, extra, dir,
+            option, patterns, profile, spec.key, spec.days, validity, extra, dir,
         )
     };
     let server = group(
-        "registry server",
+        "HOST",
         vec![NamePattern::literal_in(&hosts[0].name(), SERVER_DIR)],
         Profile::Server,
         extra,
@@ -365,7 +365,7 @@ pub fn prepare(
     let mut plan = Plan::single_group(constraints.clone(), server);
     if !clients.is_empty() {
         let g = group(
-            "registry clients",
+            "--client",
             clients.iter().map(|c| NamePattern::literal(c)).collect(),
             Profile::Client,
             Vec::new(),
