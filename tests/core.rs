@@ -720,18 +720,7 @@ fn sign_refuses_bad_csrs() {
 #[test]
 fn seal_writes_a_verifiable_manifest_and_ends_issuance() {
     let s = Scratch::new();
-    ok(&s.uca(&[
-        "init",
-        "--dir",
-        "ca",
-        "--name",
-        "Root",
-        "--generate-passphrase",
-    ]));
-    let passphrase = std::fs::read_to_string(s.join("ca/private/passphrase"))
-        .unwrap()
-        .trim_end()
-        .to_string();
+    let passphrase = s.init_ca_generating_passphrase();
     ok(&s.uca(&["issue", "--dir", "ca", "--out", "certs", "web1", "rmq1"]));
     let o = ok(&s.uca(&["seal", "--dir", "ca"]));
     assert!(

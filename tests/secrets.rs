@@ -125,18 +125,7 @@ fn core_dumps_are_disabled_while_the_key_is_in_memory() {
 #[test]
 fn after_seal_no_file_holds_the_passphrase_or_the_plain_ca_key() {
     let s = Scratch::new();
-    ok(&s.uca(&[
-        "init",
-        "--dir",
-        "ca",
-        "--name",
-        "Root",
-        "--generate-passphrase",
-    ]));
-    let passphrase = std::fs::read_to_string(s.join("ca/private/passphrase"))
-        .unwrap()
-        .trim_end()
-        .to_string();
+    let passphrase = s.init_ca_generating_passphrase();
     // Decrypt the key out of the tree, only to know what to look for.
     let key_der = std::env::temp_dir().join(format!("uca-test-key-{}.der", std::process::id()));
     let (okk, out) = run(

@@ -70,6 +70,23 @@ impl Scratch {
         self.join("ca")
     }
 
+    /// `uca init --dir ca --name Root --generate-passphrase`, asserting
+    /// success; returns the passphrase uca stored in ca/private/passphrase.
+    pub fn init_ca_generating_passphrase(&self) -> String {
+        ok(&self.uca(&[
+            "init",
+            "--dir",
+            "ca",
+            "--name",
+            "Root",
+            "--generate-passphrase",
+        ]));
+        std::fs::read_to_string(self.join("ca/private/passphrase"))
+            .unwrap()
+            .trim_end()
+            .to_string()
+    }
+
     /// `uca issue --dir ca --out certs ...`, asserting success.
     pub fn issue(&self, extra: &[&str]) -> Output {
         let pass = self.pass_file();
