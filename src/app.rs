@@ -209,6 +209,9 @@ pub fn run(cli: Cli) -> Result<u8> {
             let used_file = a.passphrase.passphrase_file.clone();
             let r = seal::run(&a.dir, a.passphrase.passphrase_file.as_ref(), a.destroy_key)?;
             let d = r.dir.display();
+            if r.resumed {
+                println!("completed the interrupted seal of {d}");
+            }
             println!(
                 "sealed {d} at {}: it will never issue or sign again",
                 r.sealed_at

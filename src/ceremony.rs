@@ -99,7 +99,7 @@ pub fn run(
             crate::vault::bootstrap::validate(
                 &vreq,
                 &plan.ca_constraints,
-                ca.pathlen,
+                Some(ca.pathlen),
                 ca_not_after,
             )
             .map_err(|e| Error::msg(format!("plan [vault]: {e}")))?;
@@ -196,7 +196,7 @@ pub fn run(
     Ok(CeremonyReport {
         ca_dir: ca_dir.clone(),
         certs_dir,
-        fingerprint: store.settings.fingerprint.clone(),
+        fingerprint: store.fingerprint.clone(),
         summary,
         seal,
         escrow: escrow_file.map(|f| (f, ca_dir.join(crate::store::KEY_FILE))),

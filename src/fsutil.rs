@@ -136,6 +136,10 @@ pub fn shred(path: &Path) -> Result<bool> {
     if meta.is_file() {
         let mut noise = vec![0u8; meta.len().max(64) as usize];
         rand_core::OsRng.fill_bytes(&mut noise);
+        // Secrets are stored read-only (0400). Root writes through that;
+        // the owner must first make the file writable, which owning it allows.
+        fs::set_permissions(path, fs::Permissions::from_mode(Mode::Secret.bits()))
+            .ctx("make writable to overwrite", path)?;
         let mut f = OpenOptions::new()
             .write(true)
             .open(path)
@@ -146,6 +150,33 @@ pub fn shred(path: &Path) -> Result<bool> {
     fs::remove_file(path).ctx("remove", path)?;
     sync_dir(parent_of(path))?;
     Ok(true)
+}
+
+/// Whether anything (a file, a directory, even a dangling symbolic link)
+/// is at `path`.
+pub fn exists(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok()
+}
+
+/// Reads at most `limit` bytes of `path` and refuses a longer file. The
+/// limit is applied to the bytes read, not to the size the file system
+/// reports, so a FIFO or a device such as /dev/zero cannot make uca read
+/// forever.
+pub fn read_limited(path: &Path, limit: u64, what: &'static str) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let file = File::open(path).ctx("read", path)?;
+    let mut bytes = Vec::new();
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .ctx("read", path)?;
+    if bytes.len() as u64 > limit {
+        return Err(Error::invalid(
+            what,
+            path.display().to_string(),
+            format!("it is larger than {limit} bytes, the most uca reads for a {what}"),
+        ));
+    }
+    Ok(bytes)
 }
 
 /// Resolves a path that may not exist yet: the deepest existing ancestor is

@@ -54,7 +54,7 @@ fn plan_from_names(store: &CaStore, what: &IssueWhat) -> Result<Plan> {
         ));
     }
     let rules = if san_rules.is_empty() {
-        store.settings.san_rules.clone()
+        store.san_rules.clone()
     } else {
         san_rules
             .iter()
@@ -100,7 +100,7 @@ pub fn run(req: &IssueRequest, on_issued: &mut dyn FnMut(&IssuedCert)) -> Result
         IssueWhat::Plan(path) => {
             let plan = Plan::load(path, Some((&store.constraints, store.not_after)))?;
             if let Some(ca) = &plan.ca {
-                if ca.name != store.settings.name {
+                if ca.name != store.name {
                     return Err(Error::invalid(
                         "plan",
                         path.display().to_string(),
@@ -108,7 +108,7 @@ pub fn run(req: &IssueRequest, on_issued: &mut dyn FnMut(&IssuedCert)) -> Result
                             "its [ca] is '{}' but {} holds '{}'",
                             ca.name,
                             req.dir.display(),
-                            store.settings.name
+                            store.name
                         ),
                     ));
                 }

@@ -49,6 +49,53 @@ const OID_ED25519: &str = "1.3.101.112";
 const OID_RSA: &str = "1.2.840.113549.1.1.1";
 
 impl KeyType {
+    /// The key type of a certificate's public key: the fact uca acts on,
+    /// whatever a settings file says. RSA sizes other than 2048, 3072 and
+    /// 4096 bits, and curves other than P-256 and P-384, are refused.
+    pub fn of_certificate(cert: &x509_parser::certificate::X509Certificate<'_>) -> Result<KeyType> {
+        let spki = cert.public_key();
+        let alg = spki.algorithm.algorithm.to_id_string();
+        let curve = spki
+            .algorithm
+            .parameters
+            .as_ref()
+            .and_then(|p| p.as_oid().ok())
+            .map(|o| o.to_id_string())
+            .unwrap_or_default();
+        match (alg.as_str(), curve.as_str()) {
+            (OID_ED25519, _) => Ok(KeyType::Ed25519),
+            (OID_EC_PUBLIC_KEY, OID_P256) => Ok(KeyType::EcP256),
+            (OID_EC_PUBLIC_KEY, OID_P384) => Ok(KeyType::EcP384),
+            (OID_RSA, _) => match spki.parsed() {
+                Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => match rsa.key_size() {
+                    2048 => Ok(KeyType::Rsa2048),
+                    3072 => Ok(KeyType::Rsa3072),
+                    4096 => Ok(KeyType::Rsa4096),
+                    bits => Err(Error::msg(format!(
+                        "the CA certificate has a {bits}-bit RSA key; uca supports 2048, 3072 and 4096"
+                    ))),
+                },
+                _ => Err(Error::msg("the CA certificate's RSA key cannot be read")),
+            },
+            (other, curve) => Err(Error::msg(format!(
+                "the CA certificate's key ({other} {curve}) is not one uca signs with (P-256, P-384, Ed25519, RSA)"
+            ))),
+        }
+    }
+
+    /// ring's algorithm for checking this key's signatures over raw bytes
+    /// (the manifest), in the encoding `Signer::sign_bytes` produces.
+    pub fn verification_algorithm(self) -> &'static dyn ring::signature::VerificationAlgorithm {
+        match self {
+            KeyType::EcP256 => &ring::signature::ECDSA_P256_SHA256_ASN1,
+            KeyType::EcP384 => &ring::signature::ECDSA_P384_SHA384_ASN1,
+            KeyType::Ed25519 => &ring::signature::ED25519,
+            KeyType::Rsa2048 | KeyType::Rsa3072 | KeyType::Rsa4096 => {
+                &ring::signature::RSA_PKCS1_2048_8192_SHA256
+            }
+        }
+    }
+
     pub fn signature_algorithm(self) -> &'static rcgen::SignatureAlgorithm {
         match self {
             KeyType::EcP256 => &rcgen::PKCS_ECDSA_P256_SHA256,

@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::fsutil::{self, Mode};
 use crate::keys::KeyType;
 use crate::ledger::{LedgerEntry, LedgerLock};
-use crate::store::{self, CaStore, SealRecord, Signer};
+use crate::store::{self, CaStore, SealRecord, SealState, SealStatus, Signer};
 use crate::{timefmt, x509};
 
 /// `manifest.json` as read back. It is written by [`write_manifest`], one
@@ -108,6 +108,8 @@ pub struct SealReport {
     pub certificates: usize,
     pub passphrase_destroyed: bool,
     pub key_destroyed: bool,
+    /// This run completed a seal that an earlier run began.
+    pub resumed: bool,
     pub verify_command: String,
 }
 
@@ -126,16 +128,28 @@ pub fn openssl_verify_command(key: KeyType) -> String {
     )
 }
 
+/// `uca seal`: seals an open CA, or completes a seal that was interrupted.
+/// Only a seal that began and was recorded can be completed without the
+/// passphrase; one that stopped before its record starts over.
 pub fn run(dir: &Path, passphrase_file: Option<&PathBuf>, destroy_key: bool) -> Result<SealReport> {
     let store = CaStore::open(dir)?;
-    store.ensure_unsealed()?;
-    let signer = store.unlock(passphrase_file)?;
+    if let SealStatus::Recorded(record) = store.seal_status()? {
+        if record.state == SealState::Sealing {
+            let lock = store.ledger().lock()?;
+            return resume(&store, record, &lock, destroy_key);
+        }
+    }
+    let signer = store.unlock_to_seal(passphrase_file)?;
     let lock = store.ledger().lock()?;
     seal_with(&store, signer, &lock, destroy_key, false)
 }
 
-/// Seals `store` with an unlocked signer while holding its lock: signed
-/// manifest first, then the stored secrets go, then the seal record.
+/// Seals `store` with an unlocked signer while holding its lock, in the
+/// order that makes every crash point recoverable: the signed manifest, then
+/// the record of the seal (`Sealing`), then the secrets go, then the record
+/// says `Sealed`. A kill before the record leaves every secret in place; a
+/// kill after it leaves a CA that never issues again and that `uca seal`
+/// completes.
 pub fn seal_with(
     store: &CaStore,
     signer: Signer,
@@ -143,62 +157,112 @@ pub fn seal_with(
     destroy_key: bool,
     key_never_stored: bool,
 ) -> Result<SealReport> {
-    store.ensure_unsealed()?;
+    // Under the lock: a concurrent seal may have recorded itself meanwhile.
+    if let SealStatus::Recorded(_) = store.seal_status()? {
+        store.ensure_unsealed()?;
+    }
     let sealed_at = timefmt::rfc3339(timefmt::now());
-    let verify_with = openssl_verify_command(store.settings.key);
+    let verify_with = openssl_verify_command(store.key);
     let ca = ManifestCa {
-        name: store.settings.name.clone(),
-        sha256: store.settings.fingerprint.clone(),
-        key: store.settings.key,
-        not_after: store.settings.not_after.clone(),
+        name: store.name.clone(),
+        sha256: store.fingerprint.clone(),
+        key: store.key,
+        not_after: timefmt::rfc3339(store.not_after),
     };
     let (json, certificates) = write_manifest(store, &ca, &sealed_at, &verify_with)?;
     let signature = signer.sign_bytes(&json)?;
-    // Signed first, so a crash below leaves an unsealed CA with a valid
-    // manifest, never a sealed one without it.
-    fsutil::write_atomic(
-        &store.path(store::MANIFEST_FILE),
-        &json,
-        Mode::Public,
-        true,
-        true,
-    )?;
-    fsutil::write_atomic(
-        &store.path(store::MANIFEST_SIG_FILE),
-        &signature,
-        Mode::Public,
-        true,
-        true,
-    )?;
     drop(signer);
-
-    let passphrase_destroyed = fsutil::shred(&store.path(store::PASSPHRASE_FILE))?;
-    let key_destroyed = destroy_key && fsutil::shred(&store.path(store::KEY_FILE))?;
+    // A manifest left by an unrecorded earlier attempt is replaced.
+    for (file, bytes) in [
+        (store::MANIFEST_FILE, json.as_slice()),
+        (store::MANIFEST_SIG_FILE, signature.as_slice()),
+    ] {
+        fsutil::write_atomic(&store.path(file), bytes, Mode::Public, true, true)?;
+    }
     let record = SealRecord {
-        sealed_at: sealed_at.clone(),
-        key_destroyed,
+        state: SealState::Sealing,
+        sealed_at,
+        key_destroyed: false,
+        destroy_key,
+        passphrase_stored: fsutil::exists(&store.path(store::PASSPHRASE_FILE)),
         key_never_stored,
         manifest_sha256: x509::sha256_hex(&json),
         certificates,
     };
-    let rec = serde_json::to_vec_pretty(&record)
+    write_record(store, &record, false)?;
+    finish(store, record, false, verify_with)
+}
+
+/// Completes a recorded seal: checks that the manifest on disk is the one
+/// the record names and that ca.pem's key signed it, then destroys what is
+/// left. `destroy_key` here adds to what the first run asked for.
+fn resume(
+    store: &CaStore,
+    mut record: SealRecord,
+    _lock: &LedgerLock,
+    destroy_key: bool,
+) -> Result<SealReport> {
+    let manifest = store.path(store::MANIFEST_FILE);
+    let json = fsutil::read_limited(&manifest, MAX_MANIFEST_BYTES, "manifest")?;
+    if x509::sha256_hex(&json) != record.manifest_sha256 {
+        return Err(Error::Verification(format!(
+            "{} is not the manifest that {} records (SHA-256 differs): it was altered after sealing began; restore it from a backup, then run uca seal again",
+            manifest.display(),
+            store.path(store::SEALED_FILE).display()
+        )));
+    }
+    verify_manifest(
+        &manifest,
+        &store.path(store::MANIFEST_SIG_FILE),
+        &store.path(store::CERT_FILE),
+    )?;
+    record.destroy_key |= destroy_key;
+    finish(store, record, true, openssl_verify_command(store.key))
+}
+
+/// The irreversible half of sealing, idempotent: destroys the stored
+/// passphrase (and the key when asked), then records the CA as sealed.
+fn finish(
+    store: &CaStore,
+    mut record: SealRecord,
+    resumed: bool,
+    verify_command: String,
+) -> Result<SealReport> {
+    fsutil::shred(&store.path(store::PASSPHRASE_FILE))?;
+    if record.destroy_key {
+        // Gone now, whether by this run or by the interrupted one.
+        fsutil::shred(&store.path(store::KEY_FILE))?;
+        record.key_destroyed = true;
+    }
+    record.state = SealState::Sealed;
+    write_record(store, &record, true)?;
+    Ok(SealReport {
+        dir: store.dir().to_path_buf(),
+        sealed_at: record.sealed_at,
+        certificates: record.certificates,
+        passphrase_destroyed: record.passphrase_stored,
+        key_destroyed: record.key_destroyed,
+        resumed,
+        verify_command,
+    })
+}
+
+fn write_record(store: &CaStore, record: &SealRecord, replace: bool) -> Result<()> {
+    let bytes = serde_json::to_vec_pretty(record)
         .map_err(|e| Error::msg(format!("cannot encode the seal record: {e}")))?;
     fsutil::write_atomic(
         &store.path(store::SEALED_FILE),
-        &rec,
+        &bytes,
         Mode::Public,
-        false,
+        replace,
         true,
-    )?;
-    Ok(SealReport {
-        dir: store.dir().to_path_buf(),
-        sealed_at,
-        certificates,
-        passphrase_destroyed,
-        key_destroyed,
-        verify_command: verify_with,
-    })
+    )
 }
+
+/// A manifest lists about 250 bytes a certificate; plans stop at 1,000,000
+/// certificates, and a CA may also sign one at a time: 1 GiB is far beyond
+/// any real manifest and still bounds what a planted file can make uca read.
+const MAX_MANIFEST_BYTES: u64 = 1 << 30;
 
 /// Result of checking a manifest and the files it lists.
 pub struct ManifestCheck {
@@ -217,8 +281,8 @@ pub fn verify_manifest(
     sig_path: &Path,
     ca_path: &Path,
 ) -> Result<ManifestCheck> {
-    let json = std::fs::read(manifest_path).ctx("read", manifest_path)?;
-    let sig = std::fs::read(sig_path).ctx("read", sig_path)?;
+    let json = fsutil::read_limited(manifest_path, MAX_MANIFEST_BYTES, "manifest")?;
+    let sig = fsutil::read_limited(sig_path, 64 * 1024, "signature")?;
     let ca_der = x509::read_certificates(ca_path)?.remove(0);
     let ca = x509::parse(&ca_der).map_err(Error::msg)?;
     let spki = ca.public_key();
@@ -229,12 +293,9 @@ pub fn verify_manifest(
             format!("not a uca manifest: {e}"),
         )
     })?;
-    let alg: &dyn ring::signature::VerificationAlgorithm = match manifest.ca.key {
-        KeyType::EcP256 => &ring::signature::ECDSA_P256_SHA256_ASN1,
-        KeyType::EcP384 => &ring::signature::ECDSA_P384_SHA384_ASN1,
-        KeyType::Ed25519 => &ring::signature::ED25519,
-        _ => &ring::signature::RSA_PKCS1_2048_8192_SHA256,
-    };
+    // The algorithm follows the key in ca.pem; the manifest's own "key"
+    // field is a claim inside the signed text, not a fact to act on.
+    let alg = KeyType::of_certificate(&ca)?.verification_algorithm();
     let public_key = spki.subject_public_key.data.as_ref();
     ring::signature::UnparsedPublicKey::new(alg, public_key)
         .verify(&json, &sig)

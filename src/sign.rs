@@ -312,17 +312,15 @@ pub fn prepare(
     let validity = Validity::days_from_now(days)?.within(store.not_after, days)?;
     let mut sans = Vec::new();
     let (params, profile_name) = if opts.intermediate {
-        if store.settings.pathlen == 0 {
+        // The limit is the one in ca.pem, which every verifier enforces.
+        if store.pathlen == Some(0) {
             return Err(Error::msg("the root has path length 0, so it cannot sign an intermediate CA; create the root with --pathlen 1 or more"));
         }
-        if opts.pathlen >= store.settings.pathlen {
+        if let Some(limit) = store.pathlen.filter(|limit| opts.pathlen >= *limit) {
             return Err(Error::invalid(
                 "--pathlen",
                 opts.pathlen.to_string(),
-                format!(
-                    "must be below the root's path length {}",
-                    store.settings.pathlen
-                ),
+                format!("must be below the root's path length {limit}"),
             ));
         }
         if csr.subject.iter().next().is_none() {

@@ -3,7 +3,9 @@
 //! ```text
 //! DIR/
 //!   ca.pem              the CA certificate (public; give it to every client)
-//!   ca.toml             settings: name, key type, path length, permits, SAN rules
+//!   ca.toml             SAN rules and the fingerprint of ca.pem; its copies of the
+//!                       name, key type, path length and permits are for people:
+//!                       uca reads those facts from ca.pem
 //!   ledger.jsonl        one JSON line per issued certificate
 //!   ledger.lock         lock file: one signer at a time
 //!   manifest.json       after sealing: every issued certificate and its fingerprint
@@ -37,6 +39,12 @@ pub const PRIVATE_DIR: &str = "private";
 pub const KEY_FILE: &str = "private/ca-key.pem";
 pub const PASSPHRASE_FILE: &str = "private/passphrase";
 
+/// `ca.toml`. Only `san_rules` (a convenience: every name still passes the
+/// constraints) and `fingerprint` (binds the file to its ca.pem) are used
+/// once read back. The rest records, for a person reading the file, what
+/// ca.pem says: ca.toml is editable, so the name, key type, path length,
+/// permits and validity uca acts on are read from ca.pem (see `CaStore`).
+/// The whole file is still parsed, so a damaged one is reported.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Settings {
     pub name: String,
@@ -57,10 +65,24 @@ fn default_rules() -> Vec<SanRule> {
     vec![SanRule::Base]
 }
 
+/// `sealed.json`: sealing is a recorded transition. The record is written
+/// as `Sealing` after the signed manifest and before any secret is
+/// destroyed, and rewritten as `Sealed` once they are gone; a seal killed
+/// in between is completed by running `uca seal` again, without the
+/// passphrase.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SealRecord {
+    /// Records written before the transition was recorded are `Sealed`.
+    #[serde(default)]
+    pub state: SealState,
     pub sealed_at: String,
     pub key_destroyed: bool,
+    /// `--destroy-key` was asked for: a resumed seal destroys the key too.
+    #[serde(default)]
+    pub destroy_key: bool,
+    /// The CA directory held a generated passphrase when sealing began.
+    #[serde(default)]
+    pub passphrase_stored: bool,
     /// A ceremony CA whose key only ever existed in memory.
     #[serde(default)]
     pub key_never_stored: bool,
@@ -68,12 +90,43 @@ pub struct SealRecord {
     pub certificates: usize,
 }
 
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SealState {
+    /// The manifest is signed and written; secrets may still exist.
+    Sealing,
+    /// Every stored secret the seal was to destroy is gone.
+    #[default]
+    Sealed,
+}
+
+/// Where a CA stands on its way to being sealed.
+pub enum SealStatus {
+    /// No seal artefact: the CA issues.
+    Open,
+    /// `manifest.json` or `manifest.sig` exists but no `sealed.json`: a seal
+    /// was stopped before it was recorded. Nothing was destroyed; uca does
+    /// not issue, and `uca seal` starts over.
+    Unrecorded(&'static str),
+    /// `sealed.json` exists.
+    Recorded(SealRecord),
+}
+
+/// An open CA directory. The security facts are fields read from the
+/// certificate, so no code can take them from `ca.toml` by mistake.
 pub struct CaStore {
     dir: PathBuf,
-    pub settings: Settings,
     pub cert_der: Vec<u8>,
+    /// The subject's common name.
+    pub name: String,
+    pub key: KeyType,
+    /// basicConstraints pathLenConstraint; `None` means unlimited.
+    pub pathlen: Option<u8>,
     pub not_after: OffsetDateTime,
     pub constraints: NameConstraints,
+    /// SHA-256 of ca.pem's DER.
+    pub fingerprint: String,
+    pub san_rules: Vec<SanRule>,
 }
 
 impl CaStore {
@@ -173,8 +226,8 @@ impl CaStore {
             .into_iter()
             .next()
             .expect("read_certificates returns at least one");
-        let fp = x509::sha256_hex(&cert_der);
-        if fp != settings.fingerprint {
+        let fingerprint = x509::sha256_hex(&cert_der);
+        if fingerprint != settings.fingerprint {
             return Err(Error::msg(format!(
                 "{} does not match the fingerprint recorded in {} (was the certificate replaced?)",
                 cert_path.display(),
@@ -182,42 +235,101 @@ impl CaStore {
             )));
         }
         let parsed = x509::parse(&cert_der).map_err(Error::msg)?;
-        let not_after = x509::not_after(&parsed);
-        let constraints = NameConstraints::from_certificate(&parsed)?;
+        let damaged = |why: &str| Error::msg(format!("{} {why}", cert_path.display()));
+        let basic = match parsed.basic_constraints() {
+            Ok(Some(bc)) if bc.value.ca => bc.value,
+            _ => {
+                return Err(damaged(
+                    "is not a CA certificate (no basicConstraints CA:TRUE)",
+                ))
+            }
+        };
+        let pathlen = basic
+            .path_len_constraint
+            .map(|n| u8::try_from(n).unwrap_or(u8::MAX));
+        let name = x509::common_name(&parsed).ok_or_else(|| damaged("has no common name"))?;
         Ok(CaStore {
             dir: dir.to_path_buf(),
-            settings,
+            name,
+            key: KeyType::of_certificate(&parsed)?,
+            pathlen,
+            not_after: x509::not_after(&parsed),
+            constraints: NameConstraints::from_certificate(&parsed)?,
+            fingerprint,
+            san_rules: settings.san_rules,
             cert_der,
-            not_after,
-            constraints,
         })
     }
 
-    pub fn seal_record(&self) -> Result<Option<SealRecord>> {
+    /// Reads the seal artefacts. `sealed.json` must be a regular file: a
+    /// symbolic link or anything else planted there is an error, never
+    /// taken for "not sealed".
+    pub fn seal_status(&self) -> Result<SealStatus> {
         let path = self.dir.join(SEALED_FILE);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => serde_json::from_str(&text)
-                .map(Some)
-                .map_err(|e| Error::msg(format!("{} is damaged: {e}", path.display()))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::io("read", &path, e)),
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.is_file() => {
+                let text = std::fs::read_to_string(&path).ctx("read", &path)?;
+                let record = serde_json::from_str(&text)
+                    .map_err(|e| Error::msg(format!("{} is damaged: {e}", path.display())))?;
+                return Ok(SealStatus::Recorded(record));
+            }
+            Ok(_) => {
+                return Err(Error::msg(format!(
+                    "{} is not a regular file (a symbolic link or a directory); uca neither follows nor replaces it: remove it, then run the command again",
+                    path.display()
+                )))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("read", &path, e)),
         }
+        for artefact in [MANIFEST_FILE, MANIFEST_SIG_FILE] {
+            if std::fs::symlink_metadata(self.dir.join(artefact)).is_ok() {
+                return Ok(SealStatus::Unrecorded(artefact));
+            }
+        }
+        Ok(SealStatus::Open)
     }
 
-    /// Refuses to go on if the CA is sealed.
+    /// Refuses to go on unless the CA is open: no seal artefact at all.
     pub fn ensure_unsealed(&self) -> Result<()> {
-        if let Some(rec) = self.seal_record()? {
-            return Err(Error::Sealed {
+        self.refuse_sealed(self.seal_status()?, false)
+    }
+
+    /// The error for a CA that is not `Open`; `Unrecorded` passes when
+    /// `restart_ok` (only `seal` may start over).
+    fn refuse_sealed(&self, status: SealStatus, restart_ok: bool) -> Result<()> {
+        let dir = self.dir.display();
+        match status {
+            SealStatus::Open => Ok(()),
+            SealStatus::Unrecorded(_) if restart_ok => Ok(()),
+            SealStatus::Recorded(rec) if rec.state == SealState::Sealed => Err(Error::Sealed {
                 dir: self.dir.clone(),
                 when: rec.sealed_at,
-            });
+            }),
+            SealStatus::Recorded(rec) => Err(Error::msg(format!(
+                "sealing {dir} began at {} and was interrupted; it will never issue or sign again: run 'uca seal --dir {dir}' to complete it",
+                rec.sealed_at
+            ))),
+            SealStatus::Unrecorded(artefact) => Err(Error::msg(format!(
+                "{dir} holds {artefact}, written by a seal that was interrupted before it was recorded; uca does not issue from a CA with seal artefacts: run 'uca seal --dir {dir}' to complete the seal"
+            ))),
         }
-        Ok(())
     }
 
     /// Decrypts the CA key and checks that it belongs to ca.pem.
     pub fn unlock(&self, passphrase_file: Option<&PathBuf>) -> Result<Signer> {
         self.ensure_unsealed()?;
+        self.unlock_key(passphrase_file)
+    }
+
+    /// [`unlock`](Self::unlock) for `seal`, which may also start over after
+    /// a seal that stopped before it was recorded.
+    pub fn unlock_to_seal(&self, passphrase_file: Option<&PathBuf>) -> Result<Signer> {
+        self.refuse_sealed(self.seal_status()?, true)?;
+        self.unlock_key(passphrase_file)
+    }
+
+    fn unlock_key(&self, passphrase_file: Option<&PathBuf>) -> Result<Signer> {
         let key_path = self.dir.join(KEY_FILE);
         let pem_text = std::fs::read_to_string(&key_path).ctx("read the CA key", &key_path)?;
         let passphrase = passphrase::for_unlock(passphrase_file, &self.dir.join(PASSPHRASE_FILE))?;
@@ -333,7 +445,7 @@ pub struct Signer {
     pub cert_der: Vec<u8>,
     pub not_after: OffsetDateTime,
     pub constraints: NameConstraints,
-    pub pathlen: u8,
+    pub pathlen: Option<u8>,
 }
 
 impl Signer {
@@ -362,7 +474,7 @@ impl Signer {
             cert_der: store.cert_der.clone(),
             not_after: store.not_after,
             constraints: store.constraints.clone(),
-            pathlen: store.settings.pathlen,
+            pathlen: store.pathlen,
         })
     }
 

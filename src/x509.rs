@@ -164,3 +164,12 @@ pub fn base64(bytes: &[u8]) -> String {
 pub fn spki_pin(spki_der: &[u8]) -> String {
     base64(ring::digest::digest(&ring::digest::SHA256, spki_der).as_ref())
 }
+
+/// The first common name of the subject, if it is readable text.
+pub fn common_name(cert: &X509Certificate<'_>) -> Option<String> {
+    cert.subject()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .map(str::to_string)
+}

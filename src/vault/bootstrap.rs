@@ -177,7 +177,7 @@ pub struct BootstrapOutcome {
 pub fn validate(
     req: &BootstrapRequest,
     constraints: &NameConstraints,
-    root_pathlen: u8,
+    root_pathlen: Option<u8>,
     root_not_after: time::OffsetDateTime,
 ) -> Result<()> {
     let mount_ok = !req.mount.is_empty()
@@ -261,7 +261,7 @@ pub fn validate(
     crate::init::validate_ca_name(&req.common_name)?;
     // What signing the intermediate will check, checked now, before Vault
     // is changed at all.
-    if root_pathlen == 0 {
+    if root_pathlen == Some(0) {
         return Err(Error::msg("the root has path length 0, so it cannot sign Vault's intermediate; create the root with --pathlen 1 or more"));
     }
     crate::profile::Validity::days_from_now(req.days)?.within(root_not_after, req.days)?;
@@ -370,7 +370,7 @@ fn probe(
     })?;
     say(&format!(
         "issued a probe certificate for {name} through role {} and verified it chains to {}",
-        req.role, store.settings.name
+        req.role, store.name
     ));
     if let Some(serial) = data(&v, "serial_number").and_then(Value::as_str) {
         let (status, body) = client.post(
@@ -400,12 +400,7 @@ pub enum SignerSource<'a> {
 pub fn run(req: &BootstrapRequest, say: &mut dyn FnMut(&str)) -> Result<BootstrapOutcome> {
     let store = CaStore::open(&req.dir)?;
     store.ensure_unsealed()?;
-    validate(
-        req,
-        &store.constraints,
-        store.settings.pathlen,
-        store.not_after,
-    )?;
+    validate(req, &store.constraints, store.pathlen, store.not_after)?;
     execute(req, &store, SignerSource::Unlock, say)
 }
 
@@ -499,7 +494,7 @@ pub fn execute(
                 if !ours {
                     return Err(Error::msg(format!(
                         "the mount {} already has a different CA: {who}, which does not chain to {}; choose another --mount or disable that one first",
-                        req.mount, store.settings.name
+                        req.mount, store.name
                     )));
                 }
                 if !req.force {
@@ -527,7 +522,7 @@ pub fn execute(
         None => {
             client.write(
                 &format!("sys/mounts/{}", req.mount),
-                &json!({"type": "pki", "description": format!("intermediate CA under {}", store.settings.name), "config": {"max_lease_ttl": req.max_ttl}}),
+                &json!({"type": "pki", "description": format!("intermediate CA under {}", store.name), "config": {"max_lease_ttl": req.max_ttl}}),
                 "enable the PKI secrets engine",
             )?;
             say(&format!("enabled the PKI secrets engine at {}", req.mount));
@@ -595,7 +590,7 @@ pub fn execute(
     };
     say(&format!(
         "signed the intermediate CN={} (pathlen 0, serial {serial}) with {}",
-        req.common_name, store.settings.name
+        req.common_name, store.name
     ));
     let int_pem = x509::pem_certificate(&int_der);
     let root_pem = store.cert_pem();
