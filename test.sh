@@ -24,6 +24,8 @@ command -v cargo >/dev/null || die "cargo not found; install Rust from https://r
 #   curl, skopeo     registry (clients using the generated certs.d folders)
 #   docker-registry  registry (a real distribution 2.8 registry on loopback)
 #   java, keytool    pkcs12 (Java 17 reads uca's PKCS#12 files)
+#   strace           seal_crash (kills uca seal at every file-system call)
+#   setpriv          the non-root lane (scripts/nonroot-lane.sh, nonroot)
 tools=(
     openssl:openssl
     curl:curl
@@ -31,6 +33,8 @@ tools=(
     docker-registry:docker-registry
     java:openjdk-17-jdk-headless
     keytool:openjdk-17-jdk-headless
+    strace:strace
+    setpriv:util-linux
 )
 missing=()
 for entry in "${tools[@]}"; do
@@ -165,4 +169,6 @@ fi
 # --- end of the fuzzing step ------------------------------------------------------
 step cargo test --locked --doc
 step cargo test --locked --all-targets --no-fail-fast
+# The same tests as an ordinary user (as root: uid 65534 via setpriv).
+step scripts/nonroot-lane.sh
 echo "test.sh: all checks passed in $((SECONDS - start)) s"

@@ -268,7 +268,7 @@ impl Postgres {
         }
         let o = Command::new(self.bin.join("psql"))
             .args(["-X", "-A", "-t", "-c", "select current_user", &conninfo])
-            .env("HOME", env!("CARGO_TARGET_TMPDIR"))
+            .env("HOME", bao::test_home())
             .stdin(Stdio::null())
             .output()
             .unwrap();
@@ -367,6 +367,27 @@ fn start_postgres(s: &Scratch, server_files: &Path, port: u16) -> Postgres {
         port,
         as_nobody,
     };
+    // The port opens while the server still recovers its data directory
+    // ("the database system is starting up"): wait until it takes queries.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let ready = pg
+            .command("pg_isready")
+            .arg("-h")
+            .arg(&pg.dir)
+            .args(["-p", &port.to_string(), "-U", "postgres", "-q"])
+            .status()
+            .unwrap();
+        if ready.success() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "PostgreSQL did not accept connections within 60 s; see {}",
+            log.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     pg.sql("postgres", "CREATE ROLE openbao LOGIN");
     pg.sql("postgres", "CREATE DATABASE openbao OWNER openbao");
     pg

