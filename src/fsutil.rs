@@ -152,6 +152,30 @@ pub fn shred(path: &Path) -> Result<bool> {
     Ok(true)
 }
 
+/// Opens one of the CA's own files (the ledger, its lock) in place. Anything
+/// planted there other than a regular file is refused: a symbolic link
+/// would send uca's writes outside the CA directory, and a FIFO or device
+/// would make it wait or read forever.
+pub fn open_in_place(options: &mut OpenOptions, path: &Path, action: &'static str) -> Result<File> {
+    let not_regular = || {
+        Error::msg(format!(
+            "{} is not a regular file (something else was put there: a symbolic link, a directory, a FIFO or a device); uca uses the CA's own files only in place: remove it",
+            path.display()
+        ))
+    };
+    let file = options
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => not_regular(),
+            _ => Error::io(action, path, e),
+        })?;
+    if !file.metadata().ctx(action, path)?.is_file() {
+        return Err(not_regular());
+    }
+    Ok(file)
+}
+
 /// Whether anything (a file, a directory, even a dangling symbolic link)
 /// is at `path`.
 pub fn exists(path: &Path) -> bool {

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, IoContext, Result};
+use crate::fsutil;
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct LedgerEntry {
@@ -55,13 +56,15 @@ impl Ledger {
 
     /// Waits for the CA's exclusive lock.
     pub fn lock(&self) -> Result<LedgerLock> {
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&self.lock_path)
-            .ctx("open the lock file", &self.lock_path)?;
+        let file = fsutil::open_in_place(
+            OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .mode(0o600),
+            &self.lock_path,
+            "open the lock file",
+        )?;
         file.lock().ctx("lock", &self.lock_path)?;
         Ok(LedgerLock { _file: file })
     }
@@ -70,11 +73,11 @@ impl Ledger {
     /// (no newline: a crash mid-append) is ignored; a malformed complete line
     /// is an error naming its line number.
     pub fn scan(&self, mut each: impl FnMut(LedgerEntry)) -> Result<()> {
-        let file = match File::open(&self.path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(Error::io("read the ledger", &self.path, e)),
-        };
+        if !fsutil::exists(&self.path) {
+            return Ok(());
+        }
+        let file =
+            fsutil::open_in_place(OpenOptions::new().read(true), &self.path, "read the ledger")?;
         let mut reader = BufReader::new(file);
         let mut line = String::new();
         let mut number = 0;
@@ -125,14 +128,16 @@ impl Ledger {
                 .map_err(|e| Error::msg(format!("cannot encode a ledger entry: {e}")))?;
             buf.push(b'\n');
         }
-        let mut f = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .mode(0o644)
-            .open(&self.path)
-            .ctx("open the ledger", &self.path)?;
+        let mut f = fsutil::open_in_place(
+            OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .read(true)
+                .write(true)
+                .mode(0o644),
+            &self.path,
+            "open the ledger",
+        )?;
         // Drop a torn tail left by a crash in the middle of an earlier append.
         let len = f.metadata().ctx("read the ledger", &self.path)?.len();
         if len > 0 {

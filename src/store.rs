@@ -311,7 +311,8 @@ impl CaStore {
                 rec.sealed_at
             ))),
             SealStatus::Unrecorded(artefact) => Err(Error::msg(format!(
-                "{dir} holds {artefact}, written by a seal that was interrupted before it was recorded; uca does not issue from a CA with seal artefacts: run 'uca seal --dir {dir}' to complete the seal"
+                "{} exists, written by a seal that stopped before it was recorded; uca does not issue from a CA with seal artefacts: run 'uca seal --dir {dir}' to complete the seal",
+                self.dir.join(artefact).display()
             ))),
         }
     }

@@ -163,6 +163,9 @@ fn snapshot(root: &Path) -> BTreeMap<String, String> {
             } else if meta.is_dir() {
                 walk(root, &p, out);
                 format!("dir {mode:o}")
+            } else if !meta.is_file() {
+                // A FIFO a case planted: reading it would block.
+                format!("special {mode:o}")
             } else {
                 let bytes = std::fs::read(&p).unwrap_or_default();
                 format!("file {mode:o} {}", uca::x509::sha256_hex(&bytes))
@@ -233,6 +236,14 @@ fn apply(op: &[String], scratch: &Path) -> Result<(), String> {
         ["symlink", target, link] => {
             parent(link);
             std::os::unix::fs::symlink(target, p(link)).map_err(|e| e.to_string())
+        }
+        ["mkfifo", path] => {
+            parent(path);
+            let status = Command::new("mkfifo").arg(p(path)).status();
+            match status {
+                Ok(s) if s.success() => Ok(()),
+                other => Err(format!("mkfifo {path}: {other:?}")),
+            }
         }
         ["replace", path, from, to] => {
             let text =
