@@ -133,13 +133,26 @@ pub fn openssl_verify_command(key: KeyType) -> String {
 /// passphrase; one that stopped before its record starts over.
 pub fn run(dir: &Path, passphrase_file: Option<&PathBuf>, destroy_key: bool) -> Result<SealReport> {
     let store = CaStore::open(dir)?;
-    if let SealStatus::Recorded(record) = store.seal_status()? {
-        if record.state == SealState::Sealing {
-            let lock = store.ledger().lock()?;
-            return resume(&store, record, &lock, destroy_key);
+    if let SealStatus::Recorded(_) = store.seal_status()? {
+        // Read again under the lock: another seal may be finishing it.
+        let lock = store.ledger().lock()?;
+        if let SealStatus::Recorded(record) = store.seal_status()? {
+            if record.state == SealState::Sealing {
+                return resume(&store, record, &lock, destroy_key);
+            }
         }
+        store.ensure_unsealed()?;
     }
-    let signer = store.unlock_to_seal(passphrase_file)?;
+    let signer = match store.unlock_to_seal(passphrase_file) {
+        Ok(signer) => signer,
+        Err(e) => {
+            // A seal running at the same time destroys the stored
+            // passphrase: once it is done, report the seal, not the symptom.
+            let _lock = store.ledger().lock()?;
+            store.ensure_unsealed()?;
+            return Err(e);
+        }
+    };
     let lock = store.ledger().lock()?;
     seal_with(&store, signer, &lock, destroy_key, false)
 }
@@ -250,13 +263,15 @@ fn finish(
 fn write_record(store: &CaStore, record: &SealRecord, replace: bool) -> Result<()> {
     let bytes = serde_json::to_vec_pretty(record)
         .map_err(|e| Error::msg(format!("cannot encode the seal record: {e}")))?;
-    fsutil::write_atomic(
-        &store.path(store::SEALED_FILE),
-        &bytes,
-        Mode::Public,
-        replace,
-        true,
-    )
+    let path = store.path(store::SEALED_FILE);
+    fsutil::write_atomic(&path, &bytes, Mode::Public, replace, true).map_err(|e| match e {
+        // Seal has no --force: say what happened instead of suggesting one.
+        Error::Exists(_) => Error::msg(format!(
+            "{} appeared while this seal was running (another uca seal, or a planted file); nothing was destroyed: remove it if it is not a seal record, then run uca seal again",
+            path.display()
+        )),
+        other => other,
+    })
 }
 
 /// A manifest lists about 250 bytes a certificate; plans stop at 1,000,000

@@ -302,3 +302,37 @@ fn an_interrupted_recorded_seal_is_completed_without_the_passphrase() {
     std::fs::write(s.join("ca/manifest.json"), manifest).unwrap();
     fails_with(&s.uca(&["seal", "--dir", "ca"]), "altered");
 }
+
+#[test]
+fn concurrent_seals_end_with_one_seal_and_clear_refusals() {
+    for round in 0..5 {
+        let (s, _) = template();
+        let children: Vec<_> = (0..4)
+            .map(|_| {
+                Command::new(uca_bin())
+                    .args(["seal", "--dir", "ca"])
+                    .current_dir(s.path())
+                    .env_remove("UCA_PASSPHRASE")
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let outputs: Vec<_> = children
+            .into_iter()
+            .map(|c| c.wait_with_output().unwrap())
+            .collect();
+        let sealed = outputs.iter().filter(|o| o.status.success()).count();
+        assert_eq!(sealed, 1, "round {round}: {sealed} seals succeeded");
+        for o in outputs.iter().filter(|o| !o.status.success()) {
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert_eq!(o.status.code(), Some(1), "round {round}: {err}");
+            assert_eq!(err.lines().count(), 1, "round {round}: {err}");
+            assert!(err.contains("was sealed at"), "round {round}: {err}");
+        }
+        assert_eq!(sealed_state(&s.join("ca")).as_deref(), Some("sealed"));
+        ok(&s.uca(&["verify", "--manifest", "ca/manifest.json"]));
+    }
+}
