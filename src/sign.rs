@@ -118,8 +118,26 @@ pub fn parse_csr(der: &[u8]) -> std::result::Result<CsrContents, String> {
     })?;
     let mut subject = DistinguishedName::new();
     let mut common_name = None;
+    let mut seen = Vec::new();
     for rdn in info.subject.iter() {
+        // rcgen keeps one value per attribute type and one attribute per
+        // RDN; anything else would be signed differently from how it was
+        // asked for, so it is refused rather than quietly collapsed.
+        if rdn.iter().count() > 1 {
+            return Err(format!(
+                "its subject has a multi-valued RDN ({}); give one attribute per RDN",
+                subject_attr_names(rdn.iter())
+            ));
+        }
         for attr in rdn.iter() {
+            if seen.contains(attr.attr_type()) {
+                return Err(format!(
+                    "its subject repeats {} ({}); uca signs each attribute type once, so give it once",
+                    attr_name(attr.attr_type()),
+                    info.subject
+                ));
+            }
+            seen.push(attr.attr_type().clone());
             let oid: Vec<u64> = attr
                 .attr_type()
                 .iter()
@@ -169,6 +187,22 @@ pub fn parse_csr(der: &[u8]) -> std::result::Result<CsrContents, String> {
         requests_ca,
         rsa_key,
     })
+}
+
+/// An attribute type as OpenSSL names it (OU, CN...), else its OID.
+fn attr_name(oid: &x509_parser::der_parser::oid::Oid<'_>) -> String {
+    x509_parser::objects::oid2abbrev(oid, x509_parser::objects::oid_registry())
+        .map(str::to_string)
+        .unwrap_or_else(|_| oid.to_id_string())
+}
+
+fn subject_attr_names<'a>(
+    attrs: impl Iterator<Item = &'a x509_parser::x509::AttributeTypeAndValue<'a>>,
+) -> String {
+    attrs
+        .map(|a| attr_name(a.attr_type()))
+        .collect::<Vec<_>>()
+        .join("+")
 }
 
 /// Refuses keys uca cannot sign for (and ring cannot verify), naming them.
@@ -333,6 +367,9 @@ pub fn prepare(
             ));
         }
         let constraints = intermediate_constraints(&store.constraints, &opts.permits)?;
+        if let Some(cn) = &csr.common_name {
+            intermediate_common_name(cn, &constraints)?;
+        }
         (
             profile::intermediate_params(csr.subject.clone(), validity, opts.pathlen, &constraints),
             "intermediate".to_string(),
@@ -341,30 +378,8 @@ pub fn prepare(
         if !opts.permits.is_empty() {
             return Err(Error::msg("--permit applies only with --intermediate"));
         }
-        sans = csr.sans.clone();
-        if let Some(cn) = &csr.common_name {
-            if let Ok(own) = San::for_name(cn) {
-                if !sans.contains(&own) {
-                    sans.insert(0, own);
-                }
-            }
-        }
-        for extra in &opts.sans {
-            let s = San::parse(extra)?;
-            if !sans.contains(&s) {
-                sans.push(s);
-            }
-        }
-        if sans.is_empty() {
-            return Err(Error::invalid(
-                "CSR",
-                shown,
-                "it names no host: give it a SAN or a host-name CN, or add --san",
-            ));
-        }
-        for san in &sans {
-            store.constraints.check(san)?;
-        }
+        let names = leaf_names(store, csr, shown, &opts.sans)?;
+        sans = names.sans().to_vec();
         // Only "is it RSA" matters to the leaf profile.
         let key_type = if csr.rsa_key {
             KeyType::Rsa2048
@@ -372,7 +387,7 @@ pub fn prepare(
             KeyType::EcP256
         };
         (
-            profile::leaf_params(csr.subject.clone(), &sans, opts.profile, key_type, validity)?,
+            profile::leaf_params(&names, opts.profile, key_type, validity)?,
             opts.profile.to_string(),
         )
     };
@@ -384,6 +399,50 @@ pub fn prepare(
         subject_text: csr.subject_text.clone(),
         validity,
     })
+}
+
+/// A leaf's names from a CSR: its SANs, its CN (which counts as a name and
+/// is added as a SAN when missing) and the `--san` extras, all checked
+/// against the CA's name constraints.
+fn leaf_names(
+    store: &CaStore,
+    csr: &CsrContents,
+    shown: &str,
+    extras: &[String],
+) -> Result<profile::LeafNames> {
+    let mut sans = csr.sans.clone();
+    if let Some(cn) = &csr.common_name {
+        let own = profile::common_name_san(cn, &store.constraints)?;
+        if !sans.contains(&own) {
+            sans.insert(0, own);
+        }
+    }
+    for extra in extras {
+        let s = San::parse(extra)?;
+        if !sans.contains(&s) {
+            sans.push(s);
+        }
+    }
+    if sans.is_empty() {
+        return Err(Error::invalid(
+            "CSR",
+            shown,
+            "it names no host: give it a SAN or a host-name CN, or add --san",
+        ));
+    }
+    profile::LeafNames::checked(csr.subject.clone(), sans, &store.constraints)
+}
+
+/// An intermediate's CN is a label ("Acme Vault Intermediate"), not a host
+/// name; but one that reads as a host name must lie within the CA's own
+/// constraints, as OpenSSL would check it as one.
+fn intermediate_common_name(cn: &str, constraints: &NameConstraints) -> Result<()> {
+    crate::init::validate_ca_name(cn)?;
+    let looks_like_host = cn.contains('.') && crate::names::dns_name(cn, true).is_ok();
+    if looks_like_host || cn.parse::<std::net::IpAddr>().is_ok() {
+        profile::common_name_san(cn, constraints)?;
+    }
+    Ok(())
 }
 
 /// Signs a prepared CSR under the CA's lock, hands the DER to `publish`
@@ -413,10 +472,11 @@ pub fn sign_prepared(
         .map_err(|e| Error::msg(format!("cannot sign {}: {e}", prepared.subject_text)))?;
     let der = cert.der().to_vec();
     let serial = profile::serial_hex(&serial_bytes);
+    let (subject, sans) = x509::recorded_names(&der)?;
     let entry = LedgerEntry {
         serial: serial.clone(),
-        subject: prepared.subject_text.clone(),
-        sans: prepared.sans.iter().map(|s| s.to_string()).collect(),
+        subject,
+        sans,
         profile: prepared.profile_name.clone(),
         key: "external".into(),
         not_before: timefmt::rfc3339(prepared.validity.not_before),
@@ -441,7 +501,6 @@ pub fn run(req: &SignRequest) -> Result<SignReport> {
         store.refuse_ca_path(out)?;
         crate::output::check_free(out, req.force)?;
     }
-    let sans: Vec<String> = prepared.sans.iter().map(|s| s.to_string()).collect();
     let not_after = timefmt::rfc3339(prepared.validity.not_after);
     let signer = store.unlock(req.passphrase_file.as_ref())?;
     let lock = store.ledger().lock()?;
@@ -469,11 +528,12 @@ pub fn run(req: &SignRequest) -> Result<SignReport> {
         }
     })?;
     let pem = with_chain(&der);
+    let (subject, sans) = x509::recorded_names(&der)?;
     Ok(SignReport {
         pem,
         out: req.out.clone(),
         serial,
-        subject: csr.subject_text,
+        subject,
         sans,
         not_after,
     })

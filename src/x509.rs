@@ -132,6 +132,18 @@ pub fn general_name(n: &GeneralName<'_>) -> String {
     }
 }
 
+/// The subject and SANs of a certificate as the ledger, the manifest and
+/// the user see them: read back from the signed DER, so what is recorded is
+/// always what was signed.
+pub fn recorded_names(der: &[u8]) -> Result<(String, Vec<String>)> {
+    let cert = parse(der).map_err(|why| {
+        Error::msg(format!(
+            "cannot read back the certificate just signed: {why}"
+        ))
+    })?;
+    Ok((cert.subject().to_string(), sans(&cert)))
+}
+
 pub fn is_ca(cert: &X509Certificate<'_>) -> bool {
     matches!(cert.basic_constraints(), Ok(Some(bc)) if bc.value.ca)
 }

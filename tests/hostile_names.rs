@@ -1,0 +1,327 @@
+//! Names from every source reach a certificate only after the same checks:
+//! a CSR's CN, NAMEs, --san, SAN rules, plans, registry hosts and clients,
+//! Vault's hosts; what is recorded is what was signed; intermediates keep
+//! the constraints they do not narrow; inputs are capped by bytes read; k8s
+//! Secret names are valid; printed Vault commands are quoted.
+
+mod common;
+
+use common::{fails_with, ok, run, stdout, Scratch};
+
+/// A CA constrained to `internal` and 10.0.0.0/8, path length 1.
+fn constrained_ca(s: &Scratch) {
+    s.init_ca(&[
+        "--permit",
+        "internal",
+        "--permit",
+        "10.0.0.0/8",
+        "--pathlen",
+        "1",
+    ]);
+}
+
+fn pass(s: &Scratch) -> String {
+    s.pass_file().to_str().unwrap().to_string()
+}
+
+/// An EC P-256 CSR made by OpenSSL; returns its file name.
+fn openssl_csr(s: &Scratch, name: &str, subj: &str, exts: &[&str]) -> String {
+    let csr = format!("{name}.csr");
+    let key = format!("{name}.key");
+    let mut args = vec![
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-multivalue-rdn",
+        "-keyout",
+        &key,
+        "-subj",
+        subj,
+        "-out",
+        &csr,
+    ];
+    for e in exts {
+        args.push("-addext");
+        args.push(e);
+    }
+    let (ok, out) = run("openssl", &args, s.path());
+    assert!(ok, "{out}");
+    csr
+}
+
+fn sign(s: &Scratch, csr: &str, extra: &[&str]) -> std::process::Output {
+    let pass = pass(s);
+    let mut args = vec!["sign", "--dir", "ca", csr, "--passphrase-file", &pass];
+    args.extend_from_slice(extra);
+    s.uca(&args)
+}
+
+fn ledger_lines(s: &Scratch) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(s.join("ca/ledger.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_csr_common_name_outside_the_constraints_is_refused() {
+    let s = Scratch::new();
+    constrained_ca(&s);
+    let refused = [
+        ("/CN=*.evil.com", "subjectAltName=IP:10.0.0.5", "*.evil.com"),
+        (
+            "/CN=www.evil.com",
+            "subjectAltName=IP:10.0.0.5",
+            "www.evil.com",
+        ),
+        (
+            "/CN=www.evil.com",
+            "subjectAltName=DNS:web.internal",
+            "www.evil.com",
+        ),
+        (
+            "/CN=not a host",
+            "subjectAltName=DNS:web.internal",
+            "not a host",
+        ),
+        (
+            "/CN=evil.com",
+            "subjectAltName=DNS:web.internal",
+            "evil.com",
+        ),
+        ("/CN=8.8.8.8", "subjectAltName=IP:10.0.0.5", "8.8.8.8"),
+        // OpenSSL checks an IP CN as a DNS name against DNS constraints.
+        ("/CN=10.0.0.5", "subjectAltName=IP:10.0.0.5", "10.0.0.5"),
+    ];
+    for (i, (subj, san, needle)) in refused.iter().enumerate() {
+        let csr = openssl_csr(&s, &format!("bad{i}"), subj, &[san]);
+        let out = format!("bad{i}.pem");
+        let err = fails_with(&sign(&s, &csr, &["--out", &out]), needle);
+        assert!(err.contains("CN"), "{subj}: {err}");
+        assert!(!s.join(&out).exists(), "{subj}: {out} was written");
+    }
+    assert!(ledger_lines(&s).is_empty(), "nothing may be recorded");
+}
+
+#[test]
+fn a_csr_whose_common_name_is_one_of_its_sans_is_signed() {
+    let s = Scratch::new();
+    constrained_ca(&s);
+    let csr = openssl_csr(
+        &s,
+        "web",
+        "/CN=web.internal",
+        &["subjectAltName=DNS:web.internal,IP:10.0.0.5"],
+    );
+    ok(&sign(&s, &csr, &["--out", "web.pem"]));
+    let (good, out) = run(
+        "openssl",
+        &[
+            "verify",
+            "-CAfile",
+            "ca/ca.pem",
+            "-verify_hostname",
+            "web.internal",
+            "web.pem",
+        ],
+        s.path(),
+    );
+    assert!(good, "{out}");
+    // A host-name CN without SANs becomes the only SAN, as before.
+    let csr = openssl_csr(&s, "db", "/CN=db.internal", &[]);
+    let o = ok(&sign(&s, &csr, &["--out", "db.pem"]));
+    assert!(
+        stdout(&o).contains("SANs DNS:db.internal"),
+        "{}",
+        stdout(&o)
+    );
+    // A wildcard CN that is also a SAN, within the constraints.
+    let csr = openssl_csr(
+        &s,
+        "wild",
+        "/CN=*.svc.internal",
+        &["subjectAltName=DNS:*.svc.internal"],
+    );
+    ok(&sign(&s, &csr, &["--out", "wild.pem"]));
+}
+
+#[test]
+fn an_ip_common_name_is_signed_only_without_dns_constraints() {
+    let s = Scratch::new();
+    s.init_ca(&[]);
+    let csr = openssl_csr(&s, "ip", "/CN=10.0.0.5", &["subjectAltName=IP:10.0.0.5"]);
+    ok(&sign(&s, &csr, &["--out", "ip.pem"]));
+}
+
+#[test]
+fn an_intermediate_common_name_is_a_label_or_a_name_within_the_constraints() {
+    let s = Scratch::new();
+    constrained_ca(&s);
+    let csr = openssl_csr(&s, "int", "/CN=Acme Vault Intermediate", &[]);
+    ok(&sign(
+        &s,
+        &csr,
+        &["--intermediate", "--pathlen", "0", "--out", "int.pem"],
+    ));
+    let csr = openssl_csr(&s, "evil", "/CN=www.evil.com", &[]);
+    fails_with(
+        &sign(
+            &s,
+            &csr,
+            &["--intermediate", "--pathlen", "0", "--out", "evil.pem"],
+        ),
+        "www.evil.com",
+    );
+}
+
+/// Every source of names refuses one outside the constraints, before
+/// anything is written.
+#[test]
+fn every_name_source_is_checked_against_the_constraints() {
+    let s = Scratch::new();
+    constrained_ca(&s);
+    let p = pass(&s);
+    let issue = |extra: &[&str]| {
+        let mut args = vec!["issue", "--dir", "ca", "--out", "certs"];
+        args.extend_from_slice(&["--passphrase-file", &p]);
+        args.extend_from_slice(extra);
+        s.uca(&args)
+    };
+    fails_with(&issue(&["web.evil.com"]), "web.evil.com");
+    fails_with(&issue(&["8.8.8.8"]), "8.8.8.8");
+    fails_with(
+        &issue(&["web.internal", "--san", "DNS:web.evil.com"]),
+        "web.evil.com",
+    );
+    fails_with(
+        &issue(&["web.internal", "--san", "IP:192.168.0.1"]),
+        "192.168.0.1",
+    );
+    fails_with(
+        &issue(&["web1.internal", "--san-rule", "{base}.evil.com"]),
+        "web.internal.evil.com",
+    );
+    fails_with(
+        &issue(&["web1.internal", "--san-rule", "{host}.evil.com"]),
+        "web1.evil.com",
+    );
+    std::fs::write(
+        s.join("plan.toml"),
+        "[[group]]\nname = \"g\"\nnames = [\"a.internal\", \"b.evil.com\"]\n",
+    )
+    .unwrap();
+    fails_with(&issue(&["--plan", "plan.toml"]), "b.evil.com");
+    std::fs::write(
+        s.join("rule.toml"),
+        "[[group]]\nname = \"g\"\nnames = [\"a1.internal\"]\nsan_rules = [\"{host}.evil.com\"]\n",
+    )
+    .unwrap();
+    fails_with(&issue(&["--plan", "rule.toml"]), "a1.evil.com");
+    let registry = |extra: &[&str]| {
+        let mut args = vec!["registry", "--dir", "ca", "--out", "reg"];
+        args.extend_from_slice(&["--passphrase-file", &p]);
+        args.extend_from_slice(extra);
+        s.uca(&args)
+    };
+    fails_with(&registry(&["registry.evil.com:5000"]), "registry.evil.com");
+    fails_with(
+        &registry(&["registry.internal", "--client", "ci.evil.com"]),
+        "ci.evil.com",
+    );
+    fails_with(
+        &registry(&["registry.internal", "--san", "DNS:r.evil.com"]),
+        "r.evil.com",
+    );
+    let vault_tls = |extra: &[&str]| {
+        let mut args = vec!["vault", "tls", "--dir", "ca", "--out", "vt"];
+        args.extend_from_slice(&["--passphrase-file", &p]);
+        args.extend_from_slice(extra);
+        s.uca(&args)
+    };
+    fails_with(&vault_tls(&["--host", "vault.evil.com"]), "vault.evil.com");
+    fails_with(
+        &vault_tls(&["--host", "vault.internal", "--host", "v.evil.com"]),
+        "v.evil.com",
+    );
+    fails_with(
+        &vault_tls(&["--host", "vault.internal", "--node", "n1.evil.com"]),
+        "n1.evil.com",
+    );
+    fails_with(
+        &vault_tls(&["--host", "vault.internal", "--operator", "op.evil.com"]),
+        "op.evil.com",
+    );
+    assert!(ledger_lines(&s).is_empty(), "nothing may be recorded");
+    for dir in ["certs", "reg", "vt"] {
+        let written = std::fs::read_dir(s.join(dir))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        assert_eq!(written, 0, "{dir} holds files");
+    }
+}
+
+#[test]
+fn a_csr_subject_with_repeated_attributes_is_refused() {
+    let s = Scratch::new();
+    constrained_ca(&s);
+    let csr = openssl_csr(
+        &s,
+        "dup",
+        "/O=Acme/OU=Eng/OU=Platform/CN=web.internal",
+        &["subjectAltName=DNS:web.internal"],
+    );
+    fails_with(&sign(&s, &csr, &["--out", "dup.pem"]), "OU");
+    let csr = openssl_csr(
+        &s,
+        "multi",
+        "/O=Acme/CN=web.internal+OU=Eng",
+        &["subjectAltName=DNS:web.internal"],
+    );
+    fails_with(&sign(&s, &csr, &["--out", "multi.pem"]), "multi-valued");
+    assert!(!s.join("dup.pem").exists() && !s.join("multi.pem").exists());
+    assert!(ledger_lines(&s).is_empty());
+}
+
+/// The subject the ledger and stdout report is the one in the certificate.
+#[test]
+fn the_recorded_subject_is_the_signed_subject() {
+    let s = Scratch::new();
+    constrained_ca(&s);
+    let csr = openssl_csr(
+        &s,
+        "full",
+        "/C=DE/O=Acme/OU=Eng/CN=web.internal",
+        &["subjectAltName=DNS:web.internal"],
+    );
+    let o = ok(&sign(&s, &csr, &["--out", "full.pem"]));
+    let (_, signed) = run(
+        "openssl",
+        &[
+            "x509",
+            "-in",
+            "full.pem",
+            "-noout",
+            "-subject",
+            "-nameopt",
+            "sep_comma_plus_space",
+        ],
+        s.path(),
+    );
+    let signed = signed.trim().trim_start_matches("subject=").to_string();
+    assert_eq!(signed, "C=DE, O=Acme, OU=Eng, CN=web.internal");
+    assert!(
+        stdout(&o).contains(&format!("signed {signed}:")),
+        "{}",
+        stdout(&o)
+    );
+    s.issue(&["api.internal"]);
+    let ledger = ledger_lines(&s);
+    assert_eq!(ledger[0]["subject"], signed.as_str());
+    assert_eq!(ledger[0]["sans"], serde_json::json!(["DNS:web.internal"]));
+    assert_eq!(ledger[1]["subject"], "CN=api.internal");
+}
