@@ -256,46 +256,35 @@ fn supported_key(
     }
 }
 
-/// Narrowed constraints for an intermediate: each permit must already be
-/// permitted by the root.
+/// Constraints for an intermediate: the root's, with each kind of name
+/// given in `--permit` (DNS, IPv4, IPv6) narrowed to the given permits, each
+/// within the root's; the kinds not given keep the root's constraints.
 pub fn intermediate_constraints(
     root: &NameConstraints,
     given: &[String],
 ) -> Result<NameConstraints> {
-    if given.is_empty() {
-        return Ok(root.clone());
-    }
-    let mut out = Vec::new();
-    for text in given {
-        let p = Permit::parse(text)?;
-        let probe = match &p {
-            Permit::Dns(d) => San::Dns(d.clone()),
-            Permit::Ip { network, .. } => San::Ip(*network),
-        };
-        if let Permit::Ip { prefix, .. } = &p {
-            let wider = root.0.iter().any(|r| matches!(r, Permit::Ip { network, prefix: rp } if network.is_ipv4() == probe_is_v4(&probe) && rp > prefix));
-            if wider {
-                return Err(Error::invalid(
-                    "--permit value",
-                    text.as_str(),
-                    "it is wider than the root's own IP constraint",
-                ));
-            }
-        }
-        root.check(&probe).map_err(|_| {
-            Error::invalid(
-                "--permit value",
-                text.as_str(),
-                "it lies outside the root's name constraints",
-            )
-        })?;
-        out.push(p);
-    }
-    Ok(NameConstraints(out))
-}
-
-fn probe_is_v4(san: &San) -> bool {
-    matches!(san, San::Ip(ip) if ip.is_ipv4())
+    let permits = given
+        .iter()
+        .map(|t| Permit::parse(t))
+        .collect::<Result<Vec<_>>>()?;
+    root.narrowed(&permits).map_err(|outside| {
+        let text = permits
+            .iter()
+            .position(|p| *p == outside)
+            .map_or_else(|| outside.to_string(), |i| given[i].clone());
+        Error::invalid(
+            "--permit value",
+            text,
+            format!(
+                "it is not within the root's name constraints ({})",
+                root.0
+                    .iter()
+                    .map(Permit::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+    })
 }
 
 /// How to sign a CSR: everything except the CSR itself.

@@ -325,3 +325,131 @@ fn the_recorded_subject_is_the_signed_subject() {
     assert_eq!(ledger[0]["sans"], serde_json::json!(["DNS:web.internal"]));
     assert_eq!(ledger[1]["subject"], "CN=api.internal");
 }
+
+/// The permitted subtrees of a certificate, as OpenSSL prints them.
+fn permitted_subtrees(s: &Scratch, pem: &str) -> Vec<String> {
+    let (good, text) = run(
+        "openssl",
+        &["x509", "-in", pem, "-noout", "-text"],
+        s.path(),
+    );
+    assert!(good, "{text}");
+    let mut out = Vec::new();
+    let mut inside = false;
+    for line in text.lines() {
+        let line = line.trim();
+        if line == "Permitted:" {
+            inside = true;
+        } else if inside && (line.starts_with("DNS:") || line.starts_with("IP:")) {
+            out.push(line.to_string());
+        } else if inside {
+            inside = false;
+        }
+    }
+    out.sort();
+    out
+}
+
+fn sign_intermediate(s: &Scratch, name: &str, permits: &[&str]) -> std::process::Output {
+    let csr = openssl_csr(s, name, "/CN=Acme Vault Intermediate", &[]);
+    let out = format!("{name}.pem");
+    let mut extra = vec!["--intermediate", "--pathlen", "0", "--out", &out];
+    for p in permits {
+        extra.extend_from_slice(&["--permit", p]);
+    }
+    sign(s, &csr, &extra)
+}
+
+#[test]
+fn narrowing_an_intermediate_keeps_the_roots_other_constraints() {
+    let s = Scratch::new();
+    s.init_ca(&[
+        "--permit",
+        "internal",
+        "--permit",
+        "10.0.0.0/8",
+        "--permit",
+        "fd00::/8",
+        "--pathlen",
+        "1",
+    ]);
+    ok(&sign_intermediate(&s, "dns", &["svc.internal"]));
+    assert_eq!(
+        permitted_subtrees(&s, "dns.pem"),
+        [
+            "DNS:svc.internal",
+            "IP:10.0.0.0/255.0.0.0",
+            "IP:FD00:0:0:0:0:0:0:0/FF00:0:0:0:0:0:0:0"
+        ]
+    );
+    ok(&sign_intermediate(&s, "v4", &["10.1.0.0/16"]));
+    assert_eq!(
+        permitted_subtrees(&s, "v4.pem"),
+        [
+            "DNS:internal",
+            "IP:10.1.0.0/255.255.0.0",
+            "IP:FD00:0:0:0:0:0:0:0/FF00:0:0:0:0:0:0:0"
+        ]
+    );
+    ok(&sign_intermediate(&s, "v6", &["fd00:1::/32"]));
+    assert_eq!(
+        permitted_subtrees(&s, "v6.pem"),
+        [
+            "DNS:internal",
+            "IP:10.0.0.0/255.0.0.0",
+            "IP:FD00:1:0:0:0:0:0:0/FFFF:FFFF:0:0:0:0:0:0"
+        ]
+    );
+    // A leaf for 8.8.8.8 under the DNS-narrowed intermediate fails to verify.
+    let leaf_csr = openssl_csr(&s, "leaf", "/CN=leaf", &["subjectAltName=IP:8.8.8.8"]);
+    let (good, out) = run(
+        "openssl",
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &leaf_csr,
+            "-CA",
+            "dns.pem",
+            "-CAkey",
+            "dns.key",
+            "-days",
+            "1",
+            "-copy_extensions",
+            "copy",
+            "-out",
+            "leaf.pem",
+        ],
+        s.path(),
+    );
+    assert!(good, "{out}");
+    let (good, out) = run(
+        "openssl",
+        &[
+            "verify",
+            "-CAfile",
+            "ca/ca.pem",
+            "-untrusted",
+            "dns.pem",
+            "leaf.pem",
+        ],
+        s.path(),
+    );
+    assert!(
+        !good && out.contains("permitted subtree violation"),
+        "{out}"
+    );
+    for outside in ["evil.com", "0.0.0.0/0", "11.0.0.0/8", "fc00::/7"] {
+        fails_with(&sign_intermediate(&s, "bad", &[outside]), outside);
+    }
+}
+
+/// A root without constraints leaves every kind open; narrowing DNS
+/// constrains DNS only (the IP kinds keep the root's state: open).
+#[test]
+fn narrowing_an_unconstrained_root_constrains_only_the_kind_given() {
+    let s = Scratch::new();
+    s.init_ca(&["--pathlen", "1"]);
+    ok(&sign_intermediate(&s, "dns", &["svc.internal"]));
+    assert_eq!(permitted_subtrees(&s, "dns.pem"), ["DNS:svc.internal"]);
+}
