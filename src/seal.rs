@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::fsutil::{self, Mode};
 use crate::keys::KeyType;
 use crate::ledger::{LedgerEntry, LedgerLock};
@@ -217,8 +217,18 @@ pub fn verify_manifest(
     sig_path: &Path,
     ca_path: &Path,
 ) -> Result<ManifestCheck> {
-    let json = std::fs::read(manifest_path).ctx("read", manifest_path)?;
-    let sig = std::fs::read(sig_path).ctx("read", sig_path)?;
+    let json = crate::fsutil::read_capped(
+        manifest_path,
+        crate::fsutil::limits::MANIFEST,
+        "read",
+        "manifest",
+    )?;
+    let sig = crate::fsutil::read_capped(
+        sig_path,
+        crate::fsutil::limits::SECRET,
+        "read",
+        "manifest signature",
+    )?;
     let ca_der = x509::read_certificates(ca_path)?.remove(0);
     let ca = x509::parse(&ca_der).map_err(Error::msg)?;
     let spki = ca.public_key();

@@ -11,7 +11,7 @@ use x509_parser::extensions::ParsedExtension;
 use x509_parser::prelude::FromDer;
 
 use crate::constraints::{NameConstraints, Permit};
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::fsutil::{self, Mode};
 use crate::keys::KeyType;
 use crate::ledger::{LedgerEntry, LedgerLock};
@@ -19,9 +19,6 @@ use crate::names::San;
 use crate::profile::{self, Profile, Validity};
 use crate::store::{CaStore, Signer};
 use crate::{timefmt, x509};
-
-/// CSRs larger than this are refused before parsing.
-const MAX_CSR_BYTES: u64 = 64 * 1024;
 
 pub struct SignRequest {
     pub dir: PathBuf,
@@ -56,18 +53,9 @@ pub struct CsrContents {
 
 pub fn read_csr(path: &Path) -> Result<CsrContents> {
     let shown = path.display().to_string();
-    let meta = std::fs::metadata(path).ctx("read the CSR", path)?;
-    if meta.len() > MAX_CSR_BYTES {
-        return Err(Error::invalid(
-            "CSR",
-            shown,
-            format!(
-                "it is {} bytes; a CSR is at most {MAX_CSR_BYTES}",
-                meta.len()
-            ),
-        ));
-    }
-    let blocks = x509::read_blocks(path)?;
+    let bytes = fsutil::read_capped(path, fsutil::limits::CSR, "read the CSR", "CSR")?;
+    let blocks =
+        x509::parse_blocks(&bytes).map_err(|why| Error::invalid("CSR", shown.clone(), why))?;
     let der = match blocks.as_slice() {
         [b] if matches!(
             b.tag(),

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::constraints::{NameConstraints, Permit};
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::fsutil::{self, Mode};
 use crate::keys::{KeyType, PrivateKey};
 use crate::ledger::Ledger;
@@ -159,7 +159,12 @@ impl CaStore {
             ));
         }
         let settings_path = dir.join(SETTINGS_FILE);
-        let text = std::fs::read_to_string(&settings_path).ctx("read", &settings_path)?;
+        let text = crate::fsutil::read_capped_text(
+            &settings_path,
+            crate::fsutil::limits::SETTINGS,
+            "read",
+            "CA settings file",
+        )?;
         let settings: Settings = toml::from_str(&text).map_err(|e| {
             Error::msg(format!(
                 "{} is damaged: {}",
@@ -195,12 +200,15 @@ impl CaStore {
 
     pub fn seal_record(&self) -> Result<Option<SealRecord>> {
         let path = self.dir.join(SEALED_FILE);
-        match std::fs::read_to_string(&path) {
+        let limit = fsutil::limits::SETTINGS;
+        match fsutil::read_capped_text(&path, limit, "read", "seal record") {
             Ok(text) => serde_json::from_str(&text)
                 .map(Some)
                 .map_err(|e| Error::msg(format!("{} is damaged: {e}", path.display()))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::io("read", &path, e)),
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                Ok(None)
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -219,7 +227,12 @@ impl CaStore {
     pub fn unlock(&self, passphrase_file: Option<&PathBuf>) -> Result<Signer> {
         self.ensure_unsealed()?;
         let key_path = self.dir.join(KEY_FILE);
-        let pem_text = std::fs::read_to_string(&key_path).ctx("read the CA key", &key_path)?;
+        let pem_text = zeroize::Zeroizing::new(crate::fsutil::read_capped_text(
+            &key_path,
+            crate::fsutil::limits::SECRET,
+            "read the CA key",
+            "CA key file",
+        )?);
         let passphrase = passphrase::for_unlock(passphrase_file, &self.dir.join(PASSPHRASE_FILE))?;
         let key = PrivateKey::decrypt(&pem_text, &passphrase)?;
         drop(passphrase);

@@ -8,7 +8,7 @@ use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::FromDer;
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 
 pub fn sha256_hex(data: &[u8]) -> String {
     hex(ring::digest::digest(&ring::digest::SHA256, data).as_ref())
@@ -43,7 +43,8 @@ pub fn pem_certificate(der: &[u8]) -> String {
 /// Every PEM block in a file, or the whole file as one DER block if it is
 /// not PEM at all.
 pub fn read_blocks(path: &Path) -> Result<Vec<pem::Pem>> {
-    let bytes = std::fs::read(path).ctx("read", path)?;
+    let bytes =
+        crate::fsutil::read_capped(path, crate::fsutil::limits::PEM, "read", "PEM or DER file")?;
     parse_blocks(&bytes).map_err(|why| Error::invalid("file", path.display().to_string(), why))
 }
 

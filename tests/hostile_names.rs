@@ -453,3 +453,116 @@ fn narrowing_an_unconstrained_root_constrains_only_the_kind_given() {
     ok(&sign_intermediate(&s, "dns", &["svc.internal"]));
     assert_eq!(permitted_subtrees(&s, "dns.pem"), ["DNS:svc.internal"]);
 }
+
+/// Runs uca like `Scratch::uca`, but kills it (and fails the test) if it
+/// is still running after `secs` seconds.
+fn uca_within(s: &Scratch, args: &[&str], secs: u64) -> std::process::Output {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(common::uca_bin())
+        .args(args)
+        .current_dir(s.path())
+        .env_remove("UCA_PASSPHRASE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("uca {args:?} still ran after {secs}s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// A FIFO at `name` with a thread that writes to it without end once a
+/// reader opens it (and stops when the reader goes away).
+fn endless_fifo(s: &Scratch, name: &str) -> String {
+    let path = s.join(name);
+    let (made, out) = run("mkfifo", &[path.to_str().unwrap()], s.path());
+    assert!(made, "{out}");
+    std::thread::spawn(move || {
+        use std::io::Write;
+        let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(&path) else {
+            return;
+        };
+        let chunk = [b'A'; 65536];
+        while f.write_all(&chunk).is_ok() {}
+    });
+    name.to_string()
+}
+
+/// Every file uca reads is capped by bytes read, so neither /dev/zero nor a
+/// FIFO that never ends keeps it reading.
+#[test]
+fn endless_inputs_are_refused_quickly() {
+    let s = Scratch::new();
+    constrained_ca(&s);
+    let p = pass(&s);
+    let commands: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["sign", "--dir", "ca", "--passphrase-file", &p, "IN"],
+            "CSR",
+        ),
+        (vec!["inspect", "IN"], "at most"),
+        (vec!["verify", "IN", "--ca", "ca/ca.pem"], "at most"),
+        (vec!["verify", "ca/ca.pem", "--ca", "IN"], "at most"),
+        (
+            vec![
+                "issue",
+                "--dir",
+                "ca",
+                "--out",
+                "o",
+                "--passphrase-file",
+                &p,
+                "--plan",
+                "IN",
+            ],
+            "plan",
+        ),
+        (
+            vec![
+                "issue",
+                "--dir",
+                "ca",
+                "--out",
+                "o",
+                "--passphrase-file",
+                "IN",
+                "x.internal",
+            ],
+            "passphrase file",
+        ),
+    ];
+    for (i, (args, needle)) in commands.iter().enumerate() {
+        for input in [
+            "/dev/zero".to_string(),
+            endless_fifo(&s, &format!("fifo{i}")),
+        ] {
+            let args: Vec<&str> = args
+                .iter()
+                .map(|a| if *a == "IN" { input.as_str() } else { a })
+                .collect();
+            let o = uca_within(&s, &args, 30);
+            let err = fails_with(&o, needle);
+            assert!(err.contains(&input), "{args:?}: {err}");
+        }
+    }
+    // check reports what it could not read, on one line, with status 3.
+    for input in ["/dev/zero".to_string(), endless_fifo(&s, "fifo-check")] {
+        let o = uca_within(&s, &["check", &input], 30);
+        assert_eq!(o.status.code(), Some(3), "{}", common::stderr(&o));
+        let err = common::stderr(&o);
+        assert!(
+            err.contains("at most") && err.trim_end().lines().count() == 1,
+            "{err}"
+        );
+    }
+    assert!(ledger_lines(&s).is_empty());
+    assert!(!s.join("o").exists());
+}
