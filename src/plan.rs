@@ -580,6 +580,9 @@ impl Plan {
                         _ => unreachable!("for_name yields DNS or IP"),
                     };
                     let sans = san_rule::sans_for(&name, &g.rules, &g.extra).map_err(item_err)?;
+                    if g.formats.contains(&OutputFormat::K8s) {
+                        crate::formats::k8s_secret_name(&name).map_err(item_err)?;
+                    }
                     for san in &sans {
                         self.ca_constraints.check(san).map_err(item_err)?;
                     }

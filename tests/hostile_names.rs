@@ -566,3 +566,40 @@ fn endless_inputs_are_refused_quickly() {
     assert!(ledger_lines(&s).is_empty());
     assert!(!s.join("o").exists());
 }
+
+/// Every Secret the k8s format writes has a valid RFC 1123 name, whatever
+/// the NAME: IPv6 and IPv4 addresses, long names.
+#[test]
+fn k8s_secret_names_are_valid_for_every_name() {
+    let s = Scratch::new();
+    s.init_ca(&[]);
+    let long = format!("{}.internal", vec!["a".repeat(60); 4].join("."));
+    let long2 = long.replace("internal", "internax");
+    std::fs::write(
+        s.join("plan.toml"),
+        format!(
+            "[[group]]\nname = \"k\"\nnames = [\"::1\", \"fd00::5\", \"10.0.0.5\", \"web.internal\", \"{long}\", \"{long2}\"]\nformats = [\"k8s\"]\nsan_rules = [\"none\"]\n"
+        ),
+    )
+    .unwrap();
+    s.issue(&["--plan", "plan.toml"]);
+    let script = r#"
+import glob, re, sys, yaml
+names = []
+for path in sorted(glob.glob(sys.argv[1] + "/*/secret.yaml")):
+    with open(path) as f:
+        doc = yaml.safe_load(f)
+    names.append(doc["metadata"]["name"])
+label = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+bad = [n for n in names if not (isinstance(n, str) and len(n) <= 253 and re.fullmatch(label + r"(\." + label + r")*", n))]
+print(len(names), len(set(names)), bad)
+"#;
+    let certs = s.join("certs");
+    let (good, out) = run(
+        "python3",
+        &["-c", script, certs.to_str().unwrap()],
+        s.path(),
+    );
+    assert!(good, "{out}");
+    assert_eq!(out.trim(), "6 6 []", "{out}");
+}
