@@ -603,3 +603,95 @@ print(len(names), len(set(names)), bad)
     assert!(good, "{out}");
     assert_eq!(out.trim(), "6 6 []", "{out}");
 }
+
+/// `vault commands` refuses values that are not names (as bootstrap does,
+/// before anything reaches a server), and quotes every value it prints.
+#[test]
+fn vault_commands_validate_and_quote_every_value() {
+    let s = Scratch::new();
+    let hostile: &[(&str, &str)] = &[
+        ("--allowed-domain", "x.internal;touch INJECTED"),
+        ("--allowed-domain", "x.internal$(touch INJECTED)"),
+        ("--allowed-domain", "*.x.internal"),
+        ("--allowed-domain", "x.internal x.evil"),
+        ("--role", "web;touch INJECTED"),
+        ("--role", "web/../../sys"),
+        ("--mount", "pki;touch INJECTED"),
+        ("--mount", "pki int"),
+        ("--max-ttl", "1h;touch INJECTED"),
+        ("--role-max-ttl", "1h`touch INJECTED`"),
+        ("--issuing-url", "http://x.internal/a b"),
+    ];
+    for (flag, value) in hostile {
+        let mut args = vec!["vault", "commands", "--dir", "ca"];
+        if *flag != "--allowed-domain" {
+            args.extend_from_slice(&["--allowed-domain", "svc.internal"]);
+        }
+        args.extend_from_slice(&[flag, value]);
+        let o = s.uca(&args);
+        fails_with(&o, value);
+        assert!(stdout(&o).is_empty(), "{flag} {value}: printed something");
+    }
+    // bootstrap refuses the same values before it contacts anything.
+    constrained_ca(&s);
+    for (flag, value) in hostile {
+        let mut args = vec![
+            "vault",
+            "bootstrap",
+            "--dir",
+            "ca",
+            "--addr",
+            "http://127.0.0.1:9",
+        ];
+        if *flag != "--allowed-domain" {
+            args.extend_from_slice(&["--allowed-domain", "svc.internal"]);
+        }
+        args.extend_from_slice(&[flag, value]);
+        fails_with(&s.uca(&args), value);
+    }
+
+    // Benign values with spaces and quotes come out as one word each.
+    let o = ok(&s.uca(&[
+        "vault",
+        "commands",
+        "--dir",
+        "my 'ca' dir",
+        "--allowed-domain",
+        "svc.internal",
+        "--allowed-domain",
+        "web.internal",
+        "--common-name",
+        "Acme's Vault $(touch INJECTED) Intermediate",
+        "--issuing-url",
+        "http://x.internal/ca;$(touch%20INJECTED)",
+        "--role",
+        "web-servers",
+        "--mount",
+        "team/pki_int",
+    ]));
+    let script = stdout(&o);
+    std::fs::write(s.join("commands.sh"), &script).unwrap();
+    let (good, out) = run("bash", &["-n", "commands.sh"], s.path());
+    assert!(good, "{out}\n{script}");
+    std::fs::create_dir_all(s.join("team")).unwrap();
+    // argv goes to stderr: some lines redirect stdout to a file.
+    let harness = "bao() { { printf 'bao'; printf ' <%s>' \"$@\"; echo; } >&2; }\n\
+                   vault() { bao \"$@\"; }\n\
+                   uca() { { printf 'uca'; printf ' <%s>' \"$@\"; echo; } >&2; }\n\
+                   VAULT_ADDR=https://vault.internal:8200\n\
+                   . ./commands.sh\n";
+    std::fs::write(s.join("harness.sh"), harness).unwrap();
+    let (good, argv) = run("bash", &["harness.sh"], s.path());
+    assert!(good, "{argv}");
+    assert!(!s.join("INJECTED").exists(), "a value ran as a command");
+    for want in [
+        "<common_name=Acme's Vault $(touch INJECTED) Intermediate>",
+        "uca <sign> <--dir> <my 'ca' dir> <--intermediate>",
+        "<issuing_certificates=http://x.internal/ca;$(touch%20INJECTED)>",
+        "<crl_distribution_points=https://vault.internal:8200/v1/team/pki_int/crl>",
+        "<team/pki_int/roles/web-servers> <allowed_domains=svc.internal,web.internal>",
+        "<--ca> <my 'ca' dir/ca.pem> <--name> <uca-probe.svc.internal>",
+    ] {
+        assert!(argv.contains(want), "missing {want} in:\n{argv}");
+    }
+}
