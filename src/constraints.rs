@@ -109,7 +109,7 @@ impl Permit {
     }
 
     /// Whether every name this permit allows is also allowed by `outer`.
-    fn within(&self, outer: &Permit) -> bool {
+    pub fn within(&self, outer: &Permit) -> bool {
         match (self, outer) {
             (Permit::Dns(inner), Permit::Dns(outer)) => {
                 inner == outer || inner.ends_with(&format!(".{outer}"))

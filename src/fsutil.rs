@@ -158,8 +158,13 @@ pub fn read_capped_text(
     action: &'static str,
     what: &'static str,
 ) -> Result<String> {
-    String::from_utf8(read_capped(path, limit, action, what)?)
-        .map_err(|_| Error::invalid(what, path.display().to_string(), "it is not UTF-8 text"))
+    String::from_utf8(read_capped(path, limit, action, what)?).map_err(|_| {
+        Error::invalid(
+            what,
+            path.display().to_string(),
+            "it is not valid UTF-8 text",
+        )
+    })
 }
 
 pub fn parent_of(path: &Path) -> &Path {

@@ -260,18 +260,25 @@ pub fn intermediate_constraints(
             .iter()
             .position(|p| *p == outside)
             .map_or_else(|| outside.to_string(), |i| given[i].clone());
-        Error::invalid(
-            "--permit value",
-            text,
-            format!(
-                "it is not within the root's name constraints ({})",
+        let why = match root.0.iter().find(|r| r.within(&outside)) {
+            Some(r) => {
+                let kind = if matches!(r, Permit::Dns(_)) {
+                    "DNS"
+                } else {
+                    "IP"
+                };
+                format!("it is wider than the root's own {kind} constraint {r}")
+            }
+            None => format!(
+                "it lies outside the root's name constraints ({})",
                 root.0
                     .iter()
                     .map(Permit::to_string)
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
-        )
+        };
+        Error::invalid("--permit value", text, why)
     })
 }
 

@@ -78,7 +78,7 @@ fn read_token(file: Option<&Path>) -> Result<Zeroizing<String>> {
                 Error::invalid(
                     "token file",
                     f.display().to_string(),
-                    "it is not UTF-8 text",
+                    "it is not valid UTF-8 text",
                 )
             })?;
             Zeroizing::new(text.trim().to_string())
