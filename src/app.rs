@@ -373,28 +373,21 @@ fn run_vault(cmd: crate::cli::VaultCommand) -> Result<u8> {
             Ok(0)
         }
         VaultCommand::Commands(a) => {
-            let kt = bootstrap::vault_key_type(a.role.key);
-            if a.role.allowed_domains.is_empty() {
-                return Err(crate::Error::msg(
-                    "give the role at least one --allowed-domain",
-                ));
-            }
-            print!(
-                "{}",
-                offline::render(&offline::OfflineRequest {
-                    cli: a.cli,
-                    dir: a.dir.display().to_string(),
-                    mount: a.role.mount,
-                    max_ttl: a.role.max_ttl,
-                    common_name: a.role.common_name,
-                    key_type: kt,
-                    role: a.role.role,
-                    allowed_domains: a.role.allowed_domains,
-                    role_max_ttl: a.role.role_max_ttl,
-                    issuing_url: a.role.issuing_url,
-                    crl_url: a.role.crl_url,
-                })
-            );
+            let req = offline::OfflineRequest {
+                cli: a.cli,
+                dir: a.dir.display().to_string(),
+                mount: a.role.mount,
+                max_ttl: a.role.max_ttl,
+                common_name: a.role.common_name,
+                key_type: bootstrap::vault_key_type(a.role.key),
+                role: a.role.role,
+                allowed_domains: a.role.allowed_domains,
+                role_max_ttl: a.role.role_max_ttl,
+                issuing_url: a.role.issuing_url,
+                crl_url: a.role.crl_url,
+            };
+            req.validate()?;
+            print!("{}", offline::render(&req));
             Ok(0)
         }
     }

@@ -134,6 +134,8 @@ fn classify_existing(
 struct CaMaterial {
     der: Vec<u8>,
     pem: String,
+    /// The issuer's name constraints, as its certificate states them.
+    constraints: crate::constraints::NameConstraints,
 }
 
 fn issue_item(
@@ -157,8 +159,9 @@ fn issue_item(
     } else {
         rcgen::DistinguishedName::new()
     };
-    let subject_is_empty = subject.iter().next().is_none();
-    let mut params = profile::leaf_params(subject, &item.sans, g.profile, g.key, g.validity)?;
+    let names = profile::LeafNames::checked(subject, item.sans.clone(), &ca.constraints)
+        .map_err(|e| Error::msg(format!("cannot issue '{}': {e}", item.name)))?;
+    let mut params = profile::leaf_params(&names, g.profile, g.key, g.validity)?;
     params.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
     let cert = params
         .signed_by(&key_pair, &signer.issuer)
@@ -188,15 +191,11 @@ fn issue_item(
     output::publish_checked(&item.target, &files, replace, sync)?;
     let sha256 = x509::sha256_hex(der);
     let serial_hex = profile::serial_hex(&serial);
-    let sans: Vec<String> = item.sans.iter().map(|s| s.to_string()).collect();
+    let (subject, sans) = x509::recorded_names(der)?;
     let not_after = timefmt::rfc3339(g.validity.not_after);
     let entry = LedgerEntry {
         serial: serial_hex.clone(),
-        subject: if subject_is_empty {
-            String::new()
-        } else {
-            format!("CN={}", item.name)
-        },
+        subject,
         sans: sans.clone(),
         profile: g.profile.to_string(),
         key: g.key.to_string(),
@@ -277,6 +276,7 @@ pub fn execute(
     let ca = CaMaterial {
         der: store.cert_der.clone(),
         pem: store.cert_pem(),
+        constraints: store.constraints.clone(),
     };
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())

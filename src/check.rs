@@ -141,7 +141,9 @@ impl Scan {
             if explicit || !is_symlink(path) {
                 self.walk(path);
             }
-        } else if explicit || has_cert_extension(path) {
+        } else if explicit || (meta.is_file() && has_cert_extension(path)) {
+            // Below a named directory only regular files are read: opening
+            // a FIFO there would wait for a writer forever.
             self.file(path, explicit);
         }
     }

@@ -98,6 +98,37 @@ impl Permit {
         }
     }
 
+    /// The kind of name this permit constrains. IPv4 and IPv6 are kinds of
+    /// their own: clients match an address only against ranges of its family.
+    fn kind(&self) -> &'static str {
+        match self {
+            Permit::Dns(_) => "DNS",
+            Permit::Ip { network, .. } if network.is_ipv4() => "IPv4",
+            Permit::Ip { .. } => "IPv6",
+        }
+    }
+
+    /// Whether every name this permit allows is also allowed by `outer`.
+    pub fn within(&self, outer: &Permit) -> bool {
+        match (self, outer) {
+            (Permit::Dns(inner), Permit::Dns(outer)) => {
+                inner == outer || inner.ends_with(&format!(".{outer}"))
+            }
+            (
+                Permit::Ip { network, prefix },
+                Permit::Ip {
+                    network: outer_net,
+                    prefix: outer_prefix,
+                },
+            ) => {
+                network.is_ipv4() == outer_net.is_ipv4()
+                    && prefix >= outer_prefix
+                    && mask(*network, *outer_prefix) == *outer_net
+            }
+            _ => false,
+        }
+    }
+
     fn constrains(&self, san: &San) -> bool {
         matches!(
             (self, san),
@@ -164,6 +195,29 @@ impl NameConstraints {
             san.to_string(),
             format!("outside the CA's name constraints (permitted: {allowed})"),
         ))
+    }
+
+    /// These constraints narrowed by `narrower` (for an intermediate): each
+    /// kind of name it names (DNS, IPv4, IPv6) is replaced by its permits,
+    /// and every other kind keeps these constraints, so narrowing DNS never
+    /// frees IP addresses. A kind these constraints leave open stays open
+    /// unless `narrower` names it. Returns the first permit that is not
+    /// within these constraints as the error.
+    pub fn narrowed(&self, narrower: &[Permit]) -> std::result::Result<NameConstraints, Permit> {
+        for p in narrower {
+            let same_kind: Vec<&Permit> = self.0.iter().filter(|r| r.kind() == p.kind()).collect();
+            if !same_kind.is_empty() && !same_kind.iter().any(|r| p.within(r)) {
+                return Err(p.clone());
+            }
+        }
+        let mut out: Vec<Permit> = self
+            .0
+            .iter()
+            .filter(|r| !narrower.iter().any(|p| p.kind() == r.kind()))
+            .cloned()
+            .collect();
+        out.extend(narrower.iter().cloned());
+        Ok(NameConstraints(out))
     }
 
     pub fn to_rcgen(&self) -> Option<rcgen::NameConstraints> {
@@ -253,5 +307,24 @@ mod tests {
             .contains("10.0.0.0/8"));
         assert!(Permit::parse("10.0.0.1").is_err());
         assert!(Permit::parse("10.0.0.0/33").is_err());
+    }
+
+    #[test]
+    fn narrowing_keeps_the_other_kinds() {
+        let p = |t: &str| Permit::parse(t).unwrap();
+        let root = NameConstraints(vec![p("internal"), p("10.0.0.0/8"), p("fd00::/8")]);
+        let dns = root.narrowed(&[p("svc.internal")]).unwrap();
+        assert_eq!(dns.0, [p("10.0.0.0/8"), p("fd00::/8"), p("svc.internal")]);
+        let v4 = root.narrowed(&[p("10.1.0.0/16")]).unwrap();
+        assert_eq!(v4.0, [p("internal"), p("fd00::/8"), p("10.1.0.0/16")]);
+        let v6 = root.narrowed(&[p("fd00:1::/32")]).unwrap();
+        assert_eq!(v6.0, [p("internal"), p("10.0.0.0/8"), p("fd00:1::/32")]);
+        assert_eq!(root.narrowed(&[p("evil.com")]), Err(p("evil.com")));
+        assert_eq!(root.narrowed(&[p("0.0.0.0/0")]), Err(p("0.0.0.0/0")));
+        assert_eq!(root.narrowed(&[p("11.0.0.0/8")]), Err(p("11.0.0.0/8")));
+        assert_eq!(root.narrowed(&[p("internalx")]), Err(p("internalx")));
+        // An open kind stays open unless narrowed.
+        let open = NameConstraints::default();
+        assert_eq!(open.narrowed(&[p("internal")]).unwrap().0, [p("internal")]);
     }
 }

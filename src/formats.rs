@@ -5,7 +5,7 @@
 use base64::Engine;
 use zeroize::Zeroizing;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::fsutil::Mode;
 use crate::keys::PrivateKey;
 use crate::passphrase::Passphrase;
@@ -82,7 +82,7 @@ pub fn render(formats: &[OutputFormat], m: &CertMaterial<'_>) -> Result<Vec<Rend
             }
             OutputFormat::K8s => out.push(file(
                 "secret.yaml",
-                k8s_secret(m).into_bytes(),
+                k8s_secret(m)?.into_bytes(),
                 Mode::Secret,
             )),
             OutputFormat::Certsd => {
@@ -110,16 +110,108 @@ pub fn render(formats: &[OutputFormat], m: &CertMaterial<'_>) -> Result<Vec<Rend
 
 /// A `kubernetes.io/tls` Secret. tls.crt holds the leaf only: the root is a
 /// trust anchor and goes in ca.crt.
-fn k8s_secret(m: &CertMaterial<'_>) -> String {
+fn k8s_secret(m: &CertMaterial<'_>) -> Result<String> {
     let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
     let key = m.key.to_pem();
-    format!(
-        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}-tls\n  namespace: {ns}\n  labels:\n    app.kubernetes.io/managed-by: uca\ntype: kubernetes.io/tls\ndata:\n  tls.crt: {crt}\n  tls.key: {key}\n  ca.crt: {ca}\n",
-        // Secret names are DNS subdomains: an IPv6 NAME's colons become dashes.
-        name = m.name.replace(':', "-"),
+    Ok(format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: {ns}\n  labels:\n    app.kubernetes.io/managed-by: uca\ntype: kubernetes.io/tls\ndata:\n  tls.crt: {crt}\n  tls.key: {key}\n  ca.crt: {ca}\n",
+        name = k8s_secret_name(m.name)?,
         ns = m.k8s_namespace,
         crt = b64(m.cert_pem.as_bytes()),
         key = b64(key.as_bytes()),
         ca = b64(m.ca_pem.as_bytes()),
-    )
+    ))
+}
+
+/// Kubernetes object names are RFC 1123 subdomains of at most this length.
+const K8S_NAME_MAX: usize = 253;
+
+/// The Secret's name for certificate NAME: `NAME-tls`, made a valid RFC 1123
+/// subdomain (lower-case letters, digits, '-' and '.', each dot-separated
+/// part starting and ending with a letter or digit, at most 253
+/// characters). An IPv6 address is written out in full, its groups joined
+/// by '-' (`::1` -> `0-0-0-0-0-0-0-1-tls`); a wildcard becomes `wildcard`; a
+/// name too long for the suffix is cut and keeps a hash of the whole name,
+/// so two names never share a Secret. Checked before it is used: a plan
+/// refuses a NAME with no valid Secret name before any key is made.
+pub fn k8s_secret_name(name: &str) -> Result<String> {
+    let base = match name.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => v6
+            .segments()
+            .iter()
+            .map(|g| format!("{g:x}"))
+            .collect::<Vec<_>>()
+            .join("-"),
+        _ => name
+            .to_ascii_lowercase()
+            .replace('*', "wildcard")
+            .chars()
+            .map(|c| match c {
+                'a'..='z' | '0'..='9' | '.' | '-' => c,
+                _ => '-',
+            })
+            .collect::<String>()
+            .split('.')
+            .map(|part| part.trim_matches('-'))
+            .filter(|part| !part.is_empty())
+            .collect::<Vec<_>>()
+            .join("."),
+    };
+    const SUFFIX: &str = "-tls";
+    let secret = if base.len() + SUFFIX.len() <= K8S_NAME_MAX {
+        format!("{base}{SUFFIX}")
+    } else {
+        let hash = &crate::x509::sha256_hex(name.as_bytes())[..12];
+        let keep = K8S_NAME_MAX - SUFFIX.len() - hash.len() - 1;
+        let cut = base[..keep].trim_end_matches(['.', '-']);
+        format!("{cut}-{hash}{SUFFIX}")
+    };
+    if !is_rfc1123_subdomain(&secret) {
+        return Err(Error::invalid(
+            "name",
+            crate::names::printable(name),
+            format!("it gives no valid Kubernetes Secret name ('{secret}'); use a host name"),
+        ));
+    }
+    Ok(secret)
+}
+
+/// Whether `s` is a valid Kubernetes object name (RFC 1123 subdomain).
+pub fn is_rfc1123_subdomain(s: &str) -> bool {
+    let part_ok = |p: &str| {
+        let b = p.as_bytes();
+        !b.is_empty()
+            && b.iter()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+            && b[0] != b'-'
+            && b[b.len() - 1] != b'-'
+    };
+    !s.is_empty() && s.len() <= K8S_NAME_MAX && s.split('.').all(part_ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_names_are_rfc1123() {
+        let long = format!("{}.internal", vec!["a".repeat(60); 4].join("."));
+        for (name, want) in [
+            ("::1", "0-0-0-0-0-0-0-1-tls"),
+            ("fd00::5", "fd00-0-0-0-0-0-0-5-tls"),
+            ("10.0.0.5", "10.0.0.5-tls"),
+            ("web.internal", "web.internal-tls"),
+            ("*.svc.internal", "wildcard.svc.internal-tls"),
+            ("Web_1.internal", "web-1.internal-tls"),
+        ] {
+            assert_eq!(k8s_secret_name(name).unwrap(), want);
+        }
+        let a = k8s_secret_name(&long).unwrap();
+        let b = k8s_secret_name(&long.replace("internal", "internax")).unwrap();
+        assert!(a.len() <= 253 && is_rfc1123_subdomain(&a), "{a}");
+        assert_ne!(a, b);
+        assert!(!is_rfc1123_subdomain("--1-tls"));
+        assert!(!is_rfc1123_subdomain("a..b"));
+        assert!(!is_rfc1123_subdomain("A-tls"));
+    }
 }

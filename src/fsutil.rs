@@ -101,6 +101,89 @@ pub fn write_atomic(
     Ok(())
 }
 
+/// The most uca reads from a file, by kind. Every file named by the user (or
+/// found in a directory the user named) is read through [`read_capped`].
+pub mod limits {
+    /// A certificate signing request.
+    pub const CSR: u64 = 64 * 1024;
+    /// Certificates, keys and bundles in PEM or DER.
+    pub const PEM: u64 = 4 * 1024 * 1024;
+    /// A plan file.
+    pub const PLAN: u64 = 4 * 1024 * 1024;
+    /// A passphrase, token or private key.
+    pub const SECRET: u64 = 64 * 1024;
+    /// ca.toml and sealed.json.
+    pub const SETTINGS: u64 = 1024 * 1024;
+    /// A sealed manifest: one line per certificate ever issued.
+    pub const MANIFEST: u64 = 1024 * 1024 * 1024;
+}
+
+/// Reads `path` (`action` names it in an I/O error, `what` in a size
+/// error), refusing it once more than `limit` bytes have been read.
+/// The cap is on bytes read, never on the size the file claims, so
+/// `/dev/zero`, a FIFO or a growing file cannot keep uca reading. The
+/// buffer is allocated once, so a secret is never copied by a reallocation
+/// (callers that read secrets wrap the result in `Zeroizing`).
+pub fn read_capped(
+    path: &Path,
+    limit: u64,
+    action: &'static str,
+    what: &'static str,
+) -> Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    // O_NONBLOCK so that a FIFO nobody writes to cannot hold the open
+    // forever; blocking again afterwards, so a pipe (`<(...)`) is read as
+    // its writer produces it, and one without a writer reads as empty.
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .ctx(action, path)?;
+    // SAFETY: fcntl on a descriptor this function owns, with flag values
+    // read from the same descriptor; no memory is passed.
+    let cleared = unsafe {
+        let flags = libc::fcntl(file.as_raw_fd(), libc::F_GETFL);
+        flags >= 0 && libc::fcntl(file.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK) == 0
+    };
+    if !cleared {
+        return Err(Error::io(action, path, std::io::Error::last_os_error()));
+    }
+    let initial = usize::try_from(limit.min(SECRET_PREALLOCATION) + 1).unwrap_or(usize::MAX);
+    let mut bytes = Vec::with_capacity(initial);
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .ctx(action, path)?;
+    if bytes.len() as u64 > limit {
+        return Err(Error::invalid(
+            what,
+            path.display().to_string(),
+            format!("it holds more than {limit} bytes; a {what} is at most {limit}"),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Buffers up to this size are allocated whole before reading: secrets fit
+/// in them, and larger inputs grow as they are read.
+const SECRET_PREALLOCATION: u64 = limits::SECRET;
+
+/// [`read_capped`] for text: UTF-8 required.
+pub fn read_capped_text(
+    path: &Path,
+    limit: u64,
+    action: &'static str,
+    what: &'static str,
+) -> Result<String> {
+    String::from_utf8(read_capped(path, limit, action, what)?).map_err(|_| {
+        Error::invalid(
+            what,
+            path.display().to_string(),
+            "it is not valid UTF-8 text",
+        )
+    })
+}
+
 pub fn parent_of(path: &Path) -> &Path {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -180,27 +263,6 @@ pub fn open_in_place(options: &mut OpenOptions, path: &Path, action: &'static st
 /// is at `path`.
 pub fn exists(path: &Path) -> bool {
     fs::symlink_metadata(path).is_ok()
-}
-
-/// Reads at most `limit` bytes of `path` and refuses a longer file. The
-/// limit is applied to the bytes read, not to the size the file system
-/// reports, so a FIFO or a device such as /dev/zero cannot make uca read
-/// forever.
-pub fn read_limited(path: &Path, limit: u64, what: &'static str) -> Result<Vec<u8>> {
-    use std::io::Read;
-    let file = File::open(path).ctx("read", path)?;
-    let mut bytes = Vec::new();
-    file.take(limit + 1)
-        .read_to_end(&mut bytes)
-        .ctx("read", path)?;
-    if bytes.len() as u64 > limit {
-        return Err(Error::invalid(
-            what,
-            path.display().to_string(),
-            format!("it is larger than {limit} bytes, the most uca reads for a {what}"),
-        ));
-    }
-    Ok(bytes)
 }
 
 /// Resolves a path that may not exist yet: the deepest existing ancestor is

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 
 pub const ENV_VAR: &str = "UCA_PASSPHRASE";
 const MIN_LEN: usize = 12;
@@ -62,7 +62,12 @@ impl Passphrase {
     /// Reads a passphrase file: UTF-8, one line; a single trailing newline
     /// (LF or CRLF) is not part of the passphrase, as with `openssl -passin file:`.
     pub fn from_file(path: &Path) -> Result<Passphrase> {
-        let bytes = Zeroizing::new(std::fs::read(path).ctx("read the passphrase file", path)?);
+        let bytes = Zeroizing::new(crate::fsutil::read_capped(
+            path,
+            crate::fsutil::limits::SECRET,
+            "read the passphrase file",
+            "passphrase file",
+        )?);
         let text = std::str::from_utf8(&bytes).map_err(|_| {
             Error::Passphrase(format!(
                 "the passphrase file {} is not UTF-8 text",

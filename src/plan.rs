@@ -41,7 +41,7 @@ use std::path::{Component, Path, PathBuf};
 use serde::Deserialize;
 
 use crate::constraints::{NameConstraints, Permit};
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::keys::KeyType;
 use crate::names::San;
 use crate::passphrase::Passphrase;
@@ -373,7 +373,12 @@ impl Plan {
         path: &Path,
         existing_ca: Option<(&NameConstraints, time::OffsetDateTime)>,
     ) -> Result<Plan> {
-        let text = std::fs::read_to_string(path).ctx("read the plan", path)?;
+        let text = crate::fsutil::read_capped_text(
+            path,
+            crate::fsutil::limits::PLAN,
+            "read the plan",
+            "plan",
+        )?;
         let file: PlanFile = toml::from_str(&text).map_err(|e| {
             let line = e
                 .span()
@@ -575,6 +580,9 @@ impl Plan {
                         _ => unreachable!("for_name yields DNS or IP"),
                     };
                     let sans = san_rule::sans_for(&name, &g.rules, &g.extra).map_err(item_err)?;
+                    if g.formats.contains(&OutputFormat::K8s) {
+                        crate::formats::k8s_secret_name(&name).map_err(item_err)?;
+                    }
                     for san in &sans {
                         self.ca_constraints.check(san).map_err(item_err)?;
                     }

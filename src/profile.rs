@@ -12,7 +12,7 @@ use rcgen::{
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
-use crate::constraints::NameConstraints;
+use crate::constraints::{NameConstraints, Permit};
 use crate::error::{Error, Result};
 use crate::keys::KeyType;
 use crate::names::San;
@@ -169,17 +169,114 @@ pub fn intermediate_params(
     p
 }
 
+/// The names a leaf certificate carries: its subject and its SANs, checked
+/// together against the issuer's name constraints. [`leaf_params`] takes
+/// nothing else, so no path (NAMEs, plans, CSRs, registry, Vault) can put a
+/// name in a leaf that was not checked here.
+pub struct LeafNames {
+    subject: DistinguishedName,
+    sans: Vec<San>,
+}
+
+impl LeafNames {
+    /// Every SAN must lie within `constraints`, and a CN must be one of the
+    /// SANs: TLS clients that fall back to the CN (Java, Python, OpenSSL
+    /// without a DNS SAN) would otherwise accept a name nobody checked.
+    pub fn checked(
+        subject: DistinguishedName,
+        sans: Vec<San>,
+        constraints: &NameConstraints,
+    ) -> Result<LeafNames> {
+        if let Some(cn) = subject_common_name(&subject) {
+            let own = common_name_san(&cn, constraints)?;
+            if !sans.contains(&own) {
+                return Err(Error::invalid(
+                    "CN",
+                    crate::names::printable(&cn),
+                    "it is not one of the certificate's SANs; a CN must repeat a SAN",
+                ));
+            }
+        }
+        if sans.is_empty() {
+            return Err(Error::msg(
+                "a leaf certificate needs at least one SAN (a host name, IP address, e-mail address or URI)",
+            ));
+        }
+        for san in &sans {
+            constraints.check(san)?;
+        }
+        Ok(LeafNames { subject, sans })
+    }
+
+    pub fn sans(&self) -> &[San] {
+        &self.sans
+    }
+}
+
+/// The SAN a CN stands for: a host name (a wildcard only as the whole first
+/// label) or an IP address, within `constraints`. Refused otherwise, naming
+/// the CN.
+pub fn common_name_san(cn: &str, constraints: &NameConstraints) -> Result<San> {
+    let bad = |why: String| Error::invalid("CN", crate::names::printable(cn), why);
+    if cn.len() > 64 {
+        return Err(bad(format!(
+            "it is {} characters; a CN holds at most 64 (leave the CN out and name the host in a SAN)",
+            cn.len()
+        )));
+    }
+    let san = if let Ok(ip) = cn.parse::<std::net::IpAddr>() {
+        // OpenSSL checks a CN as a DNS name against the issuer's DNS
+        // constraints when no DNS SAN is present, and would reject it.
+        if constraints.0.iter().any(|p| matches!(p, Permit::Dns(_))) {
+            return Err(bad(
+                "an IP address as CN fails the CA's DNS name constraints in OpenSSL; leave the CN out and name the address in a SAN (IP:...)".into(),
+            ));
+        }
+        San::Ip(crate::names::ip_address(&ip.to_string()).map_err(|e| bad(reason(e)))?)
+    } else {
+        San::Dns(crate::names::dns_name(cn, true).map_err(|e| {
+            bad(format!(
+                "a CN must be a host name that is also a SAN: {}",
+                reason(e)
+            ))
+        })?)
+    };
+    constraints.check(&san).map_err(|e| bad(reason(e)))?;
+    Ok(san)
+}
+
+/// The part of an error after the value it names.
+fn reason(e: Error) -> String {
+    match e {
+        Error::Invalid { expected, .. } => expected,
+        other => other.to_string(),
+    }
+}
+
+/// The subject's common name as text, if it has one.
+pub fn subject_common_name(subject: &DistinguishedName) -> Option<String> {
+    subject.get(&DnType::CommonName).map(|v| match v {
+        rcgen::DnValue::Utf8String(s) => s.clone(),
+        rcgen::DnValue::PrintableString(s) => s.as_str().to_string(),
+        rcgen::DnValue::Ia5String(s) => s.as_str().to_string(),
+        other => format!("{other:?}"),
+    })
+}
+
 /// A leaf: CA:FALSE (explicit), critical keyUsage, EKU per profile.
 pub fn leaf_params(
-    subject: DistinguishedName,
-    sans: &[San],
+    names: &LeafNames,
     profile: Profile,
     key_type: KeyType,
     validity: Validity,
 ) -> Result<CertificateParams> {
-    let mut p = base(subject, validity);
+    let mut p = base(names.subject.clone(), validity);
     p.is_ca = IsCa::ExplicitNoCa;
-    p.subject_alt_names = sans.iter().map(San::to_rcgen).collect::<Result<_>>()?;
+    p.subject_alt_names = names
+        .sans
+        .iter()
+        .map(San::to_rcgen)
+        .collect::<Result<_>>()?;
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     // RSA key transport (TLS 1.2 RSA kx) needs keyEncipherment on servers;
     // EC and Ed25519 keys only ever sign.

@@ -47,7 +47,7 @@ use zeroize::Zeroizing;
 
 use crate::bulk::{self, Existing, IssuedCert, RunOptions};
 use crate::constraints::NameConstraints;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::formats::RenderedFile;
 use crate::fsutil::{self, Mode};
 use crate::keys::KeyType;
@@ -414,7 +414,7 @@ pub fn run(req: &RegistryRequest) -> Result<RegistryReport> {
 }
 
 fn read_text(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
-    std::fs::read(path).map(Zeroizing::new).ctx("read", path)
+    fsutil::read_capped(path, fsutil::limits::PEM, "read", "PEM file").map(Zeroizing::new)
 }
 
 /// The certs.d files of one client for every host, under `prefix`.

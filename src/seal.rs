@@ -216,7 +216,7 @@ fn resume(
     destroy_key: bool,
 ) -> Result<SealReport> {
     let manifest = store.path(store::MANIFEST_FILE);
-    let json = fsutil::read_limited(&manifest, MAX_MANIFEST_BYTES, "manifest")?;
+    let json = fsutil::read_capped(&manifest, fsutil::limits::MANIFEST, "read", "manifest")?;
     if x509::sha256_hex(&json) != record.manifest_sha256 {
         return Err(Error::Verification(format!(
             "{} is not the manifest that {} records (SHA-256 differs): it was altered after sealing began; restore it from a backup, then run uca seal again",
@@ -274,11 +274,6 @@ fn write_record(store: &CaStore, record: &SealRecord, replace: bool) -> Result<(
     })
 }
 
-/// A manifest lists about 250 bytes a certificate; plans stop at 1,000,000
-/// certificates, and a CA may also sign one at a time: 1 GiB is far beyond
-/// any real manifest and still bounds what a planted file can make uca read.
-const MAX_MANIFEST_BYTES: u64 = 1 << 30;
-
 /// Result of checking a manifest and the files it lists.
 pub struct ManifestCheck {
     pub certificates: usize,
@@ -296,8 +291,18 @@ pub fn verify_manifest(
     sig_path: &Path,
     ca_path: &Path,
 ) -> Result<ManifestCheck> {
-    let json = fsutil::read_limited(manifest_path, MAX_MANIFEST_BYTES, "manifest")?;
-    let sig = fsutil::read_limited(sig_path, 64 * 1024, "signature")?;
+    let json = crate::fsutil::read_capped(
+        manifest_path,
+        crate::fsutil::limits::MANIFEST,
+        "read",
+        "manifest",
+    )?;
+    let sig = crate::fsutil::read_capped(
+        sig_path,
+        crate::fsutil::limits::SECRET,
+        "read",
+        "manifest signature",
+    )?;
     let ca_der = x509::read_certificates(ca_path)?.remove(0);
     let ca = x509::parse(&ca_der).map_err(Error::msg)?;
     let spki = ca.public_key();

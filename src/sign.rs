@@ -11,7 +11,7 @@ use x509_parser::extensions::ParsedExtension;
 use x509_parser::prelude::FromDer;
 
 use crate::constraints::{NameConstraints, Permit};
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::fsutil::{self, Mode};
 use crate::keys::KeyType;
 use crate::ledger::{LedgerEntry, LedgerLock};
@@ -19,9 +19,6 @@ use crate::names::San;
 use crate::profile::{self, Profile, Validity};
 use crate::store::{CaStore, Signer};
 use crate::{timefmt, x509};
-
-/// CSRs larger than this are refused before parsing.
-const MAX_CSR_BYTES: u64 = 64 * 1024;
 
 pub struct SignRequest {
     pub dir: PathBuf,
@@ -56,18 +53,9 @@ pub struct CsrContents {
 
 pub fn read_csr(path: &Path) -> Result<CsrContents> {
     let shown = path.display().to_string();
-    let meta = std::fs::metadata(path).ctx("read the CSR", path)?;
-    if meta.len() > MAX_CSR_BYTES {
-        return Err(Error::invalid(
-            "CSR",
-            shown,
-            format!(
-                "it is {} bytes; a CSR is at most {MAX_CSR_BYTES}",
-                meta.len()
-            ),
-        ));
-    }
-    let blocks = x509::read_blocks(path)?;
+    let bytes = fsutil::read_capped(path, fsutil::limits::CSR, "read the CSR", "CSR")?;
+    let blocks =
+        x509::parse_blocks(&bytes).map_err(|why| Error::invalid("CSR", shown.clone(), why))?;
     let der = match blocks.as_slice() {
         [b] if matches!(
             b.tag(),
@@ -118,8 +106,26 @@ pub fn parse_csr(der: &[u8]) -> std::result::Result<CsrContents, String> {
     })?;
     let mut subject = DistinguishedName::new();
     let mut common_name = None;
+    let mut seen = Vec::new();
     for rdn in info.subject.iter() {
+        // rcgen keeps one value per attribute type and one attribute per
+        // RDN; anything else would be signed differently from how it was
+        // asked for, so it is refused rather than quietly collapsed.
+        if rdn.iter().count() > 1 {
+            return Err(format!(
+                "its subject has a multi-valued RDN ({}); give one attribute per RDN",
+                subject_attr_names(rdn.iter())
+            ));
+        }
         for attr in rdn.iter() {
+            if seen.contains(attr.attr_type()) {
+                return Err(format!(
+                    "its subject repeats {} ({}); uca signs each attribute type once, so give it once",
+                    attr_name(attr.attr_type()),
+                    info.subject
+                ));
+            }
+            seen.push(attr.attr_type().clone());
             let oid: Vec<u64> = attr
                 .attr_type()
                 .iter()
@@ -169,6 +175,22 @@ pub fn parse_csr(der: &[u8]) -> std::result::Result<CsrContents, String> {
         requests_ca,
         rsa_key,
     })
+}
+
+/// An attribute type as OpenSSL names it (OU, CN...), else its OID.
+fn attr_name(oid: &x509_parser::der_parser::oid::Oid<'_>) -> String {
+    x509_parser::objects::oid2abbrev(oid, x509_parser::objects::oid_registry())
+        .map(str::to_string)
+        .unwrap_or_else(|_| oid.to_id_string())
+}
+
+fn subject_attr_names<'a>(
+    attrs: impl Iterator<Item = &'a x509_parser::x509::AttributeTypeAndValue<'a>>,
+) -> String {
+    attrs
+        .map(|a| attr_name(a.attr_type()))
+        .collect::<Vec<_>>()
+        .join("+")
 }
 
 /// Refuses keys uca cannot sign for (and ring cannot verify), naming them.
@@ -222,46 +244,42 @@ fn supported_key(
     }
 }
 
-/// Narrowed constraints for an intermediate: each permit must already be
-/// permitted by the root.
+/// Constraints for an intermediate: the root's, with each kind of name
+/// given in `--permit` (DNS, IPv4, IPv6) narrowed to the given permits, each
+/// within the root's; the kinds not given keep the root's constraints.
 pub fn intermediate_constraints(
     root: &NameConstraints,
     given: &[String],
 ) -> Result<NameConstraints> {
-    if given.is_empty() {
-        return Ok(root.clone());
-    }
-    let mut out = Vec::new();
-    for text in given {
-        let p = Permit::parse(text)?;
-        let probe = match &p {
-            Permit::Dns(d) => San::Dns(d.clone()),
-            Permit::Ip { network, .. } => San::Ip(*network),
-        };
-        if let Permit::Ip { prefix, .. } = &p {
-            let wider = root.0.iter().any(|r| matches!(r, Permit::Ip { network, prefix: rp } if network.is_ipv4() == probe_is_v4(&probe) && rp > prefix));
-            if wider {
-                return Err(Error::invalid(
-                    "--permit value",
-                    text.as_str(),
-                    "it is wider than the root's own IP constraint",
-                ));
+    let permits = given
+        .iter()
+        .map(|t| Permit::parse(t))
+        .collect::<Result<Vec<_>>>()?;
+    root.narrowed(&permits).map_err(|outside| {
+        let text = permits
+            .iter()
+            .position(|p| *p == outside)
+            .map_or_else(|| outside.to_string(), |i| given[i].clone());
+        let why = match root.0.iter().find(|r| r.within(&outside)) {
+            Some(r) => {
+                let kind = if matches!(r, Permit::Dns(_)) {
+                    "DNS"
+                } else {
+                    "IP"
+                };
+                format!("it is wider than the root's own {kind} constraint {r}")
             }
-        }
-        root.check(&probe).map_err(|_| {
-            Error::invalid(
-                "--permit value",
-                text.as_str(),
-                "it lies outside the root's name constraints",
-            )
-        })?;
-        out.push(p);
-    }
-    Ok(NameConstraints(out))
-}
-
-fn probe_is_v4(san: &San) -> bool {
-    matches!(san, San::Ip(ip) if ip.is_ipv4())
+            None => format!(
+                "it lies outside the root's name constraints ({})",
+                root.0
+                    .iter()
+                    .map(Permit::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        Error::invalid("--permit value", text, why)
+    })
 }
 
 /// How to sign a CSR: everything except the CSR itself.
@@ -331,6 +349,9 @@ pub fn prepare(
             ));
         }
         let constraints = intermediate_constraints(&store.constraints, &opts.permits)?;
+        if let Some(cn) = &csr.common_name {
+            intermediate_common_name(cn, &constraints)?;
+        }
         (
             profile::intermediate_params(csr.subject.clone(), validity, opts.pathlen, &constraints),
             "intermediate".to_string(),
@@ -339,30 +360,8 @@ pub fn prepare(
         if !opts.permits.is_empty() {
             return Err(Error::msg("--permit applies only with --intermediate"));
         }
-        sans = csr.sans.clone();
-        if let Some(cn) = &csr.common_name {
-            if let Ok(own) = San::for_name(cn) {
-                if !sans.contains(&own) {
-                    sans.insert(0, own);
-                }
-            }
-        }
-        for extra in &opts.sans {
-            let s = San::parse(extra)?;
-            if !sans.contains(&s) {
-                sans.push(s);
-            }
-        }
-        if sans.is_empty() {
-            return Err(Error::invalid(
-                "CSR",
-                shown,
-                "it names no host: give it a SAN or a host-name CN, or add --san",
-            ));
-        }
-        for san in &sans {
-            store.constraints.check(san)?;
-        }
+        let names = leaf_names(store, csr, shown, &opts.sans)?;
+        sans = names.sans().to_vec();
         // Only "is it RSA" matters to the leaf profile.
         let key_type = if csr.rsa_key {
             KeyType::Rsa2048
@@ -370,7 +369,7 @@ pub fn prepare(
             KeyType::EcP256
         };
         (
-            profile::leaf_params(csr.subject.clone(), &sans, opts.profile, key_type, validity)?,
+            profile::leaf_params(&names, opts.profile, key_type, validity)?,
             opts.profile.to_string(),
         )
     };
@@ -382,6 +381,50 @@ pub fn prepare(
         subject_text: csr.subject_text.clone(),
         validity,
     })
+}
+
+/// A leaf's names from a CSR: its SANs, its CN (which counts as a name and
+/// is added as a SAN when missing) and the `--san` extras, all checked
+/// against the CA's name constraints.
+fn leaf_names(
+    store: &CaStore,
+    csr: &CsrContents,
+    shown: &str,
+    extras: &[String],
+) -> Result<profile::LeafNames> {
+    let mut sans = csr.sans.clone();
+    if let Some(cn) = &csr.common_name {
+        let own = profile::common_name_san(cn, &store.constraints)?;
+        if !sans.contains(&own) {
+            sans.insert(0, own);
+        }
+    }
+    for extra in extras {
+        let s = San::parse(extra)?;
+        if !sans.contains(&s) {
+            sans.push(s);
+        }
+    }
+    if sans.is_empty() {
+        return Err(Error::invalid(
+            "CSR",
+            shown,
+            "it names no host: give it a SAN or a host-name CN, or add --san",
+        ));
+    }
+    profile::LeafNames::checked(csr.subject.clone(), sans, &store.constraints)
+}
+
+/// An intermediate's CN is a label ("Acme Vault Intermediate"), not a host
+/// name; but one that reads as a host name must lie within the CA's own
+/// constraints, as OpenSSL would check it as one.
+fn intermediate_common_name(cn: &str, constraints: &NameConstraints) -> Result<()> {
+    crate::init::validate_ca_name(cn)?;
+    let looks_like_host = cn.contains('.') && crate::names::dns_name(cn, true).is_ok();
+    if looks_like_host || cn.parse::<std::net::IpAddr>().is_ok() {
+        profile::common_name_san(cn, constraints)?;
+    }
+    Ok(())
 }
 
 /// Signs a prepared CSR under the CA's lock, hands the DER to `publish`
@@ -411,10 +454,11 @@ pub fn sign_prepared(
         .map_err(|e| Error::msg(format!("cannot sign {}: {e}", prepared.subject_text)))?;
     let der = cert.der().to_vec();
     let serial = profile::serial_hex(&serial_bytes);
+    let (subject, sans) = x509::recorded_names(&der)?;
     let entry = LedgerEntry {
         serial: serial.clone(),
-        subject: prepared.subject_text.clone(),
-        sans: prepared.sans.iter().map(|s| s.to_string()).collect(),
+        subject,
+        sans,
         profile: prepared.profile_name.clone(),
         key: "external".into(),
         not_before: timefmt::rfc3339(prepared.validity.not_before),
@@ -439,7 +483,6 @@ pub fn run(req: &SignRequest) -> Result<SignReport> {
         store.refuse_ca_path(out)?;
         crate::output::check_free(out, req.force)?;
     }
-    let sans: Vec<String> = prepared.sans.iter().map(|s| s.to_string()).collect();
     let not_after = timefmt::rfc3339(prepared.validity.not_after);
     let signer = store.unlock(req.passphrase_file.as_ref())?;
     let lock = store.ledger().lock()?;
@@ -467,11 +510,12 @@ pub fn run(req: &SignRequest) -> Result<SignReport> {
         }
     })?;
     let pem = with_chain(&der);
+    let (subject, sans) = x509::recorded_names(&der)?;
     Ok(SignReport {
         pem,
         out: req.out.clone(),
         serial,
-        subject: csr.subject_text,
+        subject,
         sans,
         not_after,
     })

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::constraints::{NameConstraints, Permit};
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::fsutil::{self, Mode};
 use crate::keys::{KeyType, PrivateKey};
 use crate::ledger::Ledger;
@@ -212,7 +212,12 @@ impl CaStore {
             ));
         }
         let settings_path = dir.join(SETTINGS_FILE);
-        let text = std::fs::read_to_string(&settings_path).ctx("read", &settings_path)?;
+        let text = crate::fsutil::read_capped_text(
+            &settings_path,
+            crate::fsutil::limits::SETTINGS,
+            "read",
+            "CA settings file",
+        )?;
         let settings: Settings = toml::from_str(&text).map_err(|e| {
             Error::msg(format!(
                 "{} is damaged: {}",
@@ -268,7 +273,8 @@ impl CaStore {
         let path = self.dir.join(SEALED_FILE);
         match std::fs::symlink_metadata(&path) {
             Ok(meta) if meta.is_file() => {
-                let text = std::fs::read_to_string(&path).ctx("read", &path)?;
+                let limit = fsutil::limits::SETTINGS;
+                let text = fsutil::read_capped_text(&path, limit, "read", "seal record")?;
                 let record = serde_json::from_str(&text)
                     .map_err(|e| Error::msg(format!("{} is damaged: {e}", path.display())))?;
                 return Ok(SealStatus::Recorded(record));
@@ -332,7 +338,12 @@ impl CaStore {
 
     fn unlock_key(&self, passphrase_file: Option<&PathBuf>) -> Result<Signer> {
         let key_path = self.dir.join(KEY_FILE);
-        let pem_text = std::fs::read_to_string(&key_path).ctx("read the CA key", &key_path)?;
+        let pem_text = zeroize::Zeroizing::new(crate::fsutil::read_capped_text(
+            &key_path,
+            crate::fsutil::limits::SECRET,
+            "read the CA key",
+            "CA key file",
+        )?);
         let passphrase = passphrase::for_unlock(passphrase_file, &self.dir.join(PASSPHRASE_FILE))?;
         let key = PrivateKey::decrypt(&pem_text, &passphrase)?;
         drop(passphrase);

@@ -757,14 +757,14 @@ mod tests {
         let ca_cert = ca_params.self_signed(&ca_key).unwrap();
         let issuer = rcgen::Issuer::from_ca_cert_der(ca_cert.der(), ca_key).unwrap();
         let leaf_key = KeyType::EcP256.generate().unwrap().key_pair().unwrap();
-        let leaf_params = profile::leaf_params(
+        let names = profile::LeafNames::checked(
             profile::subject_cn("web.internal"),
-            &[San::Dns("web.internal".into())],
-            Profile::Both,
-            KeyType::EcP256,
-            window(leaf),
+            vec![San::Dns("web.internal".into())],
+            &NameConstraints::default(),
         )
         .unwrap();
+        let leaf_params =
+            profile::leaf_params(&names, Profile::Both, KeyType::EcP256, window(leaf)).unwrap();
         let leaf_cert = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
         (ca_cert.der().to_vec(), leaf_cert.der().to_vec())
     }

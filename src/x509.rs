@@ -8,7 +8,7 @@ use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::FromDer;
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 
 pub fn sha256_hex(data: &[u8]) -> String {
     hex(ring::digest::digest(&ring::digest::SHA256, data).as_ref())
@@ -43,7 +43,8 @@ pub fn pem_certificate(der: &[u8]) -> String {
 /// Every PEM block in a file, or the whole file as one DER block if it is
 /// not PEM at all.
 pub fn read_blocks(path: &Path) -> Result<Vec<pem::Pem>> {
-    let bytes = std::fs::read(path).ctx("read", path)?;
+    let bytes =
+        crate::fsutil::read_capped(path, crate::fsutil::limits::PEM, "read", "PEM or DER file")?;
     parse_blocks(&bytes).map_err(|why| Error::invalid("file", path.display().to_string(), why))
 }
 
@@ -130,6 +131,18 @@ pub fn general_name(n: &GeneralName<'_>) -> String {
         GeneralName::DirectoryName(d) => format!("DirName:{d}"),
         other => format!("{other:?}"),
     }
+}
+
+/// The subject and SANs of a certificate as the ledger, the manifest and
+/// the user see them: read back from the signed DER, so what is recorded is
+/// always what was signed.
+pub fn recorded_names(der: &[u8]) -> Result<(String, Vec<String>)> {
+    let cert = parse(der).map_err(|why| {
+        Error::msg(format!(
+            "cannot read back the certificate just signed: {why}"
+        ))
+    })?;
+    Ok((cert.subject().to_string(), sans(&cert)))
 }
 
 pub fn is_ca(cert: &X509Certificate<'_>) -> bool {

@@ -342,9 +342,14 @@ fn leaf_with_validity(
     let store = uca::store::CaStore::open(&s.join("ca")).unwrap();
     let signer = store.unlock(Some(&s.pass_file())).unwrap();
     let key = KeyType::EcP256.generate().unwrap();
-    let params = profile::leaf_params(
+    let names = profile::LeafNames::checked(
         profile::subject_cn(name),
-        &[San::Dns(name.to_string())],
+        vec![San::Dns(name.to_string())],
+        &store.constraints,
+    )
+    .unwrap();
+    let params = profile::leaf_params(
+        &names,
         Profile::Both,
         KeyType::EcP256,
         Validity {

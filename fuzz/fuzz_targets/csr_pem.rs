@@ -43,10 +43,17 @@ fn check(der: &[u8]) {
     } else {
         KeyType::EcP256
     };
+    let open = uca::constraints::NameConstraints(Vec::new());
+    let names = match profile::LeafNames::checked(csr.subject.clone(), csr.sans.clone(), &open) {
+        Ok(n) => n,
+        Err(e) => {
+            let s = e.to_string();
+            assert!(!s.contains(['\n', '\r']), "multi-line error: {s:?}");
+            return;
+        }
+    };
     for profile in [Profile::Server, Profile::Both] {
-        let params =
-            match profile::leaf_params(csr.subject.clone(), &csr.sans, profile, key_type, validity)
-            {
+        let params = match profile::leaf_params(&names, profile, key_type, validity) {
                 Ok(p) => p,
                 Err(e) => {
                     let s = e.to_string();

@@ -171,61 +171,137 @@ pub struct BootstrapOutcome {
     pub probe_subject: Option<String>,
 }
 
-/// Validates names and durations that Vault would otherwise reject half-way,
-/// and everything signing the intermediate will check, against the root's
-/// constraints, path length and expiry.
+/// The mount, role and intermediate settings `uca vault bootstrap` sends to
+/// Vault and `uca vault commands` prints for a shell, validated the same
+/// way for both.
+pub struct RoleSettings<'a> {
+    pub mount: &'a str,
+    pub max_ttl: &'a str,
+    pub role: &'a str,
+    pub allowed_domains: &'a [String],
+    pub role_max_ttl: &'a str,
+    pub issuing_url: Option<&'a str>,
+    pub crl_url: Option<&'a str>,
+    pub common_name: &'a str,
+}
+
+impl RoleSettings<'_> {
+    /// Validates names and durations that Vault would otherwise reject
+    /// half-way (or a shell would misread): mount and role are path-safe
+    /// identifiers, every allowed domain a host name.
+    pub fn validate(&self) -> Result<()> {
+        validate_mount(self.mount)?;
+        validate_role_name(self.role)?;
+        for (flag, ttl) in [
+            ("--max-ttl", self.max_ttl),
+            ("--role-max-ttl", self.role_max_ttl),
+        ] {
+            parse_ttl(ttl).ok_or_else(|| {
+                Error::invalid(flag, ttl, "expected a duration like 8760h, 30d or 3600s")
+            })?;
+        }
+        if parse_ttl(self.role_max_ttl) > parse_ttl(self.max_ttl) {
+            return Err(Error::invalid(
+                "--role-max-ttl",
+                self.role_max_ttl,
+                format!("longer than the mount's --max-ttl {}", self.max_ttl),
+            ));
+        }
+        if self.allowed_domains.is_empty() {
+            return Err(Error::msg("give the role at least one --allowed-domain (e.g. svc.internal): a role without one would refuse everything"));
+        }
+        for d in self.allowed_domains {
+            allowed_domain(d)?;
+        }
+        for (flag, url) in [
+            ("--issuing-url", self.issuing_url),
+            ("--crl-url", self.crl_url),
+        ] {
+            if let Some(u) = url {
+                names::uri(u)?;
+                if !(u.starts_with("http://") || u.starts_with("https://")) {
+                    return Err(Error::invalid(
+                        flag,
+                        u,
+                        "expected an http:// or https:// URL",
+                    ));
+                }
+            }
+        }
+        crate::init::validate_ca_name(self.common_name)
+    }
+}
+
+fn validate_mount(mount: &str) -> Result<()> {
+    let mount_ok = !mount.is_empty()
+        && !mount.starts_with('/')
+        && !mount.ends_with('/')
+        && !mount.contains("//")
+        && mount
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '/'));
+    if !mount_ok || mount.starts_with("sys") {
+        return Err(Error::invalid(
+            "--mount",
+            names::printable(mount),
+            "expected a path like pki_int (letters, digits, '_', '-', '/')",
+        ));
+    }
+    Ok(())
+}
+
+fn validate_role_name(role: &str) -> Result<()> {
+    if role.is_empty()
+        || !role
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
+    {
+        return Err(Error::invalid(
+            "--role",
+            names::printable(role),
+            "expected a name like web (letters, digits, '_', '-')",
+        ));
+    }
+    Ok(())
+}
+
+/// An `--allowed-domain`: a host name. No wildcard: the role is created
+/// with allow_glob_domains=false, where Vault would take `*.x` literally,
+/// and allow_subdomains=true already covers every name below the domain.
+pub fn allowed_domain(d: &str) -> Result<String> {
+    names::dns_name(d, false).map_err(|e| match e {
+        Error::Invalid { expected, .. } => {
+            Error::invalid("--allowed-domain", names::printable(d), expected)
+        }
+        other => other,
+    })
+}
+
+impl BootstrapRequest {
+    pub fn role_settings(&self) -> RoleSettings<'_> {
+        RoleSettings {
+            mount: &self.mount,
+            max_ttl: &self.max_ttl,
+            role: &self.role,
+            allowed_domains: &self.allowed_domains,
+            role_max_ttl: &self.role_max_ttl,
+            issuing_url: self.issuing_url.as_deref(),
+            crl_url: self.crl_url.as_deref(),
+            common_name: &self.common_name,
+        }
+    }
+}
+
+/// Validates everything bootstrap sends to Vault, and everything signing
+/// the intermediate will check, against the root's constraints, path
+/// length and expiry, before Vault is changed at all.
 pub fn validate(
     req: &BootstrapRequest,
     constraints: &NameConstraints,
     root_pathlen: Option<u8>,
     root_not_after: time::OffsetDateTime,
 ) -> Result<()> {
-    let mount_ok = !req.mount.is_empty()
-        && !req.mount.starts_with('/')
-        && !req.mount.ends_with('/')
-        && !req.mount.contains("//")
-        && req
-            .mount
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '/'));
-    if !mount_ok || req.mount.starts_with("sys") {
-        return Err(Error::invalid(
-            "--mount",
-            req.mount.as_str(),
-            "expected a path like pki_int (letters, digits, '_', '-', '/')",
-        ));
-    }
-    if req.role.is_empty()
-        || !req
-            .role
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
-    {
-        return Err(Error::invalid(
-            "--role",
-            req.role.as_str(),
-            "expected a name like web (letters, digits, '_', '-')",
-        ));
-    }
-    for (flag, ttl) in [
-        ("--max-ttl", &req.max_ttl),
-        ("--role-max-ttl", &req.role_max_ttl),
-    ] {
-        parse_ttl(ttl).ok_or_else(|| {
-            Error::invalid(
-                flag,
-                ttl.as_str(),
-                "expected a duration like 8760h, 30d or 3600s",
-            )
-        })?;
-    }
-    if parse_ttl(&req.role_max_ttl) > parse_ttl(&req.max_ttl) {
-        return Err(Error::invalid(
-            "--role-max-ttl",
-            req.role_max_ttl.as_str(),
-            format!("longer than the mount's --max-ttl {}", req.max_ttl),
-        ));
-    }
+    req.role_settings().validate()?;
     if u64::from(req.days) * 86_400 < parse_ttl(&req.max_ttl).unwrap_or(0) {
         return Err(Error::invalid(
             "--max-ttl",
@@ -236,31 +312,9 @@ pub fn validate(
             ),
         ));
     }
-    if req.allowed_domains.is_empty() {
-        return Err(Error::msg("give the role at least one --allowed-domain (e.g. svc.internal): a role without one would refuse everything"));
-    }
     for d in &req.allowed_domains {
-        let name = names::dns_name(d, false)?;
-        constraints.check(&San::Dns(name))?;
+        constraints.check(&San::Dns(allowed_domain(d)?))?;
     }
-    for (flag, url) in [
-        ("--issuing-url", &req.issuing_url),
-        ("--crl-url", &req.crl_url),
-    ] {
-        if let Some(u) = url {
-            names::uri(u)?;
-            if !(u.starts_with("http://") || u.starts_with("https://")) {
-                return Err(Error::invalid(
-                    flag,
-                    u.as_str(),
-                    "expected an http:// or https:// URL",
-                ));
-            }
-        }
-    }
-    crate::init::validate_ca_name(&req.common_name)?;
-    // What signing the intermediate will check, checked now, before Vault
-    // is changed at all.
     if root_pathlen == Some(0) {
         return Err(Error::msg("the root has path length 0, so it cannot sign Vault's intermediate; create the root with --pathlen 1 or more"));
     }

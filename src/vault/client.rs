@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 use zeroize::Zeroizing;
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 
 pub const TOKEN_VARS: [&str; 2] = ["VAULT_TOKEN", "BAO_TOKEN"];
 
@@ -68,7 +68,19 @@ fn read_token(file: Option<&Path>) -> Result<Zeroizing<String>> {
     }
     let token = match (file, from_env) {
         (Some(f), _) => {
-            let text = Zeroizing::new(std::fs::read_to_string(f).ctx("read the token file", f)?);
+            let bytes = Zeroizing::new(crate::fsutil::read_capped(
+                f,
+                crate::fsutil::limits::SECRET,
+                "read the token file",
+                "token file",
+            )?);
+            let text = std::str::from_utf8(&bytes).map_err(|_| {
+                Error::invalid(
+                    "token file",
+                    f.display().to_string(),
+                    "it is not valid UTF-8 text",
+                )
+            })?;
             Zeroizing::new(text.trim().to_string())
         }
         (None, Some((var, v))) => Zeroizing::new(
@@ -131,7 +143,12 @@ impl VaultClient {
         let has_client_cert = match (&conn.client_cert, &conn.client_key) {
             (Some(c), Some(k)) => {
                 let chain = read_pem_certs(c)?;
-                let key_pem = Zeroizing::new(std::fs::read(k).ctx("read the client key", k)?);
+                let key_pem = Zeroizing::new(crate::fsutil::read_capped(
+                    k,
+                    crate::fsutil::limits::SECRET,
+                    "read the client key",
+                    "client key",
+                )?);
                 let key = ureq::tls::PrivateKey::from_pem(&key_pem).map_err(|e| {
                     Error::invalid(
                         "--client-key",
