@@ -38,6 +38,65 @@ fn file(path: impl Into<String>, contents: Vec<u8>, mode: Mode) -> RenderedFile 
     }
 }
 
+/// Every output format, for checks that hold whatever a plan chose.
+pub const ALL: [OutputFormat; 5] = [
+    OutputFormat::Pem,
+    OutputFormat::Combined,
+    OutputFormat::Pkcs12,
+    OutputFormat::K8s,
+    OutputFormat::Certsd,
+];
+
+/// The relative paths [`render`] writes for `name` in `formats`, without
+/// making anything: what path checks and leftover clean-up go by.
+pub fn file_paths(formats: &[OutputFormat], name: &str) -> Vec<String> {
+    let mut out = Vec::with_capacity(4 * formats.len());
+    for f in formats {
+        match f {
+            OutputFormat::Pem => {
+                out.extend(["cert.pem", "key.pem", "chain.pem", "ca.pem"].map(String::from))
+            }
+            OutputFormat::Combined => out.push("combined.pem".into()),
+            OutputFormat::Pkcs12 => out.push(pkcs12_file(name)),
+            OutputFormat::K8s => out.push("secret.yaml".into()),
+            OutputFormat::Certsd => out.extend(
+                [
+                    "certs.d/ca.crt",
+                    "certs.d/client.cert",
+                    "certs.d/client.key",
+                ]
+                .map(String::from),
+            ),
+        }
+    }
+    out
+}
+
+fn pkcs12_file(name: &str) -> String {
+    format!("{name}.p12")
+}
+
+/// The name of the k8s Secret for `name`. Secret names are DNS subdomains:
+/// an IPv6 NAME's colons become dashes.
+pub fn k8s_secret_name(name: &str) -> String {
+    format!("{}-tls", name.replace(':', "-"))
+}
+
+/// Whether `name` is a valid Kubernetes object name (Kubernetes'
+/// IsDNS1123Subdomain: at most 253 characters, dot-separated parts of a-z,
+/// 0-9 and '-' that begin and end with a letter or digit).
+pub fn is_k8s_object_name(name: &str) -> bool {
+    name.len() <= 253
+        && name.split('.').all(|label| {
+            let b = label.as_bytes();
+            !b.is_empty()
+                && b[0].is_ascii_alphanumeric()
+                && b[b.len() - 1].is_ascii_alphanumeric()
+                && b.iter()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        })
+}
+
 /// The files of every requested format, in a stable order.
 pub fn render(formats: &[OutputFormat], m: &CertMaterial<'_>) -> Result<Vec<RenderedFile>> {
     let mut out = Vec::with_capacity(4 * formats.len());
@@ -78,7 +137,7 @@ pub fn render(formats: &[OutputFormat], m: &CertMaterial<'_>) -> Result<Vec<Rend
                     password,
                     m.name,
                 )?;
-                out.push(file(format!("{}.p12", m.name), p12, Mode::Secret));
+                out.push(file(pkcs12_file(m.name), p12, Mode::Secret));
             }
             OutputFormat::K8s => out.push(file(
                 "secret.yaml",
@@ -114,12 +173,59 @@ fn k8s_secret(m: &CertMaterial<'_>) -> String {
     let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
     let key = m.key.to_pem();
     format!(
-        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}-tls\n  namespace: {ns}\n  labels:\n    app.kubernetes.io/managed-by: uca\ntype: kubernetes.io/tls\ndata:\n  tls.crt: {crt}\n  tls.key: {key}\n  ca.crt: {ca}\n",
-        // Secret names are DNS subdomains: an IPv6 NAME's colons become dashes.
-        name = m.name.replace(':', "-"),
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: {ns}\n  labels:\n    app.kubernetes.io/managed-by: uca\ntype: kubernetes.io/tls\ndata:\n  tls.crt: {crt}\n  tls.key: {key}\n  ca.crt: {ca}\n",
+        name = k8s_secret_name(m.name),
         ns = m.k8s_namespace,
         crt = b64(m.cert_pem.as_bytes()),
         key = b64(key.as_bytes()),
         ca = b64(m.ca_pem.as_bytes()),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_paths_are_what_render_writes() {
+        let validity = crate::profile::Validity::days_from_now(1).unwrap();
+        let root = crate::init::make_root(
+            "T",
+            crate::keys::KeyType::EcP256,
+            validity,
+            0,
+            Vec::new(),
+            Vec::new(),
+        )
+        .unwrap();
+        let pem = crate::x509::pem_certificate(&root.cert_der);
+        let password = Passphrase::generate();
+        let m = CertMaterial {
+            name: "web1.internal",
+            cert_der: &root.cert_der,
+            cert_pem: &pem,
+            key: &root.key,
+            ca_der: &root.cert_der,
+            ca_pem: &pem,
+            pkcs12_password: Some(&password),
+            k8s_namespace: "default",
+        };
+        for f in ALL {
+            let rendered: Vec<String> = render(&[f], &m)
+                .unwrap()
+                .into_iter()
+                .map(|r| r.path)
+                .collect();
+            assert_eq!(rendered, file_paths(&[f], m.name), "format {f}");
+        }
+    }
+
+    #[test]
+    fn k8s_object_names() {
+        assert!(is_k8s_object_name(&k8s_secret_name("web1.internal")));
+        assert!(is_k8s_object_name(&k8s_secret_name("fe80::1")));
+        assert!(!is_k8s_object_name(&k8s_secret_name("::1")));
+        assert!(!is_k8s_object_name(&k8s_secret_name(&"a".repeat(250))));
+        assert!(is_k8s_object_name(&k8s_secret_name(&"a".repeat(63))));
+    }
 }
