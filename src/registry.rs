@@ -233,8 +233,6 @@ pub struct Prepared {
     client_auth: bool,
     force: bool,
     plan: Plan,
-    /// Certificate directories already there (replaced only with --force).
-    existing: Vec<PathBuf>,
 }
 
 /// What was written for one client identity.
@@ -390,7 +388,6 @@ pub fn prepare(
         client_auth: spec.client_auth,
         force,
         plan,
-        existing,
     })
 }
 
@@ -514,16 +511,9 @@ pub fn issue(
         progress: false,
     };
     let mut issued: Vec<IssuedCert> = Vec::new();
-    bulk::execute(
-        store,
-        signer,
-        &p.plan,
-        &p.out,
-        &p.existing,
-        lock,
-        &opts,
-        &mut |c| issued.push(c.clone()),
-    )?;
+    bulk::execute(store, signer, &p.plan, &p.out, lock, &opts, &mut |c| {
+        issued.push(c.clone())
+    })?;
     let find = |dir: &Path| {
         issued
             .iter()
