@@ -372,3 +372,48 @@ fn only_provable_leftovers_are_cleared() {
     assert!(group_like.join("keep.txt").is_file());
     assert_files_match_ledger(&s);
 }
+
+// Defect class: a failed run removing what it did not make.
+
+#[test]
+fn a_ceremony_that_loses_a_race_for_out_removes_nothing_of_the_winner() {
+    let s = Scratch::new();
+    let plan = write_plan(
+        &s,
+        "ceremony.toml",
+        "[ca]\nname = \"Race Root\"\n\n[[group]]\nname = \"nodes\"\nnames = [\"node{1..20}.internal\"]\n",
+    );
+    for round in 0..4 {
+        let out = format!("out{round}");
+        let children: Vec<_> = (0..3)
+            .map(|_| {
+                Command::new(uca_bin())
+                    .args(["ceremony", &plan, "--out", &out])
+                    .current_dir(s.path())
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let outputs: Vec<_> = children
+            .into_iter()
+            .map(|c| c.wait_with_output().unwrap())
+            .collect();
+        let winners = outputs.iter().filter(|o| o.status.success()).count();
+        assert_eq!(
+            winners,
+            1,
+            "round {round}: {:?}",
+            outputs.iter().map(stderr).collect::<Vec<_>>()
+        );
+        for o in outputs.iter().filter(|o| !o.status.success()) {
+            assert_eq!(o.status.code(), Some(1), "{}", stderr(o));
+            assert_eq!(stderr(o).trim_end().lines().count(), 1, "{}", stderr(o));
+        }
+        let manifest = format!("{out}/ca/manifest.json");
+        ok(&s.uca(&["verify", "--manifest", &manifest]));
+        assert_eq!(tree(&s.join(&out).join("certs")).len(), 20 * 5);
+    }
+}
