@@ -417,3 +417,34 @@ fn a_ceremony_that_loses_a_race_for_out_removes_nothing_of_the_winner() {
         assert_eq!(tree(&s.join(&out).join("certs")).len(), 20 * 5);
     }
 }
+
+#[test]
+fn registry_client_folders_too_long_are_refused_before_the_first_key() {
+    let s = scratch_with_ca();
+    let host = format!("{}:5001", long_name(253));
+    let args = |host: &str| {
+        vec![
+            "registry".to_string(),
+            "--dir".into(),
+            "ca".into(),
+            "--out".into(),
+            "reg".into(),
+            "--passphrase-file".into(),
+            "pass.txt".into(),
+            "--client".into(),
+            "ci1".into(),
+            host.to_string(),
+        ]
+    };
+    let run = |host: &str| {
+        let a = args(host);
+        s.uca(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let ledger = ledger_text(&s);
+    fails_with(&run(&host), "over the 255 a file name may have");
+    assert_eq!(ledger_text(&s), ledger);
+    assert!(!s.join("reg").exists());
+    // The same host on the default port (folder named after the host alone) fits.
+    ok(&run(&long_name(253)));
+    assert_files_match_ledger(&s);
+}
