@@ -262,6 +262,7 @@ fn report_summary(s: &crate::bulk::Summary, out: &std::path::Path, json: bool, q
         let doc = serde_json::json!({
             "issued": s.issued,
             "skipped": s.skipped,
+            "left_in_place": s.left_in_place.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
             "out": out.display().to_string(),
             "earliest_expiry": expiry,
             "seconds": secs,
