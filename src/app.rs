@@ -253,12 +253,19 @@ pub fn run(cli: Cli) -> Result<u8> {
 
 /// The end-of-run summary: counts, where, earliest expiry, rate.
 fn report_summary(s: &crate::bulk::Summary, out: &std::path::Path, json: bool, quiet: bool) {
+    for dir in &s.left_in_place {
+        eprintln!(
+            "uca: note: left {} in place: it is named like a leftover of uca but is not provably one; remove it yourself if it is not yours",
+            dir.display()
+        );
+    }
     let expiry = s.earliest_expiry.map(crate::timefmt::rfc3339);
     let secs = s.elapsed.as_secs_f64();
     if json {
         let doc = serde_json::json!({
             "issued": s.issued,
             "skipped": s.skipped,
+            "left_in_place": s.left_in_place.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
             "out": out.display().to_string(),
             "earliest_expiry": expiry,
             "seconds": secs,

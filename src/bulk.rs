@@ -6,7 +6,7 @@
 //! ledger claiming a file that is not on disk, and memory stays flat however
 //! large the plan is.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -58,6 +58,9 @@ pub struct IssuedCert {
 pub struct Summary {
     pub issued: u64,
     pub skipped: u64,
+    /// Hidden directories named like uca's leftovers beside a certificate
+    /// it wrote, left in place because they are not provably uca's.
+    pub left_in_place: Vec<PathBuf>,
     pub earliest_expiry: Option<OffsetDateTime>,
     pub elapsed: Duration,
 }
@@ -72,12 +75,35 @@ impl Paths {
     /// The ledger path of a certificate directory: its cert.pem (every
     /// format writes one), absolute.
     fn ledger_path(&self, target: &Path) -> String {
-        let rel = target.strip_prefix(&self.out).unwrap_or(target);
-        self.out_abs
-            .join(rel)
-            .join("cert.pem")
-            .display()
-            .to_string()
+        self.absolute(&target.join("cert.pem"))
+    }
+
+    /// A path under OUT as the ledger writes it.
+    fn absolute(&self, path: &Path) -> String {
+        let rel = path.strip_prefix(&self.out).unwrap_or(path);
+        self.out_abs.join(rel).display().to_string()
+    }
+
+    /// Refuses to remove `dir` if the ledger records a certificate inside it
+    /// other than `except` (its own cert.pem, which a re-issue replaces).
+    fn refuse_recorded_inside(
+        &self,
+        dir: &Path,
+        except: Option<&str>,
+        recorded: &BTreeSet<String>,
+    ) -> Result<()> {
+        let prefix = format!("{}/", self.absolute(dir));
+        let inside = recorded
+            .range(prefix.clone()..)
+            .take_while(|p| p.starts_with(&prefix))
+            .find(|p| Some(p.as_str()) != except);
+        match inside {
+            Some(p) => Err(Error::msg(format!(
+                "{} holds {p}, a certificate the ledger records; uca never removes one, even with --force: choose another output directory",
+                dir.display()
+            ))),
+            None => Ok(()),
+        }
     }
 }
 
@@ -97,37 +123,103 @@ fn is_ours(target: &Path, ca_subject_raw: &[u8]) -> bool {
         .unwrap_or(false)
 }
 
-/// Decides, before anything is signed, what happens to each existing target.
-/// Returns the targets to skip.
+/// What happens to the certificate directories that exist when the run
+/// starts: kept as they are, or replaced. Any other directory that turns up
+/// while the run is writing is never replaced.
+#[derive(Default)]
+struct ExistingTargets {
+    skip: HashSet<PathBuf>,
+    replace: HashSet<PathBuf>,
+}
+
+/// Decides, before anything is signed and while holding the CA's lock, what
+/// happens to each existing target.
 fn classify_existing(
     store: &CaStore,
     paths: &Paths,
-    existing: &[PathBuf],
-    recorded: &HashSet<String>,
+    existing: Vec<PathBuf>,
+    recorded: &BTreeSet<String>,
     opts: &RunOptions,
-) -> Result<HashSet<PathBuf>> {
-    let mut skip = HashSet::new();
+) -> Result<ExistingTargets> {
+    let mut decided = ExistingTargets::default();
     let ca = x509::parse(&store.cert_der).map_err(Error::msg)?;
     let ca_subject = ca.subject().as_raw();
     for target in existing {
+        let own = paths.ledger_path(&target);
+        if opts.force {
+            paths.refuse_recorded_inside(&target, Some(&own), recorded)?;
+            decided.replace.insert(target);
+            continue;
+        }
         match opts.existing {
-            Existing::Refuse if !opts.force => return Err(Error::Exists(target.clone())),
-            Existing::Refuse => {}
+            Existing::Refuse => return Err(Error::Exists(target)),
             Existing::Resume => {
-                if opts.force {
-                    continue;
-                }
-                if recorded.contains(&paths.ledger_path(target))
-                    && target.join("cert.pem").is_file()
-                {
-                    skip.insert(target.clone());
-                } else if !is_ours(target, ca_subject) {
-                    return Err(Error::Exists(target.clone()));
+                if recorded.contains(&own) && target.join("cert.pem").is_file() {
+                    decided.skip.insert(target);
+                } else if is_ours(&target, ca_subject) {
+                    // Published by a run that was killed before recording it.
+                    paths.refuse_recorded_inside(&target, None, recorded)?;
+                    decided.replace.insert(target);
+                } else {
+                    return Err(Error::Exists(target));
                 }
             }
         }
     }
-    Ok(skip)
+    Ok(decided)
+}
+
+/// Removes what killed runs left beside the certificate directories this
+/// run is about to write, when it is provably theirs
+/// ([`output::remove_leftover`]); returns the look-alikes left in place.
+fn clear_leftovers(
+    plan: &Plan,
+    paths: &Paths,
+    skip: &HashSet<PathBuf>,
+    recorded: &BTreeSet<String>,
+) -> Result<Vec<PathBuf>> {
+    let out = paths.out.as_path();
+    let mut candidates: HashMap<(PathBuf, String), Vec<PathBuf>> = HashMap::new();
+    let mut listed = HashSet::new();
+    for g in &plan.groups {
+        let dir = out.join(&g.out);
+        if listed.insert(dir.clone()) {
+            for (head, path) in output::leftover_candidates(&dir)? {
+                candidates
+                    .entry((dir.clone(), head))
+                    .or_default()
+                    .push(path);
+            }
+        }
+    }
+    let mut left = Vec::new();
+    if candidates.is_empty() {
+        return Ok(left);
+    }
+    for t in plan.targets(out) {
+        let (_, name, target) = t?;
+        if skip.contains(&target) {
+            continue;
+        }
+        let component = target.file_name().unwrap_or_default().to_string_lossy();
+        let key = (
+            crate::fsutil::parent_of(&target).to_path_buf(),
+            crate::fsutil::hidden_head(&component).to_string(),
+        );
+        let Some(found) = candidates.remove(&key) else {
+            continue;
+        };
+        let allowed = formats::file_paths(&formats::ALL, &name);
+        for leftover in found {
+            let holds_recorded = paths
+                .refuse_recorded_inside(&leftover, None, recorded)
+                .is_err();
+            if holds_recorded || !output::remove_leftover(&leftover, &allowed)? {
+                left.push(leftover);
+            }
+        }
+    }
+    Ok(left)
 }
 
 /// The CA's certificate in the forms every issued directory needs.
@@ -230,18 +322,17 @@ fn progress_bar(total: u64, enabled: bool) -> Option<indicatif::ProgressBar> {
 }
 
 /// Issues every certificate of `plan` under `out`, while holding the CA
-/// lock. `existing` is what [`Plan::validate_all`] returned: every caller
-/// validates the whole plan before unlocking the key, so it is not walked
-/// twice. (A directory that appears in between is still never clobbered:
-/// publishing refuses a non-empty target unless replacing is allowed.)
+/// lock. Every caller has validated the whole plan
+/// ([`Plan::validate_all`]) before unlocking the key; which certificate
+/// directories exist is decided again here, under the lock, so that two
+/// runs of one plan never issue the same certificate twice. A directory
+/// that was not there then is never replaced.
 /// `on_issued` sees each certificate once it is durable and recorded.
-#[allow(clippy::too_many_arguments)]
 pub fn execute(
     store: &CaStore,
     signer: &Signer,
     plan: &Plan,
     out: &Path,
-    existing: &[PathBuf],
     lock: &LedgerLock,
     opts: &RunOptions,
     on_issued: &mut dyn FnMut(&IssuedCert),
@@ -251,7 +342,7 @@ pub fn execute(
     store.ensure_unsealed()?;
     let ledger = store.ledger();
     let mut used_serials = HashSet::new();
-    let mut recorded = HashSet::new();
+    let mut recorded = BTreeSet::new();
     ledger.scan(|e| {
         used_serials.insert(e.serial);
         if let Some(p) = e.path {
@@ -262,16 +353,17 @@ pub fn execute(
         out: out.to_path_buf(),
         out_abs: crate::fsutil::resolve(out)?,
     };
-    let skip = classify_existing(store, &paths, existing, &recorded, opts)?;
-    for g in &plan.groups {
-        let dir = out.join(&g.out);
-        crate::fsutil::create_dir(&dir, 0o755)?;
-        if opts.existing == Existing::Resume {
-            output::remove_leftovers(&dir)?;
-        }
+    let existing = plan.existing_targets(out)?;
+    let ExistingTargets { skip, replace } =
+        classify_existing(store, &paths, existing, &recorded, opts)?;
+    let mut summary = Summary::default();
+    if opts.existing == Existing::Resume {
+        summary.left_in_place = clear_leftovers(plan, &paths, &skip, &recorded)?;
     }
     drop(recorded);
-    let replace = opts.force || opts.existing == Existing::Resume;
+    for g in &plan.groups {
+        crate::fsutil::create_dir(&out.join(&g.out), 0o755)?;
+    }
     let sync_each = plan.total <= 16;
     let ca = CaMaterial {
         der: store.cert_der.clone(),
@@ -282,7 +374,6 @@ pub fn execute(
         .map(|n| n.get())
         .unwrap_or(1);
     let bar = progress_bar(plan.total, opts.progress);
-    let mut summary = Summary::default();
     let mut items = plan.items(out);
     loop {
         let mut batch = Vec::with_capacity(BATCH);
@@ -314,10 +405,11 @@ pub fn execute(
             let handles: Vec<_> = batch
                 .chunks(chunk)
                 .map(|part| {
-                    let (ca, paths) = (&ca, &paths);
+                    let (ca, paths, replace) = (&ca, &paths, &replace);
                     scope.spawn(move || {
                         part.iter()
                             .map(|(item, serial)| {
+                                let replace = replace.contains(&item.target);
                                 issue_item(signer, ca, paths, item, *serial, replace, sync_each)
                             })
                             .collect::<Vec<_>>()

@@ -80,7 +80,7 @@ pub fn run(
         .expect("Plan::load requires [ca] for a ceremony");
     let ca_dir = req.out.join("ca");
     let certs_dir = req.out.join("certs");
-    let existing = plan.validate_all(&certs_dir)?;
+    plan.validate_all(&certs_dir)?;
     let registry = match &plan.registry {
         Some(spec) => {
             let ca_not_after = Validity::days_from_now(ca.days)?.not_after;
@@ -175,9 +175,7 @@ pub fn run(
         force: false,
         progress: req.progress,
     };
-    let summary = bulk::execute(
-        &store, &signer, &plan, &certs_dir, &existing, &lock, &opts, on_issued,
-    )?;
+    let summary = bulk::execute(&store, &signer, &plan, &certs_dir, &lock, &opts, on_issued)?;
     let registry = match &registry {
         Some(r) => Some(crate::registry::issue(&store, &signer, &lock, r)?),
         None => None,

@@ -38,6 +38,44 @@ fn file(path: impl Into<String>, contents: Vec<u8>, mode: Mode) -> RenderedFile 
     }
 }
 
+/// Every output format, for checks that hold whatever a plan chose.
+pub const ALL: [OutputFormat; 5] = [
+    OutputFormat::Pem,
+    OutputFormat::Combined,
+    OutputFormat::Pkcs12,
+    OutputFormat::K8s,
+    OutputFormat::Certsd,
+];
+
+/// The relative paths [`render`] writes for `name` in `formats`, without
+/// making anything: what path checks and leftover clean-up go by.
+pub fn file_paths(formats: &[OutputFormat], name: &str) -> Vec<String> {
+    let mut out = Vec::with_capacity(4 * formats.len());
+    for f in formats {
+        match f {
+            OutputFormat::Pem => {
+                out.extend(["cert.pem", "key.pem", "chain.pem", "ca.pem"].map(String::from))
+            }
+            OutputFormat::Combined => out.push("combined.pem".into()),
+            OutputFormat::Pkcs12 => out.push(pkcs12_file(name)),
+            OutputFormat::K8s => out.push("secret.yaml".into()),
+            OutputFormat::Certsd => out.extend(
+                [
+                    "certs.d/ca.crt",
+                    "certs.d/client.cert",
+                    "certs.d/client.key",
+                ]
+                .map(String::from),
+            ),
+        }
+    }
+    out
+}
+
+fn pkcs12_file(name: &str) -> String {
+    format!("{name}.p12")
+}
+
 /// The files of every requested format, in a stable order.
 pub fn render(formats: &[OutputFormat], m: &CertMaterial<'_>) -> Result<Vec<RenderedFile>> {
     let mut out = Vec::with_capacity(4 * formats.len());
@@ -78,7 +116,7 @@ pub fn render(formats: &[OutputFormat], m: &CertMaterial<'_>) -> Result<Vec<Rend
                     password,
                     m.name,
                 )?;
-                out.push(file(format!("{}.p12", m.name), p12, Mode::Secret));
+                out.push(file(pkcs12_file(m.name), p12, Mode::Secret));
             }
             OutputFormat::K8s => out.push(file(
                 "secret.yaml",
@@ -213,5 +251,39 @@ mod tests {
         assert!(!is_rfc1123_subdomain("--1-tls"));
         assert!(!is_rfc1123_subdomain("a..b"));
         assert!(!is_rfc1123_subdomain("A-tls"));
+    }
+
+    #[test]
+    fn file_paths_are_what_render_writes() {
+        let validity = crate::profile::Validity::days_from_now(1).unwrap();
+        let root = crate::init::make_root(
+            "T",
+            crate::keys::KeyType::EcP256,
+            validity,
+            0,
+            Vec::new(),
+            Vec::new(),
+        )
+        .unwrap();
+        let pem = crate::x509::pem_certificate(&root.cert_der);
+        let password = Passphrase::generate();
+        let m = CertMaterial {
+            name: "web1.internal",
+            cert_der: &root.cert_der,
+            cert_pem: &pem,
+            key: &root.key,
+            ca_der: &root.cert_der,
+            ca_pem: &pem,
+            pkcs12_password: Some(&password),
+            k8s_namespace: "default",
+        };
+        for f in ALL {
+            let rendered: Vec<String> = render(&[f], &m)
+                .unwrap()
+                .into_iter()
+                .map(|r| r.path)
+                .collect();
+            assert_eq!(rendered, file_paths(&[f], m.name), "format {f}");
+        }
     }
 }

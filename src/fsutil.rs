@@ -32,22 +32,53 @@ fn temp_name(path: &Path) -> PathBuf {
     hidden_sibling(path, "tmp", rand_core::OsRng.next_u64())
 }
 
+/// Longest file-name component a file system accepts (Linux NAME_MAX).
+pub const NAME_MAX: usize = 255;
+/// Longest path a system call accepts, without its terminating NUL.
+pub const PATH_MAX: usize = 4095;
+/// Bytes of a target's name kept in its hidden siblings' names.
+const HIDDEN_HEAD_MAX: usize = 200;
+
+/// The part of `name` a hidden sibling carries: at most 200 bytes, so that
+/// `.HEAD.WHAT-TAG` stays within NAME_MAX even for a 253-character DNS name.
+pub fn hidden_head(name: &str) -> &str {
+    let mut end = name.len().min(HIDDEN_HEAD_MAX);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    &name[..end]
+}
+
 /// `.NAME.WHAT-TAG` beside `target`: hidden, so a half-written file or
 /// directory never looks like a result, and recognisable, so leftovers of a
 /// killed run can be found and removed.
 pub fn hidden_sibling(target: &Path, what: &str, tag: u64) -> PathBuf {
-    let mut name = target
+    let name = target
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    // At most 200 bytes of it, so that the hidden name stays within NAME_MAX
-    // (255) even for a 253-character DNS name.
-    let mut end = name.len().min(200);
-    while !name.is_char_boundary(end) {
-        end -= 1;
+    target.with_file_name(format!(".{}.{what}-{tag:016x}", hidden_head(&name)))
+}
+
+/// Length in bytes of the longest hidden sibling name of a target named
+/// `name` (`.HEAD.WHAT-` and 16 hex digits; WHAT is `tmp` or `old`).
+pub fn hidden_sibling_len(name: &str) -> usize {
+    1 + hidden_head(name).len() + ".tmp-".len() + 16
+}
+
+/// The parts `(HEAD, WHAT, TAG)` of a name made by [`hidden_sibling`], or
+/// `None` for any other name.
+pub fn parse_hidden_sibling(file_name: &str) -> Option<(&str, &str, u64)> {
+    let rest = file_name.strip_prefix('.')?;
+    let (head_what, tag) = rest.rsplit_once('-')?;
+    if tag.len() != 16 || !tag.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
     }
-    name.truncate(end);
-    target.with_file_name(format!(".{name}.{what}-{tag:016x}"))
+    let (head, what) = head_what.rsplit_once('.')?;
+    if head.is_empty() || head.starts_with('.') {
+        return None;
+    }
+    Some((head, what, u64::from_str_radix(tag, 16).ok()?))
 }
 
 /// Writes `contents` to a fresh temporary file beside `path` (created with the
@@ -63,6 +94,9 @@ pub fn write_atomic(
         return Err(Error::Exists(path.to_path_buf()));
     }
     let tmp = temp_name(path);
+    // Set once the temporary file exists: a failure before that (e.g. a file
+    // of that name already there) must not remove what someone else made.
+    let mut created = false;
     let result = (|| {
         let mut f = OpenOptions::new()
             .write(true)
@@ -70,6 +104,7 @@ pub fn write_atomic(
             .mode(mode.bits())
             .open(&tmp)
             .ctx("create", &tmp)?;
+        created = true;
         f.write_all(contents).ctx("write", &tmp)?;
         if sync {
             f.sync_all().ctx("sync", &tmp)?;
@@ -91,7 +126,7 @@ pub fn write_atomic(
             fs::remove_file(&tmp).ctx("remove", &tmp)
         }
     })();
-    if result.is_err() {
+    if result.is_err() && created {
         let _ = fs::remove_file(&tmp);
     }
     result?;

@@ -121,28 +121,41 @@ pub fn make_root(
 }
 
 /// Stores a new root; on failure removes what it wrote, so nothing
-/// half-made is left behind.
+/// half-made is left behind, and nothing that was there before (a file it
+/// refused to replace, or a concurrent run's) is removed.
 pub fn store_root(
     dir: &Path,
     root: &NewRoot,
     encrypted_key: Option<&str>,
     stored: Option<&crate::passphrase::Passphrase>,
 ) -> Result<()> {
-    let created_dir = !dir.exists();
+    let absent = |rel: &str| std::fs::symlink_metadata(dir.join(rel)).is_err();
+    let created_dir = absent("");
+    let created_private = absent(store::PRIVATE_DIR);
+    let new_files: Vec<&str> = [
+        store::CERT_FILE,
+        store::SETTINGS_FILE,
+        store::KEY_FILE,
+        store::PASSPHRASE_FILE,
+    ]
+    .into_iter()
+    .filter(|f| absent(f))
+    .collect();
     let result = CaStore::create(dir, &root.settings, &root.cert_der, encrypted_key, stored);
-    if result.is_err() {
-        if created_dir {
-            let _ = std::fs::remove_dir_all(dir);
-        } else {
-            for f in [
-                store::CERT_FILE,
-                store::SETTINGS_FILE,
-                store::KEY_FILE,
-                store::PASSPHRASE_FILE,
-            ] {
+    if let Err(e) = &result {
+        // A file that appeared although it was absent above is another
+        // run's: it is what made this one fail.
+        let lost_race = matches!(e, crate::error::Error::Exists(_));
+        if !lost_race {
+            for f in &new_files {
                 let _ = std::fs::remove_file(dir.join(f));
             }
-            let _ = std::fs::remove_dir(dir.join(store::PRIVATE_DIR));
+            if created_private {
+                let _ = std::fs::remove_dir(dir.join(store::PRIVATE_DIR));
+            }
+            if created_dir {
+                let _ = std::fs::remove_dir(dir);
+            }
         }
     }
     result

@@ -120,6 +120,8 @@ pub fn run(req: &IssueRequest, on_issued: &mut dyn FnMut(&IssuedCert)) -> Result
     // Every name, SAN, constraint and output path, before any key is made.
     let pre_existing = plan.validate_all(&out)?;
     store.refuse_ca_targets(&plan, &out)?;
+    // Refused here before the passphrase is asked for; the bulk engine
+    // decides again under the CA's lock.
     if existing == Existing::Refuse && !req.force {
         if let Some(first) = pre_existing.first() {
             return Err(Error::Exists(first.clone()));
@@ -132,16 +134,7 @@ pub fn run(req: &IssueRequest, on_issued: &mut dyn FnMut(&IssuedCert)) -> Result
         force: req.force,
         progress: req.progress,
     };
-    bulk::execute(
-        &store,
-        &signer,
-        &plan,
-        &out,
-        &pre_existing,
-        &lock,
-        &opts,
-        on_issued,
-    )
+    bulk::execute(&store, &signer, &plan, &out, &lock, &opts, on_issued)
 }
 
 /// An absolute form of `p` for the ledger, without requiring it to exist.

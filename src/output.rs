@@ -68,11 +68,15 @@ pub fn publish_checked(
 ) -> Result<()> {
     let parent = fsutil::parent_of(target);
     let tmp = hidden_sibling(target, "tmp");
+    // Set once the temporary directory is ours: a failure before that (a
+    // directory of that name already there) must not remove someone else's.
+    let mut created = false;
     let result = (|| {
         fs::DirBuilder::new()
             .mode(0o755)
             .create(&tmp)
             .ctx("create", &tmp)?;
+        created = true;
         for f in files {
             let path = tmp.join(&f.path);
             let dir = fsutil::parent_of(&path);
@@ -88,31 +92,18 @@ pub fn publish_checked(
         if sync {
             fsutil::sync_dir(&tmp)?;
         }
-        match fs::rename(&tmp, target) {
+        match rename_noreplace(&tmp, target) {
             Ok(()) => Ok(()),
-            Err(_) if replace && fs::symlink_metadata(target).is_ok() => {
-                // rename(2) cannot replace a non-empty directory: move the
-                // old one aside, put the new one in, then drop the old.
-                let old = hidden_sibling(target, "old");
-                fs::rename(target, &old).ctx("move aside", target)?;
-                fs::rename(&tmp, target).ctx("rename into", target)?;
-                let meta = fs::symlink_metadata(&old).ctx("read", &old)?;
-                if meta.is_dir() {
-                    fs::remove_dir_all(&old).ctx("remove", &old)
-                } else {
-                    fs::remove_file(&old).ctx("remove", &old)
-                }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && replace => {
+                replace_with(&tmp, target)
             }
-            Err(e)
-                if e.kind() == std::io::ErrorKind::AlreadyExists
-                    || e.raw_os_error() == Some(libc::ENOTEMPTY) =>
-            {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 Err(Error::Exists(target.to_path_buf()))
             }
             Err(e) => Err(Error::io("rename into", target, e)),
         }
     })();
-    if result.is_err() {
+    if result.is_err() && created {
         let _ = fs::remove_dir_all(&tmp);
     }
     result?;
@@ -120,6 +111,64 @@ pub fn publish_checked(
         fsutil::sync_dir(parent)?;
     }
     Ok(())
+}
+
+/// Puts the directory `tmp` in place of the existing `target`, which the
+/// caller was allowed to replace. rename(2) cannot replace a non-empty
+/// directory: the old one is moved aside, the new one put in, then the old
+/// one dropped; if the new one cannot go in, the old one is put back.
+fn replace_with(tmp: &Path, target: &Path) -> Result<()> {
+    let old = hidden_sibling(target, "old");
+    rename_noreplace(target, &old).ctx("move aside", target)?;
+    if let Err(e) = rename_noreplace(tmp, target) {
+        let _ = fs::rename(&old, target);
+        return Err(Error::io("rename into", target, e));
+    }
+    let meta = fs::symlink_metadata(&old).ctx("read", &old)?;
+    if meta.is_dir() {
+        fs::remove_dir_all(&old).ctx("remove", &old)
+    } else {
+        fs::remove_file(&old).ctx("remove", &old)
+    }
+}
+
+/// rename(2) that never replaces: fails with `AlreadyExists` if `to` exists,
+/// even as an empty directory (which a plain rename silently replaces).
+fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = |p: &Path| {
+        std::ffi::CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))
+    };
+    let (from_c, to_c) = (c_path(from)?, c_path(to)?);
+    // SAFETY: both pointers are NUL-terminated paths that outlive the call.
+    // The system call itself, not the C library's wrapper: older static
+    // C libraries lack renameat2.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            libc::AT_FDCWD,
+            from_c.as_ptr(),
+            libc::AT_FDCWD,
+            to_c.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    let e = std::io::Error::last_os_error();
+    match e.raw_os_error() {
+        // A kernel or file system without RENAME_NOREPLACE: check, then rename.
+        Some(libc::EINVAL | libc::ENOSYS) => {
+            if fs::symlink_metadata(to).is_ok() {
+                Err(std::io::Error::from(std::io::ErrorKind::AlreadyExists))
+            } else {
+                fs::rename(from, to)
+            }
+        }
+        _ => Err(e),
+    }
 }
 
 /// Makes everything written so far on `dir`'s file system durable with one
@@ -138,31 +187,83 @@ pub fn sync_filesystem(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Removes temporary and moved-aside directories that a killed run left in
-/// `dir` (`.NAME.tmp-<hex>`, `.NAME.old-<hex>`); nothing else is touched.
-pub fn remove_leftovers(dir: &Path) -> Result<usize> {
+/// The hidden directories in `dir` named like a publishing leftover
+/// (`.HEAD.tmp-TAG`, `.HEAD.old-TAG`), with their HEAD. Only candidates:
+/// [`remove_leftover`] decides whether one really is uca's.
+pub fn leftover_candidates(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
     let Ok(entries) = fs::read_dir(dir) else {
-        return Ok(0);
+        return Ok(Vec::new());
     };
-    let mut removed = 0;
+    let mut found = Vec::new();
     for e in entries {
         let e = e.ctx("read", dir)?;
-        let name = e.file_name().to_string_lossy().into_owned();
-        let ours = name.starts_with('.')
-            && name.rsplit_once('-').is_some_and(|(head, tag)| {
-                (head.ends_with(".tmp") || head.ends_with(".old"))
-                    && tag.len() == 16
-                    && tag.bytes().all(|b| b.is_ascii_hexdigit())
-            });
-        if ours {
-            let path = e.path();
-            if e.file_type().ctx("read", &path)?.is_dir() {
-                fs::remove_dir_all(&path).ctx("remove", &path)?;
-            } else {
-                fs::remove_file(&path).ctx("remove", &path)?;
-            }
-            removed += 1;
+        let name = e.file_name();
+        let Some((head, what, _)) = name.to_str().and_then(fsutil::parse_hidden_sibling) else {
+            continue;
+        };
+        // Only directories: publishing never leaves a temporary file behind.
+        if (what == "tmp" || what == "old") && e.file_type().ctx("read", &e.path())?.is_dir() {
+            found.push((head.to_string(), e.path()));
         }
     }
-    Ok(removed)
+    Ok(found)
+}
+
+/// Removes `leftover`, a candidate beside a certificate directory that uca
+/// is about to write, only if it is provably what a killed uca run left: the
+/// process its tag names is not running, and it holds nothing but regular
+/// files that uca writes into a certificate directory (`allowed`, relative
+/// paths). Returns whether it was removed; anything else is left in place.
+pub fn remove_leftover(leftover: &Path, allowed: &[String]) -> Result<bool> {
+    let Some((_, _, tag)) = leftover
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(fsutil::parse_hidden_sibling)
+    else {
+        return Ok(false);
+    };
+    if writer_may_be_running(tag) || !holds_only(leftover, "", allowed)? {
+        return Ok(false);
+    }
+    fs::remove_dir_all(leftover).ctx("remove", leftover)?;
+    Ok(true)
+}
+
+/// Whether the process whose id is the upper half of a publishing tag may
+/// still be writing. A tag whose upper half cannot be a process id was not
+/// made by uca's publishing, so it counts as running (never removed).
+fn writer_may_be_running(tag: u64) -> bool {
+    // Linux's largest possible process id (PID_MAX_LIMIT).
+    const PID_MAX_LIMIT: u64 = 1 << 22;
+    let pid = tag >> 32;
+    if pid == 0 || pid > PID_MAX_LIMIT || pid == u64::from(std::process::id()) {
+        return true;
+    }
+    // SAFETY: signal 0 only checks that the process exists; pid is in 1..=2^22.
+    let alive = unsafe { libc::kill(pid as libc::pid_t, 0) } == 0;
+    alive || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Whether `dir` holds only regular files whose paths (below the leftover,
+/// `prefix` for the level) are in `allowed`, and directories leading to them.
+fn holds_only(dir: &Path, prefix: &str, allowed: &[String]) -> Result<bool> {
+    for e in fs::read_dir(dir).ctx("read", dir)? {
+        let e = e.ctx("read", dir)?;
+        let Some(name) = e.file_name().to_str().map(|n| format!("{prefix}{n}")) else {
+            return Ok(false);
+        };
+        let kind = e.file_type().ctx("read", &e.path())?;
+        let ok = if kind.is_file() {
+            allowed.contains(&name)
+        } else if kind.is_dir() {
+            let sub = format!("{name}/");
+            allowed.iter().any(|a| a.starts_with(&sub)) && holds_only(&e.path(), &sub, allowed)?
+        } else {
+            false
+        };
+        if !ok {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }

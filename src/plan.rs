@@ -34,7 +34,7 @@
 //! clients = ["ci1.internal"]
 //! ```
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
@@ -293,6 +293,24 @@ impl Group {
         }
     }
 
+    /// Which certificate an error is about: "plan group 'web', name 'web1'".
+    fn label(&self, name: &str) -> String {
+        match &self.origin {
+            GroupOrigin::PlanFile(group) => format!("plan group '{group}', name '{name}'"),
+            GroupOrigin::Option(option) => format!("{option}, name '{name}'"),
+            GroupOrigin::CommandLine => format!("name '{name}'"),
+        }
+    }
+
+    /// The group itself, as its origin names it.
+    fn describe(&self) -> String {
+        match &self.origin {
+            GroupOrigin::PlanFile(group) => format!("plan group '{group}'"),
+            GroupOrigin::Option(option) => option.to_string(),
+            GroupOrigin::CommandLine => "the NAMEs".into(),
+        }
+    }
+
     /// How an error about `name` in this group begins.
     fn error_prefix(&self, name: &str) -> String {
         match &self.origin {
@@ -332,17 +350,181 @@ pub struct PlanItem<'a> {
 }
 
 fn relative_subdir(group: &str, p: &Path) -> Result<PathBuf> {
+    let shown = || crate::names::printable(&p.to_string_lossy());
     let ok = !p.as_os_str().is_empty()
         && p.components().all(|c| matches!(c, Component::Normal(_)))
         && !p.to_string_lossy().chars().any(char::is_control);
     if !ok {
         return Err(Error::invalid(
             "group out",
-            crate::names::printable(&p.to_string_lossy()),
+            shown(),
             format!("group '{group}': expected a relative path inside OUT without '..' (e.g. web)"),
         ));
     }
+    for c in p.iter() {
+        if c.as_encoded_bytes().starts_with(b".") {
+            // uca's temporary and moved-aside directories are hidden names:
+            // a hidden output directory could be taken for one of them.
+            return Err(Error::invalid(
+                "group out",
+                shown(),
+                format!("group '{group}': '{}' starts with '.', which uca keeps for its temporary directories; expected a visible name (e.g. web)", c.to_string_lossy()),
+            ));
+        }
+        if c.len() > crate::fsutil::NAME_MAX {
+            return Err(Error::invalid(
+                "group out",
+                shown(),
+                format!("group '{group}': a part of it is {} bytes long, over the {} a file name may have", c.len(), crate::fsutil::NAME_MAX),
+            ));
+        }
+    }
     Ok(p.to_path_buf())
+}
+
+/// The name a certificate is issued for: `raw` as the plan wrote it,
+/// checked and in canonical form (DNS names lower-cased, IPs normalised).
+fn canonical_name(raw: &str) -> Result<String> {
+    Ok(match San::for_name(raw)? {
+        San::Dns(d) => d,
+        San::Ip(ip) => ip.to_string(),
+        _ => unreachable!("for_name yields DNS or IP"),
+    })
+}
+
+/// A certificate's directory: OUT/[out/]NAME, or the pattern's own directory.
+fn target_of(out: &Path, g: &Group, p: &NamePattern, name: &str) -> PathBuf {
+    out.join(&g.out).join(p.dir.as_deref().unwrap_or(name))
+}
+
+/// Where a plan's outputs go on disk, for the checks that need the whole
+/// plan at once: no output inside another, no path too long.
+struct OutputLayout<'a> {
+    plan: &'a Plan,
+    /// Each group's directory, resolved (symbolic links followed).
+    group_dirs: Vec<PathBuf>,
+    /// Each group's files that do not depend on the name (every format's
+    /// but pkcs12's), worked out once rather than per certificate.
+    fixed_files: Vec<Vec<String>>,
+    /// Every group directory and each of its ancestors, with the index of a
+    /// group whose directory it is or holds: no certificate directory may be
+    /// one of these, or it would replace (or be) that group's directory.
+    holders: HashMap<PathBuf, usize>,
+    /// The group of the item last looked at (items come group by group).
+    current: usize,
+}
+
+impl<'a> OutputLayout<'a> {
+    fn new(plan: &'a Plan, out: &Path) -> Result<OutputLayout<'a>> {
+        let mut group_dirs = Vec::with_capacity(plan.groups.len());
+        let mut fixed_files = Vec::with_capacity(plan.groups.len());
+        let mut holders = HashMap::new();
+        for (i, g) in plan.groups.iter().enumerate() {
+            let fixed: Vec<OutputFormat> = g
+                .formats
+                .iter()
+                .copied()
+                .filter(|f| *f != OutputFormat::Pkcs12)
+                .collect();
+            fixed_files.push(crate::formats::file_paths(&fixed, ""));
+            let dir = crate::fsutil::resolve(&out.join(&g.out))?;
+            for ancestor in dir.ancestors() {
+                holders.entry(ancestor.to_path_buf()).or_insert(i);
+            }
+            group_dirs.push(dir);
+        }
+        Ok(OutputLayout {
+            plan,
+            group_dirs,
+            fixed_files,
+            holders,
+            current: 0,
+        })
+    }
+
+    fn group_index(&mut self, g: &Group) -> usize {
+        if !std::ptr::eq(&self.plan.groups[self.current], g) {
+            self.current = self
+                .plan
+                .groups
+                .iter()
+                .position(|x| std::ptr::eq(x, g))
+                .expect("an item's group belongs to its plan");
+        }
+        self.current
+    }
+
+    /// Checks one certificate's outputs; returns its directory as resolved,
+    /// the key under which two items are the same output.
+    fn check(&mut self, out: &Path, item: &PlanItem<'_>) -> Result<PathBuf> {
+        let g = item.group;
+        let gi = self.group_index(g);
+        let label = || g.label(&item.name);
+        let component = item.target.file_name().unwrap_or_default();
+        let resolved = self.group_dirs[gi].join(component);
+        if let Some(&holder) = self.holders.get(&resolved) {
+            let other = &self.plan.groups[holder];
+            return Err(Error::msg(format!(
+                "{}: its directory {} is, or holds, the output directory {} of {}; one would replace the other: give one of them another name or out",
+                label(),
+                item.target.display(),
+                out.join(&other.out).display(),
+                other.describe(),
+            )));
+        }
+        let component = component.to_string_lossy();
+        let dir_len = self.group_dirs[gi].as_os_str().len()
+            + 1
+            + component
+                .len()
+                .max(crate::fsutil::hidden_sibling_len(&component));
+        let named_files = if g.formats.contains(&OutputFormat::Pkcs12) {
+            crate::formats::file_paths(&[OutputFormat::Pkcs12], &item.name)
+        } else {
+            Vec::new()
+        };
+        for file in self.fixed_files[gi].iter().chain(&named_files) {
+            if let Some(long) = file.split('/').find(|c| c.len() > crate::fsutil::NAME_MAX) {
+                return Err(Error::msg(format!(
+                    "{}: its file name {long} would be {} bytes long, over the {} a file name may have; use a shorter name or another format",
+                    label(),
+                    long.len(),
+                    crate::fsutil::NAME_MAX
+                )));
+            }
+            let total = dir_len + 1 + file.len();
+            if total > crate::fsutil::PATH_MAX {
+                return Err(Error::msg(format!(
+                    "{}: its file {}/{file} would have a path of {total} bytes (with OUT made absolute), over the {} a path may have; use a shorter OUT, out or name",
+                    label(),
+                    item.target.display(),
+                    crate::fsutil::PATH_MAX
+                )));
+            }
+        }
+        Ok(resolved)
+    }
+}
+
+/// One listing per output directory instead of a stat per certificate:
+/// plans are large and output directories few.
+#[derive(Default)]
+struct Listings(HashMap<PathBuf, HashSet<std::ffi::OsString>>);
+
+impl Listings {
+    fn exists(&mut self, target: &Path) -> bool {
+        let parent = crate::fsutil::parent_of(target).to_path_buf();
+        let listing = self.0.entry(parent).or_insert_with_key(|dir| {
+            std::fs::read_dir(dir)
+                .map(|entries| {
+                    entries
+                        .filter_map(|e| e.ok().map(|e| e.file_name()))
+                        .collect()
+                })
+                .unwrap_or_default()
+        });
+        target.file_name().is_some_and(|n| listing.contains(n))
+    }
 }
 
 impl Plan {
@@ -573,12 +755,7 @@ impl Plan {
                             g.error_prefix(&crate::names::printable(&raw))
                         )),
                     };
-                    let own = San::for_name(&raw).map_err(item_err)?;
-                    let name = match &own {
-                        San::Dns(d) => d.clone(),
-                        San::Ip(ip) => ip.to_string(),
-                        _ => unreachable!("for_name yields DNS or IP"),
-                    };
+                    let name = canonical_name(&raw).map_err(item_err)?;
                     let sans = san_rule::sans_for(&name, &g.rules, &g.extra).map_err(item_err)?;
                     if g.formats.contains(&OutputFormat::K8s) {
                         crate::formats::k8s_secret_name(&name).map_err(item_err)?;
@@ -586,7 +763,7 @@ impl Plan {
                     for san in &sans {
                         self.ca_constraints.check(san).map_err(item_err)?;
                     }
-                    let target = out.join(&g.out).join(p.dir.as_deref().unwrap_or(&name));
+                    let target = target_of(out, g, p, &name);
                     Ok(PlanItem {
                         group: g,
                         name,
@@ -598,36 +775,61 @@ impl Plan {
         })
     }
 
-    /// Validates every item and output path; returns the targets that
-    /// already exist (for the caller to decide: skip, resume or refuse).
+    /// Every certificate's directory under `out`, with its group and name,
+    /// in plan order: the names' canonical forms only, without the SAN and
+    /// constraint checks of [`items`](Self::items), for passes over a plan
+    /// that [`validate_all`](Self::validate_all) accepted.
+    pub fn targets<'a>(
+        &'a self,
+        out: &'a Path,
+    ) -> impl Iterator<Item = Result<(&'a Group, String, PathBuf)>> + 'a {
+        self.groups.iter().flat_map(move |g| {
+            g.patterns.iter().flat_map(move |p| {
+                p.iter().map(move |raw| {
+                    let name = canonical_name(&raw)?;
+                    let target = target_of(out, g, p, &name);
+                    Ok((g, name, target))
+                })
+            })
+        })
+    }
+
+    /// Validates every item and output path (no output inside another, every
+    /// file and path within the system's length limits, every format's
+    /// names valid); returns the targets that already exist (for the caller
+    /// to decide: skip, resume or refuse).
     pub fn validate_all(&self, out: &Path) -> Result<Vec<PathBuf>> {
         let mut seen: HashSet<PathBuf> = HashSet::with_capacity(self.total.min(1 << 20) as usize);
+        let mut layout = OutputLayout::new(self, out)?;
+        let mut listings = Listings::default();
         let mut existing = Vec::new();
-        // One directory listing per output directory instead of a stat per
-        // certificate: plans are large and output directories few.
-        let mut listings: std::collections::HashMap<PathBuf, HashSet<std::ffi::OsString>> =
-            std::collections::HashMap::new();
         for item in self.items(out) {
             let item = item?;
-            if !seen.insert(item.target.clone()) {
+            let resolved = layout.check(out, &item)?;
+            if !seen.insert(resolved) {
                 return Err(Error::msg(format!(
                     "{}{} is produced twice",
                     item.group.error_prefix(&item.name),
                     item.target.display()
                 )));
             }
-            let parent = crate::fsutil::parent_of(&item.target).to_path_buf();
-            let listing = listings.entry(parent).or_insert_with_key(|dir| {
-                std::fs::read_dir(dir)
-                    .map(|entries| {
-                        entries
-                            .filter_map(|e| e.ok().map(|e| e.file_name()))
-                            .collect()
-                    })
-                    .unwrap_or_default()
-            });
-            if item.target.file_name().is_some_and(|n| listing.contains(n)) {
+            if listings.exists(&item.target) {
                 existing.push(item.target);
+            }
+        }
+        Ok(existing)
+    }
+
+    /// The certificate directories of a validated plan that exist now. The
+    /// bulk engine asks again while holding the CA's lock: what another run
+    /// issued meanwhile is then seen, never issued twice.
+    pub fn existing_targets(&self, out: &Path) -> Result<Vec<PathBuf>> {
+        let mut listings = Listings::default();
+        let mut existing = Vec::new();
+        for t in self.targets(out) {
+            let (_, _, target) = t?;
+            if listings.exists(&target) {
+                existing.push(target);
             }
         }
         Ok(existing)

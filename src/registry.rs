@@ -233,8 +233,6 @@ pub struct Prepared {
     client_auth: bool,
     force: bool,
     plan: Plan,
-    /// Certificate directories already there (replaced only with --force).
-    existing: Vec<PathBuf>,
 }
 
 /// What was written for one client identity.
@@ -342,6 +340,7 @@ pub fn prepare(
             "the registry configuration names it, so its absolute path must be UTF-8 without control characters",
         ));
     }
+    refuse_long_client_paths(&out_abs, &hosts, &clients)?;
     if out.exists() && !out.is_dir() {
         return Err(Error::invalid(
             "--out",
@@ -390,7 +389,6 @@ pub fn prepare(
         client_auth: spec.client_auth,
         force,
         plan,
-        existing,
     })
 }
 
@@ -418,6 +416,50 @@ fn read_text(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
 }
 
 /// The certs.d files of one client for every host, under `prefix`.
+/// Every client's certs.d folders, down to the deepest file
+/// OUT/clients/NAME/podman/containers/certs.d/HOSTDIR/client.cert, must fit
+/// the file system's limits: checked before the first key.
+fn refuse_long_client_paths(out_abs: &Path, hosts: &[Host], clients: &[String]) -> Result<()> {
+    if clients.is_empty() {
+        return Ok(());
+    }
+    for host in hosts {
+        let dir = host.certs_d_dir();
+        if dir.len() > fsutil::NAME_MAX {
+            return Err(Error::invalid(
+                "registry host",
+                names::printable(&host.to_string()),
+                format!(
+                    "a client's certs.d folder for it, {dir}, would be {} bytes long, over the {} a file name may have; use a shorter name",
+                    dir.len(),
+                    fsutil::NAME_MAX
+                ),
+            ));
+        }
+    }
+    let longest_host = hosts
+        .iter()
+        .map(|h| h.certs_d_dir().len())
+        .max()
+        .unwrap_or(0);
+    for name in clients {
+        let deepest = out_abs.as_os_str().len()
+            + format!("/{CLIENTS_DIR}/{name}/podman/containers/certs.d//client.cert").len()
+            + longest_host;
+        if deepest > fsutil::PATH_MAX {
+            return Err(Error::invalid(
+                "registry client",
+                name.as_str(),
+                format!(
+                    "its podman certs.d files would have paths of {deepest} bytes (with OUT made absolute), over the {} a path may have; use a shorter OUT, name or host",
+                    fsutil::PATH_MAX
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn certs_d_files(
     prefix: &str,
     hosts: &[Host],
@@ -514,16 +556,9 @@ pub fn issue(
         progress: false,
     };
     let mut issued: Vec<IssuedCert> = Vec::new();
-    bulk::execute(
-        store,
-        signer,
-        &p.plan,
-        &p.out,
-        &p.existing,
-        lock,
-        &opts,
-        &mut |c| issued.push(c.clone()),
-    )?;
+    bulk::execute(store, signer, &p.plan, &p.out, lock, &opts, &mut |c| {
+        issued.push(c.clone())
+    })?;
     let find = |dir: &Path| {
         issued
             .iter()

@@ -223,16 +223,9 @@ pub fn run(req: &TlsRequest) -> Result<TlsReport> {
         progress: false,
     };
     let mut issued = Vec::new();
-    bulk::execute(
-        &store,
-        &signer,
-        &plan,
-        &req.out,
-        &existing,
-        &lock,
-        &opts,
-        &mut |c| issued.push(c.clone()),
-    )?;
+    bulk::execute(&store, &signer, &plan, &req.out, &lock, &opts, &mut |c| {
+        issued.push(c.clone())
+    })?;
     let out_abs = fsutil::resolve(&req.out)?;
     fsutil::write_atomic(
         &listener_hcl,
