@@ -125,6 +125,86 @@ pub fn create_dir(path: &Path, mode: u32) -> Result<()> {
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).ctx("set permissions on", path)
 }
 
+/// Renames the directory `from` to `to` only if `to` does not exist, so a
+/// directory another process created meanwhile is never replaced. Linux's
+/// `renameat2(RENAME_NOREPLACE)` does it in one step; where the file system
+/// lacks it, an empty `to` is claimed first with `mkdir` (which fails if `to`
+/// exists) and then replaced by the rename, which POSIX allows only for an
+/// empty directory. Fails with `AlreadyExists` if `to` was taken.
+pub fn rename_dir_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
+    match rename_noreplace_syscall(from, to) {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EINVAL)) => {}
+        done => return done,
+    }
+    fs::create_dir(to)?;
+    fs::rename(from, to).map_err(|e| {
+        if matches!(e.raw_os_error(), Some(libc::ENOTEMPTY | libc::EEXIST)) {
+            // Someone else claimed the empty directory this process made:
+            // it is theirs now.
+            std::io::Error::from(std::io::ErrorKind::AlreadyExists)
+        } else {
+            let _ = fs::remove_dir(to);
+            e
+        }
+    })
+}
+
+#[cfg(target_os = "linux")]
+fn rename_noreplace_syscall(from: &Path, to: &Path) -> std::io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| {
+        CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))
+    };
+    let (from_c, to_c) = (c(from)?, c(to)?);
+    // SAFETY: both paths are NUL-terminated strings that outlive the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            libc::AT_FDCWD,
+            from_c.as_ptr(),
+            libc::AT_FDCWD,
+            to_c.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn rename_noreplace_syscall(_: &Path, _: &Path) -> std::io::Result<()> {
+    Err(std::io::Error::from_raw_os_error(libc::ENOSYS))
+}
+
+/// Whether this process may create entries in the directory `dir`.
+pub fn is_writable_dir(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: a NUL-terminated path that outlives the call.
+    dir.is_dir() && unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) } == 0
+}
+
+/// The deepest ancestor of `path` (or `path` itself) that exists.
+pub fn existing_ancestor(path: &Path) -> PathBuf {
+    let mut p = path;
+    loop {
+        if fs::symlink_metadata(p).is_ok() {
+            return p.to_path_buf();
+        }
+        match p.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => p = parent,
+            _ => return PathBuf::from("."),
+        }
+    }
+}
+
 /// Overwrites a file with random bytes, syncs, then unlinks it. On a
 /// journaling or copy-on-write file system the old blocks may survive on the
 /// device; this removes every copy the file system still exposes.

@@ -1,6 +1,7 @@
 //! `uca init`: create a CA directory with a self-signed root whose key is
 //! encrypted at rest.
 
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::constraints::{NameConstraints, Permit};
@@ -10,7 +11,7 @@ use crate::passphrase::NewPassphrase;
 use crate::profile::{self, Validity};
 use crate::san_rule::SanRule;
 use crate::store::{self, CaStore, Settings};
-use crate::{names, timefmt, x509};
+use crate::{fsutil, names, timefmt, x509};
 
 pub struct InitRequest {
     pub dir: PathBuf,
@@ -50,34 +51,91 @@ pub fn validate_ca_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// The directory must be new or empty: a CA is never replaced in place.
+/// Marks an existing empty directory as taken by one `uca init` while it
+/// writes the CA there; a second init finds it and stops.
+pub const CLAIM_FILE: &str = ".uca-init";
+
+fn bad_dir(dir: &Path, why: impl Into<String>) -> Error {
+    Error::invalid("--dir", dir.display().to_string(), why)
+}
+
+/// The directory must be new or empty, and writable: a CA is never replaced
+/// in place, and nothing is made before it is known it can be stored. A
+/// symbolic link to a directory is followed; a dangling one is refused (it
+/// is never removed, and nothing is created at its target).
 fn check_dir_is_free(dir: &Path) -> Result<()> {
+    if let Ok(meta) = std::fs::symlink_metadata(dir) {
+        if meta.file_type().is_symlink() && std::fs::metadata(dir).is_err() {
+            let target = std::fs::read_link(dir).unwrap_or_default();
+            return Err(bad_dir(
+                dir,
+                format!(
+                    "it is a symbolic link to {}, which does not exist; create that directory first or give a real path",
+                    target.display()
+                ),
+            ));
+        }
+    }
     match std::fs::read_dir(dir) {
         Ok(mut entries) => {
             if dir.join(store::CERT_FILE).exists() || dir.join(store::SETTINGS_FILE).exists() {
-                return Err(Error::invalid(
-                    "--dir",
-                    dir.display().to_string(),
-                    "it already holds a CA; uca never replaces a CA in place (remove it first if you really mean to)",
-                ));
+                return Err(bad_dir(dir, "it already holds a CA; uca never replaces a CA in place (remove it first if you really mean to)"));
+            }
+            if dir.join(CLAIM_FILE).exists() {
+                return Err(claimed(dir));
             }
             if entries.next().is_some() {
-                return Err(Error::invalid(
-                    "--dir",
-                    dir.display().to_string(),
+                return Err(bad_dir(
+                    dir,
                     "it is not empty; give a new or empty directory",
+                ));
+            }
+            check_can_claim(dir)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let ancestor = fsutil::existing_ancestor(dir);
+            if !fsutil::is_writable_dir(&ancestor) {
+                return Err(bad_dir(
+                    dir,
+                    format!(
+                        "uca cannot create it: {} is not a directory this user may write to",
+                        ancestor.display()
+                    ),
                 ));
             }
             Ok(())
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => Err(Error::invalid(
-            "--dir",
-            dir.display().to_string(),
-            "it is a file, not a directory",
-        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
+            Err(bad_dir(dir, "it is a file, not a directory"))
+        }
         Err(e) => Err(Error::io("read", dir, e)),
     }
+}
+
+fn claimed(dir: &Path) -> Error {
+    bad_dir(
+        dir,
+        format!("another uca init is creating a CA there ({CLAIM_FILE} exists; remove it if no init is running)"),
+    )
+}
+
+/// An existing empty directory gets the documented mode 0755, which only
+/// its owner can set.
+fn check_can_claim(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    if !fsutil::is_writable_dir(dir) {
+        return Err(bad_dir(dir, "this user may not write to it"));
+    }
+    let meta = std::fs::metadata(dir).map_err(|e| Error::io("read", dir, e))?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    if euid != 0 && meta.uid() != euid && meta.mode() & 0o7777 != 0o755 {
+        return Err(bad_dir(
+            dir,
+            format!("it belongs to user {}; uca sets a CA directory's mode to 0755, which only its owner can do: let its owner create the CA, or give a new directory", meta.uid()),
+        ));
+    }
+    Ok(())
 }
 
 /// A freshly made root: key, certificate and settings, not yet stored.
@@ -120,32 +178,102 @@ pub fn make_root(
     })
 }
 
-/// Stores a new root; on failure removes what it wrote, so nothing
-/// half-made is left behind.
+/// Stores a new root in `dir`, which must be new or empty. A new directory
+/// is built complete in a hidden sibling and renamed into place only if
+/// nothing has appeared at `dir` meanwhile; an existing empty directory is
+/// first claimed with [`CLAIM_FILE`]. On failure only what this call created
+/// is removed, so two inits on one directory end with one complete CA and
+/// one refusal, never with a removed CA.
 pub fn store_root(
     dir: &Path,
     root: &NewRoot,
     encrypted_key: Option<&str>,
     stored: Option<&crate::passphrase::Passphrase>,
 ) -> Result<()> {
-    let created_dir = !dir.exists();
-    let result = CaStore::create(dir, &root.settings, &root.cert_der, encrypted_key, stored);
+    let write =
+        |d: &Path| CaStore::create(d, &root.settings, &root.cert_der, encrypted_key, stored);
+    match std::fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => store_in_new_dir(dir, write),
+        Err(e) => Err(Error::io("read", dir, e)),
+        Ok(_) => store_in_empty_dir(dir, write),
+    }
+}
+
+fn store_in_new_dir(dir: &Path, write: impl Fn(&Path) -> Result<()>) -> Result<()> {
+    use rand_core::RngCore;
+    let parent = fsutil::parent_of(dir);
+    fsutil::create_dir(parent, 0o755)?;
+    let staging = fsutil::hidden_sibling(dir, "init", rand_core::OsRng.next_u64());
+    // Not recursive: fails rather than reuse a directory this call did not make.
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&staging)
+        .map_err(|e| Error::io("create the directory", &staging, e))?;
+    let result = write(&staging)
+        .and_then(|()| fsutil::sync_dir(&staging))
+        .and_then(|()| match fsutil::rename_dir_noreplace(&staging, dir) {
+            Ok(()) => fsutil::sync_dir(parent),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(bad_dir(
+                dir,
+                "it was created by another process while this CA was being made (a second uca init?); this CA was discarded and nothing was written there",
+            )),
+            Err(e) => Err(Error::io("rename into", dir, e)),
+        });
     if result.is_err() {
-        if created_dir {
-            let _ = std::fs::remove_dir_all(dir);
-        } else {
-            for f in [
-                store::CERT_FILE,
-                store::SETTINGS_FILE,
-                store::KEY_FILE,
-                store::PASSPHRASE_FILE,
-            ] {
-                let _ = std::fs::remove_file(dir.join(f));
-            }
-            let _ = std::fs::remove_dir(dir.join(store::PRIVATE_DIR));
-        }
+        let _ = std::fs::remove_dir_all(&staging);
     }
     result
+}
+
+fn store_in_empty_dir(dir: &Path, write: impl Fn(&Path) -> Result<()>) -> Result<()> {
+    let claim = dir.join(CLAIM_FILE);
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&claim)
+    {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(claimed(dir)),
+        Err(e) => return Err(Error::io("create", &claim, e)),
+    }
+    // Claimed; but something may have arrived before the claim did.
+    let result = only_entry_is_claim(dir).and_then(|()| {
+        write(dir).inspect_err(|_| remove_created(dir))?;
+        fsutil::sync_dir(dir)
+    });
+    let _ = std::fs::remove_file(&claim);
+    let _ = fsutil::sync_dir(dir);
+    result
+}
+
+fn only_entry_is_claim(dir: &Path) -> Result<()> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io("read", dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("read", dir, e))?;
+        if entry.file_name() != CLAIM_FILE {
+            return Err(if dir.join(store::CERT_FILE).exists() {
+                bad_dir(dir, "another process created a CA there meanwhile; uca never replaces a CA in place")
+            } else {
+                bad_dir(dir, "it is not empty; give a new or empty directory")
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The files of a half-written CA in a directory this process claimed while
+/// it was empty: all of them were made by this process.
+fn remove_created(dir: &Path) {
+    for f in [
+        store::CERT_FILE,
+        store::SETTINGS_FILE,
+        store::KEY_FILE,
+        store::PASSPHRASE_FILE,
+    ] {
+        let _ = std::fs::remove_file(dir.join(f));
+    }
+    let _ = std::fs::remove_dir(dir.join(store::PRIVATE_DIR));
 }
 
 /// Checks that `dir` can receive a new CA.

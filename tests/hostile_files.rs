@@ -115,3 +115,194 @@ fn crlf_passphrase_file_is_refused_with_one_line_for_init_and_unlock() {
     fails_with(&init, "save it with LF line endings");
     assert_eq!(s.files(), before);
 }
+
+/// Runs `count` `uca init --dir DIR` at once; returns their outputs.
+fn concurrent_inits(s: &Scratch, dir: &str, count: usize) -> Vec<std::process::Output> {
+    let pass = s.pass_file();
+    let children: Vec<_> = (0..count)
+        .map(|_| {
+            std::process::Command::new(uca_bin())
+                .args(["init", "--dir", dir, "--name", "Root", "--passphrase-file"])
+                .arg(&pass)
+                .current_dir(s.path())
+                .env_remove("UCA_PASSPHRASE")
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn uca")
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect()
+}
+
+/// The CA in `dir` is complete: its key decrypts with OpenSSL and belongs
+/// to ca.pem, and it issues a certificate.
+fn assert_complete_ca(s: &Scratch, dir: &str) {
+    let (ok_key, key_pub) = run(
+        "openssl",
+        &[
+            "pkey",
+            "-in",
+            &format!("{dir}/private/ca-key.pem"),
+            "-passin",
+            "file:pass.txt",
+            "-pubout",
+        ],
+        s.path(),
+    );
+    assert!(ok_key, "{key_pub}");
+    let (ok_cert, cert_pub) = run(
+        "openssl",
+        &["x509", "-in", &format!("{dir}/ca.pem"), "-pubkey", "-noout"],
+        s.path(),
+    );
+    assert!(ok_cert, "{cert_pub}");
+    assert_eq!(
+        key_pub, cert_pub,
+        "the key in {dir} does not belong to its ca.pem"
+    );
+    let pass = s.pass_file();
+    ok(&s.uca(&[
+        "issue",
+        "--dir",
+        dir,
+        "--out",
+        &format!("{dir}-certs"),
+        "--passphrase-file",
+        pass.to_str().unwrap(),
+        "web.internal",
+    ]));
+    let mut entries: Vec<String> = std::fs::read_dir(s.join(dir))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    entries.sort();
+    assert_eq!(
+        entries,
+        [
+            "ca.pem",
+            "ca.toml",
+            "ledger.jsonl",
+            "ledger.lock",
+            "private"
+        ]
+    );
+}
+
+fn assert_one_winner(s: &Scratch, dir: &str, outputs: &[std::process::Output], round: usize) {
+    let winners = outputs.iter().filter(|o| o.status.success()).count();
+    assert_eq!(winners, 1, "round {round}: {winners} inits succeeded");
+    assert_complete_ca(s, dir);
+    for o in outputs.iter().filter(|o| !o.status.success()) {
+        fails_with(o, &format!("'{dir}'"));
+    }
+    // No staging directory or claim file is left behind.
+    let leftovers: Vec<_> = s
+        .files()
+        .into_iter()
+        .filter(|f| f.contains(".init-") || f.contains(".uca-init"))
+        .collect();
+    assert!(leftovers.is_empty(), "round {round}: left {leftovers:?}");
+}
+
+#[test]
+fn concurrent_inits_on_a_new_directory_leave_one_complete_ca() {
+    for round in 0..20 {
+        let s = Scratch::new();
+        let outputs = concurrent_inits(&s, "ca", 2 + round % 7);
+        assert_one_winner(&s, "ca", &outputs, round);
+    }
+}
+
+#[test]
+fn concurrent_inits_on_an_existing_empty_directory_leave_one_complete_ca() {
+    for round in 0..20 {
+        let s = Scratch::new();
+        std::fs::create_dir(s.join("ca")).unwrap();
+        let outputs = concurrent_inits(&s, "ca", 2 + round % 7);
+        assert_one_winner(&s, "ca", &outputs, round);
+    }
+}
+
+#[test]
+fn init_refuses_a_dangling_symlink_and_leaves_it_in_place() {
+    let s = Scratch::new();
+    std::os::unix::fs::symlink("nowhere", s.join("ca")).unwrap();
+    let before = s.files();
+    let o = s.uca(&[
+        "init",
+        "--dir",
+        "ca",
+        "--name",
+        "Root",
+        "--passphrase-file",
+        "pass.txt",
+    ]);
+    fails_with(&o, "it is a symbolic link to nowhere, which does not exist");
+    assert_eq!(s.files(), before);
+    assert_eq!(
+        std::fs::read_link(s.join("ca")).unwrap(),
+        std::path::Path::new("nowhere")
+    );
+}
+
+#[test]
+fn init_follows_a_symlink_to_an_empty_directory() {
+    let s = Scratch::new();
+    std::fs::create_dir(s.join("real")).unwrap();
+    std::os::unix::fs::symlink("real", s.join("ca")).unwrap();
+    ok(&s.uca(&[
+        "init",
+        "--dir",
+        "ca",
+        "--name",
+        "Root",
+        "--passphrase-file",
+        "pass.txt",
+    ]));
+    assert!(s.join("real/ca.pem").is_file());
+    assert!(std::fs::symlink_metadata(s.join("ca"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_complete_ca(&s, "ca");
+}
+
+fn mode_of(p: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+#[test]
+fn init_gives_new_and_existing_directories_the_documented_modes() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Scratch::new();
+    std::fs::create_dir(s.join("open")).unwrap();
+    std::fs::set_permissions(s.join("open"), std::fs::Permissions::from_mode(0o777)).unwrap();
+    for dir in ["fresh", "open"] {
+        ok(&s.uca(&[
+            "init",
+            "--dir",
+            dir,
+            "--name",
+            "Root",
+            "--passphrase-file",
+            "pass.txt",
+        ]));
+        assert_eq!(mode_of(&s.join(dir)), 0o755, "{dir}");
+        assert_eq!(
+            mode_of(&s.join(dir).join("private")),
+            0o700,
+            "{dir}/private"
+        );
+        assert_eq!(
+            mode_of(&s.join(dir).join("private/ca-key.pem")),
+            0o600,
+            "{dir} key"
+        );
+    }
+}
