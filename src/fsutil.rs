@@ -205,6 +205,44 @@ pub fn existing_ancestor(path: &Path) -> PathBuf {
     }
 }
 
+/// Checks, before anything is made, that the directory `dir` can be written
+/// to, or created with its missing parents: the deepest part of it that
+/// exists must be a directory this user may write to.
+pub fn check_dir_creatable(what: &'static str, dir: &Path) -> Result<()> {
+    let ancestor = existing_ancestor(dir);
+    if !ancestor.is_dir() {
+        return Err(Error::invalid(
+            what,
+            dir.display().to_string(),
+            format!("{} is not a directory", ancestor.display()),
+        ));
+    }
+    if !is_writable_dir(&ancestor) {
+        return Err(Error::invalid(
+            what,
+            dir.display().to_string(),
+            format!("this user may not write to {}", ancestor.display()),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks, before anything is made, that the file `path` can be created:
+/// its directory must exist (none is created for it) and be writable.
+pub fn check_file_creatable(what: &'static str, path: &Path) -> Result<()> {
+    let dir = parent_of(path);
+    let why = if fs::symlink_metadata(dir).is_err() {
+        format!("its directory {} does not exist", dir.display())
+    } else if !dir.is_dir() {
+        format!("{} is not a directory", dir.display())
+    } else if !is_writable_dir(dir) {
+        format!("this user may not write to its directory {}", dir.display())
+    } else {
+        return Ok(());
+    };
+    Err(Error::invalid(what, path.display().to_string(), why))
+}
+
 /// Overwrites a file with random bytes, syncs, then unlinks it. On a
 /// journaling or copy-on-write file system the old blocks may survive on the
 /// device; this removes every copy the file system still exposes.

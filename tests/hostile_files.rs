@@ -306,3 +306,133 @@ fn init_gives_new_and_existing_directories_the_documented_modes() {
         );
     }
 }
+
+const SMALL_PLAN: &str = "[ca]\nname = \"Plan Root\"\npermit = [\"internal\"]\n\
+    [registry]\nhosts = [\"registry.internal\"]\n\
+    [[group]]\nname = \"web\"\nnames = [\"web1.internal\"]\n";
+
+#[test]
+fn ceremony_refuses_an_escrow_file_in_a_missing_directory_before_writing_anything() {
+    let s = Scratch::new();
+    std::fs::write(s.join("plan.toml"), SMALL_PLAN).unwrap();
+    let before = s.files();
+    let o = s.uca(&[
+        "ceremony",
+        "plan.toml",
+        "--out",
+        "out",
+        "--escrow-passphrase",
+        "vault/escrow.txt",
+    ]);
+    fails_with(
+        &o,
+        "--escrow-passphrase 'vault/escrow.txt': its directory vault does not exist",
+    );
+    assert_eq!(s.files(), before, "a refused ceremony wrote something");
+}
+
+#[test]
+fn ceremony_refuses_outputs_under_a_file_before_writing_anything() {
+    let s = Scratch::new();
+    std::fs::write(s.join("plan.toml"), SMALL_PLAN).unwrap();
+    std::fs::write(s.join("afile"), "not a directory").unwrap();
+    let before = s.files();
+    let o = s.uca(&[
+        "ceremony",
+        "plan.toml",
+        "--out",
+        "out",
+        "--escrow-passphrase",
+        "afile/escrow.txt",
+    ]);
+    fails_with(&o, "afile is not a directory");
+    assert_eq!(s.files(), before);
+}
+
+/// A wrong passphrase file: a command that checks its outputs before it
+/// unlocks the CA names the output, not the passphrase.
+fn wrong_pass(s: &Scratch) -> String {
+    std::fs::write(s.join("wrong.txt"), "not the passphrase at all\n").unwrap();
+    "wrong.txt".into()
+}
+
+#[test]
+fn every_output_path_is_checked_before_the_ca_is_unlocked_or_a_key_made() {
+    let s = Scratch::new();
+    s.init_ca(&[]);
+    std::fs::write(s.join("afile"), "not a directory").unwrap();
+    let csr_key = s.join("csr-key.pem");
+    let (made, out) = run(
+        "openssl",
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            csr_key.to_str().unwrap(),
+            "-subj",
+            "/CN=web.internal",
+            "-out",
+            "web.csr",
+        ],
+        s.path(),
+    );
+    assert!(made, "{out}");
+    let pass = wrong_pass(&s);
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["sign", "--dir", "ca", "web.csr", "--out", "missing/web.pem"],
+            "its directory missing does not exist",
+        ),
+        (
+            &["sign", "--dir", "ca", "web.csr", "--out", "afile/web.pem"],
+            "afile is not a directory",
+        ),
+        (
+            &[
+                "issue",
+                "--dir",
+                "ca",
+                "--out",
+                "afile/certs",
+                "web.internal",
+            ],
+            "afile is not a directory",
+        ),
+        (
+            &[
+                "registry",
+                "--dir",
+                "ca",
+                "--out",
+                "afile/reg",
+                "registry.internal",
+            ],
+            "afile is not a directory",
+        ),
+        (
+            &[
+                "vault",
+                "tls",
+                "--dir",
+                "ca",
+                "--out",
+                "afile/vault",
+                "--host",
+                "vault.internal",
+            ],
+            "afile is not a directory",
+        ),
+    ];
+    let before = s.files();
+    for (args, needle) in cases {
+        let mut args = args.to_vec();
+        args.extend(["--passphrase-file", pass.as_str()]);
+        fails_with(&s.uca(&args), needle);
+        assert_eq!(s.files(), before, "{args:?} wrote something");
+    }
+}
