@@ -1,3 +1,5 @@
+#![deny(clippy::print_stdout)]
+
 use std::process::ExitCode;
 
 use clap::Parser;

@@ -436,3 +436,264 @@ fn every_output_path_is_checked_before_the_ca_is_unlocked_or_a_key_made() {
         assert_eq!(s.files(), before, "{args:?} wrote something");
     }
 }
+
+/// Where standard output goes in the tests below.
+#[derive(Clone, Copy, Debug)]
+enum Sink {
+    /// `> /dev/full`: every write fails with ENOSPC.
+    Full,
+    /// A pipe whose reader is already gone: every write fails with EPIPE.
+    ClosedPipe,
+}
+
+impl Sink {
+    fn stdio(self) -> std::process::Stdio {
+        match self {
+            Sink::Full => std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/full")
+                .unwrap()
+                .into(),
+            Sink::ClosedPipe => {
+                use std::os::fd::FromRawFd;
+                let mut fds = [0; 2];
+                // SAFETY: pipe fills two valid descriptors on success; the
+                // read end is closed at once, the write end owned below.
+                unsafe {
+                    assert_eq!(libc::pipe(fds.as_mut_ptr()), 0);
+                    libc::close(fds[0]);
+                    std::os::fd::OwnedFd::from_raw_fd(fds[1]).into()
+                }
+            }
+        }
+    }
+
+    fn cause(self) -> &'static str {
+        match self {
+            Sink::Full => "No space left on device",
+            Sink::ClosedPipe => "Broken pipe",
+        }
+    }
+}
+
+fn uca_into(s: &Scratch, sink: Sink, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(uca_bin())
+        .args(args)
+        .current_dir(s.path())
+        .env_remove("UCA_PASSPHRASE")
+        .stdin(std::process::Stdio::null())
+        .stdout(sink.stdio())
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("run uca")
+}
+
+/// Runs `args` with standard output failing; asserts the one error line,
+/// which says the work was done when `done` names it, and the exit status.
+fn assert_stdout_failure(s: &Scratch, sink: Sink, args: &[&str], done: Option<&str>, status: i32) {
+    let o = uca_into(s, sink, args);
+    let err = stderr(&o);
+    assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+    assert_eq!(o.status.code(), Some(status), "{args:?}: {err}");
+    assert_eq!(err.lines().count(), 1, "{args:?}: not one line: {err}");
+    assert!(err.starts_with("uca: error: "), "{args:?}: {err}");
+    assert!(err.contains(sink.cause()), "{args:?}: {err}");
+    match done {
+        Some(what) => assert!(
+            err.contains(&format!("the work was done ({what}"))
+                && err.contains("standard output could not be written"),
+            "{args:?}: {err}"
+        ),
+        None => assert!(
+            err.contains("cannot write to standard output"),
+            "{args:?}: {err}"
+        ),
+    }
+}
+
+fn every_command_reports_a_failed_standard_output(sink: Sink) {
+    let s = Scratch::new();
+    let pass = s.pass_file();
+    let pass = pass.to_str().unwrap();
+    let init = [
+        "init",
+        "--dir",
+        "ca",
+        "--name",
+        "Root",
+        "--passphrase-file",
+        pass,
+    ];
+    assert_stdout_failure(&s, sink, &init, Some("the CA was created in ca"), 1);
+    assert!(s.join("ca/ca.pem").is_file());
+
+    let issue = [
+        "issue",
+        "--dir",
+        "ca",
+        "--out",
+        "certs",
+        "--passphrase-file",
+        pass,
+        "web1.internal",
+    ];
+    assert_stdout_failure(&s, sink, &issue, Some("1 certificate issued into certs"), 1);
+    assert!(s.join("certs/web1.internal/cert.pem").is_file());
+
+    std::fs::write(
+        s.join("group.toml"),
+        "[[group]]\nname = \"w\"\nnames = [\"w{1..2}.internal\"]\n",
+    )
+    .unwrap();
+    let plan = [
+        "issue",
+        "--dir",
+        "ca",
+        "--out",
+        "planned",
+        "--passphrase-file",
+        pass,
+        "--plan",
+        "group.toml",
+    ];
+    assert_stdout_failure(
+        &s,
+        sink,
+        &plan,
+        Some("2 certificates issued into planned"),
+        1,
+    );
+
+    let (made, out) = run(
+        "openssl",
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "csr-key.pem",
+            "-subj",
+            "/CN=api.internal",
+            "-out",
+            "api.csr",
+        ],
+        s.path(),
+    );
+    assert!(made, "{out}");
+    let sign_out = [
+        "sign",
+        "--dir",
+        "ca",
+        "api.csr",
+        "--out",
+        "api.pem",
+        "--passphrase-file",
+        pass,
+    ];
+    assert_stdout_failure(&s, sink, &sign_out, Some("serial"), 1);
+    assert!(s.join("api.pem").is_file());
+    let sign_stdout = ["sign", "--dir", "ca", "api.csr", "--passphrase-file", pass];
+    assert_stdout_failure(&s, sink, &sign_stdout, Some("serial"), 1);
+    assert!(
+        stderr(&uca_into(&s, sink, &sign_stdout)).contains("sign the CSR again with --out FILE")
+    );
+
+    let registry = [
+        "registry",
+        "--dir",
+        "ca",
+        "--out",
+        "reg",
+        "--passphrase-file",
+        pass,
+        "registry.internal",
+    ];
+    assert_stdout_failure(&s, sink, &registry, Some("the registry's certificates"), 1);
+    let tls = [
+        "vault",
+        "tls",
+        "--dir",
+        "ca",
+        "--out",
+        "vt",
+        "--host",
+        "vault.internal",
+        "--passphrase-file",
+        pass,
+    ];
+    assert_stdout_failure(
+        &s,
+        sink,
+        &tls,
+        Some("1 certificate and vt/listener.hcl were written"),
+        1,
+    );
+
+    let read_only: &[&[&str]] = &[
+        &[
+            "vault",
+            "commands",
+            "--dir",
+            "ca",
+            "--allowed-domain",
+            "internal",
+        ],
+        &["inspect", "ca/ca.pem"],
+        &["inspect", "--json", "ca/ca.pem"],
+        &[
+            "verify",
+            "certs/web1.internal/chain.pem",
+            "--ca",
+            "ca/ca.pem",
+        ],
+        &["completions", "bash"],
+    ];
+    for args in read_only {
+        assert_stdout_failure(&s, sink, args, None, 1);
+    }
+    // check's own status for "could not check", not 1 (WARN to a monitor).
+    assert_stdout_failure(&s, sink, &["check", "certs"], None, 3);
+
+    let seal = ["seal", "--dir", "ca", "--passphrase-file", pass];
+    assert_stdout_failure(&s, sink, &seal, Some("ca was sealed"), 1);
+    assert!(s.join("ca/sealed.json").is_file());
+    assert_stdout_failure(
+        &s,
+        sink,
+        &["verify", "--manifest", "ca/manifest.json"],
+        None,
+        1,
+    );
+
+    std::fs::write(s.join("plan.toml"), SMALL_PLAN).unwrap();
+    let ceremony = ["ceremony", "plan.toml", "--out", "cer"];
+    assert_stdout_failure(
+        &s,
+        sink,
+        &ceremony,
+        Some("the ceremony is complete and cer/ca is sealed"),
+        1,
+    );
+    let ceremony_json = ["ceremony", "plan.toml", "--out", "cer-json", "--json"];
+    assert_stdout_failure(
+        &s,
+        sink,
+        &ceremony_json,
+        Some("the ceremony is complete"),
+        1,
+    );
+}
+
+#[test]
+fn every_command_reports_standard_output_on_a_full_disk() {
+    every_command_reports_a_failed_standard_output(Sink::Full);
+}
+
+#[test]
+fn every_command_reports_standard_output_whose_reader_went_away() {
+    every_command_reports_a_failed_standard_output(Sink::ClosedPipe);
+}
