@@ -92,7 +92,18 @@ fn check_dir_is_free(dir: &Path) -> Result<()> {
             }
             check_can_claim(dir)
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotADirectory
+                && std::fs::symlink_metadata(dir).is_ok() =>
+        {
+            Err(bad_dir(dir, "it is a file, not a directory"))
+        }
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
             let ancestor = fsutil::existing_ancestor(dir);
             if !fsutil::is_writable_dir(&ancestor) {
                 return Err(bad_dir(
@@ -105,9 +116,6 @@ fn check_dir_is_free(dir: &Path) -> Result<()> {
             }
             Ok(())
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
-            Err(bad_dir(dir, "it is a file, not a directory"))
-        }
         Err(e) => Err(Error::io("read", dir, e)),
     }
 }
@@ -115,7 +123,10 @@ fn check_dir_is_free(dir: &Path) -> Result<()> {
 fn claimed(dir: &Path) -> Error {
     bad_dir(
         dir,
-        format!("another uca init is creating a CA there ({CLAIM_FILE} exists; remove it if no init is running)"),
+        format!(
+            "another uca init is creating a CA there ({} exists; remove it if no init is running)",
+            dir.join(CLAIM_FILE).display()
+        ),
     )
 }
 
