@@ -125,16 +125,26 @@ pub fn create_dir(path: &Path, mode: u32) -> Result<()> {
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).ctx("set permissions on", path)
 }
 
-/// Renames the directory `from` to `to` only if `to` does not exist, so a
-/// directory another process created meanwhile is never replaced. Linux's
-/// `renameat2(RENAME_NOREPLACE)` does it in one step; where the file system
-/// lacks it, an empty `to` is claimed first with `mkdir` (which fails if `to`
-/// exists) and then replaced by the rename, which POSIX allows only for an
-/// empty directory. Fails with `AlreadyExists` if `to` was taken.
-pub fn rename_dir_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
+/// Renames `from` (a file or directory) to `to` only if `to` does not
+/// exist, so nothing another process created meanwhile is ever replaced.
+/// Linux's `renameat2(RENAME_NOREPLACE)` does it in one step. Where the file
+/// system lacks it, a file is hard-linked (which fails if `to` exists) and
+/// then unlinked; for a directory an empty `to` is claimed with `mkdir` and
+/// then replaced by the rename, which POSIX allows only for an empty
+/// directory. Fails with `AlreadyExists` if `to` was taken.
+pub fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
     match rename_noreplace_syscall(from, to) {
-        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EINVAL)) => {}
-        done => return done,
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EINVAL)) => {
+            rename_noreplace_fallback(from, to)
+        }
+        done => done,
+    }
+}
+
+fn rename_noreplace_fallback(from: &Path, to: &Path) -> std::io::Result<()> {
+    if !fs::symlink_metadata(from)?.is_dir() {
+        fs::hard_link(from, to)?;
+        return fs::remove_file(from);
     }
     fs::create_dir(to)?;
     fs::rename(from, to).map_err(|e| {
@@ -292,6 +302,51 @@ pub fn resolve(path: &Path) -> Result<PathBuf> {
                 existing = parent;
             }
             _ => return Ok(abs),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rename_noreplace_never_replaces_with_or_without_renameat2() {
+        let scratch = tempfile::tempdir().unwrap();
+        let p = |n: &str| scratch.path().join(n);
+        type Rename = fn(&Path, &Path) -> std::io::Result<()>;
+        for (i, rename) in [rename_noreplace as Rename, rename_noreplace_fallback]
+            .iter()
+            .enumerate()
+        {
+            let (file, dir, taken_file, taken_dir) = (
+                p(&format!("f{i}")),
+                p(&format!("d{i}")),
+                p(&format!("tf{i}")),
+                p(&format!("td{i}")),
+            );
+            fs::write(&file, "new").unwrap();
+            fs::create_dir(&dir).unwrap();
+            fs::write(&taken_file, "theirs").unwrap();
+            fs::create_dir(&taken_dir).unwrap();
+            for (from, to) in [(&file, &taken_file), (&dir, &taken_dir)] {
+                let e = rename(from, to).unwrap_err();
+                assert_eq!(
+                    e.kind(),
+                    std::io::ErrorKind::AlreadyExists,
+                    "{}",
+                    to.display()
+                );
+                assert!(from.exists());
+            }
+            assert_eq!(fs::read_to_string(&taken_file).unwrap(), "theirs");
+            rename(&file, &p(&format!("f{i}-moved"))).unwrap();
+            rename(&dir, &p(&format!("d{i}-moved"))).unwrap();
+            assert!(!file.exists() && !dir.exists());
+            assert_eq!(
+                fs::read_to_string(p(&format!("f{i}-moved"))).unwrap(),
+                "new"
+            );
         }
     }
 }

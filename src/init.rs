@@ -1,7 +1,7 @@
 //! `uca init`: create a CA directory with a self-signed root whose key is
 //! encrypted at rest.
 
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::constraints::{NameConstraints, Permit};
@@ -51,9 +51,10 @@ pub fn validate_ca_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Marks an existing empty directory as taken by one `uca init` while it
-/// writes the CA there; a second init finds it and stops.
-pub const CLAIM_FILE: &str = ".uca-init";
+/// Marks an existing empty directory as taken by one `uca init`, which
+/// builds the CA inside it and then moves it out; a second init finds it
+/// and stops.
+pub const CLAIM_DIR: &str = ".uca-init";
 
 fn bad_dir(dir: &Path, why: impl Into<String>) -> Error {
     Error::invalid("--dir", dir.display().to_string(), why)
@@ -81,7 +82,7 @@ fn check_dir_is_free(dir: &Path) -> Result<()> {
             if dir.join(store::CERT_FILE).exists() || dir.join(store::SETTINGS_FILE).exists() {
                 return Err(bad_dir(dir, "it already holds a CA; uca never replaces a CA in place (remove it first if you really mean to)"));
             }
-            if dir.join(CLAIM_FILE).exists() {
+            if dir.join(CLAIM_DIR).exists() {
                 return Err(claimed(dir));
             }
             if entries.next().is_some() {
@@ -125,7 +126,7 @@ fn claimed(dir: &Path) -> Error {
         dir,
         format!(
             "another uca init is creating a CA there ({} exists; remove it if no init is running)",
-            dir.join(CLAIM_FILE).display()
+            dir.join(CLAIM_DIR).display()
         ),
     )
 }
@@ -192,7 +193,8 @@ pub fn make_root(
 /// Stores a new root in `dir`, which must be new or empty. A new directory
 /// is built complete in a hidden sibling and renamed into place only if
 /// nothing has appeared at `dir` meanwhile; an existing empty directory is
-/// first claimed with [`CLAIM_FILE`]. On failure only what this call created
+/// claimed by creating [`CLAIM_DIR`] in it, where the CA is built before it
+/// is moved out. On failure only what this call created
 /// is removed, so two inits on one directory end with one complete CA and
 /// one refusal, never with a removed CA.
 pub fn store_root(
@@ -222,7 +224,7 @@ fn store_in_new_dir(dir: &Path, write: impl Fn(&Path) -> Result<()>) -> Result<(
         .map_err(|e| Error::io("create the directory", &staging, e))?;
     let result = write(&staging)
         .and_then(|()| fsutil::sync_dir(&staging))
-        .and_then(|()| match fsutil::rename_dir_noreplace(&staging, dir) {
+        .and_then(|()| match fsutil::rename_noreplace(&staging, dir) {
             Ok(()) => fsutil::sync_dir(parent),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(bad_dir(
                 dir,
@@ -237,32 +239,74 @@ fn store_in_new_dir(dir: &Path, write: impl Fn(&Path) -> Result<()>) -> Result<(
 }
 
 fn store_in_empty_dir(dir: &Path, write: impl Fn(&Path) -> Result<()>) -> Result<()> {
-    let claim = dir.join(CLAIM_FILE);
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&claim)
-    {
-        Ok(_) => {}
+    let claim = dir.join(CLAIM_DIR);
+    // The claim is also where the CA is built: mkdir fails if another init
+    // holds the directory.
+    match std::fs::DirBuilder::new().mode(0o700).create(&claim) {
+        Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(claimed(dir)),
         Err(e) => return Err(Error::io("create", &claim, e)),
     }
-    // Claimed; but something may have arrived before the claim did.
-    let result = only_entry_is_claim(dir).and_then(|()| {
-        write(dir).inspect_err(|_| remove_created(dir))?;
-        fsutil::sync_dir(dir)
-    });
-    let _ = std::fs::remove_file(&claim);
+    let mut moved = Vec::new();
+    let result = only_entry_is_claim(dir)
+        .and_then(|()| write(&claim))
+        .and_then(|()| fsutil::sync_dir(&claim))
+        .and_then(|()| move_out_of_claim(dir, &claim, &mut moved))
+        .and_then(|()| {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+                .map_err(|e| Error::io("set permissions on", dir, e))
+        });
+    if result.is_err() {
+        // Only what this call moved in; everything else is in the claim.
+        for name in moved.iter().rev() {
+            let _ = remove_entry(&dir.join(name));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&claim);
     let _ = fsutil::sync_dir(dir);
     result
+}
+
+/// Moves the CA built in `claim` into `dir`, never over anything, `ca.pem`
+/// last: its presence marks a complete CA.
+fn move_out_of_claim(dir: &Path, claim: &Path, moved: &mut Vec<String>) -> Result<()> {
+    let mut names: Vec<String> = std::fs::read_dir(claim)
+        .map_err(|e| Error::io("read", claim, e))?
+        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<std::io::Result<_>>()
+        .map_err(|e| Error::io("read", claim, e))?;
+    names.sort_by_key(|n| n == store::CERT_FILE);
+    for name in names {
+        let target = dir.join(&name);
+        match fsutil::rename_noreplace(&claim.join(&name), &target) {
+            Ok(()) => moved.push(name),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(bad_dir(
+                    dir,
+                    format!(
+                        "{name} appeared there while the CA was being made; nothing was replaced"
+                    ),
+                ))
+            }
+            Err(e) => return Err(Error::io("rename into", &target, e)),
+        }
+    }
+    Ok(())
+}
+
+fn remove_entry(path: &Path) -> std::io::Result<()> {
+    if std::fs::symlink_metadata(path)?.is_dir() {
+        std::fs::remove_dir_all(path)
+    } else {
+        std::fs::remove_file(path)
+    }
 }
 
 fn only_entry_is_claim(dir: &Path) -> Result<()> {
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io("read", dir, e))?;
     for entry in entries {
         let entry = entry.map_err(|e| Error::io("read", dir, e))?;
-        if entry.file_name() != CLAIM_FILE {
+        if entry.file_name() != CLAIM_DIR {
             return Err(if dir.join(store::CERT_FILE).exists() {
                 bad_dir(dir, "another process created a CA there meanwhile; uca never replaces a CA in place")
             } else {
@@ -271,20 +315,6 @@ fn only_entry_is_claim(dir: &Path) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// The files of a half-written CA in a directory this process claimed while
-/// it was empty: all of them were made by this process.
-fn remove_created(dir: &Path) {
-    for f in [
-        store::CERT_FILE,
-        store::SETTINGS_FILE,
-        store::KEY_FILE,
-        store::PASSPHRASE_FILE,
-    ] {
-        let _ = std::fs::remove_file(dir.join(f));
-    }
-    let _ = std::fs::remove_dir(dir.join(store::PRIVATE_DIR));
 }
 
 /// Checks that `dir` can receive a new CA.
