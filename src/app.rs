@@ -196,7 +196,7 @@ fn run_command(cli: Cli, out: &mut Stdout) -> Result<u8> {
             ));
             report.print(out).map_err(|_| out.error())?;
             if let Some(note) = report.warning() {
-                eprintln!("{note}");
+                crate::stdout::to_stderr(&note);
             }
             Ok(0)
         }
@@ -276,10 +276,10 @@ fn run_command(cli: Cli, out: &mut Stdout) -> Result<u8> {
             }
             writeln!(out, "  check with   cd {d} && {}", r.verify_command)?;
             if let Some(f) = used_file {
-                eprintln!(
+                crate::stdout::to_stderr(&format!(
                     "uca: note: the passphrase is still in {}; destroy that copy too",
                     f.display()
-                );
+                ));
             }
             Ok(0)
         }

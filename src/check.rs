@@ -29,7 +29,7 @@ pub fn run(paths: &[PathBuf], within: &str, json: bool) -> Result<(u8, String)> 
         Ok(p) => p,
         Err(e) => {
             // Not exit 1: that would read as WARN to a monitoring system.
-            eprintln!("uca: error: {e}");
+            crate::stdout::to_stderr(&format!("uca: error: {e}"));
             return Ok((EXIT_UNCHECKED, String::new()));
         }
     };
@@ -50,7 +50,7 @@ pub fn run(paths: &[PathBuf], within: &str, json: bool) -> Result<(u8, String)> 
         scan.errors.push(format!("no certificate found in {list}"));
     }
     for e in &scan.errors {
-        eprintln!("uca: error: {e}");
+        crate::stdout::to_stderr(&format!("uca: error: {e}"));
     }
 
     let mut rows: Vec<Row> = scan

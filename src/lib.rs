@@ -5,9 +5,10 @@
 //! into each certificate), `ledger`, `issue`, `sign`, `seal`, `inspect`,
 //! `verify`, `check`. `cli` defines the command line and `app` runs it.
 //! Standard output is written only through `stdout::Stdout`, which turns a
-//! failed write into one error line.
+//! failed write into one error line, and standard error through
+//! `stdout::to_stderr`, which cannot panic.
 
-#![deny(clippy::print_stdout)]
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod app;
 pub mod bulk;

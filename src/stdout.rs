@@ -2,8 +2,10 @@
 //! `> /dev/full`, a reader that went away) ends uca with one error line that
 //! says whether the work was done, instead of a panic or a silent loss.
 //!
-//! Every line uca prints on standard output goes through [`Stdout`]; the
-//! crate denies `println!` and `print!` so none can bypass it.
+//! Every line uca prints on standard output goes through [`Stdout`], and
+//! every line on standard error through [`to_stderr`]; the crate denies
+//! `println!`, `print!`, `eprintln!` and `eprint!` (which panic when the
+//! write fails) so none can bypass them.
 
 use std::io::{self, Write};
 
@@ -108,4 +110,10 @@ impl Write for Stdout {
         let result = self.inner.flush();
         self.record(result)
     }
+}
+
+/// Writes one line to standard error. If even that fails there is no one
+/// left to tell, and the exit status still says what happened.
+pub fn to_stderr(line: &str) {
+    let _ = writeln!(io::stderr(), "{line}");
 }

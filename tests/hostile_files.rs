@@ -697,3 +697,29 @@ fn every_command_reports_standard_output_on_a_full_disk() {
 fn every_command_reports_standard_output_whose_reader_went_away() {
     every_command_reports_a_failed_standard_output(Sink::ClosedPipe);
 }
+
+#[test]
+fn help_and_version_report_a_failed_standard_output() {
+    let s = Scratch::new();
+    for args in [&["--help"][..], &["--version"], &["init", "--help"]] {
+        assert_stdout_failure(&s, Sink::Full, args, None, 1);
+    }
+}
+
+#[test]
+fn a_failed_standard_error_does_not_panic() {
+    let s = Scratch::new();
+    let o = std::process::Command::new(uca_bin())
+        .args(["inspect", "no-such-file.pem"])
+        .current_dir(s.path())
+        .stderr(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/full")
+                .unwrap(),
+        )
+        .output()
+        .unwrap();
+    // The error line is lost; the status still says what happened.
+    assert_eq!(o.status.code(), Some(1));
+}
