@@ -224,7 +224,7 @@ fn run_command(cli: Cli, out: &mut Stdout) -> Result<u8> {
                     path.display()
                 ),
                 None => format!(
-                    "serial {} was signed and recorded in the ledger, but its PEM went only to standard output: sign the CSR again with --out FILE",
+                    "serial {} was signed and recorded in the ledger; it was only to be printed, so sign the CSR again with --out FILE",
                     report.serial
                 ),
             });
@@ -250,7 +250,13 @@ fn run_command(cli: Cli, out: &mut Stdout) -> Result<u8> {
             let used_file = a.passphrase.passphrase_file.clone();
             let r = seal::run(&a.dir, a.passphrase.passphrase_file.as_ref(), a.destroy_key)?;
             let d = r.dir.display();
-            out.work_done(format!("{d} was sealed"));
+            out.work_done(match &used_file {
+                Some(f) => format!(
+                    "{d} was sealed; the passphrase is still in {}: destroy that copy too",
+                    f.display()
+                ),
+                None => format!("{d} was sealed"),
+            });
             writeln!(
                 out,
                 "sealed {d} at {}: it will never issue or sign again",
@@ -395,7 +401,11 @@ fn run_vault(cmd: crate::cli::VaultCommand, out: &mut Stdout) -> Result<u8> {
             let outcome = bootstrap::run(&req, &mut |line| {
                 let _ = writeln!(out, "- {line}");
             })?;
-            out.work_done(format!("Vault was bootstrapped under {}", req.mount));
+            out.work_done(if outcome.already {
+                "Vault was already bootstrapped; nothing changed".to_string()
+            } else {
+                format!("Vault was bootstrapped under {}", req.mount)
+            });
             if outcome.already {
                 writeln!(out, "already bootstrapped: nothing changed")?;
             } else {

@@ -659,7 +659,13 @@ fn every_command_reports_a_failed_standard_output(sink: Sink) {
     assert_stdout_failure(&s, sink, &["check", "certs"], None, 3);
 
     let seal = ["seal", "--dir", "ca", "--passphrase-file", pass];
-    assert_stdout_failure(&s, sink, &seal, Some("ca was sealed"), 1);
+    assert_stdout_failure(
+        &s,
+        sink,
+        &seal,
+        Some("ca was sealed; the passphrase is still in"),
+        1,
+    );
     assert!(s.join("ca/sealed.json").is_file());
     assert_stdout_failure(
         &s,
