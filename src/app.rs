@@ -2,15 +2,23 @@
 //! module that does the work, and tells the user exactly what was written
 //! where.
 
-use std::io::Write;
-
 use crate::cli::{Cli, Command};
 use crate::error::Result;
+use crate::stdout::Stdout;
 use crate::{ceremony, check, docs, init, inspect, issue, registry, seal, sign, verify};
 
 /// Runs the command and returns the process exit status.
 pub fn run(cli: Cli) -> Result<u8> {
     crate::hardening::apply();
+    let mut out = Stdout::default();
+    let status = run_command(cli, &mut out)?;
+    out.finish()?;
+    Ok(status)
+}
+
+/// Everything a command prints goes to `out`; each command tells `out` when
+/// its work is done, so a failure to print says whether it was.
+fn run_command(cli: Cli, out: &mut Stdout) -> Result<u8> {
     match cli.command {
         Command::Init(a) => {
             let report = init::run(&init::InitRequest {
@@ -25,16 +33,21 @@ pub fn run(cli: Cli) -> Result<u8> {
                 generate_passphrase: a.generate_passphrase,
             })?;
             let d = report.dir.display();
-            println!("created CA in {d}");
-            println!("  certificate  {d}/ca.pem (give this to every client)");
-            println!("  key          {d}/private/ca-key.pem (encrypted PKCS#8)");
+            out.work_done(format!("the CA was created in {d}"));
+            writeln!(out, "created CA in {d}")?;
+            writeln!(out, "  certificate  {d}/ca.pem (give this to every client)")?;
+            writeln!(
+                out,
+                "  key          {d}/private/ca-key.pem (encrypted PKCS#8)"
+            )?;
             if report.passphrase_stored {
-                println!(
+                writeln!(
+                    out,
                     "  passphrase   {d}/private/passphrase (destroyed by: uca seal --dir {d})"
-                );
+                )?;
             }
-            println!("  expires      {}", report.not_after);
-            println!("  SHA-256      {}", report.fingerprint);
+            writeln!(out, "  expires      {}", report.not_after)?;
+            writeln!(out, "  SHA-256      {}", report.fingerprint)?;
             Ok(0)
         }
         Command::Issue(a) => {
@@ -58,7 +71,8 @@ pub fn run(cli: Cli) -> Result<u8> {
                 passphrase_file: a.passphrase.passphrase_file,
                 progress: !a.json,
             };
-            let mut out = std::io::stdout().lock();
+            // A line that cannot be printed does not stop the issuance; the
+            // failure is reported once the work is done.
             let summary = issue::run(&req, &mut |c| {
                 if per_line {
                     let _ = writeln!(
@@ -72,7 +86,12 @@ pub fn run(cli: Cli) -> Result<u8> {
                     );
                 }
             })?;
-            report_summary(&summary, &a.out, a.json, per_line);
+            out.work_done(format!(
+                "{} issued into {}",
+                certificates(summary.issued),
+                a.out.display()
+            ));
+            report_summary(out, &summary, &a.out, a.json, per_line)?;
             Ok(0)
         }
         Command::Ceremony(a) => {
@@ -85,6 +104,10 @@ pub fn run(cli: Cli) -> Result<u8> {
                 },
                 &mut |_| {},
             )?;
+            out.work_done(format!(
+                "the ceremony is complete and {} is sealed",
+                report.ca_dir.display()
+            ));
             let s = &report.summary;
             let expiry = s.earliest_expiry.map(crate::timefmt::rfc3339);
             if a.json {
@@ -101,7 +124,7 @@ pub fn run(cli: Cli) -> Result<u8> {
                     "registry": report.registry.as_ref().map(|r| r.out.display().to_string()),
                     "vault": report.vault_steps,
                 });
-                println!("{doc}");
+                writeln!(out, "{doc}")?;
             } else {
                 // The manifest also lists what [registry] and [vault] issued.
                 let total = report.seal.certificates as u64;
@@ -112,42 +135,46 @@ pub fn run(cli: Cli) -> Result<u8> {
                         s.issued
                     ),
                 };
-                println!(
+                writeln!(
+                    out,
                     "ceremony complete: {total} certificates{sections} in {:.2}s",
                     s.elapsed.as_secs_f64()
-                );
-                println!("  certificates   {}", report.certs_dir.display());
-                println!(
+                )?;
+                writeln!(out, "  certificates   {}", report.certs_dir.display())?;
+                writeln!(
+                    out,
                     "  sealed CA      {} (sealed at {})",
                     report.ca_dir.display(),
                     report.seal.sealed_at
-                );
-                println!(
+                )?;
+                writeln!(
+                    out,
                     "  manifest       {}/manifest.json + manifest.sig",
                     report.ca_dir.display()
-                );
+                )?;
                 if let Some(e) = expiry {
-                    println!("  earliest expiry {e}");
+                    writeln!(out, "  earliest expiry {e}")?;
                 }
-                println!("  root SHA-256   {}", report.fingerprint);
+                writeln!(out, "  root SHA-256   {}", report.fingerprint)?;
                 for step in &report.vault_steps {
-                    println!("  vault          {step}");
+                    writeln!(out, "  vault          {step}")?;
                 }
                 match &report.escrow {
-                    Some((p, k)) => println!(
+                    Some((p, k)) => writeln!(
+                        out,
                         "  escrow         key {} with passphrase in {}: move both offline now",
                         k.display(),
                         p.display()
-                    ),
-                    None => println!("  CA key         existed only in memory and is gone"),
+                    )?,
+                    None => writeln!(out, "  CA key         existed only in memory and is gone")?,
                 }
                 if let Some(r) = &report.registry {
-                    let _ = r.print(&mut std::io::stdout().lock());
+                    r.print(out).map_err(|_| out.error())?;
                 }
             }
             Ok(0)
         }
-        Command::Vault(v) => run_vault(*v),
+        Command::Vault(v) => run_vault(*v, out),
         Command::Registry(a) => {
             let report = registry::run(&registry::RegistryRequest {
                 dir: a.dir,
@@ -163,11 +190,13 @@ pub fn run(cli: Cli) -> Result<u8> {
                 force: a.leaf.force,
                 passphrase_file: a.passphrase.passphrase_file,
             })?;
-            report
-                .print(&mut std::io::stdout().lock())
-                .map_err(|e| crate::Error::msg(format!("cannot write to standard output: {e}")))?;
+            out.work_done(format!(
+                "the registry's certificates and configuration were written to {}",
+                report.out.display()
+            ));
+            report.print(out).map_err(|_| out.error())?;
             if let Some(note) = report.warning() {
-                eprintln!("{note}");
+                crate::stdout::to_stderr(&note);
             }
             Ok(0)
         }
@@ -188,8 +217,20 @@ pub fn run(cli: Cli) -> Result<u8> {
                 force: a.force,
                 passphrase_file: a.passphrase.passphrase_file,
             })?;
+            out.work_done(match &report.out {
+                Some(path) => format!(
+                    "serial {} was signed and written to {}",
+                    report.serial,
+                    path.display()
+                ),
+                None => format!(
+                    "serial {} was signed and recorded in the ledger; it was only to be printed, so sign the CSR again with --out FILE",
+                    report.serial
+                ),
+            });
             match &report.out {
-                Some(path) => println!(
+                Some(path) => writeln!(
+                    out,
                     "signed {}: {}  serial {}  expires {}{}",
                     report.subject,
                     path.display(),
@@ -200,8 +241,8 @@ pub fn run(cli: Cli) -> Result<u8> {
                     } else {
                         format!("  SANs {}", report.sans.join(", "))
                     }
-                ),
-                None => print!("{}", report.pem),
+                )?,
+                None => write!(out, "{}", report.pem)?,
             }
             Ok(0)
         }
@@ -209,55 +250,91 @@ pub fn run(cli: Cli) -> Result<u8> {
             let used_file = a.passphrase.passphrase_file.clone();
             let r = seal::run(&a.dir, a.passphrase.passphrase_file.as_ref(), a.destroy_key)?;
             let d = r.dir.display();
+            out.work_done(match &used_file {
+                Some(f) => format!(
+                    "{d} was sealed; the passphrase is still in {}: destroy that copy too",
+                    f.display()
+                ),
+                None => format!("{d} was sealed"),
+            });
             if r.resumed {
-                println!("completed the interrupted seal of {d}");
+                writeln!(out, "completed the interrupted seal of {d}")?;
             }
-            println!(
+            writeln!(
+                out,
                 "sealed {d} at {}: it will never issue or sign again",
                 r.sealed_at
-            );
-            println!(
+            )?;
+            writeln!(
+                out,
                 "  manifest     {d}/manifest.json ({} certificates)",
                 r.certificates
-            );
-            println!("  signature    {d}/manifest.sig");
-            println!(
+            )?;
+            writeln!(out, "  signature    {d}/manifest.sig")?;
+            writeln!(
+                out,
                 "  passphrase   {}",
                 if r.passphrase_destroyed {
                     "stored copy overwritten and removed"
                 } else {
                     "none was stored in the CA directory"
                 }
-            );
+            )?;
             if r.key_destroyed {
-                println!("  key          overwritten and removed");
+                writeln!(out, "  key          overwritten and removed")?;
             }
-            println!("  check with   cd {d} && {}", r.verify_command);
+            writeln!(out, "  check with   cd {d} && {}", r.verify_command)?;
             if let Some(f) = used_file {
-                eprintln!(
+                crate::stdout::to_stderr(&format!(
                     "uca: note: the passphrase is still in {}; destroy that copy too",
                     f.display()
-                );
+                ));
             }
             Ok(0)
         }
-        Command::Inspect(a) => inspect::run(&a.file, a.json),
-        Command::Verify(a) => verify::run(&a),
-        Command::Check(a) => check::run(&a.paths, &a.within, a.json),
+        Command::Inspect(a) => {
+            out.print(&inspect::render_file(&a.file, a.json)?)?;
+            Ok(0)
+        }
+        Command::Verify(a) => {
+            writeln!(out, "{}", verify::run(&a)?)?;
+            Ok(0)
+        }
+        Command::Check(a) => {
+            // "Could not check", not WARN, for a monitoring system.
+            out.exit_on_failure(check::EXIT_UNCHECKED);
+            let (status, report) = check::run(&a.paths, &a.within, a.json)?;
+            out.print(&report)?;
+            Ok(status)
+        }
         Command::Completions(a) => {
-            docs::completions(a.shell, &mut std::io::stdout());
+            // Rendered in memory: clap_complete panics on a failed write.
+            let mut script = Vec::new();
+            docs::completions(a.shell, &mut script);
+            out.print(&String::from_utf8_lossy(&script))?;
             Ok(0)
         }
     }
 }
 
+/// "1 certificate", "2 certificates".
+fn certificates(n: u64) -> String {
+    format!("{n} certificate{}", if n == 1 { "" } else { "s" })
+}
+
 /// The end-of-run summary: counts, where, earliest expiry, rate.
-fn report_summary(s: &crate::bulk::Summary, out: &std::path::Path, json: bool, quiet: bool) {
+fn report_summary(
+    stdout: &mut Stdout,
+    s: &crate::bulk::Summary,
+    out: &std::path::Path,
+    json: bool,
+    quiet: bool,
+) -> Result<()> {
     for dir in &s.left_in_place {
-        eprintln!(
+        crate::stdout::to_stderr(&format!(
             "uca: note: left {} in place: it is named like a leftover of uca but is not provably one; remove it yourself if it is not yours",
             dir.display()
-        );
+        ));
     }
     let expiry = s.earliest_expiry.map(crate::timefmt::rfc3339);
     let secs = s.elapsed.as_secs_f64();
@@ -270,9 +347,10 @@ fn report_summary(s: &crate::bulk::Summary, out: &std::path::Path, json: bool, q
             "earliest_expiry": expiry,
             "seconds": secs,
         });
-        println!("{doc}");
+        writeln!(stdout, "{doc}")?;
     } else if !quiet {
-        println!(
+        writeln!(
+            stdout,
             "issued {} certificates in {:.2}s ({:.0}/s) into {}{}{}",
             s.issued,
             secs,
@@ -290,11 +368,12 @@ fn report_summary(s: &crate::bulk::Summary, out: &std::path::Path, json: bool, q
             expiry
                 .map(|e| format!("; earliest expiry {e}"))
                 .unwrap_or_default()
-        );
+        )?;
     }
+    Ok(())
 }
 
-fn run_vault(cmd: crate::cli::VaultCommand) -> Result<u8> {
+fn run_vault(cmd: crate::cli::VaultCommand, out: &mut Stdout) -> Result<u8> {
     use crate::cli::VaultCommand;
     use crate::vault::{bootstrap, client::Connection, offline, tls};
     match cmd {
@@ -327,14 +406,24 @@ fn run_vault(cmd: crate::cli::VaultCommand) -> Result<u8> {
                 force: a.force,
                 passphrase_file: a.passphrase.passphrase_file,
             };
-            let outcome = bootstrap::run(&req, &mut |line| println!("- {line}"))?;
-            if outcome.already {
-                println!("already bootstrapped: nothing changed");
+            // A progress line that cannot be printed does not stop the
+            // bootstrap; the failure is reported once it is done.
+            let outcome = bootstrap::run(&req, &mut |line| {
+                let _ = writeln!(out, "- {line}");
+            })?;
+            out.work_done(if outcome.already {
+                "Vault was already bootstrapped; nothing changed".to_string()
             } else {
-                println!(
+                format!("Vault was bootstrapped under {}", req.mount)
+            });
+            if outcome.already {
+                writeln!(out, "already bootstrapped: nothing changed")?;
+            } else {
+                writeln!(
+                    out,
                     "bootstrap complete: Vault issues under {} as an intermediate of this root",
                     req.mount
-                );
+                )?;
             }
             Ok(0)
         }
@@ -353,29 +442,36 @@ fn run_vault(cmd: crate::cli::VaultCommand) -> Result<u8> {
                 force: a.leaf.force,
                 passphrase_file: a.passphrase.passphrase_file,
             })?;
+            out.work_done(format!(
+                "{} and {} were written",
+                certificates(report.issued.len() as u64),
+                report.listener_hcl.display()
+            ));
             for c in &report.issued {
-                println!(
+                writeln!(
+                    out,
                     "issued {}: {}/{{cert,key,chain,ca}}.pem  SANs {}",
                     c.name,
                     c.target.display(),
                     c.sans.join(", ")
-                );
+                )?;
             }
-            println!(
+            writeln!(
+                out,
                 "wrote {} (paste into Vault's configuration)",
                 report.listener_hcl.display()
-            );
+            )?;
             if let Some(r) = &report.retry_join_hcl {
-                println!(
+                writeln!(
+                    out,
                     "wrote {} (retry_join blocks for storage \"raft\")",
                     r.display()
-                );
+                )?;
             }
             if let Some(st) = &report.storage_hcl {
-                println!(
-                    "wrote {} (storage \"postgresql\" for Vault; its comments say what the database server needs)",
+                writeln!(out, "wrote {} (storage \"postgresql\" for Vault; its comments say what the database server needs)",
                     st.display()
-                );
+                )?;
             }
             Ok(0)
         }
@@ -394,7 +490,7 @@ fn run_vault(cmd: crate::cli::VaultCommand) -> Result<u8> {
                 crl_url: a.role.crl_url,
             };
             req.validate()?;
-            print!("{}", offline::render(&req));
+            write!(out, "{}", offline::render(&req))?;
             Ok(0)
         }
     }

@@ -67,12 +67,40 @@ fn out_is_free(out: &Path) -> Result<()> {
     }
 }
 
+/// The escrow passphrase file: outside OUT, new, in a writable directory.
+fn check_escrow_file(req: &CeremonyRequest) -> Result<Option<PathBuf>> {
+    let Some(f) = &req.escrow_passphrase else {
+        return Ok(None);
+    };
+    let f_abs = fsutil::resolve(f)?;
+    if f_abs.starts_with(fsutil::resolve(&req.out)?) {
+        return Err(Error::invalid(
+            "--escrow-passphrase",
+            f.display().to_string(),
+            "it is inside OUT; the escrow copy must be kept apart from the certificates",
+        ));
+    }
+    // A ceremony has no --force: never suggest one.
+    if std::fs::symlink_metadata(f).is_ok() {
+        return Err(Error::invalid(
+            "--escrow-passphrase",
+            f.display().to_string(),
+            "it already exists; give a new file (uca never replaces an escrow copy)",
+        ));
+    }
+    fsutil::check_file_creatable("--escrow-passphrase", f)?;
+    Ok(Some(f.clone()))
+}
+
 pub fn run(
     req: &CeremonyRequest,
     on_issued: &mut dyn FnMut(&IssuedCert),
 ) -> Result<CeremonyReport> {
-    // 1. Validate everything: plan, names, SANs, constraints, paths.
+    // 1. Validate everything: paths, plan, names, SANs, constraints, and
+    // only then Vault over the network.
     out_is_free(&req.out)?;
+    fsutil::check_dir_creatable("--out", &req.out)?;
+    let escrow_file = check_escrow_file(req)?;
     let plan = Plan::load(&req.plan, None)?;
     let ca = plan
         .ca
@@ -112,29 +140,6 @@ pub fn run(
         }
         None => None,
     };
-    let escrow_file = match &req.escrow_passphrase {
-        Some(f) => {
-            let f_abs = fsutil::resolve(f)?;
-            if f_abs.starts_with(fsutil::resolve(&req.out)?) {
-                return Err(Error::invalid(
-                    "--escrow-passphrase",
-                    f.display().to_string(),
-                    "it is inside OUT; the escrow copy must be kept apart from the certificates",
-                ));
-            }
-            // A ceremony has no --force: never suggest one.
-            if std::fs::symlink_metadata(f).is_ok() {
-                return Err(Error::invalid(
-                    "--escrow-passphrase",
-                    f.display().to_string(),
-                    "it already exists; give a new file (uca never replaces an escrow copy)",
-                ));
-            }
-            Some(f.clone())
-        }
-        None => None,
-    };
-
     // 2. The root, in memory.
     let validity = Validity::days_from_now(ca.days)?;
     let root = init::make_root(

@@ -6,7 +6,6 @@
 
 use std::collections::HashSet;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -21,15 +20,17 @@ use crate::x509;
 /// line are read whatever their name.
 const EXTENSIONS: [&str; 3] = ["pem", "crt", "cert"];
 
-const EXIT_UNCHECKED: u8 = 3;
+pub const EXIT_UNCHECKED: u8 = 3;
 
-pub fn run(paths: &[PathBuf], within: &str, json: bool) -> Result<u8> {
+/// Checks `paths`; returns the exit status and the report for standard
+/// output. Problems go to standard error as they are found.
+pub fn run(paths: &[PathBuf], within: &str, json: bool) -> Result<(u8, String)> {
     let period = match parse_period(within) {
         Ok(p) => p,
         Err(e) => {
             // Not exit 1: that would read as WARN to a monitoring system.
-            eprintln!("uca: error: {e}");
-            return Ok(EXIT_UNCHECKED);
+            crate::stdout::to_stderr(&format!("uca: error: {e}"));
+            return Ok((EXIT_UNCHECKED, String::new()));
         }
     };
     // Whole seconds, like certificate times: days_left then rounds exactly.
@@ -49,7 +50,7 @@ pub fn run(paths: &[PathBuf], within: &str, json: bool) -> Result<u8> {
         scan.errors.push(format!("no certificate found in {list}"));
     }
     for e in &scan.errors {
-        eprintln!("uca: error: {e}");
+        crate::stdout::to_stderr(&format!("uca: error: {e}"));
     }
 
     let mut rows: Vec<Row> = scan
@@ -78,8 +79,7 @@ pub fn run(paths: &[PathBuf], within: &str, json: bool) -> Result<u8> {
     } else {
         render_text(&rows, &summary)
     };
-    let _ = std::io::stdout().lock().write_all(out.as_bytes());
-    Ok(summary.exit_code)
+    Ok((summary.exit_code, out))
 }
 
 /// `30d`, `12h`, `2w`, `90m` (minutes), `0d`.

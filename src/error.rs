@@ -40,6 +40,11 @@ pub enum Error {
     #[error("{0}")]
     Verification(String),
 
+    /// Standard output could not be written; the message says whether the
+    /// work was done. `check` ends with its own "could not check" status.
+    #[error("{message}")]
+    Stdout { message: String, exit: u8 },
+
     /// Any other failure, already phrased for the user.
     #[error("{0}")]
     Message(String),
@@ -71,9 +76,13 @@ impl Error {
     }
 
     /// Exit status for this error. 1 for everything; `check` reports its own
-    /// statuses (0/1/2) and uses 3 for "could not check".
+    /// statuses (0/1/2) and uses 3 for "could not check", also when its
+    /// report cannot be written to standard output.
     pub fn exit_code(&self) -> u8 {
-        1
+        match self {
+            Error::Stdout { exit, .. } => *exit,
+            _ => 1,
+        }
     }
 }
 

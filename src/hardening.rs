@@ -1,6 +1,6 @@
 //! Process set-up applied before any secret is read: no core dumps, no
-//! ptrace attach by other processes of the same user, and the ordinary Unix
-//! behaviour on a closed output pipe.
+//! ptrace attach by other processes of the same user, and a closed output
+//! pipe reported as an error rather than a kill by SIGPIPE.
 
 pub fn apply() {
     // SAFETY: plain libc calls with valid arguments; they only change limits
@@ -12,10 +12,10 @@ pub fn apply() {
         };
         libc::setrlimit(libc::RLIMIT_CORE, &zero);
         libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
-        // Rust ignores SIGPIPE, so `uca inspect x | head -1` panicked on the
-        // broken pipe. A command-line tool ends quietly instead, like cat;
-        // an interrupted issuance is safe (files appear by rename, the
-        // ledger only records what is on disk).
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        // SIGPIPE stays ignored, as Rust's runtime left it: a reader that
+        // went away is a failed write like any other, reported in one line
+        // that says whether the work was done, not a silent death by signal
+        // after a CA was made or certificates issued.
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }
 }

@@ -1,6 +1,7 @@
 //! `uca init`: create a CA directory with a self-signed root whose key is
 //! encrypted at rest.
 
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::constraints::{NameConstraints, Permit};
@@ -10,7 +11,7 @@ use crate::passphrase::NewPassphrase;
 use crate::profile::{self, Validity};
 use crate::san_rule::SanRule;
 use crate::store::{self, CaStore, Settings};
-use crate::{names, timefmt, x509};
+use crate::{fsutil, names, timefmt, x509};
 
 pub struct InitRequest {
     pub dir: PathBuf,
@@ -50,34 +51,103 @@ pub fn validate_ca_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// The directory must be new or empty: a CA is never replaced in place.
+/// Marks an existing empty directory as taken by one `uca init`, which
+/// builds the CA inside it and then moves it out; a second init finds it
+/// and stops.
+pub const CLAIM_DIR: &str = ".uca-init";
+
+fn bad_dir(dir: &Path, why: impl Into<String>) -> Error {
+    Error::invalid("--dir", dir.display().to_string(), why)
+}
+
+/// The directory must be new or empty, and writable: a CA is never replaced
+/// in place, and nothing is made before it is known it can be stored. A
+/// symbolic link to a directory is followed; a dangling one is refused (it
+/// is never removed, and nothing is created at its target).
 fn check_dir_is_free(dir: &Path) -> Result<()> {
+    if let Ok(meta) = std::fs::symlink_metadata(dir) {
+        if meta.file_type().is_symlink() && std::fs::metadata(dir).is_err() {
+            let target = std::fs::read_link(dir).unwrap_or_default();
+            return Err(bad_dir(
+                dir,
+                format!(
+                    "it is a symbolic link to {}, which does not exist; create that directory first or give a real path",
+                    target.display()
+                ),
+            ));
+        }
+    }
     match std::fs::read_dir(dir) {
         Ok(mut entries) => {
             if dir.join(store::CERT_FILE).exists() || dir.join(store::SETTINGS_FILE).exists() {
-                return Err(Error::invalid(
-                    "--dir",
-                    dir.display().to_string(),
-                    "it already holds a CA; uca never replaces a CA in place (remove it first if you really mean to)",
-                ));
+                return Err(bad_dir(dir, "it already holds a CA; uca never replaces a CA in place (remove it first if you really mean to)"));
+            }
+            if dir.join(CLAIM_DIR).exists() {
+                return Err(claimed(dir));
             }
             if entries.next().is_some() {
-                return Err(Error::invalid(
-                    "--dir",
-                    dir.display().to_string(),
+                return Err(bad_dir(
+                    dir,
                     "it is not empty; give a new or empty directory",
+                ));
+            }
+            check_can_claim(dir)
+        }
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotADirectory
+                && std::fs::symlink_metadata(dir).is_ok() =>
+        {
+            Err(bad_dir(dir, "it is a file, not a directory"))
+        }
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
+            let ancestor = fsutil::existing_ancestor(dir);
+            if !fsutil::is_writable_dir(&ancestor) {
+                return Err(bad_dir(
+                    dir,
+                    format!(
+                        "uca cannot create it: {} is not a directory this user may write to",
+                        ancestor.display()
+                    ),
                 ));
             }
             Ok(())
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => Err(Error::invalid(
-            "--dir",
-            dir.display().to_string(),
-            "it is a file, not a directory",
-        )),
         Err(e) => Err(Error::io("read", dir, e)),
     }
+}
+
+fn claimed(dir: &Path) -> Error {
+    bad_dir(
+        dir,
+        format!(
+            "another uca init is creating a CA there ({} exists; remove it if no init is running)",
+            dir.join(CLAIM_DIR).display()
+        ),
+    )
+}
+
+/// An existing empty directory gets the documented mode 0755, which only
+/// its owner can set.
+fn check_can_claim(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    if !fsutil::is_writable_dir(dir) {
+        return Err(bad_dir(dir, "this user may not write to it"));
+    }
+    let meta = std::fs::metadata(dir).map_err(|e| Error::io("read", dir, e))?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    if euid != 0 && meta.uid() != euid && meta.mode() & 0o7777 != 0o755 {
+        return Err(bad_dir(
+            dir,
+            format!("it belongs to user {}; uca sets a CA directory's mode to 0755, which only its owner can do: let its owner create the CA, or give a new directory", meta.uid()),
+        ));
+    }
+    Ok(())
 }
 
 /// A freshly made root: key, certificate and settings, not yet stored.
@@ -120,45 +190,131 @@ pub fn make_root(
     })
 }
 
-/// Stores a new root; on failure removes what it wrote, so nothing
-/// half-made is left behind, and nothing that was there before (a file it
-/// refused to replace, or a concurrent run's) is removed.
+/// Stores a new root in `dir`, which must be new or empty. A new directory
+/// is built complete in a hidden sibling and renamed into place only if
+/// nothing has appeared at `dir` meanwhile; an existing empty directory is
+/// claimed by creating [`CLAIM_DIR`] in it, where the CA is built before it
+/// is moved out. On failure only what this call created
+/// is removed, so two inits on one directory end with one complete CA and
+/// one refusal, never with a removed CA.
 pub fn store_root(
     dir: &Path,
     root: &NewRoot,
     encrypted_key: Option<&str>,
     stored: Option<&crate::passphrase::Passphrase>,
 ) -> Result<()> {
-    let absent = |rel: &str| std::fs::symlink_metadata(dir.join(rel)).is_err();
-    let created_dir = absent("");
-    let created_private = absent(store::PRIVATE_DIR);
-    let new_files: Vec<&str> = [
-        store::CERT_FILE,
-        store::SETTINGS_FILE,
-        store::KEY_FILE,
-        store::PASSPHRASE_FILE,
-    ]
-    .into_iter()
-    .filter(|f| absent(f))
-    .collect();
-    let result = CaStore::create(dir, &root.settings, &root.cert_der, encrypted_key, stored);
-    if let Err(e) = &result {
-        // A file that appeared although it was absent above is another
-        // run's: it is what made this one fail.
-        let lost_race = matches!(e, crate::error::Error::Exists(_));
-        if !lost_race {
-            for f in &new_files {
-                let _ = std::fs::remove_file(dir.join(f));
-            }
-            if created_private {
-                let _ = std::fs::remove_dir(dir.join(store::PRIVATE_DIR));
-            }
-            if created_dir {
-                let _ = std::fs::remove_dir(dir);
-            }
-        }
+    let write =
+        |d: &Path| CaStore::create(d, &root.settings, &root.cert_der, encrypted_key, stored);
+    match std::fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => store_in_new_dir(dir, write),
+        Err(e) => Err(Error::io("read", dir, e)),
+        Ok(_) => store_in_empty_dir(dir, write),
+    }
+}
+
+fn store_in_new_dir(dir: &Path, write: impl Fn(&Path) -> Result<()>) -> Result<()> {
+    use rand_core::RngCore;
+    let parent = fsutil::parent_of(dir);
+    fsutil::create_dir(parent, 0o755)?;
+    let staging = fsutil::hidden_sibling(dir, "init", rand_core::OsRng.next_u64());
+    // Not recursive: fails rather than reuse a directory this call did not make.
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&staging)
+        .map_err(|e| Error::io("create the directory", &staging, e))?;
+    let result = write(&staging)
+        .and_then(|()| fsutil::sync_dir(&staging))
+        .and_then(|()| match fsutil::rename_noreplace(&staging, dir) {
+            Ok(()) => fsutil::sync_dir(parent),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(bad_dir(
+                dir,
+                "it was created by another process while this CA was being made (a second uca init?); this CA was discarded and nothing was written there",
+            )),
+            Err(e) => Err(Error::io("rename into", dir, e)),
+        });
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&staging);
     }
     result
+}
+
+fn store_in_empty_dir(dir: &Path, write: impl Fn(&Path) -> Result<()>) -> Result<()> {
+    let claim = dir.join(CLAIM_DIR);
+    // The claim is also where the CA is built: mkdir fails if another init
+    // holds the directory.
+    match std::fs::DirBuilder::new().mode(0o700).create(&claim) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(claimed(dir)),
+        Err(e) => return Err(Error::io("create", &claim, e)),
+    }
+    let mut moved = Vec::new();
+    let result = only_entry_is_claim(dir)
+        .and_then(|()| write(&claim))
+        .and_then(|()| fsutil::sync_dir(&claim))
+        .and_then(|()| move_out_of_claim(dir, &claim, &mut moved))
+        .and_then(|()| {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+                .map_err(|e| Error::io("set permissions on", dir, e))
+        });
+    if result.is_err() {
+        // Only what this call moved in; everything else is in the claim.
+        for name in moved.iter().rev() {
+            let _ = remove_entry(&dir.join(name));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&claim);
+    let _ = fsutil::sync_dir(dir);
+    result
+}
+
+/// Moves the CA built in `claim` into `dir`, never over anything, `ca.pem`
+/// last: its presence marks a complete CA.
+fn move_out_of_claim(dir: &Path, claim: &Path, moved: &mut Vec<String>) -> Result<()> {
+    let mut names: Vec<String> = std::fs::read_dir(claim)
+        .map_err(|e| Error::io("read", claim, e))?
+        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<std::io::Result<_>>()
+        .map_err(|e| Error::io("read", claim, e))?;
+    names.sort_by_key(|n| n == store::CERT_FILE);
+    for name in names {
+        let target = dir.join(&name);
+        match fsutil::rename_noreplace(&claim.join(&name), &target) {
+            Ok(()) => moved.push(name),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(bad_dir(
+                    dir,
+                    format!(
+                        "{name} appeared there while the CA was being made; nothing was replaced"
+                    ),
+                ))
+            }
+            Err(e) => return Err(Error::io("rename into", &target, e)),
+        }
+    }
+    Ok(())
+}
+
+fn remove_entry(path: &Path) -> std::io::Result<()> {
+    if std::fs::symlink_metadata(path)?.is_dir() {
+        std::fs::remove_dir_all(path)
+    } else {
+        std::fs::remove_file(path)
+    }
+}
+
+fn only_entry_is_claim(dir: &Path) -> Result<()> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io("read", dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("read", dir, e))?;
+        if entry.file_name() != CLAIM_DIR {
+            return Err(if dir.join(store::CERT_FILE).exists() {
+                bad_dir(dir, "another process created a CA there meanwhile; uca never replaces a CA in place")
+            } else {
+                bad_dir(dir, "it is not empty; give a new or empty directory")
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Checks that `dir` can receive a new CA.

@@ -11,7 +11,6 @@ mod key;
 mod model;
 mod text;
 
-use std::io::Write;
 use std::path::Path;
 
 use crate::error::{Error, Result};
@@ -23,19 +22,17 @@ pub use model::{Block, Body, Report};
 const KNOWN_TAGS: &str =
     "CERTIFICATE, CERTIFICATE REQUEST, PUBLIC KEY, PRIVATE KEY or ENCRYPTED PRIVATE KEY";
 
-pub fn run(file: &Path, json: bool) -> Result<u8> {
+/// What `uca inspect FILE` prints: the description as text or JSON.
+pub fn render_file(file: &Path, json: bool) -> Result<String> {
     let report = describe_file(file)?;
-    let out = if json {
+    Ok(if json {
         let mut s = serde_json::to_string_pretty(&report)
             .map_err(|e| Error::msg(format!("cannot encode JSON: {e}")))?;
         s.push('\n');
         s
     } else {
         text::render(&report)
-    };
-    // A closed pipe (`uca inspect x | head`) is not an error worth a panic.
-    let _ = std::io::stdout().lock().write_all(out.as_bytes());
-    Ok(0)
+    })
 }
 
 /// Reads `file` and describes every block in it.

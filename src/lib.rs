@@ -4,6 +4,11 @@
 //! `names` (SAN validation), `san_rule`, `constraints`, `profile` (what goes
 //! into each certificate), `ledger`, `issue`, `sign`, `seal`, `inspect`,
 //! `verify`, `check`. `cli` defines the command line and `app` runs it.
+//! Standard output is written only through `stdout::Stdout`, which turns a
+//! failed write into one error line, and standard error through
+//! `stdout::to_stderr`, which cannot panic.
+
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod app;
 pub mod bulk;
@@ -31,6 +36,7 @@ pub mod registry;
 pub mod san_rule;
 pub mod seal;
 pub mod sign;
+pub mod stdout;
 pub mod store;
 pub mod timefmt;
 pub mod vault;

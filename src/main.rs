@@ -1,16 +1,36 @@
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 use std::process::ExitCode;
 
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = uca::cli::Cli::parse();
+    let cli = match uca::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return clap_exit(&e),
+    };
     match uca::app::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             // One line, whatever a value quoted in the message holds.
             let message = e.to_string().replace('\r', "\\r").replace('\n', "\\n");
-            eprintln!("uca: error: {message}");
+            uca::stdout::to_stderr(&format!("uca: error: {message}"));
             ExitCode::from(e.exit_code())
         }
+    }
+}
+
+/// What `Cli::parse` would do (help and version on standard output with
+/// status 0, usage errors on standard error with 2), except that help or a
+/// version that cannot be written is an error, not a silent success.
+fn clap_exit(e: &clap::Error) -> ExitCode {
+    match e.print() {
+        Err(cause) if !e.use_stderr() => {
+            uca::stdout::to_stderr(&format!(
+                "uca: error: cannot write to standard output: {cause}"
+            ));
+            ExitCode::from(1)
+        }
+        _ => ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2)),
     }
 }

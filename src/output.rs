@@ -92,7 +92,7 @@ pub fn publish_checked(
         if sync {
             fsutil::sync_dir(&tmp)?;
         }
-        match rename_noreplace(&tmp, target) {
+        match crate::fsutil::rename_noreplace(&tmp, target) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && replace => {
                 replace_with(&tmp, target)
@@ -119,8 +119,8 @@ pub fn publish_checked(
 /// one dropped; if the new one cannot go in, the old one is put back.
 fn replace_with(tmp: &Path, target: &Path) -> Result<()> {
     let old = hidden_sibling(target, "old");
-    rename_noreplace(target, &old).ctx("move aside", target)?;
-    if let Err(e) = rename_noreplace(tmp, target) {
+    crate::fsutil::rename_noreplace(target, &old).ctx("move aside", target)?;
+    if let Err(e) = crate::fsutil::rename_noreplace(tmp, target) {
         let _ = fs::rename(&old, target);
         return Err(Error::io("rename into", target, e));
     }
@@ -129,45 +129,6 @@ fn replace_with(tmp: &Path, target: &Path) -> Result<()> {
         fs::remove_dir_all(&old).ctx("remove", &old)
     } else {
         fs::remove_file(&old).ctx("remove", &old)
-    }
-}
-
-/// rename(2) that never replaces: fails with `AlreadyExists` if `to` exists,
-/// even as an empty directory (which a plain rename silently replaces).
-fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
-    use std::os::unix::ffi::OsStrExt;
-    let c_path = |p: &Path| {
-        std::ffi::CString::new(p.as_os_str().as_bytes())
-            .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))
-    };
-    let (from_c, to_c) = (c_path(from)?, c_path(to)?);
-    // SAFETY: both pointers are NUL-terminated paths that outlive the call.
-    // The system call itself, not the C library's wrapper: older static
-    // C libraries lack renameat2.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_renameat2,
-            libc::AT_FDCWD,
-            from_c.as_ptr(),
-            libc::AT_FDCWD,
-            to_c.as_ptr(),
-            libc::RENAME_NOREPLACE,
-        )
-    };
-    if r == 0 {
-        return Ok(());
-    }
-    let e = std::io::Error::last_os_error();
-    match e.raw_os_error() {
-        // A kernel or file system without RENAME_NOREPLACE: check, then rename.
-        Some(libc::EINVAL | libc::ENOSYS) => {
-            if fs::symlink_metadata(to).is_ok() {
-                Err(std::io::Error::from(std::io::ErrorKind::AlreadyExists))
-            } else {
-                fs::rename(from, to)
-            }
-        }
-        _ => Err(e),
     }
 }
 

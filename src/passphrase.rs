@@ -59,8 +59,11 @@ impl Passphrase {
         Ok(Passphrase(text))
     }
 
-    /// Reads a passphrase file: UTF-8, one line; a single trailing newline
-    /// (LF or CRLF) is not part of the passphrase, as with `openssl -passin file:`.
+    /// Reads a passphrase file: UTF-8, one line; a single trailing LF is not
+    /// part of the passphrase, as with `openssl -passin file:`. OpenSSL keeps
+    /// a CR before that LF as part of the passphrase, so a file with a Windows
+    /// line ending is refused: uca and OpenSSL must never read the same file
+    /// as different passphrases.
     pub fn from_file(path: &Path) -> Result<Passphrase> {
         let bytes = Zeroizing::new(crate::fsutil::read_capped(
             path,
@@ -74,11 +77,16 @@ impl Passphrase {
                 path.display()
             ))
         })?;
-        let text = text
-            .strip_suffix("\r\n")
-            .or_else(|| text.strip_suffix('\n'))
-            .unwrap_or(text);
-        Passphrase::new(text.to_string(), &format!("{}", path.display()))
+        let origin = path.display().to_string();
+        if let Some(line) = text.strip_suffix("\r\n") {
+            // An empty file saved on Windows is reported as empty.
+            Passphrase::new(line.to_string(), &origin)?;
+            return Err(Error::Passphrase(format!(
+                "the passphrase file {origin} ends in CR LF (a Windows line ending); OpenSSL would read the CR as part of the passphrase; save it with LF line endings"
+            )));
+        }
+        let text = text.strip_suffix('\n').unwrap_or(text);
+        Passphrase::new(text.to_string(), &origin)
     }
 
     /// Takes `UCA_PASSPHRASE` out of the environment.

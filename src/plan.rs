@@ -817,6 +817,12 @@ impl Plan {
                 existing.push(item.target);
             }
         }
+        // Every output directory can be made, before the first key is.
+        let mut dirs: Vec<&PathBuf> = listings.0.keys().collect();
+        dirs.sort();
+        for dir in dirs {
+            crate::fsutil::check_dir_creatable("output directory", dir)?;
+        }
         Ok(existing)
     }
 

@@ -482,6 +482,7 @@ pub fn run(req: &SignRequest) -> Result<SignReport> {
         store.refuse_private_output(out)?;
         store.refuse_ca_path(out)?;
         crate::output::check_free(out, req.force)?;
+        fsutil::check_file_creatable("--out", out)?;
     }
     let not_after = timefmt::rfc3339(prepared.validity.not_after);
     let signer = store.unlock(req.passphrase_file.as_ref())?;

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::constraints::{NameConstraints, Permit};
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{self, Mode};
 use crate::keys::{KeyType, PrivateKey};
 use crate::ledger::Ledger;
@@ -150,8 +150,10 @@ impl CaStore {
         x509::pem_certificate(&self.cert_der)
     }
 
-    /// Writes a new CA directory. The caller has validated everything; this
-    /// only stores it, private parts first and 0700/0600 from creation.
+    /// Writes a new CA into the existing empty directory `dir`, which the
+    /// caller created or claimed. The caller has validated everything; this
+    /// only stores it, private parts first and 0700/0600 from creation, and
+    /// gives `dir` the documented mode 0755 whatever it had.
     pub fn create(
         dir: &Path,
         settings: &Settings,
@@ -159,7 +161,9 @@ impl CaStore {
         encrypted_key_pem: Option<&str>,
         stored_passphrase: Option<&Passphrase>,
     ) -> Result<()> {
-        fsutil::create_dir(dir, 0o755)?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+            .ctx("set permissions on", dir)?;
         fsutil::create_dir(&dir.join(PRIVATE_DIR), 0o700)?;
         if let Some(key) = encrypted_key_pem {
             fsutil::write_atomic(

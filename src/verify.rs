@@ -25,16 +25,15 @@ pub enum Purpose {
     Client,
 }
 
-pub fn run(args: &VerifyArgs) -> Result<u8> {
+/// Verifies; returns the success line for standard output.
+pub fn run(args: &VerifyArgs) -> Result<String> {
     if let Some(manifest) = &args.manifest {
         if args.name.is_some() || args.client {
             return Err(Error::msg(
                 "--name and --client apply to verifying a certificate, not to --manifest; run them separately",
             ));
         }
-        let line = verify_manifest_files(manifest, args.ca.as_deref())?;
-        println!("{line}");
-        return Ok(0);
+        return verify_manifest_files(manifest, args.ca.as_deref());
     }
     let Some(cert) = &args.cert else {
         return Err(Error::msg("give a CERT to verify, or --manifest MANIFEST; e.g. uca verify certs/web1/chain.pem --ca ca/ca.pem"));
@@ -50,9 +49,7 @@ pub fn run(args: &VerifyArgs) -> Result<u8> {
     } else {
         Purpose::Server(args.name.clone())
     };
-    let line = verify_files(cert, ca, &purpose, UnixTime::now())?;
-    println!("{line}");
-    Ok(0)
+    verify_files(cert, ca, &purpose, UnixTime::now())
 }
 
 /// Verifies a sealed CA's manifest: `CA` defaults to `ca.pem` beside the
