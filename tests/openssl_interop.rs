@@ -446,8 +446,12 @@ fn ca_key_type(ca_key: &str) {
             ],
         );
         assert!(!opened, "{ca_key}: the CA key opened with {bad}:\n{out}");
+        // About one wrong key in 256 still yields valid CBC padding; OpenSSL
+        // then fails to decode the garbage instead ("Could not read key").
         assert!(
-            out.contains("bad decrypt") || out.contains("wrong password"),
+            out.contains("bad decrypt")
+                || out.contains("wrong password")
+                || out.contains("Could not read key"),
             "{ca_key}: {out}"
         );
     }
