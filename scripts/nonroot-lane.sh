@@ -27,6 +27,9 @@ tests=(
     seal_crash
     secrets
     hostile
+    hostile_names
+    hostile_plan
+    hostile_files
     plan_ceremony
     inspect_check
     openssl_interop
