@@ -158,17 +158,42 @@ pub fn run(
         }
         None => None,
     };
+    // The escrow passphrase first: a key is never stored without it. If
+    // the root cannot be stored, the escrow copy this run made goes again.
+    if let (Some(file), Some((passphrase, _))) = (&escrow_file, &escrow) {
+        let mut line = zeroize::Zeroizing::new(passphrase.as_str().to_string());
+        line.push('\n');
+        fsutil::write_atomic(file, line.as_bytes(), Mode::ReadOnlySecret, false, true).map_err(
+            |e| match e {
+                Error::Exists(path) => Error::invalid(
+                    "--escrow-passphrase",
+                    path.display().to_string(),
+                    "it appeared while the ceremony ran; uca never replaces an escrow copy",
+                ),
+                other => other,
+            },
+        )?;
+    }
     init::store_root(
         &ca_dir,
         &root,
         escrow.as_ref().map(|(_, k)| k.as_str()),
         None,
-    )?;
-    if let (Some(file), Some((passphrase, _))) = (&escrow_file, &escrow) {
-        let mut line = zeroize::Zeroizing::new(passphrase.as_str().to_string());
-        line.push('\n');
-        fsutil::write_atomic(file, line.as_bytes(), Mode::ReadOnlySecret, false, true)?;
-    }
+    )
+    .map_err(|e| {
+        if let Some(file) = &escrow_file {
+            let _ = std::fs::remove_file(file);
+        }
+        match e {
+            // The ceremony's own flag is --out, and it has no --force.
+            Error::Invalid {
+                what: "--dir",
+                expected,
+                ..
+            } => Error::invalid("--out", req.out.display().to_string(), expected),
+            other => other,
+        }
+    })?;
     drop(escrow);
     let store = CaStore::open(&ca_dir)?;
     let signer = Signer::new(&store, root.key)?;

@@ -3,7 +3,7 @@
 //! the expected exit status (1 for uca's own errors, 2 for usage errors), a
 //! single line `uca: error: ...` naming the problem, and NOTHING written:
 //! the scratch directory is listed and hashed before and after. The few
-//! cases that must succeed (a CRLF passphrase file, --force over a symbolic
+//! cases that must succeed (--force over a symbolic
 //! link) say what they create and what must stay untouched.
 //!
 //! All cases run, and every failure is reported together at the end.
