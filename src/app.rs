@@ -412,12 +412,19 @@ fn run_vault(cmd: crate::cli::VaultCommand, out: &mut Stdout) -> Result<u8> {
                 let _ = writeln!(out, "- {line}");
             })?;
             out.work_done(if outcome.already {
-                "Vault was already bootstrapped; nothing changed".to_string()
+                format!(
+                    "Vault's bootstrap under {} was completed with the existing intermediate",
+                    req.mount
+                )
             } else {
                 format!("Vault was bootstrapped under {}", req.mount)
             });
             if outcome.already {
-                writeln!(out, "already bootstrapped: nothing changed")?;
+                writeln!(
+                    out,
+                    "already bootstrapped: kept the intermediate; the URLs, role {} and a probe certificate are in place",
+                    req.role
+                )?;
             } else {
                 writeln!(
                     out,

@@ -23,7 +23,7 @@ fn dev_server_bootstrap_issue_verify_and_second_run_is_a_no_op() {
     for step in [
         "enabled the PKI secrets engine at pki_int",
         "is mapped to key",
-        "created role web",
+        "role web set",
         "verified it chains to Test Root",
         "bootstrap complete",
     ] {
@@ -130,11 +130,11 @@ fn dev_server_bootstrap_issue_verify_and_second_run_is_a_no_op() {
     );
     assert!(!okb, "Vault issued an IP SAN: {err}");
 
-    // A second run changes nothing.
+    // A second run signs nothing new.
     let before = std::fs::read_to_string(s.join("ca/ledger.jsonl")).unwrap();
     let o = ok(&s.uca(&bootstrap_args(&addr, &[])));
     assert!(
-        stdout(&o).contains("already bootstrapped: nothing changed"),
+        stdout(&o).contains("already bootstrapped: kept the intermediate"),
         "{}",
         stdout(&o)
     );
@@ -263,7 +263,7 @@ fn ceremony_vault_section_bootstraps_before_sealing() {
     std::fs::write(s.join("plan.toml"), plan).unwrap();
     let o = ok(&s.uca(&["ceremony", "plan.toml", "--out", "out"]));
     let text = stdout(&o);
-    assert!(text.contains("vault          created role svc"), "{text}");
+    assert!(text.contains("vault          role svc set"), "{text}");
     assert!(
         text.contains("verified it chains to Ceremony Root"),
         "{text}"
@@ -684,4 +684,97 @@ fn offline_commands_run_as_printed_against_a_real_server() {
     );
     assert!(good, "{err}");
     assert_eq!(out.trim(), format!("uca-{serial16}"));
+}
+
+/// Bootstrap converges: every step checks its own state and completes what
+/// is missing, without signing a second intermediate. Also an empty PKI
+/// mount (OpenBao answers 400 "no default issuer", not 404), another
+/// --role on a second run, and a root sealed after the intermediate.
+#[test]
+fn an_interrupted_bootstrap_converges_without_a_second_intermediate() {
+    let s = Scratch::new();
+    s.init_ca_generating_passphrase();
+    // The stored passphrase, also in pass.txt: it stays usable after the seal.
+    let stored = std::fs::read_to_string(s.join("ca/private/passphrase")).unwrap();
+    std::fs::write(s.join("pass.txt"), stored).unwrap();
+    let bao = start_dev(&s);
+    let addr = format!("http://127.0.0.1:{}", bao.port);
+    std::fs::write(s.join("token.txt"), "test-root-token\n").unwrap();
+    let env = [
+        ("BAO_ADDR", addr.clone()),
+        ("BAO_TOKEN", "test-root-token".to_string()),
+    ];
+    // An empty PKI mount, as a bootstrap killed after enabling it leaves.
+    let (okm, _, err) = bao_cli(&["secrets", "enable", "-path=pki_int", "pki"], &env);
+    assert!(okm, "{err}");
+    let o = ok(&s.uca(&bootstrap_args(&addr, &[])));
+    assert!(
+        stdout(&o).contains("exists as a PKI mount without a CA"),
+        "{}",
+        stdout(&o)
+    );
+    let intermediates = |s: &Scratch| {
+        std::fs::read_to_string(s.join("ca/ledger.jsonl"))
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains("\"intermediate\""))
+            .count()
+    };
+    assert_eq!(intermediates(&s), 1);
+    // Interrupted after the import: the role gone, the URLs not yet set.
+    let (okd, _, err) = bao_cli(&["delete", "pki_int/roles/web"], &env);
+    assert!(okd, "{err}");
+    let (okw, _, err) = bao_cli(
+        &[
+            "write",
+            "pki_int/config/urls",
+            "issuing_certificates=",
+            "crl_distribution_points=",
+        ],
+        &env,
+    );
+    assert!(okw, "{err}");
+    let (gone, _, _) = bao_cli(&["read", "pki_int/roles/web"], &env);
+    assert!(!gone, "the role was not deleted");
+    let o = ok(&s.uca(&bootstrap_args(&addr, &[])));
+    let text = stdout(&o);
+    for step in [
+        "kept (--force adds a new one)",
+        "role web set",
+        "configured URLs",
+        "verified it chains to Root",
+    ] {
+        assert!(text.contains(step), "missing {step:?} in:\n{text}");
+    }
+    let (back, _, err) = bao_cli(&["read", "pki_int/roles/web"], &env);
+    assert!(back, "the role was not recreated: {err}");
+    assert_eq!(intermediates(&s), 1, "a second intermediate was signed");
+    // Another --role: created, and probed through.
+    let with_workers: Vec<&str> = bootstrap_args(&addr, &[])
+        .into_iter()
+        .map(|a| if a == "web" { "workers" } else { a })
+        .collect();
+    let o = ok(&s.uca(&with_workers));
+    assert!(
+        stdout(&o).contains("through role workers"),
+        "{}",
+        stdout(&o)
+    );
+    let (okr, _, err) = bao_cli(&["read", "pki_int/roles/workers"], &env);
+    assert!(okr, "{err}");
+    // Sealed: completing needs no key; signing a new intermediate is refused
+    // before Vault changes.
+    ok(&s.uca(&["seal", "--dir", "ca"]));
+    let (okd, _, err) = bao_cli(&["delete", "pki_int/roles/web"], &env);
+    assert!(okd, "{err}");
+    ok(&s.uca(&bootstrap_args(&addr, &[])));
+    let (back, _, err) = bao_cli(&["read", "pki_int/roles/web"], &env);
+    assert!(back, "a sealed root's bootstrap did not converge: {err}");
+    fails_with(
+        &s.uca(&bootstrap_args(&addr, &["--mount", "pki_new"])),
+        "was sealed at",
+    );
+    let (exists, _, _) = bao_cli(&["read", "sys/mounts/pki_new"], &env);
+    assert!(!exists, "a refused bootstrap enabled a mount");
+    assert_eq!(intermediates(&s), 1);
 }

@@ -453,7 +453,6 @@ pub enum SignerSource<'a> {
 
 pub fn run(req: &BootstrapRequest, say: &mut dyn FnMut(&str)) -> Result<BootstrapOutcome> {
     let store = CaStore::open(&req.dir)?;
-    store.ensure_unsealed()?;
     validate(req, &store.constraints, store.pathlen, store.not_after)?;
     execute(req, &store, SignerSource::Unlock, say)
 }
@@ -518,7 +517,11 @@ pub fn preflight(client: &VaultClient) -> Result<(String, Value)> {
     Ok((connected, mounts))
 }
 
-/// Runs a validated bootstrap against Vault.
+/// Runs a validated bootstrap against Vault. Every step checks its own
+/// state and completes what is missing, so a bootstrap that was stopped
+/// half-way converges when run again: the mount, the intermediate (signed
+/// only when the mount has none from this root, or with --force), the URLs,
+/// the role and the probe.
 pub fn execute(
     req: &BootstrapRequest,
     store: &CaStore,
@@ -528,52 +531,99 @@ pub fn execute(
     let client = VaultClient::connect(&req.conn)?;
     let (connected, mounts) = preflight(&client)?;
     say(&connected);
+    let state = inspect_mount(&client, req, store, &mounts)?;
+    let sign_new = req.force || !matches!(state, MountState::Ours(_));
+    // A sealed root can still complete URLs, role and probe for the
+    // intermediate it signed before the seal, but never sign a new one:
+    // refuse that before anything in Vault changes.
+    if sign_new && matches!(source, SignerSource::Unlock) {
+        store.ensure_unsealed()?;
+    }
+    ensure_mount(&client, req, store, &state, say)?;
+    let serial = match state {
+        MountState::Ours(who) if !req.force => {
+            say(&format!(
+                "mount {} already has an intermediate from this root: {who}; kept (--force adds a new one)",
+                req.mount
+            ));
+            None
+        }
+        MountState::Ours(_) => {
+            say(&format!(
+                "mount {} already has an intermediate from this root; --force: adding a new one",
+                req.mount
+            ));
+            Some(install_intermediate(&client, req, store, source, say)?)
+        }
+        MountState::Absent | MountState::Empty => {
+            Some(install_intermediate(&client, req, store, source, say)?)
+        }
+    };
+    configure_urls(&client, req, say)?;
+    ensure_role(&client, req, say)?;
+    let probe_subject = probe(&client, req, store, say)?;
+    Ok(BootstrapOutcome {
+        already: serial.is_none(),
+        intermediate_serial: serial,
+        probe_subject: Some(probe_subject),
+    })
+}
 
-    // The mount: absent, a PKI mount, or something else.
+/// What the mount holds before bootstrap changes anything.
+enum MountState {
+    Absent,
+    /// A PKI mount without a CA (a bootstrap stopped before the import).
+    Empty,
+    /// A PKI mount whose default issuer this root signed: its description.
+    Ours(String),
+}
+
+/// Reads the mount's state, changing nothing. A mount of another type, or
+/// one holding a CA that does not chain to this root, is refused.
+fn inspect_mount(
+    client: &VaultClient,
+    req: &BootstrapRequest,
+    store: &CaStore,
+    mounts: &Value,
+) -> Result<MountState> {
     let key = format!("{}/", req.mount);
     let mount = mounts
         .get("data")
         .and_then(|d| d.get(&key))
         .or_else(|| mounts.get(&key));
     match mount.and_then(|m| m.get("type")).and_then(Value::as_str) {
+        None => Ok(MountState::Absent),
         Some("pki") => {
-            let current = client.read(&format!("{}/cert/ca", req.mount), "read the mount's CA")?;
-            let pem_text = current
-                .as_ref()
-                .and_then(|v| data(v, "certificate"))
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            if !pem_text.trim().is_empty() {
-                let (ours, who) = issued_by_root(pem_text, store)?;
-                if !ours {
-                    return Err(Error::msg(format!(
-                        "the mount {} already has a different CA: {who}, which does not chain to {}; choose another --mount or disable that one first",
-                        req.mount, store.name
-                    )));
-                }
-                if !req.force {
-                    say(&format!("mount {} already has an intermediate from this root: {who}; nothing changed (use --force to add a new one)", req.mount));
-                    return Ok(BootstrapOutcome {
-                        already: true,
-                        intermediate_serial: None,
-                        probe_subject: None,
-                    });
-                }
-                say(&format!("mount {} already has an intermediate from this root; --force: adding a new one", req.mount));
-            } else {
-                say(&format!(
-                    "mount {} exists as a PKI mount without a CA",
-                    req.mount
-                ));
+            let pem_text = current_ca(client, &req.mount)?;
+            if pem_text.trim().is_empty() {
+                return Ok(MountState::Empty);
             }
+            let (ours, who) = issued_by_root(&pem_text, store)?;
+            if !ours {
+                return Err(Error::msg(format!(
+                    "the mount {} already has a different CA: {who}, which does not chain to {}; choose another --mount or disable that one first",
+                    req.mount, store.name
+                )));
+            }
+            Ok(MountState::Ours(who))
         }
-        Some(other) => {
-            return Err(Error::msg(format!(
-                "the mount {} exists but is a '{other}' secrets engine, not pki",
-                req.mount
-            )));
-        }
-        None => {
+        Some(other) => Err(Error::msg(format!(
+            "the mount {} exists but is a '{other}' secrets engine, not pki",
+            req.mount
+        ))),
+    }
+}
+
+/// The mount enabled as PKI (when absent) and tuned.
+fn ensure_mount(
+    client: &VaultClient,
+    req: &BootstrapRequest,
+    store: &CaStore,
+    state: &MountState,
+    say: &mut dyn FnMut(&str),
+) -> Result<()> {
+    match state {
+        MountState::Absent => {
             client.write(
                 &format!("sys/mounts/{}", req.mount),
                 &json!({"type": "pki", "description": format!("intermediate CA under {}", store.name), "config": {"max_lease_ttl": req.max_ttl}}),
@@ -581,6 +631,11 @@ pub fn execute(
             )?;
             say(&format!("enabled the PKI secrets engine at {}", req.mount));
         }
+        MountState::Empty => say(&format!(
+            "mount {} exists as a PKI mount without a CA",
+            req.mount
+        )),
+        MountState::Ours(_) => {}
     }
     client.write(
         &format!("sys/mounts/{}/tune", req.mount),
@@ -588,7 +643,40 @@ pub fn execute(
         "tune the mount",
     )?;
     say(&format!("set the mount's max lease TTL to {}", req.max_ttl));
+    Ok(())
+}
 
+/// The PEM of the mount's default issuer, empty when it has none. An
+/// empty PKI mount answers 404 in Vault and 400 "no default issuer
+/// currently configured" in OpenBao 2.x: both mean "no CA yet".
+fn current_ca(client: &VaultClient, mount: &str) -> Result<String> {
+    let path = format!("{mount}/cert/ca");
+    let (status, v) = client.get(&path)?;
+    let no_issuer = status == 400 && vault_errors(&v).contains("no default issuer");
+    match status {
+        200..=299 => Ok(data(&v, "certificate")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()),
+        404 => Ok(String::new()),
+        _ if no_issuer => Ok(String::new()),
+        _ => Err(Error::msg(format!(
+            "Vault refused to read the mount's CA (HTTP {status} on /v1/{path}): {}",
+            vault_errors(&v)
+        ))),
+    }
+}
+
+/// Signs a new intermediate for the mount (from Vault's CSR, or with a key
+/// made here and imported), imports it with the root, names it after its
+/// serial and makes it the default issuer. Returns the serial.
+fn install_intermediate(
+    client: &VaultClient,
+    req: &BootstrapRequest,
+    store: &CaStore,
+    source: SignerSource<'_>,
+    say: &mut dyn FnMut(&str),
+) -> Result<String> {
     // The intermediate: from Vault's CSR, or made here and imported.
     let unlocked;
     let (signer, lock) = match source {
@@ -714,7 +802,15 @@ pub fn execute(
         say(&format!("the default issuer is {want}"));
     }
 
-    // URLs before the first certificate, then a safe role, then a probe.
+    Ok(serial)
+}
+
+/// The issuing and CRL URLs, written before the first certificate.
+fn configure_urls(
+    client: &VaultClient,
+    req: &BootstrapRequest,
+    say: &mut dyn FnMut(&str),
+) -> Result<()> {
     let base = format!("{}/v1/{}", client.addr(), req.mount);
     let issuing = req
         .issuing_url
@@ -727,6 +823,16 @@ pub fn execute(
         "configure the issuing and CRL URLs",
     )?;
     say(&format!("configured URLs: issuing {issuing}, CRL {crl}"));
+    Ok(())
+}
+
+/// The role, written whole each time: a run after an interruption, or
+/// with another --role, leaves the role exactly as asked.
+fn ensure_role(
+    client: &VaultClient,
+    req: &BootstrapRequest,
+    say: &mut dyn FnMut(&str),
+) -> Result<()> {
     let (kt, bits) = vault_key_type(KeyType::EcP256);
     client.write(
         &format!("{}/roles/{}", req.mount, req.role),
@@ -751,20 +857,27 @@ pub fn execute(
         "create the role",
     )?;
     say(&format!(
-        "created role {}: subdomains of {} only; IP SANs {}, wildcards {}, bare domains {}; max TTL {}",
+        "role {} set: subdomains of {} only; IP SANs {}, wildcards {}, bare domains {}; max TTL {}",
         req.role,
         req.allowed_domains.join(", "),
-        if req.allow_ip_sans { "allowed" } else { "refused" },
-        if req.allow_wildcards { "allowed" } else { "refused" },
-        if req.allow_bare_domains { "allowed" } else { "refused" },
+        if req.allow_ip_sans {
+            "allowed"
+        } else {
+            "refused"
+        },
+        if req.allow_wildcards {
+            "allowed"
+        } else {
+            "refused"
+        },
+        if req.allow_bare_domains {
+            "allowed"
+        } else {
+            "refused"
+        },
         req.role_max_ttl
     ));
-    let probe_subject = probe(&client, req, store, say)?;
-    Ok(BootstrapOutcome {
-        already: false,
-        intermediate_serial: Some(serial),
-        probe_subject: Some(probe_subject),
-    })
+    Ok(())
 }
 
 /// `uca-` and the first 16 hex digits of the intermediate's serial: unique
