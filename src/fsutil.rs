@@ -165,7 +165,6 @@ pub fn read_capped(
     action: &'static str,
     what: &'static str,
 ) -> Result<Vec<u8>> {
-    use std::io::Read;
     use std::os::fd::AsRawFd;
     // O_NONBLOCK so that a FIFO nobody writes to cannot hold the open
     // forever; blocking again afterwards, so a pipe (`<(...)`) is read as
@@ -184,6 +183,41 @@ pub fn read_capped(
     if !cleared {
         return Err(Error::io(action, path, std::io::Error::last_os_error()));
     }
+    read_open_capped(file, path, limit, action, what)
+}
+
+/// [`read_capped`] for a file uca itself wrote (the manifest and its
+/// signature): it must be a regular file, so that the large limit such a
+/// file needs can never make uca buffer a stream such as /dev/zero.
+pub fn read_capped_file(
+    path: &Path,
+    limit: u64,
+    action: &'static str,
+    what: &'static str,
+) -> Result<Vec<u8>> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .ctx(action, path)?;
+    if !file.metadata().ctx(action, path)?.is_file() {
+        return Err(Error::invalid(
+            what,
+            path.display().to_string(),
+            format!("it is not a regular file; a {what} is a file uca seal wrote"),
+        ));
+    }
+    read_open_capped(file, path, limit, action, what)
+}
+
+fn read_open_capped(
+    file: File,
+    path: &Path,
+    limit: u64,
+    action: &'static str,
+    what: &'static str,
+) -> Result<Vec<u8>> {
+    use std::io::Read;
     let initial = usize::try_from(limit.min(SECRET_PREALLOCATION) + 1).unwrap_or(usize::MAX);
     let mut bytes = Vec::with_capacity(initial);
     file.take(limit + 1)

@@ -12,6 +12,10 @@ use crate::error::{Error, Result};
 
 pub const ENV_VAR: &str = "UCA_PASSPHRASE";
 const MIN_LEN: usize = 12;
+/// `openssl -passin file:` reads at most 1023 bytes of the line (its
+/// buffer is 1024 with the NUL): a longer passphrase would unlock the key
+/// in uca but not in OpenSSL.
+const MAX_BYTES: usize = 1023;
 
 /// A passphrase, wiped from memory when dropped.
 pub struct Passphrase(Zeroizing<String>);
@@ -49,6 +53,12 @@ impl Passphrase {
         if text.contains('\0') {
             return Err(Error::Passphrase(format!(
                 "the passphrase from {origin} contains a NUL byte; OpenSSL would read only up to it, so uca refuses it"
+            )));
+        }
+        if text.len() > MAX_BYTES {
+            return Err(Error::Passphrase(format!(
+                "the passphrase from {origin} is {} bytes long; OpenSSL reads at most {MAX_BYTES}, so uca refuses it",
+                text.len()
             )));
         }
         if text.chars().any(|c| c == '\n' || c == '\r') {

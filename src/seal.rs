@@ -216,7 +216,7 @@ fn resume(
     destroy_key: bool,
 ) -> Result<SealReport> {
     let manifest = store.path(store::MANIFEST_FILE);
-    let json = fsutil::read_capped(&manifest, fsutil::limits::MANIFEST, "read", "manifest")?;
+    let json = fsutil::read_capped_file(&manifest, fsutil::limits::MANIFEST, "read", "manifest")?;
     if x509::sha256_hex(&json) != record.manifest_sha256 {
         return Err(Error::Verification(format!(
             "{} is not the manifest that {} records (SHA-256 differs): it was altered after sealing began; restore it from a backup, then run uca seal again",
@@ -291,13 +291,13 @@ pub fn verify_manifest(
     sig_path: &Path,
     ca_path: &Path,
 ) -> Result<ManifestCheck> {
-    let json = crate::fsutil::read_capped(
+    let json = crate::fsutil::read_capped_file(
         manifest_path,
         crate::fsutil::limits::MANIFEST,
         "read",
         "manifest",
     )?;
-    let sig = crate::fsutil::read_capped(
+    let sig = crate::fsutil::read_capped_file(
         sig_path,
         crate::fsutil::limits::SECRET,
         "read",

@@ -8,12 +8,23 @@ mod common;
 use common::*;
 
 /// The passphrase files whose reading must agree with `openssl -passin file:`.
-const PASSPHRASE_FILES: &[(&str, &str)] = &[
-    ("lf.txt", "correct horse battery staple\n"),
-    ("no-newline.txt", "correct horse battery staple"),
-    ("crlf.txt", "correct horse battery staple\r\n"),
-    ("trailing-spaces.txt", "correct horse battery staple  \n"),
-];
+/// Passphrase files whose reading uca and OpenSSL could disagree on: line
+/// endings, trailing blanks, and lengths around OpenSSL's 1023-byte limit.
+fn passphrase_files() -> Vec<(String, String)> {
+    let mut files: Vec<(String, String)> = [
+        ("lf.txt", "correct horse battery staple\n"),
+        ("no-newline.txt", "correct horse battery staple"),
+        ("crlf.txt", "correct horse battery staple\r\n"),
+        ("trailing-spaces.txt", "correct horse battery staple  \n"),
+    ]
+    .iter()
+    .map(|(n, t)| (n.to_string(), t.to_string()))
+    .collect();
+    for len in [1023, 1024, 1501] {
+        files.push((format!("long-{len}.txt"), format!("{}\n", "a".repeat(len))));
+    }
+    files
+}
 
 fn openssl_unlocks(s: &Scratch, key: &str, pass_file: &str) -> bool {
     let (ok, _) = run(
@@ -50,7 +61,8 @@ fn uca_unlocks(s: &Scratch, ca: &str, pass_file: &str, out: &str) -> bool {
 fn passphrase_files_unlock_in_uca_iff_they_unlock_in_openssl() {
     let s = Scratch::new();
     s.init_ca(&[]);
-    for (i, (name, text)) in PASSPHRASE_FILES.iter().enumerate() {
+    for (i, (name, text)) in passphrase_files().iter().enumerate() {
+        let name = name.as_str();
         std::fs::write(s.join(name), text).unwrap();
         // A key made with the bytes of pass.txt: both tools must agree.
         let by_uca = uca_unlocks(&s, "ca", name, &format!("out-{i}"));

@@ -336,3 +336,32 @@ fn concurrent_seals_end_with_one_seal_and_clear_refusals() {
         ok(&s.uca(&["verify", "--manifest", "ca/manifest.json"]));
     }
 }
+
+#[test]
+fn verify_manifest_refuses_a_stream_instead_of_buffering_it() {
+    let s = Scratch::new();
+    // An endless FIFO: a writer thread keeps it full until uca gives up.
+    let fifo = s.join("manifest.json");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let writer_path = fifo.clone();
+    std::thread::spawn(move || {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(writer_path) {
+            let block = vec![b'{'; 1 << 16];
+            while f.write_all(&block).is_ok() {}
+        }
+    });
+    for manifest in ["/dev/zero", fifo.to_str().unwrap()] {
+        let started = std::time::Instant::now();
+        let err = fails_with(
+            &s.uca(&["verify", "--manifest", manifest, "--ca", "ca.pem"]),
+            "not a regular file",
+        );
+        assert!(err.contains(manifest), "{err}");
+        assert!(
+            started.elapsed().as_secs() < 10,
+            "{manifest}: took too long"
+        );
+    }
+}
