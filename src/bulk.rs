@@ -14,10 +14,11 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
-use crate::formats::{self, CertMaterial, RenderedFile};
+use crate::formats::{self, CertMaterial};
 use crate::fsutil::Mode;
 use crate::ledger::{LedgerEntry, LedgerLock};
 use crate::output;
+use crate::output::RenderedFile;
 use crate::plan::{Plan, PlanItem};
 use crate::profile;
 use crate::store::{CaStore, Signer};
@@ -282,7 +283,7 @@ fn issue_item(
     }
     output::publish_checked(&item.target, &files, replace, sync)?;
     let sha256 = x509::sha256_hex(der);
-    let serial_hex = profile::serial_hex(&serial);
+    let serial_hex = x509::serial_hex_of(&serial);
     let (subject, sans) = x509::recorded_names(der)?;
     let not_after = timefmt::rfc3339(g.validity.not_after);
     let entry = LedgerEntry {
@@ -388,7 +389,7 @@ pub fn execute(
             }
             let serial = loop {
                 let s = profile::random_serial_bytes();
-                if used_serials.insert(profile::serial_hex(&s)) {
+                if used_serials.insert(x509::serial_hex_of(&s)) {
                     break s;
                 }
             };

@@ -8,8 +8,8 @@ use zeroize::Zeroizing;
 use crate::error::{Error, Result};
 use crate::fsutil::Mode;
 use crate::keys::PrivateKey;
+use crate::output::RenderedFile;
 use crate::passphrase::Passphrase;
-use crate::plan::OutputFormat;
 
 /// Everything a format may need about one issued certificate.
 pub struct CertMaterial<'a> {
@@ -23,18 +23,38 @@ pub struct CertMaterial<'a> {
     pub k8s_namespace: &'a str,
 }
 
-/// One file to write, relative to the certificate's directory.
-pub struct RenderedFile {
-    pub path: String,
-    pub contents: Zeroizing<Vec<u8>>,
-    pub mode: Mode,
-}
-
 fn file(path: impl Into<String>, contents: Vec<u8>, mode: Mode) -> RenderedFile {
     RenderedFile {
         path: path.into(),
         contents: Zeroizing::new(contents),
         mode,
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    /// OUT/NAME/{cert,key,chain,ca}.pem
+    Pem,
+    /// OUT/NAME/combined.pem: leaf, CA and key in one file (HAProxy)
+    Combined,
+    /// OUT/NAME/NAME.p12 for Java clients
+    Pkcs12,
+    /// OUT/NAME/secret.yaml: a kubernetes.io/tls Secret with ca.crt
+    K8s,
+    /// OUT/NAME/certs.d/{ca.crt,client.cert,client.key} for Docker/Podman
+    Certsd,
+}
+
+impl std::fmt::Display for OutputFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            OutputFormat::Pem => "pem",
+            OutputFormat::Combined => "combined",
+            OutputFormat::Pkcs12 => "pkcs12",
+            OutputFormat::K8s => "k8s",
+            OutputFormat::Certsd => "certsd",
+        })
     }
 }
 

@@ -33,24 +33,6 @@ pub struct InitReport {
     pub passphrase_stored: bool,
 }
 
-pub fn validate_ca_name(name: &str) -> Result<()> {
-    names::check_typography("CA name", name)?;
-    if name.trim().is_empty() {
-        return Err(Error::invalid("CA name", name, "it is empty"));
-    }
-    if name.len() > 64 {
-        return Err(Error::invalid(
-            "CA name",
-            name,
-            format!(
-                "it is {} characters; a common name holds at most 64",
-                name.len()
-            ),
-        ));
-    }
-    Ok(())
-}
-
 /// Marks an existing empty directory as taken by one `uca init`, which
 /// builds the CA inside it and then moves it out; a second init finds it
 /// and stops.
@@ -324,7 +306,7 @@ pub fn check_new_ca_dir(dir: &Path) -> Result<()> {
 
 pub fn run(req: &InitRequest) -> Result<InitReport> {
     // Everything is validated before the passphrase is asked for or a key made.
-    validate_ca_name(&req.name)?;
+    names::validate_ca_name(&req.name)?;
     let permits = req
         .permits
         .iter()

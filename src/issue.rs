@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 
 use crate::bulk::{self, Existing, IssuedCert, RunOptions, Summary};
 use crate::error::{Error, Result};
+use crate::formats::OutputFormat;
 use crate::keys::KeyType;
 use crate::names::San;
-use crate::plan::{Group, NamePattern, OutputFormat, Plan};
+use crate::plan::{Group, NamePattern, Plan};
 use crate::profile::{Profile, Validity};
 use crate::san_rule::SanRule;
 use crate::store::CaStore;

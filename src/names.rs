@@ -85,6 +85,26 @@ impl San {
     }
 }
 
+/// A CA's name, the common name of a CA certificate: a label, not a host
+/// name; printable ASCII, not blank, at most 64 characters.
+pub fn validate_ca_name(name: &str) -> Result<()> {
+    check_typography("CA name", name)?;
+    if name.trim().is_empty() {
+        return Err(Error::invalid("CA name", name, "it is empty"));
+    }
+    if name.len() > 64 {
+        return Err(Error::invalid(
+            "CA name",
+            name,
+            format!(
+                "it is {} characters; a common name holds at most 64",
+                name.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Characters that word processors and chat tools substitute for ASCII ones.
 const LOOKALIKES: &[(char, &str, &str)] = &[
     ('\u{2018}', "LEFT SINGLE QUOTATION MARK", "'"),

@@ -8,7 +8,6 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
-use crate::formats::RenderedFile;
 use crate::fsutil;
 
 /// Fails if `target` exists and `force` is not set.
@@ -42,6 +41,13 @@ fn write_new(path: &Path, contents: &[u8], mode: u32, sync: bool) -> Result<()> 
         f.sync_all().ctx("sync", path)?;
     }
     Ok(())
+}
+
+/// One file to write, relative to the directory it is published in.
+pub struct RenderedFile {
+    pub path: String,
+    pub contents: zeroize::Zeroizing<Vec<u8>>,
+    pub mode: fsutil::Mode,
 }
 
 /// Writes `files` as the directory `target`. The temporary directory is

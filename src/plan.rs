@@ -35,13 +35,13 @@
 //! ```
 
 use std::collections::{HashMap, HashSet};
-use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
 use serde::Deserialize;
 
 use crate::constraints::{NameConstraints, Permit};
 use crate::error::{Error, Result};
+use crate::formats::OutputFormat;
 use crate::keys::KeyType;
 use crate::names::San;
 use crate::passphrase::Passphrase;
@@ -62,33 +62,6 @@ pub enum GroupOrigin {
 
 /// Largest number of certificates one plan may describe.
 pub const MAX_CERTIFICATES: u64 = 1_000_000;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OutputFormat {
-    /// OUT/NAME/{cert,key,chain,ca}.pem
-    Pem,
-    /// OUT/NAME/combined.pem: leaf, CA and key in one file (HAProxy)
-    Combined,
-    /// OUT/NAME/NAME.p12 for Java clients
-    Pkcs12,
-    /// OUT/NAME/secret.yaml: a kubernetes.io/tls Secret with ca.crt
-    K8s,
-    /// OUT/NAME/certs.d/{ca.crt,client.cert,client.key} for Docker/Podman
-    Certsd,
-}
-
-impl fmt::Display for OutputFormat {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            OutputFormat::Pem => "pem",
-            OutputFormat::Combined => "combined",
-            OutputFormat::Pkcs12 => "pkcs12",
-            OutputFormat::K8s => "k8s",
-            OutputFormat::Certsd => "certsd",
-        })
-    }
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -597,7 +570,7 @@ impl Plan {
         let (constraints, ca_not_after) = match (existing_ca, &file.ca) {
             (Some((c, not_after)), _) => (c.clone(), not_after),
             (None, Some(ca)) => {
-                crate::init::validate_ca_name(&ca.name)?;
+                crate::names::validate_ca_name(&ca.name)?;
                 let permits = ca
                     .permit
                     .iter()

@@ -111,16 +111,6 @@ pub fn random_serial_bytes() -> [u8; 20] {
     }
 }
 
-/// The serial as the ledger writes it: lower-case hex of the DER INTEGER's
-/// value, without leading zero bytes.
-pub fn serial_hex(bytes: &[u8]) -> String {
-    let first = bytes
-        .iter()
-        .position(|b| *b != 0)
-        .unwrap_or(bytes.len().saturating_sub(1));
-    crate::x509::hex(&bytes[first..])
-}
-
 fn common_name(cn: &str) -> DistinguishedName {
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, cn);

@@ -419,7 +419,7 @@ fn leaf_names(
 /// name; but one that reads as a host name must lie within the CA's own
 /// constraints, as OpenSSL would check it as one.
 fn intermediate_common_name(cn: &str, constraints: &NameConstraints) -> Result<()> {
-    crate::init::validate_ca_name(cn)?;
+    crate::names::validate_ca_name(cn)?;
     let looks_like_host = cn.contains('.') && crate::names::dns_name(cn, true).is_ok();
     if looks_like_host || cn.parse::<std::net::IpAddr>().is_ok() {
         profile::common_name_san(cn, constraints)?;
@@ -443,7 +443,7 @@ pub fn sign_prepared(
     let used = ledger.serials()?;
     let serial_bytes = loop {
         let s = profile::random_serial_bytes();
-        if !used.contains(&profile::serial_hex(&s)) {
+        if !used.contains(&x509::serial_hex_of(&s)) {
             break s;
         }
     };
@@ -453,7 +453,7 @@ pub fn sign_prepared(
         .signed_by(&prepared.public_key, &signer.issuer)
         .map_err(|e| Error::msg(format!("cannot sign {}: {e}", prepared.subject_text)))?;
     let der = cert.der().to_vec();
-    let serial = profile::serial_hex(&serial_bytes);
+    let serial = x509::serial_hex_of(&serial_bytes);
     let (subject, sans) = x509::recorded_names(&der)?;
     let entry = LedgerEntry {
         serial: serial.clone(),

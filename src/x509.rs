@@ -33,6 +33,16 @@ pub fn colon_hex(bytes: &[u8]) -> String {
         .join(":")
 }
 
+/// The serial as the ledger writes it: lower-case hex of the DER INTEGER's
+/// value, without leading zero bytes.
+pub fn serial_hex_of(bytes: &[u8]) -> String {
+    let first = bytes
+        .iter()
+        .position(|b| *b != 0)
+        .unwrap_or(bytes.len().saturating_sub(1));
+    hex(&bytes[first..])
+}
+
 pub fn pem_certificate(der: &[u8]) -> String {
     pem::encode_config(
         &pem::Pem::new("CERTIFICATE", der.to_vec()),
@@ -104,7 +114,7 @@ pub fn not_before(cert: &X509Certificate<'_>) -> OffsetDateTime {
 }
 
 pub fn serial_hex(cert: &X509Certificate<'_>) -> String {
-    crate::profile::serial_hex(cert.raw_serial())
+    serial_hex_of(cert.raw_serial())
 }
 
 /// SANs as `DNS:x`, `IP:x`, `EMAIL:x`, `URI:x` strings.

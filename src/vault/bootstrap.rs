@@ -228,7 +228,7 @@ impl RoleSettings<'_> {
                 }
             }
         }
-        crate::init::validate_ca_name(self.common_name)
+        crate::names::validate_ca_name(self.common_name)
     }
 }
 
