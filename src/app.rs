@@ -2,14 +2,16 @@
 //! module that does the work, and tells the user exactly what was written
 //! where.
 
+use crate::ca::seal;
 use crate::cli::{Cli, Command};
-use crate::error::Result;
-use crate::stdout::Stdout;
-use crate::{ceremony, check, docs, init, inspect, issue, registry, seal, sign, verify};
+use crate::commands::{ceremony, check, init, inspect, issue, registry, sign, verify};
+use crate::docs;
+use crate::support::error::Result;
+use crate::support::stdout::Stdout;
 
 /// Runs the command and returns the process exit status.
 pub fn run(cli: Cli) -> Result<u8> {
-    crate::hardening::apply();
+    crate::support::hardening::apply();
     let mut out = Stdout::default();
     let status = run_command(cli, &mut out)?;
     out.finish()?;
@@ -109,7 +111,7 @@ fn run_command(cli: Cli, out: &mut Stdout) -> Result<u8> {
                 report.ca_dir.display()
             ));
             let s = &report.summary;
-            let expiry = s.earliest_expiry.map(crate::timefmt::rfc3339);
+            let expiry = s.earliest_expiry.map(crate::support::timefmt::rfc3339);
             if a.json {
                 let doc = serde_json::json!({
                     "ca": report.ca_dir.display().to_string(),
@@ -196,7 +198,7 @@ fn run_command(cli: Cli, out: &mut Stdout) -> Result<u8> {
             ));
             report.print(out).map_err(|_| out.error())?;
             if let Some(note) = report.warning() {
-                crate::stdout::to_stderr(&note);
+                crate::support::stdout::to_stderr(&note);
             }
             Ok(0)
         }
@@ -204,7 +206,7 @@ fn run_command(cli: Cli, out: &mut Stdout) -> Result<u8> {
             let report = sign::run(&sign::SignRequest {
                 dir: a.dir,
                 csr: a.csr,
-                options: sign::SignOptions {
+                options: crate::ca::signing::SignOptions {
                     profile: a.profile,
                     intermediate: a.intermediate,
                     pathlen: a.pathlen,
@@ -285,7 +287,7 @@ fn run_command(cli: Cli, out: &mut Stdout) -> Result<u8> {
             }
             writeln!(out, "  check with   cd {d} && {}", r.verify_command)?;
             if let Some(f) = used_file {
-                crate::stdout::to_stderr(&format!(
+                crate::support::stdout::to_stderr(&format!(
                     "uca: note: the passphrase is still in {}; destroy that copy too",
                     f.display()
                 ));
@@ -325,18 +327,18 @@ fn certificates(n: u64) -> String {
 /// The end-of-run summary: counts, where, earliest expiry, rate.
 fn report_summary(
     stdout: &mut Stdout,
-    s: &crate::bulk::Summary,
+    s: &crate::ca::bulk::Summary,
     out: &std::path::Path,
     json: bool,
     quiet: bool,
 ) -> Result<()> {
     for dir in &s.left_in_place {
-        crate::stdout::to_stderr(&format!(
+        crate::support::stdout::to_stderr(&format!(
             "uca: note: left {} in place: it is named like a leftover of uca but is not provably one; remove it yourself if it is not yours",
             dir.display()
         ));
     }
-    let expiry = s.earliest_expiry.map(crate::timefmt::rfc3339);
+    let expiry = s.earliest_expiry.map(crate::support::timefmt::rfc3339);
     let secs = s.elapsed.as_secs_f64();
     if json {
         let doc = serde_json::json!({
@@ -375,7 +377,7 @@ fn report_summary(
 
 fn run_vault(cmd: crate::cli::VaultCommand, out: &mut Stdout) -> Result<u8> {
     use crate::cli::VaultCommand;
-    use crate::vault::{bootstrap, client::Connection, offline, tls};
+    use crate::commands::vault::{bootstrap, client::Connection, offline, tls};
     match cmd {
         VaultCommand::Bootstrap(a) => {
             let req = bootstrap::BootstrapRequest {

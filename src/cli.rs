@@ -3,10 +3,11 @@
 
 use std::path::PathBuf;
 
+pub use crate::commands::verify::VerifyArgs;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::keys::KeyType;
-use crate::profile::Profile;
+use crate::pki::keys::KeyType;
+use crate::pki::profile::Profile;
 
 const AFTER_HELP: &str = "\
 Passphrases are never taken from the command line. Sources, in order:
@@ -251,29 +252,6 @@ pub struct InspectArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct VerifyArgs {
-    /// Certificate (or chain: leaf first, then intermediates) to verify
-    #[arg(
-        value_name = "CERT",
-        required_unless_present = "manifest",
-        conflicts_with = "manifest"
-    )]
-    pub cert: Option<PathBuf>,
-    /// Trusted CA certificate(s); defaults to ca.pem beside the manifest with --manifest
-    #[arg(long, value_name = "CA")]
-    pub ca: Option<PathBuf>,
-    /// The DNS name or IP address a server certificate must be valid for
-    #[arg(long, value_name = "DNS_OR_IP", conflicts_with = "client")]
-    pub name: Option<String>,
-    /// Verify for TLS client use instead of server use
-    #[arg(long)]
-    pub client: bool,
-    /// Verify a sealed CA's manifest.json (signature and file fingerprints)
-    #[arg(long, value_name = "MANIFEST")]
-    pub manifest: Option<PathBuf>,
-}
-
-#[derive(Debug, Args)]
 pub struct CheckArgs {
     /// Certificate files or directories (searched for .pem, .crt and .cert files)
     #[arg(value_name = "PATH", required = true)]
@@ -342,22 +320,22 @@ pub struct VaultConnectionArgs {
 #[derive(Debug, Args)]
 pub struct VaultRoleArgs {
     /// The PKI mount path
-    #[arg(long, value_name = "PATH", default_value = crate::vault::bootstrap::DEFAULT_MOUNT)]
+    #[arg(long, value_name = "PATH", default_value = crate::commands::vault::bootstrap::DEFAULT_MOUNT)]
     pub mount: String,
     /// The mount's maximum lease TTL
-    #[arg(long, value_name = "TTL", default_value = crate::vault::bootstrap::DEFAULT_MAX_TTL)]
+    #[arg(long, value_name = "TTL", default_value = crate::commands::vault::bootstrap::DEFAULT_MAX_TTL)]
     pub max_ttl: String,
     /// Role to create
-    #[arg(long, value_name = "NAME", default_value = crate::vault::bootstrap::DEFAULT_ROLE)]
+    #[arg(long, value_name = "NAME", default_value = crate::commands::vault::bootstrap::DEFAULT_ROLE)]
     pub role: String,
     /// Domain the role may issue for (repeatable; subdomains allowed, the bare domain only with --allow-bare-domains)
     #[arg(long = "allowed-domain", value_name = "DOMAIN")]
     pub allowed_domains: Vec<String>,
     /// The role's maximum TTL
-    #[arg(long, value_name = "TTL", default_value = crate::vault::bootstrap::DEFAULT_ROLE_MAX_TTL)]
+    #[arg(long, value_name = "TTL", default_value = crate::commands::vault::bootstrap::DEFAULT_ROLE_MAX_TTL)]
     pub role_max_ttl: String,
     /// Common name of the intermediate
-    #[arg(long, value_name = "NAME", default_value = crate::vault::bootstrap::DEFAULT_COMMON_NAME)]
+    #[arg(long, value_name = "NAME", default_value = crate::commands::vault::bootstrap::DEFAULT_COMMON_NAME)]
     pub common_name: String,
     /// Issuing-certificate URL written into Vault's certificates (default ADDR/v1/MOUNT/ca)
     #[arg(long, value_name = "URL")]
@@ -380,10 +358,10 @@ pub struct VaultBootstrapArgs {
     #[command(flatten)]
     pub role: VaultRoleArgs,
     /// csr: Vault makes the intermediate key; import: uca makes it and imports the bundle
-    #[arg(long, value_enum, default_value_t = crate::vault::bootstrap::BootstrapMode::Csr)]
-    pub mode: crate::vault::bootstrap::BootstrapMode,
+    #[arg(long, value_enum, default_value_t = crate::commands::vault::bootstrap::BootstrapMode::Csr)]
+    pub mode: crate::commands::vault::bootstrap::BootstrapMode,
     /// Validity of the intermediate in days
-    #[arg(long, value_name = "N", default_value_t = crate::vault::bootstrap::DEFAULT_DAYS)]
+    #[arg(long, value_name = "N", default_value_t = crate::commands::vault::bootstrap::DEFAULT_DAYS)]
     pub days: u32,
     /// Narrow the intermediate's name constraints (repeatable; each within the root's)
     #[arg(long, value_name = "SUFFIX_OR_CIDR")]

@@ -1,46 +1,42 @@
 //! uca: a sealed private certificate authority.
 //!
-//! One module per concept: `store` (the CA directory), `keys`, `passphrase`,
-//! `names` (SAN validation), `san_rule`, `constraints`, `profile` (what goes
-//! into each certificate), `ledger`, `issue`, `sign`, `seal`, `inspect`,
-//! `verify`, `check`. `cli` defines the command line and `app` runs it.
-//! Standard output is written only through `stdout::Stdout`, which turns a
-//! failed write into one error line, and standard error through
-//! `stdout::to_stderr`, which cannot panic.
+//! The crate is built in four layers. Each uses only the layers below it
+//! (`tests/layers.rs` fails on any other import, and on any import circle):
+//!
+//! ```text
+//! main.rs -> cli.rs, app.rs, docs.rs -> commands/ -> ca/ -> pki/ -> support/
+//! ```
+//!
+//! - `support/`: knows nothing of certificates. `error` (one error type,
+//!   one-line messages), `fsutil` (atomic writes, 0600 secrets, capped
+//!   reads, nothing replaced without --force), `output` (publishing a
+//!   directory of files at once), `stdout` (the only way to print: a failed
+//!   write becomes one error line), `timefmt`, `hardening`.
+//! - `pki/`: X.509 facts, no CA directory. `names` (host names, SANs, CA
+//!   names), `san_rule`, `constraints`, `keys`, `passphrase`, `profile` (what
+//!   goes into each certificate), `x509` (reading certificates back),
+//!   `verify` (chain verification as a TLS peer does it), `formats`,
+//!   `pkcs12`.
+//! - `ca/`: the CA directory and the issuing engine. `store` (the directory;
+//!   its security facts read from ca.pem), `ledger`, `root` (a new root and
+//!   storing it), `plan` and `bulk` (validate every output, then issue),
+//!   `signing` (CSRs), `sections` (the plan file's `[registry]` and
+//!   `[vault]` settings), `seal` (the recorded seal and its manifest).
+//! - `commands/`: one module per verb: `init`, `issue`, `sign`, `verify`,
+//!   `check`, `inspect`, `registry`, `ceremony` (which runs the others) and
+//!   `vault` (`bootstrap`, `tls`, `commands` and the HTTP client).
+//!
+//! `cli.rs` declares the command line (clap), `app.rs` runs a parsed one
+//! and prints each report, `docs.rs` renders man pages and completions.
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod app;
-pub mod bulk;
-pub mod ceremony;
-pub mod check;
+pub mod ca;
 pub mod cli;
-pub mod constraints;
+pub mod commands;
 pub mod docs;
-pub mod error;
-pub mod formats;
-pub mod fsutil;
-pub mod hardening;
-pub mod init;
-pub mod inspect;
-pub mod issue;
-pub mod keys;
-pub mod ledger;
-pub mod names;
-pub mod output;
-pub mod passphrase;
-pub mod pkcs12;
-pub mod plan;
-pub mod profile;
-pub mod registry;
-pub mod san_rule;
-pub mod seal;
-pub mod sign;
-pub mod stdout;
-pub mod store;
-pub mod timefmt;
-pub mod vault;
-pub mod verify;
-pub mod x509;
+pub mod pki;
+pub mod support;
 
-pub use error::{Error, Result};
+pub use support::error::{Error, Result};

@@ -14,7 +14,7 @@ fn main() -> ExitCode {
         Err(e) => {
             // One line, whatever a value quoted in the message holds.
             let message = e.to_string().replace('\r', "\\r").replace('\n', "\\n");
-            uca::stdout::to_stderr(&format!("uca: error: {message}"));
+            uca::support::stdout::to_stderr(&format!("uca: error: {message}"));
             ExitCode::from(e.exit_code())
         }
     }
@@ -26,7 +26,7 @@ fn main() -> ExitCode {
 fn clap_exit(e: &clap::Error) -> ExitCode {
     match e.print() {
         Err(cause) if !e.use_stderr() => {
-            uca::stdout::to_stderr(&format!(
+            uca::support::stdout::to_stderr(&format!(
                 "uca: error: cannot write to standard output: {cause}"
             ));
             ExitCode::from(1)

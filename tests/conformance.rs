@@ -1122,7 +1122,7 @@ fn serials_are_positive_short_and_random() {
         })
         .collect();
     for p in &w.serial_batch {
-        let s = uca::x509::hex(parse(&der_of(&dir.join(p))).raw_serial());
+        let s = uca::pki::x509::hex(parse(&der_of(&dir.join(p))).raw_serial());
         assert!(
             recorded.contains(s.trim_start_matches("00")),
             "{p}: serial {s} is not in the ledger"

@@ -168,7 +168,7 @@ fn snapshot(root: &Path) -> BTreeMap<String, String> {
                 format!("special {mode:o}")
             } else {
                 let bytes = std::fs::read(&p).unwrap_or_default();
-                format!("file {mode:o} {}", uca::x509::sha256_hex(&bytes))
+                format!("file {mode:o} {}", uca::pki::x509::sha256_hex(&bytes))
             };
             out.insert(rel, desc);
         }

@@ -99,9 +99,14 @@ fn assert_files_match_ledger(s: &Scratch) {
     for (path, sha) in ledger_entries(s) {
         let cert = Path::new(&path);
         for file in [cert.to_path_buf(), cert.with_file_name("chain.pem")] {
-            let der = uca::x509::read_certificates(&file)
+            let der = uca::pki::x509::read_certificates(&file)
                 .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-            assert_eq!(uca::x509::sha256_hex(&der[0]), sha, "{}", file.display());
+            assert_eq!(
+                uca::pki::x509::sha256_hex(&der[0]),
+                sha,
+                "{}",
+                file.display()
+            );
         }
     }
 }

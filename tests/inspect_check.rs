@@ -68,10 +68,10 @@ fn openssl_pin(s: &Scratch, cert: &str) -> String {
 /// A self-signed P-256 certificate with an arbitrary validity window, which
 /// `uca issue` rightly refuses to make.
 fn self_signed_pem(cn: &str, not_before: OffsetDateTime, not_after: OffsetDateTime) -> String {
-    let key = uca::keys::KeyType::EcP256.generate().unwrap();
+    let key = uca::pki::keys::KeyType::EcP256.generate().unwrap();
     let kp = key.key_pair().unwrap();
     let mut p = rcgen::CertificateParams::new(vec![cn.to_string()]).unwrap();
-    p.distinguished_name = uca::profile::subject_cn(cn);
+    p.distinguished_name = uca::pki::profile::subject_cn(cn);
     p.not_before = not_before;
     p.not_after = not_after;
     p.self_signed(&kp).unwrap().pem()

@@ -463,8 +463,8 @@ fn csr(s: &Scratch, key_file: &str, cn: &str, san: bool, out: &str) {
 }
 
 fn random_serial() -> String {
-    let bytes = uca::profile::random_serial_bytes();
-    format!("0x{}", uca::x509::hex(&bytes))
+    let bytes = uca::pki::profile::random_serial_bytes();
+    format!("0x{}", uca::pki::x509::hex(&bytes))
 }
 
 /// Signs `csr_file` with OpenSSL (not uca) as a leaf for both TLS roles
@@ -1531,7 +1531,7 @@ fn rustls_protocol(v: Option<rustls::ProtocolVersion>) -> String {
 fn rustls_peer(certs: Option<&[CertificateDer<'_>]>) -> String {
     certs
         .and_then(|c| c.first())
-        .map(|c| match uca::x509::parse(c.as_ref()) {
+        .map(|c| match uca::pki::x509::parse(c.as_ref()) {
             Ok(parsed) => normalize_subject(&parsed.subject().to_string()),
             Err(e) => format!("(unparsable: {e})"),
         })

@@ -234,7 +234,7 @@ fn check_leaf(s: &Scratch, leaf: &Leaf<'_>) {
     );
     let der = std::fs::read(s.join(leaf.cert)).unwrap();
     let block = pem::parse(&der).unwrap();
-    let parsed = uca::x509::parse(block.contents()).unwrap();
+    let parsed = uca::pki::x509::parse(block.contents()).unwrap();
     let raw = parsed.raw_serial();
     assert!(raw.len() <= 20, "{ctx}: DER serial is {} octets", raw.len());
     assert_eq!(raw[0] & 0x80, 0, "{ctx}: DER serial is negative");

@@ -1,4 +1,4 @@
-//! PKCS#12 export (`uca::pkcs12::build`) read back by the consumers it is
+//! PKCS#12 export (`uca::pki::pkcs12::build`) read back by the consumers it is
 //! for: OpenSSL 3 without `-legacy`, and Java 17 (`keytool` and the
 //! `KeyStore` "PKCS12" API). Each file holds a leaf, its CA and the leaf key.
 //!
@@ -12,8 +12,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use uca::keys::{KeyType, PrivateKey};
-use uca::passphrase::Passphrase;
+use uca::pki::keys::{KeyType, PrivateKey};
+use uca::pki::passphrase::Passphrase;
 
 const PASSWORD: &str = "correct horse battery staple";
 const WRONG_PASSWORD: &str = "correct horse battery stapler";
@@ -66,8 +66,12 @@ impl Fixture {
             ca: ca_cert.der().to_vec(),
             key,
         };
-        std::fs::write(fx.path("leaf.pem"), uca::x509::pem_certificate(&fx.leaf)).unwrap();
-        std::fs::write(fx.path("ca.pem"), uca::x509::pem_certificate(&fx.ca)).unwrap();
+        std::fs::write(
+            fx.path("leaf.pem"),
+            uca::pki::x509::pem_certificate(&fx.leaf),
+        )
+        .unwrap();
+        std::fs::write(fx.path("ca.pem"), uca::pki::x509::pem_certificate(&fx.ca)).unwrap();
         std::fs::write(fx.path("key.pem"), fx.key.to_pem().as_bytes()).unwrap();
         let p12 = fx.build(&fx.password());
         std::fs::write(fx.path("web1.p12"), p12).unwrap();
@@ -83,7 +87,7 @@ impl Fixture {
     }
 
     fn build(&self, password: &Passphrase) -> Vec<u8> {
-        uca::pkcs12::build(
+        uca::pki::pkcs12::build(
             &self.leaf,
             std::slice::from_ref(&self.ca),
             &self.key,
@@ -461,7 +465,7 @@ fn salts_and_ivs_are_fresh_each_time() {
 fn refuses_a_key_that_is_not_the_certificates() {
     let fx = Fixture::new(KeyType::EcP256);
     let other = KeyType::EcP256.generate().unwrap();
-    let err = uca::pkcs12::build(
+    let err = uca::pki::pkcs12::build(
         &fx.leaf,
         std::slice::from_ref(&fx.ca),
         &other,
@@ -480,12 +484,12 @@ fn refuses_a_key_that_is_not_the_certificates() {
 fn refuses_bad_friendly_names_and_certificates() {
     let fx = Fixture::new(KeyType::EcP256);
     let chain = std::slice::from_ref(&fx.ca);
-    let err = uca::pkcs12::build(&fx.leaf, chain, &fx.key, &fx.password(), "").unwrap_err();
+    let err = uca::pki::pkcs12::build(&fx.leaf, chain, &fx.key, &fx.password(), "").unwrap_err();
     assert!(err.to_string().contains("friendly name"), "{err}");
-    let err = uca::pkcs12::build(&fx.leaf, &[b"junk".to_vec()], &fx.key, &fx.password(), NAME)
+    let err = uca::pki::pkcs12::build(&fx.leaf, &[b"junk".to_vec()], &fx.key, &fx.password(), NAME)
         .unwrap_err();
     assert!(err.to_string().contains("chain certificate 1"), "{err}");
-    let err = uca::pkcs12::build(b"junk", chain, &fx.key, &fx.password(), NAME).unwrap_err();
+    let err = uca::pki::pkcs12::build(b"junk", chain, &fx.key, &fx.password(), NAME).unwrap_err();
     assert!(
         err.to_string().contains("not an X.509 certificate"),
         "{err}"
@@ -501,7 +505,7 @@ fn non_ascii_passwords_are_refused_because_java_cannot_use_them() {
     let fx = Fixture::new(KeyType::EcP256);
     std::fs::write(fx.path("unicode.txt"), "pässwörd ünïcode 日本語\n").unwrap();
     let unicode = Passphrase::from_file(&fx.path("unicode.txt")).unwrap();
-    let err = uca::pkcs12::build(
+    let err = uca::pki::pkcs12::build(
         &fx.leaf,
         std::slice::from_ref(&fx.ca),
         &fx.key,
@@ -569,7 +573,7 @@ fn non_ascii_passwords_are_refused_because_java_cannot_use_them() {
     )
     .unwrap();
     let ascii = Passphrase::from_file(&fx.path("ascii.txt")).unwrap();
-    let p12 = uca::pkcs12::build(
+    let p12 = uca::pki::pkcs12::build(
         &fx.leaf,
         std::slice::from_ref(&fx.ca),
         &fx.key,

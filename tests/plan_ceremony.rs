@@ -31,7 +31,7 @@ fn ledger(dir: &Path) -> Vec<serde_json::Value> {
 fn sha256_of_first_cert(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap();
     let block = pem::parse(text).unwrap();
-    uca::x509::sha256_hex(block.contents())
+    uca::pki::x509::sha256_hex(block.contents())
 }
 
 /// Every ledger entry points at a complete certificate directory whose

@@ -252,7 +252,7 @@ fn curl(tls: &Tls, method: &str, url: &str, headers: &[&str], body: Option<&[u8]
 }
 
 fn digest_of(data: &[u8]) -> String {
-    format!("sha256:{}", uca::x509::sha256_hex(data))
+    format!("sha256:{}", uca::pki::x509::sha256_hex(data))
 }
 
 /// Uploads one blob (POST an upload session, PUT its content with the

@@ -47,7 +47,7 @@ fn the_environment_variable_is_removed_once_read() {
     // The mechanism, in this process: after taking the passphrase, a child
     // process started from here does not inherit it.
     std::env::set_var("UCA_PASSPHRASE", "correct horse battery staple");
-    let p = uca::passphrase::Passphrase::take_from_env()
+    let p = uca::pki::passphrase::Passphrase::take_from_env()
         .unwrap()
         .unwrap();
     assert_eq!(p.as_str(), "correct horse battery staple");

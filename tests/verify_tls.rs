@@ -22,9 +22,9 @@ use rustls::{
     ClientConfig, ClientConnection, RootCertStore, ServerConfig, ServerConnection, StreamOwned,
 };
 use time::{Duration as TimeDuration, OffsetDateTime};
-use uca::keys::KeyType;
-use uca::names::San;
-use uca::profile::{self, Profile, Validity};
+use uca::pki::keys::KeyType;
+use uca::pki::names::San;
+use uca::pki::profile::{self, Profile, Validity};
 
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -339,7 +339,7 @@ fn leaf_with_validity(
     not_before: OffsetDateTime,
     not_after: OffsetDateTime,
 ) -> PathBuf {
-    let store = uca::store::CaStore::open(&s.join("ca")).unwrap();
+    let store = uca::ca::store::CaStore::open(&s.join("ca")).unwrap();
     let signer = store.unlock(Some(&s.pass_file())).unwrap();
     let key = KeyType::EcP256.generate().unwrap();
     let names = profile::LeafNames::checked(
@@ -362,7 +362,7 @@ fn leaf_with_validity(
         .signed_by(&key.key_pair().unwrap(), &signer.issuer)
         .unwrap();
     let path = s.join(&format!("{name}.pem"));
-    std::fs::write(&path, uca::x509::pem_certificate(cert.der())).unwrap();
+    std::fs::write(&path, uca::pki::x509::pem_certificate(cert.der())).unwrap();
     path
 }
 
@@ -386,7 +386,7 @@ fn verify_explains_expired_and_not_yet_valid() {
         ),
         &format!(
             "CN=old.internal expired at {} (now ",
-            uca::timefmt::rfc3339(expired_at)
+            uca::support::timefmt::rfc3339(expired_at)
         ),
     );
     assert!(err.contains("issue a new certificate"), "{err}");
@@ -401,7 +401,7 @@ fn verify_explains_expired_and_not_yet_valid() {
         &verify(&s, &["future.internal.pem", "--ca", "ca/ca.pem"]),
         &format!(
             "CN=future.internal is not valid yet: its validity starts at {} (now ",
-            uca::timefmt::rfc3339(starts)
+            uca::support::timefmt::rfc3339(starts)
         ),
     );
     assert!(err.contains("clock"), "{err}");
@@ -439,7 +439,11 @@ fn verify_explains_a_tampered_certificate() {
         .position(|w| w == b"web1.internal")
         .expect("name in DER");
     der[at] = b'x';
-    std::fs::write(s.join("tampered.pem"), uca::x509::pem_certificate(&der)).unwrap();
+    std::fs::write(
+        s.join("tampered.pem"),
+        uca::pki::x509::pem_certificate(&der),
+    )
+    .unwrap();
     let err = fails_with(
         &verify(&s, &["tampered.pem", "--ca", "ca/ca.pem"]),
         "the signature on CN=xeb1.internal does not verify with the public key of CN=Test Root",
@@ -851,7 +855,12 @@ fn tls_session(
             .conn
             .peer_certificates()
             .and_then(|c| c.first())
-            .map(|c| uca::x509::parse(c.as_ref()).unwrap().subject().to_string())
+            .map(|c| {
+                uca::pki::x509::parse(c.as_ref())
+                    .unwrap()
+                    .subject()
+                    .to_string()
+            })
             .unwrap_or_default();
         let protocol = format!("{:?}", tls.conn.protocol_version());
         tls.write_all(format!("pong: {line}").as_bytes())

@@ -7,8 +7,8 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use uca::keys::KeyType;
-use uca::profile::{self, Profile, Validity};
+use uca::pki::keys::KeyType;
+use uca::pki::profile::{self, Profile, Validity};
 
 fn issuer() -> &'static rcgen::Issuer<'static, rcgen::KeyPair> {
     static ISSUER: OnceLock<rcgen::Issuer<'static, rcgen::KeyPair>> = OnceLock::new();
@@ -19,14 +19,14 @@ fn issuer() -> &'static rcgen::Issuer<'static, rcgen::KeyPair> {
             "Fuzz Root",
             validity,
             1,
-            &uca::constraints::NameConstraints(Vec::new()),
+            &uca::pki::constraints::NameConstraints(Vec::new()),
         );
         rcgen::Issuer::new(params, key)
     })
 }
 
 fn check(der: &[u8]) {
-    let csr = match uca::sign::parse_csr(der) {
+    let csr = match uca::ca::signing::parse_csr(der) {
         Ok(csr) => csr,
         Err(why) => {
             assert!(!why.contains(['\n', '\r']), "multi-line error: {why:?}");
@@ -43,7 +43,7 @@ fn check(der: &[u8]) {
     } else {
         KeyType::EcP256
     };
-    let open = uca::constraints::NameConstraints(Vec::new());
+    let open = uca::pki::constraints::NameConstraints(Vec::new());
     let names = match profile::LeafNames::checked(csr.subject.clone(), csr.sans.clone(), &open) {
         Ok(n) => n,
         Err(e) => {
@@ -62,14 +62,14 @@ fn check(der: &[u8]) {
                 }
             };
         if let Ok(cert) = params.signed_by(&public_key, issuer()) {
-            uca::x509::parse(cert.der()).expect("uca must be able to read what it signed");
+            uca::pki::x509::parse(cert.der()).expect("uca must be able to read what it signed");
         }
     }
 }
 
 fuzz_target!(|data: &[u8]| {
     check(data);
-    match uca::x509::parse_blocks(data) {
+    match uca::pki::x509::parse_blocks(data) {
         Ok(blocks) => {
             for b in blocks.iter().take(8) {
                 check(b.contents());

@@ -4,9 +4,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use uca::constraints::{NameConstraints, Permit};
-use uca::names::{self, San};
-use uca::san_rule::{self, SanRule};
+use uca::pki::constraints::{NameConstraints, Permit};
+use uca::pki::names::{self, San};
+use uca::pki::san_rule::{self, SanRule};
 
 fn one_line<T>(r: &uca::Result<T>) {
     if let Err(e) = r {

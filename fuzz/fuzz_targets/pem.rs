@@ -21,28 +21,28 @@ fn one_line(s: &str) {
 }
 
 fn certificate(der: &[u8]) {
-    let Ok(cert) = uca::x509::parse(der) else {
+    let Ok(cert) = uca::pki::x509::parse(der) else {
         return;
     };
-    let _ = uca::x509::sans(&cert);
-    let _ = uca::x509::serial_hex(&cert);
-    let _ = uca::x509::is_ca(&cert);
-    let _ = uca::x509::not_after(&cert);
-    let _ = uca::x509::not_before(&cert);
-    let _ = uca::x509::spki_pin(cert.public_key().raw);
-    if let Err(e) = uca::constraints::NameConstraints::from_certificate(&cert) {
+    let _ = uca::pki::x509::sans(&cert);
+    let _ = uca::pki::x509::serial_hex(&cert);
+    let _ = uca::pki::x509::is_ca(&cert);
+    let _ = uca::pki::x509::not_after(&cert);
+    let _ = uca::pki::x509::not_before(&cert);
+    let _ = uca::pki::x509::spki_pin(cert.public_key().raw);
+    if let Err(e) = uca::pki::constraints::NameConstraints::from_certificate(&cert) {
         one_line(&e.to_string());
     }
 }
 
 fuzz_target!(|data: &[u8]| {
-    match uca::x509::parse_blocks(data) {
+    match uca::pki::x509::parse_blocks(data) {
         Ok(blocks) => {
             for b in blocks.iter().take(8) {
                 match b.tag() {
                     "CERTIFICATE" | "DER" => certificate(b.contents()),
                     "PRIVATE KEY" => {
-                        if let Ok(k) = uca::keys::PrivateKey::from_pkcs8_der(b.contents()) {
+                        if let Ok(k) = uca::pki::keys::PrivateKey::from_pkcs8_der(b.contents()) {
                             let _ = k.key_pair();
                         }
                     }
@@ -54,15 +54,15 @@ fuzz_target!(|data: &[u8]| {
     }
     let path = scratch();
     std::fs::write(path, data).unwrap();
-    match uca::x509::read_certificates(path) {
+    match uca::pki::x509::read_certificates(path) {
         Ok(certs) => assert!(!certs.is_empty()),
         Err(e) => one_line(&e.to_string()),
     }
-    match uca::inspect::describe_file(path) {
+    match uca::commands::inspect::describe_file(path) {
         Ok(report) => {
             let _ = serde_json::to_string(&report).unwrap();
             // The text rendering too.
-            uca::inspect::render_file(path, false).expect("described once, described twice");
+            uca::commands::inspect::render_file(path, false).expect("described once, described twice");
         }
         Err(e) => one_line(&e.to_string()),
     }

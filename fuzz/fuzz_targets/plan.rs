@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use uca::constraints::{NameConstraints, Permit};
-use uca::plan::{NamePattern, Plan};
+use uca::pki::constraints::{NameConstraints, Permit};
+use uca::ca::plan::{NamePattern, Plan};
 
 fn scratch() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
@@ -27,7 +27,7 @@ fn one_line(e: &uca::Error) {
 }
 
 fn exercise(plan: &Plan) {
-    assert!(plan.total <= uca::plan::MAX_CERTIFICATES);
+    assert!(plan.total <= uca::ca::plan::MAX_CERTIFICATES);
     for item in plan.items(Path::new("out")).take(64) {
         match item {
             Ok(item) => {

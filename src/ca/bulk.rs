@@ -1,0 +1,465 @@
+//! The issuing engine behind `uca issue` and `uca ceremony`: streams a
+//! validated plan through every core in batches. Within a batch each
+//! certificate's directory appears atomically (temporary directory + rename);
+//! at the end of a batch one file-system sync makes the batch durable and only
+//! then does the ledger record it. So a kill or a power loss never leaves the
+//! ledger claiming a file that is not on disk, and memory stays flat however
+//! large the plan is.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use time::OffsetDateTime;
+
+use crate::ca::ledger::{LedgerEntry, LedgerLock};
+use crate::ca::plan::{Plan, PlanItem};
+use crate::ca::store::{CaStore, Signer};
+use crate::pki::formats::{self, CertMaterial};
+use crate::pki::profile;
+use crate::support::error::{Error, Result};
+use crate::support::fsutil::Mode;
+use crate::support::output;
+use crate::support::output::RenderedFile;
+use crate::{pki::x509, support::timefmt};
+
+/// Certificates per batch: one file-system sync and one ledger append each.
+const BATCH: usize = 1024;
+
+/// What to do with an output directory that already exists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Existing {
+    /// `uca issue NAME`: refuse unless `--force`.
+    Refuse,
+    /// A plan: skip certificates the ledger already records, re-issue ones a
+    /// crashed run published but never recorded, refuse anything else
+    /// unless `--force`.
+    Resume,
+}
+
+pub struct RunOptions {
+    pub existing: Existing,
+    pub force: bool,
+    pub progress: bool,
+}
+
+/// What was written for one certificate.
+#[derive(Clone, Debug)]
+pub struct IssuedCert {
+    pub name: String,
+    pub target: PathBuf,
+    pub serial: String,
+    pub not_after: String,
+    pub sans: Vec<String>,
+    pub sha256: String,
+}
+
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub issued: u64,
+    pub skipped: u64,
+    /// Hidden directories named like uca's leftovers beside a certificate
+    /// it wrote, left in place because they are not provably uca's.
+    pub left_in_place: Vec<PathBuf>,
+    pub earliest_expiry: Option<OffsetDateTime>,
+    pub elapsed: Duration,
+}
+
+/// Maps output paths as given to the absolute paths the ledger records.
+struct Paths {
+    out: PathBuf,
+    out_abs: PathBuf,
+}
+
+impl Paths {
+    /// The ledger path of a certificate directory: its cert.pem (every
+    /// format writes one), absolute.
+    fn ledger_path(&self, target: &Path) -> String {
+        self.absolute(&target.join("cert.pem"))
+    }
+
+    /// A path under OUT as the ledger writes it.
+    fn absolute(&self, path: &Path) -> String {
+        let rel = path.strip_prefix(&self.out).unwrap_or(path);
+        self.out_abs.join(rel).display().to_string()
+    }
+
+    /// Refuses to remove `dir` if the ledger records a certificate inside it
+    /// other than `except` (its own cert.pem, which a re-issue replaces).
+    fn refuse_recorded_inside(
+        &self,
+        dir: &Path,
+        except: Option<&str>,
+        recorded: &BTreeSet<String>,
+    ) -> Result<()> {
+        let prefix = format!("{}/", self.absolute(dir));
+        let inside = recorded
+            .range(prefix.clone()..)
+            .take_while(|p| p.starts_with(&prefix))
+            .find(|p| Some(p.as_str()) != except);
+        match inside {
+            Some(p) => Err(Error::msg(format!(
+                "{} holds {p}, a certificate the ledger records; uca never removes one, even with --force: choose another output directory",
+                dir.display()
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Whether a directory holds a certificate issued by this CA (a leftover of
+/// an interrupted run, safe to replace).
+fn is_ours(target: &Path, ca_subject_raw: &[u8]) -> bool {
+    let Ok(certs) = x509::read_certificates(&target.join("cert.pem")) else {
+        return false;
+    };
+    certs
+        .first()
+        .and_then(|der| {
+            x509::parse(der)
+                .ok()
+                .map(|c| c.issuer().as_raw() == ca_subject_raw)
+        })
+        .unwrap_or(false)
+}
+
+/// What happens to the certificate directories that exist when the run
+/// starts: kept as they are, or replaced. Any other directory that turns up
+/// while the run is writing is never replaced.
+#[derive(Default)]
+struct ExistingTargets {
+    skip: HashSet<PathBuf>,
+    replace: HashSet<PathBuf>,
+}
+
+/// Decides, before anything is signed and while holding the CA's lock, what
+/// happens to each existing target.
+fn classify_existing(
+    store: &CaStore,
+    paths: &Paths,
+    existing: Vec<PathBuf>,
+    recorded: &BTreeSet<String>,
+    opts: &RunOptions,
+) -> Result<ExistingTargets> {
+    let mut decided = ExistingTargets::default();
+    let ca = x509::parse(&store.cert_der).map_err(Error::msg)?;
+    let ca_subject = ca.subject().as_raw();
+    for target in existing {
+        let own = paths.ledger_path(&target);
+        if opts.force {
+            paths.refuse_recorded_inside(&target, Some(&own), recorded)?;
+            decided.replace.insert(target);
+            continue;
+        }
+        match opts.existing {
+            Existing::Refuse => return Err(Error::Exists(target)),
+            Existing::Resume => {
+                if recorded.contains(&own) && target.join("cert.pem").is_file() {
+                    decided.skip.insert(target);
+                } else if is_ours(&target, ca_subject) {
+                    // Published by a run that was killed before recording it.
+                    paths.refuse_recorded_inside(&target, None, recorded)?;
+                    decided.replace.insert(target);
+                } else {
+                    return Err(Error::Exists(target));
+                }
+            }
+        }
+    }
+    Ok(decided)
+}
+
+/// Removes what killed runs left beside the certificate directories this
+/// run is about to write, when it is provably theirs
+/// ([`output::remove_leftover`]); returns the look-alikes left in place.
+fn clear_leftovers(
+    plan: &Plan,
+    paths: &Paths,
+    skip: &HashSet<PathBuf>,
+    recorded: &BTreeSet<String>,
+) -> Result<Vec<PathBuf>> {
+    let out = paths.out.as_path();
+    let mut candidates: HashMap<(PathBuf, String), Vec<PathBuf>> = HashMap::new();
+    let mut listed = HashSet::new();
+    for g in &plan.groups {
+        let dir = out.join(&g.out);
+        if listed.insert(dir.clone()) {
+            for (head, path) in output::leftover_candidates(&dir)? {
+                candidates
+                    .entry((dir.clone(), head))
+                    .or_default()
+                    .push(path);
+            }
+        }
+    }
+    let mut left = Vec::new();
+    if candidates.is_empty() {
+        return Ok(left);
+    }
+    for t in plan.targets(out) {
+        let (_, name, target) = t?;
+        if skip.contains(&target) {
+            continue;
+        }
+        let component = target.file_name().unwrap_or_default().to_string_lossy();
+        let key = (
+            crate::support::fsutil::parent_of(&target).to_path_buf(),
+            crate::support::fsutil::hidden_head(&component).to_string(),
+        );
+        let Some(found) = candidates.remove(&key) else {
+            continue;
+        };
+        let allowed = formats::file_paths(&formats::ALL, &name);
+        for leftover in found {
+            let holds_recorded = paths
+                .refuse_recorded_inside(&leftover, None, recorded)
+                .is_err();
+            if holds_recorded || !output::remove_leftover(&leftover, &allowed)? {
+                left.push(leftover);
+            }
+        }
+    }
+    Ok(left)
+}
+
+/// The CA's certificate in the forms every issued directory needs.
+struct CaMaterial {
+    der: Vec<u8>,
+    pem: String,
+    /// The issuer's name constraints, as its certificate states them.
+    constraints: crate::pki::constraints::NameConstraints,
+}
+
+fn issue_item(
+    signer: &Signer,
+    ca: &CaMaterial,
+    paths: &Paths,
+    item: &PlanItem<'_>,
+    serial: [u8; 20],
+    replace: bool,
+    sync: bool,
+) -> Result<(IssuedCert, LedgerEntry)> {
+    let g = item.group;
+    let (key, key_pair) = g.key.generate_with_pair()?;
+    // The CN repeats NAME for humans. It is left out when NAME is an IP
+    // address (OpenSSL and curl check a CN as a DNS name against the CA's
+    // DNS name constraints and would refuse it) or longer than a CN may be;
+    // the SANs then carry the identity and are marked critical.
+    let is_ip = item.name.parse::<std::net::IpAddr>().is_ok();
+    let subject = if !is_ip && item.name.len() <= 64 {
+        profile::subject_cn(&item.name)
+    } else {
+        rcgen::DistinguishedName::new()
+    };
+    let names = profile::LeafNames::checked(subject, item.sans.clone(), &ca.constraints)
+        .map_err(|e| Error::msg(format!("cannot issue '{}': {e}", item.name)))?;
+    let mut params = profile::leaf_params(&names, g.profile, g.key, g.validity)?;
+    params.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
+    let cert = params
+        .signed_by(&key_pair, &signer.issuer)
+        .map_err(|e| Error::msg(format!("cannot sign '{}': {e}", item.name)))?;
+    let der = cert.der().as_ref();
+    let cert_pem = x509::pem_certificate(der);
+    let material = CertMaterial {
+        name: &item.name,
+        cert_der: der,
+        cert_pem: &cert_pem,
+        key: &key,
+        ca_der: &ca.der,
+        ca_pem: &ca.pem,
+        pkcs12_password: g.pkcs12_password.as_ref(),
+        k8s_namespace: &g.k8s_namespace,
+    };
+    let mut files = formats::render(&g.formats, &material)?;
+    if !files.iter().any(|f| f.path == "cert.pem") {
+        // Every directory has its leaf as cert.pem: the ledger and
+        // `uca verify --manifest` find it there whatever the formats.
+        files.push(RenderedFile {
+            path: "cert.pem".into(),
+            contents: cert_pem.clone().into_bytes().into(),
+            mode: Mode::Public,
+        });
+    }
+    output::publish_checked(&item.target, &files, replace, sync)?;
+    let sha256 = x509::sha256_hex(der);
+    let serial_hex = x509::serial_hex_of(&serial);
+    let (subject, sans) = x509::recorded_names(der)?;
+    let not_after = timefmt::rfc3339(g.validity.not_after);
+    let entry = LedgerEntry {
+        serial: serial_hex.clone(),
+        subject,
+        sans: sans.clone(),
+        profile: g.profile.to_string(),
+        key: g.key.to_string(),
+        not_before: timefmt::rfc3339(g.validity.not_before),
+        not_after: not_after.clone(),
+        sha256: sha256.clone(),
+        path: Some(paths.ledger_path(&item.target)),
+        issued_at: timefmt::rfc3339(timefmt::now()),
+    };
+    let issued = IssuedCert {
+        name: item.name.clone(),
+        target: item.target.clone(),
+        serial: serial_hex,
+        not_after,
+        sans,
+        sha256,
+    };
+    Ok((issued, entry))
+}
+
+fn progress_bar(total: u64, enabled: bool) -> Option<indicatif::ProgressBar> {
+    if !enabled || !std::io::stderr().is_terminal() || total < 2 {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{bar:40} {pos}/{len} certificates {per_sec} eta {eta}",
+    ) {
+        bar.set_style(style);
+    }
+    Some(bar)
+}
+
+/// Issues every certificate of `plan` under `out`, while holding the CA
+/// lock. Every caller has validated the whole plan
+/// ([`Plan::validate_all`]) before unlocking the key; which certificate
+/// directories exist is decided again here, under the lock, so that two
+/// runs of one plan never issue the same certificate twice. A directory
+/// that was not there then is never replaced.
+/// `on_issued` sees each certificate once it is durable and recorded.
+pub fn execute(
+    store: &CaStore,
+    signer: &Signer,
+    plan: &Plan,
+    out: &Path,
+    lock: &LedgerLock,
+    opts: &RunOptions,
+    on_issued: &mut dyn FnMut(&IssuedCert),
+) -> Result<Summary> {
+    let started = Instant::now();
+    // The CA may have been sealed while we waited for the lock.
+    store.ensure_unsealed()?;
+    let ledger = store.ledger();
+    let mut used_serials = HashSet::new();
+    let mut recorded = BTreeSet::new();
+    ledger.scan(|e| {
+        used_serials.insert(e.serial);
+        if let Some(p) = e.path {
+            recorded.insert(p);
+        }
+    })?;
+    let paths = Paths {
+        out: out.to_path_buf(),
+        out_abs: crate::support::fsutil::resolve(out)?,
+    };
+    let existing = plan.existing_targets(out)?;
+    let ExistingTargets { skip, replace } =
+        classify_existing(store, &paths, existing, &recorded, opts)?;
+    let mut summary = Summary::default();
+    if opts.existing == Existing::Resume {
+        summary.left_in_place = clear_leftovers(plan, &paths, &skip, &recorded)?;
+    }
+    drop(recorded);
+    for g in &plan.groups {
+        crate::support::fsutil::create_dir(&out.join(&g.out), 0o755)?;
+    }
+    let sync_each = plan.total <= 16;
+    let ca = CaMaterial {
+        der: store.cert_der.clone(),
+        pem: store.cert_pem(),
+        constraints: store.constraints.clone(),
+    };
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let bar = progress_bar(plan.total, opts.progress);
+    let mut items = plan.items(out);
+    loop {
+        let mut batch = Vec::with_capacity(BATCH);
+        for item in items.by_ref() {
+            let item = item?;
+            if skip.contains(&item.target) {
+                summary.skipped += 1;
+                if let Some(b) = &bar {
+                    b.inc(1);
+                }
+                continue;
+            }
+            let serial = loop {
+                let s = profile::random_serial_bytes();
+                if used_serials.insert(x509::serial_hex_of(&s)) {
+                    break s;
+                }
+            };
+            batch.push((item, serial));
+            if batch.len() == BATCH {
+                break;
+            }
+        }
+        if batch.is_empty() {
+            break;
+        }
+        let chunk = batch.len().div_ceil(threads);
+        let results: Vec<Result<(IssuedCert, LedgerEntry)>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = batch
+                .chunks(chunk)
+                .map(|part| {
+                    let (ca, paths, replace) = (&ca, &paths, &replace);
+                    scope.spawn(move || {
+                        part.iter()
+                            .map(|(item, serial)| {
+                                let replace = replace.contains(&item.target);
+                                issue_item(signer, ca, paths, item, *serial, replace, sync_each)
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("an issuing thread panicked"))
+                .collect()
+        });
+        let mut entries = Vec::with_capacity(results.len());
+        let mut done = Vec::with_capacity(results.len());
+        let mut first_error = None;
+        for r in results {
+            match r {
+                Ok((issued, entry)) => {
+                    done.push(issued);
+                    entries.push(entry);
+                }
+                Err(e) if first_error.is_none() => first_error = Some(e),
+                Err(_) => {}
+            }
+        }
+        // Durable first, recorded second: the ledger never claims a file
+        // that a power loss could take away.
+        if !entries.is_empty() {
+            if !sync_each {
+                output::sync_filesystem(&paths.out_abs)?;
+            }
+            ledger.append(lock, &entries)?;
+        }
+        for issued in &done {
+            summary.issued += 1;
+            if let Some(t) = timefmt::parse(&issued.not_after) {
+                summary.earliest_expiry = Some(summary.earliest_expiry.map_or(t, |e| e.min(t)));
+            }
+            on_issued(issued);
+        }
+        if let Some(b) = &bar {
+            b.inc(done.len() as u64);
+        }
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}

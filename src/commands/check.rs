@@ -1,0 +1,441 @@
+//! `uca check PATH...`: which certificates expire soon, for people and for
+//! monitoring. The exit status follows the Nagios convention: 0 all OK,
+//! 1 some WARN, 2 some EXPIRED, 3 could not check (a path is missing, a file
+//! is unreadable, or there was nothing to check). Problems are reported on
+//! stderr, but every certificate that could be read is still reported.
+
+use std::collections::HashSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use time::{Duration, OffsetDateTime};
+
+use crate::pki::x509;
+use crate::support::error::{Error, Result};
+use crate::support::timefmt::compact_span;
+use crate::support::timefmt::rfc3339;
+
+/// Files considered when walking a directory. Files named on the command
+/// line are read whatever their name.
+const EXTENSIONS: [&str; 3] = ["pem", "crt", "cert"];
+
+pub const EXIT_UNCHECKED: u8 = 3;
+
+/// Checks `paths`; returns the exit status and the report for standard
+/// output. Problems go to standard error as they are found.
+pub fn run(paths: &[PathBuf], within: &str, json: bool) -> Result<(u8, String)> {
+    let period = match parse_period(within) {
+        Ok(p) => p,
+        Err(e) => {
+            // Not exit 1: that would read as WARN to a monitoring system.
+            crate::support::stdout::to_stderr(&format!("uca: error: {e}"));
+            return Ok((EXIT_UNCHECKED, String::new()));
+        }
+    };
+    // Whole seconds, like certificate times: days_left then rounds exactly.
+    let now = crate::support::timefmt::now()
+        .replace_nanosecond(0)
+        .expect("0 is a valid nanosecond");
+    let mut scan = Scan::default();
+    for p in paths {
+        scan.visit(p, true);
+    }
+    if scan.found.is_empty() && scan.errors.is_empty() {
+        let list = paths
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        scan.errors.push(format!("no certificate found in {list}"));
+    }
+    for e in &scan.errors {
+        crate::support::stdout::to_stderr(&format!("uca: error: {e}"));
+    }
+
+    let mut rows: Vec<Row> = scan
+        .found
+        .iter()
+        .map(|f| Row::new(f, now, period))
+        .collect();
+    // Most urgent first: that is the line an operator needs to see.
+    rows.sort_by(|a, b| {
+        a.not_after_t
+            .cmp(&b.not_after_t)
+            .then_with(|| a.path.cmp(&b.path))
+    });
+    let summary = Summary::new(&rows, &scan.errors, within, now);
+
+    let out = if json {
+        let doc = JsonReport {
+            certificates: &rows,
+            errors: &scan.errors,
+            summary: &summary,
+        };
+        let mut s = serde_json::to_string_pretty(&doc)
+            .map_err(|e| Error::msg(format!("cannot encode JSON: {e}")))?;
+        s.push('\n');
+        s
+    } else {
+        render_text(&rows, &summary)
+    };
+    Ok((summary.exit_code, out))
+}
+
+/// `30d`, `12h`, `2w`, `90m` (minutes), `0d`.
+pub fn parse_period(s: &str) -> Result<Duration> {
+    let expected = "expected a whole number followed by m (minutes), h (hours), d (days) or w (weeks), e.g. 30d, 12h, 2w, 90m";
+    let bad = || Error::invalid("--within value", s, expected);
+    let unit_at = s
+        .len()
+        .checked_sub(1)
+        .filter(|i| s.is_char_boundary(*i))
+        .ok_or_else(bad)?;
+    let (digits, unit) = s.split_at(unit_at);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    // u32 keeps every product below i64 seconds; no one warns 80,000 years ahead.
+    let n = i64::from(digits.parse::<u32>().map_err(|_| bad())?);
+    Ok(match unit {
+        "m" => Duration::minutes(n),
+        "h" => Duration::hours(n),
+        "d" => Duration::days(n),
+        "w" => Duration::weeks(n),
+        _ => return Err(bad()),
+    })
+}
+
+struct Found {
+    sha256: String,
+    path: PathBuf,
+    subject: String,
+    serial: String,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+}
+
+#[derive(Default)]
+struct Scan {
+    found: Vec<Found>,
+    seen: HashSet<String>,
+    errors: Vec<String>,
+}
+
+impl Scan {
+    /// `explicit` paths were named by the user: they may be symlinks to
+    /// directories and any file name; below them, directory symlinks are
+    /// not followed (no loops, no escaping the tree) and only certificate
+    /// file names are read.
+    fn visit(&mut self, path: &Path, explicit: bool) {
+        let meta = match fs::metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit => {
+                return self
+                    .errors
+                    .push(format!("{} does not exist", path.display()));
+            }
+            Err(e) => return self.errors.push(Error::io("read", path, e).to_string()),
+        };
+        if meta.is_dir() {
+            if explicit || !is_symlink(path) {
+                self.walk(path);
+            }
+        } else if explicit || (meta.is_file() && has_cert_extension(path)) {
+            // Below a named directory only regular files are read: opening
+            // a FIFO there would wait for a writer forever.
+            self.file(path, explicit);
+        }
+    }
+
+    fn walk(&mut self, dir: &Path) {
+        let entries = match fs::read_dir(dir) {
+            Ok(rd) => rd,
+            Err(e) => {
+                return self
+                    .errors
+                    .push(Error::io("read the directory", dir, e).to_string())
+            }
+        };
+        // Sorted, so "the first path it was found at" is the same every run.
+        let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        paths.sort();
+        for p in paths {
+            self.visit(&p, false);
+        }
+    }
+
+    fn file(&mut self, path: &Path, explicit: bool) {
+        let blocks = match x509::read_blocks(path) {
+            Ok(b) => b,
+            Err(e) => return self.errors.push(e.to_string()),
+        };
+        let mut certificates = 0;
+        for (i, b) in blocks.iter().enumerate() {
+            if !matches!(b.tag(), "CERTIFICATE" | "DER") {
+                continue; // keys, CSRs: nothing expires
+            }
+            match x509::parse(b.contents()) {
+                Ok(cert) => {
+                    certificates += 1;
+                    let sha256 = x509::sha256_hex(b.contents());
+                    if self.seen.insert(sha256.clone()) {
+                        self.found.push(Found {
+                            sha256,
+                            path: path.to_path_buf(),
+                            subject: subject_or_san(&cert),
+                            serial: x509::serial_hex(&cert),
+                            not_before: x509::not_before(&cert),
+                            not_after: x509::not_after(&cert),
+                        });
+                    }
+                }
+                Err(why) => self.errors.push(
+                    Error::invalid(
+                        "certificate file",
+                        path.display().to_string(),
+                        format!("block {}: {why}", i + 1),
+                    )
+                    .to_string(),
+                ),
+            }
+        }
+        if certificates == 0 && explicit {
+            self.errors
+                .push(format!("no certificate in {}", path.display()));
+        }
+    }
+}
+
+fn is_symlink(path: &Path) -> bool {
+    fs::symlink_metadata(path)
+        .map(|m| m.file_type().is_symlink())
+        .unwrap_or(false)
+}
+
+fn has_cert_extension(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
+}
+
+/// A certificate with an empty subject (SANs only) is named by its first SAN.
+fn subject_or_san(cert: &x509_parser::certificate::X509Certificate<'_>) -> String {
+    let subject = cert.subject().to_string();
+    if !subject.is_empty() {
+        return subject;
+    }
+    x509::sans(cert)
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| "(no subject)".into())
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+enum Status {
+    #[serde(rename = "OK")]
+    Ok,
+    #[serde(rename = "WARN")]
+    Warn,
+    #[serde(rename = "EXPIRED")]
+    Expired,
+}
+
+impl Status {
+    fn label(self) -> &'static str {
+        match self {
+            Status::Ok => "OK",
+            Status::Warn => "WARN",
+            Status::Expired => "EXPIRED",
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Row {
+    status: Status,
+    /// Why a WARN is a WARN: `expires_soon` or `not_yet_valid`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
+    subject: String,
+    serial: String,
+    not_before: String,
+    not_after: String,
+    /// Whole days left, rounded down: -1 just after expiry.
+    days_left: i64,
+    seconds_left: i64,
+    path: String,
+    sha256: String,
+    #[serde(skip)]
+    not_after_t: OffsetDateTime,
+    #[serde(skip)]
+    when: String,
+}
+
+impl Row {
+    fn new(f: &Found, now: OffsetDateTime, period: Duration) -> Row {
+        let left = f.not_after - now;
+        let (status, reason, when) = if now > f.not_after {
+            (Status::Expired, None, format!("{} ago", compact_span(left)))
+        } else if now < f.not_before {
+            (
+                Status::Warn,
+                Some("not_yet_valid"),
+                format!("starts in {}", compact_span(f.not_before - now)),
+            )
+        } else if left < period {
+            (
+                Status::Warn,
+                Some("expires_soon"),
+                format!("{} left", compact_span(left)),
+            )
+        } else {
+            (Status::Ok, None, format!("{} left", compact_span(left)))
+        };
+        Row {
+            status,
+            reason,
+            subject: f.subject.clone(),
+            serial: f.serial.clone(),
+            not_before: rfc3339(f.not_before),
+            not_after: rfc3339(f.not_after),
+            days_left: left.whole_seconds().div_euclid(86_400),
+            seconds_left: left.whole_seconds(),
+            path: f.path.display().to_string(),
+            sha256: f.sha256.clone(),
+            not_after_t: f.not_after,
+            when,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Summary {
+    total: usize,
+    ok: usize,
+    warn: usize,
+    expired: usize,
+    errors: usize,
+    within: String,
+    checked_at: String,
+    exit_code: u8,
+}
+
+impl Summary {
+    fn new(rows: &[Row], errors: &[String], within: &str, now: OffsetDateTime) -> Summary {
+        let count = |s: Status| rows.iter().filter(|r| r.status == s).count();
+        let (ok, warn, expired) = (
+            count(Status::Ok),
+            count(Status::Warn),
+            count(Status::Expired),
+        );
+        // "Could not check" wins: a missing file may hide the worst certificate.
+        let exit_code = if !errors.is_empty() {
+            EXIT_UNCHECKED
+        } else if expired > 0 {
+            2
+        } else if warn > 0 {
+            1
+        } else {
+            0
+        };
+        Summary {
+            total: rows.len(),
+            ok,
+            warn,
+            expired,
+            errors: errors.len(),
+            within: within.to_string(),
+            checked_at: rfc3339(now),
+            exit_code,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    certificates: &'a [Row],
+    errors: &'a [String],
+    summary: &'a Summary,
+}
+
+fn render_text(rows: &[Row], s: &Summary) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    if rows.is_empty() {
+        return out;
+    }
+    let when_w = rows.iter().map(|r| r.when.len()).max().unwrap_or(0);
+    let subject_w = rows
+        .iter()
+        .map(|r| r.subject.chars().count())
+        .max()
+        .unwrap_or(0);
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "{:<8} {}  {:<when_w$}  {:<subject_w$}  {}",
+            r.status.label(),
+            r.not_after,
+            r.when,
+            r.subject,
+            r.path
+        );
+    }
+    let plural = if s.total == 1 { "" } else { "s" };
+    let _ = write!(
+        out,
+        "{} certificate{plural}: {} OK, {} WARN, {} EXPIRED (warning within {})",
+        s.total, s.ok, s.warn, s.expired, s.within
+    );
+    if s.errors > 0 {
+        let _ = write!(
+            out,
+            "; {} problem{} reported above",
+            s.errors,
+            if s.errors == 1 { "" } else { "s" }
+        );
+    }
+    out.push('\n');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods() {
+        assert_eq!(parse_period("30d").unwrap(), Duration::days(30));
+        assert_eq!(parse_period("12h").unwrap(), Duration::hours(12));
+        assert_eq!(parse_period("2w").unwrap(), Duration::weeks(2));
+        assert_eq!(parse_period("90m").unwrap(), Duration::minutes(90));
+        assert_eq!(parse_period("0d").unwrap(), Duration::ZERO);
+        for bad in [
+            "",
+            "d",
+            "30",
+            "30x",
+            "-1d",
+            "1.5d",
+            "30 d",
+            "99999999999d",
+            "3é",
+        ] {
+            let e = parse_period(bad).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("'{bad}'")) && e.contains("30d, 12h, 2w, 90m"),
+                "{bad}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_certificate_names_are_walked() {
+        assert!(has_cert_extension(Path::new("a/cert.pem")));
+        assert!(has_cert_extension(Path::new("a/ca.CRT")));
+        assert!(has_cert_extension(Path::new("a/x.cert")));
+        assert!(!has_cert_extension(Path::new("a/x.der")));
+        assert!(!has_cert_extension(Path::new("a/pem")));
+    }
+}

@@ -1,0 +1,723 @@
+//! `uca registry --dir DIR --out OUT HOST[:PORT]...`: everything a private
+//! container registry (the distribution registry, Debian's `docker-registry`)
+//! and its Docker and Podman hosts need for TLS, and with `--client-auth` for
+//! mutual TLS. Every certificate comes from the bulk engine, so it is in the
+//! ledger (and in the manifest once the CA is sealed). `uca ceremony` writes
+//! the same layout under OUT/registry for a plan's `[registry]` section.
+//!
+//! ```text
+//! OUT/
+//!   server/                    the registry's certificate (profile server)
+//!     cert.pem                 SANs: every HOST and IP given, plus --san extras
+//!     key.pem                  0600
+//!     chain.pem                cert.pem + ca.pem
+//!     ca.pem                   the CA (clientcas with --client-auth)
+//!   config.yml                 fragment for the registry's config.yml: http.addr
+//!                              and http.tls (certificate, key, clientcas only
+//!                              with --client-auth, minimumtls tls1.2), absolute paths
+//!   registry.env               the same as REGISTRY_HTTP_ADDR and
+//!                              REGISTRY_HTTP_TLS_* variables (docker run
+//!                              --env-file, systemd EnvironmentFile); the CA
+//!                              list is REGISTRY_HTTP_TLS_CLIENTCAS=[path],
+//!                              as distribution 2.8 ignores ..._CLIENTCAS_0
+//!   clients/NAME/              one per --client NAME (profile client)
+//!     cert.pem key.pem chain.pem ca.pem
+//!     docker/certs.d/HOSTDIR/                 copy to /etc/docker/certs.d/
+//!       ca.crt client.cert client.key         (client.key 0600)
+//!     podman/containers/certs.d/HOSTDIR/      copy to /etc/containers/certs.d/
+//!       ca.crt client.cert client.key
+//! ```
+//!
+//! HOSTDIR is `host:port` for every HOST given, or just `host` for port 443
+//! or no port (an image reference without a port), as Docker looks it up; an
+//! IPv6 host is written `[addr]`. The names are exact because Docker and
+//! Podman read every `*.crt` as a CA and `<name>.cert` + `<name>.key` as a
+//! client pair, and silently ignore a CA saved as `.pem`.
+//!
+//! The registry listens on the port of the first HOST (443 if it has none):
+//! `http.addr` is `:PORT`.
+
+use std::io::Write;
+use std::net::{IpAddr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+
+use time::OffsetDateTime;
+use zeroize::Zeroizing;
+
+use crate::ca::bulk::{self, Existing, IssuedCert, RunOptions};
+use crate::ca::ledger::LedgerLock;
+use crate::ca::plan::{Group, NamePattern, Plan};
+pub use crate::ca::sections::RegistrySpec;
+use crate::ca::store::{CaStore, Signer};
+use crate::pki::constraints::NameConstraints;
+use crate::pki::names::{self, San};
+use crate::pki::profile::{Profile, Validity};
+use crate::support::error::{Error, Result};
+use crate::support::fsutil::{self, Mode};
+use crate::support::output;
+use crate::support::output::RenderedFile;
+
+/// The port Docker assumes when an image reference has none.
+pub const DEFAULT_PORT: u16 = 443;
+pub const SERVER_DIR: &str = "server";
+pub const CLIENTS_DIR: &str = "clients";
+pub const CONFIG_FILE: &str = "config.yml";
+pub const ENV_FILE: &str = "registry.env";
+/// Where Docker's daemon looks for per-registry trust.
+pub const DOCKER_CERTS_D: &str = "/etc/docker/certs.d";
+/// Where Podman, Buildah and Skopeo look for it.
+pub const PODMAN_CERTS_D: &str = "/etc/containers/certs.d";
+
+pub struct RegistryRequest {
+    pub dir: PathBuf,
+    pub out: PathBuf,
+    pub spec: RegistrySpec,
+    pub force: bool,
+    pub passphrase_file: Option<PathBuf>,
+}
+
+/// One `HOST[:PORT]` as given: a host name or IP address and an optional port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Host {
+    pub san: San,
+    pub port: Option<u16>,
+}
+
+fn parse_port(p: &str) -> Option<u16> {
+    if p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    p.parse::<u32>()
+        .ok()
+        .filter(|n| (1..=65535).contains(n))
+        .map(|n| n as u16)
+}
+
+impl Host {
+    /// Parses `registry.internal`, `registry.internal:5000`, `10.0.0.5:5000`,
+    /// `[fd00::5]:5000` or `fd00::5`.
+    pub fn parse(input: &str) -> Result<Host> {
+        const WHAT: &str = "registry host";
+        names::check_typography(WHAT, input)?;
+        let bad = |why: String| Error::invalid(WHAT, names::printable(input), why);
+        let (host, port) = if let Some(rest) = input.strip_prefix('[') {
+            let (addr, after) = rest.split_once(']').ok_or_else(|| {
+                bad("a '[' is not closed; write an IPv6 address as [fd00::5]:5000".into())
+            })?;
+            if addr.parse::<Ipv6Addr>().is_err() {
+                return Err(bad(format!(
+                    "'{addr}' is not an IPv6 address; only those go in [brackets]"
+                )));
+            }
+            let port = match after {
+                "" => None,
+                p => Some(
+                    p.strip_prefix(':')
+                        .ok_or_else(|| bad(format!("expected :PORT after ']', found '{p}'")))?,
+                ),
+            };
+            (addr, port)
+        } else if input.matches(':').count() > 1 {
+            if input.parse::<Ipv6Addr>().is_err() {
+                return Err(bad(
+                    "expected HOST[:PORT]; write an IPv6 address with a port as [ADDR]:PORT".into(),
+                ));
+            }
+            (input, None)
+        } else {
+            match input.split_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (input, None),
+            }
+        };
+        let port = port
+            .map(|p| {
+                parse_port(p).ok_or_else(|| {
+                    bad(format!(
+                        "the port '{p}' is not a number from 1 to 65535; expected HOST[:PORT]"
+                    ))
+                })
+            })
+            .transpose()?;
+        if host.is_empty() {
+            return Err(bad("the host is empty; expected HOST[:PORT]".into()));
+        }
+        let san = San::for_name(host).map_err(|e| match e {
+            Error::Invalid { expected, .. } => bad(expected),
+            other => other,
+        })?;
+        Ok(Host { san, port })
+    }
+
+    /// The host without port or brackets: the name that goes in a SAN.
+    pub fn name(&self) -> String {
+        match &self.san {
+            San::Dns(d) => d.clone(),
+            San::Ip(ip) => ip.to_string(),
+            other => other.to_string(),
+        }
+    }
+
+    /// The port clients connect to.
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(DEFAULT_PORT)
+    }
+
+    /// The host as it appears in an image reference (IPv6 in brackets).
+    fn reference_host(&self) -> String {
+        match &self.san {
+            San::Ip(IpAddr::V6(v6)) => format!("[{v6}]"),
+            _ => self.name(),
+        }
+    }
+
+    /// The certs.d directory Docker and Podman look in for this host.
+    pub fn certs_d_dir(&self) -> String {
+        match self.port() {
+            DEFAULT_PORT => self.reference_host(),
+            p => format!("{}:{p}", self.reference_host()),
+        }
+    }
+}
+
+impl std::fmt::Display for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.port {
+            Some(p) => write!(f, "{}:{p}", self.reference_host()),
+            None => f.write_str(&self.reference_host()),
+        }
+    }
+}
+
+/// A registry request validated completely: nothing is signed or written yet.
+pub struct Prepared {
+    out: PathBuf,
+    out_abs: PathBuf,
+    hosts: Vec<Host>,
+    clients: Vec<String>,
+    client_auth: bool,
+    force: bool,
+    plan: Plan,
+}
+
+/// What was written for one client identity.
+pub struct ClientReport {
+    pub name: String,
+    pub cert: IssuedCert,
+    pub dir: PathBuf,
+    /// OUT/clients/NAME/docker/certs.d
+    pub docker: PathBuf,
+    /// OUT/clients/NAME/podman/containers/certs.d
+    pub podman: PathBuf,
+}
+
+/// What was written, for the user.
+pub struct RegistryReport {
+    pub out: PathBuf,
+    pub hosts: Vec<Host>,
+    pub server: IssuedCert,
+    pub server_dir: PathBuf,
+    pub config: PathBuf,
+    pub env: PathBuf,
+    pub addr: String,
+    pub client_auth: bool,
+    pub clients: Vec<ClientReport>,
+}
+
+/// Rewrites an error about `value` as one about a registry host or client.
+fn as_invalid(what: &'static str, value: &str, e: Error) -> Error {
+    match e {
+        Error::Invalid { expected, .. } => Error::invalid(what, names::printable(value), expected),
+        other => other,
+    }
+}
+
+/// Validates hosts, ports, SANs, clients, name constraints and output paths,
+/// and builds the plan. `ca_not_after` bounds the validity.
+pub fn prepare(
+    constraints: &NameConstraints,
+    ca_not_after: OffsetDateTime,
+    spec: &RegistrySpec,
+    out: &Path,
+    force: bool,
+) -> Result<Prepared> {
+    if spec.hosts.is_empty() {
+        return Err(Error::msg(
+            "no registry HOST given; usage: uca registry --dir DIR --out OUT HOST[:PORT]...",
+        ));
+    }
+    let mut hosts: Vec<Host> = Vec::with_capacity(spec.hosts.len());
+    for text in &spec.hosts {
+        let host = Host::parse(text)?;
+        if hosts.iter().any(|h| h.certs_d_dir() == host.certs_d_dir()) {
+            return Err(Error::invalid(
+                "registry host",
+                names::printable(text),
+                "it is given twice",
+            ));
+        }
+        constraints
+            .check(&host.san)
+            .map_err(|e| as_invalid("registry host", text, e))?;
+        hosts.push(host);
+    }
+    let mut extra: Vec<San> = Vec::new();
+    for h in &hosts[1..] {
+        if h.san != hosts[0].san && !extra.contains(&h.san) {
+            extra.push(h.san.clone());
+        }
+    }
+    for text in &spec.sans {
+        let san = San::parse(text)?;
+        constraints.check(&san)?;
+        if san != hosts[0].san && !extra.contains(&san) {
+            extra.push(san);
+        }
+    }
+    let mut clients: Vec<String> = Vec::with_capacity(spec.clients.len());
+    for text in &spec.clients {
+        let san = San::for_name(text).map_err(|e| as_invalid("registry client", text, e))?;
+        constraints
+            .check(&san)
+            .map_err(|e| as_invalid("registry client", text, e))?;
+        let name = Host { san, port: None }.name();
+        if clients.contains(&name) {
+            return Err(Error::invalid(
+                "registry client",
+                names::printable(text),
+                "it is given twice",
+            ));
+        }
+        clients.push(name);
+    }
+    let validity = Validity::days_from_now(spec.days)?.within(ca_not_after, spec.days)?;
+
+    // Output paths: the config names them absolutely, one per line.
+    let out_abs = fsutil::resolve(out)?;
+    let printable_out = out_abs
+        .to_str()
+        .filter(|s| !s.chars().any(|c| c.is_control()))
+        .is_some();
+    if !printable_out {
+        return Err(Error::invalid(
+            "--out",
+            out.display().to_string(),
+            "the registry configuration names it, so its absolute path must be UTF-8 without control characters",
+        ));
+    }
+    refuse_long_client_paths(&out_abs, &hosts, &clients)?;
+    if out.exists() && !out.is_dir() {
+        return Err(Error::invalid(
+            "--out",
+            out.display().to_string(),
+            "it exists and is not a directory",
+        ));
+    }
+
+    let group = |option: &'static str, patterns, profile, extra, dir: &str| {
+        Group::pem(
+            option, patterns, profile, spec.key, spec.days, validity, extra, dir,
+        )
+    };
+    let server = group(
+        "HOST",
+        vec![NamePattern::literal_in(&hosts[0].name(), SERVER_DIR)],
+        Profile::Server,
+        extra,
+        "",
+    );
+    let mut plan = Plan::single_group(constraints.clone(), server);
+    if !clients.is_empty() {
+        let g = group(
+            "--client",
+            clients.iter().map(|c| NamePattern::literal(c)).collect(),
+            Profile::Client,
+            Vec::new(),
+            CLIENTS_DIR,
+        );
+        plan.push(g);
+    }
+    let existing = plan.validate_all(out)?;
+    if !force {
+        if let Some(first) = existing.first() {
+            return Err(Error::Exists(first.clone()));
+        }
+        for f in [CONFIG_FILE, ENV_FILE] {
+            output::check_free(&out.join(f), false)?;
+        }
+    }
+    Ok(Prepared {
+        out: out.to_path_buf(),
+        out_abs,
+        hosts,
+        clients,
+        client_auth: spec.client_auth,
+        force,
+        plan,
+    })
+}
+
+/// `uca registry`: validates everything, then unlocks the CA, takes its
+/// lock and issues.
+pub fn run(req: &RegistryRequest) -> Result<RegistryReport> {
+    let store = CaStore::open(&req.dir)?;
+    store.ensure_unsealed()?;
+    store.refuse_private_output(&req.out)?;
+    let prepared = prepare(
+        &store.constraints,
+        store.not_after,
+        &req.spec,
+        &req.out,
+        req.force,
+    )?;
+    store.refuse_ca_targets(&prepared.plan, &req.out)?;
+    let signer = store.unlock(req.passphrase_file.as_ref())?;
+    let lock = store.ledger().lock()?;
+    issue(&store, &signer, &lock, &prepared)
+}
+
+fn read_text(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
+    fsutil::read_capped(path, fsutil::limits::PEM, "read", "PEM file").map(Zeroizing::new)
+}
+
+/// The certs.d files of one client for every host, under `prefix`.
+/// Every client's certs.d folders, down to the deepest file
+/// OUT/clients/NAME/podman/containers/certs.d/HOSTDIR/client.cert, must fit
+/// the file system's limits: checked before the first key.
+fn refuse_long_client_paths(out_abs: &Path, hosts: &[Host], clients: &[String]) -> Result<()> {
+    if clients.is_empty() {
+        return Ok(());
+    }
+    for host in hosts {
+        let dir = host.certs_d_dir();
+        if dir.len() > fsutil::NAME_MAX {
+            return Err(Error::invalid(
+                "registry host",
+                names::printable(&host.to_string()),
+                format!(
+                    "a client's certs.d folder for it, {dir}, would be {} bytes long, over the {} a file name may have; use a shorter name",
+                    dir.len(),
+                    fsutil::NAME_MAX
+                ),
+            ));
+        }
+    }
+    let longest_host = hosts
+        .iter()
+        .map(|h| h.certs_d_dir().len())
+        .max()
+        .unwrap_or(0);
+    for name in clients {
+        let deepest = out_abs.as_os_str().len()
+            + format!("/{CLIENTS_DIR}/{name}/podman/containers/certs.d//client.cert").len()
+            + longest_host;
+        if deepest > fsutil::PATH_MAX {
+            return Err(Error::invalid(
+                "registry client",
+                name.as_str(),
+                format!(
+                    "its podman certs.d files would have paths of {deepest} bytes (with OUT made absolute), over the {} a path may have; use a shorter OUT, name or host",
+                    fsutil::PATH_MAX
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn certs_d_files(
+    prefix: &str,
+    hosts: &[Host],
+    ca: &[u8],
+    cert: &[u8],
+    key: &[u8],
+) -> Vec<RenderedFile> {
+    let mut files = Vec::with_capacity(3 * hosts.len());
+    for h in hosts {
+        let dir = format!("{prefix}/{}", h.certs_d_dir());
+        for (name, contents, mode) in [
+            ("ca.crt", ca, Mode::Public),
+            ("client.cert", cert, Mode::Public),
+            ("client.key", key, Mode::Secret),
+        ] {
+            files.push(RenderedFile {
+                path: format!("{dir}/{name}"),
+                contents: Zeroizing::new(contents.to_vec()),
+                mode,
+            });
+        }
+    }
+    files
+}
+
+fn yaml_string(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// The `http` section for the registry's config.yml.
+fn config_yml(p: &Prepared, addr: &str) -> String {
+    let server = p.out_abs.join(SERVER_DIR);
+    let path = |f: &str| yaml_string(&server.join(f).display().to_string());
+    let hosts: Vec<String> = p.hosts.iter().map(Host::to_string).collect();
+    let mut y = format!(
+        "# Written by uca registry for {}.\n\
+         # Merge into the distribution registry's config.yml.\n\
+         http:\n  addr: {}\n  tls:\n    certificate: {}\n    key: {}\n",
+        hosts.join(", "),
+        yaml_string(addr),
+        path("cert.pem"),
+        path("key.pem"),
+    );
+    if p.client_auth {
+        y.push_str(&format!(
+            "    # Only clients with a certificate from this CA may connect.\n    clientcas:\n      - {}\n",
+            path("ca.pem")
+        ));
+    }
+    y.push_str("    minimumtls: tls1.2\n");
+    y
+}
+
+/// The same settings as environment variables.
+fn registry_env(p: &Prepared, addr: &str) -> String {
+    let server = p.out_abs.join(SERVER_DIR);
+    let path = |f: &str| server.join(f).display().to_string();
+    let mut e = format!(
+        "# Written by uca registry: the registry's TLS settings as environment\n\
+         # variables (docker run --env-file, systemd EnvironmentFile).\n\
+         REGISTRY_HTTP_ADDR={addr}\n\
+         REGISTRY_HTTP_TLS_CERTIFICATE={}\n\
+         REGISTRY_HTTP_TLS_KEY={}\n",
+        path("cert.pem"),
+        path("key.pem"),
+    );
+    if p.client_auth {
+        // A YAML list in one variable: distribution 2.8 silently ignores
+        // indexed names such as REGISTRY_HTTP_TLS_CLIENTCAS_0, which would
+        // leave the registry open to every client.
+        let ca = path("ca.pem");
+        let plain = ca
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+~@%=".contains(c));
+        let item = if plain { ca } else { yaml_string(&ca) };
+        e.push_str(&format!("REGISTRY_HTTP_TLS_CLIENTCAS=[{item}]\n"));
+    }
+    e.push_str("REGISTRY_HTTP_TLS_MINIMUMTLS=tls1.2\n");
+    e
+}
+
+/// Issues the server and client certificates of a prepared request through
+/// the bulk engine (the caller holds the CA's lock), then writes the certs.d
+/// folders, config.yml and registry.env.
+pub fn issue(
+    store: &CaStore,
+    signer: &Signer,
+    lock: &LedgerLock,
+    p: &Prepared,
+) -> Result<RegistryReport> {
+    let opts = RunOptions {
+        existing: Existing::Refuse,
+        force: p.force,
+        progress: false,
+    };
+    let mut issued: Vec<IssuedCert> = Vec::new();
+    bulk::execute(store, signer, &p.plan, &p.out, lock, &opts, &mut |c| {
+        issued.push(c.clone())
+    })?;
+    let find = |dir: &Path| {
+        issued
+            .iter()
+            .find(|c| c.target == dir)
+            .cloned()
+            .ok_or_else(|| Error::msg(format!("{} was not issued", dir.display())))
+    };
+    let server_dir = p.out.join(SERVER_DIR);
+    let server = find(&server_dir)?;
+    let mut clients = Vec::with_capacity(p.clients.len());
+    for name in &p.clients {
+        let dir = p.out.join(CLIENTS_DIR).join(name);
+        let cert = find(&dir)?;
+        let ca = read_text(&dir.join("ca.pem"))?;
+        let cert_pem = read_text(&dir.join("cert.pem"))?;
+        let key = read_text(&dir.join("key.pem"))?;
+        let docker = dir.join("docker");
+        let podman = dir.join("podman");
+        output::publish_dir(
+            &docker,
+            &certs_d_files("certs.d", &p.hosts, &ca, &cert_pem, &key),
+            false,
+            true,
+        )?;
+        output::publish_dir(
+            &podman,
+            &certs_d_files("containers/certs.d", &p.hosts, &ca, &cert_pem, &key),
+            false,
+            true,
+        )?;
+        clients.push(ClientReport {
+            name: name.clone(),
+            cert,
+            docker: docker.join("certs.d"),
+            podman: podman.join("containers/certs.d"),
+            dir,
+        });
+    }
+    let addr = format!(":{}", p.hosts[0].port());
+    let config = p.out.join(CONFIG_FILE);
+    let env = p.out.join(ENV_FILE);
+    fsutil::write_atomic(
+        &config,
+        config_yml(p, &addr).as_bytes(),
+        Mode::Public,
+        p.force,
+        true,
+    )?;
+    fsutil::write_atomic(
+        &env,
+        registry_env(p, &addr).as_bytes(),
+        Mode::Public,
+        p.force,
+        true,
+    )?;
+    Ok(RegistryReport {
+        out: p.out.clone(),
+        hosts: p.hosts.clone(),
+        server,
+        server_dir,
+        config,
+        env,
+        addr,
+        client_auth: p.client_auth,
+        clients,
+    })
+}
+
+impl RegistryReport {
+    /// Tells the user exactly what was written where, and where each client's
+    /// folders go.
+    pub fn print(&self, w: &mut dyn Write) -> std::io::Result<()> {
+        let hosts: Vec<String> = self.hosts.iter().map(Host::to_string).collect();
+        let s = &self.server;
+        writeln!(
+            w,
+            "issued registry certificate for {}: {}/{{cert,key,chain,ca}}.pem  serial {}  expires {}  SANs {}",
+            hosts.join(", "),
+            self.server_dir.display(),
+            s.serial,
+            s.not_after,
+            s.sans.join(", ")
+        )?;
+        writeln!(
+            w,
+            "  config.yml    {} (http.addr {} and http.tls: merge into the registry's config.yml)",
+            self.config.display(),
+            self.addr
+        )?;
+        writeln!(
+            w,
+            "  registry.env  {} (the same as REGISTRY_HTTP_* environment variables)",
+            self.env.display()
+        )?;
+        writeln!(
+            w,
+            "  client certificates  {}",
+            if self.client_auth {
+                "required: only clients with a certificate from this CA may connect"
+            } else {
+                "not required (pass --client-auth to require them)"
+            }
+        )?;
+        let dirs: Vec<String> = self.hosts.iter().map(Host::certs_d_dir).collect();
+        let listing = if dirs.len() == 1 {
+            dirs[0].clone()
+        } else {
+            format!("{{{}}}", dirs.join(","))
+        };
+        for c in &self.clients {
+            writeln!(
+                w,
+                "issued client {}: {}/{{cert,key,chain,ca}}.pem  serial {}  expires {}",
+                c.name,
+                c.dir.display(),
+                c.cert.serial,
+                c.cert.not_after
+            )?;
+            writeln!(
+                w,
+                "  docker  {}/{listing}/{{ca.crt,client.cert,client.key}}",
+                c.docker.display()
+            )?;
+            writeln!(
+                w,
+                "  podman  {}/{listing}/{{ca.crt,client.cert,client.key}}",
+                c.podman.display()
+            )?;
+            writeln!(
+                w,
+                "  install on {}: sudo mkdir -p {DOCKER_CERTS_D} && sudo cp -r {}/* {DOCKER_CERTS_D}/ (podman: sudo mkdir -p {PODMAN_CERTS_D} && sudo cp -r {}/* {PODMAN_CERTS_D}/)",
+                c.name,
+                c.docker.display(),
+                c.podman.display()
+            )?;
+        }
+        Ok(())
+    }
+
+    /// A note for stderr when the result cannot be used as it stands.
+    pub fn warning(&self) -> Option<String> {
+        (self.client_auth && self.clients.is_empty()).then(|| {
+            "uca: note: --client-auth without --client: the registry will refuse every client until one gets a certificate from this CA (--client NAME)".to_string()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_parse() {
+        let h = Host::parse("Registry.Internal:5000").unwrap();
+        assert_eq!(h.name(), "registry.internal");
+        assert_eq!(h.certs_d_dir(), "registry.internal:5000");
+        let h = Host::parse("registry.internal").unwrap();
+        assert_eq!(
+            (h.port(), h.certs_d_dir().as_str()),
+            (443, "registry.internal")
+        );
+        assert_eq!(
+            Host::parse("r.internal:443").unwrap().certs_d_dir(),
+            "r.internal"
+        );
+        assert_eq!(
+            Host::parse("10.0.0.5:5000").unwrap().certs_d_dir(),
+            "10.0.0.5:5000"
+        );
+        let h = Host::parse("[fd00::5]:5000").unwrap();
+        assert_eq!(
+            (h.name().as_str(), h.certs_d_dir().as_str()),
+            ("fd00::5", "[fd00::5]:5000")
+        );
+        assert_eq!(Host::parse("fd00::5").unwrap().certs_d_dir(), "[fd00::5]");
+        for bad in [
+            "r.internal:99999",
+            "r.internal:0",
+            "r.internal:",
+            "r.internal:+50",
+            "r.internal:50x",
+            "bad_host",
+            ":5000",
+            "[fd00::5",
+            "[r.internal]:5000",
+            "[fd00::5]5000",
+            "a:b:c",
+        ] {
+            assert!(Host::parse(bad).is_err(), "{bad} parsed");
+        }
+        let e = Host::parse("r.internal:99999").unwrap_err().to_string();
+        assert!(
+            e.contains("'r.internal:99999'") && e.contains("1 to 65535"),
+            "{e}"
+        );
+    }
+}

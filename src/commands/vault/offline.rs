@@ -1,0 +1,204 @@
+//! `uca vault commands`: the exact commands for an air-gapped bootstrap,
+//! where the CA machine never talks to Vault. The CSR and the signed chain
+//! cross the air gap as files.
+//!
+//! Every value is validated as `uca vault bootstrap` validates it, and every
+//! value printed for the shell is single-quoted by [`sh`], so no value can
+//! become shell syntax.
+
+use std::fmt::Write;
+
+use crate::commands::vault::bootstrap::RoleSettings;
+use crate::support::error::{Error, Result};
+
+pub struct OfflineRequest {
+    pub cli: String,
+    pub dir: String,
+    pub mount: String,
+    pub max_ttl: String,
+    pub common_name: String,
+    pub key_type: (&'static str, u32),
+    pub role: String,
+    pub allowed_domains: Vec<String>,
+    pub role_max_ttl: String,
+    pub issuing_url: Option<String>,
+    pub crl_url: Option<String>,
+}
+
+impl OfflineRequest {
+    /// The same checks as `uca vault bootstrap`, and a `--dir` that fits on
+    /// one line.
+    pub fn validate(&self) -> Result<()> {
+        if self.cli != "bao" && self.cli != "vault" {
+            return Err(Error::invalid(
+                "--cli",
+                self.cli.as_str(),
+                "expected bao or vault",
+            ));
+        }
+        if self.dir.chars().any(char::is_control) {
+            return Err(Error::invalid(
+                "--dir",
+                crate::pki::names::printable(&self.dir),
+                "it contains a control character",
+            ));
+        }
+        RoleSettings {
+            mount: &self.mount,
+            max_ttl: &self.max_ttl,
+            role: &self.role,
+            allowed_domains: &self.allowed_domains,
+            role_max_ttl: &self.role_max_ttl,
+            issuing_url: self.issuing_url.as_deref(),
+            crl_url: self.crl_url.as_deref(),
+            common_name: &self.common_name,
+        }
+        .validate()
+    }
+}
+
+/// One word for a POSIX shell: single-quoted, a `'` written as `'\''`. A
+/// word made only of characters no shell treats specially is left bare, so
+/// the common case reads as it would be typed.
+pub fn sh(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@,%+".contains(c));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
+/// Renders the commands of a request that [`OfflineRequest::validate`]
+/// accepted. Fixed words are written as they are; every value, and every
+/// word built from one, goes through [`sh`].
+pub fn render(r: &OfflineRequest) -> String {
+    let v = r.cli.as_str();
+    let m = r.mount.as_str();
+    let q = |s: String| sh(&s);
+    let mut s = String::new();
+    let _ = writeln!(s, "# 1. On a machine that reaches Vault (VAULT_ADDR/BAO_ADDR, token and TLS set in the environment; VAULT_NAMESPACE/BAO_NAMESPACE for a namespace):");
+    let _ = writeln!(
+        s,
+        "{v} secrets enable -path={} -max-lease-ttl={} pki",
+        sh(m),
+        sh(&r.max_ttl)
+    );
+    let _ = writeln!(
+        s,
+        "{v} write -field=csr {} common_name={} key_type={} key_bits={} > {}",
+        q(format!("{m}/intermediate/generate/internal")),
+        sh(&r.common_name),
+        sh(r.key_type.0),
+        sh(&r.key_type.1.to_string()),
+        q(format!("{m}.csr"))
+    );
+    let _ = writeln!(
+        s,
+        "\n# 2. Carry {m}.csr to the CA machine and sign it there:"
+    );
+    let _ = writeln!(
+        s,
+        "uca sign --dir {} --intermediate --pathlen 0 --chain --out {} {}",
+        sh(&r.dir),
+        q(format!("{m}-chain.pem")),
+        q(format!("{m}.csr"))
+    );
+    let _ = writeln!(
+        s,
+        "\n# 3. Carry {m}-chain.pem (intermediate + root) back and import it:"
+    );
+    let _ = writeln!(
+        s,
+        "{v} write -format=json {} certificate=@{}   # check that \"mapping\" names a key",
+        q(format!("{m}/intermediate/set-signed")),
+        q(format!("{m}-chain.pem"))
+    );
+    let _ = writeln!(
+        s,
+        "{v} write {} issuer_name=uca-SERIAL16 leaf_not_after_behavior=err   # ISSUER_ID: the key of \"mapping\"; SERIAL16: the first 16 hex digits of the serial uca sign printed",
+        q(format!("{m}/issuer/ISSUER_ID"))
+    );
+    let _ = writeln!(
+        s,
+        "{v} write {} default=ISSUER_ID",
+        q(format!("{m}/config/issuers"))
+    );
+    let _ = writeln!(
+        s,
+        "{v} read -field=default {}   # must be ISSUER_ID",
+        q(format!("{m}/config/issuers"))
+    );
+    // The address the CLI itself uses: bao reads BAO_ADDR first. It is the
+    // one part left to the shell, in double quotes.
+    let addr = if v == "bao" {
+        "\"${BAO_ADDR:-$VAULT_ADDR}\""
+    } else {
+        "\"$VAULT_ADDR\""
+    };
+    let url = |given: &Option<String>, tail: &str| match given {
+        Some(u) => sh(u),
+        None => format!("{addr}{}", q(format!("/v1/{m}/{tail}"))),
+    };
+    let _ = writeln!(
+        s,
+        "{v} write {} issuing_certificates={} crl_distribution_points={}",
+        q(format!("{m}/config/urls")),
+        url(&r.issuing_url, "ca"),
+        url(&r.crl_url, "crl")
+    );
+    let _ = writeln!(
+        s,
+        "{v} write {} allowed_domains={} allow_subdomains=true allow_bare_domains=false allow_glob_domains=false allow_wildcard_certificates=false allow_ip_sans=false allow_localhost=false enforce_hostnames=true server_flag=true client_flag=true key_type=ec key_bits=256 max_ttl={} ttl={}",
+        q(format!("{m}/roles/{}", r.role)),
+        sh(&r.allowed_domains.join(",")),
+        sh(&r.role_max_ttl),
+        sh(&r.role_max_ttl)
+    );
+    let probe = format!(
+        "uca-probe.{}",
+        r.allowed_domains
+            .first()
+            .map(String::as_str)
+            .unwrap_or("example.internal")
+    );
+    let _ = writeln!(
+        s,
+        "\n# 4. Probe: issue through the role and verify against the root."
+    );
+    let _ = writeln!(
+        s,
+        "{v} write -format=json {} common_name={} ttl=5m > probe.json",
+        q(format!("{m}/issue/{}", r.role)),
+        sh(&probe)
+    );
+    let _ = writeln!(
+        s,
+        "# extract .data.certificate to probe.pem and .data.ca_chain to probe-chain.pem, then:"
+    );
+    let _ = writeln!(
+        s,
+        "uca verify probe.pem --ca {} --name {}",
+        q(format!("{}/ca.pem", r.dir)),
+        sh(&probe)
+    );
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sh;
+
+    #[test]
+    fn words_are_single_quoted() {
+        assert_eq!(sh("a b"), "'a b'");
+        assert_eq!(sh("pki_int/roles/web"), "pki_int/roles/web");
+        assert_eq!(sh(""), "''");
+        assert_eq!(sh("~x"), "'~x'");
+        assert_eq!(sh("it's"), "'it'\\''s'");
+        assert_eq!(sh("$(id);`x`"), "'$(id);`x`'");
+    }
+}

@@ -1,0 +1,103 @@
+//! `uca verify`: checks a certificate (or chain) the way a TLS peer will
+//! (`pki::verify`), or a sealed CA's signed manifest and the files it lists
+//! (`ca::seal`).
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use rustls_pki_types::UnixTime;
+
+use crate::ca::{seal, store};
+use crate::pki::verify::{verify_files, Purpose};
+use crate::support::error::{Error, Result};
+
+// `uca verify`'s arguments (clap), declared with the command they belong to.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Certificate (or chain: leaf first, then intermediates) to verify
+    #[arg(
+        value_name = "CERT",
+        required_unless_present = "manifest",
+        conflicts_with = "manifest"
+    )]
+    pub cert: Option<PathBuf>,
+    /// Trusted CA certificate(s); defaults to ca.pem beside the manifest with --manifest
+    #[arg(long, value_name = "CA")]
+    pub ca: Option<PathBuf>,
+    /// The DNS name or IP address a server certificate must be valid for
+    #[arg(long, value_name = "DNS_OR_IP", conflicts_with = "client")]
+    pub name: Option<String>,
+    /// Verify for TLS client use instead of server use
+    #[arg(long)]
+    pub client: bool,
+    /// Verify a sealed CA's manifest.json (signature and file fingerprints)
+    #[arg(long, value_name = "MANIFEST")]
+    pub manifest: Option<PathBuf>,
+}
+
+/// Verifies; returns the success line for standard output.
+pub fn run(args: &VerifyArgs) -> Result<String> {
+    if let Some(manifest) = &args.manifest {
+        if args.name.is_some() || args.client {
+            return Err(Error::msg(
+                "--name and --client apply to verifying a certificate, not to --manifest; run them separately",
+            ));
+        }
+        return verify_manifest_files(manifest, args.ca.as_deref());
+    }
+    let Some(cert) = &args.cert else {
+        return Err(Error::msg("give a CERT to verify, or --manifest MANIFEST; e.g. uca verify certs/web1/chain.pem --ca ca/ca.pem"));
+    };
+    let Some(ca) = &args.ca else {
+        return Err(Error::msg(format!(
+            "--ca is required to verify a certificate: the CA certificate(s) to trust, e.g. uca verify {} --ca ca/ca.pem",
+            cert.display()
+        )));
+    };
+    let purpose = if args.client {
+        Purpose::Client
+    } else {
+        Purpose::Server(args.name.clone())
+    };
+    verify_files(cert, ca, &purpose, UnixTime::now())
+}
+
+/// Verifies a sealed CA's manifest: `CA` defaults to `ca.pem` beside the
+/// manifest, the signature is `manifest.sig` beside it. Returns the success
+/// line; any missing or altered listed file makes it an error.
+pub fn verify_manifest_files(manifest: &Path, ca: Option<&Path>) -> Result<String> {
+    let dir = match manifest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let ca: PathBuf = ca.map_or_else(|| dir.join(store::CERT_FILE), Path::to_path_buf);
+    let sig = dir.join(store::MANIFEST_SIG_FILE);
+    let check = seal::verify_manifest(manifest, &sig, &ca)?;
+    let plural =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let mut summary = format!(
+        "manifest signature verifies with {}; {}, {}",
+        ca.display(),
+        plural(check.certificates, "certificate", "certificates"),
+        plural(check.files_ok, "file matches", "files match")
+    );
+    if check.replaced > 0 {
+        summary.push_str(&format!(
+            " ({} later re-issued at the same path)",
+            plural(check.replaced, "entry was", "entries were")
+        ));
+    }
+    if check.problems.is_empty() {
+        return Ok(format!("OK: {summary}"));
+    }
+    Err(Error::Verification(format!(
+        "{summary}, but {} listed {} not: {}",
+        check.problems.len(),
+        if check.problems.len() == 1 {
+            "file does"
+        } else {
+            "files do"
+        },
+        check.problems.join("; ")
+    )))
+}

@@ -1,0 +1,206 @@
+//! Reading certificates back: PEM bundles, fingerprints, serials, names and
+//! validity, shared by the store, `inspect`, `verify` and `check`.
+
+use std::path::Path;
+
+use time::OffsetDateTime;
+use x509_parser::certificate::X509Certificate;
+use x509_parser::extensions::GeneralName;
+use x509_parser::prelude::FromDer;
+
+use crate::support::error::{Error, Result};
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex(ring::digest::digest(&ring::digest::SHA256, data).as_ref())
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// `AB:CD:...` as OpenSSL and step print fingerprints.
+pub fn colon_hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// The serial as the ledger writes it: lower-case hex of the DER INTEGER's
+/// value, without leading zero bytes.
+pub fn serial_hex_of(bytes: &[u8]) -> String {
+    let first = bytes
+        .iter()
+        .position(|b| *b != 0)
+        .unwrap_or(bytes.len().saturating_sub(1));
+    hex(&bytes[first..])
+}
+
+pub fn pem_certificate(der: &[u8]) -> String {
+    pem::encode_config(
+        &pem::Pem::new("CERTIFICATE", der.to_vec()),
+        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+    )
+}
+
+/// Every PEM block in a file, or the whole file as one DER block if it is
+/// not PEM at all.
+pub fn read_blocks(path: &Path) -> Result<Vec<pem::Pem>> {
+    let bytes = crate::support::fsutil::read_capped(
+        path,
+        crate::support::fsutil::limits::PEM,
+        "read",
+        "PEM or DER file",
+    )?;
+    parse_blocks(&bytes).map_err(|why| Error::invalid("file", path.display().to_string(), why))
+}
+
+pub fn parse_blocks(bytes: &[u8]) -> std::result::Result<Vec<pem::Pem>, String> {
+    if bytes.starts_with(b"\x30") {
+        return Ok(vec![pem::Pem::new("DER", bytes.to_vec())]);
+    }
+    // The pem crate quotes the labels it found, which may span lines: keep
+    // the message on one line.
+    let blocks = pem::parse_many(bytes).map_err(|e| {
+        format!(
+            "malformed PEM: {}",
+            crate::pki::names::printable(&e.to_string())
+        )
+    })?;
+    if blocks.is_empty() {
+        return Err("expected PEM (-----BEGIN ...-----) or DER, found neither".into());
+    }
+    Ok(blocks)
+}
+
+/// The certificates in a PEM file, in order; an error if there are none or a
+/// block is not a certificate.
+pub fn read_certificates(path: &Path) -> Result<Vec<Vec<u8>>> {
+    let blocks = read_blocks(path)?;
+    let mut out = Vec::new();
+    for b in blocks {
+        match b.tag() {
+            "CERTIFICATE" | "DER" => {
+                parse(b.contents()).map_err(|why| {
+                    Error::invalid("certificate file", path.display().to_string(), why)
+                })?;
+                out.push(b.contents().to_vec());
+            }
+            other => {
+                return Err(Error::invalid(
+                    "certificate file",
+                    path.display().to_string(),
+                    format!("it holds a '{other}' block; expected CERTIFICATE"),
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub fn parse(der: &[u8]) -> std::result::Result<X509Certificate<'_>, String> {
+    match X509Certificate::from_der(der) {
+        Ok(([], cert)) => Ok(cert),
+        Ok(_) => Err("trailing bytes after the certificate".into()),
+        Err(e) => Err(format!("not an X.509 certificate: {e}")),
+    }
+}
+
+pub fn not_after(cert: &X509Certificate<'_>) -> OffsetDateTime {
+    cert.validity().not_after.to_datetime()
+}
+
+pub fn not_before(cert: &X509Certificate<'_>) -> OffsetDateTime {
+    cert.validity().not_before.to_datetime()
+}
+
+pub fn serial_hex(cert: &X509Certificate<'_>) -> String {
+    serial_hex_of(cert.raw_serial())
+}
+
+/// SANs as `DNS:x`, `IP:x`, `EMAIL:x`, `URI:x` strings.
+pub fn sans(cert: &X509Certificate<'_>) -> Vec<String> {
+    let Ok(Some(ext)) = cert.subject_alternative_name() else {
+        return Vec::new();
+    };
+    ext.value.general_names.iter().map(general_name).collect()
+}
+
+pub fn general_name(n: &GeneralName<'_>) -> String {
+    match n {
+        GeneralName::DNSName(d) => format!("DNS:{d}"),
+        GeneralName::RFC822Name(e) => format!("EMAIL:{e}"),
+        GeneralName::URI(u) => format!("URI:{u}"),
+        GeneralName::IPAddress(b) => match b.len() {
+            4 => format!("IP:{}", std::net::Ipv4Addr::new(b[0], b[1], b[2], b[3])),
+            16 => {
+                let a: [u8; 16] = (*b).try_into().expect("length checked");
+                format!("IP:{}", std::net::Ipv6Addr::from(a))
+            }
+            _ => format!("IP:<{} bytes>", b.len()),
+        },
+        GeneralName::DirectoryName(d) => format!("DirName:{d}"),
+        other => format!("{other:?}"),
+    }
+}
+
+/// The subject and SANs of a certificate as the ledger, the manifest and
+/// the user see them: read back from the signed DER, so what is recorded is
+/// always what was signed.
+pub fn recorded_names(der: &[u8]) -> Result<(String, Vec<String>)> {
+    let cert = parse(der).map_err(|why| {
+        Error::msg(format!(
+            "cannot read back the certificate just signed: {why}"
+        ))
+    })?;
+    Ok((cert.subject().to_string(), sans(&cert)))
+}
+
+pub fn is_ca(cert: &X509Certificate<'_>) -> bool {
+    matches!(cert.basic_constraints(), Ok(Some(bc)) if bc.value.ca)
+}
+
+/// Standard base64 with padding (RFC 4648). Only SPKI pins need it, and the
+/// pem crate does not expose its encoder.
+pub fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// The SHA-256 pin of a DER SubjectPublicKeyInfo, base64 as HPKP and
+/// `curl --pinnedpubkey sha256//...` write it. A certificate and its key
+/// have the same pin, which is how to tell which key belongs to which
+/// certificate.
+pub fn spki_pin(spki_der: &[u8]) -> String {
+    base64(ring::digest::digest(&ring::digest::SHA256, spki_der).as_ref())
+}
+
+/// The first common name of the subject, if it is readable text.
+pub fn common_name(cert: &X509Certificate<'_>) -> Option<String> {
+    cert.subject()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .map(str::to_string)
+}

@@ -1,0 +1,258 @@
+//! The layers of `src/` stay as `lib.rs` describes them:
+//!
+//! ```text
+//! main.rs -> cli.rs, app.rs, docs.rs -> commands/ -> ca/ -> pki/ -> support/
+//! ```
+//!
+//! A module may name its own layer and the layers below it, never one
+//! above; and no set of modules may import each other in a circle. Imports
+//! are read from the source (`crate::` paths, `use crate::{...}` groups and
+//! `super::` paths), leaving out `#[cfg(test)]` modules, which may reach for
+//! any helper. The unit tests at the end show that each rule does fail.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// Layer names, lowest first; anything else at the top of `src/` is the
+/// command-line layer above them all.
+const LAYERS: [&str; 4] = ["support", "pki", "ca", "commands"];
+
+fn layer_of(module: &str) -> usize {
+    let first = module.split("::").next().unwrap_or("");
+    LAYERS
+        .iter()
+        .position(|l| *l == first)
+        .unwrap_or(LAYERS.len())
+}
+
+/// `src/ca/store.rs` -> `ca::store`; `src/commands/vault/mod.rs` ->
+/// `commands::vault`; `src/lib.rs` -> `lib`.
+fn module_path(rel: &Path) -> String {
+    let text = rel.with_extension("").to_string_lossy().replace('/', "::");
+    text.strip_suffix("::mod").unwrap_or(&text).to_string()
+}
+
+fn read_tree(dir: &Path, root: &Path, out: &mut BTreeMap<String, String>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            read_tree(&path, root, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            let rel = path.strip_prefix(root).unwrap();
+            out.insert(module_path(rel), std::fs::read_to_string(&path).unwrap());
+        }
+    }
+}
+
+fn is_ident(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_'
+}
+
+/// The `a::b::c` path that starts at `text` (identifiers and `::`).
+fn path_at(text: &str) -> String {
+    let mut end = 0;
+    let bytes: Vec<char> = text.chars().collect();
+    while end < bytes.len() {
+        if is_ident(bytes[end]) {
+            end += 1;
+        } else if text[end..].starts_with("::") && bytes.get(end + 2).is_some_and(|c| is_ident(*c))
+        {
+            end += 2;
+        } else {
+            break;
+        }
+    }
+    text[..end].to_string()
+}
+
+/// Every module path `module` names, before its first `#[cfg(test)]`.
+fn references(module: &str, text: &str) -> BTreeSet<String> {
+    let text = text.split("#[cfg(test)]").next().unwrap_or("");
+    let mut out = BTreeSet::new();
+    for (i, _) in text.match_indices("crate::") {
+        let rest = &text[i + "crate::".len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            let inner = &group[..group.find("};").unwrap_or(group.len())];
+            for part in inner.split(',') {
+                let part = part.trim();
+                if !part.is_empty() {
+                    out.insert(path_at(part));
+                }
+            }
+        } else {
+            out.insert(path_at(rest));
+        }
+    }
+    let parent = module.rsplit_once("::").map_or("", |(p, _)| p);
+    for (i, _) in text.match_indices("super::") {
+        let name = path_at(&text[i + "super::".len()..]);
+        out.insert(if parent.is_empty() {
+            name
+        } else {
+            format!("{parent}::{name}")
+        });
+    }
+    out
+}
+
+/// module -> the modules of the tree it imports.
+fn graph(files: &BTreeMap<String, String>) -> BTreeMap<String, BTreeSet<String>> {
+    let mut edges = BTreeMap::new();
+    for (module, text) in files {
+        let mut to = BTreeSet::new();
+        for path in references(module, text) {
+            let parts: Vec<&str> = path.split("::").collect();
+            // The longest prefix that is a module of the tree.
+            if let Some(target) = (1..=parts.len())
+                .rev()
+                .map(|k| parts[..k].join("::"))
+                .find(|c| files.contains_key(c))
+            {
+                if &target != module {
+                    to.insert(target);
+                }
+            }
+        }
+        edges.insert(module.clone(), to);
+    }
+    edges
+}
+
+/// Imports that reach up a layer, as "from -> to" lines.
+fn upward(edges: &BTreeMap<String, BTreeSet<String>>) -> Vec<String> {
+    let mut bad = Vec::new();
+    for (from, tos) in edges {
+        for to in tos {
+            if layer_of(to) > layer_of(from) {
+                bad.push(format!("{from} -> {to}"));
+            }
+        }
+    }
+    bad
+}
+
+/// The import circles (strongly connected components of two or more).
+fn circles(edges: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
+    struct Tarjan<'a> {
+        edges: &'a BTreeMap<String, BTreeSet<String>>,
+        index: BTreeMap<&'a str, usize>,
+        low: BTreeMap<&'a str, usize>,
+        stack: Vec<&'a str>,
+        on_stack: BTreeSet<&'a str>,
+        found: Vec<Vec<String>>,
+    }
+    impl<'a> Tarjan<'a> {
+        fn visit(&mut self, v: &'a str) {
+            let n = self.index.len();
+            self.index.insert(v, n);
+            self.low.insert(v, n);
+            self.stack.push(v);
+            self.on_stack.insert(v);
+            let edges = self.edges;
+            for w in edges.get(v).into_iter().flatten() {
+                let w = w.as_str();
+                if !self.index.contains_key(w) {
+                    self.visit(w);
+                    let low = self.low[v].min(self.low[w]);
+                    self.low.insert(v, low);
+                } else if self.on_stack.contains(w) {
+                    let low = self.low[v].min(self.index[w]);
+                    self.low.insert(v, low);
+                }
+            }
+            if self.low[v] == self.index[v] {
+                let mut component = Vec::new();
+                while let Some(w) = self.stack.pop() {
+                    self.on_stack.remove(w);
+                    component.push(w.to_string());
+                    if w == v {
+                        break;
+                    }
+                }
+                if component.len() > 1 {
+                    component.sort();
+                    self.found.push(component);
+                }
+            }
+        }
+    }
+    let mut t = Tarjan {
+        edges,
+        index: BTreeMap::new(),
+        low: BTreeMap::new(),
+        stack: Vec::new(),
+        on_stack: BTreeSet::new(),
+        found: Vec::new(),
+    };
+    for v in edges.keys() {
+        if !t.index.contains_key(v.as_str()) {
+            t.visit(v);
+        }
+    }
+    t.found
+}
+
+#[test]
+fn every_module_uses_only_its_own_layer_and_those_below_and_no_circle_exists() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = BTreeMap::new();
+    read_tree(&src, &src, &mut files);
+    for layer in LAYERS {
+        assert!(
+            files.keys().any(|m| m.starts_with(&format!("{layer}::"))),
+            "src/{layer}/ is missing or empty: the layers of lib.rs must exist"
+        );
+    }
+    let edges = graph(&files);
+    // The parser must see the imports it is there to check.
+    assert!(
+        edges["ca::store"].contains("pki::x509"),
+        "the import parser no longer sees ca::store -> pki::x509: {:?}",
+        edges["ca::store"]
+    );
+    let bad = upward(&edges);
+    assert!(
+        bad.is_empty(),
+        "imports that reach up a layer (support < pki < ca < commands < cli):\n{}",
+        bad.join("\n")
+    );
+    let found = circles(&edges);
+    assert!(found.is_empty(), "import circles: {found:?}");
+}
+
+fn tree(modules: &[(&str, &str)]) -> BTreeMap<String, String> {
+    modules
+        .iter()
+        .map(|(m, t)| (m.to_string(), t.to_string()))
+        .collect()
+}
+
+#[test]
+fn an_import_from_a_higher_layer_is_caught() {
+    let files = tree(&[
+        ("pki::x509", "use crate::support::error::Error;\n"),
+        ("support::error", "pub struct Error;\n"),
+        ("ca::store", "use crate::{pki::x509, commands::init};\n"),
+        ("commands::init", "use crate::ca::store::CaStore;\n"),
+    ]);
+    let bad = upward(&graph(&files));
+    assert_eq!(bad, vec!["ca::store -> commands::init".to_string()]);
+}
+
+#[test]
+fn an_import_circle_is_caught_and_test_modules_are_left_out() {
+    let files = tree(&[
+        ("pki::profile", "fn f() { crate::pki::x509::parse(); }\n"),
+        (
+            "pki::x509",
+            "use super::profile;\n#[cfg(test)]\nmod tests { use crate::ca::store; }\n",
+        ),
+        ("ca::store", "\n"),
+    ]);
+    let edges = graph(&files);
+    assert_eq!(
+        circles(&edges),
+        vec![vec!["pki::profile".to_string(), "pki::x509".to_string()]]
+    );
+    assert!(upward(&edges).is_empty(), "a test module's import counted");
+}
