@@ -81,6 +81,33 @@ impl UserScratch {
         o
     }
 
+    /// `app.csr` and `app.key` for CN=`cn`, made by the user with OpenSSL.
+    fn make_csr(&self, cn: &str) {
+        let subject = format!("/CN={cn}");
+        let o = self
+            .command(
+                Path::new("openssl"),
+                &[
+                    "req",
+                    "-new",
+                    "-newkey",
+                    "ec",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:P-256",
+                    "-nodes",
+                    "-keyout",
+                    "app.key",
+                    "-subj",
+                    &subject,
+                    "-out",
+                    "app.csr",
+                ],
+            )
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+
     /// Writes a file as the test, then hands it to the user.
     fn write(&self, rel: &str, text: &str) {
         let path = self.path().join(rel);
@@ -140,33 +167,8 @@ fn every_command_that_writes_works_for_an_ordinary_user() {
         "plan.toml",
     ]);
     s.assert_owned_and_private("fleet");
-    // A CSR made by the user, signed as a leaf and as an intermediate.
-    let csr = s
-        .command(
-            Path::new("openssl"),
-            &[
-                "req",
-                "-new",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                "app.key",
-                "-subj",
-                "/CN=app.internal",
-                "-out",
-                "app.csr",
-            ],
-        )
-        .output()
-        .unwrap();
-    assert!(
-        csr.status.success(),
-        "{}",
-        String::from_utf8_lossy(&csr.stderr)
-    );
+    // A CSR made by the user, signed as a leaf.
+    s.make_csr("app.internal");
     s.uca(&["sign", "--dir", "ca", "app.csr", "--out", "app.pem"]);
     s.uca(&[
         "registry",
@@ -224,4 +226,85 @@ fn every_command_that_writes_works_for_an_ordinary_user() {
         0,
         "the escrowed passphrase is readable by others"
     );
+}
+
+/// Whatever an ordinary user's permissions stop, they stop before anything
+/// is signed or published: never a certificate on disk that the ledger (and
+/// so the sealed manifest) does not record, never an old key left behind.
+#[test]
+fn permissions_stop_issuing_before_anything_is_published() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = UserScratch::new();
+    s.uca(&[
+        "init",
+        "--dir",
+        "ca",
+        "--name",
+        "Lane Root",
+        "--generate-passphrase",
+    ]);
+    s.uca(&["issue", "--dir", "ca", "--out", "certs", "web1.internal"]);
+    s.make_csr("app.internal");
+    let ledger = s.path().join("ca/ledger.jsonl");
+    let recorded = std::fs::read_to_string(&ledger).unwrap();
+    let chmod = |rel: &str, mode: u32| {
+        std::fs::set_permissions(s.path().join(rel), std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    let fails = |args: &[&str]| {
+        let o = s.command(&s.uca, args).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert_eq!(o.status.code(), Some(1), "uca {args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "uca {args:?}: {err}");
+        err
+    };
+    // A ledger the user may not append to.
+    chmod("ca/ledger.jsonl", 0o444);
+    // Every command here runs as an ordinary user, so the modes bind.
+    let err = fails(&["issue", "--dir", "ca", "--out", "certs", "web2.internal"]);
+    assert!(err.contains("ledger"), "{err}");
+    assert!(
+        !s.path().join("certs/web2.internal").exists(),
+        "published unrecorded"
+    );
+    let err = fails(&["sign", "--dir", "ca", "app.csr", "--out", "leaf.pem"]);
+    assert!(err.contains("ledger"), "{err}");
+    assert!(!s.path().join("leaf.pem").exists(), "signed unrecorded");
+    fails(&[
+        "registry",
+        "--dir",
+        "ca",
+        "--out",
+        "reg",
+        "registry.internal",
+    ]);
+    assert!(
+        !s.path().join("reg").exists(),
+        "registry published unrecorded"
+    );
+    chmod("ca/ledger.jsonl", 0o644);
+    // A certificate directory the user may not empty, replaced with --force.
+    let cert = std::fs::read(s.path().join("certs/web1.internal/cert.pem")).unwrap();
+    chmod("certs/web1.internal", 0o555);
+    let err = fails(&[
+        "issue",
+        "--dir",
+        "ca",
+        "--out",
+        "certs",
+        "--force",
+        "web1.internal",
+    ]);
+    chmod("certs/web1.internal", 0o755);
+    assert!(err.contains("cannot be replaced"), "{err}");
+    assert_eq!(
+        std::fs::read(s.path().join("certs/web1.internal/cert.pem")).unwrap(),
+        cert
+    );
+    assert_eq!(std::fs::read_to_string(&ledger).unwrap(), recorded);
+    let leftovers: Vec<_> = std::fs::read_dir(s.path().join("certs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
 }

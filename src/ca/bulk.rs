@@ -149,6 +149,7 @@ fn classify_existing(
         let own = paths.ledger_path(&target);
         if opts.force {
             paths.refuse_recorded_inside(&target, Some(&own), recorded)?;
+            crate::support::fsutil::check_replaceable(&target)?;
             decided.replace.insert(target);
             continue;
         }
@@ -160,6 +161,7 @@ fn classify_existing(
                 } else if is_ours(&target, ca_subject) {
                     // Published by a run that was killed before recording it.
                     paths.refuse_recorded_inside(&target, None, recorded)?;
+                    crate::support::fsutil::check_replaceable(&target)?;
                     decided.replace.insert(target);
                 } else {
                     return Err(Error::Exists(target));

@@ -66,7 +66,31 @@ impl Ledger {
             "open the lock file",
         )?;
         file.lock().ctx("lock", &self.lock_path)?;
+        self.check_appendable()?;
         Ok(LedgerLock { _file: file })
+    }
+
+    /// Under the lock, before anything is signed or published: the ledger
+    /// must be able to take the entries, so that no certificate is ever
+    /// published that the ledger (and so the sealed manifest) would miss.
+    fn check_appendable(&self) -> Result<()> {
+        if fsutil::exists(&self.path) {
+            fsutil::open_in_place(
+                OpenOptions::new().append(true),
+                &self.path,
+                "open the ledger",
+            )?;
+            return Ok(());
+        }
+        let dir = fsutil::parent_of(&self.path);
+        if !fsutil::is_writable_dir(dir) {
+            return Err(Error::msg(format!(
+                "cannot create the ledger {}: this user may not write to {}; nothing was signed",
+                self.path.display(),
+                dir.display()
+            )));
+        }
+        Ok(())
     }
 
     /// Calls `each` for every complete entry, streaming. A torn final line

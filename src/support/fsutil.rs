@@ -353,6 +353,28 @@ pub fn is_writable_dir(dir: &Path) -> bool {
     dir.is_dir() && unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) } == 0
 }
 
+/// Checks, before anything is signed, that the directory `dir` and every
+/// directory inside it can be emptied by this user: replacing a
+/// certificate directory ends with removing the old one, and a failure
+/// then would leave the old key behind and the new certificate unrecorded.
+pub fn check_replaceable(dir: &Path) -> Result<()> {
+    if !fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir()) {
+        return Ok(());
+    }
+    if !is_writable_dir(dir) {
+        return Err(Error::invalid(
+            "output",
+            dir.display().to_string(),
+            "it cannot be replaced: this user may not remove what is in it (make it writable, or remove it)",
+        ));
+    }
+    for entry in fs::read_dir(dir).ctx("read", dir)? {
+        let path = entry.ctx("read", dir)?.path();
+        check_replaceable(&path)?;
+    }
+    Ok(())
+}
+
 /// The deepest ancestor of `path` (or `path` itself) that exists.
 pub fn existing_ancestor(path: &Path) -> PathBuf {
     let mut p = path;
