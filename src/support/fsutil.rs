@@ -465,6 +465,11 @@ pub fn open_in_place(options: &mut OpenOptions, path: &Path, action: &'static st
             path.display()
         ))
     };
+    // Looked at first, so a directory or a FIFO without a reader is named
+    // as such rather than as the open's own EISDIR or ENXIO.
+    if fs::symlink_metadata(path).is_ok_and(|m| !m.is_file()) {
+        return Err(not_regular());
+    }
     let file = options
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)
