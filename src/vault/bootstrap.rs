@@ -528,7 +528,7 @@ pub fn execute(
     source: SignerSource<'_>,
     say: &mut dyn FnMut(&str),
 ) -> Result<BootstrapOutcome> {
-    let client = VaultClient::connect(&req.conn)?;
+    let client = active_node(VaultClient::connect(&req.conn)?, say)?;
     let (connected, mounts) = preflight(&client)?;
     say(&connected);
     let state = inspect_mount(&client, req, store, &mounts)?;
@@ -567,6 +567,76 @@ pub fn execute(
         intermediate_serial: serial,
         probe_subject: Some(probe_subject),
     })
+}
+
+/// The node bootstrap talks to. A standby answers reads from state that
+/// lags the active node (a mount just enabled is not there yet), so
+/// bootstrap moves to the active node the standby names in sys/leader,
+/// with the same TLS settings, client certificate, token and namespace;
+/// the active node's certificate must name the address it advertises. If
+/// the active node cannot be used, bootstrap stays on the given node and
+/// makes every request wait until that node has applied our last write.
+/// A node that is not part of an HA cluster, or that is not unsealed
+/// (preflight says which), is used as given.
+fn active_node(client: VaultClient, say: &mut dyn FnMut(&str)) -> Result<VaultClient> {
+    let (status, leader) = client.get("sys/leader")?;
+    let standby = status == 200
+        && leader.get("ha_enabled") == Some(&Value::Bool(true))
+        && leader.get("is_self") == Some(&Value::Bool(false));
+    if !standby {
+        return Ok(client);
+    }
+    let active = leader
+        .get("leader_address")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .trim_end_matches('/');
+    if active.is_empty() {
+        return Err(Error::msg(format!(
+            "Vault at {} is a standby and names no active node (an election may be under way): try again shortly, or pass the active node's address as --addr",
+            client.addr()
+        )));
+    }
+    let active_text = names::printable(active);
+    match usable_active_node(&client, active) {
+        Ok(node) => {
+            say(&format!(
+                "node {} is a standby; bootstrapping through the active node {active_text}",
+                client.addr()
+            ));
+            Ok(node)
+        }
+        Err(why) => {
+            say(&format!(
+                "node {} is a standby and the active node {active_text} cannot be used ({why}); bootstrapping through {} and making each step wait until it has applied the previous write",
+                client.addr(),
+                client.addr()
+            ));
+            Ok(client.reading_own_writes())
+        }
+    }
+}
+
+/// The active node at `active`, reached with `client`'s settings, if it
+/// answers and says it is the active node.
+fn usable_active_node(client: &VaultClient, active: &str) -> Result<VaultClient> {
+    let scheme = |a: &str| a.split_once("://").map(|(s, _)| s.to_string());
+    let well_formed = active.chars().all(|c| c.is_ascii_graphic());
+    if !well_formed || scheme(active).is_none() || scheme(active) != scheme(client.addr()) {
+        return Err(Error::msg(format!(
+            "its address is not a {} URL",
+            scheme(client.addr()).unwrap_or_default()
+        )));
+    }
+    let node = client.for_node(active);
+    let (status, leader) = node.get("sys/leader")?;
+    if status == 200 && leader.get("is_self") == Some(&Value::Bool(true)) {
+        Ok(node)
+    } else {
+        Err(Error::msg(format!(
+            "it answered HTTP {status} and does not say it is the active node"
+        )))
+    }
 }
 
 /// What the mount holds before bootstrap changes anything.
