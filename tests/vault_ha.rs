@@ -4,7 +4,9 @@
 //! --node`, serving its own node certificate from the shared listener.hcl
 //! and joining the others through retry_join.hcl over mutual TLS. Bootstrap
 //! goes through a standby; after the leader is killed, a follower issues
-//! leaves that chain to the root. Fails, never skips, without OpenBao.
+//! leaves that chain to the root. And a standby whose active node cannot be
+//! reached, modelled by a proxy in front of a dev server: bootstrap waits
+//! there for each of its writes. Fails, never skips, without OpenBao.
 
 #[path = "common/bao.rs"]
 mod bao;
@@ -271,4 +273,149 @@ fn three_node_cluster_bootstraps_through_a_standby_and_issues_after_failover() {
     assert!(okv && out.contains("leaf.pem: OK"), "{out}");
     assert_vault_leaf_verifies(&s, &v, "leaf-chain.pem", "after-failover.svc.internal");
     drop(servers);
+}
+
+/// What the lagging standby has seen: writes forwarded, and requests it
+/// made wait (412) because it had not applied the index they sent back.
+#[derive(Default)]
+struct StandbyLog {
+    writes: usize,
+    made_to_wait: usize,
+    lagged_for: usize,
+}
+
+/// A standby whose active node cannot be reached, in front of a real
+/// OpenBao dev server: sys/leader names an active node at `dead_port`,
+/// where nothing listens; every write is forwarded and answered with a new
+/// `X-Vault-Index`; a request after a write that does not send that index
+/// back is answered as a node that has not applied the write would be
+/// ("no mount entry found"), and one that does gets a 412 the first time,
+/// as a standby still catching up, and then the real answer.
+fn lagging_standby(
+    upstream: u16,
+    dead_port: u16,
+) -> (u16, std::sync::Arc<std::sync::Mutex<StandbyLog>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(StandbyLog::default()));
+    let state = log.clone();
+    std::thread::spawn(move || {
+        // One connection at a time: uca sends one request at a time.
+        for conn in listener.incoming().flatten() {
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut request_line = String::new();
+            if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+                continue;
+            }
+            let mut parts = request_line.split_whitespace();
+            let method = parts.next().unwrap_or("").to_string();
+            let path = parts.next().unwrap_or("").to_string();
+            let (mut headers, mut length, mut index) = (String::new(), 0usize, None);
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if line == "\r\n" || line.is_empty() {
+                    break;
+                }
+                let lower = line.to_ascii_lowercase();
+                if let Some(v) = lower.strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap();
+                }
+                if let Some(v) = lower.strip_prefix("x-vault-index:") {
+                    index = Some(v.trim().to_string());
+                } else if !lower.starts_with("connection:")
+                    && !lower.starts_with("host:")
+                    && !lower.starts_with("x-vault-inconsistent:")
+                {
+                    headers.push_str(&line);
+                }
+            }
+            let mut body = vec![0u8; length];
+            reader.read_exact(&mut body).unwrap();
+            let mut c = &conn;
+            let respond = |c: &mut &std::net::TcpStream, status: u16, text: String| {
+                let _ = write!(
+                    c,
+                    "HTTP/1.1 {status} Standby\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                    text.len()
+                );
+            };
+            if path.starts_with("/v1/sys/leader") {
+                let v = serde_json::json!({"ha_enabled": true, "is_self": false,
+                    "leader_address": format!("http://127.0.0.1:{dead_port}")});
+                respond(&mut c, 200, v.to_string());
+                continue;
+            }
+            {
+                let mut st = state.lock().unwrap();
+                let latest = format!("w{}", st.writes);
+                let behind = st.writes > 0 && !path.starts_with("/v1/sys/health");
+                if behind && index.as_deref() != Some(latest.as_str()) {
+                    let why =
+                        format!("no mount entry found (this standby has not applied {latest})");
+                    respond(
+                        &mut c,
+                        400,
+                        serde_json::json!({ "errors": [why] }).to_string(),
+                    );
+                    continue;
+                }
+                if behind && st.lagged_for != st.writes {
+                    st.lagged_for = st.writes;
+                    st.made_to_wait += 1;
+                    respond(&mut c, 412, r#"{"errors":[]}"#.into());
+                    continue;
+                }
+            }
+            let mut up = std::net::TcpStream::connect(("127.0.0.1", upstream)).unwrap();
+            write!(
+                up,
+                "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{upstream}\r\n{headers}\r\n"
+            )
+            .unwrap();
+            up.write_all(&body).unwrap();
+            let mut answer = Vec::new();
+            up.read_to_end(&mut answer).unwrap();
+            if method == "POST" {
+                let mut st = state.lock().unwrap();
+                st.writes += 1;
+                let line_end = answer.windows(2).position(|w| w == b"\r\n").unwrap() + 2;
+                let header = format!("X-Vault-Index: w{}\r\n", st.writes);
+                answer.splice(line_end..line_end, header.into_bytes());
+            }
+            let _ = c.write_all(&answer);
+        }
+    });
+    (port, log)
+}
+
+/// When the active node cannot be reached, bootstrap through a standby
+/// says so and reads its own writes: every request after a write carries
+/// that write's index and waits while the node has not applied it.
+#[test]
+fn bootstrap_through_a_standby_without_its_active_node_waits_for_each_write() {
+    let s = Scratch::new();
+    s.init_ca(&["--permit", "internal"]);
+    let bao = start_dev(&s);
+    std::fs::write(s.join("token.txt"), "test-root-token\n").unwrap();
+    let dead_port = free_port();
+    let (port, log) = lagging_standby(bao.port, dead_port);
+    let addr = format!("http://127.0.0.1:{port}");
+    let o = ok(&s.uca(&bootstrap_args(&addr, &[])));
+    let text = stdout(&o);
+    assert!(
+        text.contains(&format!(
+            "node {addr} is a standby and the active node http://127.0.0.1:{dead_port} cannot be used (cannot reach Vault at"
+        )) && text.contains("verified it chains to Test Root")
+            && text.contains("bootstrap complete"),
+        "{text}"
+    );
+    let log = log.lock().unwrap();
+    assert!(
+        log.writes >= 6 && log.made_to_wait >= 5,
+        "writes {}, waits {}",
+        log.writes,
+        log.made_to_wait
+    );
 }
