@@ -287,3 +287,25 @@ pub fn run(req: &TlsRequest) -> Result<TlsReport> {
         storage_hcl,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::listener_stanza;
+    use std::path::Path;
+
+    #[test]
+    fn with_nodes_each_node_serves_its_own_certificate_and_advertises_its_name() {
+        let single = listener_stanza(Path::new("/v"), "0.0.0.0", 8200, false);
+        assert!(single.contains("tls_cert_file = \"/v/listener/cert.pem\""));
+        assert!(!single.contains("NODE") && !single.contains("api_addr"));
+        let nodes = listener_stanza(Path::new("/v"), "0.0.0.0", 8200, true);
+        for line in [
+            "tls_cert_file = \"/v/nodes/NODE/cert.pem\"",
+            "tls_key_file = \"/v/nodes/NODE/key.pem\"",
+            "api_addr = \"https://NODE:8200\"",
+            "cluster_addr = \"https://NODE:8201\"",
+        ] {
+            assert!(nodes.contains(line), "{line} missing in:\n{nodes}");
+        }
+    }
+}
