@@ -210,6 +210,13 @@ fn three_node_cluster_bootstraps_through_a_standby_and_issues_after_failover() {
             && text.contains("bootstrap complete"),
         "{text}"
     );
+    // The default AIA and CRL URLs name one node, and bootstrap says so.
+    assert!(
+        text.contains(&format!(
+            "note: in an HA cluster these URLs should name every node, not https://{leader}:{port}"
+        )),
+        "{text}"
+    );
 
     // Kill the leader; after the election a follower issues through the role.
     let leader_index = NODES.iter().position(|ip| *ip == leader).unwrap();

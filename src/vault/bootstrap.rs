@@ -528,7 +528,7 @@ pub fn execute(
     source: SignerSource<'_>,
     say: &mut dyn FnMut(&str),
 ) -> Result<BootstrapOutcome> {
-    let client = active_node(VaultClient::connect(&req.conn)?, say)?;
+    let (client, clustered) = active_node(VaultClient::connect(&req.conn)?, say)?;
     let (connected, mounts) = preflight(&client)?;
     say(&connected);
     let state = inspect_mount(&client, req, store, &mounts)?;
@@ -559,7 +559,7 @@ pub fn execute(
             Some(install_intermediate(&client, req, store, source, say)?)
         }
     };
-    configure_urls(&client, req, say)?;
+    configure_urls(&client, req, clustered, say)?;
     ensure_role(&client, req, say)?;
     let probe_subject = probe(&client, req, store, say)?;
     Ok(BootstrapOutcome {
@@ -577,14 +577,14 @@ pub fn execute(
 /// the active node cannot be used, bootstrap stays on the given node and
 /// makes every request wait until that node has applied our last write.
 /// A node that is not part of an HA cluster, or that is not unsealed
-/// (preflight says which), is used as given.
-fn active_node(client: VaultClient, say: &mut dyn FnMut(&str)) -> Result<VaultClient> {
+/// (preflight says which), is used as given. Also says whether the node
+/// is part of an HA cluster.
+fn active_node(client: VaultClient, say: &mut dyn FnMut(&str)) -> Result<(VaultClient, bool)> {
     let (status, leader) = client.get("sys/leader")?;
-    let standby = status == 200
-        && leader.get("ha_enabled") == Some(&Value::Bool(true))
-        && leader.get("is_self") == Some(&Value::Bool(false));
+    let clustered = status == 200 && leader.get("ha_enabled") == Some(&Value::Bool(true));
+    let standby = clustered && leader.get("is_self") == Some(&Value::Bool(false));
     if !standby {
-        return Ok(client);
+        return Ok((client, clustered));
     }
     let active = leader
         .get("leader_address")
@@ -604,7 +604,7 @@ fn active_node(client: VaultClient, say: &mut dyn FnMut(&str)) -> Result<VaultCl
                 "node {} is a standby; bootstrapping through the active node {active_text}",
                 client.addr()
             ));
-            Ok(node)
+            Ok((node, true))
         }
         Err(why) => {
             say(&format!(
@@ -612,7 +612,7 @@ fn active_node(client: VaultClient, say: &mut dyn FnMut(&str)) -> Result<VaultCl
                 client.addr(),
                 client.addr()
             ));
-            Ok(client.reading_own_writes())
+            Ok((client.reading_own_writes(), true))
         }
     }
 }
@@ -875,10 +875,13 @@ fn install_intermediate(
     Ok(serial)
 }
 
-/// The issuing and CRL URLs, written before the first certificate.
+/// The issuing and CRL URLs, written before the first certificate. By
+/// default they name the node bootstrap talks to, which in a cluster is
+/// one node among several: said, with the options that name all of them.
 fn configure_urls(
     client: &VaultClient,
     req: &BootstrapRequest,
+    clustered: bool,
     say: &mut dyn FnMut(&str),
 ) -> Result<()> {
     let base = format!("{}/v1/{}", client.addr(), req.mount);
@@ -893,6 +896,12 @@ fn configure_urls(
         "configure the issuing and CRL URLs",
     )?;
     say(&format!("configured URLs: issuing {issuing}, CRL {crl}"));
+    if clustered && (req.issuing_url.is_none() || req.crl_url.is_none()) {
+        say(&format!(
+            "note: in an HA cluster these URLs should name every node, not {}: pass --issuing-url and --crl-url with a name all nodes answer to (a --host name of uca vault tls)",
+            client.addr()
+        ));
+    }
     Ok(())
 }
 
