@@ -297,10 +297,12 @@ struct StandbyLog {
 /// `X-Vault-Index`; a request after a write that does not send that index
 /// back is answered as a node that has not applied the write would be
 /// ("no mount entry found"), and one that does gets a 412 the first time,
-/// as a standby still catching up, and then the real answer.
+/// as a standby still catching up, and then the real answer; unless it
+/// never `catches_up`, as a standby cut off from the active node.
 fn lagging_standby(
     upstream: u16,
     dead_port: u16,
+    catches_up: bool,
 ) -> (u16, std::sync::Arc<std::sync::Mutex<StandbyLog>>) {
     use std::io::{BufRead, BufReader, Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -368,7 +370,7 @@ fn lagging_standby(
                     );
                     continue;
                 }
-                if behind && st.lagged_for != st.writes {
+                if behind && (st.lagged_for != st.writes || !catches_up) {
                     st.lagged_for = st.writes;
                     st.made_to_wait += 1;
                     respond(&mut c, 412, r#"{"errors":[]}"#.into());
@@ -407,7 +409,7 @@ fn bootstrap_through_a_standby_without_its_active_node_waits_for_each_write() {
     let bao = start_dev(&s);
     std::fs::write(s.join("token.txt"), "test-root-token\n").unwrap();
     let dead_port = free_port();
-    let (port, log) = lagging_standby(bao.port, dead_port);
+    let (port, log) = lagging_standby(bao.port, dead_port, true);
     let addr = format!("http://127.0.0.1:{port}");
     let o = ok(&s.uca(&bootstrap_args(&addr, &[])));
     let text = stdout(&o);
@@ -425,4 +427,26 @@ fn bootstrap_through_a_standby_without_its_active_node_waits_for_each_write() {
         log.writes,
         log.made_to_wait
     );
+}
+
+/// A standby that never applies our writes: bootstrap asks again for a
+/// bounded time, then fails naming the lag, and never claims success.
+#[test]
+fn bootstrap_through_a_standby_that_never_catches_up_fails_in_bounded_time() {
+    let s = Scratch::new();
+    s.init_ca(&["--permit", "internal"]);
+    let bao = start_dev(&s);
+    std::fs::write(s.join("token.txt"), "test-root-token\n").unwrap();
+    let (port, log) = lagging_standby(bao.port, free_port(), false);
+    let addr = format!("http://127.0.0.1:{port}");
+    let start = Instant::now();
+    let o = s.uca(&bootstrap_args(&addr, &[]));
+    let msg = fails_with(
+        &o,
+        &format!("Vault at {addr} did not catch up with our last write within 30 s"),
+    );
+    assert!(msg.contains("HTTP 412"), "{msg}");
+    assert!(!stdout(&o).contains("bootstrap complete"), "{}", stdout(&o));
+    assert!(start.elapsed() < Duration::from_secs(60));
+    assert!(log.lock().unwrap().made_to_wait > 10);
 }
