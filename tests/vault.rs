@@ -627,30 +627,19 @@ fn offline_commands_run_as_printed_against_a_real_server() {
         "web",
     ]));
     let script = stdout(&o);
-    // Every command line, as printed; only the two placeholders that name
-    // what earlier commands answered are filled in, as a person would.
+    // Every command line, as printed, the probe's `uca verify` included;
+    // only the two placeholders that name what earlier commands answered
+    // are filled in, as a person would.
     let mut issuer_id = String::new();
     let mut serial16 = String::new();
     let mut ran = 0;
     for line in script
         .lines()
-        .filter(|l| l.starts_with("bao ") || l.starts_with("uca "))
+        .filter(|l| l.starts_with("bao ") || l.starts_with("uca ") || l.starts_with("{ bao "))
     {
         let line = line
             .replace("ISSUER_ID", &issuer_id)
             .replace("SERIAL16", &serial16);
-        if line.starts_with("uca verify probe.pem") {
-            // The comment before it says to extract the probe's files.
-            let probe: serde_json::Value =
-                serde_json::from_str(&std::fs::read_to_string(s.join("probe.json")).unwrap())
-                    .unwrap();
-            let mut pem = probe["data"]["certificate"].as_str().unwrap().to_string();
-            for c in probe["data"]["ca_chain"].as_array().unwrap() {
-                pem.push('\n');
-                pem.push_str(c.as_str().unwrap());
-            }
-            write_pem(&s, "probe.pem", &pem);
-        }
         let (good, out, err) = run_printed(&s, &line, &env);
         assert!(good, "{line}\n{out}{err}");
         ran += 1;
@@ -677,6 +666,27 @@ fn offline_commands_run_as_printed_against_a_real_server() {
         }
     }
     assert_eq!(ran, 11, "{script}");
+    // The probe lines ran as printed: probe.pem is the leaf, then the chain
+    // that reaches the root, each PEM block on lines of its own.
+    let probe = std::fs::read_to_string(s.join("probe.pem")).unwrap();
+    assert!(
+        probe.matches("-----BEGIN CERTIFICATE-----\n").count() >= 2
+            && !probe.contains("----------"),
+        "probe.pem is not the leaf and its chain: {probe}"
+    );
+    let (okv, out) = run(
+        "openssl",
+        &[
+            "verify",
+            "-CAfile",
+            "ca/ca.pem",
+            "-untrusted",
+            "probe.pem",
+            "probe.pem",
+        ],
+        s.path(),
+    );
+    assert!(okv, "{out}");
     // The issuer carries the name from the ledger's serial.
     let (good, out, err) = bao_cli(
         &["read", "-field=issuer_name", "pki_int/issuer/default"],

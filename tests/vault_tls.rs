@@ -528,18 +528,20 @@ fn raft_cluster_joins_over_mutual_tls_with_node_certificates() {
             "{retry_join}"
         );
     }
-    // The same two files on every node, as an operator would use them: the
-    // listener's address and NODE made that node's own.
+    // The same two files on every node, as an operator would use them: NODE
+    // (its certificate, api_addr and cluster_addr) and the listener's
+    // address made that node's own.
     let mut nodes = Vec::new();
     for (i, ip) in [(1, "127.0.0.1"), (2, "127.0.0.2")] {
         let raft = s.join(&format!("raft{i}"));
         std::fs::create_dir(&raft).unwrap();
         let config = format!(
-            "storage \"raft\" {{\n  path = \"{}\"\n  node_id = \"node{i}\"\n{}}}\n{}\napi_addr = \"https://{ip}:{port}\"\ncluster_addr = \"https://{ip}:{}\"\ndisable_mlock = true\n",
+            "storage \"raft\" {{\n  path = \"{}\"\n  node_id = \"node{i}\"\n{}}}\n{}\ndisable_mlock = true\n",
             raft.display(),
             retry_join.replace("/NODE/", &format!("/{ip}/")),
-            listener.replace("\"127.0.0.1:", &format!("\"{ip}:")),
-            port + 1
+            listener
+                .replace("NODE", ip)
+                .replace("\"127.0.0.1:", &format!("\"{ip}:")),
         );
         nodes.push(start_node(&s, &format!("node{i}"), &config, ip, port));
     }

@@ -449,7 +449,7 @@ pub fn execute(
     source: SignerSource<'_>,
     say: &mut dyn FnMut(&str),
 ) -> Result<BootstrapOutcome> {
-    let client = VaultClient::connect(&req.conn)?;
+    let (client, clustered) = active_node(VaultClient::connect(&req.conn)?, say)?;
     let (connected, mounts) = preflight(&client)?;
     say(&connected);
     let state = inspect_mount(&client, req, store, &mounts)?;
@@ -480,7 +480,7 @@ pub fn execute(
             Some(install_intermediate(&client, req, store, source, say)?)
         }
     };
-    configure_urls(&client, req, say)?;
+    configure_urls(&client, req, clustered, say)?;
     ensure_role(&client, req, say)?;
     let probe_subject = probe(&client, req, store, say)?;
     Ok(BootstrapOutcome {
@@ -488,6 +488,76 @@ pub fn execute(
         intermediate_serial: serial,
         probe_subject: Some(probe_subject),
     })
+}
+
+/// The node bootstrap talks to. A standby answers reads from state that
+/// lags the active node (a mount just enabled is not there yet), so
+/// bootstrap moves to the active node the standby names in sys/leader,
+/// with the same TLS settings, client certificate, token and namespace;
+/// the active node's certificate must name the address it advertises. If
+/// the active node cannot be used, bootstrap stays on the given node and
+/// makes every request wait until that node has applied our last write.
+/// A node that is not part of an HA cluster, or that is not unsealed
+/// (preflight says which), is used as given. Also says whether the node
+/// is part of an HA cluster.
+fn active_node(client: VaultClient, say: &mut dyn FnMut(&str)) -> Result<(VaultClient, bool)> {
+    let (status, leader) = client.get("sys/leader")?;
+    let clustered = status == 200 && leader.get("ha_enabled") == Some(&Value::Bool(true));
+    let standby = clustered && leader.get("is_self") == Some(&Value::Bool(false));
+    if !standby {
+        return Ok((client, clustered));
+    }
+    let active = leader
+        .get("leader_address")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .trim_end_matches('/');
+    if active.is_empty() {
+        return Err(Error::msg(format!(
+            "Vault at {} is a standby and names no active node (an election may be under way): try again shortly, or pass the active node's address as --addr",
+            client.addr()
+        )));
+    }
+    let active_text = names::printable(active);
+    match usable_active_node(&client, active) {
+        Ok(node) => {
+            say(&format!(
+                "node {} is a standby; bootstrapping through the active node {active_text}",
+                client.addr()
+            ));
+            Ok((node, true))
+        }
+        Err(why) => {
+            say(&format!(
+                "node {} is a standby and the active node {active_text} cannot be used ({why}); bootstrapping through {} and making each step wait until it has applied the previous write",
+                client.addr(),
+                client.addr()
+            ));
+            Ok((client.reading_own_writes(), true))
+        }
+    }
+}
+
+/// The active node at `active`, reached with `client`'s settings, if it
+/// answers and says it is the active node.
+fn usable_active_node(client: &VaultClient, active: &str) -> Result<VaultClient> {
+    let scheme = |a: &str| a.split_once("://").map(|(s, _)| s.to_string());
+    let well_formed = active.chars().all(|c| c.is_ascii_graphic());
+    if !well_formed || scheme(active).is_none() || scheme(active) != scheme(client.addr()) {
+        return Err(Error::msg(format!(
+            "its address is not a {} URL",
+            scheme(client.addr()).unwrap_or_default()
+        )));
+    }
+    let node = client.for_node(active);
+    let (status, leader) = node.get("sys/leader")?;
+    if status == 200 && leader.get("is_self") == Some(&Value::Bool(true)) {
+        Ok(node)
+    } else {
+        Err(Error::msg(format!(
+            "it answered HTTP {status} and does not say it is the active node"
+        )))
+    }
 }
 
 /// What the mount holds before bootstrap changes anything.
@@ -726,10 +796,13 @@ fn install_intermediate(
     Ok(serial)
 }
 
-/// The issuing and CRL URLs, written before the first certificate.
+/// The issuing and CRL URLs, written before the first certificate. By
+/// default they name the node bootstrap talks to, which in a cluster is
+/// one node among several: said, with the options that name all of them.
 fn configure_urls(
     client: &VaultClient,
     req: &BootstrapRequest,
+    clustered: bool,
     say: &mut dyn FnMut(&str),
 ) -> Result<()> {
     let base = format!("{}/v1/{}", client.addr(), req.mount);
@@ -744,6 +817,12 @@ fn configure_urls(
         "configure the issuing and CRL URLs",
     )?;
     say(&format!("configured URLs: issuing {issuing}, CRL {crl}"));
+    if clustered && (req.issuing_url.is_none() || req.crl_url.is_none()) {
+        say(&format!(
+            "note: in an HA cluster these URLs should name every node, not {}: pass --issuing-url and --crl-url with a name all nodes answer to (a --host name of uca vault tls)",
+            client.addr()
+        ));
+    }
     Ok(())
 }
 

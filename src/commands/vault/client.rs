@@ -3,9 +3,10 @@
 //! client certificate for mTLS listeners. Every failure is turned into a
 //! sentence that says which side refused what.
 
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use zeroize::Zeroizing;
@@ -52,7 +53,16 @@ pub struct VaultClient {
     cacert: Option<PathBuf>,
     has_client_cert: bool,
     namespace: Option<String>,
+    /// Read-after-write consistency through a standby: the `X-Vault-Index`
+    /// of our last write, sent back with every later request so that a
+    /// node that has not applied it yet says so instead of answering from
+    /// stale state. None: not asked for.
+    write_index: Option<RefCell<Option<String>>>,
 }
+
+/// How long a request waits in all for a lagging standby to catch up
+/// with our writes.
+const CATCH_UP: Duration = Duration::from_secs(30);
 
 /// Reads the token: `--token-file`, then VAULT_TOKEN, then BAO_TOKEN; never
 /// argv. The variables are removed from the environment once read.
@@ -174,7 +184,32 @@ impl VaultClient {
             cacert: conn.cacert.clone(),
             has_client_cert,
             namespace,
+            write_index: None,
         })
+    }
+
+    /// The same credentials and TLS settings (CA, client certificate,
+    /// token, namespace) for another node of the cluster, e.g. the active
+    /// node a standby names. Its certificate is checked against `addr`.
+    pub fn for_node(&self, addr: &str) -> VaultClient {
+        VaultClient {
+            agent: self.agent.clone(),
+            addr: addr.trim_end_matches('/').to_string(),
+            token: self.token.clone(),
+            cacert: self.cacert.clone(),
+            has_client_cert: self.has_client_cert,
+            namespace: self.namespace.clone(),
+            write_index: None,
+        }
+    }
+
+    /// This client, waiting for its own writes: every request after a
+    /// write carries the write's `X-Vault-Index`, and a node that has not
+    /// applied it yet (HTTP 412, or OpenBao's 429 with Retry-After) is
+    /// asked again until it has, for at most 30 s.
+    pub fn reading_own_writes(mut self) -> VaultClient {
+        self.write_index = Some(RefCell::new(None));
+        self
     }
 
     pub fn addr(&self) -> &str {
@@ -185,12 +220,12 @@ impl VaultClient {
         self.namespace.as_deref()
     }
 
-    /// The namespace header for `path`, if any: sys/health belongs to the
-    /// root namespace, and Vault refuses it inside one.
+    /// The namespace header for `path`, if any: sys/health and sys/leader
+    /// belong to the root namespace, and Vault refuses them inside one.
     fn namespace_for(&self, path: &str) -> Option<&str> {
         self.namespace
             .as_deref()
-            .filter(|_| !path.starts_with("sys/health"))
+            .filter(|_| !is_cluster_status(path))
     }
 
     fn explain(&self, method: &str, path: &str, e: ureq::Error) -> Error {
@@ -245,9 +280,17 @@ impl VaultClient {
         method: &str,
         path: &str,
         resp: std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error>,
-    ) -> Result<(u16, Value)> {
+    ) -> Result<Answer> {
         let mut resp = resp.map_err(|e| self.explain(method, path, e))?;
         let status = resp.status().as_u16();
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let index = header("x-vault-index");
+        let retry_after = header("retry-after");
         let text = resp
             .body_mut()
             .read_to_string()
@@ -262,29 +305,88 @@ impl VaultClient {
                 "Vault refused the token (403 permission denied) for {method} /v1/{path}: check --token-file, VAULT_TOKEN or BAO_TOKEN and the token's policy"
             )));
         }
-        Ok((status, body))
+        Ok(Answer {
+            status,
+            body,
+            index,
+            retry_after,
+        })
     }
 
-    /// Every request carries the token and, outside sys/health, the
-    /// namespace.
+    /// Every request carries the token and, outside sys/health and
+    /// sys/leader, the namespace and (when reading our own writes) the
+    /// index of our last write.
     fn authorised<B>(&self, rb: ureq::RequestBuilder<B>, path: &str) -> ureq::RequestBuilder<B> {
-        let rb = rb.header("X-Vault-Token", self.token.as_str());
-        match self.namespace_for(path) {
-            Some(ns) => rb.header("X-Vault-Namespace", ns),
+        let mut rb = rb.header("X-Vault-Token", self.token.as_str());
+        if let Some(ns) = self.namespace_for(path) {
+            rb = rb.header("X-Vault-Namespace", ns);
+        }
+        match self.sent_index(path) {
+            Some(index) => rb
+                .header("X-Vault-Index", index)
+                .header("X-Vault-Inconsistent", "fail"),
             None => rb,
+        }
+    }
+
+    fn sent_index(&self, path: &str) -> Option<String> {
+        let cell = self.write_index.as_ref()?;
+        let index = cell.borrow().clone();
+        index.filter(|_| !is_cluster_status(path))
+    }
+
+    /// Sends one request; a node that has not caught up with our last
+    /// write is asked again, within [`CATCH_UP`].
+    fn send(
+        &self,
+        method: &str,
+        path: &str,
+        once: &dyn Fn() -> std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<(u16, Value)> {
+        let deadline = Instant::now() + CATCH_UP;
+        loop {
+            let waited_for = self.sent_index(path);
+            let answer = self.finish(method, path, once())?;
+            let lagging = waited_for.is_some()
+                && (answer.status == 412 || (answer.status == 429 && answer.retry_after.is_some()));
+            if !lagging {
+                if let (Some(cell), Some(index), true) =
+                    (&self.write_index, answer.index, method == "POST")
+                {
+                    *cell.borrow_mut() = Some(index);
+                }
+                return Ok((answer.status, answer.body));
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::msg(format!(
+                    "Vault at {} did not catch up with our last write within {} s ({method} /v1/{path} answered HTTP {}): the standby lags the active node; bootstrap through the active node",
+                    self.addr,
+                    CATCH_UP.as_secs(),
+                    answer.status
+                )));
+            }
+            let pause = answer
+                .retry_after
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .map_or(Duration::from_millis(250), |secs| {
+                    Duration::from_secs(secs).min(Duration::from_secs(1))
+                });
+            std::thread::sleep(pause.max(Duration::from_millis(100)));
         }
     }
 
     pub fn get(&self, path: &str) -> Result<(u16, Value)> {
         let url = format!("{}/v1/{path}", self.addr);
-        let resp = self.authorised(self.agent.get(url), path).call();
-        self.finish("GET", path, resp)
+        self.send("GET", path, &|| {
+            self.authorised(self.agent.get(&url), path).call()
+        })
     }
 
     pub fn post(&self, path: &str, body: &Value) -> Result<(u16, Value)> {
         let url = format!("{}/v1/{path}", self.addr);
-        let resp = self.authorised(self.agent.post(url), path).send_json(body);
-        self.finish("POST", path, resp)
+        self.send("POST", path, &|| {
+            self.authorised(self.agent.post(&url), path).send_json(body)
+        })
     }
 
     /// POST that must succeed (2xx); anything else is an error quoting
@@ -304,6 +406,20 @@ impl VaultClient {
             (status, v) => Err(refused(doing, status, path, &v)),
         }
     }
+}
+
+/// What one request got back.
+struct Answer {
+    status: u16,
+    body: Value,
+    index: Option<String>,
+    retry_after: Option<String>,
+}
+
+/// Paths about the cluster itself, answered by every node for the root
+/// namespace: never sent a namespace or a write index.
+fn is_cluster_status(path: &str) -> bool {
+    path.starts_with("sys/health") || path.starts_with("sys/leader")
 }
 
 /// Vault's `{"errors": [...]}` as one line.

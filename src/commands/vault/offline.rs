@@ -165,19 +165,22 @@ pub fn render(r: &OfflineRequest) -> String {
             .map(String::as_str)
             .unwrap_or("example.internal")
     );
+    // probe.pem holds the leaf and then the chain of the mount's
+    // default issuer, which the role issues from: `uca verify` then builds
+    // the path to the root from the file alone, and a leaf from any other
+    // issuer does not verify.
     let _ = writeln!(
         s,
         "\n# 4. Probe: issue through the role and verify against the root."
     );
+    // `-field` prints no newline into a file: the `echo` keeps the chain's
+    // first line apart from the leaf's last.
     let _ = writeln!(
         s,
-        "{v} write -format=json {} common_name={} ttl=5m > probe.json",
+        "{{ {v} write -field=certificate {} common_name={} ttl=5m; echo; {v} read -field=certificate {}; }} > probe.pem",
         q(format!("{m}/issue/{}", r.role)),
-        sh(&probe)
-    );
-    let _ = writeln!(
-        s,
-        "# extract .data.certificate to probe.pem and .data.ca_chain to probe-chain.pem, then:"
+        sh(&probe),
+        q(format!("{m}/cert/ca_chain"))
     );
     let _ = writeln!(
         s,

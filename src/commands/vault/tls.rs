@@ -7,7 +7,9 @@
 //! ```text
 //! OUT/listener/{cert,key,chain,ca}.pem     the listener certificate
 //! OUT/operators/NAME/{cert,key,chain,ca}.pem
-//! OUT/nodes/NAME/{cert,key,chain,ca}.pem   raft members (server + client)
+//! OUT/nodes/NAME/{cert,key,chain,ca}.pem   raft members (server + client):
+//!                                          NAME and every --host; with --node
+//!                                          each node's listener certificate
 //! OUT/listener.hcl                         listener "tcp" { ... }
 //! OUT/retry_join.hcl                       only with --node
 //! OUT/storage/..., OUT/storage.hcl          only with --storage (see storage.rs)
@@ -59,18 +61,42 @@ fn hcl_string(p: &Path) -> String {
     )
 }
 
-fn listener_stanza(out: &Path, address: &str, port: u16) -> String {
-    let l = out.join("listener");
-    format!(
-        "# Vault/OpenBao listener with mutual TLS, from uca vault tls.\n\
-         listener \"tcp\" {{\n  address = \"{address}:{port}\"\n  cluster_address = \"{address}:{cluster}\"\n  \
+/// The `listener "tcp"` stanza. Without `--node` it serves the listener
+/// certificate; with `--node` every node serves its own certificate, which
+/// names the node and every `--host` name, so that a node answers to the
+/// name the others join it by and to the names clients use. Then the
+/// stanza is the same file on every node, with NODE standing for that
+/// node's own name, and `api_addr`/`cluster_addr` name the node too: a
+/// standby reports the active node by its `api_addr`, and clients sent
+/// there check the certificate against that name.
+fn listener_stanza(out: &Path, address: &str, port: u16, per_node: bool) -> String {
+    let (dir, head) = if per_node {
+        (
+            out.join("nodes").join("NODE"),
+            "# Vault/OpenBao listener with mutual TLS, from uca vault tls: the same on every node,\n\
+             # with NODE replaced by that node's own --node name (an IPv6 address in [] inside URLs).\n",
+        )
+    } else {
+        (
+            out.join("listener"),
+            "# Vault/OpenBao listener with mutual TLS, from uca vault tls.\n",
+        )
+    };
+    let cluster = port.saturating_add(1);
+    let mut s = format!(
+        "{head}listener \"tcp\" {{\n  address = \"{address}:{port}\"\n  cluster_address = \"{address}:{cluster}\"\n  \
          tls_cert_file = {cert}\n  tls_key_file = {key}\n  tls_client_ca_file = {ca}\n  \
          tls_require_and_verify_client_cert = true\n  tls_min_version = \"tls12\"\n}}\n",
-        cluster = port.saturating_add(1),
-        cert = hcl_string(&l.join("cert.pem")),
-        key = hcl_string(&l.join("key.pem")),
-        ca = hcl_string(&l.join("ca.pem")),
-    )
+        cert = hcl_string(&dir.join("cert.pem")),
+        key = hcl_string(&dir.join("key.pem")),
+        ca = hcl_string(&dir.join("ca.pem")),
+    );
+    if per_node {
+        s.push_str(&format!(
+            "api_addr = \"https://NODE:{port}\"\ncluster_addr = \"https://NODE:{cluster}\"\n"
+        ));
+    }
+    s
 }
 
 fn retry_join_stanza(out: &Path, nodes: &[String], port: u16) -> String {
@@ -169,7 +195,7 @@ pub fn run(req: &TlsRequest) -> Result<TlsReport> {
             req.key,
             req.days,
             validity,
-            Vec::new(),
+            hosts.clone(),
             "nodes",
         ));
     }
@@ -229,7 +255,7 @@ pub fn run(req: &TlsRequest) -> Result<TlsReport> {
     let out_abs = fsutil::resolve(&req.out)?;
     fsutil::write_atomic(
         &listener_hcl,
-        listener_stanza(&out_abs, &req.address, req.port).as_bytes(),
+        listener_stanza(&out_abs, &req.address, req.port, !req.nodes.is_empty()).as_bytes(),
         Mode::Public,
         req.force,
         true,
@@ -260,4 +286,26 @@ pub fn run(req: &TlsRequest) -> Result<TlsReport> {
         retry_join_hcl,
         storage_hcl,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::listener_stanza;
+    use std::path::Path;
+
+    #[test]
+    fn with_nodes_each_node_serves_its_own_certificate_and_advertises_its_name() {
+        let single = listener_stanza(Path::new("/v"), "0.0.0.0", 8200, false);
+        assert!(single.contains("tls_cert_file = \"/v/listener/cert.pem\""));
+        assert!(!single.contains("NODE") && !single.contains("api_addr"));
+        let nodes = listener_stanza(Path::new("/v"), "0.0.0.0", 8200, true);
+        for line in [
+            "tls_cert_file = \"/v/nodes/NODE/cert.pem\"",
+            "tls_key_file = \"/v/nodes/NODE/key.pem\"",
+            "api_addr = \"https://NODE:8200\"",
+            "cluster_addr = \"https://NODE:8201\"",
+        ] {
+            assert!(nodes.contains(line), "{line} missing in:\n{nodes}");
+        }
+    }
 }
