@@ -36,6 +36,7 @@ tests=(
     pkcs12
     registry
     vault_tls
+    vault_ha
     nonroot
 )
 if [ $# -gt 0 ]; then
