@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{fails_with, ok, run, stdout, Scratch};
+use common::{fails_with, ok, openssl_csr, run, stdout, Scratch};
 
 /// Replaces `from` with `to` in ca/ca.toml, asserting it was there.
 fn edit_settings(s: &Scratch, from: &str, to: &str) {
@@ -30,36 +30,12 @@ fn issue(s: &Scratch, extra: &[&str]) -> std::process::Output {
     s.uca(&args)
 }
 
-fn intermediate_csr(s: &Scratch) -> String {
-    let (made, out) = run(
-        "openssl",
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "int.key",
-            "-subj",
-            "/CN=Edited Intermediate",
-            "-out",
-            "int.csr",
-        ],
-        s.path(),
-    );
-    assert!(made, "{out}");
-    "int.csr".to_string()
-}
-
 #[test]
 fn the_path_length_comes_from_the_certificate_not_ca_toml() {
     let s = Scratch::new();
     s.init_ca(&["--pathlen", "0"]);
     edit_settings(&s, "pathlen = 0", "pathlen = 3");
-    let csr = intermediate_csr(&s);
+    let csr = openssl_csr(&s, "int", "/CN=Edited Intermediate", &[]);
     let pass = s.pass_file();
     fails_with(
         &s.uca(&[

@@ -427,33 +427,6 @@ fn existing_output_needs_force_and_force_replaces_it() {
     assert_eq!(ledger.lines().count(), 2);
 }
 
-fn openssl_csr(s: &Scratch, name: &str, subj: &str, exts: &[&str]) -> String {
-    let csr = format!("{name}.csr");
-    let key = format!("{name}.key");
-    let mut args = vec![
-        "req",
-        "-new",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        &key,
-        "-subj",
-        subj,
-        "-out",
-        &csr,
-    ];
-    for e in exts {
-        args.push("-addext");
-        args.push(e);
-    }
-    let (ok, out) = run("openssl", &args, s.path());
-    assert!(ok, "{out}");
-    csr
-}
-
 #[test]
 fn sign_takes_only_subject_key_and_sans_from_a_csr() {
     let s = Scratch::new();

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{fails_with, ok, run, stdout, Scratch};
+use common::{fails_with, ok, openssl_csr, run, stdout, Scratch};
 
 /// A CA constrained to `internal` and 10.0.0.0/8, path length 1.
 fn constrained_ca(s: &Scratch) {
@@ -22,35 +22,6 @@ fn constrained_ca(s: &Scratch) {
 
 fn pass(s: &Scratch) -> String {
     s.pass_file().to_str().unwrap().to_string()
-}
-
-/// An EC P-256 CSR made by OpenSSL; returns its file name.
-fn openssl_csr(s: &Scratch, name: &str, subj: &str, exts: &[&str]) -> String {
-    let csr = format!("{name}.csr");
-    let key = format!("{name}.key");
-    let mut args = vec![
-        "req",
-        "-new",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-multivalue-rdn",
-        "-keyout",
-        &key,
-        "-subj",
-        subj,
-        "-out",
-        &csr,
-    ];
-    for e in exts {
-        args.push("-addext");
-        args.push(e);
-    }
-    let (ok, out) = run("openssl", &args, s.path());
-    assert!(ok, "{out}");
-    csr
 }
 
 fn sign(s: &Scratch, csr: &str, extra: &[&str]) -> std::process::Output {

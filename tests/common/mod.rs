@@ -313,3 +313,34 @@ pub fn accept_within(
         }
     }
 }
+
+/// NAME.csr and NAME.key made by OpenSSL (P-256) for `subj`, with each of
+/// `exts` as an `-addext`; `+` in `subj` joins attributes into one RDN.
+/// Returns the CSR's file name.
+pub fn openssl_csr(s: &Scratch, name: &str, subj: &str, exts: &[&str]) -> String {
+    let csr = format!("{name}.csr");
+    let key = format!("{name}.key");
+    let mut args = vec![
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-multivalue-rdn",
+        "-keyout",
+        &key,
+        "-subj",
+        subj,
+        "-out",
+        &csr,
+    ];
+    for e in exts {
+        args.push("-addext");
+        args.push(e);
+    }
+    let (ok, out) = run("openssl", &args, s.path());
+    assert!(ok, "{out}");
+    csr
+}
