@@ -6,6 +6,7 @@ use std::path::PathBuf;
 pub use crate::commands::verify::VerifyArgs;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::commands::args::{LeafArgs, PassphraseArgs};
 use crate::pki::keys::KeyType;
 use crate::pki::profile::Profile;
 
@@ -61,13 +62,6 @@ pub enum Command {
 }
 
 #[derive(Debug, Args)]
-pub struct PassphraseArgs {
-    /// Read the CA passphrase from FILE (one line; a trailing newline is ignored)
-    #[arg(long, value_name = "FILE")]
-    pub passphrase_file: Option<PathBuf>,
-}
-
-#[derive(Debug, Args)]
 pub struct InitArgs {
     /// CA directory to create (must be new or empty)
     #[arg(long, value_name = "DIR")]
@@ -95,21 +89,6 @@ pub struct InitArgs {
     /// Generate a random passphrase and store it in DIR/private/passphrase (0400) until `uca seal`
     #[arg(long, conflicts_with = "passphrase_file")]
     pub generate_passphrase: bool,
-}
-
-/// Key type and validity of the certificates a command issues, and whether
-/// it may replace what is there: the same for issue, registry and vault tls.
-#[derive(Debug, Args)]
-pub struct LeafArgs {
-    /// Key type of the issued keys
-    #[arg(long, value_enum, default_value_t = KeyType::EcP256)]
-    pub key: KeyType,
-    /// Validity in days
-    #[arg(long, value_name = "N", default_value_t = 397)]
-    pub days: u32,
-    /// Replace existing output
-    #[arg(long)]
-    pub force: bool,
 }
 
 #[derive(Debug, Args)]

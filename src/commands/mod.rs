@@ -3,6 +3,7 @@
 //! taking its request and returning its report. Uses `ca`, `pki` and
 //! `support`; `cli.rs` and `app.rs` above parse the command line and print.
 
+pub mod args;
 pub mod ceremony;
 pub mod check;
 pub mod init;
