@@ -22,36 +22,7 @@ pub fn run(cli: Cli) -> Result<u8> {
 /// its work is done, so a failure to print says whether it was.
 fn run_command(cli: Cli, out: &mut Stdout) -> Result<u8> {
     match cli.command {
-        Command::Init(a) => {
-            let report = init::run(&init::InitRequest {
-                dir: a.dir,
-                name: a.name,
-                key: a.key,
-                days: a.days,
-                pathlen: a.pathlen,
-                permits: a.permit,
-                san_rules: a.san_rule,
-                passphrase_file: a.passphrase.passphrase_file,
-                generate_passphrase: a.generate_passphrase,
-            })?;
-            let d = report.dir.display();
-            out.work_done(format!("the CA was created in {d}"));
-            writeln!(out, "created CA in {d}")?;
-            writeln!(out, "  certificate  {d}/ca.pem (give this to every client)")?;
-            writeln!(
-                out,
-                "  key          {d}/private/ca-key.pem (encrypted PKCS#8)"
-            )?;
-            if report.passphrase_stored {
-                writeln!(
-                    out,
-                    "  passphrase   {d}/private/passphrase (destroyed by: uca seal --dir {d})"
-                )?;
-            }
-            writeln!(out, "  expires      {}", report.not_after)?;
-            writeln!(out, "  SHA-256      {}", report.fingerprint)?;
-            Ok(0)
-        }
+        Command::Init(a) => init::run(a, out),
         Command::Issue(a) => {
             let what = match a.plan {
                 Some(plan) => issue::IssueWhat::Plan(plan),

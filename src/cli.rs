@@ -7,6 +7,7 @@ pub use crate::commands::verify::VerifyArgs;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::commands::args::{LeafArgs, PassphraseArgs};
+use crate::commands::init::InitArgs;
 use crate::pki::keys::KeyType;
 use crate::pki::profile::Profile;
 
@@ -59,36 +60,6 @@ pub enum Command {
     Check(CheckArgs),
     /// Print a shell completion script
     Completions(CompletionsArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct InitArgs {
-    /// CA directory to create (must be new or empty)
-    #[arg(long, value_name = "DIR")]
-    pub dir: PathBuf,
-    /// The CA's common name, e.g. "Acme Internal Root"
-    #[arg(long, value_name = "NAME")]
-    pub name: String,
-    /// Key type of the CA
-    #[arg(long, value_enum, default_value_t = KeyType::EcP256)]
-    pub key: KeyType,
-    /// Validity of the CA certificate in days
-    #[arg(long, value_name = "N", default_value_t = 3650)]
-    pub days: u32,
-    /// How many intermediate CAs may hang below the root (1 lets Vault/OpenBao be one)
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    pub pathlen: u8,
-    /// Permitted name subtree (repeatable): a DNS suffix such as `internal` or an IP range such as 10.0.0.0/8
-    #[arg(long, value_name = "SUFFIX_OR_CIDR")]
-    pub permit: Vec<String>,
-    /// Default SAN rule for `uca issue` (repeatable): base, none, or a template like '{base}.svc.internal'
-    #[arg(long, value_name = "RULE")]
-    pub san_rule: Vec<String>,
-    #[command(flatten)]
-    pub passphrase: PassphraseArgs,
-    /// Generate a random passphrase and store it in DIR/private/passphrase (0400) until `uca seal`
-    #[arg(long, conflicts_with = "passphrase_file")]
-    pub generate_passphrase: bool,
 }
 
 #[derive(Debug, Args)]
