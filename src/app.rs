@@ -173,52 +173,7 @@ fn run_command(cli: Cli, out: &mut Stdout) -> Result<u8> {
             }
             Ok(0)
         }
-        Command::Sign(a) => {
-            let report = sign::run(&sign::SignRequest {
-                dir: a.dir,
-                csr: a.csr,
-                options: crate::ca::signing::SignOptions {
-                    profile: a.profile,
-                    intermediate: a.intermediate,
-                    pathlen: a.pathlen,
-                    permits: a.permit,
-                    sans: a.san,
-                    days: a.days,
-                },
-                out: a.out,
-                chain: a.chain,
-                force: a.force,
-                passphrase_file: a.passphrase.passphrase_file,
-            })?;
-            out.work_done(match &report.out {
-                Some(path) => format!(
-                    "serial {} was signed and written to {}",
-                    report.serial,
-                    path.display()
-                ),
-                None => format!(
-                    "serial {} was signed and recorded in the ledger; it was only to be printed, so sign the CSR again with --out FILE",
-                    report.serial
-                ),
-            });
-            match &report.out {
-                Some(path) => writeln!(
-                    out,
-                    "signed {}: {}  serial {}  expires {}{}",
-                    report.subject,
-                    path.display(),
-                    report.serial,
-                    report.not_after,
-                    if report.sans.is_empty() {
-                        String::new()
-                    } else {
-                        format!("  SANs {}", report.sans.join(", "))
-                    }
-                )?,
-                None => write!(out, "{}", report.pem)?,
-            }
-            Ok(0)
-        }
+        Command::Sign(a) => sign::run(a, out),
         Command::Seal(a) => {
             let used_file = a.passphrase.passphrase_file.clone();
             let r = seal::run(&a.dir, a.passphrase.passphrase_file.as_ref(), a.destroy_key)?;

@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::commands::args::{LeafArgs, PassphraseArgs};
 use crate::commands::init::InitArgs;
+use crate::commands::sign::SignArgs;
 use crate::pki::keys::KeyType;
 use crate::pki::profile::Profile;
 
@@ -112,45 +113,6 @@ pub struct CeremonyArgs {
     /// Print a JSON summary
     #[arg(long)]
     pub json: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct SignArgs {
-    /// CA directory
-    #[arg(long, value_name = "DIR")]
-    pub dir: PathBuf,
-    /// The certificate signing request (PEM or DER)
-    #[arg(value_name = "CSR")]
-    pub csr: PathBuf,
-    /// What a leaf certificate may be used for (ignored with --intermediate)
-    #[arg(long, value_enum, default_value_t = Profile::Both)]
-    pub profile: Profile,
-    /// Sign as an intermediate CA (e.g. for Vault/OpenBao)
-    #[arg(long)]
-    pub intermediate: bool,
-    /// Path length of the intermediate
-    #[arg(long, value_name = "N", default_value_t = 0, requires = "intermediate")]
-    pub pathlen: u8,
-    /// Narrow the intermediate's name constraints (repeatable; each within the root's)
-    #[arg(long, value_name = "SUFFIX_OR_CIDR", requires = "intermediate")]
-    pub permit: Vec<String>,
-    /// Extra SAN for a leaf (repeatable)
-    #[arg(long, value_name = "KIND:VALUE", conflicts_with = "intermediate")]
-    pub san: Vec<String>,
-    /// Validity in days (default 397 for leaves, 1825 for intermediates)
-    #[arg(long, value_name = "N")]
-    pub days: Option<u32>,
-    /// Write the certificate to FILE instead of standard output
-    #[arg(long, value_name = "FILE")]
-    pub out: Option<PathBuf>,
-    /// Append the CA certificate after the new certificate
-    #[arg(long)]
-    pub chain: bool,
-    /// Replace an existing --out file
-    #[arg(long)]
-    pub force: bool,
-    #[command(flatten)]
-    pub passphrase: PassphraseArgs,
 }
 
 #[derive(Debug, Args)]
