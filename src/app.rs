@@ -2,9 +2,8 @@
 //! module that does the work, and tells the user exactly what was written
 //! where.
 
-use crate::ca::seal;
 use crate::cli::{Cli, Command};
-use crate::commands::{ceremony, check, init, inspect, issue, registry, sign, verify};
+use crate::commands::{ceremony, check, init, inspect, issue, registry, seal, sign, verify};
 use crate::docs;
 use crate::support::error::Result;
 use crate::support::stdout::Stdout;
@@ -174,52 +173,7 @@ fn run_command(cli: Cli, out: &mut Stdout) -> Result<u8> {
             Ok(0)
         }
         Command::Sign(a) => sign::run(a, out),
-        Command::Seal(a) => {
-            let used_file = a.passphrase.passphrase_file.clone();
-            let r = seal::run(&a.dir, a.passphrase.passphrase_file.as_ref(), a.destroy_key)?;
-            let d = r.dir.display();
-            out.work_done(match &used_file {
-                Some(f) => format!(
-                    "{d} was sealed; the passphrase is still in {}: destroy that copy too",
-                    f.display()
-                ),
-                None => format!("{d} was sealed"),
-            });
-            if r.resumed {
-                writeln!(out, "completed the interrupted seal of {d}")?;
-            }
-            writeln!(
-                out,
-                "sealed {d} at {}: it will never issue or sign again",
-                r.sealed_at
-            )?;
-            writeln!(
-                out,
-                "  manifest     {d}/manifest.json ({} certificates)",
-                r.certificates
-            )?;
-            writeln!(out, "  signature    {d}/manifest.sig")?;
-            writeln!(
-                out,
-                "  passphrase   {}",
-                if r.passphrase_destroyed {
-                    "stored copy overwritten and removed"
-                } else {
-                    "none was stored in the CA directory"
-                }
-            )?;
-            if r.key_destroyed {
-                writeln!(out, "  key          overwritten and removed")?;
-            }
-            writeln!(out, "  check with   cd {d} && {}", r.verify_command)?;
-            if let Some(f) = used_file {
-                crate::support::stdout::to_stderr(&format!(
-                    "uca: note: the passphrase is still in {}; destroy that copy too",
-                    f.display()
-                ));
-            }
-            Ok(0)
-        }
+        Command::Seal(a) => seal::run(a, out),
         Command::Inspect(a) => {
             out.print(&inspect::render_file(&a.file, a.json)?)?;
             Ok(0)

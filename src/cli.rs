@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::commands::args::{LeafArgs, PassphraseArgs};
 use crate::commands::init::InitArgs;
+use crate::commands::seal::SealArgs;
 use crate::commands::sign::SignArgs;
 use crate::pki::keys::KeyType;
 use crate::pki::profile::Profile;
@@ -137,18 +138,6 @@ pub struct RegistryArgs {
     pub san: Vec<String>,
     #[command(flatten)]
     pub leaf: LeafArgs,
-    #[command(flatten)]
-    pub passphrase: PassphraseArgs,
-}
-
-#[derive(Debug, Args)]
-pub struct SealArgs {
-    /// CA directory
-    #[arg(long, value_name = "DIR")]
-    pub dir: PathBuf,
-    /// Also destroy the encrypted CA key
-    #[arg(long)]
-    pub destroy_key: bool,
     #[command(flatten)]
     pub passphrase: PassphraseArgs,
 }

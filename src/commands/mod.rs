@@ -10,6 +10,7 @@ pub mod init;
 pub mod inspect;
 pub mod issue;
 pub mod registry;
+pub mod seal;
 pub mod sign;
 pub mod vault;
 pub mod verify;
