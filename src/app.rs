@@ -174,10 +174,7 @@ fn run_command(cli: Cli, out: &mut Stdout) -> Result<u8> {
         }
         Command::Sign(a) => sign::run(a, out),
         Command::Seal(a) => seal::run(a, out),
-        Command::Inspect(a) => {
-            out.print(&inspect::render_file(&a.file, a.json)?)?;
-            Ok(0)
-        }
+        Command::Inspect(a) => inspect::run(a, out),
         Command::Verify(a) => {
             writeln!(out, "{}", verify::run(&a)?)?;
             Ok(0)

@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::commands::args::{LeafArgs, PassphraseArgs};
 use crate::commands::init::InitArgs;
+use crate::commands::inspect::InspectArgs;
 use crate::commands::seal::SealArgs;
 use crate::commands::sign::SignArgs;
 use crate::pki::keys::KeyType;
@@ -140,16 +141,6 @@ pub struct RegistryArgs {
     pub leaf: LeafArgs,
     #[command(flatten)]
     pub passphrase: PassphraseArgs,
-}
-
-#[derive(Debug, Args)]
-pub struct InspectArgs {
-    /// A PEM or DER file: certificate, chain, CSR, public or private key
-    #[arg(value_name = "FILE")]
-    pub file: PathBuf,
-    /// Print JSON instead of text
-    #[arg(long)]
-    pub json: bool,
 }
 
 #[derive(Debug, Args)]
