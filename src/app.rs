@@ -175,10 +175,7 @@ fn run_command(cli: Cli, out: &mut Stdout) -> Result<u8> {
         Command::Sign(a) => sign::run(a, out),
         Command::Seal(a) => seal::run(a, out),
         Command::Inspect(a) => inspect::run(a, out),
-        Command::Verify(a) => {
-            writeln!(out, "{}", verify::run(&a)?)?;
-            Ok(0)
-        }
+        Command::Verify(a) => verify::run(a, out),
         Command::Check(a) => {
             // "Could not check", not WARN, for a monitoring system.
             out.exit_on_failure(check::EXIT_UNCHECKED);
