@@ -7,6 +7,7 @@ pub use crate::commands::verify::VerifyArgs;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::commands::args::{LeafArgs, PassphraseArgs};
+use crate::commands::check::CheckArgs;
 use crate::commands::init::InitArgs;
 use crate::commands::inspect::InspectArgs;
 use crate::commands::seal::SealArgs;
@@ -141,19 +142,6 @@ pub struct RegistryArgs {
     pub leaf: LeafArgs,
     #[command(flatten)]
     pub passphrase: PassphraseArgs,
-}
-
-#[derive(Debug, Args)]
-pub struct CheckArgs {
-    /// Certificate files or directories (searched for .pem, .crt and .cert files)
-    #[arg(value_name = "PATH", required = true)]
-    pub paths: Vec<PathBuf>,
-    /// Warn when a certificate expires within this period (e.g. 30d, 12h, 2w)
-    #[arg(long, value_name = "PERIOD", default_value = "30d")]
-    pub within: String,
-    /// Print JSON instead of text
-    #[arg(long)]
-    pub json: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
