@@ -3,8 +3,9 @@
 //! where.
 
 use crate::cli::{Cli, Command};
-use crate::commands::{ceremony, check, init, inspect, issue, registry, seal, sign, verify};
-use crate::docs;
+use crate::commands::{
+    ceremony, check, completions, init, inspect, issue, registry, seal, sign, verify,
+};
 use crate::support::error::Result;
 use crate::support::stdout::Stdout;
 
@@ -177,13 +178,7 @@ fn run_command(cli: Cli, out: &mut Stdout) -> Result<u8> {
         Command::Inspect(a) => inspect::run(a, out),
         Command::Verify(a) => verify::run(a, out),
         Command::Check(a) => check::run(a, out),
-        Command::Completions(a) => {
-            // Rendered in memory: clap_complete panics on a failed write.
-            let mut script = Vec::new();
-            docs::completions(a.shell, &mut script);
-            out.print(&String::from_utf8_lossy(&script))?;
-            Ok(0)
-        }
+        Command::Completions(a) => completions::run(a, &mut crate::cli::command(), out),
     }
 }
 

@@ -4,10 +4,11 @@
 use std::path::PathBuf;
 
 pub use crate::commands::verify::VerifyArgs;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 use crate::commands::args::{LeafArgs, PassphraseArgs};
 use crate::commands::check::CheckArgs;
+use crate::commands::completions::CompletionsArgs;
 use crate::commands::init::InitArgs;
 use crate::commands::inspect::InspectArgs;
 use crate::commands::seal::SealArgs;
@@ -142,22 +143,6 @@ pub struct RegistryArgs {
     pub leaf: LeafArgs,
     #[command(flatten)]
     pub passphrase: PassphraseArgs,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum Shell {
-    Bash,
-    Zsh,
-    Fish,
-    Elvish,
-    Powershell,
-}
-
-#[derive(Debug, Args)]
-pub struct CompletionsArgs {
-    /// The shell to generate completions for
-    #[arg(value_enum)]
-    pub shell: Shell,
 }
 
 /// The clap command, for man pages and completions.

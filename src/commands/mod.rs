@@ -6,6 +6,7 @@
 pub mod args;
 pub mod ceremony;
 pub mod check;
+pub mod completions;
 pub mod init;
 pub mod inspect;
 pub mod issue;
