@@ -23,50 +23,7 @@ pub fn run(cli: Cli) -> Result<u8> {
 fn run_command(cli: Cli, out: &mut Stdout) -> Result<u8> {
     match cli.command {
         Command::Init(a) => init::run(a, out),
-        Command::Issue(a) => {
-            let what = match a.plan {
-                Some(plan) => issue::IssueWhat::Plan(plan),
-                None => issue::IssueWhat::Names {
-                    names: a.names,
-                    profile: a.profile,
-                    sans: a.san,
-                    san_rules: a.san_rule,
-                    key: a.leaf.key,
-                    days: a.leaf.days,
-                },
-            };
-            let per_line = matches!(what, issue::IssueWhat::Names { .. }) && !a.json;
-            let req = issue::IssueRequest {
-                dir: a.dir,
-                out: a.out.clone(),
-                what,
-                force: a.leaf.force,
-                passphrase_file: a.passphrase.passphrase_file,
-                progress: !a.json,
-            };
-            // A line that cannot be printed does not stop the issuance; the
-            // failure is reported once the work is done.
-            let summary = issue::run(&req, &mut |c| {
-                if per_line {
-                    let _ = writeln!(
-                        out,
-                        "issued {}: {}/{{cert,key,chain,ca}}.pem  serial {}  expires {}  SANs {}",
-                        c.name,
-                        c.target.display(),
-                        c.serial,
-                        c.not_after,
-                        c.sans.join(", ")
-                    );
-                }
-            })?;
-            out.work_done(format!(
-                "{} issued into {}",
-                certificates(summary.issued),
-                a.out.display()
-            ));
-            report_summary(out, &summary, &a.out, a.json, per_line)?;
-            Ok(0)
-        }
+        Command::Issue(a) => issue::run(a, out),
         Command::Ceremony(a) => {
             let report = ceremony::run(
                 &ceremony::CeremonyRequest {
@@ -182,62 +139,6 @@ fn run_command(cli: Cli, out: &mut Stdout) -> Result<u8> {
     }
 }
 
-/// "1 certificate", "2 certificates".
-fn certificates(n: u64) -> String {
-    format!("{n} certificate{}", if n == 1 { "" } else { "s" })
-}
-
-/// The end-of-run summary: counts, where, earliest expiry, rate.
-fn report_summary(
-    stdout: &mut Stdout,
-    s: &crate::ca::bulk::Summary,
-    out: &std::path::Path,
-    json: bool,
-    quiet: bool,
-) -> Result<()> {
-    for dir in &s.left_in_place {
-        crate::support::stdout::to_stderr(&format!(
-            "uca: note: left {} in place: it is named like a leftover of uca but is not provably one; remove it yourself if it is not yours",
-            dir.display()
-        ));
-    }
-    let expiry = s.earliest_expiry.map(crate::support::timefmt::rfc3339);
-    let secs = s.elapsed.as_secs_f64();
-    if json {
-        let doc = serde_json::json!({
-            "issued": s.issued,
-            "skipped": s.skipped,
-            "left_in_place": s.left_in_place.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
-            "out": out.display().to_string(),
-            "earliest_expiry": expiry,
-            "seconds": secs,
-        });
-        writeln!(stdout, "{doc}")?;
-    } else if !quiet {
-        writeln!(
-            stdout,
-            "issued {} certificates in {:.2}s ({:.0}/s) into {}{}{}",
-            s.issued,
-            secs,
-            if secs > 0.0 {
-                s.issued as f64 / secs
-            } else {
-                0.0
-            },
-            out.display(),
-            if s.skipped > 0 {
-                format!("; {} already issued, kept", s.skipped)
-            } else {
-                String::new()
-            },
-            expiry
-                .map(|e| format!("; earliest expiry {e}"))
-                .unwrap_or_default()
-        )?;
-    }
-    Ok(())
-}
-
 fn run_vault(cmd: crate::cli::VaultCommand, out: &mut Stdout) -> Result<u8> {
     use crate::cli::VaultCommand;
     use crate::commands::vault::{bootstrap, client::Connection, offline, tls};
@@ -316,7 +217,7 @@ fn run_vault(cmd: crate::cli::VaultCommand, out: &mut Stdout) -> Result<u8> {
             })?;
             out.work_done(format!(
                 "{} and {} were written",
-                certificates(report.issued.len() as u64),
+                issue::certificates(report.issued.len() as u64),
                 report.listener_hcl.display()
             ));
             for c in &report.issued {

@@ -11,10 +11,10 @@ use crate::commands::check::CheckArgs;
 use crate::commands::completions::CompletionsArgs;
 use crate::commands::init::InitArgs;
 use crate::commands::inspect::InspectArgs;
+use crate::commands::issue::IssueArgs;
 use crate::commands::seal::SealArgs;
 use crate::commands::sign::SignArgs;
 use crate::pki::keys::KeyType;
-use crate::pki::profile::Profile;
 
 const AFTER_HELP: &str = "\
 Passphrases are never taken from the command line. Sources, in order:
@@ -65,42 +65,6 @@ pub enum Command {
     Check(CheckArgs),
     /// Print a shell completion script
     Completions(CompletionsArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct IssueArgs {
-    /// CA directory
-    #[arg(long, value_name = "DIR")]
-    pub dir: PathBuf,
-    /// Output directory: each NAME gets OUT/NAME/{cert,key,chain,ca}.pem
-    #[arg(long, value_name = "OUT")]
-    pub out: PathBuf,
-    /// Certificate names (host names or IP addresses); each is the CN and a SAN
-    #[arg(
-        value_name = "NAME",
-        required_unless_present = "plan",
-        conflicts_with = "plan"
-    )]
-    pub names: Vec<String>,
-    /// Issue every certificate of a plan file instead of NAMEs (re-running completes an interrupted run)
-    #[arg(long, value_name = "PLAN")]
-    pub plan: Option<PathBuf>,
-    /// Print a JSON summary instead of one line per certificate
-    #[arg(long)]
-    pub json: bool,
-    /// What the certificates may be used for
-    #[arg(long, value_enum, default_value_t = Profile::Both)]
-    pub profile: Profile,
-    /// Extra SAN for every certificate (repeatable): DNS:x, IP:x, EMAIL:x or URI:x
-    #[arg(long, value_name = "KIND:VALUE")]
-    pub san: Vec<String>,
-    /// SAN rule (repeatable; replaces the CA's default rules): base, none, or a template like '{name}.svc.internal'
-    #[arg(long, value_name = "RULE")]
-    pub san_rule: Vec<String>,
-    #[command(flatten)]
-    pub leaf: LeafArgs,
-    #[command(flatten)]
-    pub passphrase: PassphraseArgs,
 }
 
 #[derive(Debug, Args)]
