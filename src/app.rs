@@ -105,31 +105,7 @@ fn run_command(cli: Cli, out: &mut Stdout) -> Result<u8> {
             Ok(0)
         }
         Command::Vault(v) => run_vault(*v, out),
-        Command::Registry(a) => {
-            let report = registry::run(&registry::RegistryRequest {
-                dir: a.dir,
-                out: a.out,
-                spec: registry::RegistrySpec {
-                    hosts: a.hosts,
-                    client_auth: a.client_auth,
-                    clients: a.clients,
-                    sans: a.san,
-                    key: a.leaf.key,
-                    days: a.leaf.days,
-                },
-                force: a.leaf.force,
-                passphrase_file: a.passphrase.passphrase_file,
-            })?;
-            out.work_done(format!(
-                "the registry's certificates and configuration were written to {}",
-                report.out.display()
-            ));
-            report.print(out).map_err(|_| out.error())?;
-            if let Some(note) = report.warning() {
-                crate::support::stdout::to_stderr(&note);
-            }
-            Ok(0)
-        }
+        Command::Registry(a) => registry::run(a, out),
         Command::Sign(a) => sign::run(a, out),
         Command::Seal(a) => seal::run(a, out),
         Command::Inspect(a) => inspect::run(a, out),

@@ -12,6 +12,7 @@ use crate::commands::completions::CompletionsArgs;
 use crate::commands::init::InitArgs;
 use crate::commands::inspect::InspectArgs;
 use crate::commands::issue::IssueArgs;
+use crate::commands::registry::RegistryArgs;
 use crate::commands::seal::SealArgs;
 use crate::commands::sign::SignArgs;
 use crate::pki::keys::KeyType;
@@ -81,32 +82,6 @@ pub struct CeremonyArgs {
     /// Print a JSON summary
     #[arg(long)]
     pub json: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct RegistryArgs {
-    /// CA directory
-    #[arg(long, value_name = "DIR")]
-    pub dir: PathBuf,
-    /// Output directory: OUT/server, OUT/config.yml, OUT/registry.env, OUT/clients/NAME
-    #[arg(long, value_name = "OUT")]
-    pub out: PathBuf,
-    /// Names clients use for the registry: host name or IP address, optional port (e.g. registry.internal:5000, [fd00::5]:5000); it listens on the first one's port (443 if none)
-    #[arg(value_name = "HOST[:PORT]", required = true)]
-    pub hosts: Vec<String>,
-    /// Require client certificates from this CA (http.tls.clientcas)
-    #[arg(long)]
-    pub client_auth: bool,
-    /// Issue a client identity NAME with ready Docker and Podman certs.d folders (repeatable: one per Docker host or CI runner)
-    #[arg(long = "client", value_name = "NAME")]
-    pub clients: Vec<String>,
-    /// Extra SAN for the registry's certificate (repeatable): DNS:x, IP:x, EMAIL:x or URI:x
-    #[arg(long, value_name = "KIND:VALUE")]
-    pub san: Vec<String>,
-    #[command(flatten)]
-    pub leaf: LeafArgs,
-    #[command(flatten)]
-    pub passphrase: PassphraseArgs,
 }
 
 /// The clap command, for man pages and completions.
