@@ -7,6 +7,7 @@ pub use crate::commands::verify::VerifyArgs;
 use clap::{Args, Parser, Subcommand};
 
 use crate::commands::args::{LeafArgs, PassphraseArgs};
+use crate::commands::ceremony::CeremonyArgs;
 use crate::commands::check::CheckArgs;
 use crate::commands::completions::CompletionsArgs;
 use crate::commands::init::InitArgs;
@@ -66,22 +67,6 @@ pub enum Command {
     Check(CheckArgs),
     /// Print a shell completion script
     Completions(CompletionsArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct CeremonyArgs {
-    /// The plan file (TOML) with a [ca] section and certificate groups
-    #[arg(value_name = "PLAN")]
-    pub plan: PathBuf,
-    /// New or empty output directory: OUT/ca (sealed CA) and OUT/certs
-    #[arg(long, value_name = "OUT")]
-    pub out: PathBuf,
-    /// Keep an encrypted copy of the CA key in OUT/ca/private and write its passphrase to FILE (outside OUT) for offline escrow
-    #[arg(long, value_name = "FILE")]
-    pub escrow_passphrase: Option<PathBuf>,
-    /// Print a JSON summary
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// The clap command, for man pages and completions.
