@@ -1,22 +1,27 @@
 //! The command line, defined once: `main` parses it, and the man pages and
-//! shell completions are generated from it.
+//! shell completions are generated from it. Each verb's arguments, its run
+//! and its report live in its own file under `commands/`; this file names
+//! the verbs and sends each parsed one to its file.
 
 use std::path::PathBuf;
 
-pub use crate::commands::verify::VerifyArgs;
 use clap::{Args, Parser, Subcommand};
 
 use crate::commands::args::{LeafArgs, PassphraseArgs};
-use crate::commands::ceremony::CeremonyArgs;
-use crate::commands::check::CheckArgs;
-use crate::commands::completions::CompletionsArgs;
-use crate::commands::init::InitArgs;
-use crate::commands::inspect::InspectArgs;
-use crate::commands::issue::IssueArgs;
-use crate::commands::registry::RegistryArgs;
-use crate::commands::seal::SealArgs;
-use crate::commands::sign::SignArgs;
+use crate::commands::ceremony::{self, CeremonyArgs};
+use crate::commands::check::{self, CheckArgs};
+use crate::commands::completions::{self, CompletionsArgs};
+use crate::commands::init::{self, InitArgs};
+use crate::commands::inspect::{self, InspectArgs};
+use crate::commands::issue::{self, IssueArgs};
+use crate::commands::registry::{self, RegistryArgs};
+use crate::commands::seal::{self, SealArgs};
+use crate::commands::sign::{self, SignArgs};
+use crate::commands::vault::{bootstrap, client::Connection, offline, tls};
+use crate::commands::verify::{self, VerifyArgs};
 use crate::pki::keys::KeyType;
+use crate::support::error::Result;
+use crate::support::stdout::Stdout;
 
 const AFTER_HELP: &str = "\
 Passphrases are never taken from the command line. Sources, in order:
@@ -72,6 +77,35 @@ pub enum Command {
 /// The clap command, for man pages and completions.
 pub fn command() -> clap::Command {
     <Cli as clap::CommandFactory>::command()
+}
+
+/// Runs a parsed command line and returns the process exit status.
+/// Everything a command prints goes through one `Stdout`; each command tells
+/// it when its work is done, so a failure to print says whether it was.
+pub fn run(cli: Cli) -> Result<u8> {
+    let mut out = Stdout::default();
+    let status = cli.command.run(&mut out)?;
+    out.finish()?;
+    Ok(status)
+}
+
+impl Command {
+    /// Sends the verb to its own file's `run`.
+    pub fn run(self, out: &mut Stdout) -> Result<u8> {
+        match self {
+            Command::Init(a) => init::run(a, out),
+            Command::Issue(a) => issue::run(a, out),
+            Command::Ceremony(a) => ceremony::run(a, out),
+            Command::Registry(a) => registry::run(a, out),
+            Command::Vault(v) => run_vault(*v, out),
+            Command::Sign(a) => sign::run(a, out),
+            Command::Seal(a) => seal::run(a, out),
+            Command::Inspect(a) => inspect::run(a, out),
+            Command::Verify(a) => verify::run(a, out),
+            Command::Check(a) => check::run(a, out),
+            Command::Completions(a) => completions::run(a, &mut command(), out),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -213,4 +247,140 @@ pub struct VaultCommandsArgs {
     /// The CLI to print commands for
     #[arg(long, value_name = "CLI", default_value = "bao", value_parser = ["bao", "vault"])]
     pub cli: String,
+}
+
+/// The `vault` subcommands, as they were run before the verbs got their own
+/// files: they move to `commands/vault` with their arguments.
+fn run_vault(cmd: VaultCommand, out: &mut Stdout) -> Result<u8> {
+    match cmd {
+        VaultCommand::Bootstrap(a) => run_vault_bootstrap(a, out),
+        VaultCommand::Tls(a) => run_vault_tls(a, out),
+        VaultCommand::Commands(a) => run_vault_commands(a, out),
+    }
+}
+
+fn run_vault_bootstrap(a: VaultBootstrapArgs, out: &mut Stdout) -> Result<u8> {
+    let req = bootstrap::BootstrapRequest {
+        dir: a.dir,
+        conn: Connection {
+            addr: a.conn.addr,
+            cacert: a.conn.cacert,
+            client_cert: a.conn.client_cert,
+            client_key: a.conn.client_key,
+            token_file: a.conn.token_file,
+            namespace: a.conn.namespace,
+        },
+        mount: a.role.mount,
+        max_ttl: a.role.max_ttl,
+        role: a.role.role,
+        allowed_domains: a.role.allowed_domains,
+        role_max_ttl: a.role.role_max_ttl,
+        allow_ip_sans: a.allow_ip_sans,
+        allow_wildcards: a.allow_wildcards,
+        allow_bare_domains: a.allow_bare_domains,
+        issuing_url: a.role.issuing_url,
+        crl_url: a.role.crl_url,
+        mode: a.mode,
+        common_name: a.role.common_name,
+        key: a.role.key,
+        days: a.days,
+        permits: a.permit,
+        force: a.force,
+        passphrase_file: a.passphrase.passphrase_file,
+    };
+    // A progress line that cannot be printed does not stop the
+    // bootstrap; the failure is reported once it is done.
+    let outcome = bootstrap::run(&req, &mut |line| {
+        let _ = writeln!(out, "- {line}");
+    })?;
+    out.work_done(if outcome.already {
+        format!(
+            "Vault's bootstrap under {} was completed with the existing intermediate",
+            req.mount
+        )
+    } else {
+        format!("Vault was bootstrapped under {}", req.mount)
+    });
+    if outcome.already {
+        writeln!(
+            out,
+            "already bootstrapped: kept the intermediate; the URLs, role {} and a probe certificate are in place",
+            req.role
+        )?;
+    } else {
+        writeln!(
+            out,
+            "bootstrap complete: Vault issues under {} as an intermediate of this root",
+            req.mount
+        )?;
+    }
+    Ok(0)
+}
+
+fn run_vault_tls(a: VaultTlsArgs, out: &mut Stdout) -> Result<u8> {
+    let report = tls::run(&tls::TlsRequest {
+        dir: a.dir,
+        out: a.out,
+        hosts: a.hosts,
+        operators: a.operators,
+        nodes: a.nodes,
+        storage: a.storage,
+        address: a.address,
+        port: a.port,
+        key: a.leaf.key,
+        days: a.leaf.days,
+        force: a.leaf.force,
+        passphrase_file: a.passphrase.passphrase_file,
+    })?;
+    out.work_done(format!(
+        "{} and {} were written",
+        issue::certificates(report.issued.len() as u64),
+        report.listener_hcl.display()
+    ));
+    for c in &report.issued {
+        writeln!(
+            out,
+            "issued {}: {}/{{cert,key,chain,ca}}.pem  SANs {}",
+            c.name,
+            c.target.display(),
+            c.sans.join(", ")
+        )?;
+    }
+    writeln!(
+        out,
+        "wrote {} (paste into Vault's configuration)",
+        report.listener_hcl.display()
+    )?;
+    if let Some(r) = &report.retry_join_hcl {
+        writeln!(
+            out,
+            "wrote {} (retry_join blocks for storage \"raft\")",
+            r.display()
+        )?;
+    }
+    if let Some(st) = &report.storage_hcl {
+        writeln!(out, "wrote {} (storage \"postgresql\" for Vault; its comments say what the database server needs)",
+            st.display()
+        )?;
+    }
+    Ok(0)
+}
+
+fn run_vault_commands(a: VaultCommandsArgs, out: &mut Stdout) -> Result<u8> {
+    let req = offline::OfflineRequest {
+        cli: a.cli,
+        dir: a.dir.display().to_string(),
+        mount: a.role.mount,
+        max_ttl: a.role.max_ttl,
+        common_name: a.role.common_name,
+        key_type: bootstrap::vault_key_type(a.role.key),
+        role: a.role.role,
+        allowed_domains: a.role.allowed_domains,
+        role_max_ttl: a.role.role_max_ttl,
+        issuing_url: a.role.issuing_url,
+        crl_url: a.role.crl_url,
+    };
+    req.validate()?;
+    write!(out, "{}", offline::render(&req))?;
+    Ok(0)
 }
