@@ -1,13 +1,27 @@
 //! The command line, defined once: `main` parses it, and the man pages and
-//! shell completions are generated from it.
+//! shell completions are generated from it. Each verb's arguments, its run
+//! and its report live in its own file under `commands/`; this file names
+//! the verbs and sends each parsed one to its file.
 
 use std::path::PathBuf;
 
-pub use crate::commands::verify::VerifyArgs;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
+use crate::commands::args::{LeafArgs, PassphraseArgs};
+use crate::commands::ceremony::{self, CeremonyArgs};
+use crate::commands::check::{self, CheckArgs};
+use crate::commands::completions::{self, CompletionsArgs};
+use crate::commands::init::{self, InitArgs};
+use crate::commands::inspect::{self, InspectArgs};
+use crate::commands::issue::{self, IssueArgs};
+use crate::commands::registry::{self, RegistryArgs};
+use crate::commands::seal::{self, SealArgs};
+use crate::commands::sign::{self, SignArgs};
+use crate::commands::vault::{bootstrap, client::Connection, offline, tls};
+use crate::commands::verify::{self, VerifyArgs};
 use crate::pki::keys::KeyType;
-use crate::pki::profile::Profile;
+use crate::support::error::Result;
+use crate::support::stdout::Stdout;
 
 const AFTER_HELP: &str = "\
 Passphrases are never taken from the command line. Sources, in order:
@@ -60,229 +74,38 @@ pub enum Command {
     Completions(CompletionsArgs),
 }
 
-#[derive(Debug, Args)]
-pub struct PassphraseArgs {
-    /// Read the CA passphrase from FILE (one line; a trailing newline is ignored)
-    #[arg(long, value_name = "FILE")]
-    pub passphrase_file: Option<PathBuf>,
-}
-
-#[derive(Debug, Args)]
-pub struct InitArgs {
-    /// CA directory to create (must be new or empty)
-    #[arg(long, value_name = "DIR")]
-    pub dir: PathBuf,
-    /// The CA's common name, e.g. "Acme Internal Root"
-    #[arg(long, value_name = "NAME")]
-    pub name: String,
-    /// Key type of the CA
-    #[arg(long, value_enum, default_value_t = KeyType::EcP256)]
-    pub key: KeyType,
-    /// Validity of the CA certificate in days
-    #[arg(long, value_name = "N", default_value_t = 3650)]
-    pub days: u32,
-    /// How many intermediate CAs may hang below the root (1 lets Vault/OpenBao be one)
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    pub pathlen: u8,
-    /// Permitted name subtree (repeatable): a DNS suffix such as `internal` or an IP range such as 10.0.0.0/8
-    #[arg(long, value_name = "SUFFIX_OR_CIDR")]
-    pub permit: Vec<String>,
-    /// Default SAN rule for `uca issue` (repeatable): base, none, or a template like '{base}.svc.internal'
-    #[arg(long, value_name = "RULE")]
-    pub san_rule: Vec<String>,
-    #[command(flatten)]
-    pub passphrase: PassphraseArgs,
-    /// Generate a random passphrase and store it in DIR/private/passphrase (0400) until `uca seal`
-    #[arg(long, conflicts_with = "passphrase_file")]
-    pub generate_passphrase: bool,
-}
-
-/// Key type and validity of the certificates a command issues, and whether
-/// it may replace what is there: the same for issue, registry and vault tls.
-#[derive(Debug, Args)]
-pub struct LeafArgs {
-    /// Key type of the issued keys
-    #[arg(long, value_enum, default_value_t = KeyType::EcP256)]
-    pub key: KeyType,
-    /// Validity in days
-    #[arg(long, value_name = "N", default_value_t = 397)]
-    pub days: u32,
-    /// Replace existing output
-    #[arg(long)]
-    pub force: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct IssueArgs {
-    /// CA directory
-    #[arg(long, value_name = "DIR")]
-    pub dir: PathBuf,
-    /// Output directory: each NAME gets OUT/NAME/{cert,key,chain,ca}.pem
-    #[arg(long, value_name = "OUT")]
-    pub out: PathBuf,
-    /// Certificate names (host names or IP addresses); each is the CN and a SAN
-    #[arg(
-        value_name = "NAME",
-        required_unless_present = "plan",
-        conflicts_with = "plan"
-    )]
-    pub names: Vec<String>,
-    /// Issue every certificate of a plan file instead of NAMEs (re-running completes an interrupted run)
-    #[arg(long, value_name = "PLAN")]
-    pub plan: Option<PathBuf>,
-    /// Print a JSON summary instead of one line per certificate
-    #[arg(long)]
-    pub json: bool,
-    /// What the certificates may be used for
-    #[arg(long, value_enum, default_value_t = Profile::Both)]
-    pub profile: Profile,
-    /// Extra SAN for every certificate (repeatable): DNS:x, IP:x, EMAIL:x or URI:x
-    #[arg(long, value_name = "KIND:VALUE")]
-    pub san: Vec<String>,
-    /// SAN rule (repeatable; replaces the CA's default rules): base, none, or a template like '{name}.svc.internal'
-    #[arg(long, value_name = "RULE")]
-    pub san_rule: Vec<String>,
-    #[command(flatten)]
-    pub leaf: LeafArgs,
-    #[command(flatten)]
-    pub passphrase: PassphraseArgs,
-}
-
-#[derive(Debug, Args)]
-pub struct CeremonyArgs {
-    /// The plan file (TOML) with a [ca] section and certificate groups
-    #[arg(value_name = "PLAN")]
-    pub plan: PathBuf,
-    /// New or empty output directory: OUT/ca (sealed CA) and OUT/certs
-    #[arg(long, value_name = "OUT")]
-    pub out: PathBuf,
-    /// Keep an encrypted copy of the CA key in OUT/ca/private and write its passphrase to FILE (outside OUT) for offline escrow
-    #[arg(long, value_name = "FILE")]
-    pub escrow_passphrase: Option<PathBuf>,
-    /// Print a JSON summary
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct SignArgs {
-    /// CA directory
-    #[arg(long, value_name = "DIR")]
-    pub dir: PathBuf,
-    /// The certificate signing request (PEM or DER)
-    #[arg(value_name = "CSR")]
-    pub csr: PathBuf,
-    /// What a leaf certificate may be used for (ignored with --intermediate)
-    #[arg(long, value_enum, default_value_t = Profile::Both)]
-    pub profile: Profile,
-    /// Sign as an intermediate CA (e.g. for Vault/OpenBao)
-    #[arg(long)]
-    pub intermediate: bool,
-    /// Path length of the intermediate
-    #[arg(long, value_name = "N", default_value_t = 0, requires = "intermediate")]
-    pub pathlen: u8,
-    /// Narrow the intermediate's name constraints (repeatable; each within the root's)
-    #[arg(long, value_name = "SUFFIX_OR_CIDR", requires = "intermediate")]
-    pub permit: Vec<String>,
-    /// Extra SAN for a leaf (repeatable)
-    #[arg(long, value_name = "KIND:VALUE", conflicts_with = "intermediate")]
-    pub san: Vec<String>,
-    /// Validity in days (default 397 for leaves, 1825 for intermediates)
-    #[arg(long, value_name = "N")]
-    pub days: Option<u32>,
-    /// Write the certificate to FILE instead of standard output
-    #[arg(long, value_name = "FILE")]
-    pub out: Option<PathBuf>,
-    /// Append the CA certificate after the new certificate
-    #[arg(long)]
-    pub chain: bool,
-    /// Replace an existing --out file
-    #[arg(long)]
-    pub force: bool,
-    #[command(flatten)]
-    pub passphrase: PassphraseArgs,
-}
-
-#[derive(Debug, Args)]
-pub struct RegistryArgs {
-    /// CA directory
-    #[arg(long, value_name = "DIR")]
-    pub dir: PathBuf,
-    /// Output directory: OUT/server, OUT/config.yml, OUT/registry.env, OUT/clients/NAME
-    #[arg(long, value_name = "OUT")]
-    pub out: PathBuf,
-    /// Names clients use for the registry: host name or IP address, optional port (e.g. registry.internal:5000, [fd00::5]:5000); it listens on the first one's port (443 if none)
-    #[arg(value_name = "HOST[:PORT]", required = true)]
-    pub hosts: Vec<String>,
-    /// Require client certificates from this CA (http.tls.clientcas)
-    #[arg(long)]
-    pub client_auth: bool,
-    /// Issue a client identity NAME with ready Docker and Podman certs.d folders (repeatable: one per Docker host or CI runner)
-    #[arg(long = "client", value_name = "NAME")]
-    pub clients: Vec<String>,
-    /// Extra SAN for the registry's certificate (repeatable): DNS:x, IP:x, EMAIL:x or URI:x
-    #[arg(long, value_name = "KIND:VALUE")]
-    pub san: Vec<String>,
-    #[command(flatten)]
-    pub leaf: LeafArgs,
-    #[command(flatten)]
-    pub passphrase: PassphraseArgs,
-}
-
-#[derive(Debug, Args)]
-pub struct SealArgs {
-    /// CA directory
-    #[arg(long, value_name = "DIR")]
-    pub dir: PathBuf,
-    /// Also destroy the encrypted CA key
-    #[arg(long)]
-    pub destroy_key: bool,
-    #[command(flatten)]
-    pub passphrase: PassphraseArgs,
-}
-
-#[derive(Debug, Args)]
-pub struct InspectArgs {
-    /// A PEM or DER file: certificate, chain, CSR, public or private key
-    #[arg(value_name = "FILE")]
-    pub file: PathBuf,
-    /// Print JSON instead of text
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct CheckArgs {
-    /// Certificate files or directories (searched for .pem, .crt and .cert files)
-    #[arg(value_name = "PATH", required = true)]
-    pub paths: Vec<PathBuf>,
-    /// Warn when a certificate expires within this period (e.g. 30d, 12h, 2w)
-    #[arg(long, value_name = "PERIOD", default_value = "30d")]
-    pub within: String,
-    /// Print JSON instead of text
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum Shell {
-    Bash,
-    Zsh,
-    Fish,
-    Elvish,
-    Powershell,
-}
-
-#[derive(Debug, Args)]
-pub struct CompletionsArgs {
-    /// The shell to generate completions for
-    #[arg(value_enum)]
-    pub shell: Shell,
-}
-
 /// The clap command, for man pages and completions.
 pub fn command() -> clap::Command {
     <Cli as clap::CommandFactory>::command()
+}
+
+/// Runs a parsed command line and returns the process exit status.
+/// Everything a command prints goes through one `Stdout`; each command tells
+/// it when its work is done, so a failure to print says whether it was.
+pub fn run(cli: Cli) -> Result<u8> {
+    let mut out = Stdout::default();
+    let status = cli.command.run(&mut out)?;
+    out.finish()?;
+    Ok(status)
+}
+
+impl Command {
+    /// Sends the verb to its own file's `run`.
+    pub fn run(self, out: &mut Stdout) -> Result<u8> {
+        match self {
+            Command::Init(a) => init::run(a, out),
+            Command::Issue(a) => issue::run(a, out),
+            Command::Ceremony(a) => ceremony::run(a, out),
+            Command::Registry(a) => registry::run(a, out),
+            Command::Vault(v) => run_vault(*v, out),
+            Command::Sign(a) => sign::run(a, out),
+            Command::Seal(a) => seal::run(a, out),
+            Command::Inspect(a) => inspect::run(a, out),
+            Command::Verify(a) => verify::run(a, out),
+            Command::Check(a) => check::run(a, out),
+            Command::Completions(a) => completions::run(a, &mut command(), out),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -424,4 +247,140 @@ pub struct VaultCommandsArgs {
     /// The CLI to print commands for
     #[arg(long, value_name = "CLI", default_value = "bao", value_parser = ["bao", "vault"])]
     pub cli: String,
+}
+
+/// The `vault` subcommands, as they were run before the verbs got their own
+/// files: they move to `commands/vault` with their arguments.
+fn run_vault(cmd: VaultCommand, out: &mut Stdout) -> Result<u8> {
+    match cmd {
+        VaultCommand::Bootstrap(a) => run_vault_bootstrap(a, out),
+        VaultCommand::Tls(a) => run_vault_tls(a, out),
+        VaultCommand::Commands(a) => run_vault_commands(a, out),
+    }
+}
+
+fn run_vault_bootstrap(a: VaultBootstrapArgs, out: &mut Stdout) -> Result<u8> {
+    let req = bootstrap::BootstrapRequest {
+        dir: a.dir,
+        conn: Connection {
+            addr: a.conn.addr,
+            cacert: a.conn.cacert,
+            client_cert: a.conn.client_cert,
+            client_key: a.conn.client_key,
+            token_file: a.conn.token_file,
+            namespace: a.conn.namespace,
+        },
+        mount: a.role.mount,
+        max_ttl: a.role.max_ttl,
+        role: a.role.role,
+        allowed_domains: a.role.allowed_domains,
+        role_max_ttl: a.role.role_max_ttl,
+        allow_ip_sans: a.allow_ip_sans,
+        allow_wildcards: a.allow_wildcards,
+        allow_bare_domains: a.allow_bare_domains,
+        issuing_url: a.role.issuing_url,
+        crl_url: a.role.crl_url,
+        mode: a.mode,
+        common_name: a.role.common_name,
+        key: a.role.key,
+        days: a.days,
+        permits: a.permit,
+        force: a.force,
+        passphrase_file: a.passphrase.passphrase_file,
+    };
+    // A progress line that cannot be printed does not stop the
+    // bootstrap; the failure is reported once it is done.
+    let outcome = bootstrap::run(&req, &mut |line| {
+        let _ = writeln!(out, "- {line}");
+    })?;
+    out.work_done(if outcome.already {
+        format!(
+            "Vault's bootstrap under {} was completed with the existing intermediate",
+            req.mount
+        )
+    } else {
+        format!("Vault was bootstrapped under {}", req.mount)
+    });
+    if outcome.already {
+        writeln!(
+            out,
+            "already bootstrapped: kept the intermediate; the URLs, role {} and a probe certificate are in place",
+            req.role
+        )?;
+    } else {
+        writeln!(
+            out,
+            "bootstrap complete: Vault issues under {} as an intermediate of this root",
+            req.mount
+        )?;
+    }
+    Ok(0)
+}
+
+fn run_vault_tls(a: VaultTlsArgs, out: &mut Stdout) -> Result<u8> {
+    let report = tls::run(&tls::TlsRequest {
+        dir: a.dir,
+        out: a.out,
+        hosts: a.hosts,
+        operators: a.operators,
+        nodes: a.nodes,
+        storage: a.storage,
+        address: a.address,
+        port: a.port,
+        key: a.leaf.key,
+        days: a.leaf.days,
+        force: a.leaf.force,
+        passphrase_file: a.passphrase.passphrase_file,
+    })?;
+    out.work_done(format!(
+        "{} and {} were written",
+        issue::certificates(report.issued.len() as u64),
+        report.listener_hcl.display()
+    ));
+    for c in &report.issued {
+        writeln!(
+            out,
+            "issued {}: {}/{{cert,key,chain,ca}}.pem  SANs {}",
+            c.name,
+            c.target.display(),
+            c.sans.join(", ")
+        )?;
+    }
+    writeln!(
+        out,
+        "wrote {} (paste into Vault's configuration)",
+        report.listener_hcl.display()
+    )?;
+    if let Some(r) = &report.retry_join_hcl {
+        writeln!(
+            out,
+            "wrote {} (retry_join blocks for storage \"raft\")",
+            r.display()
+        )?;
+    }
+    if let Some(st) = &report.storage_hcl {
+        writeln!(out, "wrote {} (storage \"postgresql\" for Vault; its comments say what the database server needs)",
+            st.display()
+        )?;
+    }
+    Ok(0)
+}
+
+fn run_vault_commands(a: VaultCommandsArgs, out: &mut Stdout) -> Result<u8> {
+    let req = offline::OfflineRequest {
+        cli: a.cli,
+        dir: a.dir.display().to_string(),
+        mount: a.role.mount,
+        max_ttl: a.role.max_ttl,
+        common_name: a.role.common_name,
+        key_type: bootstrap::vault_key_type(a.role.key),
+        role: a.role.role,
+        allowed_domains: a.role.allowed_domains,
+        role_max_ttl: a.role.role_max_ttl,
+        issuing_url: a.role.issuing_url,
+        crl_url: a.role.crl_url,
+    };
+    req.validate()?;
+    write!(out, "{}", offline::render(&req))?;
+    Ok(0)
 }

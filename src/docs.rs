@@ -1,22 +1,8 @@
-//! Man pages and shell completions, generated from the clap definition so
-//! they can never drift from the real command line (a test compares the
-//! committed pages under man/ with a fresh rendering).
+//! Man pages, generated from the clap definition so they can never drift
+//! from the real command line (a test compares the committed pages under
+//! man/ with a fresh rendering). Completions are `commands::completions`'s.
 
-use std::io::Write;
-
-use crate::cli::{self, Shell};
-
-pub fn completions(shell: Shell, out: &mut dyn Write) {
-    use clap_complete::Shell as S;
-    let shell = match shell {
-        Shell::Bash => S::Bash,
-        Shell::Zsh => S::Zsh,
-        Shell::Fish => S::Fish,
-        Shell::Elvish => S::Elvish,
-        Shell::Powershell => S::PowerShell,
-    };
-    clap_complete::generate(shell, &mut cli::command(), "uca", out);
-}
+use crate::cli;
 
 /// Every man page: `uca.1`, one `uca-SUBCOMMAND.1` per subcommand and
 /// `uca-SUBCOMMAND-SUBSUBCOMMAND.1` for nested ones (the names clap_mangen

@@ -4,7 +4,7 @@
 //! (`tests/layers.rs` fails on any other import, and on any import circle):
 //!
 //! ```text
-//! main.rs -> cli.rs, app.rs, docs.rs -> commands/ -> ca/ -> pki/ -> support/
+//! main.rs -> cli.rs, docs.rs -> commands/ -> ca/ -> pki/ -> support/
 //! ```
 //!
 //! - `support/`: knows nothing of certificates. `error` (one error type,
@@ -22,16 +22,18 @@
 //!   storing it), `plan` and `bulk` (validate every output, then issue),
 //!   `signing` (CSRs), `sections` (the plan file's `[registry]` and
 //!   `[vault]` settings), `seal` (the recorded seal and its manifest).
-//! - `commands/`: one module per verb: `init`, `issue`, `sign`, `verify`,
-//!   `check`, `inspect`, `registry`, `ceremony` (which runs the others) and
-//!   `vault` (`bootstrap`, `tls`, `commands` and the HTTP client).
+//! - `commands/`: one module per verb, each holding its arguments (clap),
+//!   its `run` and its report's rendering: `init`, `issue`, `sign`, `seal`,
+//!   `verify`, `check`, `inspect`, `completions`, `registry`, `ceremony`
+//!   (which runs the others) and `vault` (`bootstrap`, `tls`, `commands` and
+//!   the HTTP client); `args` holds the argument groups they share.
 //!
-//! `cli.rs` declares the command line (clap), `app.rs` runs a parsed one
-//! and prints each report, `docs.rs` renders man pages and completions.
+//! `cli.rs` names the verbs (clap) and sends a parsed command line to the
+//! verb's `run`; `docs.rs` renders the man pages; `main.rs` sets up the
+//! process and turns an error into one line and an exit status.
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
-pub mod app;
 pub mod ca;
 pub mod cli;
 pub mod commands;

@@ -9,7 +9,9 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return clap_exit(&e),
     };
-    match uca::app::run(cli) {
+    // Process set-up, before any secret is read.
+    uca::support::hardening::apply();
+    match uca::cli::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             // One line, whatever a value quoted in the message holds.

@@ -1,7 +1,7 @@
 //! The layers of `src/` stay as `lib.rs` describes them:
 //!
 //! ```text
-//! main.rs -> cli.rs, app.rs, docs.rs -> commands/ -> ca/ -> pki/ -> support/
+//! main.rs -> cli.rs, docs.rs -> commands/ -> ca/ -> pki/ -> support/
 //! ```
 //!
 //! A module may name its own layer and the layers below it, never one

@@ -11,16 +11,38 @@
 
 use std::path::{Path, PathBuf};
 
+use clap::Args;
+
 use crate::ca::bulk::{self, Existing, IssuedCert, RunOptions, Summary};
-use crate::ca::plan::Plan;
+use crate::ca::plan::{CaSection, Plan};
 use crate::ca::root;
 use crate::ca::seal::{self, SealReport};
 use crate::ca::store::{CaStore, Signer};
+use crate::commands::vault::bootstrap::BootstrapRequest;
 use crate::pki::passphrase::Passphrase;
 use crate::pki::profile::Validity;
 use crate::pki::san_rule::SanRule;
 use crate::support::error::{Error, Result};
 use crate::support::fsutil::{self, Mode};
+use crate::support::stdout::Stdout;
+use crate::support::timefmt;
+
+// `uca ceremony`'s arguments (clap), declared with the command they belong to.
+#[derive(Debug, Args)]
+pub struct CeremonyArgs {
+    /// The plan file (TOML) with a [ca] section and certificate groups
+    #[arg(value_name = "PLAN")]
+    pub plan: PathBuf,
+    /// New or empty output directory: OUT/ca (sealed CA) and OUT/certs
+    #[arg(long, value_name = "OUT")]
+    pub out: PathBuf,
+    /// Keep an encrypted copy of the CA key in OUT/ca/private and write its passphrase to FILE (outside OUT) for offline escrow
+    #[arg(long, value_name = "FILE")]
+    pub escrow_passphrase: Option<PathBuf>,
+    /// Print a JSON summary
+    #[arg(long)]
+    pub json: bool,
+}
 
 pub struct CeremonyRequest {
     pub plan: PathBuf,
@@ -39,6 +61,104 @@ pub struct CeremonyReport {
     pub registry: Option<crate::commands::registry::RegistryReport>,
     /// What the `[vault]` bootstrap did, step by step.
     pub vault_steps: Vec<String>,
+}
+
+/// `uca ceremony`: runs it, then says where everything is (or prints it as
+/// JSON).
+pub fn run(args: CeremonyArgs, out: &mut Stdout) -> Result<u8> {
+    let report = execute(
+        &CeremonyRequest {
+            plan: args.plan,
+            out: args.out,
+            escrow_passphrase: args.escrow_passphrase,
+            progress: !args.json,
+        },
+        &mut |_| {},
+    )?;
+    out.work_done(format!(
+        "the ceremony is complete and {} is sealed",
+        report.ca_dir.display()
+    ));
+    if args.json {
+        report.render_json(out)?;
+    } else {
+        report.render_text(out)?;
+    }
+    Ok(0)
+}
+
+impl CeremonyReport {
+    fn earliest_expiry(&self) -> Option<String> {
+        self.summary.earliest_expiry.map(timefmt::rfc3339)
+    }
+
+    fn render_json(&self, out: &mut Stdout) -> Result<()> {
+        let s = &self.summary;
+        let doc = serde_json::json!({
+            "ca": self.ca_dir.display().to_string(),
+            "certs": self.certs_dir.display().to_string(),
+            "issued": s.issued,
+            "manifest_certificates": self.seal.certificates,
+            "earliest_expiry": self.earliest_expiry(),
+            "root_sha256": self.fingerprint,
+            "sealed_at": self.seal.sealed_at,
+            "seconds": s.elapsed.as_secs_f64(),
+            "escrow": self.escrow.as_ref().map(|(p, k)| serde_json::json!({"passphrase": p.display().to_string(), "key": k.display().to_string()})),
+            "registry": self.registry.as_ref().map(|r| r.out.display().to_string()),
+            "vault": self.vault_steps,
+        });
+        writeln!(out, "{doc}")
+    }
+
+    fn render_text(&self, out: &mut Stdout) -> Result<()> {
+        let s = &self.summary;
+        // The manifest also lists what [registry] and [vault] issued.
+        let total = self.seal.certificates as u64;
+        let sections = match total.saturating_sub(s.issued) {
+            0 => String::new(),
+            n => format!(
+                " ({} from the plan's groups, {n} for its [registry]/[vault] sections)",
+                s.issued
+            ),
+        };
+        writeln!(
+            out,
+            "ceremony complete: {total} certificates{sections} in {:.2}s",
+            s.elapsed.as_secs_f64()
+        )?;
+        writeln!(out, "  certificates   {}", self.certs_dir.display())?;
+        writeln!(
+            out,
+            "  sealed CA      {} (sealed at {})",
+            self.ca_dir.display(),
+            self.seal.sealed_at
+        )?;
+        writeln!(
+            out,
+            "  manifest       {}/manifest.json + manifest.sig",
+            self.ca_dir.display()
+        )?;
+        if let Some(e) = self.earliest_expiry() {
+            writeln!(out, "  earliest expiry {e}")?;
+        }
+        writeln!(out, "  root SHA-256   {}", self.fingerprint)?;
+        for step in &self.vault_steps {
+            writeln!(out, "  vault          {step}")?;
+        }
+        match &self.escrow {
+            Some((p, k)) => writeln!(
+                out,
+                "  escrow         key {} with passphrase in {}: move both offline now",
+                k.display(),
+                p.display()
+            )?,
+            None => writeln!(out, "  CA key         existed only in memory and is gone")?,
+        }
+        if let Some(r) = &self.registry {
+            r.print(out).map_err(|_| out.error())?;
+        }
+        Ok(())
+    }
 }
 
 fn out_is_free(out: &Path) -> Result<()> {
@@ -92,7 +212,89 @@ fn check_escrow_file(req: &CeremonyRequest) -> Result<Option<PathBuf>> {
     Ok(Some(f.clone()))
 }
 
-pub fn run(
+/// The plan's `[vault]` section as a bootstrap request, checked against the
+/// root to be made, and Vault reached: all before the root exists.
+fn check_vault_section(
+    req: &CeremonyRequest,
+    plan: &Plan,
+    ca: &CaSection,
+    ca_dir: &Path,
+) -> Result<Option<BootstrapRequest>> {
+    let Some(section) = &plan.vault else {
+        return Ok(None);
+    };
+    let ca_not_after = Validity::days_from_now(ca.days)?.not_after;
+    let base = fsutil::parent_of(&req.plan);
+    let vreq = section.to_request(base, ca_dir.to_path_buf());
+    crate::commands::vault::bootstrap::validate(
+        &vreq,
+        &plan.ca_constraints,
+        Some(ca.pathlen),
+        ca_not_after,
+    )
+    .map_err(|e| Error::msg(format!("plan [vault]: {e}")))?;
+    // Fail now, not after the root exists, if Vault is unreachable,
+    // sealed, or the token or namespace is wrong.
+    crate::commands::vault::client::VaultClient::connect(&vreq.conn)
+        .and_then(|c| crate::commands::vault::bootstrap::preflight(&c).map(|_| ()))
+        .map_err(|e| Error::msg(format!("plan [vault]: {e}")))?;
+    Ok(Some(vreq))
+}
+
+/// Stores the root in `ca_dir`: with `--escrow-passphrase`, the key
+/// encrypted under a new passphrase written to that file first (a key is
+/// never stored without it); without it, no key at all.
+fn store_with_escrow(
+    req: &CeremonyRequest,
+    root: &root::NewRoot,
+    ca_dir: &Path,
+    escrow_file: Option<&PathBuf>,
+) -> Result<()> {
+    let escrow = match escrow_file {
+        Some(_) => {
+            let passphrase = Passphrase::generate();
+            let encrypted = root.key.encrypt(&passphrase)?;
+            Some((passphrase, encrypted))
+        }
+        None => None,
+    };
+    // The escrow passphrase first: a key is never stored without it. If
+    // the root cannot be stored, the escrow copy this run made goes again.
+    if let (Some(file), Some((passphrase, _))) = (escrow_file, &escrow) {
+        let mut line = zeroize::Zeroizing::new(passphrase.as_str().to_string());
+        line.push('\n');
+        fsutil::write_atomic(file, line.as_bytes(), Mode::ReadOnlySecret, false, true).map_err(
+            |e| match e {
+                Error::Exists(path) => Error::invalid(
+                    "--escrow-passphrase",
+                    path.display().to_string(),
+                    "it appeared while the ceremony ran; uca never replaces an escrow copy",
+                ),
+                other => other,
+            },
+        )?;
+    }
+    root::store_root(ca_dir, root, escrow.as_ref().map(|(_, k)| k.as_str()), None).map_err(
+        |e| {
+            if let Some(file) = escrow_file {
+                let _ = std::fs::remove_file(file);
+            }
+            match e {
+                // The ceremony's own flag is --out, and it has no --force.
+                Error::Invalid {
+                    what: "--dir",
+                    expected,
+                    ..
+                } => Error::invalid("--out", req.out.display().to_string(), expected),
+                other => other,
+            }
+        },
+    )?;
+    Ok(())
+}
+
+/// Validates everything, then creates the root, issues the plan and seals.
+pub fn execute(
     req: &CeremonyRequest,
     on_issued: &mut dyn FnMut(&IssuedCert),
 ) -> Result<CeremonyReport> {
@@ -119,27 +321,7 @@ pub fn run(
         }
         None => None,
     };
-    let vault = match &plan.vault {
-        Some(section) => {
-            let ca_not_after = Validity::days_from_now(ca.days)?.not_after;
-            let base = fsutil::parent_of(&req.plan);
-            let vreq = section.to_request(base, ca_dir.clone());
-            crate::commands::vault::bootstrap::validate(
-                &vreq,
-                &plan.ca_constraints,
-                Some(ca.pathlen),
-                ca_not_after,
-            )
-            .map_err(|e| Error::msg(format!("plan [vault]: {e}")))?;
-            // Fail now, not after the root exists, if Vault is unreachable,
-            // sealed, or the token or namespace is wrong.
-            crate::commands::vault::client::VaultClient::connect(&vreq.conn)
-                .and_then(|c| crate::commands::vault::bootstrap::preflight(&c).map(|_| ()))
-                .map_err(|e| Error::msg(format!("plan [vault]: {e}")))?;
-            Some(vreq)
-        }
-        None => None,
-    };
+    let vault = check_vault_section(req, &plan, ca, &ca_dir)?;
     // 2. The root, in memory.
     let validity = Validity::days_from_now(ca.days)?;
     let root = root::make_root(
@@ -150,51 +332,7 @@ pub fn run(
         plan.ca_constraints.0.clone(),
         vec![SanRule::Base],
     )?;
-    let escrow = match &escrow_file {
-        Some(_) => {
-            let passphrase = Passphrase::generate();
-            let encrypted = root.key.encrypt(&passphrase)?;
-            Some((passphrase, encrypted))
-        }
-        None => None,
-    };
-    // The escrow passphrase first: a key is never stored without it. If
-    // the root cannot be stored, the escrow copy this run made goes again.
-    if let (Some(file), Some((passphrase, _))) = (&escrow_file, &escrow) {
-        let mut line = zeroize::Zeroizing::new(passphrase.as_str().to_string());
-        line.push('\n');
-        fsutil::write_atomic(file, line.as_bytes(), Mode::ReadOnlySecret, false, true).map_err(
-            |e| match e {
-                Error::Exists(path) => Error::invalid(
-                    "--escrow-passphrase",
-                    path.display().to_string(),
-                    "it appeared while the ceremony ran; uca never replaces an escrow copy",
-                ),
-                other => other,
-            },
-        )?;
-    }
-    root::store_root(
-        &ca_dir,
-        &root,
-        escrow.as_ref().map(|(_, k)| k.as_str()),
-        None,
-    )
-    .map_err(|e| {
-        if let Some(file) = &escrow_file {
-            let _ = std::fs::remove_file(file);
-        }
-        match e {
-            // The ceremony's own flag is --out, and it has no --force.
-            Error::Invalid {
-                what: "--dir",
-                expected,
-                ..
-            } => Error::invalid("--out", req.out.display().to_string(), expected),
-            other => other,
-        }
-    })?;
-    drop(escrow);
+    store_with_escrow(req, &root, &ca_dir, escrow_file.as_ref())?;
     let store = CaStore::open(&ca_dir)?;
     let signer = Signer::new(&store, root.key)?;
 

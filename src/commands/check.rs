@@ -8,11 +8,13 @@ use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use clap::Args;
 use serde::Serialize;
 use time::{Duration, OffsetDateTime};
 
 use crate::pki::x509;
 use crate::support::error::{Error, Result};
+use crate::support::stdout::Stdout;
 use crate::support::timefmt::compact_span;
 use crate::support::timefmt::rfc3339;
 
@@ -22,9 +24,32 @@ const EXTENSIONS: [&str; 3] = ["pem", "crt", "cert"];
 
 pub const EXIT_UNCHECKED: u8 = 3;
 
+// `uca check`'s arguments (clap), declared with the command they belong to.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Certificate files or directories (searched for .pem, .crt and .cert files)
+    #[arg(value_name = "PATH", required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Warn when a certificate expires within this period (e.g. 30d, 12h, 2w)
+    #[arg(long, value_name = "PERIOD", default_value = "30d")]
+    pub within: String,
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `uca check`: prints the report and returns the monitoring status.
+pub fn run(args: CheckArgs, out: &mut Stdout) -> Result<u8> {
+    // "Could not check", not WARN, for a monitoring system.
+    out.exit_on_failure(EXIT_UNCHECKED);
+    let (status, report) = execute(&args.paths, &args.within, args.json)?;
+    out.print(&report)?;
+    Ok(status)
+}
+
 /// Checks `paths`; returns the exit status and the report for standard
 /// output. Problems go to standard error as they are found.
-pub fn run(paths: &[PathBuf], within: &str, json: bool) -> Result<(u8, String)> {
+pub fn execute(paths: &[PathBuf], within: &str, json: bool) -> Result<(u8, String)> {
     let period = match parse_period(within) {
         Ok(p) => p,
         Err(e) => {

@@ -3,7 +3,10 @@
 
 use std::path::PathBuf;
 
+use clap::Args;
+
 use crate::ca::root::{check_new_ca_dir, make_root, store_root};
+use crate::commands::args::PassphraseArgs;
 use crate::pki::constraints::Permit;
 use crate::pki::keys::KeyType;
 use crate::pki::names;
@@ -11,6 +14,38 @@ use crate::pki::passphrase::NewPassphrase;
 use crate::pki::profile::Validity;
 use crate::pki::san_rule::SanRule;
 use crate::support::error::Result;
+use crate::support::stdout::Stdout;
+
+// `uca init`'s arguments (clap), declared with the command they belong to.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// CA directory to create (must be new or empty)
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// The CA's common name, e.g. "Acme Internal Root"
+    #[arg(long, value_name = "NAME")]
+    pub name: String,
+    /// Key type of the CA
+    #[arg(long, value_enum, default_value_t = KeyType::EcP256)]
+    pub key: KeyType,
+    /// Validity of the CA certificate in days
+    #[arg(long, value_name = "N", default_value_t = 3650)]
+    pub days: u32,
+    /// How many intermediate CAs may hang below the root (1 lets Vault/OpenBao be one)
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub pathlen: u8,
+    /// Permitted name subtree (repeatable): a DNS suffix such as `internal` or an IP range such as 10.0.0.0/8
+    #[arg(long, value_name = "SUFFIX_OR_CIDR")]
+    pub permit: Vec<String>,
+    /// Default SAN rule for `uca issue` (repeatable): base, none, or a template like '{base}.svc.internal'
+    #[arg(long, value_name = "RULE")]
+    pub san_rule: Vec<String>,
+    #[command(flatten)]
+    pub passphrase: PassphraseArgs,
+    /// Generate a random passphrase and store it in DIR/private/passphrase (0400) until `uca seal`
+    #[arg(long, conflicts_with = "passphrase_file")]
+    pub generate_passphrase: bool,
+}
 
 pub struct InitRequest {
     pub dir: PathBuf,
@@ -32,7 +67,48 @@ pub struct InitReport {
     pub passphrase_stored: bool,
 }
 
-pub fn run(req: &InitRequest) -> Result<InitReport> {
+/// `uca init`: creates the CA and says where each part of it is.
+pub fn run(args: InitArgs, out: &mut Stdout) -> Result<u8> {
+    let report = execute(&InitRequest {
+        dir: args.dir,
+        name: args.name,
+        key: args.key,
+        days: args.days,
+        pathlen: args.pathlen,
+        permits: args.permit,
+        san_rules: args.san_rule,
+        passphrase_file: args.passphrase.passphrase_file,
+        generate_passphrase: args.generate_passphrase,
+    })?;
+    let d = report.dir.display();
+    out.work_done(format!("the CA was created in {d}"));
+    report.render(out)?;
+    Ok(0)
+}
+
+impl InitReport {
+    fn render(&self, out: &mut Stdout) -> Result<()> {
+        let d = self.dir.display();
+        writeln!(out, "created CA in {d}")?;
+        writeln!(out, "  certificate  {d}/ca.pem (give this to every client)")?;
+        writeln!(
+            out,
+            "  key          {d}/private/ca-key.pem (encrypted PKCS#8)"
+        )?;
+        if self.passphrase_stored {
+            writeln!(
+                out,
+                "  passphrase   {d}/private/passphrase (destroyed by: uca seal --dir {d})"
+            )?;
+        }
+        writeln!(out, "  expires      {}", self.not_after)?;
+        writeln!(out, "  SHA-256      {}", self.fingerprint)?;
+        Ok(())
+    }
+}
+
+/// Validates every argument, then makes and stores the root.
+pub fn execute(req: &InitRequest) -> Result<InitReport> {
     // Everything is validated before the passphrase is asked for or a key made.
     names::validate_ca_name(&req.name)?;
     let permits = req

@@ -11,16 +11,36 @@ mod key;
 mod model;
 mod text;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
 
 use crate::pki::x509;
 use crate::support::error::{Error, Result};
+use crate::support::stdout::Stdout;
 
 pub use model::{Block, Body, Report};
 
 /// The PEM labels inspect understands, for error messages.
 const KNOWN_TAGS: &str =
     "CERTIFICATE, CERTIFICATE REQUEST, PUBLIC KEY, PRIVATE KEY or ENCRYPTED PRIVATE KEY";
+
+// `uca inspect`'s arguments (clap), declared with the command they belong to.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// A PEM or DER file: certificate, chain, CSR, public or private key
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `uca inspect FILE`.
+pub fn run(args: InspectArgs, out: &mut Stdout) -> Result<u8> {
+    out.print(&render_file(&args.file, args.json)?)?;
+    Ok(0)
+}
 
 /// What `uca inspect FILE` prints: the description as text or JSON.
 pub fn render_file(file: &Path, json: bool) -> Result<String> {

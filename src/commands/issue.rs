@@ -2,17 +2,59 @@
 //! validated completely before the first key is made, then issued by the
 //! bulk engine.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
 
 use crate::ca::bulk::{self, Existing, IssuedCert, RunOptions, Summary};
 use crate::ca::plan::{Group, NamePattern, Plan};
 use crate::ca::store::CaStore;
+use crate::commands::args::{LeafArgs, PassphraseArgs};
 use crate::pki::formats::OutputFormat;
 use crate::pki::keys::KeyType;
 use crate::pki::names::San;
 use crate::pki::profile::{Profile, Validity};
 use crate::pki::san_rule::SanRule;
 use crate::support::error::{Error, Result};
+use crate::support::stdout::{self, Stdout};
+use crate::support::timefmt;
+
+// `uca issue`'s arguments (clap), declared with the command they belong to.
+#[derive(Debug, Args)]
+pub struct IssueArgs {
+    /// CA directory
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Output directory: each NAME gets OUT/NAME/{cert,key,chain,ca}.pem
+    #[arg(long, value_name = "OUT")]
+    pub out: PathBuf,
+    /// Certificate names (host names or IP addresses); each is the CN and a SAN
+    #[arg(
+        value_name = "NAME",
+        required_unless_present = "plan",
+        conflicts_with = "plan"
+    )]
+    pub names: Vec<String>,
+    /// Issue every certificate of a plan file instead of NAMEs (re-running completes an interrupted run)
+    #[arg(long, value_name = "PLAN")]
+    pub plan: Option<PathBuf>,
+    /// Print a JSON summary instead of one line per certificate
+    #[arg(long)]
+    pub json: bool,
+    /// What the certificates may be used for
+    #[arg(long, value_enum, default_value_t = Profile::Both)]
+    pub profile: Profile,
+    /// Extra SAN for every certificate (repeatable): DNS:x, IP:x, EMAIL:x or URI:x
+    #[arg(long, value_name = "KIND:VALUE")]
+    pub san: Vec<String>,
+    /// SAN rule (repeatable; replaces the CA's default rules): base, none, or a template like '{name}.svc.internal'
+    #[arg(long, value_name = "RULE")]
+    pub san_rule: Vec<String>,
+    #[command(flatten)]
+    pub leaf: LeafArgs,
+    #[command(flatten)]
+    pub passphrase: PassphraseArgs,
+}
 
 /// What to issue: NAMEs with one set of options, or a plan file.
 pub enum IssueWhat {
@@ -34,6 +76,109 @@ pub struct IssueRequest {
     pub force: bool,
     pub passphrase_file: Option<PathBuf>,
     pub progress: bool,
+}
+
+/// `uca issue`: issues, printing a line per certificate for NAMEs (or a
+/// summary for a plan, or JSON), then what was issued where.
+pub fn run(args: IssueArgs, out: &mut Stdout) -> Result<u8> {
+    let what = match args.plan {
+        Some(plan) => IssueWhat::Plan(plan),
+        None => IssueWhat::Names {
+            names: args.names,
+            profile: args.profile,
+            sans: args.san,
+            san_rules: args.san_rule,
+            key: args.leaf.key,
+            days: args.leaf.days,
+        },
+    };
+    let per_line = matches!(what, IssueWhat::Names { .. }) && !args.json;
+    let req = IssueRequest {
+        dir: args.dir,
+        out: args.out.clone(),
+        what,
+        force: args.leaf.force,
+        passphrase_file: args.passphrase.passphrase_file,
+        progress: !args.json,
+    };
+    // A line that cannot be printed does not stop the issuance; the
+    // failure is reported once the work is done.
+    let summary = execute(&req, &mut |c| {
+        if per_line {
+            let _ = writeln!(
+                out,
+                "issued {}: {}/{{cert,key,chain,ca}}.pem  serial {}  expires {}  SANs {}",
+                c.name,
+                c.target.display(),
+                c.serial,
+                c.not_after,
+                c.sans.join(", ")
+            );
+        }
+    })?;
+    out.work_done(format!(
+        "{} issued into {}",
+        certificates(summary.issued),
+        args.out.display()
+    ));
+    report_summary(out, &summary, &args.out, args.json, per_line)?;
+    Ok(0)
+}
+
+/// "1 certificate", "2 certificates".
+pub fn certificates(n: u64) -> String {
+    format!("{n} certificate{}", if n == 1 { "" } else { "s" })
+}
+
+/// The end-of-run summary: counts, where, earliest expiry, rate.
+fn report_summary(
+    stdout: &mut Stdout,
+    s: &Summary,
+    out: &Path,
+    json: bool,
+    quiet: bool,
+) -> Result<()> {
+    for dir in &s.left_in_place {
+        stdout::to_stderr(&format!(
+            "uca: note: left {} in place: it is named like a leftover of uca but is not provably one; remove it yourself if it is not yours",
+            dir.display()
+        ));
+    }
+    let expiry = s.earliest_expiry.map(timefmt::rfc3339);
+    let secs = s.elapsed.as_secs_f64();
+    if json {
+        let doc = serde_json::json!({
+            "issued": s.issued,
+            "skipped": s.skipped,
+            "left_in_place": s.left_in_place.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+            "out": out.display().to_string(),
+            "earliest_expiry": expiry,
+            "seconds": secs,
+        });
+        writeln!(stdout, "{doc}")?;
+    } else if !quiet {
+        writeln!(
+            stdout,
+            "issued {} certificates in {:.2}s ({:.0}/s) into {}{}{}",
+            s.issued,
+            secs,
+            if secs > 0.0 {
+                s.issued as f64 / secs
+            } else {
+                0.0
+            },
+            out.display(),
+            if s.skipped > 0 {
+                format!("; {} already issued, kept", s.skipped)
+            } else {
+                String::new()
+            },
+            expiry
+                .map(|e| format!("; earliest expiry {e}"))
+                .unwrap_or_default()
+        )?;
+    }
+    Ok(())
 }
 
 /// Builds a one-group plan from command-line NAMEs.
@@ -92,7 +237,7 @@ fn plan_from_names(store: &CaStore, what: &IssueWhat) -> Result<Plan> {
 }
 
 /// Validates everything, unlocks the CA, takes its lock and issues.
-pub fn run(req: &IssueRequest, on_issued: &mut dyn FnMut(&IssuedCert)) -> Result<Summary> {
+pub fn execute(req: &IssueRequest, on_issued: &mut dyn FnMut(&IssuedCert)) -> Result<Summary> {
     let store = CaStore::open(&req.dir)?;
     store.ensure_unsealed()?;
     store.refuse_private_output(&req.out)?;

@@ -1,14 +1,20 @@
-//! Layer 3, commands: one module per verb (`init`, `issue`, `sign`,
-//! `verify`, `check`, `inspect`, `registry`, `ceremony`, `vault`), each
-//! taking its request and returning its report. Uses `ca`, `pki` and
-//! `support`; `cli.rs` and `app.rs` above parse the command line and print.
+//! Layer 3, commands: one module per verb (`init`, `issue`, `sign`, `seal`,
+//! `verify`, `check`, `inspect`, `completions`, `registry`, `ceremony`,
+//! `vault`), each holding its clap arguments, its `run` (arguments in, the
+//! report printed through `support::stdout::Stdout`) and the request and
+//! report types of its work. `args` holds the argument groups several verbs
+//! share. Uses `ca`, `pki` and `support`; `cli.rs` above names the verbs and
+//! dispatches to them.
 
+pub mod args;
 pub mod ceremony;
 pub mod check;
+pub mod completions;
 pub mod init;
 pub mod inspect;
 pub mod issue;
 pub mod registry;
+pub mod seal;
 pub mod sign;
 pub mod vault;
 pub mod verify;

@@ -41,6 +41,7 @@ use std::io::Write;
 use std::net::{IpAddr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
+use clap::Args;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
@@ -49,6 +50,7 @@ use crate::ca::ledger::LedgerLock;
 use crate::ca::plan::{Group, NamePattern, Plan};
 pub use crate::ca::sections::RegistrySpec;
 use crate::ca::store::{CaStore, Signer};
+use crate::commands::args::{LeafArgs, PassphraseArgs};
 use crate::pki::constraints::NameConstraints;
 use crate::pki::names::{self, San};
 use crate::pki::profile::{Profile, Validity};
@@ -56,6 +58,7 @@ use crate::support::error::{Error, Result};
 use crate::support::fsutil::{self, Mode};
 use crate::support::output;
 use crate::support::output::RenderedFile;
+use crate::support::stdout::{self, Stdout};
 
 /// The port Docker assumes when an image reference has none.
 pub const DEFAULT_PORT: u16 = 443;
@@ -67,6 +70,61 @@ pub const ENV_FILE: &str = "registry.env";
 pub const DOCKER_CERTS_D: &str = "/etc/docker/certs.d";
 /// Where Podman, Buildah and Skopeo look for it.
 pub const PODMAN_CERTS_D: &str = "/etc/containers/certs.d";
+
+// `uca registry`'s arguments (clap), declared with the command they belong to.
+#[derive(Debug, Args)]
+pub struct RegistryArgs {
+    /// CA directory
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Output directory: OUT/server, OUT/config.yml, OUT/registry.env, OUT/clients/NAME
+    #[arg(long, value_name = "OUT")]
+    pub out: PathBuf,
+    /// Names clients use for the registry: host name or IP address, optional port (e.g. registry.internal:5000, [fd00::5]:5000); it listens on the first one's port (443 if none)
+    #[arg(value_name = "HOST[:PORT]", required = true)]
+    pub hosts: Vec<String>,
+    /// Require client certificates from this CA (http.tls.clientcas)
+    #[arg(long)]
+    pub client_auth: bool,
+    /// Issue a client identity NAME with ready Docker and Podman certs.d folders (repeatable: one per Docker host or CI runner)
+    #[arg(long = "client", value_name = "NAME")]
+    pub clients: Vec<String>,
+    /// Extra SAN for the registry's certificate (repeatable): DNS:x, IP:x, EMAIL:x or URI:x
+    #[arg(long, value_name = "KIND:VALUE")]
+    pub san: Vec<String>,
+    #[command(flatten)]
+    pub leaf: LeafArgs,
+    #[command(flatten)]
+    pub passphrase: PassphraseArgs,
+}
+
+/// `uca registry`: issues, says what was written where, and warns on
+/// standard error when the result cannot be used as it stands.
+pub fn run(args: RegistryArgs, out: &mut Stdout) -> Result<u8> {
+    let report = execute(&RegistryRequest {
+        dir: args.dir,
+        out: args.out,
+        spec: RegistrySpec {
+            hosts: args.hosts,
+            client_auth: args.client_auth,
+            clients: args.clients,
+            sans: args.san,
+            key: args.leaf.key,
+            days: args.leaf.days,
+        },
+        force: args.leaf.force,
+        passphrase_file: args.passphrase.passphrase_file,
+    })?;
+    out.work_done(format!(
+        "the registry's certificates and configuration were written to {}",
+        report.out.display()
+    ));
+    report.print(out).map_err(|_| out.error())?;
+    if let Some(note) = report.warning() {
+        stdout::to_stderr(&note);
+    }
+    Ok(0)
+}
 
 pub struct RegistryRequest {
     pub dir: PathBuf,
@@ -232,15 +290,12 @@ fn as_invalid(what: &'static str, value: &str, e: Error) -> Error {
     }
 }
 
-/// Validates hosts, ports, SANs, clients, name constraints and output paths,
-/// and builds the plan. `ca_not_after` bounds the validity.
-pub fn prepare(
+/// The registry's hosts, each within the CA's constraints and given once,
+/// and the SANs its certificate carries besides the first host's.
+fn parse_hosts(
     constraints: &NameConstraints,
-    ca_not_after: OffsetDateTime,
     spec: &RegistrySpec,
-    out: &Path,
-    force: bool,
-) -> Result<Prepared> {
+) -> Result<(Vec<Host>, Vec<San>)> {
     if spec.hosts.is_empty() {
         return Err(Error::msg(
             "no registry HOST given; usage: uca registry --dir DIR --out OUT HOST[:PORT]...",
@@ -274,6 +329,11 @@ pub fn prepare(
             extra.push(san);
         }
     }
+    Ok((hosts, extra))
+}
+
+/// The `--client` names, each within the CA's constraints and given once.
+fn parse_clients(constraints: &NameConstraints, spec: &RegistrySpec) -> Result<Vec<String>> {
     let mut clients: Vec<String> = Vec::with_capacity(spec.clients.len());
     for text in &spec.clients {
         let san = San::for_name(text).map_err(|e| as_invalid("registry client", text, e))?;
@@ -290,6 +350,20 @@ pub fn prepare(
         }
         clients.push(name);
     }
+    Ok(clients)
+}
+
+/// Validates hosts, ports, SANs, clients, name constraints and output paths,
+/// and builds the plan. `ca_not_after` bounds the validity.
+pub fn prepare(
+    constraints: &NameConstraints,
+    ca_not_after: OffsetDateTime,
+    spec: &RegistrySpec,
+    out: &Path,
+    force: bool,
+) -> Result<Prepared> {
+    let (hosts, extra) = parse_hosts(constraints, spec)?;
+    let clients = parse_clients(constraints, spec)?;
     let validity = Validity::days_from_now(spec.days)?.within(ca_not_after, spec.days)?;
 
     // Output paths: the config names them absolutely, one per line.
@@ -357,9 +431,8 @@ pub fn prepare(
     })
 }
 
-/// `uca registry`: validates everything, then unlocks the CA, takes its
-/// lock and issues.
-pub fn run(req: &RegistryRequest) -> Result<RegistryReport> {
+/// Validates everything, then unlocks the CA, takes its lock and issues.
+pub fn execute(req: &RegistryRequest) -> Result<RegistryReport> {
     let store = CaStore::open(&req.dir)?;
     store.ensure_unsealed()?;
     store.refuse_private_output(&req.out)?;

@@ -4,11 +4,56 @@
 
 use std::path::PathBuf;
 
+use clap::Args;
+
 use crate::ca::signing::{prepare, read_csr, sign_prepared, SignOptions};
 use crate::ca::store::CaStore;
+use crate::commands::args::PassphraseArgs;
+use crate::pki::profile::Profile;
 use crate::support::error::Result;
 use crate::support::fsutil::{self, Mode};
+use crate::support::stdout::Stdout;
 use crate::{pki::x509, support::timefmt};
+
+// `uca sign`'s arguments (clap), declared with the command they belong to.
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// CA directory
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// The certificate signing request (PEM or DER)
+    #[arg(value_name = "CSR")]
+    pub csr: PathBuf,
+    /// What a leaf certificate may be used for (ignored with --intermediate)
+    #[arg(long, value_enum, default_value_t = Profile::Both)]
+    pub profile: Profile,
+    /// Sign as an intermediate CA (e.g. for Vault/OpenBao)
+    #[arg(long)]
+    pub intermediate: bool,
+    /// Path length of the intermediate
+    #[arg(long, value_name = "N", default_value_t = 0, requires = "intermediate")]
+    pub pathlen: u8,
+    /// Narrow the intermediate's name constraints (repeatable; each within the root's)
+    #[arg(long, value_name = "SUFFIX_OR_CIDR", requires = "intermediate")]
+    pub permit: Vec<String>,
+    /// Extra SAN for a leaf (repeatable)
+    #[arg(long, value_name = "KIND:VALUE", conflicts_with = "intermediate")]
+    pub san: Vec<String>,
+    /// Validity in days (default 397 for leaves, 1825 for intermediates)
+    #[arg(long, value_name = "N")]
+    pub days: Option<u32>,
+    /// Write the certificate to FILE instead of standard output
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Append the CA certificate after the new certificate
+    #[arg(long)]
+    pub chain: bool,
+    /// Replace an existing --out file
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub passphrase: PassphraseArgs,
+}
 
 pub struct SignRequest {
     pub dir: PathBuf,
@@ -29,7 +74,63 @@ pub struct SignReport {
     pub not_after: String,
 }
 
-pub fn run(req: &SignRequest) -> Result<SignReport> {
+/// `uca sign`: signs the CSR, then prints where the certificate went, or
+/// the certificate itself.
+pub fn run(args: SignArgs, out: &mut Stdout) -> Result<u8> {
+    let report = execute(&SignRequest {
+        dir: args.dir,
+        csr: args.csr,
+        options: SignOptions {
+            profile: args.profile,
+            intermediate: args.intermediate,
+            pathlen: args.pathlen,
+            permits: args.permit,
+            sans: args.san,
+            days: args.days,
+        },
+        out: args.out,
+        chain: args.chain,
+        force: args.force,
+        passphrase_file: args.passphrase.passphrase_file,
+    })?;
+    out.work_done(match &report.out {
+        Some(path) => format!(
+            "serial {} was signed and written to {}",
+            report.serial,
+            path.display()
+        ),
+        None => format!(
+            "serial {} was signed and recorded in the ledger; it was only to be printed, so sign the CSR again with --out FILE",
+            report.serial
+        ),
+    });
+    report.render(out)?;
+    Ok(0)
+}
+
+impl SignReport {
+    fn render(&self, out: &mut Stdout) -> Result<()> {
+        match &self.out {
+            Some(path) => writeln!(
+                out,
+                "signed {}: {}  serial {}  expires {}{}",
+                self.subject,
+                path.display(),
+                self.serial,
+                self.not_after,
+                if self.sans.is_empty() {
+                    String::new()
+                } else {
+                    format!("  SANs {}", self.sans.join(", "))
+                }
+            ),
+            None => write!(out, "{}", self.pem),
+        }
+    }
+}
+
+/// Checks the CSR and every output, unlocks the CA and signs.
+pub fn execute(req: &SignRequest) -> Result<SignReport> {
     let store = CaStore::open(&req.dir)?;
     store.ensure_unsealed()?;
     let csr = read_csr(&req.csr)?;

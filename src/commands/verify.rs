@@ -10,6 +10,7 @@ use rustls_pki_types::UnixTime;
 use crate::ca::{seal, store};
 use crate::pki::verify::{verify_files, Purpose};
 use crate::support::error::{Error, Result};
+use crate::support::stdout::Stdout;
 
 // `uca verify`'s arguments (clap), declared with the command they belong to.
 #[derive(Debug, Args)]
@@ -35,8 +36,15 @@ pub struct VerifyArgs {
     pub manifest: Option<PathBuf>,
 }
 
+/// `uca verify`: prints the success line; anything that does not verify
+/// is the error.
+pub fn run(args: VerifyArgs, out: &mut Stdout) -> Result<u8> {
+    writeln!(out, "{}", execute(&args)?)?;
+    Ok(0)
+}
+
 /// Verifies; returns the success line for standard output.
-pub fn run(args: &VerifyArgs) -> Result<String> {
+pub fn execute(args: &VerifyArgs) -> Result<String> {
     if let Some(manifest) = &args.manifest {
         if args.name.is_some() || args.client {
             return Err(Error::msg(

@@ -1,0 +1,80 @@
+//! `uca seal`: writes the signed manifest and destroys the passphrase (and,
+//! if asked, the key), so the CA never issues or signs again. The sealing
+//! itself, and completing an interrupted one, is `ca::seal`'s.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::ca::seal::{self, SealReport};
+use crate::commands::args::PassphraseArgs;
+use crate::support::error::Result;
+use crate::support::stdout::{self, Stdout};
+
+// `uca seal`'s arguments (clap), declared with the command they belong to.
+#[derive(Debug, Args)]
+pub struct SealArgs {
+    /// CA directory
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Also destroy the encrypted CA key
+    #[arg(long)]
+    pub destroy_key: bool,
+    #[command(flatten)]
+    pub passphrase: PassphraseArgs,
+}
+
+/// `uca seal`: seals, says what is gone and how to check the manifest, and
+/// reminds the user of a passphrase file that uca cannot destroy.
+pub fn run(args: SealArgs, out: &mut Stdout) -> Result<u8> {
+    let used_file = args.passphrase.passphrase_file;
+    let report = seal::run(&args.dir, used_file.as_ref(), args.destroy_key)?;
+    let d = report.dir.display();
+    out.work_done(match &used_file {
+        Some(f) => format!(
+            "{d} was sealed; the passphrase is still in {}: destroy that copy too",
+            f.display()
+        ),
+        None => format!("{d} was sealed"),
+    });
+    render(&report, out)?;
+    if let Some(f) = used_file {
+        stdout::to_stderr(&format!(
+            "uca: note: the passphrase is still in {}; destroy that copy too",
+            f.display()
+        ));
+    }
+    Ok(0)
+}
+
+fn render(r: &SealReport, out: &mut Stdout) -> Result<()> {
+    let d = r.dir.display();
+    if r.resumed {
+        writeln!(out, "completed the interrupted seal of {d}")?;
+    }
+    writeln!(
+        out,
+        "sealed {d} at {}: it will never issue or sign again",
+        r.sealed_at
+    )?;
+    writeln!(
+        out,
+        "  manifest     {d}/manifest.json ({} certificates)",
+        r.certificates
+    )?;
+    writeln!(out, "  signature    {d}/manifest.sig")?;
+    writeln!(
+        out,
+        "  passphrase   {}",
+        if r.passphrase_destroyed {
+            "stored copy overwritten and removed"
+        } else {
+            "none was stored in the CA directory"
+        }
+    )?;
+    if r.key_destroyed {
+        writeln!(out, "  key          overwritten and removed")?;
+    }
+    writeln!(out, "  check with   cd {d} && {}", r.verify_command)?;
+    Ok(())
+}
