@@ -102,8 +102,7 @@ fn check_can_claim(dir: &Path) -> Result<()> {
         return Err(bad_dir(dir, "this user may not write to it"));
     }
     let meta = std::fs::metadata(dir).map_err(|e| Error::io("read", dir, e))?;
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let euid = unsafe { libc::geteuid() };
+    let euid = crate::support::sys::effective_uid();
     if euid != 0 && meta.uid() != euid && meta.mode() & 0o7777 != 0o755 {
         return Err(bad_dir(
             dir,
