@@ -71,10 +71,11 @@ pub struct PlanFile {
     pub defaults: Defaults,
     #[serde(default, rename = "group")]
     pub groups: Vec<GroupSection>,
-    /// Filled in by the Vault/OpenBao bootstrap work; refused until then.
+    /// `[vault]`: a Vault/OpenBao PKI mount that `uca ceremony` bootstraps
+    /// with an intermediate of the new root (see `sections::VaultSection`).
     pub vault: Option<crate::ca::sections::VaultSection>,
     /// `[registry]`: a container registry's certificates, for `uca ceremony`
-    /// (see `registry::RegistrySpec`).
+    /// (see `sections::RegistrySpec`).
     pub registry: Option<crate::ca::sections::RegistrySpec>,
 }
 

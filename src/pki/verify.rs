@@ -1,6 +1,6 @@
-//! `uca verify`: checks a certificate (or chain) the way a TLS peer will,
-//! with rustls-webpki, and explains a failure in terms an operator can act
-//! on; or checks a sealed CA's signed manifest and the files it lists.
+//! Chain verification behind `uca verify`: checks a certificate (or chain)
+//! the way a TLS peer will, with rustls-webpki, and explains a failure in
+//! terms an operator can act on. (A sealed CA's manifest is `ca::seal`'s.)
 
 use std::path::Path;
 

@@ -1,6 +1,8 @@
-//! File writing rules shared by every command: outputs appear atomically
+//! File rules shared by every command: outputs appear atomically
 //! (temporary file + rename), secrets are created 0600 from the first byte,
-//! nothing is replaced without `--force`.
+//! nothing is replaced without `--force` (a rename never replaces what
+//! another process created meanwhile), reads are capped, and an output
+//! path is checked for being creatable before any work starts.
 
 use std::ffi::CString;
 use std::fs::{self, File, OpenOptions};
