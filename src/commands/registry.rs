@@ -241,78 +241,11 @@ pub fn prepare(
     out: &Path,
     force: bool,
 ) -> Result<Prepared> {
-    if spec.hosts.is_empty() {
-        return Err(Error::msg(
-            "no registry HOST given; usage: uca registry --dir DIR --out OUT HOST[:PORT]...",
-        ));
-    }
-    let mut hosts: Vec<Host> = Vec::with_capacity(spec.hosts.len());
-    for text in &spec.hosts {
-        let host = Host::parse(text)?;
-        if hosts.iter().any(|h| h.certs_d_dir() == host.certs_d_dir()) {
-            return Err(Error::invalid(
-                "registry host",
-                names::printable(text),
-                "it is given twice",
-            ));
-        }
-        constraints
-            .check(&host.san)
-            .map_err(|e| as_invalid("registry host", text, e))?;
-        hosts.push(host);
-    }
-    let mut extra: Vec<San> = Vec::new();
-    for h in &hosts[1..] {
-        if h.san != hosts[0].san && !extra.contains(&h.san) {
-            extra.push(h.san.clone());
-        }
-    }
-    for text in &spec.sans {
-        let san = San::parse(text)?;
-        constraints.check(&san)?;
-        if san != hosts[0].san && !extra.contains(&san) {
-            extra.push(san);
-        }
-    }
-    let mut clients: Vec<String> = Vec::with_capacity(spec.clients.len());
-    for text in &spec.clients {
-        let san = San::for_name(text).map_err(|e| as_invalid("registry client", text, e))?;
-        constraints
-            .check(&san)
-            .map_err(|e| as_invalid("registry client", text, e))?;
-        let name = Host { san, port: None }.name();
-        if clients.contains(&name) {
-            return Err(Error::invalid(
-                "registry client",
-                names::printable(text),
-                "it is given twice",
-            ));
-        }
-        clients.push(name);
-    }
+    let hosts = registry_hosts(constraints, spec)?;
+    let extra = server_extra_sans(constraints, &hosts, spec)?;
+    let clients = registry_clients(constraints, spec)?;
     let validity = Validity::days_from_now(spec.days)?.within(ca_not_after, spec.days)?;
-
-    // Output paths: the config names them absolutely, one per line.
-    let out_abs = fsutil::resolve(out)?;
-    let printable_out = out_abs
-        .to_str()
-        .filter(|s| !s.chars().any(|c| c.is_control()))
-        .is_some();
-    if !printable_out {
-        return Err(Error::invalid(
-            "--out",
-            out.display().to_string(),
-            "the registry configuration names it, so its absolute path must be UTF-8 without control characters",
-        ));
-    }
-    refuse_long_client_paths(&out_abs, &hosts, &clients)?;
-    if out.exists() && !out.is_dir() {
-        return Err(Error::invalid(
-            "--out",
-            out.display().to_string(),
-            "it exists and is not a directory",
-        ));
-    }
+    let out_abs = check_out(out, &hosts, &clients)?;
 
     let group = |option: &'static str, patterns, profile, extra, dir: &str| {
         Group::pem(
@@ -355,6 +288,104 @@ pub fn prepare(
         force,
         plan,
     })
+}
+
+/// The registry's hosts: at least one, none twice (by the directory its
+/// certs.d entry would use), each within the CA's name constraints.
+fn registry_hosts(constraints: &NameConstraints, spec: &RegistrySpec) -> Result<Vec<Host>> {
+    if spec.hosts.is_empty() {
+        return Err(Error::msg(
+            "no registry HOST given; usage: uca registry --dir DIR --out OUT HOST[:PORT]...",
+        ));
+    }
+    let mut hosts: Vec<Host> = Vec::with_capacity(spec.hosts.len());
+    for text in &spec.hosts {
+        let host = Host::parse(text)?;
+        if hosts.iter().any(|h| h.certs_d_dir() == host.certs_d_dir()) {
+            return Err(Error::invalid(
+                "registry host",
+                names::printable(text),
+                "it is given twice",
+            ));
+        }
+        constraints
+            .check(&host.san)
+            .map_err(|e| as_invalid("registry host", text, e))?;
+        hosts.push(host);
+    }
+    Ok(hosts)
+}
+
+/// The server certificate's SANs beyond the first host: the other hosts,
+/// then `--san`, each once.
+fn server_extra_sans(
+    constraints: &NameConstraints,
+    hosts: &[Host],
+    spec: &RegistrySpec,
+) -> Result<Vec<San>> {
+    let mut extra: Vec<San> = Vec::new();
+    for h in &hosts[1..] {
+        if h.san != hosts[0].san && !extra.contains(&h.san) {
+            extra.push(h.san.clone());
+        }
+    }
+    for text in &spec.sans {
+        let san = San::parse(text)?;
+        constraints.check(&san)?;
+        if san != hosts[0].san && !extra.contains(&san) {
+            extra.push(san);
+        }
+    }
+    Ok(extra)
+}
+
+/// The client certificates' names, each within the name constraints and
+/// given once.
+fn registry_clients(constraints: &NameConstraints, spec: &RegistrySpec) -> Result<Vec<String>> {
+    let mut clients: Vec<String> = Vec::with_capacity(spec.clients.len());
+    for text in &spec.clients {
+        let san = San::for_name(text).map_err(|e| as_invalid("registry client", text, e))?;
+        constraints
+            .check(&san)
+            .map_err(|e| as_invalid("registry client", text, e))?;
+        let name = Host { san, port: None }.name();
+        if clients.contains(&name) {
+            return Err(Error::invalid(
+                "registry client",
+                names::printable(text),
+                "it is given twice",
+            ));
+        }
+        clients.push(name);
+    }
+    Ok(clients)
+}
+
+/// `--out`, absolute: the config names the output paths absolutely, one per
+/// line, so it must be printable, short enough for each client's paths, and
+/// a directory if it exists.
+fn check_out(out: &Path, hosts: &[Host], clients: &[String]) -> Result<PathBuf> {
+    let out_abs = fsutil::resolve(out)?;
+    let printable_out = out_abs
+        .to_str()
+        .filter(|s| !s.chars().any(|c| c.is_control()))
+        .is_some();
+    if !printable_out {
+        return Err(Error::invalid(
+            "--out",
+            out.display().to_string(),
+            "the registry configuration names it, so its absolute path must be UTF-8 without control characters",
+        ));
+    }
+    refuse_long_client_paths(&out_abs, hosts, clients)?;
+    if out.exists() && !out.is_dir() {
+        return Err(Error::invalid(
+            "--out",
+            out.display().to_string(),
+            "it exists and is not a directory",
+        ));
+    }
+    Ok(out_abs)
 }
 
 /// `uca registry`: validates everything, then unlocks the CA, takes its
