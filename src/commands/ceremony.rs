@@ -92,6 +92,103 @@ fn check_escrow_file(req: &CeremonyRequest) -> Result<Option<PathBuf>> {
     Ok(Some(f.clone()))
 }
 
+/// The plan's `[registry]`, validated against the CA the ceremony will make.
+fn prepare_registry(
+    req: &CeremonyRequest,
+    plan: &Plan,
+    ca: &crate::ca::plan::CaSection,
+) -> Result<Option<crate::commands::registry::Prepared>> {
+    let Some(spec) = &plan.registry else {
+        return Ok(None);
+    };
+    let ca_not_after = Validity::days_from_now(ca.days)?.not_after;
+    let out = req.out.join("registry");
+    let c = &plan.ca_constraints;
+    let prepared = crate::commands::registry::prepare(c, ca_not_after, spec, &out, false)?;
+    Ok(Some(prepared))
+}
+
+/// The plan's `[vault]`, validated against the CA the ceremony will make,
+/// and the Vault server it names reached.
+fn prepare_vault(
+    req: &CeremonyRequest,
+    plan: &Plan,
+    ca: &crate::ca::plan::CaSection,
+    ca_dir: &Path,
+) -> Result<Option<crate::commands::vault::bootstrap::BootstrapRequest>> {
+    let Some(section) = &plan.vault else {
+        return Ok(None);
+    };
+    let ca_not_after = Validity::days_from_now(ca.days)?.not_after;
+    let base = fsutil::parent_of(&req.plan);
+    let vreq = section.to_request(base, ca_dir.to_path_buf());
+    crate::commands::vault::bootstrap::validate(
+        &vreq,
+        &plan.ca_constraints,
+        Some(ca.pathlen),
+        ca_not_after,
+    )
+    .map_err(|e| Error::msg(format!("plan [vault]: {e}")))?;
+    // Fail now, not after the root exists, if Vault is unreachable,
+    // sealed, or the token or namespace is wrong.
+    crate::commands::vault::client::VaultClient::connect(&vreq.conn)
+        .and_then(|c| crate::commands::vault::bootstrap::preflight(&c).map(|_| ()))
+        .map_err(|e| Error::msg(format!("plan [vault]: {e}")))?;
+    Ok(Some(vreq))
+}
+
+/// Stores the new root as `ca_dir`; with `--escrow-passphrase`, its key
+/// encrypted under a generated passphrase, which is written to
+/// `escrow_file` first.
+fn store_root(
+    req: &CeremonyRequest,
+    root: &root::NewRoot,
+    escrow_file: Option<&Path>,
+    ca_dir: &Path,
+) -> Result<()> {
+    let escrow = match escrow_file {
+        Some(_) => {
+            let passphrase = Passphrase::generate();
+            let encrypted = root.key.encrypt(&passphrase)?;
+            Some((passphrase, encrypted))
+        }
+        None => None,
+    };
+    // The escrow passphrase first: a key is never stored without it. If
+    // the root cannot be stored, the escrow copy this run made goes again.
+    if let (Some(file), Some((passphrase, _))) = (escrow_file, &escrow) {
+        let mut line = zeroize::Zeroizing::new(passphrase.as_str().to_string());
+        line.push('\n');
+        fsutil::write_atomic(file, line.as_bytes(), Mode::ReadOnlySecret, false, true).map_err(
+            |e| match e {
+                Error::Exists(path) => Error::invalid(
+                    "--escrow-passphrase",
+                    path.display().to_string(),
+                    "it appeared while the ceremony ran; uca never replaces an escrow copy",
+                ),
+                other => other,
+            },
+        )?;
+    }
+    root::store_root(ca_dir, root, escrow.as_ref().map(|(_, k)| k.as_str()), None).map_err(
+        |e| {
+            if let Some(file) = escrow_file {
+                let _ = std::fs::remove_file(file);
+            }
+            match e {
+                // The ceremony's own flag is --out, and it has no --force.
+                Error::Invalid {
+                    what: "--dir",
+                    expected,
+                    ..
+                } => Error::invalid("--out", req.out.display().to_string(), expected),
+                other => other,
+            }
+        },
+    )?;
+    Ok(())
+}
+
 pub fn run(
     req: &CeremonyRequest,
     on_issued: &mut dyn FnMut(&IssuedCert),
@@ -109,38 +206,9 @@ pub fn run(
     let ca_dir = req.out.join("ca");
     let certs_dir = req.out.join("certs");
     plan.validate_all(&certs_dir)?;
-    let registry = match &plan.registry {
-        Some(spec) => {
-            let ca_not_after = Validity::days_from_now(ca.days)?.not_after;
-            let out = req.out.join("registry");
-            let c = &plan.ca_constraints;
-            let prepared = crate::commands::registry::prepare(c, ca_not_after, spec, &out, false)?;
-            Some(prepared)
-        }
-        None => None,
-    };
-    let vault = match &plan.vault {
-        Some(section) => {
-            let ca_not_after = Validity::days_from_now(ca.days)?.not_after;
-            let base = fsutil::parent_of(&req.plan);
-            let vreq = section.to_request(base, ca_dir.clone());
-            crate::commands::vault::bootstrap::validate(
-                &vreq,
-                &plan.ca_constraints,
-                Some(ca.pathlen),
-                ca_not_after,
-            )
-            .map_err(|e| Error::msg(format!("plan [vault]: {e}")))?;
-            // Fail now, not after the root exists, if Vault is unreachable,
-            // sealed, or the token or namespace is wrong.
-            crate::commands::vault::client::VaultClient::connect(&vreq.conn)
-                .and_then(|c| crate::commands::vault::bootstrap::preflight(&c).map(|_| ()))
-                .map_err(|e| Error::msg(format!("plan [vault]: {e}")))?;
-            Some(vreq)
-        }
-        None => None,
-    };
-    // 2. The root, in memory.
+    let registry = prepare_registry(req, &plan, ca)?;
+    let vault = prepare_vault(req, &plan, ca, &ca_dir)?;
+    // 2. The root, in memory, stored with its escrow copy if asked.
     let validity = Validity::days_from_now(ca.days)?;
     let root = root::make_root(
         &ca.name,
@@ -150,51 +218,7 @@ pub fn run(
         plan.ca_constraints.0.clone(),
         vec![SanRule::Base],
     )?;
-    let escrow = match &escrow_file {
-        Some(_) => {
-            let passphrase = Passphrase::generate();
-            let encrypted = root.key.encrypt(&passphrase)?;
-            Some((passphrase, encrypted))
-        }
-        None => None,
-    };
-    // The escrow passphrase first: a key is never stored without it. If
-    // the root cannot be stored, the escrow copy this run made goes again.
-    if let (Some(file), Some((passphrase, _))) = (&escrow_file, &escrow) {
-        let mut line = zeroize::Zeroizing::new(passphrase.as_str().to_string());
-        line.push('\n');
-        fsutil::write_atomic(file, line.as_bytes(), Mode::ReadOnlySecret, false, true).map_err(
-            |e| match e {
-                Error::Exists(path) => Error::invalid(
-                    "--escrow-passphrase",
-                    path.display().to_string(),
-                    "it appeared while the ceremony ran; uca never replaces an escrow copy",
-                ),
-                other => other,
-            },
-        )?;
-    }
-    root::store_root(
-        &ca_dir,
-        &root,
-        escrow.as_ref().map(|(_, k)| k.as_str()),
-        None,
-    )
-    .map_err(|e| {
-        if let Some(file) = &escrow_file {
-            let _ = std::fs::remove_file(file);
-        }
-        match e {
-            // The ceremony's own flag is --out, and it has no --force.
-            Error::Invalid {
-                what: "--dir",
-                expected,
-                ..
-            } => Error::invalid("--out", req.out.display().to_string(), expected),
-            other => other,
-        }
-    })?;
-    drop(escrow);
+    store_root(req, &root, escrow_file.as_deref(), &ca_dir)?;
     let store = CaStore::open(&ca_dir)?;
     let signer = Signer::new(&store, root.key)?;
 
