@@ -11,7 +11,8 @@
 //!   one-line messages), `fsutil` (atomic writes, 0600 secrets, capped
 //!   reads, nothing replaced without --force), `output` (publishing a
 //!   directory of files at once), `stdout` (the only way to print: a failed
-//!   write becomes one error line), `timefmt`, `hardening`.
+//!   write becomes one error line), `timefmt`, `sys` (process hardening and
+//!   the few system calls std lacks: the crate's only unsafe code).
 //! - `pki/`: X.509 facts, no CA directory. `names` (host names, SANs, CA
 //!   names), `san_rule`, `constraints`, `keys`, `passphrase`, `profile` (what
 //!   goes into each certificate), `x509` (reading certificates back),
@@ -33,6 +34,8 @@
 //! process and turns an error into one line and an exit status.
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
+// Only `support::sys` may hold unsafe code (it alone is allowed it).
+#![deny(unsafe_code)]
 
 pub mod ca;
 pub mod cli;

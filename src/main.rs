@@ -10,7 +10,7 @@ fn main() -> ExitCode {
         Err(e) => return clap_exit(&e),
     };
     // Process set-up, before any secret is read.
-    uca::support::hardening::apply();
+    uca::support::sys::harden();
     match uca::cli::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {

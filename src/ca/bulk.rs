@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 
-use crate::ca::ledger::{LedgerEntry, LedgerLock};
+use crate::ca::ledger::{Ledger, LedgerEntry, LedgerLock};
 use crate::ca::plan::{Plan, PlanItem};
 use crate::ca::store::{CaStore, Signer};
 use crate::pki::formats::{self, CertMaterial};
@@ -324,6 +324,135 @@ fn progress_bar(total: u64, enabled: bool) -> Option<indicatif::ProgressBar> {
     Some(bar)
 }
 
+/// The serials the ledger has used, and the certificate directories it
+/// records.
+fn read_ledger(store: &CaStore) -> Result<(HashSet<String>, BTreeSet<String>)> {
+    let mut used_serials = HashSet::new();
+    let mut recorded = BTreeSet::new();
+    store.ledger().scan(|e| {
+        used_serials.insert(e.serial);
+        if let Some(p) = e.path {
+            recorded.insert(p);
+        }
+    })?;
+    Ok((used_serials, recorded))
+}
+
+/// The next (at most [`BATCH`]) certificates to issue, each with a serial
+/// neither the ledger nor this run has used. Those whose directory is to be
+/// left in place are counted as skipped instead.
+fn next_batch<'a>(
+    items: &mut impl Iterator<Item = Result<PlanItem<'a>>>,
+    skip: &HashSet<PathBuf>,
+    used_serials: &mut HashSet<String>,
+    summary: &mut Summary,
+    bar: Option<&indicatif::ProgressBar>,
+) -> Result<Vec<(PlanItem<'a>, [u8; 20])>> {
+    let mut batch = Vec::with_capacity(BATCH);
+    for item in items.by_ref() {
+        let item = item?;
+        if skip.contains(&item.target) {
+            summary.skipped += 1;
+            if let Some(b) = bar {
+                b.inc(1);
+            }
+            continue;
+        }
+        let serial = loop {
+            let s = profile::random_serial_bytes();
+            if used_serials.insert(x509::serial_hex_of(&s)) {
+                break s;
+            }
+        };
+        batch.push((item, serial));
+        if batch.len() == BATCH {
+            break;
+        }
+    }
+    Ok(batch)
+}
+
+/// What every certificate of one [`execute`] run shares.
+struct Run<'a> {
+    signer: &'a Signer,
+    ca: CaMaterial,
+    paths: Paths,
+    /// Directories a crashed run published but never recorded (or `--force`).
+    replace: HashSet<PathBuf>,
+    /// Small runs sync each certificate; larger ones sync once per batch.
+    sync_each: bool,
+    threads: usize,
+}
+
+type Issued = Result<(IssuedCert, LedgerEntry)>;
+
+impl Run<'_> {
+    /// Issues `batch` on every core; the results keep the batch's order.
+    fn issue_batch(&self, batch: &[(PlanItem<'_>, [u8; 20])]) -> Vec<Issued> {
+        let chunk = batch.len().div_ceil(self.threads);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = batch
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.iter()
+                            .map(|(item, serial)| {
+                                let replace = self.replace.contains(&item.target);
+                                issue_item(
+                                    self.signer,
+                                    &self.ca,
+                                    &self.paths,
+                                    item,
+                                    *serial,
+                                    replace,
+                                    self.sync_each,
+                                )
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("an issuing thread panicked"))
+                .collect()
+        })
+    }
+
+    /// Makes a batch's certificates durable, then records them in the
+    /// ledger. Returns them with the batch's first error, if any, which the
+    /// caller reports after the certificates that did succeed.
+    fn record_batch(
+        &self,
+        ledger: &Ledger,
+        lock: &LedgerLock,
+        results: Vec<Issued>,
+    ) -> Result<(Vec<IssuedCert>, Option<Error>)> {
+        let mut entries = Vec::with_capacity(results.len());
+        let mut done = Vec::with_capacity(results.len());
+        let mut first_error = None;
+        for r in results {
+            match r {
+                Ok((issued, entry)) => {
+                    done.push(issued);
+                    entries.push(entry);
+                }
+                Err(e) if first_error.is_none() => first_error = Some(e),
+                Err(_) => {}
+            }
+        }
+        // Durable first, recorded second: the ledger never claims a file
+        // that a power loss could take away.
+        if !entries.is_empty() {
+            if !self.sync_each {
+                output::sync_filesystem(&self.paths.out_abs)?;
+            }
+            ledger.append(lock, &entries)?;
+        }
+        Ok((done, first_error))
+    }
+}
+
 /// Issues every certificate of `plan` under `out`, while holding the CA
 /// lock. Every caller has validated the whole plan
 /// ([`Plan::validate_all`]) before unlocking the key; which certificate
@@ -343,15 +472,7 @@ pub fn execute(
     let started = Instant::now();
     // The CA may have been sealed while we waited for the lock.
     store.ensure_unsealed()?;
-    let ledger = store.ledger();
-    let mut used_serials = HashSet::new();
-    let mut recorded = BTreeSet::new();
-    ledger.scan(|e| {
-        used_serials.insert(e.serial);
-        if let Some(p) = e.path {
-            recorded.insert(p);
-        }
-    })?;
+    let (mut used_serials, recorded) = read_ledger(store)?;
     let paths = Paths {
         out: out.to_path_buf(),
         out_abs: crate::support::fsutil::resolve(out)?,
@@ -367,84 +488,36 @@ pub fn execute(
     for g in &plan.groups {
         crate::support::fsutil::create_dir(&out.join(&g.out), 0o755)?;
     }
-    let sync_each = plan.total <= 16;
-    let ca = CaMaterial {
-        der: store.cert_der.clone(),
-        pem: store.cert_pem(),
-        constraints: store.constraints.clone(),
+    let run = Run {
+        signer,
+        ca: CaMaterial {
+            der: store.cert_der.clone(),
+            pem: store.cert_pem(),
+            constraints: store.constraints.clone(),
+        },
+        paths,
+        replace,
+        sync_each: plan.total <= 16,
+        threads: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
     };
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    let ledger = store.ledger();
     let bar = progress_bar(plan.total, opts.progress);
     let mut items = plan.items(out);
     loop {
-        let mut batch = Vec::with_capacity(BATCH);
-        for item in items.by_ref() {
-            let item = item?;
-            if skip.contains(&item.target) {
-                summary.skipped += 1;
-                if let Some(b) = &bar {
-                    b.inc(1);
-                }
-                continue;
-            }
-            let serial = loop {
-                let s = profile::random_serial_bytes();
-                if used_serials.insert(x509::serial_hex_of(&s)) {
-                    break s;
-                }
-            };
-            batch.push((item, serial));
-            if batch.len() == BATCH {
-                break;
-            }
-        }
+        let batch = next_batch(
+            &mut items,
+            &skip,
+            &mut used_serials,
+            &mut summary,
+            bar.as_ref(),
+        )?;
         if batch.is_empty() {
             break;
         }
-        let chunk = batch.len().div_ceil(threads);
-        let results: Vec<Result<(IssuedCert, LedgerEntry)>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = batch
-                .chunks(chunk)
-                .map(|part| {
-                    let (ca, paths, replace) = (&ca, &paths, &replace);
-                    scope.spawn(move || {
-                        part.iter()
-                            .map(|(item, serial)| {
-                                let replace = replace.contains(&item.target);
-                                issue_item(signer, ca, paths, item, *serial, replace, sync_each)
-                            })
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().expect("an issuing thread panicked"))
-                .collect()
-        });
-        let mut entries = Vec::with_capacity(results.len());
-        let mut done = Vec::with_capacity(results.len());
-        let mut first_error = None;
-        for r in results {
-            match r {
-                Ok((issued, entry)) => {
-                    done.push(issued);
-                    entries.push(entry);
-                }
-                Err(e) if first_error.is_none() => first_error = Some(e),
-                Err(_) => {}
-            }
-        }
-        // Durable first, recorded second: the ledger never claims a file
-        // that a power loss could take away.
-        if !entries.is_empty() {
-            if !sync_each {
-                output::sync_filesystem(&paths.out_abs)?;
-            }
-            ledger.append(lock, &entries)?;
-        }
+        let results = run.issue_batch(&batch);
+        let (done, first_error) = run.record_batch(&ledger, lock, results)?;
         for issued in &done {
             summary.issued += 1;
             if let Some(t) = timefmt::parse(&issued.not_after) {

@@ -127,12 +127,6 @@ impl Ledger {
         }
     }
 
-    pub fn read_all(&self) -> Result<Vec<LedgerEntry>> {
-        let mut all = Vec::new();
-        self.scan(|e| all.push(e))?;
-        Ok(all)
-    }
-
     pub fn serials(&self) -> Result<HashSet<String>> {
         let mut set = HashSet::new();
         self.scan(|e| {

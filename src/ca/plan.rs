@@ -71,10 +71,11 @@ pub struct PlanFile {
     pub defaults: Defaults,
     #[serde(default, rename = "group")]
     pub groups: Vec<GroupSection>,
-    /// Filled in by the Vault/OpenBao bootstrap work; refused until then.
+    /// `[vault]`: a Vault/OpenBao PKI mount that `uca ceremony` bootstraps
+    /// with an intermediate of the new root (see `sections::VaultSection`).
     pub vault: Option<crate::ca::sections::VaultSection>,
     /// `[registry]`: a container registry's certificates, for `uca ceremony`
-    /// (see `registry::RegistrySpec`).
+    /// (see `sections::RegistrySpec`).
     pub registry: Option<crate::ca::sections::RegistrySpec>,
 }
 
@@ -503,6 +504,219 @@ impl Listings {
     }
 }
 
+fn plan_error(path: &Path, why: String) -> Error {
+    Error::invalid("plan", path.display().to_string(), why)
+}
+
+fn group_error(path: &Path, group: &str, why: String) -> Error {
+    plan_error(path, format!("group '{group}': {why}"))
+}
+
+/// The sections a plan has fit what it is used for: `[vault]` and
+/// `[registry]` only in a ceremony, and something to issue.
+fn check_sections(path: &Path, file: &PlanFile, existing_ca: bool) -> Result<()> {
+    if file.vault.is_some() && existing_ca {
+        return Err(plan_error(path,
+            "its [vault] section is for uca ceremony; with an existing CA run: uca vault bootstrap --dir DIR --addr URL ...".into(),
+        ));
+    }
+    if file.registry.is_some() && existing_ca {
+        return Err(plan_error(path,
+            "its [registry] section is for uca ceremony; with an existing CA run: uca registry --dir DIR --out OUT HOST[:PORT]...".into(),
+        ));
+    }
+    if file.groups.is_empty() && file.registry.is_none() && file.vault.is_none() {
+        return Err(plan_error(
+            path,
+            "it has no [[group]]; nothing to issue".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The name constraints and the end of validity of the CA a ceremony will
+/// create from the plan's `[ca]` section, which every group must fit.
+fn new_ca_limits(
+    path: &Path,
+    ca: Option<&CaSection>,
+) -> Result<(NameConstraints, time::OffsetDateTime)> {
+    let Some(ca) = ca else {
+        return Err(plan_error(
+            path,
+            "a ceremony needs a [ca] section (name, key, days, pathlen, permit)".into(),
+        ));
+    };
+    crate::pki::names::validate_ca_name(&ca.name)?;
+    let permits = ca
+        .permit
+        .iter()
+        .map(|p| Permit::parse(p))
+        .collect::<Result<Vec<_>>>()
+        .map_err(|e| plan_error(path, format!("[ca] permit: {e}")))?;
+    let validity = Validity::days_from_now(ca.days)
+        .map_err(|e| plan_error(path, format!("[ca] days: {e}")))?;
+    Ok((NameConstraints(permits), validity.not_after))
+}
+
+/// A group's name is printable, cannot be read as an option, and is unique.
+fn check_group_name(path: &Path, g: &GroupSection, seen: &mut HashSet<String>) -> Result<()> {
+    crate::pki::names::check_typography("group name", &g.name)?;
+    if g.name.starts_with('-') {
+        // It would read like an option in errors ("--host, name ...").
+        return Err(group_error(
+            path,
+            &g.name,
+            "a group name may not start with '-'".into(),
+        ));
+    }
+    if !seen.insert(g.name.clone()) {
+        return Err(plan_error(
+            path,
+            format!("group '{}' is defined twice", g.name),
+        ));
+    }
+    Ok(())
+}
+
+/// One `[[group]]`, each setting resolved (the group's own, else
+/// `[defaults]`, else uca's default) and validated.
+fn group_from_section(
+    path: &Path,
+    g: &GroupSection,
+    d: &Defaults,
+    ca_not_after: time::OffsetDateTime,
+    base_dir: &Path,
+) -> Result<Group> {
+    let gerr = |why: String| group_error(path, &g.name, why);
+    let patterns = group_patterns(path, g)?;
+    let rules = match g.san_rules.as_ref().or(d.san_rules.as_ref()) {
+        Some(r) => r
+            .iter()
+            .map(|r| SanRule::parse(r))
+            .collect::<Result<Vec<_>>>()
+            .map_err(|e| gerr(e.to_string()))?,
+        None => vec![SanRule::Base],
+    };
+    let mut extra = Vec::new();
+    for s in d.sans.iter().flatten().chain(g.sans.iter().flatten()) {
+        let san = San::parse(s).map_err(|e| gerr(e.to_string()))?;
+        if !extra.contains(&san) {
+            extra.push(san);
+        }
+    }
+    let days = g.days.or(d.days).unwrap_or(397);
+    let validity = Validity::days_from_now(days)
+        .and_then(|v| v.within(ca_not_after, days))
+        .map_err(|e| gerr(e.to_string()))?;
+    let formats = g
+        .formats
+        .clone()
+        .or_else(|| d.formats.clone())
+        .unwrap_or_else(|| vec![OutputFormat::Pem]);
+    if formats.is_empty() {
+        return Err(gerr("formats is empty".into()));
+    }
+    let profile = g.profile.or(d.profile).unwrap_or(Profile::Both);
+    if formats.contains(&OutputFormat::Certsd) && profile == Profile::Server {
+        return Err(gerr(
+            "format certsd is a client identity for Docker/Podman; use profile client or both"
+                .into(),
+        ));
+    }
+    let pkcs12_password = if formats.contains(&OutputFormat::Pkcs12) {
+        Some(group_pkcs12_password(path, g, d, base_dir)?)
+    } else {
+        None
+    };
+    let k8s_namespace = group_k8s_namespace(path, g, d)?;
+    let out = match &g.out {
+        Some(p) => relative_subdir(&g.name, p)?,
+        None => PathBuf::new(),
+    };
+    Ok(Group {
+        origin: GroupOrigin::PlanFile(g.name.clone()),
+        patterns,
+        profile,
+        key: g.key.or(d.key).unwrap_or(KeyType::EcP256),
+        days,
+        validity,
+        rules,
+        extra,
+        formats,
+        out,
+        pkcs12_password,
+        k8s_namespace,
+    })
+}
+
+fn group_patterns(path: &Path, g: &GroupSection) -> Result<Vec<NamePattern>> {
+    if g.names.is_empty() {
+        return Err(group_error(path, &g.name, "its names list is empty".into()));
+    }
+    g.names
+        .iter()
+        .map(|n| {
+            // Both are the plan's raw text: one line, whatever it holds.
+            NamePattern::parse(n).map_err(|why| {
+                let (n, why) = (
+                    crate::pki::names::printable(n),
+                    crate::pki::names::printable(&why),
+                );
+                group_error(path, &g.name, format!("name '{n}': {why}"))
+            })
+        })
+        .collect()
+}
+
+/// The pkcs12 format's bundle password, read from the file the group (or
+/// `[defaults]`) names, relative to the plan.
+fn group_pkcs12_password(
+    path: &Path,
+    g: &GroupSection,
+    d: &Defaults,
+    base_dir: &Path,
+) -> Result<Passphrase> {
+    let gerr = |why: String| group_error(path, &g.name, why);
+    let file = g
+        .pkcs12_password_file
+        .as_ref()
+        .or(d.pkcs12_password_file.as_ref())
+        .ok_or_else(|| {
+            gerr(
+                "format pkcs12 needs pkcs12_password_file (a file holding the bundle password)"
+                    .into(),
+            )
+        })?;
+    let file = if file.is_absolute() {
+        file.clone()
+    } else {
+        base_dir.join(file)
+    };
+    Passphrase::from_file(&file).map_err(|e| gerr(crate::pki::names::printable(&e.to_string())))
+}
+
+fn group_k8s_namespace(path: &Path, g: &GroupSection, d: &Defaults) -> Result<String> {
+    let k8s_namespace = g
+        .k8s_namespace
+        .clone()
+        .or_else(|| d.k8s_namespace.clone())
+        .unwrap_or_else(|| "default".into());
+    crate::pki::names::dns_name(&k8s_namespace, false)
+        .ok()
+        .filter(|n| !n.contains('.'))
+        .ok_or_else(|| {
+            group_error(
+                path,
+                &g.name,
+                format!(
+                    "k8s_namespace '{}' is not a valid namespace (a DNS label)",
+                    crate::pki::names::printable(&k8s_namespace)
+                ),
+            )
+        })?;
+    Ok(k8s_namespace)
+}
+
 impl Plan {
     /// Appends a group (for plans built in code).
     pub fn push(&mut self, group: Group) {
@@ -556,156 +770,24 @@ impl Plan {
         file: PlanFile,
         existing_ca: Option<(&NameConstraints, time::OffsetDateTime)>,
     ) -> Result<Plan> {
-        let plan_err = |why: String| Error::invalid("plan", path.display().to_string(), why);
-        if file.vault.is_some() && existing_ca.is_some() {
-            return Err(plan_err(
-                "its [vault] section is for uca ceremony; with an existing CA run: uca vault bootstrap --dir DIR --addr URL ...".into(),
-            ));
-        }
-        if file.registry.is_some() && existing_ca.is_some() {
-            return Err(plan_err(
-                "its [registry] section is for uca ceremony; with an existing CA run: uca registry --dir DIR --out OUT HOST[:PORT]...".into(),
-            ));
-        }
-        if file.groups.is_empty() && file.registry.is_none() && file.vault.is_none() {
-            return Err(plan_err("it has no [[group]]; nothing to issue".into()));
-        }
-        let (constraints, ca_not_after) = match (existing_ca, &file.ca) {
-            (Some((c, not_after)), _) => (c.clone(), not_after),
-            (None, Some(ca)) => {
-                crate::pki::names::validate_ca_name(&ca.name)?;
-                let permits = ca
-                    .permit
-                    .iter()
-                    .map(|p| Permit::parse(p))
-                    .collect::<Result<Vec<_>>>()
-                    .map_err(|e| plan_err(format!("[ca] permit: {e}")))?;
-                let validity = Validity::days_from_now(ca.days)
-                    .map_err(|e| plan_err(format!("[ca] days: {e}")))?;
-                (NameConstraints(permits), validity.not_after)
-            }
-            (None, None) => {
-                return Err(plan_err(
-                    "a ceremony needs a [ca] section (name, key, days, pathlen, permit)".into(),
-                ))
-            }
+        check_sections(path, &file, existing_ca.is_some())?;
+        let (constraints, ca_not_after) = match existing_ca {
+            Some((c, not_after)) => (c.clone(), not_after),
+            None => new_ca_limits(path, file.ca.as_ref())?,
         };
         let base_dir = crate::support::fsutil::parent_of(path);
-        let d = &file.defaults;
         let mut group_names = HashSet::new();
         let mut groups = Vec::new();
         let mut total: u64 = 0;
         for g in &file.groups {
-            let gerr = |why: String| plan_err(format!("group '{}': {why}", g.name));
-            crate::pki::names::check_typography("group name", &g.name)?;
-            if g.name.starts_with('-') {
-                // It would read like an option in errors ("--host, name ...").
-                return Err(gerr("a group name may not start with '-'".into()));
-            }
-            if !group_names.insert(g.name.clone()) {
-                return Err(plan_err(format!("group '{}' is defined twice", g.name)));
-            }
-            if g.names.is_empty() {
-                return Err(gerr("its names list is empty".into()));
-            }
-            let patterns = g
-                .names
-                .iter()
-                .map(|n| {
-                    // Both are the plan's raw text: one line, whatever it holds.
-                    NamePattern::parse(n).map_err(|why| {
-                        let (n, why) = (
-                            crate::pki::names::printable(n),
-                            crate::pki::names::printable(&why),
-                        );
-                        gerr(format!("name '{n}': {why}"))
-                    })
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let rules = match g.san_rules.as_ref().or(d.san_rules.as_ref()) {
-                Some(r) => r
-                    .iter()
-                    .map(|r| SanRule::parse(r))
-                    .collect::<Result<Vec<_>>>()
-                    .map_err(|e| gerr(e.to_string()))?,
-                None => vec![SanRule::Base],
-            };
-            let mut extra = Vec::new();
-            for s in d.sans.iter().flatten().chain(g.sans.iter().flatten()) {
-                let san = San::parse(s).map_err(|e| gerr(e.to_string()))?;
-                if !extra.contains(&san) {
-                    extra.push(san);
-                }
-            }
-            let days = g.days.or(d.days).unwrap_or(397);
-            let validity = Validity::days_from_now(days)
-                .and_then(|v| v.within(ca_not_after, days))
-                .map_err(|e| gerr(e.to_string()))?;
-            let formats = g
-                .formats
-                .clone()
-                .or_else(|| d.formats.clone())
-                .unwrap_or_else(|| vec![OutputFormat::Pem]);
-            if formats.is_empty() {
-                return Err(gerr("formats is empty".into()));
-            }
-            let profile = g.profile.or(d.profile).unwrap_or(Profile::Both);
-            if formats.contains(&OutputFormat::Certsd) && profile == Profile::Server {
-                return Err(gerr("format certsd is a client identity for Docker/Podman; use profile client or both".into()));
-            }
-            let pkcs12_password = if formats.contains(&OutputFormat::Pkcs12) {
-                let file = g.pkcs12_password_file.as_ref().or(d.pkcs12_password_file.as_ref()).ok_or_else(|| {
-                    gerr("format pkcs12 needs pkcs12_password_file (a file holding the bundle password)".into())
-                })?;
-                let file = if file.is_absolute() {
-                    file.clone()
-                } else {
-                    base_dir.join(file)
-                };
-                Some(
-                    Passphrase::from_file(&file)
-                        .map_err(|e| gerr(crate::pki::names::printable(&e.to_string())))?,
-                )
-            } else {
-                None
-            };
-            let k8s_namespace = g
-                .k8s_namespace
-                .clone()
-                .or_else(|| d.k8s_namespace.clone())
-                .unwrap_or_else(|| "default".into());
-            crate::pki::names::dns_name(&k8s_namespace, false)
-                .ok()
-                .filter(|n| !n.contains('.'))
-                .ok_or_else(|| {
-                    gerr(format!(
-                        "k8s_namespace '{}' is not a valid namespace (a DNS label)",
-                        crate::pki::names::printable(&k8s_namespace)
-                    ))
-                })?;
-            let out = match &g.out {
-                Some(p) => relative_subdir(&g.name, p)?,
-                None => PathBuf::new(),
-            };
-            let group = Group {
-                origin: GroupOrigin::PlanFile(g.name.clone()),
-                patterns,
-                profile,
-                key: g.key.or(d.key).unwrap_or(KeyType::EcP256),
-                days,
-                validity,
-                rules,
-                extra,
-                formats,
-                out,
-                pkcs12_password,
-                k8s_namespace,
-            };
+            check_group_name(path, g, &mut group_names)?;
+            let group = group_from_section(path, g, &file.defaults, ca_not_after, base_dir)?;
             total = total.saturating_add(group.count());
             if total > MAX_CERTIFICATES {
-                return Err(plan_err(format!(
-                    "it describes more than {MAX_CERTIFICATES} certificates"
-                )));
+                return Err(plan_error(
+                    path,
+                    format!("it describes more than {MAX_CERTIFICATES} certificates"),
+                ));
             }
             groups.push(group);
         }

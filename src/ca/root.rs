@@ -27,7 +27,7 @@ fn bad_dir(dir: &Path, why: impl Into<String>) -> Error {
 /// in place, and nothing is made before it is known it can be stored. A
 /// symbolic link to a directory is followed; a dangling one is refused (it
 /// is never removed, and nothing is created at its target).
-fn check_dir_is_free(dir: &Path) -> Result<()> {
+pub fn check_new_ca_dir(dir: &Path) -> Result<()> {
     if let Ok(meta) = std::fs::symlink_metadata(dir) {
         if meta.file_type().is_symlink() && std::fs::metadata(dir).is_err() {
             let target = std::fs::read_link(dir).unwrap_or_default();
@@ -102,8 +102,7 @@ fn check_can_claim(dir: &Path) -> Result<()> {
         return Err(bad_dir(dir, "this user may not write to it"));
     }
     let meta = std::fs::metadata(dir).map_err(|e| Error::io("read", dir, e))?;
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let euid = unsafe { libc::geteuid() };
+    let euid = crate::support::sys::effective_uid();
     if euid != 0 && meta.uid() != euid && meta.mode() & 0o7777 != 0o755 {
         return Err(bad_dir(
             dir,
@@ -278,9 +277,4 @@ fn only_entry_is_claim(dir: &Path) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Checks that `dir` can receive a new CA.
-pub fn check_new_ca_dir(dir: &Path) -> Result<()> {
-    check_dir_is_free(dir)
 }

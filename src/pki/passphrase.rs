@@ -37,10 +37,12 @@ impl Passphrase {
 
     /// 256 random bits, base64url: 43 characters, no padding.
     pub fn generate() -> Passphrase {
+        use base64::Engine;
         use rand_core::RngCore;
         let mut bytes = Zeroizing::new([0u8; 32]);
         rand_core::OsRng.fill_bytes(bytes.as_mut());
-        Passphrase(Zeroizing::new(base64url(bytes.as_ref())))
+        let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes.as_ref());
+        Passphrase(Zeroizing::new(text))
     }
 
     fn new(text: String, origin: &str) -> Result<Passphrase> {
@@ -129,24 +131,6 @@ impl Passphrase {
         }
         Ok(())
     }
-}
-
-fn base64url(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::with_capacity(bytes.len() * 4 / 3 + 2);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        let chars = chunk.len() + 1;
-        for i in 0..chars {
-            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
 }
 
 fn interactive() -> bool {

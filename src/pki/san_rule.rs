@@ -11,7 +11,8 @@ use crate::support::error::{Error, Result};
 /// One rule that derives extra SANs from a certificate's NAME.
 ///
 /// * `base`: NAME without the trailing digits of its first label (`web12` ->
-///   `web`, `rmq1.prod` -> `rmq.prod`), as uCA did. The default.
+///   `web`, `rmq1.prod` -> `rmq.prod`), so that a numbered instance also
+///   answers to the name its whole group shares. The default.
 /// * `none`: no derived names at all (NAME itself is always present).
 /// * a template such as `{name}.svc.internal`, `{base}.svc.internal` or
 ///   `URI:spiffe://acme.internal/ns/prod/sa/{base}` (DNS unless a `KIND:` is given).

@@ -1,6 +1,6 @@
-//! `uca verify`: checks a certificate (or chain) the way a TLS peer will,
-//! with rustls-webpki, and explains a failure in terms an operator can act
-//! on; or checks a sealed CA's signed manifest and the files it lists.
+//! Chain verification behind `uca verify`: checks a certificate (or chain)
+//! the way a TLS peer will, with rustls-webpki, and explains a failure in
+//! terms an operator can act on. (A sealed CA's manifest is `ca::seal`'s.)
 
 use std::path::Path;
 
@@ -143,34 +143,8 @@ pub fn verify_der_at(
     let chain = parse_all(chain_der, cert_label)?;
     let cas = parse_all(ca_der, ca_label)?;
     let (cert_path, ca_path) = (cert_label, ca_label);
-
-    let server_name = match purpose {
-        Purpose::Server(Some(name)) => Some(
-            ServerName::try_from(name.as_str())
-                .map_err(|_| {
-                    Error::invalid(
-                        "--name",
-                        name.as_str(),
-                        "expected a DNS name like web1.internal or an IP address like 10.0.0.5",
-                    )
-                })?
-                .to_owned(),
-        ),
-        _ => None,
-    };
-
-    let mut anchors: Vec<TrustAnchor<'_>> = Vec::with_capacity(cas.len());
-    for ca in &cas {
-        let der = CertificateDer::from(ca.der);
-        let anchor = webpki::anchor_from_trusted_cert(&der).map_err(|e| {
-            Error::invalid(
-                "trust anchor in",
-                ca_path,
-                format!("{} cannot be used as a trust anchor: {e:?}", ca.name()),
-            )
-        })?;
-        anchors.push(anchor.to_owned());
-    }
+    let server_name = server_name_of(purpose)?;
+    let anchors = trust_anchors(&cas, ca_path)?;
 
     let ctx = Ctx {
         chain: &chain,
@@ -226,31 +200,77 @@ pub fn verify_der_at(
         .position(|a| std::ptr::eq(a, path.anchor()))
         .unwrap_or(0);
     let root = &cas[anchor_index];
-    // webpki does not check a trust anchor's own validity; a peer using
-    // OpenSSL does, so uca does too.
-    let now_t = unix(now);
-    if root.not_after() < now_t {
+    check_anchor_validity(root, ca_path, unix(now))?;
+    names.push(root.name());
+    expiries.push((root.not_after(), root.name()));
+    Ok(success_report(&chain[0], purpose, &names, &expiries))
+}
+
+/// `--name` as the server name to check, for a server certificate.
+fn server_name_of(purpose: &Purpose) -> Result<Option<ServerName<'static>>> {
+    let Purpose::Server(Some(name)) = purpose else {
+        return Ok(None);
+    };
+    let name = ServerName::try_from(name.as_str()).map_err(|_| {
+        Error::invalid(
+            "--name",
+            name.as_str(),
+            "expected a DNS name like web1.internal or an IP address like 10.0.0.5",
+        )
+    })?;
+    Ok(Some(name.to_owned()))
+}
+
+/// Each CA certificate as a trust anchor, in the order given.
+fn trust_anchors(cas: &[Info<'_>], ca_path: &str) -> Result<Vec<TrustAnchor<'static>>> {
+    let mut anchors = Vec::with_capacity(cas.len());
+    for ca in cas {
+        let der = CertificateDer::from(ca.der);
+        let anchor = webpki::anchor_from_trusted_cert(&der).map_err(|e| {
+            Error::invalid(
+                "trust anchor in",
+                ca_path,
+                format!("{} cannot be used as a trust anchor: {e:?}", ca.name()),
+            )
+        })?;
+        anchors.push(anchor.to_owned());
+    }
+    Ok(anchors)
+}
+
+/// webpki does not check a trust anchor's own validity; a peer using
+/// OpenSSL does, so uca does too.
+fn check_anchor_validity(root: &Info<'_>, ca_path: &str, now: OffsetDateTime) -> Result<()> {
+    if root.not_after() < now {
         return Err(Error::Verification(format!(
             "the chain ends at {} from {}, which expired at {} (now {}): every certificate it issued is refused by OpenSSL-based peers; create a new CA",
             root.name(),
             ca_path,
             when(root.not_after()),
-            when(now_t)
+            when(now)
         )));
     }
-    if root.not_before() > now_t {
+    if root.not_before() > now {
         return Err(Error::Verification(format!(
             "the chain ends at {} from {}, which is not valid until {} (now {}): check this machine's clock",
             root.name(),
             ca_path,
             when(root.not_before()),
-            when(now_t)
+            when(now)
         )));
     }
-    names.push(root.name());
-    expiries.push((root.not_after(), root.name()));
+    Ok(())
+}
 
-    let leaf_until = chain[0].not_after();
+/// The OK line: what `leaf` is valid for, until when (or until an earlier
+/// expiry in its chain), and the chain as `names`, leaf first.
+fn success_report(
+    leaf: &Info<'_>,
+    purpose: &Purpose,
+    names: &[String],
+    expiries: &[(OffsetDateTime, String)],
+) -> String {
+    let leaf_until = leaf.not_after();
     let mut until = when(leaf_until);
     if let Some((t, who)) = expiries.iter().min_by_key(|(t, _)| *t) {
         if *t < leaf_until {
@@ -265,11 +285,11 @@ pub fn verify_der_at(
         Purpose::Server(None) => "server use (no --name given, names not checked)".to_string(),
         Purpose::Client => "client use".to_string(),
     };
-    Ok(format!(
+    format!(
         "OK: {} is valid for {usage_text} until {until}, chain: {}",
-        chain[0].name(),
+        leaf.name(),
         names.join(" <- ")
-    ))
+    )
 }
 
 /// Everything an explanation may refer to.
@@ -559,11 +579,55 @@ fn explain_name_constraints(ctx: &Ctx<'_>) -> String {
     )
 }
 
-/// Turns a webpki error into an explanation.
+fn explain_expired(ctx: &Ctx<'_>, not_after: UnixTime) -> String {
+    let leaf = ctx.leaf();
+    let now = when(unix(ctx.now));
+    let who = ctx
+        .find_by_time(not_after, true)
+        .map_or_else(|| "a certificate in the chain".into(), Info::name);
+    let whose = if ctx
+        .find_by_time(not_after, true)
+        .is_some_and(|c| std::ptr::eq(c, leaf))
+    {
+        "issue a new certificate".to_string()
+    } else {
+        format!("{} is in the chain of {}; replace it", who, leaf.name())
+    };
+    format!(
+        "{who} expired at {} (now {now}): {whose}",
+        when(unix(not_after))
+    )
+}
+
+fn explain_not_valid_yet(ctx: &Ctx<'_>, not_before: UnixTime) -> String {
+    let now = when(unix(ctx.now));
+    let who = ctx
+        .find_by_time(not_before, false)
+        .map_or_else(|| "a certificate in the chain".into(), Info::name);
+    format!(
+        "{who} is not valid yet: its validity starts at {} (now {now}); check this machine's clock",
+        when(unix(not_before))
+    )
+}
+
+fn explain_wrong_name(ctx: &Ctx<'_>) -> String {
+    let leaf = ctx.leaf();
+    let name = match ctx.purpose {
+        Purpose::Server(Some(n)) => n.as_str(),
+        _ => "the requested name",
+    };
+    format!(
+        "{} is not valid for {name}: its names are {}; issue one that includes {name} (e.g. with --san)",
+        leaf.name(),
+        names_list(&leaf.parsed)
+    )
+}
+
+/// Turns a webpki error into an explanation: one arm per error webpki can
+/// return, so the match is as long as that list.
 fn explain(err: &webpki::Error, ctx: &Ctx<'_>) -> String {
     use webpki::Error as E;
     let leaf = ctx.leaf();
-    let now = when(unix(ctx.now));
     let malformed = |what: &str| {
         format!(
             "a certificate in {} (or {}) is malformed: {what}; was the file altered? ({err:?})",
@@ -572,33 +636,9 @@ fn explain(err: &webpki::Error, ctx: &Ctx<'_>) -> String {
     };
     #[allow(deprecated)]
     match err {
-        E::CertExpired { not_after, .. } => {
-            let who = ctx.find_by_time(*not_after, true).map_or_else(|| "a certificate in the chain".into(), Info::name);
-            let whose = if ctx.find_by_time(*not_after, true).is_some_and(|c| std::ptr::eq(c, leaf)) {
-                "issue a new certificate".to_string()
-            } else {
-                format!("{} is in the chain of {}; replace it", who, leaf.name())
-            };
-            format!("{who} expired at {} (now {now}): {whose}", when(unix(*not_after)))
-        }
-        E::CertNotValidYet { not_before, .. } => {
-            let who = ctx.find_by_time(*not_before, false).map_or_else(|| "a certificate in the chain".into(), Info::name);
-            format!(
-                "{who} is not valid yet: its validity starts at {} (now {now}); check this machine's clock",
-                when(unix(*not_before))
-            )
-        }
-        E::CertNotValidForName(_) => {
-            let name = match ctx.purpose {
-                Purpose::Server(Some(n)) => n.as_str(),
-                _ => "the requested name",
-            };
-            format!(
-                "{} is not valid for {name}: its names are {}; issue one that includes {name} (e.g. with --san)",
-                leaf.name(),
-                names_list(&leaf.parsed)
-            )
-        }
+        E::CertExpired { not_after, .. } => explain_expired(ctx, *not_after),
+        E::CertNotValidYet { not_before, .. } => explain_not_valid_yet(ctx, *not_before),
+        E::CertNotValidForName(_) => explain_wrong_name(ctx),
         E::UnknownIssuer => explain_unknown_issuer(ctx),
         E::InvalidSignatureForPublicKey => explain_bad_signature(ctx),
         E::SignatureAlgorithmMismatch => format!(

@@ -1,13 +1,18 @@
-//! File writing rules shared by every command: outputs appear atomically
+//! File rules shared by every command: outputs appear atomically
 //! (temporary file + rename), secrets are created 0600 from the first byte,
-//! nothing is replaced without `--force`.
+//! nothing is replaced without `--force` (a rename never replaces what
+//! another process created meanwhile), reads are capped, and an output
+//! path is checked for being creatable before any work starts.
 
+use std::ffi::CString;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::support::error::{Error, IoContext, Result};
+use crate::support::sys;
 
 /// Who may read a file that uca writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -165,7 +170,6 @@ pub fn read_capped(
     action: &'static str,
     what: &'static str,
 ) -> Result<Vec<u8>> {
-    use std::os::fd::AsRawFd;
     // O_NONBLOCK so that a FIFO nobody writes to cannot hold the open
     // forever; blocking again afterwards, so a pipe (`<(...)`) is read as
     // its writer produces it, and one without a writer reads as empty.
@@ -174,15 +178,7 @@ pub fn read_capped(
         .custom_flags(libc::O_NONBLOCK)
         .open(path)
         .ctx(action, path)?;
-    // SAFETY: fcntl on a descriptor this function owns, with flag values
-    // read from the same descriptor; no memory is passed.
-    let cleared = unsafe {
-        let flags = libc::fcntl(file.as_raw_fd(), libc::F_GETFL);
-        flags >= 0 && libc::fcntl(file.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK) == 0
-    };
-    if !cleared {
-        return Err(Error::io(action, path, std::io::Error::last_os_error()));
-    }
+    sys::clear_nonblocking(&file).map_err(|e| Error::io(action, path, e))?;
     read_open_capped(file, path, limit, action, what)
 }
 
@@ -311,46 +307,20 @@ fn rename_noreplace_fallback(from: &Path, to: &Path) -> std::io::Result<()> {
     })
 }
 
-#[cfg(target_os = "linux")]
 fn rename_noreplace_syscall(from: &Path, to: &Path) -> std::io::Result<()> {
-    use std::ffi::CString;
-    use std::os::unix::ffi::OsStrExt;
     let c = |p: &Path| {
         CString::new(p.as_os_str().as_bytes())
             .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))
     };
-    let (from_c, to_c) = (c(from)?, c(to)?);
-    // SAFETY: both paths are NUL-terminated strings that outlive the call.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_renameat2,
-            libc::AT_FDCWD,
-            from_c.as_ptr(),
-            libc::AT_FDCWD,
-            to_c.as_ptr(),
-            libc::RENAME_NOREPLACE,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn rename_noreplace_syscall(_: &Path, _: &Path) -> std::io::Result<()> {
-    Err(std::io::Error::from_raw_os_error(libc::ENOSYS))
+    sys::renameat2_noreplace(&c(from)?, &c(to)?)
 }
 
 /// Whether this process may create entries in the directory `dir`.
 pub fn is_writable_dir(dir: &Path) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+    let Ok(c) = CString::new(dir.as_os_str().as_bytes()) else {
         return false;
     };
-    // SAFETY: a NUL-terminated path that outlives the call.
-    dir.is_dir() && unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) } == 0
+    dir.is_dir() && sys::may_write_into(&c)
 }
 
 /// Checks, before anything is signed, that the directory `dir` and every

@@ -141,17 +141,8 @@ fn replace_with(tmp: &Path, target: &Path) -> Result<()> {
 /// Makes everything written so far on `dir`'s file system durable with one
 /// call: cheaper than one fsync per file when thousands were written.
 pub fn sync_filesystem(dir: &Path) -> Result<()> {
-    use std::os::fd::AsRawFd;
     let d = fs::File::open(dir).ctx("open", dir)?;
-    // SAFETY: syncfs takes a valid open descriptor, which `d` is for the call.
-    if unsafe { libc::syncfs(d.as_raw_fd()) } != 0 {
-        return Err(Error::io(
-            "sync the file system of",
-            dir,
-            std::io::Error::last_os_error(),
-        ));
-    }
-    Ok(())
+    crate::support::sys::sync_filesystem_of(&d).ctx("sync the file system of", dir)
 }
 
 /// The hidden directories in `dir` named like a publishing leftover
@@ -206,9 +197,7 @@ fn writer_may_be_running(tag: u64) -> bool {
     if pid == 0 || pid > PID_MAX_LIMIT || pid == u64::from(std::process::id()) {
         return true;
     }
-    // SAFETY: signal 0 only checks that the process exists; pid is in 1..=2^22.
-    let alive = unsafe { libc::kill(pid as libc::pid_t, 0) } == 0;
-    alive || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    crate::support::sys::process_exists(pid as u32)
 }
 
 /// Whether `dir` holds only regular files whose paths (below the leftover,
