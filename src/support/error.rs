@@ -41,9 +41,9 @@ pub enum Error {
     Verification(String),
 
     /// Standard output could not be written; the message says whether the
-    /// work was done. `check` ends with its own "could not check" status.
-    #[error("{message}")]
-    Stdout { message: String, exit: u8 },
+    /// work was done.
+    #[error("{0}")]
+    Stdout(String),
 
     /// Any other failure, already phrased for the user.
     #[error("{0}")]
@@ -75,14 +75,11 @@ impl Error {
         Error::Message(message.into())
     }
 
-    /// Exit status for this error. 1 for everything; `check` reports its own
-    /// statuses (0/1/2) and uses 3 for "could not check", also when its
-    /// report cannot be written to standard output.
+    /// Exit status for this error: 1 for every error, a standard output
+    /// that cannot be written included (`check` returns its own 0/1/2/3
+    /// statuses as results, not as errors).
     pub fn exit_code(&self) -> u8 {
-        match self {
-            Error::Stdout { exit, .. } => *exit,
-            _ => 1,
-        }
+        1
     }
 }
 

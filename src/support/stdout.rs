@@ -17,8 +17,6 @@ pub struct Stdout {
     failed: Option<io::Error>,
     /// What the command did, once it did it, for the error message.
     done: Option<String>,
-    /// The exit status when standard output fails (`check` has its own).
-    exit: u8,
 }
 
 impl Default for Stdout {
@@ -29,7 +27,6 @@ impl Default for Stdout {
             inner: io::stdout(),
             failed: None,
             done: None,
-            exit: 1,
         }
     }
 }
@@ -38,11 +35,6 @@ impl Stdout {
     /// Records that the work is done: from now on a failure to write says so.
     pub fn work_done(&mut self, what: impl Into<String>) {
         self.done = Some(what.into());
-    }
-
-    /// The exit status to end with if standard output cannot be written.
-    pub fn exit_on_failure(&mut self, status: u8) {
-        self.exit = status;
     }
 
     /// What `writeln!(out, ...)` calls: it returns uca's error, which says
@@ -77,10 +69,7 @@ impl Stdout {
             ),
             None => format!("cannot write to standard output: {cause}"),
         };
-        Error::Stdout {
-            message,
-            exit: self.exit,
-        }
+        Error::Stdout(message)
     }
 
     fn record<T>(&mut self, result: io::Result<T>) -> io::Result<T> {
