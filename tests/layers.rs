@@ -72,16 +72,30 @@ fn references(module: &str, text: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for (i, _) in text.match_indices("crate::") {
         let rest = &text[i + "crate::".len()..];
-        if let Some(group) = rest.strip_prefix('{') {
-            let inner = &group[..group.find("};").unwrap_or(group.len())];
-            for part in inner.split(',') {
-                let part = part.trim();
-                if !part.is_empty() {
-                    out.insert(path_at(part));
+        let head = path_at(rest);
+        // `crate::{a, b::c}` and `crate::a::{b, c::{d, e}}`: every member.
+        let group = if head.is_empty() {
+            rest.strip_prefix('{')
+        } else {
+            rest[head.len()..].strip_prefix("::{")
+        };
+        match group {
+            Some(group) => {
+                let inner = &group[..group.find("};").unwrap_or(group.len())];
+                for part in inner.split([',', '{', '}']) {
+                    let member = path_at(part.trim());
+                    if member.is_empty() || member == "self" {
+                        out.insert(head.clone());
+                    } else if head.is_empty() {
+                        out.insert(member);
+                    } else {
+                        out.insert(format!("{head}::{member}"));
+                    }
                 }
             }
-        } else {
-            out.insert(path_at(rest));
+            None => {
+                out.insert(head);
+            }
         }
     }
     let parent = module.rsplit_once("::").map_or("", |(p, _)| p);
@@ -126,6 +140,31 @@ fn upward(edges: &BTreeMap<String, BTreeSet<String>>) -> Vec<String> {
         for to in tos {
             if layer_of(to) > layer_of(from) {
                 bad.push(format!("{from} -> {to}"));
+            }
+        }
+    }
+    bad
+}
+
+/// The verb a `commands::` module belongs to (`commands::vault::tls` ->
+/// `vault`), if it is one.
+fn verb_of(module: &str) -> Option<&str> {
+    module.strip_prefix("commands::")?.split("::").next()
+}
+
+/// Verbs that use another verb, as "from -> to" lines: a verb uses only
+/// the shared argument groups (`commands::args`) and its own files; only
+/// `ceremony`, which runs the others, may call them.
+fn verb_to_verb(edges: &BTreeMap<String, BTreeSet<String>>) -> Vec<String> {
+    let mut bad = Vec::new();
+    for (from, tos) in edges {
+        let Some(verb) = verb_of(from) else { continue };
+        for to in tos {
+            match verb_of(to) {
+                Some(other) if other != verb && other != "args" && verb != "ceremony" => {
+                    bad.push(format!("{from} -> {to}"));
+                }
+                _ => {}
             }
         }
     }
@@ -219,6 +258,12 @@ fn every_module_uses_only_its_own_layer_and_those_below_and_no_circle_exists() {
     );
     let found = circles(&edges);
     assert!(found.is_empty(), "import circles: {found:?}");
+    let crossing = verb_to_verb(&edges);
+    assert!(
+        crossing.is_empty(),
+        "a verb uses another verb (only ceremony may):\n{}",
+        crossing.join("\n")
+    );
     // `#![deny(unsafe_code)]` in lib.rs covers the library; this covers
     // main.rs too, which is a crate of its own.
     let unsafe_outside: Vec<&String> = files
@@ -286,4 +331,22 @@ fn an_import_circle_is_caught_and_test_modules_are_left_out() {
         vec![vec!["pki::profile".to_string(), "pki::x509".to_string()]]
     );
     assert!(upward(&edges).is_empty(), "a test module's import counted");
+}
+
+#[test]
+fn a_verb_using_another_verb_is_caught_except_from_ceremony() {
+    let files = tree(&[
+        ("commands::args", "\n"),
+        (
+            "commands::check",
+            "use crate::commands::{args, inspect::model};\n",
+        ),
+        ("commands::inspect", "\n"),
+        ("commands::inspect::model", "\n"),
+        ("commands::ceremony", "use crate::commands::inspect;\n"),
+    ]);
+    assert_eq!(
+        verb_to_verb(&graph(&files)),
+        vec!["commands::check -> commands::inspect::model".to_string()]
+    );
 }

@@ -118,16 +118,11 @@ pub fn run(args: IssueArgs, out: &mut Stdout) -> Result<u8> {
     })?;
     out.work_done(format!(
         "{} issued into {}",
-        certificates(summary.issued),
+        crate::support::stdout::certificates(summary.issued),
         args.out.display()
     ));
     report_summary(out, &summary, &args.out, args.json, per_line)?;
     Ok(0)
-}
-
-/// "1 certificate", "2 certificates".
-pub fn certificates(n: u64) -> String {
-    format!("{n} certificate{}", if n == 1 { "" } else { "s" })
 }
 
 /// The end-of-run summary: counts, where, earliest expiry, rate.

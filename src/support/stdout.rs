@@ -108,3 +108,8 @@ impl Write for Stdout {
 pub fn to_stderr(line: &str) {
     let _ = writeln!(io::stderr(), "{line}");
 }
+
+/// "1 certificate", "2 certificates": the count every report prints.
+pub fn certificates(n: u64) -> String {
+    format!("{n} certificate{}", if n == 1 { "" } else { "s" })
+}
