@@ -302,6 +302,10 @@ fn run_command(cli: Cli, out: &mut Stdout) -> Result<u8> {
             writeln!(out, "{}", verify::run(&a)?)?;
             Ok(0)
         }
+        Command::Trust(cmd) => {
+            out.print(&crate::commands::trust::run_command(&cmd)?)?;
+            Ok(0)
+        }
         Command::Check(a) => {
             // "Could not check", not WARN, for a monitoring system.
             out.exit_on_failure(check::EXIT_UNCHECKED);

@@ -10,5 +10,6 @@ pub mod inspect;
 pub mod issue;
 pub mod registry;
 pub mod sign;
+pub mod trust;
 pub mod vault;
 pub mod verify;
