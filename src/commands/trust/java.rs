@@ -23,10 +23,12 @@ fn cacerts(args: &TrustStoreArgs) -> Result<PathBuf, Skip> {
     if let Some(p) = &args.java_cacerts {
         return Ok(p.clone());
     }
-    let home = std::env::var_os("JAVA_HOME").map(PathBuf::from).or_else(|| {
-        let java = std::fs::canonicalize(find_program("java")?).ok()?;
-        Some(java.parent()?.parent()?.to_path_buf())
-    });
+    let home = std::env::var_os("JAVA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| {
+            let java = std::fs::canonicalize(find_program("java")?).ok()?;
+            Some(java.parent()?.parent()?.to_path_buf())
+        });
     let Some(home) = home else {
         return Err(Skip::Absent(
             "no JDK found (no JAVA_HOME, no java on PATH); give --java-cacerts FILE".into(),
@@ -85,8 +87,15 @@ pub fn plan(root: &TrustedRoot, args: &TrustStoreArgs, install: bool) -> Result<
         done: String::new(),
     };
     if install == has {
-        let state = if has { "already installed" } else { "not installed" };
-        return Ok(unchanged(format!("{state} (alias {alias} in {})", file.display())));
+        let state = if has {
+            "already installed"
+        } else {
+            "not installed"
+        };
+        return Ok(unchanged(format!(
+            "{state} (alias {alias} in {})",
+            file.display()
+        )));
     }
     check_writable(&file, install)?;
     let alias_args = [os("-alias"), os(alias)];
@@ -95,7 +104,11 @@ pub fn plan(root: &TrustedRoot, args: &TrustStoreArgs, install: bool) -> Result<
             &base,
             &["-importcert", "-noprompt", "-trustcacerts"],
             &store_args,
-            &[&alias_args[..], &[os("-file"), root.path.clone().into_os_string()]].concat(),
+            &[
+                &alias_args[..],
+                &[os("-file"), root.path.clone().into_os_string()],
+            ]
+            .concat(),
         )
     } else {
         argv(&base, &["-delete"], &store_args, &alias_args)
@@ -105,7 +118,10 @@ pub fn plan(root: &TrustedRoot, args: &TrustStoreArgs, install: bool) -> Result<
         store,
         actions: vec![Action::Run(action)],
         unchanged: None,
-        done: format!("{verb} trusted certificate entry {alias} in {}", file.display()),
+        done: format!(
+            "{verb} trusted certificate entry {alias} in {}",
+            file.display()
+        ),
     })
 }
 

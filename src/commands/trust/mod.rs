@@ -238,14 +238,19 @@ pub fn run(args: &TrustStoreArgs, install: bool) -> Result<Vec<String>> {
         plans.push(system::plan(&root, args, install)?);
     }
     if matches!(args.store, Store::Java | Store::All) {
+        // `all` skips a store that is absent, unless it was named.
         match java::plan(&root, args, install) {
-            Err(Skip::Absent(why)) if all => plans.push(skipped("java", why)),
+            Err(Skip::Absent(why)) if all && args.java_cacerts.is_none() => {
+                plans.push(skipped("java", why))
+            }
             other => plans.push(other.map_err(Skip::into_error)?),
         }
     }
     if matches!(args.store, Store::Nss | Store::All) {
         match nss::plan(&root, args, install) {
-            Err(Skip::Absent(why)) if all => plans.push(skipped("nss", why)),
+            Err(Skip::Absent(why)) if all && args.nss_db.is_empty() => {
+                plans.push(skipped("nss", why))
+            }
             other => plans.extend(other.map_err(Skip::into_error)?),
         }
     }
@@ -261,15 +266,29 @@ pub fn run(args: &TrustStoreArgs, install: bool) -> Result<Vec<String>> {
             }
             continue;
         }
-        for action in &plan.actions {
-            action.apply()?;
-        }
+        apply_all(&plan.actions)?;
         lines.push(format!("{}: {}", plan.store, plan.done));
     }
     if args.dry_run {
         lines.push("dry run: nothing was changed".into());
     }
     Ok(lines)
+}
+
+/// Applies `actions` in order; if one fails, a file written before it is
+/// removed again, so a failed tool run leaves no anchor behind.
+fn apply_all(actions: &[Action]) -> Result<()> {
+    for (i, action) in actions.iter().enumerate() {
+        if let Err(e) = action.apply() {
+            for earlier in &actions[..i] {
+                if let Action::Write(path, _) = earlier {
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+            return Err(e);
+        }
+    }
+    Ok(())
 }
 
 fn skipped(store: &str, why: String) -> StorePlan {
@@ -343,12 +362,7 @@ pub fn run_capture(argv: &[OsString]) -> Result<(bool, String, String)> {
         .args(&argv[1..])
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| {
-            Error::msg(format!(
-                "cannot run {}: {e}",
-                Path::new(&argv[0]).display()
-            ))
-        })?;
+        .map_err(|e| Error::msg(format!("cannot run {}: {e}", Path::new(&argv[0]).display())))?;
     Ok((
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),

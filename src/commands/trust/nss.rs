@@ -16,7 +16,9 @@ fn databases(args: &TrustStoreArgs) -> Result<Vec<PathBuf>, Skip> {
     if !args.nss_db.is_empty() {
         return Ok(args.nss_db.clone());
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
     let mut dbs = vec![home.join(".pki/nssdb")];
     if let Ok(entries) = std::fs::read_dir(home.join(".mozilla/firefox")) {
         let mut profiles: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
@@ -80,7 +82,11 @@ fn plan_one(
     let (has, _, _) = super::run_capture(&with(&["-L", "-n", nick, "-a"]))?;
     let store = format!("nss {}", db.display());
     if install == has {
-        let state = if has { "already installed" } else { "not installed" };
+        let state = if has {
+            "already installed"
+        } else {
+            "not installed"
+        };
         return Ok(StorePlan {
             store,
             actions: Vec::new(),

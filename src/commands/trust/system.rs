@@ -125,7 +125,10 @@ pub fn plan(root_cert: &TrustedRoot, args: &TrustStoreArgs, install: bool) -> Re
     let tool_run = |removal| Action::Run(tool_argv(&layout, other_root.as_deref(), &tool, removal));
     if install {
         if present && bundle_has(&layout.bundle, root_cert) {
-            return Ok(unchanged(store, format!("already installed ({})", file.display())));
+            return Ok(unchanged(
+                store,
+                format!("already installed ({})", file.display()),
+            ));
         }
         check_writable(&layout, args, true)?;
         let mut actions = Vec::new();
@@ -148,7 +151,10 @@ pub fn plan(root_cert: &TrustedRoot, args: &TrustStoreArgs, install: bool) -> Re
         });
     }
     if !present {
-        return Ok(unchanged(store, format!("not installed (no {})", file.display())));
+        return Ok(unchanged(
+            store,
+            format!("not installed (no {})", file.display()),
+        ));
     }
     check_writable(&layout, args, false)?;
     Ok(StorePlan {
