@@ -54,7 +54,7 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Verify a certificate chain for server or client use, or a sealed CA's manifest
     Verify(VerifyArgs),
-    /// Put a root into the system, Java or NSS trust store, take it out, or write a trust bundle
+    /// Add a root to the system, Java or NSS trust store, remove it, or write a bundle
     #[command(subcommand)]
     Trust(crate::commands::trust::TrustCommand),
     /// Report certificates that expire soon (exit 0 OK, 1 WARN, 2 EXPIRED, 3 unreadable)

@@ -44,7 +44,7 @@ pub enum Store {
     Java,
     /// NSS databases: ~/.pki/nssdb and Firefox profiles (certutil)
     Nss,
-    /// The system store, and the Java and NSS stores that are present
+    /// The system store, and the Java and NSS stores that are present or named
     All,
 }
 
