@@ -24,6 +24,13 @@ fn with_ca() -> Scratch {
     s
 }
 
+/// `other.pem`: another root with the same name ("Test Root").
+fn other_root(s: &Scratch) {
+    let other = Scratch::new();
+    other.init_ca(&[]);
+    std::fs::copy(other.join("ca/ca.pem"), s.join("other.pem")).unwrap();
+}
+
 fn open_up(dir: &Path) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -175,9 +182,7 @@ fn system_install_is_trusted_by_openssl_idempotent_and_undone_exactly() {
 #[test]
 fn system_uninstall_keeps_another_root_with_the_same_name() {
     let s = with_ca();
-    let other = Scratch::new();
-    other.init_ca(&[]);
-    std::fs::copy(other.join("ca/ca.pem"), s.join("other.pem")).unwrap();
+    other_root(&s);
     let tree = debian_tree(&s);
     ok(&s.uca(&["trust", "install", "other.pem", "--root", "tree"]));
     let with_other = snapshot(&tree);
@@ -235,8 +240,11 @@ fn java_install_is_a_trusted_cert_entry_and_uninstall_restores_the_entries() {
     let s = with_ca();
     std::fs::copy(jdk_cacerts(), s.join("cacerts")).unwrap();
     let alias = alias_of(&s);
-    let (_, before) = keytool_list(&s, "cacerts", &[]);
     let args = ["--store", "java", "--java-cacerts", "cacerts"];
+    // Another root with the same name stays when this one is removed.
+    other_root(&s);
+    ok(&s.uca(&[&["trust", "install", "other.pem"][..], &args].concat()));
+    let (_, before) = keytool_list(&s, "cacerts", &[]);
 
     ok(&s.uca(&[&["trust", "install", "ca/ca.pem"][..], &args].concat()));
     let (found, listed) = keytool_list(&s, "cacerts", &["-alias", &alias]);
@@ -284,20 +292,28 @@ fn nss_install_is_listed_by_certutil_and_uninstall_removes_it() {
     let s = with_ca();
     let db = nss_db(&s);
     let args = ["--store", "nss", "--nss-db", "nssdb"];
+    // Another root with the same name stays when this one is removed.
+    other_root(&s);
+    ok(&s.uca(&[&["trust", "install", "other.pem"][..], &args].concat()));
+    let (_, before) = run("certutil", &["-L", "-d", &db], s.path());
     ok(&s.uca(&[&["trust", "install", "ca/ca.pem"][..], &args].concat()));
     let (_, listed) = run("certutil", &["-L", "-d", &db], s.path());
+    let nick = alias_of(&s).replace("uca-", "uca-test-root-");
     let line = listed
         .lines()
-        .find(|l| l.starts_with("uca-test-root-"))
-        .unwrap_or_else(|| panic!("not listed: {listed}"));
+        .find(|l| l.starts_with(&nick))
+        .unwrap_or_else(|| panic!("{nick} not listed: {listed}"));
     assert!(line.trim_end().ends_with("C,,"), "{line}");
 
     let again = ok(&s.uca(&[&["trust", "install", "ca/ca.pem"][..], &args].concat()));
     assert!(stdout(&again).contains("already installed"));
 
     ok(&s.uca(&[&["trust", "uninstall", "ca/ca.pem"][..], &args].concat()));
-    let (_, listed) = run("certutil", &["-L", "-d", &db], s.path());
-    assert!(!listed.contains("uca-"), "{listed}");
+    let (_, after) = run("certutil", &["-L", "-d", &db], s.path());
+    assert_eq!(
+        after, before,
+        "uninstall did not restore the database's entries"
+    );
 }
 
 /// PATH holding every program of /usr/bin and /usr/sbin except `missing`.
@@ -413,9 +429,7 @@ fn an_unwritable_store_is_refused_before_anything_changes() {
 #[test]
 fn pem_bundle_holds_every_root() {
     let s = with_ca();
-    let other = Scratch::new();
-    other.init_ca(&[]);
-    std::fs::copy(other.join("ca/ca.pem"), s.join("other.pem")).unwrap();
+    other_root(&s);
     ok(&s.uca(&[
         "trust",
         "bundle",
@@ -442,9 +456,7 @@ fn pem_bundle_holds_every_root() {
 #[test]
 fn p12_truststore_is_read_by_keytool_as_trusted_entries_and_by_openssl() {
     let s = with_ca();
-    let other = Scratch::new();
-    other.init_ca(&[]);
-    std::fs::copy(other.join("ca/ca.pem"), s.join("other.pem")).unwrap();
+    other_root(&s);
     std::fs::write(s.join("p12pass"), "truststore-pass\n").unwrap();
     let bundle = [
         "trust",

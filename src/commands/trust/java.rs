@@ -100,23 +100,15 @@ pub fn plan(root: &TrustedRoot, args: &TrustStoreArgs, install: bool) -> Result<
     check_writable(&file, install)?;
     let alias_args = [os("-alias"), os(alias)];
     let action = if install {
-        argv(
-            &base,
-            &["-importcert", "-noprompt", "-trustcacerts"],
-            &store_args,
-            &[
-                &alias_args[..],
-                &[os("-file"), root.path.clone().into_os_string()],
-            ]
-            .concat(),
-        )
+        let import = ["-importcert", "-noprompt", "-trustcacerts"];
+        Action::RunWithRoot(argv(&base, &import, &store_args, &alias_args), root.pem())
     } else {
-        argv(&base, &["-delete"], &store_args, &alias_args)
+        Action::Run(argv(&base, &["-delete"], &store_args, &alias_args))
     };
     let verb = if install { "added" } else { "removed" };
     Ok(StorePlan {
         store,
-        actions: vec![Action::Run(action)],
+        actions: vec![action],
         unchanged: None,
         done: format!(
             "{verb} trusted certificate entry {alias} in {}",

@@ -76,7 +76,6 @@ pub struct TrustStoreArgs {
 /// The root being installed: its certificate and the names derived from
 /// its fingerprint, so two roots with the same name never share an entry.
 pub struct TrustedRoot {
-    pub path: PathBuf,
     pub der: Vec<u8>,
     pub fingerprint: String,
     /// `uca-<slug of the CN>-<first 16 hex of the SHA-256>`: file name stem and NSS nickname.
@@ -118,7 +117,6 @@ pub fn read_roots(path: &Path) -> Result<Vec<TrustedRoot>> {
             format!("uca-{slug}-{short}")
         };
         roots.push(TrustedRoot {
-            path: path.to_path_buf(),
             alias: format!("uca-{short}"),
             stem,
             fingerprint,
@@ -169,6 +167,10 @@ pub enum Action {
     Write(PathBuf, Vec<u8>),
     Remove(PathBuf),
     Run(Vec<OsString>),
+    /// Runs the command with the root's PEM on standard input, so the tool
+    /// imports exactly the certificate uca checked, not whatever the file
+    /// holds by then.
+    RunWithRoot(Vec<OsString>, String),
 }
 
 impl Action {
@@ -178,6 +180,10 @@ impl Action {
             Action::Write(p, _) => format!("write {} (0644)", p.display()),
             Action::Remove(p) => format!("remove {}", p.display()),
             Action::Run(argv) => format!("run: {}", shell_words(argv)),
+            Action::RunWithRoot(argv, _) => format!(
+                "run: {} (the root's PEM on standard input)",
+                shell_words(argv)
+            ),
         }
     }
 
@@ -186,7 +192,8 @@ impl Action {
             Action::CreateDir(p) => fsutil::create_dir(p, 0o755),
             Action::Write(p, bytes) => fsutil::write_atomic(p, bytes, Mode::Public, false, true),
             Action::Remove(p) => std::fs::remove_file(p).ctx("remove", p),
-            Action::Run(argv) => run_checked(argv).map(|_| ()),
+            Action::Run(argv) => run_checked(argv, None).map(|_| ()),
+            Action::RunWithRoot(argv, pem) => run_checked(argv, Some(pem)).map(|_| ()),
         }
     }
 }
@@ -337,8 +344,8 @@ fn is_executable(p: &Path) -> bool {
 
 /// Runs `argv`, returning its standard output; a failure is one line with
 /// the command and the first line it printed on standard error.
-pub fn run_checked(argv: &[OsString]) -> Result<String> {
-    let (ok, stdout, stderr) = run_capture(argv)?;
+pub fn run_checked(argv: &[OsString], input: Option<&str>) -> Result<String> {
+    let (ok, stdout, stderr) = run_with_input(argv, input)?;
     if ok {
         return Ok(stdout);
     }
@@ -358,11 +365,31 @@ pub fn run_checked(argv: &[OsString]) -> Result<String> {
 
 /// Runs `argv` with standard input closed: (success, stdout, stderr).
 pub fn run_capture(argv: &[OsString]) -> Result<(bool, String, String)> {
-    let out = std::process::Command::new(&argv[0])
+    run_with_input(argv, None)
+}
+
+/// Runs `argv` with `input` (or nothing) on standard input.
+fn run_with_input(argv: &[OsString], input: Option<&str>) -> Result<(bool, String, String)> {
+    use std::io::Write;
+    let cannot = |e: std::io::Error| {
+        Error::msg(format!("cannot run {}: {e}", Path::new(&argv[0]).display()))
+    };
+    let mut child = std::process::Command::new(&argv[0])
         .args(&argv[1..])
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| Error::msg(format!("cannot run {}: {e}", Path::new(&argv[0]).display())))?;
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(cannot)?;
+    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
+        // A tool that exits early closes the pipe; its status says why.
+        let _ = stdin.write_all(text.as_bytes());
+    }
+    let out = child.wait_with_output().map_err(cannot)?;
     Ok((
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -79,7 +79,14 @@ fn plan_one(
         v.extend(rest.iter().map(os));
         v
     };
-    let (has, _, _) = super::run_capture(&with(&["-L", "-n", nick, "-a"]))?;
+    let (has, listed, _) = super::run_capture(&with(&["-L", "-n", nick, "-a"]))?;
+    if has && !super::pem_certificates(&listed).contains(&root.der) {
+        return Err(Skip::Failed(Error::msg(format!(
+            "the NSS database {} has a certificate nicknamed {nick} that is not this root; remove it with certutil -D -n {nick} -d sql:{}",
+            db.display(),
+            db.display()
+        ))));
+    }
     let store = format!("nss {}", db.display());
     if install == has {
         let state = if has {
@@ -105,16 +112,15 @@ fn plan_one(
         ))));
     }
     let action = if install {
-        let mut v = with(&["-A", "-n", nick, "-t", "C,,", "-i"]);
-        v.push(root.path.clone().into_os_string());
-        v
+        let add = ["-A", "-n", nick, "-t", "C,,", "-a"];
+        Action::RunWithRoot(with(&add), root.pem())
     } else {
-        with(&["-D", "-n", nick])
+        Action::Run(with(&["-D", "-n", nick]))
     };
     let verb = if install { "added" } else { "removed" };
     Ok(StorePlan {
         store,
-        actions: vec![Action::Run(action)],
+        actions: vec![action],
         unchanged: None,
         done: format!("{verb} {nick}"),
     })
