@@ -587,3 +587,91 @@ fn configmap_and_trust_manager_bundles_parse_with_the_right_keys() {
     );
     assert!(!s.join("bad.yaml").exists());
 }
+
+#[test]
+fn bad_arguments_are_one_line_and_write_nothing() {
+    let s = with_ca();
+    other_root(&s);
+    let two = [
+        std::fs::read_to_string(s.join("ca/ca.pem")).unwrap(),
+        std::fs::read_to_string(s.join("other.pem")).unwrap(),
+    ]
+    .concat();
+    std::fs::write(s.join("two.pem"), two).unwrap();
+    std::fs::write(s.join("empty-pass"), "\n").unwrap();
+    std::fs::create_dir(s.join("home")).unwrap();
+    let before = s.files();
+    let home = s.join("home");
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["install", "two.pem", "--root", "."],
+            "give one root per install",
+        ),
+        (&["install", "ca/ca.pem", "--root", "missing"], "--root"),
+        (
+            &["install", "ca/ca.pem", "--root", "."],
+            "no system trust store found",
+        ),
+        (
+            &["install", "ca/ca.pem", "--store", "nss", "--nss-db", "home"],
+            "cert9.db",
+        ),
+        (
+            &["install", "ca/ca.pem", "--store", "nss"],
+            "no NSS database found",
+        ),
+        (
+            &[
+                "install",
+                "ca/ca.pem",
+                "--store",
+                "java",
+                "--java-cacerts",
+                "missing",
+            ],
+            "missing",
+        ),
+        (
+            &["install", "ca/private/ca-key.pem", "--root", "."],
+            "expected CERTIFICATE",
+        ),
+        (
+            &["bundle", "certs/web.internal/cert.pem", "--out", "x.pem"],
+            "not a CA certificate",
+        ),
+        (&["bundle", "ca/ca.pem", "--out", "ca/ca.pem"], "--force"),
+        (
+            &["bundle", "ca/ca.pem", "--out", "no/dir/x.pem"],
+            "does not exist",
+        ),
+        (
+            &[
+                "bundle",
+                "ca/ca.pem",
+                "--format",
+                "p12",
+                "--password-file",
+                "empty-pass",
+                "--out",
+                "x.p12",
+            ],
+            "empty",
+        ),
+        (
+            &[
+                "bundle",
+                "ca/ca.pem",
+                "--password-file",
+                "empty-pass",
+                "--out",
+                "x.pem",
+            ],
+            "--format p12 only",
+        ),
+    ];
+    for (args, needle) in cases {
+        let args = [&["trust"][..], args].concat();
+        fails_with(&s.uca_env(&args, &[("HOME", p(&home))]), needle);
+    }
+    assert_eq!(s.files(), before);
+}
