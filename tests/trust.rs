@@ -675,3 +675,30 @@ fn bad_arguments_are_one_line_and_write_nothing() {
     }
     assert_eq!(s.files(), before);
 }
+
+#[test]
+fn a_link_leading_out_of_the_root_is_refused_and_nothing_outside_changes() {
+    let s = with_ca();
+    let tree = debian_tree(&s);
+    let anchors = tree.join("usr/local/share/ca-certificates");
+    std::fs::remove_dir(&anchors).unwrap();
+    std::fs::create_dir(s.join("outside")).unwrap();
+    std::os::unix::fs::symlink(s.join("outside"), &anchors).unwrap();
+    let before = snapshot(&tree);
+    fails_with(
+        &s.uca(&["trust", "install", "ca/ca.pem", "--root", "tree"]),
+        "outside --root",
+    );
+    assert_same_tree(&snapshot(&tree), &before, "the tree changed");
+    assert_eq!(std::fs::read_dir(s.join("outside")).unwrap().count(), 0);
+}
+
+#[test]
+fn nss_db_may_be_given_in_certutils_own_spelling() {
+    let s = with_ca();
+    let db = nss_db(&s);
+    let args = ["--store", "nss", "--nss-db", &db];
+    ok(&s.uca(&[&["trust", "install", "ca/ca.pem"][..], &args].concat()));
+    let (_, listed) = run("certutil", &["-L", "-d", &db], s.path());
+    assert!(listed.contains("uca-test-root-"), "{listed}");
+}

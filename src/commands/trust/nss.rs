@@ -14,7 +14,12 @@ use crate::support::fsutil;
 /// that has a database.
 fn databases(args: &TrustStoreArgs) -> Result<Vec<PathBuf>, Skip> {
     if !args.nss_db.is_empty() {
-        return Ok(args.nss_db.clone());
+        // certutil's own spelling, sql:DIR, names the same directory.
+        let strip = |d: &PathBuf| match d.to_str().and_then(|s| s.strip_prefix("sql:")) {
+            Some(rest) => PathBuf::from(rest),
+            None => d.clone(),
+        };
+        return Ok(args.nss_db.iter().map(strip).collect());
     }
     let home = std::env::var_os("HOME")
         .map(PathBuf::from)

@@ -106,6 +106,9 @@ pub fn plan(root_cert: &TrustedRoot, args: &TrustStoreArgs, install: bool) -> Re
         ));
     }
     let layout = detect(&fs_root)?;
+    if other_root.is_some() {
+        check_inside(&fs_root, &layout)?;
+    }
     if other_root.is_some() && layout.family != Family::Debian {
         return Err(Error::msg(format!(
             "{} cannot change another root file system; run uca trust install inside {} (e.g. in the image build) instead of --root",
@@ -167,6 +170,33 @@ pub fn plan(root_cert: &TrustedRoot, args: &TrustStoreArgs, install: bool) -> Re
             layout.bundle.display()
         ),
     })
+}
+
+/// Every directory the change touches in another root must resolve inside
+/// it: a symbolic link there (e.g. `etc/ssl/certs -> /etc/ssl/certs`) would
+/// otherwise make uca and the tool change this machine's store.
+fn check_inside(fs_root: &Path, layout: &Layout) -> Result<()> {
+    let root = std::fs::canonicalize(fs_root).map_err(|e| Error::io("resolve", fs_root, e))?;
+    let mut dirs = vec![
+        layout.anchors.clone(),
+        fs_root.join("usr/share/ca-certificates"),
+        fs_root.join("etc/ca-certificates.conf"),
+    ];
+    dirs.extend(layout.written.iter().cloned());
+    for dir in dirs {
+        let existing = fsutil::existing_ancestor(&dir);
+        let resolved =
+            std::fs::canonicalize(&existing).map_err(|e| Error::io("resolve", &existing, e))?;
+        if !resolved.starts_with(&root) {
+            return Err(Error::msg(format!(
+                "{} leads to {}, outside --root {}; uca changes nothing outside it: make it a real directory inside the tree",
+                existing.display(),
+                resolved.display(),
+                fs_root.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn unchanged(store: String, why: String) -> StorePlan {
