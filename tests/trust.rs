@@ -621,6 +621,10 @@ fn bad_arguments_are_one_line_and_write_nothing() {
             "no NSS database found",
         ),
         (
+            &["install", "ca/ca.pem", "--store", "java", "--root", "."],
+            "--java-cacerts",
+        ),
+        (
             &[
                 "install",
                 "ca/ca.pem",

@@ -238,6 +238,11 @@ pub fn run_command(cmd: &TrustCommand) -> Result<String> {
 /// Plans every chosen store, then (unless a dry run) applies the plans.
 /// Returns the report lines.
 pub fn run(args: &TrustStoreArgs, install: bool) -> Result<Vec<String>> {
+    if args.root.is_some() && matches!(args.store, Store::Java | Store::Nss) {
+        return Err(Error::msg(
+            "--root applies to the system store; give --java-cacerts FILE or --nss-db DIR inside the tree instead",
+        ));
+    }
     let root = read_one_root(&args.ca)?;
     let mut plans = Vec::new();
     let all = args.store == Store::All;
