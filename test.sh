@@ -23,7 +23,8 @@ command -v cargo >/dev/null || die "cargo not found; install Rust from https://r
 #   openssl          openssl_interop, verify_tls, pkcs12, core, plan_ceremony, registry
 #   curl, skopeo     registry (clients using the generated certs.d folders)
 #   docker-registry  registry (a real distribution 2.8 registry on loopback)
-#   java, keytool    pkcs12 (Java 17 reads uca's PKCS#12 files)
+#   java, keytool    pkcs12 (Java 17 reads uca's PKCS#12 files), trust (cacerts, truststores)
+#   certutil         trust (NSS databases)
 #   strace           seal_crash (kills uca seal at every file-system call)
 #   setpriv          the non-root lane (scripts/nonroot-lane.sh, nonroot)
 tools=(
@@ -33,6 +34,7 @@ tools=(
     docker-registry:docker-registry
     java:openjdk-17-jdk-headless
     keytool:openjdk-17-jdk-headless
+    certutil:libnss3-tools
     strace:strace
     setpriv:util-linux
 )

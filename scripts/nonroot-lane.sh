@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The non-root lane: runs the integration tests that exercise every command
 # that writes (init, issue, plans, sign, seal, ceremony, verify, check,
-# registry, vault tls) as an ordinary user, because root writes through
+# registry, vault tls, trust) as an ordinary user, because root writes through
 # file modes and so hides a whole class of bugs (a 0400 secret opened for
 # writing, a directory only root may enter).
 #
@@ -38,6 +38,7 @@ tests=(
     vault_tls
     vault_ha
     nonroot
+    trust
 )
 if [ $# -gt 0 ]; then
     tests=("$@")

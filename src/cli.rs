@@ -64,6 +64,9 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Verify a certificate chain for server or client use, or a sealed CA's manifest
     Verify(VerifyArgs),
+    /// Add a root to the system, Java or NSS trust store, remove it, or write a bundle
+    #[command(subcommand)]
+    Trust(crate::commands::trust::TrustCommand),
     /// Report certificates that expire soon (exit 0 OK, 1 WARN, 2 EXPIRED, 3 unreadable)
     Check(CheckArgs),
     /// Print a shell completion script
@@ -98,6 +101,7 @@ impl Command {
             Command::Seal(a) => seal::run(a, out),
             Command::Inspect(a) => inspect::run(a, out),
             Command::Verify(a) => verify::run(a, out),
+            Command::Trust(cmd) => crate::commands::trust::run_verb(cmd, out),
             Command::Check(a) => check::run(a, out),
             Command::Completions(a) => completions::run(a, &mut command(), out),
         }

@@ -26,8 +26,9 @@
 //! - `commands/`: one module per verb, each holding its arguments (clap),
 //!   its `run` and its report's rendering: `init`, `issue`, `sign`, `seal`,
 //!   `verify`, `check`, `inspect`, `completions`, `registry`, `ceremony`
-//!   (which runs the others) and `vault` (`bootstrap`, `tls`, `commands` and
-//!   the HTTP client); `args` holds the argument groups they share.
+//!   (which runs the others), `trust` (system, Java and NSS trust stores,
+//!   and bundles) and `vault` (`bootstrap`, `tls`, `commands` and the HTTP
+//!   client); `args` holds the argument groups they share.
 //!
 //! `cli.rs` names the verbs (clap) and sends a parsed command line to the
 //! verb's `run`; `docs.rs` renders the man pages; `main.rs` sets up the

@@ -1,5 +1,5 @@
 //! Layer 3, commands: one module per verb (`init`, `issue`, `sign`, `seal`,
-//! `verify`, `check`, `inspect`, `completions`, `registry`, `ceremony`,
+//! `verify`, `check`, `inspect`, `completions`, `registry`, `ceremony`, `trust`,
 //! `vault`), each holding its clap arguments, its `run` (arguments in, the
 //! report printed through `support::stdout::Stdout`) and the request and
 //! report types of its work. `args` holds the argument groups several verbs
@@ -16,5 +16,6 @@ pub mod issue;
 pub mod registry;
 pub mod seal;
 pub mod sign;
+pub mod trust;
 pub mod vault;
 pub mod verify;

@@ -72,21 +72,7 @@ pub fn build(
     password: &Passphrase,
     friendly_name: &str,
 ) -> Result<Vec<u8>> {
-    if password.as_str().is_empty() {
-        return Err(Error::Passphrase(
-            "a PKCS#12 file needs a non-empty password; Java and OpenSSL treat empty-password files inconsistently"
-                .into(),
-        ));
-    }
-    // Java 17's PBE key factory throws "Password is not ASCII" for anything
-    // else, so Java could not open the file (OpenSSL could). The character
-    // itself is not echoed: it is part of a secret.
-    if !password.as_str().chars().all(|c| (' '..='~').contains(&c)) {
-        return Err(Error::Passphrase(
-            "the PKCS#12 password contains a character outside printable ASCII; Java's PKCS12 KeyStore refuses such passwords, so uca does too"
-                .into(),
-        ));
-    }
+    check_password(password)?;
     let name = bmp_string(friendly_name)?;
     check_key_matches(cert_der, key)?;
     for (i, ca) in chain_der.iter().enumerate() {
@@ -112,6 +98,59 @@ pub fn build(
     let key_info = data_content_info(&key_safe);
 
     let auth_safe = sequence(&[certs_info, key_info]);
+    let mac = mac_data(&auth_safe, password)?;
+    Ok(sequence(&[integer(3), data_content_info(&auth_safe), mac]))
+}
+
+/// A non-empty printable-ASCII password, as Java and OpenSSL both accept.
+fn check_password(password: &Passphrase) -> Result<()> {
+    if password.as_str().is_empty() {
+        return Err(Error::Passphrase(
+            "a PKCS#12 file needs a non-empty password; Java and OpenSSL treat empty-password files inconsistently"
+                .into(),
+        ));
+    }
+    // Java 17's PBE key factory throws "Password is not ASCII" for anything
+    // else, so Java could not open the file (OpenSSL could). The character
+    // itself is not echoed: it is part of a secret.
+    if !password.as_str().chars().all(|c| (' '..='~').contains(&c)) {
+        return Err(Error::Passphrase(
+            "the PKCS#12 password contains a character outside printable ASCII; Java's PKCS12 KeyStore refuses such passwords, so uca does too"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Java's trusted-key-usage attribute (Oracle's arc): a certBag carrying it
+/// is read by Java's PKCS12 `KeyStore` as a `trustedCertEntry`.
+const OID_ORACLE_TRUSTED_KEY_USAGE: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("2.16.840.1.113894.746875.1.1");
+const OID_ANY_EXTENDED_KEY_USAGE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.37.0");
+
+/// Builds a DER PKCS#12 truststore: one certBag per `(certificate, alias)`,
+/// each with its friendlyName and the trusted-key-usage attribute, no key,
+/// encrypted and MACed with `password` as [`build`] does.
+pub fn build_truststore(entries: &[(&[u8], &str)], password: &Passphrase) -> Result<Vec<u8>> {
+    check_password(password)?;
+    let mut bags = Vec::new();
+    for (der, alias) in entries {
+        crate::pki::x509::parse(der)
+            .map_err(|why| Error::msg(format!("certificate {alias} for the truststore: {why}")))?;
+        let attributes = set_of(vec![
+            sequence(&[
+                oid(OID_FRIENDLY_NAME),
+                set_of(vec![tlv(TAG_BMP_STRING, &bmp_string(alias)?)]),
+            ]),
+            sequence(&[
+                oid(OID_ORACLE_TRUSTED_KEY_USAGE),
+                set_of(vec![oid(OID_ANY_EXTENDED_KEY_USAGE)]),
+            ]),
+        ]);
+        bags.push(cert_bag(der, Some(&attributes)));
+    }
+    let certs_info = encrypted_data(&sequence(&bags), password)?;
+    let auth_safe = sequence(&[certs_info]);
     let mac = mac_data(&auth_safe, password)?;
     Ok(sequence(&[integer(3), data_content_info(&auth_safe), mac]))
 }

@@ -78,6 +78,13 @@ pub fn may_write_into(dir: &CStr) -> bool {
     unsafe { libc::access(dir.as_ptr(), libc::W_OK | libc::X_OK) == 0 }
 }
 
+/// Whether this process may write the file `path` (`access(W_OK)`, which
+/// follows the real user's permissions, as root's override included).
+pub fn may_write(path: &CStr) -> bool {
+    // SAFETY: a NUL-terminated path that outlives the call.
+    unsafe { libc::access(path.as_ptr(), libc::W_OK) == 0 }
+}
+
 /// Makes everything written so far on the file system that holds `file`
 /// durable with one call (`syncfs`).
 pub fn sync_filesystem_of(file: &File) -> io::Result<()> {

@@ -1,0 +1,708 @@
+//! `uca trust`: each store is checked with its real consumer. The system
+//! store is a scratch Debian tree rebuilt by the real
+//! `update-ca-certificates` and read by `openssl verify`; the Java store is
+//! a copy of the JDK's cacerts read by `keytool`; the NSS store a fresh
+//! database read by `certutil`; bundles are read by keytool, openssl and
+//! PyYAML.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use common::{fails_with, ok, run, stdout, Scratch};
+
+/// A scratch directory with a CA (`ca/ca.pem`, "Test Root") and a leaf it
+/// issued (`certs/web.internal/cert.pem`), readable by every user so the
+/// refusal tests can run uca as another one.
+fn with_ca() -> Scratch {
+    let s = Scratch::new();
+    s.init_ca(&["--permit", "internal"]);
+    s.issue(&["web.internal"]);
+    open_up(s.path());
+    s
+}
+
+/// `other.pem`: another root with the same name ("Test Root").
+fn other_root(s: &Scratch) {
+    let other = Scratch::new();
+    other.init_ca(&[]);
+    std::fs::copy(other.join("ca/ca.pem"), s.join("other.pem")).unwrap();
+}
+
+fn open_up(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// A Debian trust store tree: the host's CA list and config, rebuilt once
+/// by update-ca-certificates with every directory inside the tree.
+fn debian_tree(s: &Scratch) -> PathBuf {
+    let tree = s.join("tree");
+    for dir in [
+        "etc/ssl/certs",
+        "usr/share",
+        "usr/local/share/ca-certificates",
+    ] {
+        std::fs::create_dir_all(tree.join(dir)).unwrap();
+    }
+    let (copied, out) = run(
+        "cp",
+        &[
+            "-a",
+            "/usr/share/ca-certificates",
+            p(&tree.join("usr/share")),
+        ],
+        s.path(),
+    );
+    assert!(copied, "{out}");
+    std::fs::copy(
+        "/etc/ca-certificates.conf",
+        tree.join("etc/ca-certificates.conf"),
+    )
+    .unwrap();
+    let inside = |d: &str| tree.join(d).to_str().unwrap().to_string();
+    let (built, out) = run(
+        "update-ca-certificates",
+        &[
+            "--certsconf",
+            &inside("etc/ca-certificates.conf"),
+            "--certsdir",
+            &inside("usr/share/ca-certificates"),
+            "--localcertsdir",
+            &inside("usr/local/share/ca-certificates"),
+            "--etccertsdir",
+            &inside("etc/ssl/certs"),
+            "--hooksdir",
+            "/nonexistent",
+        ],
+        s.path(),
+    );
+    assert!(built, "{out}");
+    tree
+}
+
+/// Every entry below `dir`: its type and its bytes or link target.
+fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let path = e.unwrap().path();
+            let key = path.strip_prefix(dir).unwrap().display().to_string();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let value = if meta.file_type().is_symlink() {
+                let mut v = b"link:".to_vec();
+                v.extend(std::fs::read_link(&path).unwrap().to_str().unwrap().bytes());
+                v
+            } else if meta.is_dir() {
+                stack.push(path);
+                b"dir".to_vec()
+            } else {
+                std::fs::read(&path).unwrap()
+            };
+            out.insert(key, value);
+        }
+    }
+    out
+}
+
+/// Asserts two snapshots are equal, naming only the entries that differ.
+fn assert_same_tree(now: &BTreeMap<String, Vec<u8>>, then: &BTreeMap<String, Vec<u8>>, what: &str) {
+    let differ: Vec<&String> = now
+        .keys()
+        .chain(then.keys())
+        .filter(|k| now.get(*k) != then.get(*k))
+        .collect();
+    assert!(differ.is_empty(), "{what}: {differ:?}");
+}
+
+fn bundle_verifies(s: &Scratch, tree: &Path) -> bool {
+    run(
+        "openssl",
+        &[
+            "verify",
+            "-CAfile",
+            p(&tree.join("etc/ssl/certs/ca-certificates.crt")),
+            "certs/web.internal/cert.pem",
+        ],
+        s.path(),
+    )
+    .0
+}
+
+#[test]
+fn system_install_is_trusted_by_openssl_idempotent_and_undone_exactly() {
+    let s = with_ca();
+    let tree = debian_tree(&s);
+    let before = snapshot(&tree);
+    assert!(!bundle_verifies(&s, &tree));
+
+    let dry = ok(&s.uca(&[
+        "trust",
+        "install",
+        "ca/ca.pem",
+        "--root",
+        "tree",
+        "--dry-run",
+    ]));
+    assert!(stdout(&dry).contains("would run:"), "{}", stdout(&dry));
+    assert_same_tree(&snapshot(&tree), &before, "--dry-run changed the tree");
+
+    ok(&s.uca(&["trust", "install", "ca/ca.pem", "--root", "tree"]));
+    assert!(
+        bundle_verifies(&s, &tree),
+        "openssl does not trust the installed root"
+    );
+    let installed = snapshot(&tree);
+
+    let again = ok(&s.uca(&["trust", "install", "ca/ca.pem", "--root", "tree"]));
+    assert!(
+        stdout(&again).contains("already installed"),
+        "{}",
+        stdout(&again)
+    );
+    assert_eq!(
+        snapshot(&tree),
+        installed,
+        "a second install changed the tree"
+    );
+
+    ok(&s.uca(&["trust", "uninstall", "ca/ca.pem", "--root", "tree"]));
+    assert!(!bundle_verifies(&s, &tree));
+    assert_eq!(
+        snapshot(&tree),
+        before,
+        "uninstall did not restore the tree"
+    );
+
+    let again = ok(&s.uca(&["trust", "uninstall", "ca/ca.pem", "--root", "tree"]));
+    assert!(
+        stdout(&again).contains("not installed"),
+        "{}",
+        stdout(&again)
+    );
+}
+
+#[test]
+fn system_uninstall_keeps_another_root_with_the_same_name() {
+    let s = with_ca();
+    other_root(&s);
+    let tree = debian_tree(&s);
+    ok(&s.uca(&["trust", "install", "other.pem", "--root", "tree"]));
+    let with_other = snapshot(&tree);
+    ok(&s.uca(&["trust", "install", "ca/ca.pem", "--root", "tree"]));
+    ok(&s.uca(&["trust", "uninstall", "ca/ca.pem", "--root", "tree"]));
+    assert_same_tree(&snapshot(&tree), &with_other, "the tree changed");
+}
+
+/// The JDK's cacerts, as the `java` on PATH finds it.
+fn jdk_cacerts() -> PathBuf {
+    let java = std::fs::canonicalize(which("java")).unwrap();
+    java.parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("lib/security/cacerts")
+}
+
+fn which(program: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap();
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("{program} is not on PATH (./test.sh installs it)"))
+}
+
+fn keytool_list(s: &Scratch, store: &str, extra: &[&str]) -> (bool, String) {
+    let mut args = vec!["-list", "-keystore", store, "-storepass", "changeit"];
+    args.extend_from_slice(extra);
+    run("keytool", &args, s.path())
+}
+
+/// The Java alias uca gives the root: `uca-` and the first 16 hex digits
+/// of the SHA-256 fingerprint, as openssl computes it.
+fn alias_of(s: &Scratch) -> String {
+    let (ran, out) = run(
+        "openssl",
+        &[
+            "x509",
+            "-noout",
+            "-fingerprint",
+            "-sha256",
+            "-in",
+            "ca/ca.pem",
+        ],
+        s.path(),
+    );
+    assert!(ran, "{out}");
+    let hex: String = out.split('=').nth(1).unwrap().trim().replace(':', "");
+    format!("uca-{}", &hex[..16].to_ascii_lowercase())
+}
+
+#[test]
+fn java_install_is_a_trusted_cert_entry_and_uninstall_restores_the_entries() {
+    let s = with_ca();
+    std::fs::copy(jdk_cacerts(), s.join("cacerts")).unwrap();
+    let alias = alias_of(&s);
+    let args = ["--store", "java", "--java-cacerts", "cacerts"];
+    // Another root with the same name stays when this one is removed.
+    other_root(&s);
+    ok(&s.uca(&[&["trust", "install", "other.pem"][..], &args].concat()));
+    let (_, before) = keytool_list(&s, "cacerts", &[]);
+
+    ok(&s.uca(&[&["trust", "install", "ca/ca.pem"][..], &args].concat()));
+    let (found, listed) = keytool_list(&s, "cacerts", &["-alias", &alias]);
+    assert!(found && listed.contains("trustedCertEntry"), "{listed}");
+
+    let again = ok(&s.uca(&[&["trust", "install", "ca/ca.pem"][..], &args].concat()));
+    assert!(stdout(&again).contains("already installed"));
+
+    ok(&s.uca(&[&["trust", "uninstall", "ca/ca.pem"][..], &args].concat()));
+    let (_, after) = keytool_list(&s, "cacerts", &[]);
+    assert_eq!(after, before, "uninstall did not restore the entry set");
+}
+
+#[test]
+fn java_refuses_a_wrong_store_password_before_changing_anything() {
+    let s = with_ca();
+    std::fs::copy(jdk_cacerts(), s.join("cacerts")).unwrap();
+    std::fs::write(s.join("storepass"), "wrong-password\n").unwrap();
+    let bytes = std::fs::read(s.join("cacerts")).unwrap();
+    let out = s.uca(&[
+        "trust",
+        "install",
+        "ca/ca.pem",
+        "--store",
+        "java",
+        "--java-cacerts",
+        "cacerts",
+        "--java-storepass-file",
+        "storepass",
+    ]);
+    fails_with(&out, "--java-storepass-file");
+    assert_eq!(std::fs::read(s.join("cacerts")).unwrap(), bytes);
+}
+
+fn nss_db(s: &Scratch) -> String {
+    std::fs::create_dir(s.join("nssdb")).unwrap();
+    let db = format!("sql:{}", p(&s.join("nssdb")));
+    let (made, out) = run("certutil", &["-N", "--empty-password", "-d", &db], s.path());
+    assert!(made, "{out}");
+    db
+}
+
+#[test]
+fn nss_install_is_listed_by_certutil_and_uninstall_removes_it() {
+    let s = with_ca();
+    let db = nss_db(&s);
+    let args = ["--store", "nss", "--nss-db", "nssdb"];
+    // Another root with the same name stays when this one is removed.
+    other_root(&s);
+    ok(&s.uca(&[&["trust", "install", "other.pem"][..], &args].concat()));
+    let (_, before) = run("certutil", &["-L", "-d", &db], s.path());
+    ok(&s.uca(&[&["trust", "install", "ca/ca.pem"][..], &args].concat()));
+    let (_, listed) = run("certutil", &["-L", "-d", &db], s.path());
+    let nick = alias_of(&s).replace("uca-", "uca-test-root-");
+    let line = listed
+        .lines()
+        .find(|l| l.starts_with(&nick))
+        .unwrap_or_else(|| panic!("{nick} not listed: {listed}"));
+    assert!(line.trim_end().ends_with("C,,"), "{line}");
+
+    let again = ok(&s.uca(&[&["trust", "install", "ca/ca.pem"][..], &args].concat()));
+    assert!(stdout(&again).contains("already installed"));
+
+    ok(&s.uca(&[&["trust", "uninstall", "ca/ca.pem"][..], &args].concat()));
+    let (_, after) = run("certutil", &["-L", "-d", &db], s.path());
+    assert_eq!(
+        after, before,
+        "uninstall did not restore the database's entries"
+    );
+}
+
+/// PATH holding every program of /usr/bin and /usr/sbin except `missing`.
+fn path_without(s: &Scratch, missing: &str) -> String {
+    let bin = s.join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    for dir in ["/usr/bin", "/usr/sbin"] {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            let link = bin.join(e.file_name());
+            if e.file_name() != missing && !link.exists() {
+                std::os::unix::fs::symlink(e.path(), link).unwrap();
+            }
+        }
+    }
+    p(&bin).to_string()
+}
+
+#[test]
+fn a_missing_tool_is_one_line_naming_the_package_and_no_store_changes() {
+    let s = with_ca();
+    let tree = debian_tree(&s);
+    std::fs::copy(jdk_cacerts(), s.join("cacerts")).unwrap();
+    nss_db(&s);
+    let path = path_without(&s, "certutil");
+    let (tree_before, java_before) = (snapshot(&tree), std::fs::read(s.join("cacerts")).unwrap());
+    let args = [
+        "trust",
+        "install",
+        "ca/ca.pem",
+        "--store",
+        "all",
+        "--root",
+        "tree",
+        "--java-cacerts",
+        "cacerts",
+        "--nss-db",
+        "nssdb",
+    ];
+    fails_with(
+        &s.uca_env(&args, &[("PATH", &path)]),
+        "install libnss3-tools",
+    );
+    assert_same_tree(&snapshot(&tree), &tree_before, "the tree changed");
+    assert_eq!(std::fs::read(s.join("cacerts")).unwrap(), java_before);
+}
+
+#[test]
+fn not_a_ca_certificate_is_refused() {
+    let s = with_ca();
+    let tree = debian_tree(&s);
+    let before = snapshot(&tree);
+    std::fs::write(s.join("junk.pem"), "hello\n").unwrap();
+    fails_with(
+        &s.uca(&["trust", "install", "junk.pem", "--root", "tree"]),
+        "junk.pem",
+    );
+    fails_with(
+        &s.uca(&[
+            "trust",
+            "install",
+            "certs/web.internal/cert.pem",
+            "--root",
+            "tree",
+        ]),
+        "is not a CA certificate",
+    );
+    assert_same_tree(&snapshot(&tree), &before, "the tree changed");
+}
+
+/// Runs uca as user nobody when this is root (root writes through modes).
+fn uca_as_other_user(s: &Scratch, args: &[&str]) -> Output {
+    let mut cmd = if is_root() {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(common::uca_bin());
+        c
+    } else {
+        Command::new(common::uca_bin())
+    };
+    cmd.args(args)
+        .current_dir(s.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run uca")
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+}
+
+#[test]
+fn an_unwritable_store_is_refused_before_anything_changes() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = with_ca();
+    let tree = debian_tree(&s);
+    for dir in ["", "etc", "etc/ssl", "usr", "usr/local", "usr/local/share"] {
+        open_up(&tree.join(dir));
+    }
+    let anchors = tree.join("usr/local/share/ca-certificates");
+    std::fs::set_permissions(&anchors, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let before = snapshot(&tree);
+    fails_with(
+        &uca_as_other_user(&s, &["trust", "install", "ca/ca.pem", "--root", "tree"]),
+        "may not write to",
+    );
+    assert_same_tree(&snapshot(&tree), &before, "the tree changed");
+}
+
+#[test]
+fn pem_bundle_holds_every_root() {
+    let s = with_ca();
+    other_root(&s);
+    ok(&s.uca(&[
+        "trust",
+        "bundle",
+        "ca/ca.pem",
+        "other.pem",
+        "--out",
+        "roots.pem",
+    ]));
+    let pem = std::fs::read_to_string(s.join("roots.pem")).unwrap();
+    assert_eq!(pem.matches("BEGIN CERTIFICATE").count(), 2);
+    let (verifies, out) = run(
+        "openssl",
+        &[
+            "verify",
+            "-CAfile",
+            "roots.pem",
+            "certs/web.internal/cert.pem",
+        ],
+        s.path(),
+    );
+    assert!(verifies, "{out}");
+}
+
+#[test]
+fn p12_truststore_is_read_by_keytool_as_trusted_entries_and_by_openssl() {
+    let s = with_ca();
+    other_root(&s);
+    std::fs::write(s.join("p12pass"), "truststore-pass\n").unwrap();
+    let bundle = [
+        "trust",
+        "bundle",
+        "ca/ca.pem",
+        "other.pem",
+        "--format",
+        "p12",
+        "--out",
+        "trust.p12",
+    ];
+    fails_with(&s.uca(&bundle), "--password-file");
+    ok(&s.uca(&[&bundle[..], &["--password-file", "p12pass"]].concat()));
+    let (listed, out) = run(
+        "keytool",
+        &[
+            "-list",
+            "-storetype",
+            "PKCS12",
+            "-keystore",
+            "trust.p12",
+            "-storepass",
+            "truststore-pass",
+        ],
+        s.path(),
+    );
+    assert!(listed, "{out}");
+    assert_eq!(out.matches("trustedCertEntry").count(), 2, "{out}");
+    assert!(out.contains(&alias_of(&s)), "{out}");
+    let (parsed, out) = run(
+        "openssl",
+        &[
+            "pkcs12",
+            "-info",
+            "-nokeys",
+            "-in",
+            "trust.p12",
+            "-passin",
+            "pass:truststore-pass",
+        ],
+        s.path(),
+    );
+    assert!(parsed, "{out}");
+    assert_eq!(out.matches("BEGIN CERTIFICATE").count(), 2, "{out}");
+}
+
+fn yaml(s: &Scratch, file: &str, expr: &str) -> String {
+    let script = format!("import yaml,sys\nd=yaml.safe_load(open(sys.argv[1]))\nprint({expr})");
+    let (ran, out) = run("python3", &["-c", &script, file], s.path());
+    assert!(ran, "{out}");
+    out
+}
+
+#[test]
+fn configmap_and_trust_manager_bundles_parse_with_the_right_keys() {
+    let s = with_ca();
+    let pem = std::fs::read_to_string(s.join("ca/ca.pem")).unwrap();
+    ok(&s.uca(&[
+        "trust",
+        "bundle",
+        "ca/ca.pem",
+        "--format",
+        "configmap",
+        "--name",
+        "acme-roots",
+        "--out",
+        "cm.yaml",
+    ]));
+    assert_eq!(
+        yaml(
+            &s,
+            "cm.yaml",
+            "d['kind'], d['apiVersion'], d['metadata']['name']"
+        )
+        .trim(),
+        "ConfigMap v1 acme-roots"
+    );
+    assert_eq!(
+        yaml(&s, "cm.yaml", "d['data']['ca.crt']").trim(),
+        pem.trim()
+    );
+
+    ok(&s.uca(&[
+        "trust",
+        "bundle",
+        "ca/ca.pem",
+        "--format",
+        "trust-manager",
+        "--out",
+        "bundle.yaml",
+    ]));
+    assert_eq!(
+        yaml(
+            &s,
+            "bundle.yaml",
+            "d['kind'], d['apiVersion'], d['spec']['target']['configMap']['key']"
+        )
+        .trim(),
+        "Bundle trust.cert-manager.io/v1alpha1 ca.crt"
+    );
+    assert_eq!(
+        yaml(&s, "bundle.yaml", "d['spec']['sources'][0]['inLine']").trim(),
+        pem.trim()
+    );
+    fails_with(
+        &s.uca(&[
+            "trust",
+            "bundle",
+            "ca/ca.pem",
+            "--format",
+            "configmap",
+            "--name",
+            "Bad_Name",
+            "--out",
+            "bad.yaml",
+        ]),
+        "Bad_Name",
+    );
+    assert!(!s.join("bad.yaml").exists());
+}
+
+#[test]
+fn bad_arguments_are_one_line_and_write_nothing() {
+    let s = with_ca();
+    other_root(&s);
+    let two = [
+        std::fs::read_to_string(s.join("ca/ca.pem")).unwrap(),
+        std::fs::read_to_string(s.join("other.pem")).unwrap(),
+    ]
+    .concat();
+    std::fs::write(s.join("two.pem"), two).unwrap();
+    std::fs::write(s.join("empty-pass"), "\n").unwrap();
+    std::fs::create_dir(s.join("home")).unwrap();
+    let before = s.files();
+    let home = s.join("home");
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["install", "two.pem", "--root", "."],
+            "give one root per install",
+        ),
+        (&["install", "ca/ca.pem", "--root", "missing"], "--root"),
+        (
+            &["install", "ca/ca.pem", "--root", "."],
+            "no system trust store found",
+        ),
+        (
+            &["install", "ca/ca.pem", "--store", "nss", "--nss-db", "home"],
+            "cert9.db",
+        ),
+        (
+            &["install", "ca/ca.pem", "--store", "nss"],
+            "no NSS database found",
+        ),
+        (
+            &["install", "ca/ca.pem", "--store", "java", "--root", "."],
+            "--java-cacerts",
+        ),
+        (
+            &[
+                "install",
+                "ca/ca.pem",
+                "--store",
+                "java",
+                "--java-cacerts",
+                "missing",
+            ],
+            "missing",
+        ),
+        (
+            &["install", "ca/private/ca-key.pem", "--root", "."],
+            "expected CERTIFICATE",
+        ),
+        (
+            &["bundle", "certs/web.internal/cert.pem", "--out", "x.pem"],
+            "not a CA certificate",
+        ),
+        (&["bundle", "ca/ca.pem", "--out", "ca/ca.pem"], "--force"),
+        (
+            &["bundle", "ca/ca.pem", "--out", "no/dir/x.pem"],
+            "does not exist",
+        ),
+        (
+            &[
+                "bundle",
+                "ca/ca.pem",
+                "--format",
+                "p12",
+                "--password-file",
+                "empty-pass",
+                "--out",
+                "x.p12",
+            ],
+            "empty",
+        ),
+        (
+            &[
+                "bundle",
+                "ca/ca.pem",
+                "--password-file",
+                "empty-pass",
+                "--out",
+                "x.pem",
+            ],
+            "--format p12 only",
+        ),
+    ];
+    for (args, needle) in cases {
+        let args = [&["trust"][..], args].concat();
+        fails_with(&s.uca_env(&args, &[("HOME", p(&home))]), needle);
+    }
+    assert_eq!(s.files(), before);
+}
+
+#[test]
+fn a_link_leading_out_of_the_root_is_refused_and_nothing_outside_changes() {
+    let s = with_ca();
+    let tree = debian_tree(&s);
+    let anchors = tree.join("usr/local/share/ca-certificates");
+    std::fs::remove_dir(&anchors).unwrap();
+    std::fs::create_dir(s.join("outside")).unwrap();
+    std::os::unix::fs::symlink(s.join("outside"), &anchors).unwrap();
+    let before = snapshot(&tree);
+    fails_with(
+        &s.uca(&["trust", "install", "ca/ca.pem", "--root", "tree"]),
+        "outside --root",
+    );
+    assert_same_tree(&snapshot(&tree), &before, "the tree changed");
+    assert_eq!(std::fs::read_dir(s.join("outside")).unwrap().count(), 0);
+}
+
+#[test]
+fn nss_db_may_be_given_in_certutils_own_spelling() {
+    let s = with_ca();
+    let db = nss_db(&s);
+    let args = ["--store", "nss", "--nss-db", &db];
+    ok(&s.uca(&[&["trust", "install", "ca/ca.pem"][..], &args].concat()));
+    let (_, listed) = run("certutil", &["-L", "-d", &db], s.path());
+    assert!(listed.contains("uca-test-root-"), "{listed}");
+}
