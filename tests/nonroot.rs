@@ -16,6 +16,21 @@ use common::uca_bin;
 
 const NOBODY: u32 = 65534;
 
+/// Runs `cmd`. A binary just copied can be "busy" for a moment: another
+/// test's child, forked while the copy was open for writing, holds it
+/// until that child execs (ETXTBSY); trying again is the remedy.
+fn output_of(cmd: &mut Command) -> Output {
+    for _ in 0..100 {
+        match cmd.output() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other.unwrap(),
+        }
+    }
+    panic!("the binary stayed busy (ETXTBSY) for 2 s: {cmd:?}");
+}
+
 /// A scratch directory owned by the user the commands run as.
 struct UserScratch {
     dir: tempfile::TempDir,
@@ -32,10 +47,17 @@ impl UserScratch {
         let euid = unsafe { libc::geteuid() };
         let drop_root = euid == 0;
         let uid = if drop_root { NOBODY } else { euid };
-        // The build directory may lie where that user cannot go.
-        let uca = dir.path().join("uca");
-        std::fs::copy(uca_bin(), &uca).unwrap();
-        std::fs::set_permissions(&uca, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // Dropping root, the build directory may lie where that user cannot
+        // go: a copy in the scratch directory. As an ordinary user already,
+        // the binary is run where it is.
+        let uca = if drop_root {
+            let copy = dir.path().join("uca");
+            std::fs::copy(uca_bin(), &copy).unwrap();
+            std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+            copy
+        } else {
+            uca_bin()
+        };
         std::os::unix::fs::chown(dir.path(), Some(uid), Some(uid)).unwrap();
         UserScratch {
             dir,
@@ -69,7 +91,7 @@ impl UserScratch {
 
     /// Runs uca as the user and asserts success.
     fn uca(&self, args: &[&str]) -> Output {
-        let o = self.command(&self.uca, args).output().unwrap();
+        let o = output_of(&mut self.command(&self.uca, args));
         assert!(
             o.status.success(),
             "uca {} failed as uid {}:\n{}{}",
@@ -251,7 +273,7 @@ fn permissions_stop_issuing_before_anything_is_published() {
         std::fs::set_permissions(s.path().join(rel), std::fs::Permissions::from_mode(mode)).unwrap()
     };
     let fails = |args: &[&str]| {
-        let o = s.command(&s.uca, args).output().unwrap();
+        let o = output_of(&mut s.command(&s.uca, args));
         let err = String::from_utf8_lossy(&o.stderr).into_owned();
         assert_eq!(o.status.code(), Some(1), "uca {args:?}: {err}");
         assert_eq!(err.lines().count(), 1, "uca {args:?}: {err}");
