@@ -86,10 +86,11 @@ impl VaultSection {
     }
 }
 
+/// What a bootstrap did to the mount's issuer.
 pub struct BootstrapOutcome {
-    pub already: bool,
-    pub intermediate_serial: Option<String>,
-    pub probe_subject: Option<String>,
+    /// The serial of the intermediate this run signed; `None` when the
+    /// mount's intermediate from this root was kept.
+    pub new_intermediate: Option<String>,
 }
 
 /// The mount, role and intermediate settings `uca vault bootstrap` sends to
@@ -298,7 +299,7 @@ fn probe(
     req: &BootstrapRequest,
     store: &CaStore,
     say: &mut dyn FnMut(&str),
-) -> Result<String> {
+) -> Result<()> {
     let domain = &req.allowed_domains[0];
     let name = format!("uca-probe.{domain}");
     let v = client.write(
@@ -361,7 +362,7 @@ fn probe(
             ));
         }
     }
-    Ok(name)
+    Ok(())
 }
 
 /// Where the signing key comes from: unlocked from the CA directory only
@@ -482,11 +483,9 @@ pub fn execute(
     };
     configure_urls(&client, req, clustered, say)?;
     ensure_role(&client, req, say)?;
-    let probe_subject = probe(&client, req, store, say)?;
+    probe(&client, req, store, say)?;
     Ok(BootstrapOutcome {
-        already: serial.is_none(),
-        intermediate_serial: serial,
-        probe_subject: Some(probe_subject),
+        new_intermediate: serial,
     })
 }
 
@@ -668,7 +667,6 @@ fn install_intermediate(
     source: SignerSource<'_>,
     say: &mut dyn FnMut(&str),
 ) -> Result<String> {
-    // The intermediate: from Vault's CSR, or made here and imported.
     let unlocked;
     let (signer, lock) = match source {
         SignerSource::Held(signer, lock) => (signer, lock),
@@ -680,6 +678,28 @@ fn install_intermediate(
             (&unlocked.0, &unlocked.1)
         }
     };
+    let (int_der, serial, import_key) = sign_intermediate(client, req, store, signer, lock, say)?;
+    say(&format!(
+        "signed the intermediate CN={} (pathlen 0, serial {serial}) with {}",
+        req.common_name, store.name
+    ));
+    let issuer = import_intermediate(client, req, store, &int_der, import_key, say)?;
+    name_issuer(client, req, &issuer, &serial, say)?;
+    make_default_issuer(client, req, &issuer, say)?;
+    Ok(serial)
+}
+
+/// The intermediate certificate, signed by the root: for Vault's own key
+/// (mode csr: Vault makes the key and a CSR) or for a key made here (mode
+/// import, returned so that it can be imported with the chain).
+fn sign_intermediate(
+    client: &VaultClient,
+    req: &BootstrapRequest,
+    store: &CaStore,
+    signer: &Signer,
+    lock: &crate::ca::ledger::LedgerLock,
+    say: &mut dyn FnMut(&str),
+) -> Result<(Vec<u8>, String, Option<crate::pki::keys::PrivateKey>)> {
     let opts = SignOptions {
         profile: Profile::Both,
         intermediate: true,
@@ -688,7 +708,7 @@ fn install_intermediate(
         sans: Vec::new(),
         days: Some(req.days),
     };
-    let (int_der, serial, import_key) = match req.mode {
+    match req.mode {
         BootstrapMode::Csr => {
             let (kt, bits) = vault_key_type(req.key);
             let v = client.write(
@@ -707,7 +727,7 @@ fn install_intermediate(
                 .map_err(|e| Error::msg(format!("Vault's CSR is not PEM: {e}")))?
                 .into_contents();
             let (d, s) = sign_csr(store, signer, lock, &der, &opts)?;
-            (d, s, None)
+            Ok((d, s, None))
         }
         BootstrapMode::Import => {
             let (key, pair) = req.key.generate_with_pair()?;
@@ -718,14 +738,23 @@ fn install_intermediate(
                 .map_err(|e| Error::msg(format!("cannot make the intermediate CSR: {e}")))?;
             let (d, s) = sign_csr(store, signer, lock, csr.der(), &opts)?;
             say(&format!("made the intermediate key ({}) here", req.key));
-            (d, s, Some(key))
+            Ok((d, s, Some(key)))
         }
-    };
-    say(&format!(
-        "signed the intermediate CN={} (pathlen 0, serial {serial}) with {}",
-        req.common_name, store.name
-    ));
-    let int_pem = x509::pem_certificate(&int_der);
+    }
+}
+
+/// Imports the intermediate and the root (with the key made here, in mode
+/// import) and returns the issuer Vault mapped to a key: an import that
+/// maps none leaves an unusable intermediate, and is an error.
+fn import_intermediate(
+    client: &VaultClient,
+    req: &BootstrapRequest,
+    store: &CaStore,
+    int_der: &[u8],
+    import_key: Option<crate::pki::keys::PrivateKey>,
+    say: &mut dyn FnMut(&str),
+) -> Result<String> {
+    let int_pem = x509::pem_certificate(int_der);
     let root_pem = store.cert_pem();
     let v = match &import_key {
         None => client.write(
@@ -740,38 +769,55 @@ fn install_intermediate(
         )?,
     };
     drop(import_key);
-    // Vault must have mapped the new issuer to its key.
     let mapping = data(&v, "mapping")
         .and_then(Value::as_object)
         .cloned()
         .unwrap_or_default();
-    let mapped: Vec<(&String, &Value)> = mapping
+    let Some((issuer, key)) = mapping
         .iter()
-        .filter(|(_, k)| k.as_str().is_some_and(|s| !s.is_empty()))
-        .collect();
-    if mapped.is_empty() {
+        .find(|(_, k)| k.as_str().is_some_and(|s| !s.is_empty()))
+    else {
         return Err(Error::msg(format!(
             "Vault imported the chain but mapped no issuer to a key (mapping: {}): the intermediate is unusable",
             Value::Object(mapping.clone())
         )));
-    }
+    };
     say(&format!(
-        "imported intermediate + root; issuer {} is mapped to key {}",
-        mapped[0].0,
-        mapped[0].1.as_str().unwrap_or("")
+        "imported intermediate + root; issuer {issuer} is mapped to key {}",
+        key.as_str().unwrap_or("")
     ));
-    // Named after the serial in uca's ledger and sealed manifest, so Vault's
-    // issuer list can be matched to them; leaves may never outlive it.
-    let issuer_name = issuer_name_for(&serial);
+    Ok(issuer.clone())
+}
+
+/// Names the issuer after the serial in uca's ledger and sealed manifest,
+/// so Vault's issuer list can be matched to them; leaves may never outlive
+/// it.
+fn name_issuer(
+    client: &VaultClient,
+    req: &BootstrapRequest,
+    issuer: &str,
+    serial: &str,
+    say: &mut dyn FnMut(&str),
+) -> Result<()> {
+    let issuer_name = issuer_name_for(serial);
     client.write(
-        &format!("{}/issuer/{}", req.mount, mapped[0].0),
+        &format!("{}/issuer/{issuer}", req.mount),
         &json!({"issuer_name": issuer_name, "leaf_not_after_behavior": "err"}),
         "name the new issuer",
     )?;
     say(&format!(
-        "named issuer {} '{issuer_name}' (leaves may not outlive it)",
-        mapped[0].0
+        "named issuer {issuer} '{issuer_name}' (leaves may not outlive it)"
     ));
+    Ok(())
+}
+
+/// Makes `issuer` the mount's default issuer, which the role issues from.
+fn make_default_issuer(
+    client: &VaultClient,
+    req: &BootstrapRequest,
+    issuer: &str,
+    say: &mut dyn FnMut(&str),
+) -> Result<()> {
     let issuers = client.read(
         &format!("{}/config/issuers", req.mount),
         "read the default issuer",
@@ -781,19 +827,17 @@ fn install_intermediate(
         .and_then(|v| data(v, "default"))
         .and_then(Value::as_str)
         .unwrap_or("");
-    let want = mapped[0].0.clone();
-    if default != want.as_str() {
-        client.write(
-            &format!("{}/config/issuers", req.mount),
-            &json!({"default": want}),
-            "set the default issuer",
-        )?;
-        say(&format!("set the default issuer to {want}"));
-    } else {
-        say(&format!("the default issuer is {want}"));
+    if default == issuer {
+        say(&format!("the default issuer is {issuer}"));
+        return Ok(());
     }
-
-    Ok(serial)
+    client.write(
+        &format!("{}/config/issuers", req.mount),
+        &json!({"default": issuer}),
+        "set the default issuer",
+    )?;
+    say(&format!("set the default issuer to {issuer}"));
+    Ok(())
 }
 
 /// The issuing and CRL URLs, written before the first certificate. By

@@ -204,7 +204,8 @@ fn run_vault_bootstrap(a: VaultBootstrapArgs, out: &mut Stdout) -> Result<u8> {
     let outcome = bootstrap::run(&req, &mut |line| {
         let _ = writeln!(out, "- {line}");
     })?;
-    out.work_done(if outcome.already {
+    let kept = outcome.new_intermediate.is_none();
+    out.work_done(if kept {
         format!(
             "Vault's bootstrap under {} was completed with the existing intermediate",
             req.mount
@@ -212,7 +213,7 @@ fn run_vault_bootstrap(a: VaultBootstrapArgs, out: &mut Stdout) -> Result<u8> {
     } else {
         format!("Vault was bootstrapped under {}", req.mount)
     });
-    if outcome.already {
+    if kept {
         writeln!(
             out,
             "already bootstrapped: kept the intermediate; the URLs, role {} and a probe certificate are in place",

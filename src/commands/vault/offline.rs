@@ -76,10 +76,19 @@ pub fn sh(word: &str) -> String {
 /// accepted. Fixed words are written as they are; every value, and every
 /// word built from one, goes through [`sh`].
 pub fn render(r: &OfflineRequest) -> String {
+    let mut s = String::new();
+    render_intermediate(&mut s, r);
+    render_urls_and_role(&mut s, r);
+    render_probe(&mut s, r);
+    s
+}
+
+/// Steps 1 to 3: Vault makes the key and CSR, the CA machine signs it,
+/// Vault imports the chain and names and defaults the new issuer.
+fn render_intermediate(s: &mut String, r: &OfflineRequest) {
     let v = r.cli.as_str();
     let m = r.mount.as_str();
     let q = |s: String| sh(&s);
-    let mut s = String::new();
     let _ = writeln!(s, "# 1. On a machine that reaches Vault (VAULT_ADDR/BAO_ADDR, token and TLS set in the environment; VAULT_NAMESPACE/BAO_NAMESPACE for a namespace):");
     let _ = writeln!(
         s,
@@ -132,6 +141,13 @@ pub fn render(r: &OfflineRequest) -> String {
         "{v} read -field=default {}   # must be ISSUER_ID",
         q(format!("{m}/config/issuers"))
     );
+}
+
+/// The issuing and CRL URLs, then the role.
+fn render_urls_and_role(s: &mut String, r: &OfflineRequest) {
+    let v = r.cli.as_str();
+    let m = r.mount.as_str();
+    let q = |s: String| sh(&s);
     // The address the CLI itself uses: bao reads BAO_ADDR first. It is the
     // one part left to the shell, in double quotes.
     let addr = if v == "bao" {
@@ -158,6 +174,13 @@ pub fn render(r: &OfflineRequest) -> String {
         sh(&r.role_max_ttl),
         sh(&r.role_max_ttl)
     );
+}
+
+/// Step 4: a probe issued through the role, verified against the root.
+fn render_probe(s: &mut String, r: &OfflineRequest) {
+    let v = r.cli.as_str();
+    let m = r.mount.as_str();
+    let q = |s: String| sh(&s);
     let probe = format!(
         "uca-probe.{}",
         r.allowed_domains
@@ -188,7 +211,6 @@ pub fn render(r: &OfflineRequest) -> String {
         q(format!("{}/ca.pem", r.dir)),
         sh(&probe)
     );
-    s
 }
 
 #[cfg(test)]
