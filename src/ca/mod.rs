@@ -5,6 +5,7 @@
 //! `support`.
 
 pub mod bulk;
+pub mod issuance;
 pub mod ledger;
 pub mod plan;
 pub mod root;
