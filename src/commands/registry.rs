@@ -47,7 +47,7 @@ use zeroize::Zeroizing;
 
 use crate::ca::bulk::{Existing, IssuedCert};
 use crate::ca::issuance::{Issuance, Key};
-use crate::ca::plan::{Group, NamePattern, Plan};
+use crate::ca::plan::{NamePattern, PemGroups, Plan};
 pub use crate::ca::sections::RegistrySpec;
 use crate::ca::store::CaStore;
 use crate::commands::args::{LeafArgs, PassphraseArgs};
@@ -388,28 +388,19 @@ pub fn prepare(
         ));
     }
 
-    let group = |option: &'static str, patterns, profile, extra, dir: &str| {
-        Group::pem(
-            option, patterns, profile, spec.key, spec.days, validity, extra, dir,
-        )
+    let groups = PemGroups {
+        key: spec.key,
+        days: spec.days,
+        validity,
     };
-    let server = group(
-        "HOST",
-        vec![NamePattern::literal_in(&hosts[0].name(), SERVER_DIR)],
-        Profile::Server,
-        extra,
-        "",
-    );
+    let server = vec![NamePattern::literal_in(&hosts[0].name(), SERVER_DIR)];
+    let server = groups
+        .group("HOST", Profile::Server, "", server)
+        .with_extra(extra);
     let mut plan = Plan::single_group(constraints.clone(), server);
     if !clients.is_empty() {
-        let g = group(
-            "--client",
-            clients.iter().map(|c| NamePattern::literal(c)).collect(),
-            Profile::Client,
-            Vec::new(),
-            CLIENTS_DIR,
-        );
-        plan.push(g);
+        let names = clients.iter().map(|c| NamePattern::literal(c)).collect();
+        plan.push(groups.group("--client", Profile::Client, CLIENTS_DIR, names));
     }
     // The CA's own paths are refused by the caller: a ceremony prepares
     // this before its root exists.

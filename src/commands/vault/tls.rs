@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use crate::ca::bulk::{Existing, IssuedCert};
 use crate::ca::issuance::{Issuance, Key};
-use crate::ca::plan::{Group, NamePattern, Plan};
+use crate::ca::plan::{NamePattern, PemGroups, Plan};
 use crate::ca::store::CaStore;
 use crate::commands::vault::storage::PostgresStorage;
 use crate::pki::keys::KeyType;
@@ -206,48 +206,36 @@ fn tls_plan(store: &CaStore, req: &TlsRequest, storage: Option<&PostgresStorage>
         San::Ip(ip) => ip.to_string(),
         other => other.to_string().trim_start_matches("DNS:").to_string(),
     };
-    let group = |option, patterns, profile, extra, dir: &str| {
-        Group::pem(
-            option, patterns, profile, req.key, req.days, validity, extra, dir,
-        )
+    let groups = PemGroups {
+        key: req.key,
+        days: req.days,
+        validity,
     };
     let literals = |names: &[String]| names.iter().map(|n| NamePattern::literal(n)).collect();
     let listener = vec![NamePattern::literal_in(&first, "listener")];
     let mut plan = Plan::single_group(
         store.constraints.clone(),
-        group("--host", listener, Profile::Both, hosts[1..].to_vec(), ""),
+        groups
+            .group("--host", Profile::Both, "", listener)
+            .with_extra(hosts[1..].to_vec()),
     );
     if !req.operators.is_empty() {
         let operators = literals(&req.operators);
-        plan.push(group(
-            "--operator",
-            operators,
-            Profile::Client,
-            Vec::new(),
-            "operators",
-        ));
+        plan.push(groups.group("--operator", Profile::Client, "operators", operators));
     }
     if !req.nodes.is_empty() {
         let nodes = literals(&req.nodes);
-        plan.push(group("--node", nodes, Profile::Both, hosts, "nodes"));
+        plan.push(
+            groups
+                .group("--node", Profile::Both, "nodes", nodes)
+                .with_extra(hosts),
+        );
     }
     if let Some(st) = storage {
         let server = vec![NamePattern::literal_in(&st.host, "server")];
         let client = vec![NamePattern::literal_in(&st.role, "client")];
-        plan.push(group(
-            "--storage",
-            server,
-            Profile::Server,
-            Vec::new(),
-            "storage",
-        ));
-        plan.push(group(
-            "--storage",
-            client,
-            Profile::Client,
-            Vec::new(),
-            "storage",
-        ));
+        plan.push(groups.group("--storage", Profile::Server, "storage", server));
+        plan.push(groups.group("--storage", Profile::Client, "storage", client));
     }
     Ok(plan)
 }
