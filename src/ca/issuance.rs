@@ -171,3 +171,64 @@ fn with_key<T>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ca::plan::{NamePattern, PemGroups};
+    use crate::pki::constraints::NameConstraints;
+    use crate::pki::keys::KeyType;
+    use crate::pki::profile::{Profile, Validity};
+
+    /// A one-certificate plan: OUT/web.internal.
+    fn plan() -> Plan {
+        let groups = PemGroups {
+            key: KeyType::EcP256,
+            days: 30,
+            validity: Validity::days_from_now(30).unwrap(),
+        };
+        let names = vec![NamePattern::literal("web.internal")];
+        Plan::single_group(
+            NameConstraints::default(),
+            groups.group("NAME", Profile::Server, "", names),
+        )
+    }
+
+    fn refused(result: Result<Issuance>) -> PathBuf {
+        match result {
+            Err(Error::Exists(path)) => path,
+            Err(e) => panic!("refused for another reason: {e}"),
+            Ok(_) => panic!("not refused"),
+        }
+    }
+
+    #[test]
+    fn an_existing_target_is_refused_before_a_key_unless_resuming_or_forced() {
+        let scratch = tempfile::tempdir().unwrap();
+        let out = scratch.path();
+        std::fs::create_dir(out.join("web.internal")).unwrap();
+        let validated = |existing, force| Issuance::validate(plan(), out, existing, force);
+        let path = refused(validated(Existing::Refuse, false).and_then(|i| i.with_side_files(&[])));
+        assert_eq!(path, out.join("web.internal"));
+        assert!(validated(Existing::Resume, false)
+            .and_then(|i| i.with_side_files(&[]))
+            .is_ok());
+        assert!(validated(Existing::Refuse, true)
+            .and_then(|i| i.with_side_files(&[]))
+            .is_ok());
+    }
+
+    #[test]
+    fn an_existing_side_file_is_refused_unless_forced() {
+        let scratch = tempfile::tempdir().unwrap();
+        let out = scratch.path();
+        let side = out.join("listener.hcl");
+        std::fs::write(&side, "kept").unwrap();
+        let validated = |force| Issuance::validate(plan(), out, Existing::Refuse, force);
+        let path = refused(validated(false).and_then(|i| i.with_side_files(&[&side])));
+        assert_eq!(path, side);
+        assert!(validated(true)
+            .and_then(|i| i.with_side_files(&[&side]))
+            .is_ok());
+    }
+}
