@@ -162,12 +162,39 @@ fn with_key<T>(
     key: Key<'_>,
     f: impl FnOnce(&Signer, &LedgerLock) -> Result<T>,
 ) -> Result<T> {
-    match key {
-        Key::Held(signer, lock) => f(signer, lock),
-        Key::Unlock(passphrase_file) => {
-            let signer = store.unlock(passphrase_file)?;
-            let lock = store.ledger().lock()?;
-            f(&signer, &lock)
+    let key = key.take(store)?;
+    let (signer, lock) = key.parts();
+    f(signer, lock)
+}
+
+impl<'a> Key<'a> {
+    /// The signer and the CA's lock: the held ones, or the key decrypted
+    /// and the lock taken now, in that order.
+    pub fn take(self, store: &CaStore) -> Result<SigningKey<'a>> {
+        match self {
+            Key::Held(signer, lock) => Ok(SigningKey::Held(signer, lock)),
+            Key::Unlock(passphrase_file) => {
+                let signer = store.unlock(passphrase_file)?;
+                let lock = store.ledger().lock()?;
+                Ok(SigningKey::Unlocked(Box::new(signer), lock))
+            }
+        }
+    }
+}
+
+/// A signer ready to sign, with the CA's lock held.
+pub enum SigningKey<'a> {
+    Held(&'a Signer, &'a LedgerLock),
+    /// Unlocked for this command: the key is wiped and the lock released
+    /// when this is dropped.
+    Unlocked(Box<Signer>, LedgerLock),
+}
+
+impl SigningKey<'_> {
+    pub fn parts(&self) -> (&Signer, &LedgerLock) {
+        match self {
+            SigningKey::Held(signer, lock) => (signer, lock),
+            SigningKey::Unlocked(signer, lock) => (signer, lock),
         }
     }
 }

@@ -355,7 +355,7 @@ pub fn execute(
         crate::commands::vault::bootstrap::execute(
             vreq,
             &store,
-            crate::commands::vault::bootstrap::SignerSource::Held(&signer, &lock),
+            Key::Held(&signer, &lock),
             &mut |line| vault_steps.push(line.to_string()),
         )
         .map_err(|e| Error::msg(format!("plan [vault] bootstrap failed, the CA was not sealed and its key is gone with this process: {e}")))?;

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use serde_json::{json, Value};
 
 use super::client::{vault_errors, Connection, VaultClient};
+use crate::ca::issuance::Key;
 pub use crate::ca::sections::{
     BootstrapMode, VaultSection, DEFAULT_COMMON_NAME, DEFAULT_DAYS, DEFAULT_MAX_TTL, DEFAULT_MOUNT,
     DEFAULT_ROLE, DEFAULT_ROLE_MAX_TTL,
@@ -364,18 +365,13 @@ fn probe(
     Ok(name)
 }
 
-/// Where the signing key comes from: unlocked from the CA directory only
-/// when needed (a no-op second run asks for no passphrase), or an unlocked
-/// signer already held with its lock (a ceremony).
-pub enum SignerSource<'a> {
-    Unlock,
-    Held(&'a Signer, &'a crate::ca::ledger::LedgerLock),
-}
-
 pub fn run(req: &BootstrapRequest, say: &mut dyn FnMut(&str)) -> Result<BootstrapOutcome> {
     let store = CaStore::open(&req.dir)?;
     validate(req, &store.constraints, store.pathlen, store.not_after)?;
-    execute(req, &store, SignerSource::Unlock, say)
+    // Unlocked only when a new intermediate is signed: a no-op second run
+    // asks for no passphrase.
+    let key = Key::Unlock(req.passphrase_file.as_ref());
+    execute(req, &store, key, say)
 }
 
 /// What bootstrap needs before it changes anything, and what a ceremony
@@ -446,7 +442,7 @@ pub fn preflight(client: &VaultClient) -> Result<(String, Value)> {
 pub fn execute(
     req: &BootstrapRequest,
     store: &CaStore,
-    source: SignerSource<'_>,
+    source: Key<'_>,
     say: &mut dyn FnMut(&str),
 ) -> Result<BootstrapOutcome> {
     let (client, clustered) = active_node(VaultClient::connect(&req.conn)?, say)?;
@@ -457,7 +453,7 @@ pub fn execute(
     // A sealed root can still complete URLs, role and probe for the
     // intermediate it signed before the seal, but never sign a new one:
     // refuse that before anything in Vault changes.
-    if sign_new && matches!(source, SignerSource::Unlock) {
+    if sign_new && matches!(source, Key::Unlock(_)) {
         store.ensure_unsealed()?;
     }
     ensure_mount(&client, req, store, &state, say)?;
@@ -665,21 +661,12 @@ fn install_intermediate(
     client: &VaultClient,
     req: &BootstrapRequest,
     store: &CaStore,
-    source: SignerSource<'_>,
+    source: Key<'_>,
     say: &mut dyn FnMut(&str),
 ) -> Result<String> {
     // The intermediate: from Vault's CSR, or made here and imported.
-    let unlocked;
-    let (signer, lock) = match source {
-        SignerSource::Held(signer, lock) => (signer, lock),
-        SignerSource::Unlock => {
-            unlocked = (
-                store.unlock(req.passphrase_file.as_ref())?,
-                store.ledger().lock()?,
-            );
-            (&unlocked.0, &unlocked.1)
-        }
-    };
+    let key = source.take(store)?;
+    let (signer, lock) = key.parts();
     let opts = SignOptions {
         profile: Profile::Both,
         intermediate: true,
