@@ -15,7 +15,7 @@ pub use crate::ca::sections::{
 use crate::ca::signing::{self, SignOptions};
 use crate::ca::store::{CaStore, Signer};
 use crate::pki::constraints::NameConstraints;
-use crate::pki::keys::KeyType;
+use crate::pki::keys::{KeyType, PrivateKey};
 use crate::pki::names::{self, San};
 use crate::pki::profile::Profile;
 use crate::pki::x509;
@@ -712,7 +712,22 @@ fn install_intermediate(
         "signed the intermediate CN={} (pathlen 0, serial {serial}) with {}",
         req.common_name, store.name
     ));
-    let int_pem = x509::pem_certificate(&int_der);
+    let issuer = import_intermediate(client, req, store, &int_der, import_key, say)?;
+    make_default_issuer(client, req, &issuer, &serial, say)?;
+    Ok(serial)
+}
+
+/// Imports the signed intermediate with the root (and, when made here, its
+/// key); returns the id of the issuer Vault mapped to a key.
+fn import_intermediate(
+    client: &VaultClient,
+    req: &BootstrapRequest,
+    store: &CaStore,
+    int_der: &[u8],
+    import_key: Option<PrivateKey>,
+    say: &mut dyn FnMut(&str),
+) -> Result<String> {
+    let int_pem = x509::pem_certificate(int_der);
     let root_pem = store.cert_pem();
     let v = match &import_key {
         None => client.write(
@@ -747,17 +762,27 @@ fn install_intermediate(
         mapped[0].0,
         mapped[0].1.as_str().unwrap_or("")
     ));
+    Ok(mapped[0].0.clone())
+}
+
+/// Names the new issuer after its serial and makes it the mount's default.
+fn make_default_issuer(
+    client: &VaultClient,
+    req: &BootstrapRequest,
+    issuer: &str,
+    serial: &str,
+    say: &mut dyn FnMut(&str),
+) -> Result<()> {
     // Named after the serial in uca's ledger and sealed manifest, so Vault's
     // issuer list can be matched to them; leaves may never outlive it.
-    let issuer_name = issuer_name_for(&serial);
+    let issuer_name = issuer_name_for(serial);
     client.write(
-        &format!("{}/issuer/{}", req.mount, mapped[0].0),
+        &format!("{}/issuer/{issuer}", req.mount),
         &json!({"issuer_name": issuer_name, "leaf_not_after_behavior": "err"}),
         "name the new issuer",
     )?;
     say(&format!(
-        "named issuer {} '{issuer_name}' (leaves may not outlive it)",
-        mapped[0].0
+        "named issuer {issuer} '{issuer_name}' (leaves may not outlive it)"
     ));
     let issuers = client.read(
         &format!("{}/config/issuers", req.mount),
@@ -768,19 +793,17 @@ fn install_intermediate(
         .and_then(|v| data(v, "default"))
         .and_then(Value::as_str)
         .unwrap_or("");
-    let want = mapped[0].0.clone();
-    if default != want.as_str() {
+    if default != issuer {
         client.write(
             &format!("{}/config/issuers", req.mount),
-            &json!({"default": want}),
+            &json!({"default": issuer}),
             "set the default issuer",
         )?;
-        say(&format!("set the default issuer to {want}"));
+        say(&format!("set the default issuer to {issuer}"));
     } else {
-        say(&format!("the default issuer is {want}"));
+        say(&format!("the default issuer is {issuer}"));
     }
-
-    Ok(serial)
+    Ok(())
 }
 
 /// The issuing and CRL URLs, written before the first certificate. By
