@@ -76,10 +76,20 @@ pub fn sh(word: &str) -> String {
 /// accepted. Fixed words are written as they are; every value, and every
 /// word built from one, goes through [`sh`].
 pub fn render(r: &OfflineRequest) -> String {
+    let mut s = String::new();
+    render_generate(&mut s, r);
+    render_sign(&mut s, r);
+    render_import(&mut s, r);
+    render_configure(&mut s, r);
+    render_probe(&mut s, r);
+    s
+}
+
+/// 1. The mount, and Vault's intermediate key and CSR.
+fn render_generate(s: &mut String, r: &OfflineRequest) {
     let v = r.cli.as_str();
     let m = r.mount.as_str();
     let q = |s: String| sh(&s);
-    let mut s = String::new();
     let _ = writeln!(s, "# 1. On a machine that reaches Vault (VAULT_ADDR/BAO_ADDR, token and TLS set in the environment; VAULT_NAMESPACE/BAO_NAMESPACE for a namespace):");
     let _ = writeln!(
         s,
@@ -96,6 +106,12 @@ pub fn render(r: &OfflineRequest) -> String {
         sh(&r.key_type.1.to_string()),
         q(format!("{m}.csr"))
     );
+}
+
+/// 2. Signing the CSR on the CA machine.
+fn render_sign(s: &mut String, r: &OfflineRequest) {
+    let m = r.mount.as_str();
+    let q = |s: String| sh(&s);
     let _ = writeln!(
         s,
         "\n# 2. Carry {m}.csr to the CA machine and sign it there:"
@@ -107,6 +123,13 @@ pub fn render(r: &OfflineRequest) -> String {
         q(format!("{m}-chain.pem")),
         q(format!("{m}.csr"))
     );
+}
+
+/// 3. Importing the chain and making its issuer the default.
+fn render_import(s: &mut String, r: &OfflineRequest) {
+    let v = r.cli.as_str();
+    let m = r.mount.as_str();
+    let q = |s: String| sh(&s);
     let _ = writeln!(
         s,
         "\n# 3. Carry {m}-chain.pem (intermediate + root) back and import it:"
@@ -132,6 +155,13 @@ pub fn render(r: &OfflineRequest) -> String {
         "{v} read -field=default {}   # must be ISSUER_ID",
         q(format!("{m}/config/issuers"))
     );
+}
+
+/// The issuing and CRL URLs, and the role.
+fn render_configure(s: &mut String, r: &OfflineRequest) {
+    let v = r.cli.as_str();
+    let m = r.mount.as_str();
+    let q = |s: String| sh(&s);
     // The address the CLI itself uses: bao reads BAO_ADDR first. It is the
     // one part left to the shell, in double quotes.
     let addr = if v == "bao" {
@@ -158,6 +188,13 @@ pub fn render(r: &OfflineRequest) -> String {
         sh(&r.role_max_ttl),
         sh(&r.role_max_ttl)
     );
+}
+
+/// 4. A probe certificate through the role, verified against the root.
+fn render_probe(s: &mut String, r: &OfflineRequest) {
+    let v = r.cli.as_str();
+    let m = r.mount.as_str();
+    let q = |s: String| sh(&s);
     let probe = format!(
         "uca-probe.{}",
         r.allowed_domains
@@ -188,7 +225,6 @@ pub fn render(r: &OfflineRequest) -> String {
         q(format!("{}/ca.pem", r.dir)),
         sh(&probe)
     );
-    s
 }
 
 #[cfg(test)]
