@@ -21,6 +21,8 @@
 //! - `ca/`: the CA directory and the issuing engine. `store` (the directory;
 //!   its security facts read from ca.pem), `ledger`, `root` (a new root and
 //!   storing it), `plan` and `bulk` (validate every output, then issue),
+//!   `issuance` (the pipeline every issuing command runs: validate, refuse
+//!   what exists, unlock or use a held key, lock, issue),
 //!   `signing` (CSRs), `sections` (the plan file's `[registry]` and
 //!   `[vault]` settings), `seal` (the recorded seal and its manifest).
 //! - `commands/`: one module per verb, each holding its arguments (clap),

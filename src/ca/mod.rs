@@ -1,10 +1,11 @@
 //! Layer 2, ca: the CA directory and the issuing engine. The store (the
 //! directory, its facts read from ca.pem, the signer), the ledger, a new
-//! root, plans and bulk issuance, signing CSRs, the plan file's [registry]
-//! and [vault] sections, and sealing with its manifest. Uses `pki` and
-//! `support`.
+//! root, plans and bulk issuance, the issuing pipeline that runs them,
+//! signing CSRs, the plan file's [registry] and [vault] sections, and
+//! sealing with its manifest. Uses `pki` and `support`.
 
 pub mod bulk;
+pub mod issuance;
 pub mod ledger;
 pub mod plan;
 pub mod root;

@@ -236,35 +236,47 @@ pub struct Group {
     pub k8s_namespace: String,
 }
 
-impl Group {
-    /// A group of PEM certificates with no SAN rules, for commands that build
-    /// their own plans from `option` (`uca vault tls --storage`, `uca
-    /// registry --client`).
-    #[allow(clippy::too_many_arguments)]
-    pub fn pem(
+/// The groups a command builds from its own options (`uca vault tls`, `uca
+/// registry`): PEM certificates with no SAN rules, one key type and
+/// validity for all.
+#[derive(Clone, Copy)]
+pub struct PemGroups {
+    pub key: KeyType,
+    pub days: u32,
+    pub validity: Validity,
+}
+
+impl PemGroups {
+    /// The certificates `option` asked for, in `dir` under OUT.
+    pub fn group(
+        &self,
         option: &'static str,
-        patterns: Vec<NamePattern>,
         profile: Profile,
-        key: KeyType,
-        days: u32,
-        validity: Validity,
-        extra: Vec<San>,
-        out: &str,
+        dir: &str,
+        patterns: Vec<NamePattern>,
     ) -> Group {
         Group {
             origin: GroupOrigin::Option(option),
             patterns,
             profile,
-            key,
-            days,
-            validity,
+            key: self.key,
+            days: self.days,
+            validity: self.validity,
             rules: Vec::new(),
-            extra,
+            extra: Vec::new(),
             formats: vec![OutputFormat::Pem],
-            out: PathBuf::from(out),
+            out: PathBuf::from(dir),
             pkcs12_password: None,
             k8s_namespace: "default".into(),
         }
+    }
+}
+
+impl Group {
+    /// The group with `extra` SANs in every certificate.
+    pub fn with_extra(mut self, extra: Vec<San>) -> Group {
+        self.extra = extra;
+        self
     }
 
     /// Which certificate an error is about: "plan group 'web', name 'web1'".

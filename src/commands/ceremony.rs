@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use crate::ca::bulk::{self, Existing, IssuedCert, RunOptions, Summary};
+use crate::ca::bulk::{Existing, IssuedCert, Summary};
+use crate::ca::issuance::{Issuance, Key};
 use crate::ca::plan::{CaSection, Plan};
 use crate::ca::root;
 use crate::ca::seal::{self, SealReport};
@@ -304,13 +305,15 @@ pub fn execute(
     fsutil::check_dir_creatable("--out", &req.out)?;
     let escrow_file = check_escrow_file(req)?;
     let plan = Plan::load(&req.plan, None)?;
+    let ca_dir = req.out.join("ca");
+    let certs_dir = req.out.join("certs");
+    // OUT is new or empty: no target exists, and the CA is made below.
+    let issuance = Issuance::validate(plan, &certs_dir, Existing::Refuse, false)?;
+    let plan = issuance.plan();
     let ca = plan
         .ca
         .as_ref()
         .expect("Plan::load requires [ca] for a ceremony");
-    let ca_dir = req.out.join("ca");
-    let certs_dir = req.out.join("certs");
-    plan.validate_all(&certs_dir)?;
     let registry = match &plan.registry {
         Some(spec) => {
             let ca_not_after = Validity::days_from_now(ca.days)?.not_after;
@@ -321,7 +324,7 @@ pub fn execute(
         }
         None => None,
     };
-    let vault = check_vault_section(req, &plan, ca, &ca_dir)?;
+    let vault = check_vault_section(req, plan, ca, &ca_dir)?;
     // 2. The root, in memory.
     let validity = Validity::days_from_now(ca.days)?;
     let root = root::make_root(
@@ -338,14 +341,13 @@ pub fn execute(
 
     // 3. Issue everything, 4. seal.
     let lock = store.ledger().lock()?;
-    let opts = RunOptions {
-        existing: Existing::Refuse,
-        force: false,
-        progress: req.progress,
-    };
-    let summary = bulk::execute(&store, &signer, &plan, &certs_dir, &lock, &opts, on_issued)?;
+    let summary = issuance.run(&store, Key::Held(&signer, &lock), req.progress, on_issued)?;
     let registry = match &registry {
-        Some(r) => Some(crate::commands::registry::issue(&store, &signer, &lock, r)?),
+        Some(r) => Some(crate::commands::registry::issue(
+            &store,
+            Key::Held(&signer, &lock),
+            r,
+        )?),
         None => None,
     };
     let mut vault_steps = Vec::new();
@@ -353,7 +355,7 @@ pub fn execute(
         crate::commands::vault::bootstrap::execute(
             vreq,
             &store,
-            crate::commands::vault::bootstrap::SignerSource::Held(&signer, &lock),
+            Key::Held(&signer, &lock),
             &mut |line| vault_steps.push(line.to_string()),
         )
         .map_err(|e| Error::msg(format!("plan [vault] bootstrap failed, the CA was not sealed and its key is gone with this process: {e}")))?;

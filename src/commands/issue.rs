@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use crate::ca::bulk::{self, Existing, IssuedCert, RunOptions, Summary};
+use crate::ca::bulk::{Existing, IssuedCert, Summary};
+use crate::ca::issuance::{Issuance, Key};
 use crate::ca::plan::{Group, NamePattern, Plan};
 use crate::ca::store::CaStore;
 use crate::commands::args::{LeafArgs, PassphraseArgs};
@@ -236,7 +237,6 @@ pub fn execute(req: &IssueRequest, on_issued: &mut dyn FnMut(&IssuedCert)) -> Re
     let store = CaStore::open(&req.dir)?;
     store.ensure_unsealed()?;
     store.refuse_private_output(&req.out)?;
-    let out = req.out.clone();
     let (plan, existing) = match &req.what {
         IssueWhat::Plan(path) => {
             let plan = Plan::load(path, Some((&store.constraints, store.not_after)))?;
@@ -258,22 +258,11 @@ pub fn execute(req: &IssueRequest, on_issued: &mut dyn FnMut(&IssuedCert)) -> Re
         }
         names => (plan_from_names(&store, names)?, Existing::Refuse),
     };
-    // Every name, SAN, constraint and output path, before any key is made.
-    let pre_existing = plan.validate_all(&out)?;
-    store.refuse_ca_targets(&plan, &out)?;
-    // Refused here before the passphrase is asked for; the bulk engine
-    // decides again under the CA's lock.
-    if existing == Existing::Refuse && !req.force {
-        if let Some(first) = pre_existing.first() {
-            return Err(Error::Exists(first.clone()));
-        }
-    }
-    let signer = store.unlock(req.passphrase_file.as_ref())?;
-    let lock = store.ledger().lock()?;
-    let opts = RunOptions {
-        existing,
-        force: req.force,
-        progress: req.progress,
-    };
-    bulk::execute(&store, &signer, &plan, &out, &lock, &opts, on_issued)
+    let issuance = Issuance::prepare(&store, plan, &req.out, existing, req.force, &[])?;
+    issuance.run(
+        &store,
+        Key::Unlock(req.passphrase_file.as_ref()),
+        req.progress,
+        on_issued,
+    )
 }

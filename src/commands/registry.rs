@@ -45,11 +45,11 @@ use clap::Args;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
-use crate::ca::bulk::{self, Existing, IssuedCert, RunOptions};
-use crate::ca::ledger::LedgerLock;
-use crate::ca::plan::{Group, NamePattern, Plan};
+use crate::ca::bulk::{Existing, IssuedCert};
+use crate::ca::issuance::{Issuance, Key};
+use crate::ca::plan::{NamePattern, PemGroups, Plan};
 pub use crate::ca::sections::RegistrySpec;
-use crate::ca::store::{CaStore, Signer};
+use crate::ca::store::CaStore;
 use crate::commands::args::{LeafArgs, PassphraseArgs};
 use crate::pki::constraints::NameConstraints;
 use crate::pki::names::{self, San};
@@ -254,8 +254,8 @@ pub struct Prepared {
     hosts: Vec<Host>,
     clients: Vec<String>,
     client_auth: bool,
-    force: bool,
-    plan: Plan,
+    /// The server and client certificates, validated.
+    issuance: Issuance,
 }
 
 /// What was written for one client identity.
@@ -388,46 +388,31 @@ pub fn prepare(
         ));
     }
 
-    let group = |option: &'static str, patterns, profile, extra, dir: &str| {
-        Group::pem(
-            option, patterns, profile, spec.key, spec.days, validity, extra, dir,
-        )
+    let groups = PemGroups {
+        key: spec.key,
+        days: spec.days,
+        validity,
     };
-    let server = group(
-        "HOST",
-        vec![NamePattern::literal_in(&hosts[0].name(), SERVER_DIR)],
-        Profile::Server,
-        extra,
-        "",
-    );
+    let server = vec![NamePattern::literal_in(&hosts[0].name(), SERVER_DIR)];
+    let server = groups
+        .group("HOST", Profile::Server, "", server)
+        .with_extra(extra);
     let mut plan = Plan::single_group(constraints.clone(), server);
     if !clients.is_empty() {
-        let g = group(
-            "--client",
-            clients.iter().map(|c| NamePattern::literal(c)).collect(),
-            Profile::Client,
-            Vec::new(),
-            CLIENTS_DIR,
-        );
-        plan.push(g);
+        let names = clients.iter().map(|c| NamePattern::literal(c)).collect();
+        plan.push(groups.group("--client", Profile::Client, CLIENTS_DIR, names));
     }
-    let existing = plan.validate_all(out)?;
-    if !force {
-        if let Some(first) = existing.first() {
-            return Err(Error::Exists(first.clone()));
-        }
-        for f in [CONFIG_FILE, ENV_FILE] {
-            output::check_free(&out.join(f), false)?;
-        }
-    }
+    // The CA's own paths are refused by the caller: a ceremony prepares
+    // this before its root exists.
+    let issuance = Issuance::validate(plan, out, Existing::Refuse, force)?
+        .with_side_files(&[&out.join(CONFIG_FILE), &out.join(ENV_FILE)])?;
     Ok(Prepared {
         out: out.to_path_buf(),
         out_abs,
         hosts,
         clients,
         client_auth: spec.client_auth,
-        force,
-        plan,
+        issuance,
     })
 }
 
@@ -443,10 +428,8 @@ pub fn execute(req: &RegistryRequest) -> Result<RegistryReport> {
         &req.out,
         req.force,
     )?;
-    store.refuse_ca_targets(&prepared.plan, &req.out)?;
-    let signer = store.unlock(req.passphrase_file.as_ref())?;
-    let lock = store.ledger().lock()?;
-    issue(&store, &signer, &lock, &prepared)
+    prepared.issuance.refuse_ca_targets(&store)?;
+    issue(&store, Key::Unlock(req.passphrase_file.as_ref()), &prepared)
 }
 
 fn read_text(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
@@ -579,24 +562,17 @@ fn registry_env(p: &Prepared, addr: &str) -> String {
     e
 }
 
-/// Issues the server and client certificates of a prepared request through
-/// the bulk engine (the caller holds the CA's lock), then writes the certs.d
-/// folders, config.yml and registry.env.
-pub fn issue(
-    store: &CaStore,
-    signer: &Signer,
-    lock: &LedgerLock,
-    p: &Prepared,
-) -> Result<RegistryReport> {
-    let opts = RunOptions {
-        existing: Existing::Refuse,
-        force: p.force,
-        progress: false,
-    };
-    let mut issued: Vec<IssuedCert> = Vec::new();
-    bulk::execute(store, signer, &p.plan, &p.out, lock, &opts, &mut |c| {
-        issued.push(c.clone())
-    })?;
+/// Issues the server and client certificates of a prepared request, then,
+/// still holding the CA's lock, writes the certs.d folders, config.yml and
+/// registry.env.
+pub fn issue(store: &CaStore, key: Key<'_>, p: &Prepared) -> Result<RegistryReport> {
+    p.issuance
+        .run_then(store, key, |issued| write_files(p, &issued))
+}
+
+/// The certs.d folders, config.yml and registry.env beside the issued
+/// certificates.
+fn write_files(p: &Prepared, issued: &[IssuedCert]) -> Result<RegistryReport> {
     let find = |dir: &Path| {
         issued
             .iter()
@@ -642,14 +618,14 @@ pub fn issue(
         &config,
         config_yml(p, &addr).as_bytes(),
         Mode::Public,
-        p.force,
+        p.issuance.force(),
         true,
     )?;
     fsutil::write_atomic(
         &env,
         registry_env(p, &addr).as_bytes(),
         Mode::Public,
-        p.force,
+        p.issuance.force(),
         true,
     )?;
     Ok(RegistryReport {

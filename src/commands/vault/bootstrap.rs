@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use serde_json::{json, Value};
 
 use super::client::{vault_errors, Connection, VaultClient};
+use crate::ca::issuance::Key;
 pub use crate::ca::sections::{
     BootstrapMode, VaultSection, DEFAULT_COMMON_NAME, DEFAULT_DAYS, DEFAULT_MAX_TTL, DEFAULT_MOUNT,
     DEFAULT_ROLE, DEFAULT_ROLE_MAX_TTL,
@@ -14,7 +15,7 @@ pub use crate::ca::sections::{
 use crate::ca::signing::{self, SignOptions};
 use crate::ca::store::{CaStore, Signer};
 use crate::pki::constraints::NameConstraints;
-use crate::pki::keys::KeyType;
+use crate::pki::keys::{KeyType, PrivateKey};
 use crate::pki::names::{self, San};
 use crate::pki::profile::Profile;
 use crate::pki::x509;
@@ -365,18 +366,13 @@ fn probe(
     Ok(())
 }
 
-/// Where the signing key comes from: unlocked from the CA directory only
-/// when needed (a no-op second run asks for no passphrase), or an unlocked
-/// signer already held with its lock (a ceremony).
-pub enum SignerSource<'a> {
-    Unlock,
-    Held(&'a Signer, &'a crate::ca::ledger::LedgerLock),
-}
-
 pub fn run(req: &BootstrapRequest, say: &mut dyn FnMut(&str)) -> Result<BootstrapOutcome> {
     let store = CaStore::open(&req.dir)?;
     validate(req, &store.constraints, store.pathlen, store.not_after)?;
-    execute(req, &store, SignerSource::Unlock, say)
+    // Unlocked only when a new intermediate is signed: a no-op second run
+    // asks for no passphrase.
+    let key = Key::Unlock(req.passphrase_file.as_ref());
+    execute(req, &store, key, say)
 }
 
 /// What bootstrap needs before it changes anything, and what a ceremony
@@ -447,7 +443,7 @@ pub fn preflight(client: &VaultClient) -> Result<(String, Value)> {
 pub fn execute(
     req: &BootstrapRequest,
     store: &CaStore,
-    source: SignerSource<'_>,
+    source: Key<'_>,
     say: &mut dyn FnMut(&str),
 ) -> Result<BootstrapOutcome> {
     let (client, clustered) = active_node(VaultClient::connect(&req.conn)?, say)?;
@@ -458,7 +454,7 @@ pub fn execute(
     // A sealed root can still complete URLs, role and probe for the
     // intermediate it signed before the seal, but never sign a new one:
     // refuse that before anything in Vault changes.
-    if sign_new && matches!(source, SignerSource::Unlock) {
+    if sign_new && matches!(source, Key::Unlock(_)) {
         store.ensure_unsealed()?;
     }
     ensure_mount(&client, req, store, &state, say)?;
@@ -664,42 +660,12 @@ fn install_intermediate(
     client: &VaultClient,
     req: &BootstrapRequest,
     store: &CaStore,
-    source: SignerSource<'_>,
+    source: Key<'_>,
     say: &mut dyn FnMut(&str),
 ) -> Result<String> {
-    let unlocked;
-    let (signer, lock) = match source {
-        SignerSource::Held(signer, lock) => (signer, lock),
-        SignerSource::Unlock => {
-            unlocked = (
-                store.unlock(req.passphrase_file.as_ref())?,
-                store.ledger().lock()?,
-            );
-            (&unlocked.0, &unlocked.1)
-        }
-    };
-    let (int_der, serial, import_key) = sign_intermediate(client, req, store, signer, lock, say)?;
-    say(&format!(
-        "signed the intermediate CN={} (pathlen 0, serial {serial}) with {}",
-        req.common_name, store.name
-    ));
-    let issuer = import_intermediate(client, req, store, &int_der, import_key, say)?;
-    name_issuer(client, req, &issuer, &serial, say)?;
-    make_default_issuer(client, req, &issuer, say)?;
-    Ok(serial)
-}
-
-/// The intermediate certificate, signed by the root: for Vault's own key
-/// (mode csr: Vault makes the key and a CSR) or for a key made here (mode
-/// import, returned so that it can be imported with the chain).
-fn sign_intermediate(
-    client: &VaultClient,
-    req: &BootstrapRequest,
-    store: &CaStore,
-    signer: &Signer,
-    lock: &crate::ca::ledger::LedgerLock,
-    say: &mut dyn FnMut(&str),
-) -> Result<(Vec<u8>, String, Option<crate::pki::keys::PrivateKey>)> {
+    // The intermediate: from Vault's CSR, or made here and imported.
+    let key = source.take(store)?;
+    let (signer, lock) = key.parts();
     let opts = SignOptions {
         profile: Profile::Both,
         intermediate: true,
@@ -708,7 +674,7 @@ fn sign_intermediate(
         sans: Vec::new(),
         days: Some(req.days),
     };
-    match req.mode {
+    let (int_der, serial, import_key) = match req.mode {
         BootstrapMode::Csr => {
             let (kt, bits) = vault_key_type(req.key);
             let v = client.write(
@@ -727,7 +693,7 @@ fn sign_intermediate(
                 .map_err(|e| Error::msg(format!("Vault's CSR is not PEM: {e}")))?
                 .into_contents();
             let (d, s) = sign_csr(store, signer, lock, &der, &opts)?;
-            Ok((d, s, None))
+            (d, s, None)
         }
         BootstrapMode::Import => {
             let (key, pair) = req.key.generate_with_pair()?;
@@ -738,20 +704,26 @@ fn sign_intermediate(
                 .map_err(|e| Error::msg(format!("cannot make the intermediate CSR: {e}")))?;
             let (d, s) = sign_csr(store, signer, lock, csr.der(), &opts)?;
             say(&format!("made the intermediate key ({}) here", req.key));
-            Ok((d, s, Some(key)))
+            (d, s, Some(key))
         }
-    }
+    };
+    say(&format!(
+        "signed the intermediate CN={} (pathlen 0, serial {serial}) with {}",
+        req.common_name, store.name
+    ));
+    let issuer = import_intermediate(client, req, store, &int_der, import_key, say)?;
+    make_default_issuer(client, req, &issuer, &serial, say)?;
+    Ok(serial)
 }
 
-/// Imports the intermediate and the root (with the key made here, in mode
-/// import) and returns the issuer Vault mapped to a key: an import that
-/// maps none leaves an unusable intermediate, and is an error.
+/// Imports the signed intermediate with the root (and, when made here, its
+/// key); returns the id of the issuer Vault mapped to a key.
 fn import_intermediate(
     client: &VaultClient,
     req: &BootstrapRequest,
     store: &CaStore,
     int_der: &[u8],
-    import_key: Option<crate::pki::keys::PrivateKey>,
+    import_key: Option<PrivateKey>,
     say: &mut dyn FnMut(&str),
 ) -> Result<String> {
     let int_pem = x509::pem_certificate(int_der);
@@ -769,36 +741,39 @@ fn import_intermediate(
         )?,
     };
     drop(import_key);
+    // Vault must have mapped the new issuer to its key.
     let mapping = data(&v, "mapping")
         .and_then(Value::as_object)
         .cloned()
         .unwrap_or_default();
-    let Some((issuer, key)) = mapping
+    let mapped: Vec<(&String, &Value)> = mapping
         .iter()
-        .find(|(_, k)| k.as_str().is_some_and(|s| !s.is_empty()))
-    else {
+        .filter(|(_, k)| k.as_str().is_some_and(|s| !s.is_empty()))
+        .collect();
+    if mapped.is_empty() {
         return Err(Error::msg(format!(
             "Vault imported the chain but mapped no issuer to a key (mapping: {}): the intermediate is unusable",
             Value::Object(mapping.clone())
         )));
-    };
+    }
     say(&format!(
-        "imported intermediate + root; issuer {issuer} is mapped to key {}",
-        key.as_str().unwrap_or("")
+        "imported intermediate + root; issuer {} is mapped to key {}",
+        mapped[0].0,
+        mapped[0].1.as_str().unwrap_or("")
     ));
-    Ok(issuer.clone())
+    Ok(mapped[0].0.clone())
 }
 
-/// Names the issuer after the serial in uca's ledger and sealed manifest,
-/// so Vault's issuer list can be matched to them; leaves may never outlive
-/// it.
-fn name_issuer(
+/// Names the new issuer after its serial and makes it the mount's default.
+fn make_default_issuer(
     client: &VaultClient,
     req: &BootstrapRequest,
     issuer: &str,
     serial: &str,
     say: &mut dyn FnMut(&str),
 ) -> Result<()> {
+    // Named after the serial in uca's ledger and sealed manifest, so Vault's
+    // issuer list can be matched to them; leaves may never outlive it.
     let issuer_name = issuer_name_for(serial);
     client.write(
         &format!("{}/issuer/{issuer}", req.mount),
@@ -808,16 +783,6 @@ fn name_issuer(
     say(&format!(
         "named issuer {issuer} '{issuer_name}' (leaves may not outlive it)"
     ));
-    Ok(())
-}
-
-/// Makes `issuer` the mount's default issuer, which the role issues from.
-fn make_default_issuer(
-    client: &VaultClient,
-    req: &BootstrapRequest,
-    issuer: &str,
-    say: &mut dyn FnMut(&str),
-) -> Result<()> {
     let issuers = client.read(
         &format!("{}/config/issuers", req.mount),
         "read the default issuer",
@@ -827,16 +792,16 @@ fn make_default_issuer(
         .and_then(|v| data(v, "default"))
         .and_then(Value::as_str)
         .unwrap_or("");
-    if default == issuer {
+    if default != issuer {
+        client.write(
+            &format!("{}/config/issuers", req.mount),
+            &json!({"default": issuer}),
+            "set the default issuer",
+        )?;
+        say(&format!("set the default issuer to {issuer}"));
+    } else {
         say(&format!("the default issuer is {issuer}"));
-        return Ok(());
     }
-    client.write(
-        &format!("{}/config/issuers", req.mount),
-        &json!({"default": issuer}),
-        "set the default issuer",
-    )?;
-    say(&format!("set the default issuer to {issuer}"));
     Ok(())
 }
 

@@ -77,15 +77,16 @@ pub fn sh(word: &str) -> String {
 /// word built from one, goes through [`sh`].
 pub fn render(r: &OfflineRequest) -> String {
     let mut s = String::new();
-    render_intermediate(&mut s, r);
-    render_urls_and_role(&mut s, r);
+    render_generate(&mut s, r);
+    render_sign(&mut s, r);
+    render_import(&mut s, r);
+    render_configure(&mut s, r);
     render_probe(&mut s, r);
     s
 }
 
-/// Steps 1 to 3: Vault makes the key and CSR, the CA machine signs it,
-/// Vault imports the chain and names and defaults the new issuer.
-fn render_intermediate(s: &mut String, r: &OfflineRequest) {
+/// 1. The mount, and Vault's intermediate key and CSR.
+fn render_generate(s: &mut String, r: &OfflineRequest) {
     let v = r.cli.as_str();
     let m = r.mount.as_str();
     let q = |s: String| sh(&s);
@@ -105,6 +106,12 @@ fn render_intermediate(s: &mut String, r: &OfflineRequest) {
         sh(&r.key_type.1.to_string()),
         q(format!("{m}.csr"))
     );
+}
+
+/// 2. Signing the CSR on the CA machine.
+fn render_sign(s: &mut String, r: &OfflineRequest) {
+    let m = r.mount.as_str();
+    let q = |s: String| sh(&s);
     let _ = writeln!(
         s,
         "\n# 2. Carry {m}.csr to the CA machine and sign it there:"
@@ -116,6 +123,13 @@ fn render_intermediate(s: &mut String, r: &OfflineRequest) {
         q(format!("{m}-chain.pem")),
         q(format!("{m}.csr"))
     );
+}
+
+/// 3. Importing the chain and making its issuer the default.
+fn render_import(s: &mut String, r: &OfflineRequest) {
+    let v = r.cli.as_str();
+    let m = r.mount.as_str();
+    let q = |s: String| sh(&s);
     let _ = writeln!(
         s,
         "\n# 3. Carry {m}-chain.pem (intermediate + root) back and import it:"
@@ -143,8 +157,8 @@ fn render_intermediate(s: &mut String, r: &OfflineRequest) {
     );
 }
 
-/// The issuing and CRL URLs, then the role.
-fn render_urls_and_role(s: &mut String, r: &OfflineRequest) {
+/// The issuing and CRL URLs, and the role.
+fn render_configure(s: &mut String, r: &OfflineRequest) {
     let v = r.cli.as_str();
     let m = r.mount.as_str();
     let q = |s: String| sh(&s);
@@ -176,7 +190,7 @@ fn render_urls_and_role(s: &mut String, r: &OfflineRequest) {
     );
 }
 
-/// Step 4: a probe issued through the role, verified against the root.
+/// 4. A probe certificate through the role, verified against the root.
 fn render_probe(s: &mut String, r: &OfflineRequest) {
     let v = r.cli.as_str();
     let m = r.mount.as_str();

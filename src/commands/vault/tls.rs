@@ -17,8 +17,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::ca::bulk::{self, Existing, IssuedCert, RunOptions};
-use crate::ca::plan::{Group, NamePattern, Plan};
+use crate::ca::bulk::{Existing, IssuedCert};
+use crate::ca::issuance::{Issuance, Key};
+use crate::ca::plan::{NamePattern, PemGroups, Plan};
 use crate::ca::store::CaStore;
 use crate::commands::vault::storage::PostgresStorage;
 use crate::pki::keys::KeyType;
@@ -26,7 +27,6 @@ use crate::pki::names::San;
 use crate::pki::profile::{Profile, Validity};
 use crate::support::error::{Error, Result};
 use crate::support::fsutil::{self, Mode};
-use crate::support::output;
 
 pub struct TlsRequest {
     pub dir: PathBuf,
@@ -120,10 +120,59 @@ fn retry_join_stanza(out: &Path, nodes: &[String], port: u16) -> String {
     s
 }
 
-pub fn run(req: &TlsRequest) -> Result<TlsReport> {
-    let store = CaStore::open(&req.dir)?;
-    store.ensure_unsealed()?;
-    store.refuse_private_output(&req.out)?;
+/// The side files, beside the certificates: listener.hcl always,
+/// retry_join.hcl with `--node`, storage.hcl with `--storage`.
+struct HclFiles {
+    listener: PathBuf,
+    retry_join: Option<PathBuf>,
+    storage: Option<PathBuf>,
+}
+
+impl HclFiles {
+    fn of(req: &TlsRequest, storage: Option<&PostgresStorage>) -> HclFiles {
+        HclFiles {
+            listener: req.out.join("listener.hcl"),
+            retry_join: (!req.nodes.is_empty()).then(|| req.out.join("retry_join.hcl")),
+            storage: storage.map(|_| req.out.join("storage.hcl")),
+        }
+    }
+
+    fn paths(&self) -> Vec<&Path> {
+        [
+            Some(&self.listener),
+            self.retry_join.as_ref(),
+            self.storage.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .map(PathBuf::as_path)
+        .collect()
+    }
+
+    /// Writes the stanzas, naming the certificates by absolute paths.
+    fn write(&self, req: &TlsRequest, storage: Option<&PostgresStorage>) -> Result<()> {
+        let out_abs = fsutil::resolve(&req.out)?;
+        let write = |file: &Path, text: String| {
+            fsutil::write_atomic(file, text.as_bytes(), Mode::Public, req.force, true)
+        };
+        let per_node = !req.nodes.is_empty();
+        write(
+            &self.listener,
+            listener_stanza(&out_abs, &req.address, req.port, per_node),
+        )?;
+        if let Some(r) = &self.retry_join {
+            write(r, retry_join_stanza(&out_abs, &req.nodes, req.port))?;
+        }
+        if let (Some(st), Some(file)) = (storage, &self.storage) {
+            let dir = out_abs.join("storage");
+            write(file, st.stanza(&dir.join("server"), &dir.join("client")))?;
+        }
+        Ok(())
+    }
+}
+
+/// `--host`, `--port` and `--address`, before anything else is read.
+fn check_listener(req: &TlsRequest) -> Result<()> {
     if req.hosts.is_empty() {
         return Err(Error::msg("give the listener's names with --host (DNS names and IP addresses clients use to reach Vault)"));
     }
@@ -141,11 +190,12 @@ pub fn run(req: &TlsRequest) -> Result<TlsReport> {
             "expected the IP address to listen on, e.g. 0.0.0.0",
         ));
     }
-    let storage = req
-        .storage
-        .as_deref()
-        .map(PostgresStorage::parse)
-        .transpose()?;
+    Ok(())
+}
+
+/// The plan: the listener, then operators, nodes and the storage server
+/// and client, each group named by the option that asked for it.
+fn tls_plan(store: &CaStore, req: &TlsRequest, storage: Option<&PostgresStorage>) -> Result<Plan> {
     let validity = Validity::days_from_now(req.days)?.within(store.not_after, req.days)?;
     let hosts: Vec<San> = req
         .hosts
@@ -156,135 +206,71 @@ pub fn run(req: &TlsRequest) -> Result<TlsReport> {
         San::Ip(ip) => ip.to_string(),
         other => other.to_string().trim_start_matches("DNS:").to_string(),
     };
+    let groups = PemGroups {
+        key: req.key,
+        days: req.days,
+        validity,
+    };
+    let literals = |names: &[String]| names.iter().map(|n| NamePattern::literal(n)).collect();
+    let listener = vec![NamePattern::literal_in(&first, "listener")];
     let mut plan = Plan::single_group(
         store.constraints.clone(),
-        Group::pem(
-            "--host",
-            vec![NamePattern::literal_in(&first, "listener")],
-            Profile::Both,
-            req.key,
-            req.days,
-            validity,
-            hosts[1..].to_vec(),
-            "",
-        ),
+        groups
+            .group("--host", Profile::Both, "", listener)
+            .with_extra(hosts[1..].to_vec()),
     );
     if !req.operators.is_empty() {
-        let patterns = req
-            .operators
-            .iter()
-            .map(|n| NamePattern::literal(n))
-            .collect();
-        plan.push(Group::pem(
-            "--operator",
-            patterns,
-            Profile::Client,
-            req.key,
-            req.days,
-            validity,
-            Vec::new(),
-            "operators",
-        ));
+        let operators = literals(&req.operators);
+        plan.push(groups.group("--operator", Profile::Client, "operators", operators));
     }
     if !req.nodes.is_empty() {
-        let patterns = req.nodes.iter().map(|n| NamePattern::literal(n)).collect();
-        plan.push(Group::pem(
-            "--node",
-            patterns,
-            Profile::Both,
-            req.key,
-            req.days,
-            validity,
-            hosts.clone(),
-            "nodes",
-        ));
+        let nodes = literals(&req.nodes);
+        plan.push(
+            groups
+                .group("--node", Profile::Both, "nodes", nodes)
+                .with_extra(hosts),
+        );
     }
-    if let Some(st) = &storage {
-        plan.push(Group::pem(
-            "--storage",
-            vec![NamePattern::literal_in(&st.host, "server")],
-            Profile::Server,
-            req.key,
-            req.days,
-            validity,
-            Vec::new(),
-            "storage",
-        ));
-        plan.push(Group::pem(
-            "--storage",
-            vec![NamePattern::literal_in(&st.role, "client")],
-            Profile::Client,
-            req.key,
-            req.days,
-            validity,
-            Vec::new(),
-            "storage",
-        ));
+    if let Some(st) = storage {
+        let server = vec![NamePattern::literal_in(&st.host, "server")];
+        let client = vec![NamePattern::literal_in(&st.role, "client")];
+        plan.push(groups.group("--storage", Profile::Server, "storage", server));
+        plan.push(groups.group("--storage", Profile::Client, "storage", client));
     }
-    let existing = plan.validate_all(&req.out)?;
-    store.refuse_ca_targets(&plan, &req.out)?;
-    let listener_hcl = req.out.join("listener.hcl");
-    let retry_join_hcl = (!req.nodes.is_empty()).then(|| req.out.join("retry_join.hcl"));
-    let storage_hcl = storage.as_ref().map(|_| req.out.join("storage.hcl"));
-    if !req.force {
-        if let Some(e) = existing.first() {
-            return Err(Error::Exists(e.clone()));
-        }
-        for file in [
-            Some(&listener_hcl),
-            retry_join_hcl.as_ref(),
-            storage_hcl.as_ref(),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            output::check_free(file, false)?;
-        }
-    }
-    let signer = store.unlock(req.passphrase_file.as_ref())?;
-    let lock = store.ledger().lock()?;
-    let opts = RunOptions {
-        existing: Existing::Refuse,
-        force: req.force,
-        progress: false,
-    };
-    let mut issued = Vec::new();
-    bulk::execute(&store, &signer, &plan, &req.out, &lock, &opts, &mut |c| {
-        issued.push(c.clone())
-    })?;
-    let out_abs = fsutil::resolve(&req.out)?;
-    fsutil::write_atomic(
-        &listener_hcl,
-        listener_stanza(&out_abs, &req.address, req.port, !req.nodes.is_empty()).as_bytes(),
-        Mode::Public,
+    Ok(plan)
+}
+
+/// Checks everything, issues, then writes the HCL stanzas while the CA's
+/// lock is still held.
+pub fn run(req: &TlsRequest) -> Result<TlsReport> {
+    let store = CaStore::open(&req.dir)?;
+    store.ensure_unsealed()?;
+    store.refuse_private_output(&req.out)?;
+    check_listener(req)?;
+    let storage = req
+        .storage
+        .as_deref()
+        .map(PostgresStorage::parse)
+        .transpose()?;
+    let plan = tls_plan(&store, req, storage.as_ref())?;
+    let hcl = HclFiles::of(req, storage.as_ref());
+    let issuance = Issuance::prepare(
+        &store,
+        plan,
+        &req.out,
+        Existing::Refuse,
         req.force,
-        true,
+        &hcl.paths(),
     )?;
-    if let Some(r) = &retry_join_hcl {
-        fsutil::write_atomic(
-            r,
-            retry_join_stanza(&out_abs, &req.nodes, req.port).as_bytes(),
-            Mode::Public,
-            req.force,
-            true,
-        )?;
-    }
-    if let (Some(st), Some(file)) = (&storage, &storage_hcl) {
-        let dir = out_abs.join("storage");
-        fsutil::write_atomic(
-            file,
-            st.stanza(&dir.join("server"), &dir.join("client"))
-                .as_bytes(),
-            Mode::Public,
-            req.force,
-            true,
-        )?;
-    }
-    Ok(TlsReport {
-        issued,
-        listener_hcl,
-        retry_join_hcl,
-        storage_hcl,
+    let key = Key::Unlock(req.passphrase_file.as_ref());
+    issuance.run_then(&store, key, |issued| {
+        hcl.write(req, storage.as_ref())?;
+        Ok(TlsReport {
+            issued,
+            listener_hcl: hcl.listener,
+            retry_join_hcl: hcl.retry_join,
+            storage_hcl: hcl.storage,
+        })
     })
 }
 
