@@ -26,6 +26,7 @@ command -v cargo >/dev/null || die "cargo not found; install Rust from https://r
 #   java, keytool    pkcs12 (Java 17 reads uca's PKCS#12 files), trust (cacerts, truststores)
 #   certutil         trust (NSS databases)
 #   strace           seal_crash (kills uca seal at every file-system call)
+#   update-ca-certificates, certutil   trust (the real system and NSS stores)
 #   setpriv          the non-root lane (scripts/nonroot-lane.sh, nonroot)
 tools=(
     openssl:openssl
@@ -35,6 +36,7 @@ tools=(
     java:openjdk-17-jdk-headless
     keytool:openjdk-17-jdk-headless
     certutil:libnss3-tools
+    update-ca-certificates:ca-certificates
     strace:strace
     setpriv:util-linux
 )
