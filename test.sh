@@ -26,7 +26,7 @@ command -v cargo >/dev/null || die "cargo not found; install Rust from https://r
 #   java, keytool    pkcs12 (Java 17 reads uca's PKCS#12 files), trust (cacerts, truststores)
 #   certutil         trust (NSS databases)
 #   strace           seal_crash (kills uca seal at every file-system call)
-#   update-ca-certificates, certutil   trust (the real system and NSS stores)
+#   update-ca-certificates  trust (the real system store, on a scratch tree)
 #   setpriv          the non-root lane (scripts/nonroot-lane.sh, nonroot)
 tools=(
     openssl:openssl
