@@ -170,14 +170,9 @@ pub fn read_capped(
     action: &'static str,
     what: &'static str,
 ) -> Result<Vec<u8>> {
-    // O_NONBLOCK so that a FIFO nobody writes to cannot hold the open
-    // forever; blocking again afterwards, so a pipe (`<(...)`) is read as
-    // its writer produces it, and one without a writer reads as empty.
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-        .ctx(action, path)?;
+    // Blocking again after the open, so a pipe (`<(...)`) is read as its
+    // writer produces it, and one without a writer reads as empty.
+    let file = open_without_waiting(path, action)?;
     sys::clear_nonblocking(&file).map_err(|e| Error::io(action, path, e))?;
     read_open_capped(file, path, limit, action, what)
 }
@@ -191,11 +186,7 @@ pub fn read_capped_file(
     action: &'static str,
     what: &'static str,
 ) -> Result<Vec<u8>> {
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-        .ctx(action, path)?;
+    let file = open_without_waiting(path, action)?;
     if !file.metadata().ctx(action, path)?.is_file() {
         return Err(Error::invalid(
             what,
@@ -204,6 +195,16 @@ pub fn read_capped_file(
         ));
     }
     read_open_capped(file, path, limit, action, what)
+}
+
+/// Opens `path` for reading with O_NONBLOCK, so that a FIFO nobody writes
+/// to cannot hold the open forever.
+fn open_without_waiting(path: &Path, action: &'static str) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .ctx(action, path)
 }
 
 fn read_open_capped(
