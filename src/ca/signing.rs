@@ -180,13 +180,7 @@ fn supported_key(
     spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>,
 ) -> std::result::Result<(), String> {
     const SUPPORTED: &str = "uca signs P-256, P-384, Ed25519 and RSA (2048 bits or more) keys";
-    let alg = spki.algorithm.algorithm.to_id_string();
-    let curve = spki
-        .algorithm
-        .parameters
-        .as_ref()
-        .and_then(|p| p.as_oid().ok())
-        .map(|o| o.to_id_string());
+    let (alg, curve) = crate::pki::keys::spki_algorithm(spki);
     match (alg.as_str(), curve.as_deref()) {
         ("1.2.840.113549.1.1.1", _) => match spki.parsed() {
             Ok(x509_parser::public_key::PublicKey::RSA(rsa)) if rsa.key_size() < 2048 => {

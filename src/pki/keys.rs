@@ -48,20 +48,28 @@ const OID_P384: &str = "1.3.132.0.34";
 const OID_ED25519: &str = "1.3.101.112";
 const OID_RSA: &str = "1.2.840.113549.1.1.1";
 
+/// A public key's algorithm OID and, for elliptic curves, its curve OID,
+/// as dotted strings.
+pub fn spki_algorithm(
+    spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>,
+) -> (String, Option<String>) {
+    let curve = spki
+        .algorithm
+        .parameters
+        .as_ref()
+        .and_then(|p| p.as_oid().ok())
+        .map(|o| o.to_id_string());
+    (spki.algorithm.algorithm.to_id_string(), curve)
+}
+
 impl KeyType {
     /// The key type of a certificate's public key: the fact uca acts on,
     /// whatever a settings file says. RSA sizes other than 2048, 3072 and
     /// 4096 bits, and curves other than P-256 and P-384, are refused.
     pub fn of_certificate(cert: &x509_parser::certificate::X509Certificate<'_>) -> Result<KeyType> {
         let spki = cert.public_key();
-        let alg = spki.algorithm.algorithm.to_id_string();
-        let curve = spki
-            .algorithm
-            .parameters
-            .as_ref()
-            .and_then(|p| p.as_oid().ok())
-            .map(|o| o.to_id_string())
-            .unwrap_or_default();
+        let (alg, curve) = spki_algorithm(spki);
+        let curve = curve.unwrap_or_default();
         match (alg.as_str(), curve.as_str()) {
             (OID_ED25519, _) => Ok(KeyType::Ed25519),
             (OID_EC_PUBLIC_KEY, OID_P256) => Ok(KeyType::EcP256),
