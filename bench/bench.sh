@@ -116,7 +116,7 @@ if [ "$QUICK" -eq 1 ] && [ "$BIG" -eq 0 ]; then RUN_100K=0; fi
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPO=$(pwd)
-if [ ! -f Cargo.toml ] || [ ! -f src/bulk.rs ]; then
+if [ ! -f Cargo.toml ] || [ ! -f src/ca/bulk.rs ]; then
     die "$REPO does not look like the uca repository"
 fi
 
