@@ -68,6 +68,8 @@ fn a_bad_plan_entry_is_named_and_nothing_is_written() {
         ("[[group]]\nname = \"a\"\nnames = [\"x.internal\"]\nsan_rules = [\"{bse}.svc\"]\n", "unknown placeholder"),
         ("[ca]\nname = \"Another Root\"\n[[group]]\nname = \"a\"\nnames = [\"x.internal\"]\n", "holds 'Test Root'"),
         ("[defaults\n", "line 1"),
+        // An error at a line's first column names that line, not the one before.
+        ("[[group]]\nname = \"web\"\nnames = [\"a.internal\"]\nprofil = \"server\"\n", "line 4: unknown field `profil`"),
         ("", "no [[group]]"),
     ];
     let before = s.files();

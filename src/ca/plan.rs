@@ -72,8 +72,8 @@ pub struct PlanFile {
     #[serde(default, rename = "group")]
     pub groups: Vec<GroupSection>,
     /// `[vault]`: a Vault/OpenBao PKI mount that `uca ceremony` bootstraps
-    /// with an intermediate of the new root (see `sections::VaultSection`).
-    pub vault: Option<crate::ca::sections::VaultSection>,
+    /// with an intermediate of the new root (see `sections::VaultSettings`).
+    pub vault: Option<crate::ca::sections::VaultSettings>,
     /// `[registry]`: a container registry's certificates, for `uca ceremony`
     /// (see `sections::RegistrySpec`).
     pub registry: Option<crate::ca::sections::RegistrySpec>,
@@ -323,7 +323,7 @@ pub struct Plan {
     pub groups: Vec<Group>,
     pub total: u64,
     pub registry: Option<crate::ca::sections::RegistrySpec>,
-    pub vault: Option<crate::ca::sections::VaultSection>,
+    pub vault: Option<crate::ca::sections::VaultSettings>,
 }
 
 /// One certificate of a plan.
@@ -766,7 +766,9 @@ impl Plan {
         let file: PlanFile = toml::from_str(&text).map_err(|e| {
             let line = e
                 .span()
-                .map(|s| text[..s.start].lines().count().max(1))
+                // Counting newlines, not lines: a span at a line's first
+                // column must not name the line before it.
+                .map(|s| text[..s.start].matches('\n').count() + 1)
                 .unwrap_or(0);
             Error::invalid(
                 "plan",

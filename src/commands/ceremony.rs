@@ -226,7 +226,14 @@ fn check_vault_section(
     };
     let ca_not_after = Validity::days_from_now(ca.days)?.not_after;
     let base = fsutil::parent_of(&req.plan);
-    let vreq = section.to_request(base, ca_dir.to_path_buf());
+    let mut vault = section.clone();
+    vault.resolve_paths(base);
+    let vreq = BootstrapRequest {
+        dir: ca_dir.to_path_buf(),
+        vault,
+        force: false,
+        passphrase_file: None,
+    };
     crate::commands::vault::bootstrap::validate(
         &vreq,
         &plan.ca_constraints,
@@ -236,7 +243,7 @@ fn check_vault_section(
     .map_err(|e| Error::msg(format!("plan [vault]: {e}")))?;
     // Fail now, not after the root exists, if Vault is unreachable,
     // sealed, or the token or namespace is wrong.
-    crate::commands::vault::client::VaultClient::connect(&vreq.conn)
+    crate::commands::vault::client::VaultClient::connect(&vreq.vault.conn)
         .and_then(|c| crate::commands::vault::bootstrap::preflight(&c).map(|_| ()))
         .map_err(|e| Error::msg(format!("plan [vault]: {e}")))?;
     Ok(Some(vreq))

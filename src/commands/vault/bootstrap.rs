@@ -6,12 +6,9 @@ use std::path::PathBuf;
 
 use serde_json::{json, Value};
 
-use super::client::{vault_errors, Connection, VaultClient};
+use super::client::{vault_errors, VaultClient};
 use crate::ca::issuance::Key;
-pub use crate::ca::sections::{
-    BootstrapMode, VaultSection, DEFAULT_COMMON_NAME, DEFAULT_DAYS, DEFAULT_MAX_TTL, DEFAULT_MOUNT,
-    DEFAULT_ROLE, DEFAULT_ROLE_MAX_TTL,
-};
+use crate::ca::sections::{BootstrapMode, VaultPki, VaultSettings};
 use crate::ca::signing::{self, SignOptions};
 use crate::ca::store::{CaStore, Signer};
 use crate::pki::constraints::NameConstraints;
@@ -21,70 +18,13 @@ use crate::pki::profile::Profile;
 use crate::pki::x509;
 use crate::support::error::{Error, Result};
 
+/// One bootstrap: the CA directory, what to do to Vault, and how the CA
+/// key is unlocked.
 pub struct BootstrapRequest {
     pub dir: PathBuf,
-    pub conn: Connection,
-    pub mount: String,
-    pub max_ttl: String,
-    pub role: String,
-    pub allowed_domains: Vec<String>,
-    pub role_max_ttl: String,
-    pub allow_ip_sans: bool,
-    pub allow_wildcards: bool,
-    pub allow_bare_domains: bool,
-    pub issuing_url: Option<String>,
-    pub crl_url: Option<String>,
-    pub mode: BootstrapMode,
-    pub common_name: String,
-    pub key: KeyType,
-    pub days: u32,
-    pub permits: Vec<String>,
+    pub vault: VaultSettings,
     pub force: bool,
     pub passphrase_file: Option<PathBuf>,
-}
-
-impl VaultSection {
-    /// The request this section describes, with paths resolved against
-    /// `base` (the plan's directory) and the CA directory `dir`.
-    pub fn to_request(&self, base: &std::path::Path, dir: PathBuf) -> BootstrapRequest {
-        let rel = |p: &Option<PathBuf>| {
-            p.as_ref().map(|p| {
-                if p.is_absolute() {
-                    p.clone()
-                } else {
-                    base.join(p)
-                }
-            })
-        };
-        BootstrapRequest {
-            dir,
-            conn: Connection {
-                addr: self.addr.clone(),
-                cacert: rel(&self.cacert),
-                client_cert: rel(&self.client_cert),
-                client_key: rel(&self.client_key),
-                token_file: rel(&self.token_file),
-                namespace: self.namespace.clone(),
-            },
-            mount: self.mount.clone(),
-            max_ttl: self.max_ttl.clone(),
-            role: self.role.clone(),
-            allowed_domains: self.allowed_domains.clone(),
-            role_max_ttl: self.role_max_ttl.clone(),
-            allow_ip_sans: self.allow_ip_sans,
-            allow_wildcards: self.allow_wildcards,
-            allow_bare_domains: self.allow_bare_domains,
-            issuing_url: self.issuing_url.clone(),
-            crl_url: self.crl_url.clone(),
-            mode: self.mode,
-            common_name: self.common_name.clone(),
-            key: self.key,
-            days: self.days,
-            permits: self.permit.clone(),
-            force: false,
-            passphrase_file: None,
-        }
-    }
 }
 
 /// What a bootstrap did to the mount's issuer.
@@ -94,65 +34,51 @@ pub struct BootstrapOutcome {
     pub new_intermediate: Option<String>,
 }
 
-/// The mount, role and intermediate settings `uca vault bootstrap` sends to
-/// Vault and `uca vault commands` prints for a shell, validated the same
-/// way for both.
-pub struct RoleSettings<'a> {
-    pub mount: &'a str,
-    pub max_ttl: &'a str,
-    pub role: &'a str,
-    pub allowed_domains: &'a [String],
-    pub role_max_ttl: &'a str,
-    pub issuing_url: Option<&'a str>,
-    pub crl_url: Option<&'a str>,
-    pub common_name: &'a str,
-}
-
-impl RoleSettings<'_> {
-    /// Validates names and durations that Vault would otherwise reject
-    /// half-way (or a shell would misread): mount and role are path-safe
-    /// identifiers, every allowed domain a host name.
-    pub fn validate(&self) -> Result<()> {
-        validate_mount(self.mount)?;
-        validate_role_name(self.role)?;
-        for (flag, ttl) in [
-            ("--max-ttl", self.max_ttl),
-            ("--role-max-ttl", self.role_max_ttl),
-        ] {
-            parse_ttl(ttl).ok_or_else(|| {
-                Error::invalid(flag, ttl, "expected a duration like 8760h, 30d or 3600s")
-            })?;
-        }
-        if parse_ttl(self.role_max_ttl) > parse_ttl(self.max_ttl) {
-            return Err(Error::invalid(
-                "--role-max-ttl",
-                self.role_max_ttl,
-                format!("longer than the mount's --max-ttl {}", self.max_ttl),
-            ));
-        }
-        if self.allowed_domains.is_empty() {
-            return Err(Error::msg("give the role at least one --allowed-domain (e.g. svc.internal): a role without one would refuse everything"));
-        }
-        for d in self.allowed_domains {
-            allowed_domain(d)?;
-        }
-        for (flag, url) in [
-            ("--issuing-url", self.issuing_url),
-            ("--crl-url", self.crl_url),
-        ] {
-            if let Some(u) = url {
-                names::uri(u)?;
-                if !(u.starts_with("http://") || u.starts_with("https://")) {
-                    return Err(Error::invalid(
-                        flag,
-                        u,
-                        "expected an http:// or https:// URL",
-                    ));
-                }
+/// Validates the mount, role and intermediate settings that `uca vault
+/// bootstrap` sends to Vault and `uca vault commands` prints for a shell,
+/// the same way for both: names and durations that Vault would otherwise
+/// reject half-way (or a shell would misread); mount and role are path-safe
+/// identifiers, every allowed domain a host name.
+pub fn check_pki_settings(pki: &VaultPki) -> Result<()> {
+    validate_mount(&pki.mount)?;
+    validate_role_name(&pki.role)?;
+    for (flag, ttl) in [
+        ("--max-ttl", &pki.max_ttl),
+        ("--role-max-ttl", &pki.role_max_ttl),
+    ] {
+        parse_ttl(ttl).ok_or_else(|| {
+            Error::invalid(flag, ttl, "expected a duration like 8760h, 30d or 3600s")
+        })?;
+    }
+    if parse_ttl(&pki.role_max_ttl) > parse_ttl(&pki.max_ttl) {
+        return Err(Error::invalid(
+            "--role-max-ttl",
+            &pki.role_max_ttl,
+            format!("longer than the mount's --max-ttl {}", &pki.max_ttl),
+        ));
+    }
+    if pki.allowed_domains.is_empty() {
+        return Err(Error::msg("give the role at least one --allowed-domain (e.g. svc.internal): a role without one would refuse everything"));
+    }
+    for d in &pki.allowed_domains {
+        allowed_domain(d)?;
+    }
+    for (flag, url) in [
+        ("--issuing-url", pki.issuing_url.as_deref()),
+        ("--crl-url", pki.crl_url.as_deref()),
+    ] {
+        if let Some(u) = url {
+            names::uri(u)?;
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                return Err(Error::invalid(
+                    flag,
+                    u,
+                    "expected an http:// or https:// URL",
+                ));
             }
         }
-        crate::pki::names::validate_ca_name(self.common_name)
     }
+    crate::pki::names::validate_ca_name(&pki.common_name)
 }
 
 fn validate_mount(mount: &str) -> Result<()> {
@@ -200,21 +126,6 @@ pub fn allowed_domain(d: &str) -> Result<String> {
     })
 }
 
-impl BootstrapRequest {
-    pub fn role_settings(&self) -> RoleSettings<'_> {
-        RoleSettings {
-            mount: &self.mount,
-            max_ttl: &self.max_ttl,
-            role: &self.role,
-            allowed_domains: &self.allowed_domains,
-            role_max_ttl: &self.role_max_ttl,
-            issuing_url: self.issuing_url.as_deref(),
-            crl_url: self.crl_url.as_deref(),
-            common_name: &self.common_name,
-        }
-    }
-}
-
 /// Validates everything bootstrap sends to Vault, and everything signing
 /// the intermediate will check, against the root's constraints, path
 /// length and expiry, before Vault is changed at all.
@@ -224,25 +135,26 @@ pub fn validate(
     root_pathlen: Option<u8>,
     root_not_after: time::OffsetDateTime,
 ) -> Result<()> {
-    req.role_settings().validate()?;
-    if u64::from(req.days) * 86_400 < parse_ttl(&req.max_ttl).unwrap_or(0) {
+    check_pki_settings(&req.vault.pki)?;
+    if u64::from(req.vault.days) * 86_400 < parse_ttl(&req.vault.pki.max_ttl).unwrap_or(0) {
         return Err(Error::invalid(
             "--max-ttl",
-            req.max_ttl.as_str(),
+            req.vault.pki.max_ttl.as_str(),
             format!(
                 "longer than the intermediate's validity of {} days",
-                req.days
+                req.vault.days
             ),
         ));
     }
-    for d in &req.allowed_domains {
+    for d in &req.vault.pki.allowed_domains {
         constraints.check(&San::Dns(allowed_domain(d)?))?;
     }
     if root_pathlen == Some(0) {
         return Err(Error::msg("the root has path length 0, so it cannot sign Vault's intermediate; create the root with --pathlen 1 or more"));
     }
-    crate::pki::profile::Validity::days_from_now(req.days)?.within(root_not_after, req.days)?;
-    signing::intermediate_constraints(constraints, &req.permits)?;
+    crate::pki::profile::Validity::days_from_now(req.vault.days)?
+        .within(root_not_after, req.vault.days)?;
+    signing::intermediate_constraints(constraints, &req.vault.permit)?;
     Ok(())
 }
 
@@ -301,10 +213,10 @@ fn probe(
     store: &CaStore,
     say: &mut dyn FnMut(&str),
 ) -> Result<()> {
-    let domain = &req.allowed_domains[0];
+    let domain = &req.vault.pki.allowed_domains[0];
     let name = format!("uca-probe.{domain}");
     let v = client.write(
-        &format!("{}/issue/{}", req.mount, req.role),
+        &format!("{}/issue/{}", req.vault.pki.mount, req.vault.pki.role),
         &json!({"common_name": name, "ttl": "5m"}),
         "issue the probe certificate through the new role",
     )?;
@@ -342,16 +254,16 @@ fn probe(
     .map_err(|e| {
         Error::msg(format!(
             "the probe certificate Vault issued does not chain to the root: {e}; the role issues from another issuer than the intermediate uca signed (see {}/config/issuers)",
-            req.mount
+            req.vault.pki.mount
         ))
     })?;
     say(&format!(
         "issued a probe certificate for {name} through role {} and verified it chains to {}",
-        req.role, store.name
+        req.vault.pki.role, store.name
     ));
     if let Some(serial) = data(&v, "serial_number").and_then(Value::as_str) {
         let (status, body) = client.post(
-            &format!("{}/revoke", req.mount),
+            &format!("{}/revoke", req.vault.pki.mount),
             &json!({"serial_number": serial}),
         )?;
         if (200..300).contains(&status) {
@@ -446,7 +358,7 @@ pub fn execute(
     source: Key<'_>,
     say: &mut dyn FnMut(&str),
 ) -> Result<BootstrapOutcome> {
-    let (client, clustered) = active_node(VaultClient::connect(&req.conn)?, say)?;
+    let (client, clustered) = active_node(VaultClient::connect(&req.vault.conn)?, say)?;
     let (connected, mounts) = preflight(&client)?;
     say(&connected);
     let state = inspect_mount(&client, req, store, &mounts)?;
@@ -462,14 +374,14 @@ pub fn execute(
         MountState::Ours(who) if !req.force => {
             say(&format!(
                 "mount {} already has an intermediate from this root: {who}; kept (--force adds a new one)",
-                req.mount
+                req.vault.pki.mount
             ));
             None
         }
         MountState::Ours(_) => {
             say(&format!(
                 "mount {} already has an intermediate from this root; --force: adding a new one",
-                req.mount
+                req.vault.pki.mount
             ));
             Some(install_intermediate(&client, req, store, source, say)?)
         }
@@ -572,7 +484,7 @@ fn inspect_mount(
     store: &CaStore,
     mounts: &Value,
 ) -> Result<MountState> {
-    let key = format!("{}/", req.mount);
+    let key = format!("{}/", req.vault.pki.mount);
     let mount = mounts
         .get("data")
         .and_then(|d| d.get(&key))
@@ -580,7 +492,7 @@ fn inspect_mount(
     match mount.and_then(|m| m.get("type")).and_then(Value::as_str) {
         None => Ok(MountState::Absent),
         Some("pki") => {
-            let pem_text = current_ca(client, &req.mount)?;
+            let pem_text = current_ca(client, &req.vault.pki.mount)?;
             if pem_text.trim().is_empty() {
                 return Ok(MountState::Empty);
             }
@@ -588,14 +500,14 @@ fn inspect_mount(
             if !ours {
                 return Err(Error::msg(format!(
                     "the mount {} already has a different CA: {who}, which does not chain to {}; choose another --mount or disable that one first",
-                    req.mount, store.name
+                    req.vault.pki.mount, store.name
                 )));
             }
             Ok(MountState::Ours(who))
         }
         Some(other) => Err(Error::msg(format!(
             "the mount {} exists but is a '{other}' secrets engine, not pki",
-            req.mount
+            req.vault.pki.mount
         ))),
     }
 }
@@ -611,24 +523,30 @@ fn ensure_mount(
     match state {
         MountState::Absent => {
             client.write(
-                &format!("sys/mounts/{}", req.mount),
-                &json!({"type": "pki", "description": format!("intermediate CA under {}", store.name), "config": {"max_lease_ttl": req.max_ttl}}),
+                &format!("sys/mounts/{}", req.vault.pki.mount),
+                &json!({"type": "pki", "description": format!("intermediate CA under {}", store.name), "config": {"max_lease_ttl": req.vault.pki.max_ttl}}),
                 "enable the PKI secrets engine",
             )?;
-            say(&format!("enabled the PKI secrets engine at {}", req.mount));
+            say(&format!(
+                "enabled the PKI secrets engine at {}",
+                req.vault.pki.mount
+            ));
         }
         MountState::Empty => say(&format!(
             "mount {} exists as a PKI mount without a CA",
-            req.mount
+            req.vault.pki.mount
         )),
         MountState::Ours(_) => {}
     }
     client.write(
-        &format!("sys/mounts/{}/tune", req.mount),
-        &json!({"max_lease_ttl": req.max_ttl}),
+        &format!("sys/mounts/{}/tune", req.vault.pki.mount),
+        &json!({"max_lease_ttl": req.vault.pki.max_ttl}),
         "tune the mount",
     )?;
-    say(&format!("set the mount's max lease TTL to {}", req.max_ttl));
+    say(&format!(
+        "set the mount's max lease TTL to {}",
+        req.vault.pki.max_ttl
+    ));
     Ok(())
 }
 
@@ -670,16 +588,16 @@ fn install_intermediate(
         profile: Profile::Both,
         intermediate: true,
         pathlen: 0,
-        permits: req.permits.clone(),
+        permits: req.vault.permit.clone(),
         sans: Vec::new(),
-        days: Some(req.days),
+        days: Some(req.vault.days),
     };
-    let (int_der, serial, import_key) = match req.mode {
+    let (int_der, serial, import_key) = match req.vault.mode {
         BootstrapMode::Csr => {
-            let (kt, bits) = vault_key_type(req.key);
+            let (kt, bits) = vault_key_type(req.vault.pki.key);
             let v = client.write(
-                &format!("{}/intermediate/generate/internal", req.mount),
-                &json!({"common_name": req.common_name, "key_type": kt, "key_bits": bits}),
+                &format!("{}/intermediate/generate/internal", req.vault.pki.mount),
+                &json!({"common_name": req.vault.pki.common_name, "key_type": kt, "key_bits": bits}),
                 "generate the intermediate key and CSR",
             )?;
             let csr_pem = data(&v, "csr")
@@ -687,7 +605,7 @@ fn install_intermediate(
                 .ok_or_else(|| Error::msg("Vault's answer has no CSR"))?;
             say(&format!(
                 "Vault generated the intermediate key ({kt} {bits}) and a CSR for CN={}",
-                req.common_name
+                req.vault.pki.common_name
             ));
             let der = pem::parse(csr_pem)
                 .map_err(|e| Error::msg(format!("Vault's CSR is not PEM: {e}")))?
@@ -696,20 +614,23 @@ fn install_intermediate(
             (d, s, None)
         }
         BootstrapMode::Import => {
-            let (key, pair) = req.key.generate_with_pair()?;
+            let (key, pair) = req.vault.pki.key.generate_with_pair()?;
             let mut params = rcgen::CertificateParams::default();
-            params.distinguished_name = crate::pki::profile::subject_cn(&req.common_name);
+            params.distinguished_name = crate::pki::profile::subject_cn(&req.vault.pki.common_name);
             let csr = params
                 .serialize_request(&pair)
                 .map_err(|e| Error::msg(format!("cannot make the intermediate CSR: {e}")))?;
             let (d, s) = sign_csr(store, signer, lock, csr.der(), &opts)?;
-            say(&format!("made the intermediate key ({}) here", req.key));
+            say(&format!(
+                "made the intermediate key ({}) here",
+                req.vault.pki.key
+            ));
             (d, s, Some(key))
         }
     };
     say(&format!(
         "signed the intermediate CN={} (pathlen 0, serial {serial}) with {}",
-        req.common_name, store.name
+        req.vault.pki.common_name, store.name
     ));
     let issuer = import_intermediate(client, req, store, &int_der, import_key, say)?;
     make_default_issuer(client, req, &issuer, &serial, say)?;
@@ -730,12 +651,12 @@ fn import_intermediate(
     let root_pem = store.cert_pem();
     let v = match &import_key {
         None => client.write(
-            &format!("{}/intermediate/set-signed", req.mount),
+            &format!("{}/intermediate/set-signed", req.vault.pki.mount),
             &json!({"certificate": format!("{int_pem}{root_pem}")}),
             "import the signed intermediate (Vault refused the chain)",
         )?,
         Some(key) => client.write(
-            &format!("{}/config/ca", req.mount),
+            &format!("{}/config/ca", req.vault.pki.mount),
             &json!({"pem_bundle": format!("{}{int_pem}{root_pem}", key.to_pem().as_str())}),
             "import the intermediate bundle (Vault refused the chain)",
         )?,
@@ -776,7 +697,7 @@ fn make_default_issuer(
     // issuer list can be matched to them; leaves may never outlive it.
     let issuer_name = issuer_name_for(serial);
     client.write(
-        &format!("{}/issuer/{issuer}", req.mount),
+        &format!("{}/issuer/{issuer}", req.vault.pki.mount),
         &json!({"issuer_name": issuer_name, "leaf_not_after_behavior": "err"}),
         "name the new issuer",
     )?;
@@ -784,7 +705,7 @@ fn make_default_issuer(
         "named issuer {issuer} '{issuer_name}' (leaves may not outlive it)"
     ));
     let issuers = client.read(
-        &format!("{}/config/issuers", req.mount),
+        &format!("{}/config/issuers", req.vault.pki.mount),
         "read the default issuer",
     )?;
     let default = issuers
@@ -794,7 +715,7 @@ fn make_default_issuer(
         .unwrap_or("");
     if default != issuer {
         client.write(
-            &format!("{}/config/issuers", req.mount),
+            &format!("{}/config/issuers", req.vault.pki.mount),
             &json!({"default": issuer}),
             "set the default issuer",
         )?;
@@ -814,19 +735,26 @@ fn configure_urls(
     clustered: bool,
     say: &mut dyn FnMut(&str),
 ) -> Result<()> {
-    let base = format!("{}/v1/{}", client.addr(), req.mount);
+    let base = format!("{}/v1/{}", client.addr(), req.vault.pki.mount);
     let issuing = req
+        .vault
+        .pki
         .issuing_url
         .clone()
         .unwrap_or_else(|| format!("{base}/ca"));
-    let crl = req.crl_url.clone().unwrap_or_else(|| format!("{base}/crl"));
+    let crl = req
+        .vault
+        .pki
+        .crl_url
+        .clone()
+        .unwrap_or_else(|| format!("{base}/crl"));
     client.write(
-        &format!("{}/config/urls", req.mount),
+        &format!("{}/config/urls", req.vault.pki.mount),
         &json!({"issuing_certificates": [issuing], "crl_distribution_points": [crl]}),
         "configure the issuing and CRL URLs",
     )?;
     say(&format!("configured URLs: issuing {issuing}, CRL {crl}"));
-    if clustered && (req.issuing_url.is_none() || req.crl_url.is_none()) {
+    if clustered && (req.vault.pki.issuing_url.is_none() || req.vault.pki.crl_url.is_none()) {
         say(&format!(
             "note: in an HA cluster these URLs should name every node, not {}: pass --issuing-url and --crl-url with a name all nodes answer to (a --host name of uca vault tls)",
             client.addr()
@@ -844,14 +772,14 @@ fn ensure_role(
 ) -> Result<()> {
     let (kt, bits) = vault_key_type(KeyType::EcP256);
     client.write(
-        &format!("{}/roles/{}", req.mount, req.role),
+        &format!("{}/roles/{}", req.vault.pki.mount, req.vault.pki.role),
         &json!({
-            "allowed_domains": req.allowed_domains,
+            "allowed_domains": req.vault.pki.allowed_domains,
             "allow_subdomains": true,
-            "allow_bare_domains": req.allow_bare_domains,
+            "allow_bare_domains": req.vault.allow_bare_domains,
             "allow_glob_domains": false,
-            "allow_wildcard_certificates": req.allow_wildcards,
-            "allow_ip_sans": req.allow_ip_sans,
+            "allow_wildcard_certificates": req.vault.allow_wildcards,
+            "allow_ip_sans": req.vault.allow_ip_sans,
             "allow_localhost": false,
             "allow_any_name": false,
             "enforce_hostnames": true,
@@ -859,32 +787,32 @@ fn ensure_role(
             "client_flag": true,
             "key_type": kt,
             "key_bits": bits,
-            "max_ttl": req.role_max_ttl,
-            "ttl": req.role_max_ttl,
+            "max_ttl": req.vault.pki.role_max_ttl,
+            "ttl": req.vault.pki.role_max_ttl,
             "no_store": false,
         }),
         "create the role",
     )?;
     say(&format!(
         "role {} set: subdomains of {} only; IP SANs {}, wildcards {}, bare domains {}; max TTL {}",
-        req.role,
-        req.allowed_domains.join(", "),
-        if req.allow_ip_sans {
+        req.vault.pki.role,
+        req.vault.pki.allowed_domains.join(", "),
+        if req.vault.allow_ip_sans {
             "allowed"
         } else {
             "refused"
         },
-        if req.allow_wildcards {
+        if req.vault.allow_wildcards {
             "allowed"
         } else {
             "refused"
         },
-        if req.allow_bare_domains {
+        if req.vault.allow_bare_domains {
             "allowed"
         } else {
             "refused"
         },
-        req.role_max_ttl
+        req.vault.pki.role_max_ttl
     ));
     Ok(())
 }

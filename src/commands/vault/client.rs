@@ -11,20 +11,10 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use zeroize::Zeroizing;
 
+use crate::ca::sections::VaultConnection;
 use crate::support::error::{Error, Result};
 
 pub const TOKEN_VARS: [&str; 2] = ["VAULT_TOKEN", "BAO_TOKEN"];
-
-/// How to reach and authenticate to Vault.
-pub struct Connection {
-    pub addr: String,
-    pub cacert: Option<PathBuf>,
-    pub client_cert: Option<PathBuf>,
-    pub client_key: Option<PathBuf>,
-    pub token_file: Option<PathBuf>,
-    /// Vault Enterprise / OpenBao namespace, e.g. `team-a` or `team-a/dev`.
-    pub namespace: Option<String>,
-}
 
 /// The header value for `--namespace`: path segments of letters, digits,
 /// '-' and '_', joined by '/'.
@@ -122,7 +112,7 @@ fn read_pem_certs(path: &Path) -> Result<Vec<ureq::tls::Certificate<'static>>> {
 }
 
 impl VaultClient {
-    pub fn connect(conn: &Connection) -> Result<VaultClient> {
+    pub fn connect(conn: &VaultConnection) -> Result<VaultClient> {
         let addr = conn.addr.trim_end_matches('/').to_string();
         let https = addr.starts_with("https://");
         if !https && !addr.starts_with("http://") {

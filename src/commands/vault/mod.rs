@@ -14,9 +14,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-use self::client::Connection;
+use crate::ca::sections::{VaultPki, VaultSettings};
 use crate::commands::args::{LeafArgs, PassphraseArgs};
-use crate::pki::keys::KeyType;
 use crate::support::error::Result;
 use crate::support::stdout::Stdout;
 
@@ -31,85 +30,12 @@ pub enum VaultCommand {
 }
 
 #[derive(Debug, Args)]
-pub struct VaultConnectionArgs {
-    /// Vault/OpenBao address, e.g. https://vault.internal:8200
-    #[arg(long, value_name = "URL")]
-    pub addr: String,
-    /// CA certificate that issued Vault's listener certificate (for https://)
-    #[arg(long, value_name = "FILE")]
-    pub cacert: Option<PathBuf>,
-    /// Client certificate for a listener that requires one
-    #[arg(long, value_name = "FILE", requires = "client_key")]
-    pub client_cert: Option<PathBuf>,
-    /// Key of the client certificate
-    #[arg(long, value_name = "FILE", requires = "client_cert")]
-    pub client_key: Option<PathBuf>,
-    /// Read the Vault token from FILE (else VAULT_TOKEN, then BAO_TOKEN; never the command line)
-    #[arg(long, value_name = "FILE")]
-    pub token_file: Option<PathBuf>,
-    /// Namespace to work in (Vault Enterprise, OpenBao), e.g. team-a or team-a/dev
-    #[arg(long, value_name = "NS")]
-    pub namespace: Option<String>,
-}
-
-#[derive(Debug, Args)]
-pub struct VaultRoleArgs {
-    /// The PKI mount path
-    #[arg(long, value_name = "PATH", default_value = crate::commands::vault::bootstrap::DEFAULT_MOUNT)]
-    pub mount: String,
-    /// The mount's maximum lease TTL
-    #[arg(long, value_name = "TTL", default_value = crate::commands::vault::bootstrap::DEFAULT_MAX_TTL)]
-    pub max_ttl: String,
-    /// Role to create
-    #[arg(long, value_name = "NAME", default_value = crate::commands::vault::bootstrap::DEFAULT_ROLE)]
-    pub role: String,
-    /// Domain the role may issue for (repeatable; subdomains allowed, the bare domain only with --allow-bare-domains)
-    #[arg(long = "allowed-domain", value_name = "DOMAIN")]
-    pub allowed_domains: Vec<String>,
-    /// The role's maximum TTL
-    #[arg(long, value_name = "TTL", default_value = crate::commands::vault::bootstrap::DEFAULT_ROLE_MAX_TTL)]
-    pub role_max_ttl: String,
-    /// Common name of the intermediate
-    #[arg(long, value_name = "NAME", default_value = crate::commands::vault::bootstrap::DEFAULT_COMMON_NAME)]
-    pub common_name: String,
-    /// Issuing-certificate URL written into Vault's certificates (default ADDR/v1/MOUNT/ca)
-    #[arg(long, value_name = "URL")]
-    pub issuing_url: Option<String>,
-    /// CRL distribution point URL (default ADDR/v1/MOUNT/crl)
-    #[arg(long, value_name = "URL")]
-    pub crl_url: Option<String>,
-    /// Key type of the intermediate
-    #[arg(long, value_enum, default_value_t = KeyType::EcP256)]
-    pub key: KeyType,
-}
-
-#[derive(Debug, Args)]
 pub struct VaultBootstrapArgs {
     /// CA directory
     #[arg(long, value_name = "DIR")]
     pub dir: PathBuf,
     #[command(flatten)]
-    pub conn: VaultConnectionArgs,
-    #[command(flatten)]
-    pub role: VaultRoleArgs,
-    /// csr: Vault makes the intermediate key; import: uca makes it and imports the bundle
-    #[arg(long, value_enum, default_value_t = crate::commands::vault::bootstrap::BootstrapMode::Csr)]
-    pub mode: crate::commands::vault::bootstrap::BootstrapMode,
-    /// Validity of the intermediate in days
-    #[arg(long, value_name = "N", default_value_t = crate::commands::vault::bootstrap::DEFAULT_DAYS)]
-    pub days: u32,
-    /// Narrow the intermediate's name constraints (repeatable; each within the root's)
-    #[arg(long, value_name = "SUFFIX_OR_CIDR")]
-    pub permit: Vec<String>,
-    /// Let the role issue IP SANs
-    #[arg(long)]
-    pub allow_ip_sans: bool,
-    /// Let the role issue wildcard certificates
-    #[arg(long)]
-    pub allow_wildcards: bool,
-    /// Let the role issue for the allowed domains themselves, not only subdomains
-    #[arg(long)]
-    pub allow_bare_domains: bool,
+    pub vault: VaultSettings,
     /// Add a new intermediate even if the mount already has one from this root
     #[arg(long)]
     pub force: bool,
@@ -155,7 +81,7 @@ pub struct VaultCommandsArgs {
     #[arg(long, value_name = "DIR")]
     pub dir: PathBuf,
     #[command(flatten)]
-    pub role: VaultRoleArgs,
+    pub pki: VaultPki,
     /// The CLI to print commands for
     #[arg(long, value_name = "CLI", default_value = "bao", value_parser = ["bao", "vault"])]
     pub cli: String,
@@ -173,29 +99,7 @@ pub fn run(cmd: VaultCommand, out: &mut Stdout) -> Result<u8> {
 fn run_vault_bootstrap(a: VaultBootstrapArgs, out: &mut Stdout) -> Result<u8> {
     let req = bootstrap::BootstrapRequest {
         dir: a.dir,
-        conn: Connection {
-            addr: a.conn.addr,
-            cacert: a.conn.cacert,
-            client_cert: a.conn.client_cert,
-            client_key: a.conn.client_key,
-            token_file: a.conn.token_file,
-            namespace: a.conn.namespace,
-        },
-        mount: a.role.mount,
-        max_ttl: a.role.max_ttl,
-        role: a.role.role,
-        allowed_domains: a.role.allowed_domains,
-        role_max_ttl: a.role.role_max_ttl,
-        allow_ip_sans: a.allow_ip_sans,
-        allow_wildcards: a.allow_wildcards,
-        allow_bare_domains: a.allow_bare_domains,
-        issuing_url: a.role.issuing_url,
-        crl_url: a.role.crl_url,
-        mode: a.mode,
-        common_name: a.role.common_name,
-        key: a.role.key,
-        days: a.days,
-        permits: a.permit,
+        vault: a.vault,
         force: a.force,
         passphrase_file: a.passphrase.passphrase_file,
     };
@@ -208,22 +112,22 @@ fn run_vault_bootstrap(a: VaultBootstrapArgs, out: &mut Stdout) -> Result<u8> {
     out.work_done(if kept {
         format!(
             "Vault's bootstrap under {} was completed with the existing intermediate",
-            req.mount
+            req.vault.pki.mount
         )
     } else {
-        format!("Vault was bootstrapped under {}", req.mount)
+        format!("Vault was bootstrapped under {}", req.vault.pki.mount)
     });
     if kept {
         writeln!(
             out,
             "already bootstrapped: kept the intermediate; the URLs, role {} and a probe certificate are in place",
-            req.role
+            req.vault.pki.role
         )?;
     } else {
         writeln!(
             out,
             "bootstrap complete: Vault issues under {} as an intermediate of this root",
-            req.mount
+            req.vault.pki.mount
         )?;
     }
     Ok(0)
@@ -282,15 +186,7 @@ fn run_vault_commands(a: VaultCommandsArgs, out: &mut Stdout) -> Result<u8> {
     let req = offline::OfflineRequest {
         cli: a.cli,
         dir: a.dir.display().to_string(),
-        mount: a.role.mount,
-        max_ttl: a.role.max_ttl,
-        common_name: a.role.common_name,
-        key_type: bootstrap::vault_key_type(a.role.key),
-        role: a.role.role,
-        allowed_domains: a.role.allowed_domains,
-        role_max_ttl: a.role.role_max_ttl,
-        issuing_url: a.role.issuing_url,
-        crl_url: a.role.crl_url,
+        pki: a.pki,
     };
     req.validate()?;
     write!(out, "{}", offline::render(&req))?;

@@ -8,21 +8,14 @@
 
 use std::fmt::Write;
 
-use crate::commands::vault::bootstrap::RoleSettings;
+use crate::ca::sections::VaultPki;
+use crate::commands::vault::bootstrap::{check_pki_settings, vault_key_type};
 use crate::support::error::{Error, Result};
 
 pub struct OfflineRequest {
     pub cli: String,
     pub dir: String,
-    pub mount: String,
-    pub max_ttl: String,
-    pub common_name: String,
-    pub key_type: (&'static str, u32),
-    pub role: String,
-    pub allowed_domains: Vec<String>,
-    pub role_max_ttl: String,
-    pub issuing_url: Option<String>,
-    pub crl_url: Option<String>,
+    pub pki: VaultPki,
 }
 
 impl OfflineRequest {
@@ -43,17 +36,7 @@ impl OfflineRequest {
                 "it contains a control character",
             ));
         }
-        RoleSettings {
-            mount: &self.mount,
-            max_ttl: &self.max_ttl,
-            role: &self.role,
-            allowed_domains: &self.allowed_domains,
-            role_max_ttl: &self.role_max_ttl,
-            issuing_url: self.issuing_url.as_deref(),
-            crl_url: self.crl_url.as_deref(),
-            common_name: &self.common_name,
-        }
-        .validate()
+        check_pki_settings(&self.pki)
     }
 }
 
@@ -88,29 +71,29 @@ pub fn render(r: &OfflineRequest) -> String {
 /// 1. The mount, and Vault's intermediate key and CSR.
 fn render_generate(s: &mut String, r: &OfflineRequest) {
     let v = r.cli.as_str();
-    let m = r.mount.as_str();
+    let m = r.pki.mount.as_str();
     let q = |s: String| sh(&s);
     let _ = writeln!(s, "# 1. On a machine that reaches Vault (VAULT_ADDR/BAO_ADDR, token and TLS set in the environment; VAULT_NAMESPACE/BAO_NAMESPACE for a namespace):");
     let _ = writeln!(
         s,
         "{v} secrets enable -path={} -max-lease-ttl={} pki",
         sh(m),
-        sh(&r.max_ttl)
+        sh(&r.pki.max_ttl)
     );
     let _ = writeln!(
         s,
         "{v} write -field=csr {} common_name={} key_type={} key_bits={} > {}",
         q(format!("{m}/intermediate/generate/internal")),
-        sh(&r.common_name),
-        sh(r.key_type.0),
-        sh(&r.key_type.1.to_string()),
+        sh(&r.pki.common_name),
+        sh(vault_key_type(r.pki.key).0),
+        sh(&vault_key_type(r.pki.key).1.to_string()),
         q(format!("{m}.csr"))
     );
 }
 
 /// 2. Signing the CSR on the CA machine.
 fn render_sign(s: &mut String, r: &OfflineRequest) {
-    let m = r.mount.as_str();
+    let m = r.pki.mount.as_str();
     let q = |s: String| sh(&s);
     let _ = writeln!(
         s,
@@ -128,7 +111,7 @@ fn render_sign(s: &mut String, r: &OfflineRequest) {
 /// 3. Importing the chain and making its issuer the default.
 fn render_import(s: &mut String, r: &OfflineRequest) {
     let v = r.cli.as_str();
-    let m = r.mount.as_str();
+    let m = r.pki.mount.as_str();
     let q = |s: String| sh(&s);
     let _ = writeln!(
         s,
@@ -160,7 +143,7 @@ fn render_import(s: &mut String, r: &OfflineRequest) {
 /// The issuing and CRL URLs, and the role.
 fn render_configure(s: &mut String, r: &OfflineRequest) {
     let v = r.cli.as_str();
-    let m = r.mount.as_str();
+    let m = r.pki.mount.as_str();
     let q = |s: String| sh(&s);
     // The address the CLI itself uses: bao reads BAO_ADDR first. It is the
     // one part left to the shell, in double quotes.
@@ -177,27 +160,28 @@ fn render_configure(s: &mut String, r: &OfflineRequest) {
         s,
         "{v} write {} issuing_certificates={} crl_distribution_points={}",
         q(format!("{m}/config/urls")),
-        url(&r.issuing_url, "ca"),
-        url(&r.crl_url, "crl")
+        url(&r.pki.issuing_url, "ca"),
+        url(&r.pki.crl_url, "crl")
     );
     let _ = writeln!(
         s,
         "{v} write {} allowed_domains={} allow_subdomains=true allow_bare_domains=false allow_glob_domains=false allow_wildcard_certificates=false allow_ip_sans=false allow_localhost=false enforce_hostnames=true server_flag=true client_flag=true key_type=ec key_bits=256 max_ttl={} ttl={}",
-        q(format!("{m}/roles/{}", r.role)),
-        sh(&r.allowed_domains.join(",")),
-        sh(&r.role_max_ttl),
-        sh(&r.role_max_ttl)
+        q(format!("{m}/roles/{}", r.pki.role)),
+        sh(&r.pki.allowed_domains.join(",")),
+        sh(&r.pki.role_max_ttl),
+        sh(&r.pki.role_max_ttl)
     );
 }
 
 /// 4. A probe certificate through the role, verified against the root.
 fn render_probe(s: &mut String, r: &OfflineRequest) {
     let v = r.cli.as_str();
-    let m = r.mount.as_str();
+    let m = r.pki.mount.as_str();
     let q = |s: String| sh(&s);
     let probe = format!(
         "uca-probe.{}",
-        r.allowed_domains
+        r.pki
+            .allowed_domains
             .first()
             .map(String::as_str)
             .unwrap_or("example.internal")
@@ -215,7 +199,7 @@ fn render_probe(s: &mut String, r: &OfflineRequest) {
     let _ = writeln!(
         s,
         "{{ {v} write -field=certificate {} common_name={} ttl=5m; echo; {v} read -field=certificate {}; }} > probe.pem",
-        q(format!("{m}/issue/{}", r.role)),
+        q(format!("{m}/issue/{}", r.pki.role)),
         sh(&probe),
         q(format!("{m}/cert/ca_chain"))
     );
