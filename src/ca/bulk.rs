@@ -244,19 +244,12 @@ fn issue_item(
 ) -> Result<(IssuedCert, LedgerEntry)> {
     let g = item.group;
     let (key, key_pair) = g.key.generate_with_pair()?;
-    // The CN repeats NAME for humans. It is left out when NAME is an IP
-    // address (OpenSSL and curl check a CN as a DNS name against the CA's
-    // DNS name constraints and would refuse it) or longer than a CN may be;
-    // the SANs then carry the identity and are marked critical.
-    let is_ip = item.name.parse::<std::net::IpAddr>().is_ok();
-    let subject = if !is_ip && item.name.len() <= 64 {
-        profile::subject_cn(&item.name)
-    } else {
-        rcgen::DistinguishedName::new()
-    };
-    let names = profile::LeafNames::checked(subject, item.sans.clone(), &ca.constraints)
-        .map_err(|e| Error::msg(format!("cannot issue '{}': {e}", item.name)))?;
-    let mut params = profile::leaf_params(&names, g.profile, g.key, g.validity)?;
+    let cannot_issue = |e: Error| Error::msg(format!("cannot issue '{}': {e}", item.name));
+    // Checked again against the constraints of the issuer's certificate.
+    let names =
+        profile::LeafNames::checked(item.subject.clone(), item.sans.clone(), &ca.constraints)
+            .map_err(cannot_issue)?;
+    let mut params = profile::leaf_params(&names, g.profile, &g.extra_usages, g.key, g.validity)?;
     params.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
     let cert = params
         .signed_by(&key_pair, &signer.issuer)

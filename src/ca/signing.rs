@@ -345,7 +345,7 @@ pub fn prepare(
             KeyType::EcP256
         };
         (
-            profile::leaf_params(&names, opts.profile, key_type, validity)?,
+            profile::leaf_params(&names, opts.profile, &[], key_type, validity)?,
             opts.profile.to_string(),
         )
     };

@@ -14,8 +14,9 @@ use crate::commands::args::{LeafArgs, PassphraseArgs};
 use crate::pki::formats::OutputFormat;
 use crate::pki::keys::KeyType;
 use crate::pki::names::San;
-use crate::pki::profile::{Profile, Validity};
+use crate::pki::profile::{ExtraUsage, Lifetime, Profile};
 use crate::pki::san_rule::SanRule;
+use crate::pki::subject::SubjectTemplate;
 use crate::support::error::{Error, Result};
 use crate::support::stdout::{self, Stdout};
 use crate::support::timefmt;
@@ -51,6 +52,18 @@ pub struct IssueArgs {
     /// SAN rule (repeatable; replaces the CA's default rules): base, none, or a template like '{name}.svc.internal'
     #[arg(long, value_name = "RULE")]
     pub san_rule: Vec<String>,
+    /// Subject instead of CN=NAME, RFC 4514 syntax in the order written, e.g. 'O=Acme,OU=db,CN={name}' ({name} {base} {host} {hostbase}; a CN must be one of the SANs)
+    #[arg(long, value_name = "TEMPLATE", conflicts_with = "plan")]
+    pub subject: Option<String>,
+    /// Extended key usage beyond the profile's (repeatable): codeSigning, emailProtection or a dotted OID
+    #[arg(long, value_name = "USAGE", conflicts_with = "plan")]
+    pub eku: Vec<String>,
+    /// Validity as a length instead of --days: 90m, 12h, 30d (the one minute of backdating counts inside it)
+    #[arg(long, value_name = "LENGTH", conflicts_with_all = ["days", "not_after", "plan"])]
+    pub valid_for: Option<String>,
+    /// Validity until this RFC 3339 time instead of --days, e.g. 2027-01-31T00:00:00Z
+    #[arg(long, value_name = "TIME", conflicts_with_all = ["days", "plan"])]
+    pub not_after: Option<String>,
     #[command(flatten)]
     pub leaf: LeafArgs,
     #[command(flatten)]
@@ -64,8 +77,10 @@ pub enum IssueWhat {
         profile: Profile,
         sans: Vec<String>,
         san_rules: Vec<String>,
+        subject: Option<String>,
+        eku: Vec<String>,
         key: KeyType,
-        days: u32,
+        lifetime: Lifetime,
     },
     Plan(PathBuf),
 }
@@ -89,8 +104,14 @@ pub fn run(args: IssueArgs, out: &mut Stdout) -> Result<u8> {
             profile: args.profile,
             sans: args.san,
             san_rules: args.san_rule,
+            subject: args.subject,
+            eku: args.eku,
             key: args.leaf.key,
-            days: args.leaf.days,
+            lifetime: Lifetime::from_options(
+                args.leaf.days,
+                args.valid_for.as_deref(),
+                args.not_after.as_deref(),
+            )?,
         },
     };
     let per_line = matches!(what, IssueWhat::Names { .. }) && !args.json;
@@ -184,8 +205,10 @@ fn plan_from_names(store: &CaStore, what: &IssueWhat) -> Result<Plan> {
         profile,
         sans,
         san_rules,
+        subject,
+        eku,
         key,
-        days,
+        lifetime,
     } = what
     else {
         unreachable!("called for names only")
@@ -207,7 +230,12 @@ fn plan_from_names(store: &CaStore, what: &IssueWhat) -> Result<Plan> {
         .iter()
         .map(|s| San::parse(s))
         .collect::<Result<Vec<_>>>()?;
-    let validity = Validity::days_from_now(*days)?.within(store.not_after, *days)?;
+    let validity = lifetime.within(store.not_after)?;
+    let subject = subject.as_deref().map(SubjectTemplate::parse).transpose()?;
+    let extra_usages = eku
+        .iter()
+        .map(|u| ExtraUsage::parse(u, *profile))
+        .collect::<Result<Vec<_>>>()?;
     let mut seen = std::collections::HashSet::new();
     for n in names {
         let own = San::for_name(n)?;
@@ -220,7 +248,6 @@ fn plan_from_names(store: &CaStore, what: &IssueWhat) -> Result<Plan> {
         patterns: names.iter().map(|n| NamePattern::literal(n)).collect(),
         profile: *profile,
         key: *key,
-        days: *days,
         validity,
         rules,
         extra,
@@ -228,6 +255,8 @@ fn plan_from_names(store: &CaStore, what: &IssueWhat) -> Result<Plan> {
         out: PathBuf::new(),
         pkcs12_password: None,
         k8s_namespace: "default".into(),
+        subject,
+        extra_usages,
     };
     Ok(Plan::single_group(store.constraints.clone(), group))
 }

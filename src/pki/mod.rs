@@ -1,5 +1,5 @@
 //! Layer 1, pki: X.509 facts, with no CA directory. Names and SAN rules,
-//! name constraints, keys and passphrases, certificate profiles, reading
+//! name constraints, keys and passphrases, certificate profiles, subject templates, reading
 //! certificates back, chain verification, output formats and PKCS#12.
 //! Uses only `support`.
 
@@ -11,5 +11,6 @@ pub mod passphrase;
 pub mod pkcs12;
 pub mod profile;
 pub mod san_rule;
+pub mod subject;
 pub mod verify;
 pub mod x509;
