@@ -40,6 +40,7 @@ tests=(
     nonroot
     trust
     identity
+    renewal
 )
 if [ $# -gt 0 ]; then
     tests=("$@")

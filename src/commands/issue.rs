@@ -40,6 +40,14 @@ pub struct IssueArgs {
     /// Issue every certificate of a plan file instead of NAMEs (re-running completes an interrupted run)
     #[arg(long, value_name = "PLAN")]
     pub plan: Option<PathBuf>,
+    /// With --plan: also issue again, with new keys, the plan's certificates that expire within PERIOD (e.g. 30d); the others are kept
+    #[arg(
+        long,
+        value_name = "PERIOD",
+        requires = "plan",
+        conflicts_with = "names"
+    )]
+    pub renew_within: Option<String>,
     /// Print a JSON summary instead of one line per certificate
     #[arg(long)]
     pub json: bool,
@@ -82,7 +90,9 @@ pub enum IssueWhat {
         key: KeyType,
         lifetime: Lifetime,
     },
-    Plan(PathBuf),
+    /// A plan file, and the period within which its recorded
+    /// certificates are renewed (`--renew-within`).
+    Plan(PathBuf, Option<time::Duration>),
 }
 
 pub struct IssueRequest {
@@ -98,7 +108,13 @@ pub struct IssueRequest {
 /// summary for a plan, or JSON), then what was issued where.
 pub fn run(args: IssueArgs, out: &mut Stdout) -> Result<u8> {
     let what = match args.plan {
-        Some(plan) => IssueWhat::Plan(plan),
+        Some(plan) => IssueWhat::Plan(
+            plan,
+            args.renew_within
+                .as_deref()
+                .map(|p| timefmt::parse_period("--renew-within", p))
+                .transpose()?,
+        ),
         None => IssueWhat::Names {
             names: args.names,
             profile: args.profile,
@@ -166,6 +182,7 @@ fn report_summary(
     if json {
         let doc = serde_json::json!({
             "issued": s.issued,
+            "renewed": s.renewed,
             "skipped": s.skipped,
             "left_in_place": s.left_in_place.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
             "out": out.display().to_string(),
@@ -176,7 +193,7 @@ fn report_summary(
     } else if !quiet {
         writeln!(
             stdout,
-            "issued {} certificates in {:.2}s ({:.0}/s) into {}{}{}",
+            "issued {} certificates in {:.2}s ({:.0}/s) into {}{}{}{}",
             s.issued,
             secs,
             if secs > 0.0 {
@@ -185,6 +202,11 @@ fn report_summary(
                 0.0
             },
             out.display(),
+            if s.renewed > 0 {
+                format!(" ({} of them renewed)", s.renewed)
+            } else {
+                String::new()
+            },
             if s.skipped > 0 {
                 format!("; {} already issued, kept", s.skipped)
             } else {
@@ -267,7 +289,7 @@ pub fn execute(req: &IssueRequest, on_issued: &mut dyn FnMut(&IssuedCert)) -> Re
     store.ensure_unsealed()?;
     store.refuse_private_output(&req.out)?;
     let (plan, existing) = match &req.what {
-        IssueWhat::Plan(path) => {
+        IssueWhat::Plan(path, renew_within) => {
             let plan = Plan::load(path, Some((&store.constraints, store.not_after)))?;
             if let Some(ca) = &plan.ca {
                 if ca.name != store.name {
@@ -283,7 +305,11 @@ pub fn execute(req: &IssueRequest, on_issued: &mut dyn FnMut(&IssuedCert)) -> Re
                     ));
                 }
             }
-            (plan, Existing::Resume)
+            let existing = match renew_within {
+                Some(period) => Existing::Renew(*period),
+                None => Existing::Resume,
+            };
+            (plan, existing)
         }
         names => (plan_from_names(&store, names)?, Existing::Refuse),
     };
