@@ -98,6 +98,41 @@ pub struct VaultSection {
     pub days: u32,
     #[serde(default)]
     pub permit: Vec<String>,
+    /// Turn on the mount's ACME server (`acme_*` and `k8s_out` need it).
+    #[serde(default)]
+    pub acme: bool,
+    #[serde(default)]
+    pub acme_roles: Vec<String>,
+    pub acme_eab: Option<AcmeEab>,
+    pub acme_base_url: Option<String>,
+    pub k8s_out: Option<PathBuf>,
+}
+
+/// Who may open an ACME account: Vault's `eab_policy`. External account
+/// binding ties each account to a key the operator made for its directory
+/// (`MOUNT/roles/ROLE/acme/new-eab`), so reaching the directory is not
+/// enough.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AcmeEab {
+    /// Every account, old or new, needs a key made for its directory (MOUNT/roles/ROLE/acme/new-eab)
+    #[default]
+    AlwaysRequired,
+    /// New accounts need a key; accounts opened before without one keep working
+    NewAccountRequired,
+    /// Anyone who reaches the directory and passes a challenge for an allowed name
+    NotRequired,
+}
+
+impl AcmeEab {
+    /// The policy's name in Vault's `config/acme`.
+    pub fn as_vault(self) -> &'static str {
+        match self {
+            AcmeEab::AlwaysRequired => "always-required",
+            AcmeEab::NewAccountRequired => "new-account-required",
+            AcmeEab::NotRequired => "not-required",
+        }
+    }
 }
 
 fn d_mount() -> String {

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use serde_json::{json, Value};
 
+use super::acme::{self, AcmeRequest};
 use super::client::{vault_errors, Connection, VaultClient};
 use crate::ca::issuance::Key;
 pub use crate::ca::sections::{
@@ -41,6 +42,7 @@ pub struct BootstrapRequest {
     pub permits: Vec<String>,
     pub force: bool,
     pub passphrase_file: Option<PathBuf>,
+    pub acme: AcmeRequest,
 }
 
 impl VaultSection {
@@ -83,6 +85,13 @@ impl VaultSection {
             permits: self.permit.clone(),
             force: false,
             passphrase_file: None,
+            acme: AcmeRequest {
+                enabled: self.acme,
+                roles: self.acme_roles.clone(),
+                eab: self.acme_eab,
+                base_url: self.acme_base_url.clone(),
+                k8s_out: rel(&self.k8s_out),
+            },
         }
     }
 }
@@ -243,7 +252,7 @@ pub fn validate(
     }
     crate::pki::profile::Validity::days_from_now(req.days)?.within(root_not_after, req.days)?;
     signing::intermediate_constraints(constraints, &req.permits)?;
-    Ok(())
+    req.acme.validate()
 }
 
 /// Seconds in a Vault duration (`90s`, `15m`, `8760h`, `30d`, or plain seconds).
@@ -457,6 +466,7 @@ pub fn execute(
     if sign_new && matches!(source, Key::Unlock(_)) {
         store.ensure_unsealed()?;
     }
+    let k8s = prepare_k8s(req, store)?;
     ensure_mount(&client, req, store, &state, say)?;
     let serial = match state {
         MountState::Ours(who) if !req.force => {
@@ -480,9 +490,69 @@ pub fn execute(
     configure_urls(&client, req, clustered, say)?;
     ensure_role(&client, req, say)?;
     probe(&client, req, store, say)?;
+    enable_acme(&client, req, clustered, k8s, say)?;
     Ok(BootstrapOutcome {
         new_intermediate: serial,
     })
+}
+
+/// Where the mount answers ACME clients: `--acme-base-url`, else the
+/// address bootstrap was given (not the active node it may have moved to,
+/// which is one node among several).
+fn acme_mount_url(req: &BootstrapRequest) -> String {
+    acme::mount_url(
+        &req.acme,
+        &req.conn.addr,
+        req.conn.namespace.as_deref(),
+        &req.mount,
+    )
+}
+
+/// The `--k8s-out` files, rendered and checked before Vault is changed.
+fn prepare_k8s(req: &BootstrapRequest, store: &CaStore) -> Result<Option<Vec<acme::K8sFile>>> {
+    let Some(out) = req.acme.k8s_out.as_deref().filter(|_| req.acme.enabled) else {
+        return Ok(None);
+    };
+    let role = req.acme.roles(&req.role)[0];
+    let directory = acme::directory_url(&acme_mount_url(req), role);
+    let new_eab = acme::new_eab_command(req.conn.namespace.as_deref(), &req.mount, role);
+    let files = acme::k8s_files(out, &directory, req.acme.eab(), &new_eab, store);
+    acme::check_k8s(out, &files)?;
+    Ok(Some(files))
+}
+
+/// With `--acme`, once the probe has proved the role: the mount's ACME
+/// server, then the Kubernetes files that point at it.
+fn enable_acme(
+    client: &VaultClient,
+    req: &BootstrapRequest,
+    clustered: bool,
+    k8s: Option<Vec<acme::K8sFile>>,
+    say: &mut dyn FnMut(&str),
+) -> Result<()> {
+    if !req.acme.enabled {
+        return Ok(());
+    }
+    let mount_url = acme_mount_url(req);
+    acme::enable(
+        client,
+        req.conn.namespace.as_deref(),
+        &req.mount,
+        &req.role,
+        &req.acme,
+        &mount_url,
+        say,
+    )?;
+    if clustered && req.acme.base_url.is_none() {
+        say(&format!(
+            "note: in an HA cluster ACME clients should reach every node by one name, not {}: pass --acme-base-url with a name all nodes answer to",
+            req.conn.addr
+        ));
+    }
+    if let (Some(files), Some(out)) = (k8s, req.acme.k8s_out.as_deref()) {
+        acme::write_k8s(out, &files, say)?;
+    }
+    Ok(())
 }
 
 /// The node bootstrap talks to. A standby answers reads from state that

@@ -4,6 +4,7 @@
 //! file holds the `uca vault` subcommands' arguments (clap), their runs and
 //! their reports.
 
+pub mod acme;
 pub mod bootstrap;
 pub mod client;
 pub mod offline;
@@ -115,6 +116,28 @@ pub struct VaultBootstrapArgs {
     pub force: bool,
     #[command(flatten)]
     pub passphrase: PassphraseArgs,
+    #[command(flatten)]
+    pub acme: Box<VaultAcmeArgs>,
+}
+
+/// `uca vault bootstrap`'s ACME settings (boxed: most runs leave them out).
+#[derive(Debug, Args)]
+pub struct VaultAcmeArgs {
+    /// Turn on the mount's ACME server for the role, so ACME clients get certificates without a Vault token
+    #[arg(long)]
+    pub acme: bool,
+    /// Role ACME clients may use (repeatable; must exist; default --role); the first also serves the mount's default directory
+    #[arg(long = "acme-role", value_name = "NAME", requires = "acme")]
+    pub acme_roles: Vec<String>,
+    /// External account binding: who may open an ACME account [default: always-required]
+    #[arg(long, value_enum, value_name = "POLICY", requires = "acme")]
+    pub acme_eab: Option<acme::AcmeEab>,
+    /// Address ACME clients reach Vault by, e.g. https://vault.internal:8200 (default --addr)
+    #[arg(long, value_name = "URL", requires = "acme")]
+    pub acme_base_url: Option<String>,
+    /// Write a cert-manager ClusterIssuer (ACME) and a trust bundle ConfigMap of the root into DIR
+    #[arg(long, value_name = "DIR", requires = "acme")]
+    pub k8s_out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -198,6 +221,13 @@ fn run_vault_bootstrap(a: VaultBootstrapArgs, out: &mut Stdout) -> Result<u8> {
         permits: a.permit,
         force: a.force,
         passphrase_file: a.passphrase.passphrase_file,
+        acme: acme::AcmeRequest {
+            enabled: a.acme.acme,
+            roles: a.acme.acme_roles,
+            eab: a.acme.acme_eab,
+            base_url: a.acme.acme_base_url,
+            k8s_out: a.acme.k8s_out,
+        },
     };
     // A progress line that cannot be printed does not stop the
     // bootstrap; the failure is reported once it is done.
