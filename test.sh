@@ -28,7 +28,7 @@ command -v cargo >/dev/null || die "cargo not found; install Rust from https://r
 #   strace           seal_crash (kills uca seal at every file-system call)
 #   update-ca-certificates  trust (the real system store, on a scratch tree)
 #   setpriv          the non-root lane (scripts/nonroot-lane.sh, nonroot)
-#   unshare          vault_acme (OpenBao with a private /etc/hosts)
+#   unshare, ip      vault_acme (lego and OpenBao in namespaces of their own)
 #   lego             vault_acme (a real ACME client gets a certificate from OpenBao)
 tools=(
     openssl:openssl
@@ -42,6 +42,7 @@ tools=(
     strace:strace
     setpriv:util-linux
     unshare:util-linux
+    ip:iproute2
     lego:lego
 )
 missing=()

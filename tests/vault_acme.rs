@@ -6,11 +6,11 @@
 //!
 //! OpenBao checks an http-01 challenge at port 80 of the identifier's
 //! address (no setting changes the port), resolving the name through
-//! /etc/hosts. The lego test therefore runs as root: OpenBao runs in a
-//! private mount namespace where a test hosts file, bind-mounted over
-//! /etc/hosts, sends the name to a loopback address of the test's own, and
-//! lego answers the challenge on port 80 of that address. The host's
-//! /etc/hosts is never changed.
+//! /etc/hosts. So the lego test runs itself again inside namespaces of its
+//! own (`unshare --user --map-root-user --net --mount`), as root or as an
+//! ordinary user: there it may bind port 80 of its private loopback, and a
+//! test hosts file bind-mounted over /etc/hosts sends the names to it. The
+//! host's /etc/hosts and network are never touched.
 
 #[path = "common/bao.rs"]
 mod bao;
@@ -27,49 +27,60 @@ const NAME: &str = "app.svc.internal";
 /// A name the root's constraints permit but the role does not.
 const OUTSIDE_ROLE: &str = "app.other.internal";
 
-/// A loopback address for this test process's http-01 answers, so
-/// parallel runs do not meet on port 80.
-fn challenge_ip() -> String {
-    let pid = std::process::id();
-    format!("127.0.{}.{}", 80 + pid / 250 % 100, 2 + pid % 250)
+/// Where lego answers http-01: a loopback address of the test's own
+/// network namespace.
+const CHALLENGE_IP: &str = "127.0.0.80";
+/// Set in the copy of the lego test that runs inside its namespaces.
+const IN_NAMESPACES: &str = "UCA_TEST_ACME_IN_NAMESPACES";
+const LEGO_TEST: &str =
+    "lego_gets_a_certificate_from_openbao_after_bootstrap_acme_and_it_chains_to_the_root";
+
+/// Runs the lego test again in a new user, network and mount namespace
+/// (at most 180 s), and checks that it ran and passed there.
+fn run_lego_test_in_namespaces() {
+    let out = Command::new("timeout")
+        .args([
+            "180",
+            "unshare",
+            "--user",
+            "--map-root-user",
+            "--net",
+            "--mount",
+        ])
+        .args(["--propagation", "private"])
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", LEGO_TEST, "--nocapture", "--test-threads=1"])
+        .env(IN_NAMESPACES, "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("timeout and unshare (coreutils, util-linux)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{text}");
+    assert!(
+        out.status.success() && text.contains("test result: ok. 1 passed"),
+        "the lego test failed in its namespaces ({}):\n{text}",
+        out.status
+    );
 }
 
-/// The OpenBao dev server, in a mount namespace of its own whose
-/// /etc/hosts sends NAME and OUTSIDE_ROLE to `ip`.
-fn start_dev_resolving(s: &Scratch, ip: &str) -> Bao {
+/// Inside the namespaces: loopback up, and /etc/hosts sending NAME and
+/// OUTSIDE_ROLE to CHALLENGE_IP for every process started from here on.
+fn set_up_namespaces(s: &Scratch) {
+    let (okl, out) = run("ip", &["link", "set", "lo", "up"], s.path());
+    assert!(okl, "ip link set lo up: {out}");
     let hosts = s.join("hosts");
     std::fs::write(
         &hosts,
-        format!("127.0.0.1 localhost\n{ip} {NAME} {OUTSIDE_ROLE}\n"),
+        format!("127.0.0.1 localhost\n{CHALLENGE_IP} {NAME} {OUTSIDE_ROLE}\n"),
     )
     .unwrap();
-    let port = free_port_pair();
-    let log = s.join("bao-dev.log");
-    let mut child = Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "sh", "-c"])
-        .arg(r#"mount --bind "$1" /etc/hosts && shift && exec "$@""#)
-        .arg("sh")
-        .arg(&hosts)
-        .arg(bao_binary())
-        .args([
-            "server",
-            "-dev",
-            "-dev-root-token-id=test-root-token",
-            "-dev-no-store-token",
-            &format!("-dev-listen-address=127.0.0.1:{port}"),
-        ])
-        .env("HOME", test_home())
-        .env_remove("BAO_ADDR")
-        .env_remove("VAULT_ADDR")
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(Stdio::from(
-            std::fs::File::create(s.join("bao-dev.err")).unwrap(),
-        ))
-        .spawn()
-        .expect("unshare (util-linux)");
-    wait_for_port(port, &mut child, &log);
-    Bao { child, port }
+    let hosts = hosts.display().to_string();
+    let (okm, out) = run("mount", &["--bind", &hosts, "/etc/hosts"], s.path());
+    assert!(okm, "mount --bind {hosts} /etc/hosts: {out}");
 }
 
 /// Runs lego (at most 90 s) against `directory` for `name`, answering
@@ -138,20 +149,14 @@ fn bao_json(bao: &Bao, args: &[&str]) -> serde_json::Value {
 #[test]
 fn lego_gets_a_certificate_from_openbao_after_bootstrap_acme_and_it_chains_to_the_root() {
     assert_lego_installed();
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let euid = unsafe { libc::geteuid() };
-    assert_eq!(
-        euid, 0,
-        "this test answers http-01 on port 80 and gives OpenBao a private /etc/hosts, which needs root (./test.sh runs it as root; the non-root lane leaves it out)"
-    );
-    let ip = challenge_ip();
-    drop(
-        std::net::TcpListener::bind((ip.as_str(), 80))
-            .unwrap_or_else(|e| panic!("port 80 of {ip} is taken: {e}")),
-    );
+    if std::env::var_os(IN_NAMESPACES).is_none() {
+        return run_lego_test_in_namespaces();
+    }
+    let ip = CHALLENGE_IP;
     let s = Scratch::new();
+    set_up_namespaces(&s);
     s.init_ca(&["--permit", "internal"]);
-    let bao = start_dev_resolving(&s, &ip);
+    let bao = start_dev(&s);
     let addr = format!("http://127.0.0.1:{}", bao.port);
     std::fs::write(s.join("token.txt"), "test-root-token\n").unwrap();
 
@@ -169,7 +174,7 @@ fn lego_gets_a_certificate_from_openbao_after_bootstrap_acme_and_it_chains_to_th
     }
 
     // EAB is required by default: an account without a key is refused.
-    let (okl, out, _) = lego(&s, &directory, NAME, &ip, None);
+    let (okl, out, _) = lego(&s, &directory, NAME, ip, None);
     assert!(!okl && out.contains("External Account Binding"), "{out}");
 
     let eab = bao_json(
@@ -183,7 +188,7 @@ fn lego_gets_a_certificate_from_openbao_after_bootstrap_acme_and_it_chains_to_th
     );
     let kid = eab["data"]["id"].as_str().unwrap();
     let hmac = eab["data"]["key"].as_str().unwrap();
-    let (okl, out, secs) = lego(&s, &directory, NAME, &ip, Some((kid, hmac)));
+    let (okl, out, secs) = lego(&s, &directory, NAME, ip, Some((kid, hmac)));
     assert!(okl, "lego failed after {secs:.1} s:\n{out}");
     eprintln!("lego got a certificate for {NAME} over http-01 in {secs:.2} s");
 
@@ -226,7 +231,7 @@ fn lego_gets_a_certificate_from_openbao_after_bootstrap_acme_and_it_chains_to_th
     ok(&s.uca(&["verify", &leaf, "--ca", "ca/ca.pem", "--name", NAME]));
 
     // A name outside the role is refused, though the challenge is answered.
-    let (okl, out, _) = lego(&s, &directory, OUTSIDE_ROLE, &ip, Some((kid, hmac)));
+    let (okl, out, _) = lego(&s, &directory, OUTSIDE_ROLE, ip, Some((kid, hmac)));
     assert!(
         !okl && out.contains("rejectedIdentifier"),
         "a name outside the role was not refused as such:\n{out}"
