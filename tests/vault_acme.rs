@@ -482,6 +482,24 @@ fn ceremony_vault_section_turns_on_acme_and_refuses_acme_settings_without_it() {
         "{config}"
     );
 
+    // A Kubernetes file already in the way is refused before the root exists.
+    std::fs::create_dir(s.join("k8s-taken")).unwrap();
+    std::fs::write(
+        s.join("k8s-taken/trust-bundle-configmap.yaml"),
+        "another root\n",
+    )
+    .unwrap();
+    std::fs::write(
+        s.join("plan3.toml"),
+        plan.replace("\"k8s\"", "\"k8s-taken\""),
+    )
+    .unwrap();
+    fails_with(
+        &s.uca(&["ceremony", "plan3.toml", "--out", "out3"]),
+        "trust-bundle-configmap.yaml",
+    );
+    assert!(!s.join("out3").exists());
+
     // ACME settings without acme = true are refused before the root exists.
     std::fs::write(s.join("plan2.toml"), plan.replace("acme = true\n", "")).unwrap();
     fails_with(

@@ -322,6 +322,23 @@ fn check_directory(client: &VaultClient, mount: &str, mount_url: &str) -> Result
     Ok(())
 }
 
+/// The names of the `--k8s-out` files.
+const K8S_FILES: [&str; 2] = ["cluster-issuer-acme.yaml", "trust-bundle-configmap.yaml"];
+
+/// Checks, before a ceremony makes its root, that `--k8s-out` can be
+/// written and holds none of the files yet: they will name a root that
+/// does not exist, so a file already there can only be another's.
+pub fn check_k8s_for_new_root(out: &Path) -> Result<()> {
+    fsutil::check_dir_creatable("k8s_out", out)?;
+    for name in K8S_FILES {
+        let path = out.join(name);
+        if std::fs::symlink_metadata(&path).is_ok() {
+            return Err(Error::Exists(path));
+        }
+    }
+    Ok(())
+}
+
 /// A file bootstrap writes for Kubernetes.
 pub struct K8sFile {
     pub path: PathBuf,
@@ -363,11 +380,11 @@ pub fn k8s_files(
     );
     vec![
         K8sFile {
-            path: out.join("cluster-issuer-acme.yaml"),
+            path: out.join(K8S_FILES[0]),
             contents: issuer,
         },
         K8sFile {
-            path: out.join("trust-bundle-configmap.yaml"),
+            path: out.join(K8S_FILES[1]),
             contents: roots,
         },
     ]
