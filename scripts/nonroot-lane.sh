@@ -37,6 +37,7 @@ tests=(
     registry
     vault_tls
     vault_ha
+    vault_acme
     nonroot
     trust
     identity

@@ -241,6 +241,16 @@ fn check_vault_section(
         ca_not_after,
     )
     .map_err(|e| Error::msg(format!("plan [vault]: {e}")))?;
+    if let Some(out) = vreq
+        .vault
+        .acme
+        .k8s_out
+        .as_deref()
+        .filter(|_| vreq.vault.acme.acme)
+    {
+        crate::commands::vault::acme::check_k8s_for_new_root(out)
+            .map_err(|e| Error::msg(format!("plan [vault]: {e}")))?;
+    }
     // Fail now, not after the root exists, if Vault is unreachable,
     // sealed, or the token or namespace is wrong.
     crate::commands::vault::client::VaultClient::connect(&vreq.vault.conn)

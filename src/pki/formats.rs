@@ -247,6 +247,23 @@ pub fn is_rfc1123_subdomain(s: &str) -> bool {
     !s.is_empty() && s.len() <= K8S_NAME_MAX && s.split('.').all(part_ok)
 }
 
+/// PEM text as the lines of a YAML literal block (`|`), indented by
+/// `indent` spaces.
+pub fn yaml_literal(pem: &str, indent: usize) -> String {
+    let pad = " ".repeat(indent);
+    pem.lines().map(|l| format!("{pad}{l}\n")).collect()
+}
+
+/// A Kubernetes ConfigMap named `name` (an RFC 1123 subdomain, checked by
+/// the caller) holding the PEM `roots` under data key `ca.crt`, the key
+/// trust-manager and most images read a CA bundle from.
+pub fn k8s_configmap(name: &str, roots: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  ca.crt: |\n{}",
+        yaml_literal(roots, 4)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 
 use super::TrustedRoot;
-use crate::pki::formats::is_rfc1123_subdomain;
+use crate::pki::formats::{is_rfc1123_subdomain, k8s_configmap, yaml_literal};
 use crate::pki::passphrase::Passphrase;
 use crate::support::error::{Error, Result};
 use crate::support::fsutil::{self, Mode};
@@ -80,7 +80,7 @@ pub fn run(args: &TrustBundleArgs) -> Result<String> {
     let pem: String = roots.iter().map(TrustedRoot::pem).collect();
     let contents = match args.format {
         BundleFormat::Pem => pem.into_bytes(),
-        BundleFormat::Configmap => configmap(&args.name, &pem).into_bytes(),
+        BundleFormat::Configmap => k8s_configmap(&args.name, &pem).into_bytes(),
         BundleFormat::TrustManager => trust_manager(&args.name, &pem).into_bytes(),
         BundleFormat::P12 => p12(args, &roots)?,
     };
@@ -112,22 +112,9 @@ fn p12(args: &TrustBundleArgs, roots: &[TrustedRoot]) -> Result<Vec<u8>> {
     crate::pki::pkcs12::build_truststore(&entries, &password)
 }
 
-/// PEM text as a YAML literal block, indented by `indent` spaces.
-fn literal(pem: &str, indent: usize) -> String {
-    let pad = " ".repeat(indent);
-    pem.lines().map(|l| format!("{pad}{l}\n")).collect()
-}
-
-fn configmap(name: &str, pem: &str) -> String {
-    format!(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  ca.crt: |\n{}",
-        literal(pem, 4)
-    )
-}
-
 fn trust_manager(name: &str, pem: &str) -> String {
     format!(
         "apiVersion: trust.cert-manager.io/v1alpha1\nkind: Bundle\nmetadata:\n  name: {name}\nspec:\n  sources:\n    - inLine: |\n{}  target:\n    configMap:\n      key: ca.crt\n",
-        literal(pem, 8)
+        yaml_literal(pem, 8)
     )
 }
