@@ -706,3 +706,326 @@ fn nss_db_may_be_given_in_certutils_own_spelling() {
     let (_, listed) = run("certutil", &["-L", "-d", &db], s.path());
     assert!(listed.contains("uca-test-root-"), "{listed}");
 }
+
+fn toml_of(path: &Path) -> toml::Table {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.parse()
+        .unwrap_or_else(|e| panic!("{} is not TOML: {e}\n{text}", path.display()))
+}
+
+fn file_mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// The folder of one host: hosts.toml with containerd's documented keys,
+/// whose `ca` and `client` name files in the folder itself (containerd
+/// resolves relative paths against it).
+fn check_containerd_folder(dir: &Path, host_url: &str, ca_pem: &str, client: Option<&str>) {
+    let doc = toml_of(&dir.join("hosts.toml"));
+    assert_eq!(doc["server"].as_str(), Some(host_url), "{doc}");
+    let host = doc["host"][host_url]
+        .as_table()
+        .expect("[host.\"https://...\"]");
+    let caps: Vec<&str> = host["capabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(caps, ["pull", "resolve"], "{doc}");
+    let ca = host["ca"].as_str().expect("ca is a path");
+    assert_eq!(std::fs::read_to_string(dir.join(ca)).unwrap(), ca_pem);
+    assert_eq!(file_mode(&dir.join(ca)), 0o644);
+    match client {
+        None => assert!(host.get("client").is_none(), "{doc}"),
+        Some(cert_pem) => {
+            let pair = host["client"].as_array().unwrap()[0].as_array().unwrap();
+            let (cert, key) = (pair[0].as_str().unwrap(), pair[1].as_str().unwrap());
+            assert_eq!(std::fs::read_to_string(dir.join(cert)).unwrap(), cert_pem);
+            assert_eq!(file_mode(&dir.join(key)), 0o600);
+            let from_cert = run("openssl", &["x509", "-noout", "-pubkey", "-in", cert], dir);
+            let from_key = run("openssl", &["pkey", "-pubout", "-in", key], dir);
+            assert!(from_cert.0 && from_key.0, "{from_cert:?} {from_key:?}");
+            assert_eq!(from_cert.1, from_key.1, "the client key is not the cert's");
+        }
+    }
+}
+
+#[test]
+fn containerd_folders_parse_as_toml_with_the_documented_keys_and_paths() {
+    let s = with_ca();
+    let ca_pem = std::fs::read_to_string(s.join("ca/ca.pem")).unwrap();
+    let out = ok(&s.uca(&[
+        "trust",
+        "bundle",
+        "ca/ca.pem",
+        "--format",
+        "containerd",
+        "--host",
+        "registry.internal:5000",
+        "--host",
+        "mirror.internal:443",
+        "--host",
+        "[fd00::5]:5000",
+        "--out",
+        "certs.d",
+    ]));
+    assert!(
+        stdout(&out).contains("certs.d/registry.internal:5000/{hosts.toml,ca.crt}"),
+        "{}",
+        stdout(&out)
+    );
+    let certs_d = s.join("certs.d");
+    let mut dirs: Vec<String> = std::fs::read_dir(&certs_d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    dirs.sort();
+    // Port 443 is the image reference without a port, as containerd looks it up.
+    assert_eq!(
+        dirs,
+        [
+            "[fd00::5]:5000",
+            "mirror.internal",
+            "registry.internal:5000"
+        ]
+    );
+    for (dir, url) in [
+        ("registry.internal:5000", "https://registry.internal:5000"),
+        ("mirror.internal", "https://mirror.internal"),
+        ("[fd00::5]:5000", "https://[fd00::5]:5000"),
+    ] {
+        let folder = certs_d.join(dir);
+        let mut files: Vec<String> = std::fs::read_dir(&folder)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        assert_eq!(files, ["ca.crt", "hosts.toml"], "{dir}");
+        check_containerd_folder(&folder, url, &ca_pem, None);
+    }
+
+    // With a client identity: cert and key, checked to belong together.
+    let cert_pem = std::fs::read_to_string(s.join("certs/web.internal/cert.pem")).unwrap();
+    let with_client = [
+        "trust",
+        "bundle",
+        "ca/ca.pem",
+        "--format",
+        "containerd",
+        "--host",
+        "registry.internal:5000",
+        "--client-cert",
+        "certs/web.internal/cert.pem",
+        "--client-key",
+        "certs/web.internal/key.pem",
+        "--out",
+        "certs.d",
+    ];
+    fails_with(&s.uca(&with_client), "already exists");
+    ok(&s.uca(&[&with_client[..], &["--force"]].concat()));
+    check_containerd_folder(
+        &certs_d.join("registry.internal:5000"),
+        "https://registry.internal:5000",
+        &ca_pem,
+        Some(&cert_pem),
+    );
+    // The other hosts' folders are left as they were.
+    assert!(certs_d.join("mirror.internal/hosts.toml").is_file());
+}
+
+#[test]
+fn containerd_and_namespace_arguments_are_checked_and_write_nothing() {
+    let s = with_ca();
+    other_root(&s);
+    std::fs::create_dir(s.join("certs.d")).unwrap();
+    std::fs::create_dir(s.join("certs.d/registry.internal:5000")).unwrap();
+    let before = s.files();
+    let bundle = ["trust", "bundle", "ca/ca.pem"];
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--format", "containerd", "--out", "c.d"],
+            "--host HOST[:PORT]",
+        ),
+        (
+            &[
+                "--format",
+                "containerd",
+                "--host",
+                "bad_host",
+                "--out",
+                "c.d",
+            ],
+            "invalid registry host 'bad_host'",
+        ),
+        (
+            &[
+                "--format",
+                "containerd",
+                "--host",
+                "r.internal:99999",
+                "--out",
+                "c.d",
+            ],
+            "1 to 65535",
+        ),
+        (
+            &[
+                "--format",
+                "containerd",
+                "--host",
+                "r.internal",
+                "--host",
+                "R.internal:443",
+                "--out",
+                "c.d",
+            ],
+            "given twice",
+        ),
+        (
+            &[
+                "--format",
+                "containerd",
+                "--host",
+                "registry.internal:5000",
+                "--out",
+                "certs.d",
+            ],
+            "already exists",
+        ),
+        (
+            &["--format", "pem", "--host", "r.internal", "--out", "x.pem"],
+            "--host applies to --format containerd only",
+        ),
+        (
+            &[
+                "--format",
+                "containerd",
+                "--host",
+                "r.internal",
+                "--out",
+                "c.d",
+                "--client-cert",
+                "certs/web.internal/cert.pem",
+                "--client-key",
+                "ca/private/ca-key.pem",
+            ],
+            "--client-key",
+        ),
+        (
+            &[
+                "--format",
+                "containerd",
+                "--host",
+                "r.internal",
+                "--out",
+                "c.d",
+                "--client-cert",
+                "other.pem",
+                "--client-key",
+                "certs/web.internal/key.pem",
+            ],
+            "is not the key of other.pem",
+        ),
+        (
+            &[
+                "--format",
+                "containerd",
+                "--host",
+                "r.internal",
+                "--out",
+                "ca/ca.pem",
+            ],
+            "exists as a file",
+        ),
+        (
+            &[
+                "--format",
+                "configmap",
+                "--namespace",
+                "Prod",
+                "--out",
+                "x.yaml",
+            ],
+            "invalid --namespace 'Prod'",
+        ),
+        (
+            &[
+                "--format",
+                "configmap",
+                "--namespace",
+                "a.b",
+                "--out",
+                "x.yaml",
+            ],
+            "invalid --namespace 'a.b'",
+        ),
+        (
+            &[
+                "--format",
+                "trust-manager",
+                "--namespace",
+                &"n".repeat(64),
+                "--out",
+                "x.yaml",
+            ],
+            "at most 63",
+        ),
+        (
+            &["--format", "pem", "--namespace", "prod", "--out", "x.pem"],
+            "--namespace applies to --format configmap or trust-manager only",
+        ),
+    ];
+    for (args, needle) in cases {
+        let err = fails_with(&s.uca(&[&bundle[..], args].concat()), needle);
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+    }
+    assert_eq!(s.files(), before);
+}
+
+#[test]
+fn a_namespaced_configmap_and_a_cluster_scoped_bundle_aimed_at_one_namespace() {
+    let s = with_ca();
+    for format in ["configmap", "trust-manager"] {
+        ok(&s.uca(&[
+            "trust",
+            "bundle",
+            "ca/ca.pem",
+            "--format",
+            format,
+            "--namespace",
+            "prod-apps",
+            "--out",
+            &format!("{format}.yaml"),
+        ]));
+    }
+    assert_eq!(
+        yaml(&s, "configmap.yaml", "d['metadata']['namespace']").trim(),
+        "prod-apps"
+    );
+    // A Bundle is cluster-scoped: no namespace of its own; the namespace
+    // given selects where trust-manager writes its ConfigMap.
+    assert_eq!(
+        yaml(&s, "trust-manager.yaml", "'namespace' in d['metadata']").trim(),
+        "False"
+    );
+    assert_eq!(
+        yaml(
+            &s,
+            "trust-manager.yaml",
+            "d['spec']['target']['namespaceSelector']['matchLabels']['kubernetes.io/metadata.name']"
+        )
+        .trim(),
+        "prod-apps"
+    );
+    assert_eq!(
+        yaml(
+            &s,
+            "trust-manager.yaml",
+            "d['spec']['target']['configMap']['key']"
+        )
+        .trim(),
+        "ca.crt"
+    );
+}

@@ -234,6 +234,12 @@ pub fn k8s_secret_name(name: &str) -> Result<String> {
     Ok(secret)
 }
 
+/// Whether `s` is a valid Kubernetes namespace (RFC 1123 label): one
+/// label of at most 63 characters.
+pub fn is_rfc1123_label(s: &str) -> bool {
+    s.len() <= 63 && !s.contains('.') && is_rfc1123_subdomain(s)
+}
+
 /// Whether `s` is a valid Kubernetes object name (RFC 1123 subdomain).
 pub fn is_rfc1123_subdomain(s: &str) -> bool {
     let part_ok = |p: &str| {
