@@ -17,6 +17,11 @@ pub struct CertMaterial<'a> {
     pub cert_der: &'a [u8],
     pub cert_pem: &'a str,
     pub key: &'a PrivateKey,
+    /// The CAs between the leaf and the root, issuer first (none when the
+    /// root signed): they go wherever a chain is sent, never in ca.pem.
+    pub intermediates_der: &'a [Vec<u8>],
+    pub intermediates_pem: &'a str,
+    /// The root: the trust anchor.
     pub ca_der: &'a [u8],
     pub ca_pem: &'a str,
     pub pkcs12_password: Option<&'a Passphrase>,
@@ -114,7 +119,9 @@ pub fn render(formats: &[OutputFormat], m: &CertMaterial<'_>) -> Result<Vec<Rend
                 ));
                 out.push(file(
                     "chain.pem",
-                    [m.cert_pem, m.ca_pem].concat().into_bytes(),
+                    [m.cert_pem, m.intermediates_pem, m.ca_pem]
+                        .concat()
+                        .into_bytes(),
                     Mode::Public,
                 ));
                 out.push(file("ca.pem", m.ca_pem.as_bytes().to_vec(), Mode::Public));
@@ -122,20 +129,16 @@ pub fn render(formats: &[OutputFormat], m: &CertMaterial<'_>) -> Result<Vec<Rend
             OutputFormat::Combined => {
                 // HAProxy's crt: leaf, then chain, then key, in one file.
                 let key = m.key.to_pem();
-                let body = [m.cert_pem, m.ca_pem, key.as_str()].concat();
+                let body = [m.cert_pem, m.intermediates_pem, m.ca_pem, key.as_str()].concat();
                 out.push(file("combined.pem", body.into_bytes(), Mode::Secret));
             }
             OutputFormat::Pkcs12 => {
                 let password = m
                     .pkcs12_password
                     .expect("the plan requires a password for pkcs12");
-                let p12 = crate::pki::pkcs12::build(
-                    m.cert_der,
-                    &[m.ca_der.to_vec()],
-                    m.key,
-                    password,
-                    m.name,
-                )?;
+                let mut chain = m.intermediates_der.to_vec();
+                chain.push(m.ca_der.to_vec());
+                let p12 = crate::pki::pkcs12::build(m.cert_der, &chain, m.key, password, m.name)?;
                 out.push(file(pkcs12_file(m.name), p12, Mode::Secret));
             }
             OutputFormat::K8s => out.push(file(
@@ -152,7 +155,7 @@ pub fn render(formats: &[OutputFormat], m: &CertMaterial<'_>) -> Result<Vec<Rend
                 ));
                 out.push(file(
                     "certs.d/client.cert",
-                    m.cert_pem.as_bytes().to_vec(),
+                    [m.cert_pem, m.intermediates_pem].concat().into_bytes(),
                     Mode::Public,
                 ));
                 out.push(file(
@@ -166,8 +169,8 @@ pub fn render(formats: &[OutputFormat], m: &CertMaterial<'_>) -> Result<Vec<Rend
     Ok(out)
 }
 
-/// A `kubernetes.io/tls` Secret. tls.crt holds the leaf only: the root is a
-/// trust anchor and goes in ca.crt.
+/// A `kubernetes.io/tls` Secret. tls.crt holds the leaf and any
+/// intermediates: the root is a trust anchor and goes in ca.crt.
 fn k8s_secret(m: &CertMaterial<'_>) -> Result<String> {
     let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
     let key = m.key.to_pem();
@@ -175,7 +178,7 @@ fn k8s_secret(m: &CertMaterial<'_>) -> Result<String> {
         "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: {ns}\n  labels:\n    app.kubernetes.io/managed-by: uca\ntype: kubernetes.io/tls\ndata:\n  tls.crt: {crt}\n  tls.key: {key}\n  ca.crt: {ca}\n",
         name = k8s_secret_name(m.name)?,
         ns = m.k8s_namespace,
-        crt = b64(m.cert_pem.as_bytes()),
+        crt = b64([m.cert_pem, m.intermediates_pem].concat().as_bytes()),
         key = b64(key.as_bytes()),
         ca = b64(m.ca_pem.as_bytes()),
     ))
@@ -298,6 +301,8 @@ mod tests {
             cert_der: &root.cert_der,
             cert_pem: &pem,
             key: &root.key,
+            intermediates_der: &[],
+            intermediates_pem: "",
             ca_der: &root.cert_der,
             ca_pem: &pem,
             pkcs12_password: Some(&password),
