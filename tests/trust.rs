@@ -1029,3 +1029,160 @@ fn a_namespaced_configmap_and_a_cluster_scoped_bundle_aimed_at_one_namespace() {
         "ca.crt"
     );
 }
+
+/// A scratch tree of another distribution: its os-release (if any) and,
+/// if `tool` is given, an executable of that name where the distribution
+/// keeps it. The file stands in for the tool's presence only: a dry run
+/// never runs it, and no test here runs it.
+fn distro_tree(s: &Scratch, name: &str, os_release: Option<&str>, tool: Option<&str>) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let tree = s.join(name);
+    std::fs::create_dir_all(tree.join("etc")).unwrap();
+    if let Some(text) = os_release {
+        std::fs::write(tree.join("etc/os-release"), text).unwrap();
+    }
+    if let Some(tool) = tool {
+        let file = tree.join(tool);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, "#!/bin/sh\necho 'not the real tool' >&2\nexit 1\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    tree
+}
+
+fn stem_of(s: &Scratch) -> String {
+    let o = ok(&s.uca(&[
+        "trust",
+        "install",
+        "ca/ca.pem",
+        "--root",
+        "probe",
+        "--dry-run",
+    ]));
+    let text = stdout(&o);
+    let start = text.find("uca-test-root-").expect("the anchor's name");
+    text[start..].split(".crt").next().unwrap().to_string()
+}
+
+#[test]
+fn rhel_and_alpine_trees_are_detected_from_os_release_and_a_dry_run_names_anchor_and_tool() {
+    let s = with_ca();
+    distro_tree(&s, "probe", Some("ID=debian\n"), None);
+    std::fs::write(s.join("probe/etc/ca-certificates.conf"), "").unwrap();
+    let stem = stem_of(&s);
+    let abs = std::fs::canonicalize(s.path()).unwrap();
+    let cases = [
+        (
+            "rhel",
+            Some("NAME=\"Red Hat Enterprise Linux\"\nID=\"rhel\"\nID_LIKE=\"fedora\"\n"),
+            "usr/bin/update-ca-trust",
+            "etc/pki/ca-trust/source/anchors",
+            "/usr/bin/update-ca-trust extract",
+        ),
+        (
+            "clone",
+            Some("ID=someclone\nID_LIKE=\"rhel centos fedora\"\n"),
+            "usr/bin/update-ca-trust",
+            "etc/pki/ca-trust/source/anchors",
+            "/usr/bin/update-ca-trust extract",
+        ),
+        (
+            "alpine",
+            Some("NAME=\"Alpine Linux\"\nID=alpine\nVERSION_ID=3.20.0\n"),
+            "usr/sbin/update-ca-certificates",
+            "usr/local/share/ca-certificates",
+            "/usr/sbin/update-ca-certificates",
+        ),
+        (
+            "alpine-no-os-release",
+            None,
+            "usr/sbin/update-ca-certificates",
+            "usr/local/share/ca-certificates",
+            "/usr/sbin/update-ca-certificates",
+        ),
+    ];
+    for (name, os_release, tool, anchors, command) in cases {
+        let tree = distro_tree(&s, name, os_release, Some(tool));
+        if os_release.is_none() {
+            std::fs::write(tree.join("etc/alpine-release"), "3.20.0\n").unwrap();
+        }
+        let before = snapshot(&tree);
+        let o = ok(&s.uca(&["trust", "install", "ca/ca.pem", "--root", name, "--dry-run"]));
+        let text = stdout(&o);
+        let anchor = abs.join(name).join(anchors).join(format!("{stem}.crt"));
+        for needle in [
+            format!("system: would write {} (0644)", anchor.display()),
+            format!(
+                "system: would run: chroot {} {command}",
+                abs.join(name).display()
+            ),
+            "dry run: nothing was changed".to_string(),
+        ] {
+            assert!(text.contains(&needle), "{name}: no {needle:?} in:\n{text}");
+        }
+        assert_same_tree(&snapshot(&tree), &before, name);
+    }
+}
+
+#[test]
+fn a_missing_rhel_or_alpine_tool_is_one_line_naming_the_package() {
+    let s = with_ca();
+    let cases = [
+        (
+            "rhel",
+            "ID=\"rhel\"\n",
+            "update-ca-trust is not in",
+            "p11-kit",
+        ),
+        (
+            "fedora",
+            "ID=fedora\n",
+            "update-ca-trust is not in",
+            "ca-certificates package",
+        ),
+        (
+            "alpine",
+            "ID=alpine\n",
+            "update-ca-certificates is not in",
+            "ca-certificates package",
+        ),
+    ];
+    for (name, os_release, first, package) in cases {
+        let tree = distro_tree(&s, name, Some(os_release), None);
+        let before = snapshot(&tree);
+        for dry in [&[][..], &["--dry-run"][..]] {
+            let args = [&["trust", "install", "ca/ca.pem", "--root", name][..], dry].concat();
+            let err = fails_with(&s.uca(&args), first);
+            assert!(err.contains(package), "{name}: {err}");
+            assert!(err.contains("install"), "{name}: {err}");
+            assert_eq!(err.trim().lines().count(), 1, "{name}: {err}");
+        }
+        assert_same_tree(&snapshot(&tree), &before, name);
+    }
+    // On this machine (no --root) the tool is looked for on PATH.
+    let path = path_without(&s, "update-ca-certificates");
+    let err = fails_with(
+        &s.uca_env(
+            &["trust", "install", "ca/ca.pem", "--dry-run"],
+            &[("PATH", &path)],
+        ),
+        "update-ca-certificates is not on PATH; install the ca-certificates package",
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+#[test]
+fn running_a_trees_own_tool_needs_root_and_is_refused_before_any_change() {
+    let s = with_ca();
+    let tree = distro_tree(
+        &s,
+        "rhel",
+        Some("ID=rhel\n"),
+        Some("usr/bin/update-ca-trust"),
+    );
+    let before = snapshot(&tree);
+    let o = uca_as_other_user(&s, &["trust", "install", "ca/ca.pem", "--root", "rhel"]);
+    let err = fails_with(&o, "needs root");
+    assert!(err.contains("chroot"), "{err}");
+    assert_same_tree(&snapshot(&tree), &before, "the tree changed");
+}
