@@ -1386,3 +1386,31 @@ fn the_client_ca_is_a_constrained_intermediate_whose_key_is_never_written() {
     fails_with(&o, "path length 0");
     assert_eq!(flat.files(), before);
 }
+
+#[test]
+fn a_ceremony_registry_section_takes_listen_and_refuses_a_bad_one() {
+    let s = Scratch::new();
+    let plan = s.join("plan.toml");
+    let section = |listen: &str| {
+        format!(
+            "[ca]\nname = \"Ceremony Root\"\npermit = [\"internal\"]\n\n[registry]\nhosts = [\"registry.internal:5000\"]\nlisten = \"{listen}\"\n"
+        )
+    };
+    std::fs::write(&plan, section("[::1]:5000")).unwrap();
+    ok(&s.uca(&["ceremony", "plan.toml", "--out", "cer"]));
+    let config = read(&s.join("cer/registry/config.yml"));
+    assert!(
+        config.lines().any(|l| l == "  addr: \"[::1]:5000\""),
+        "{config}"
+    );
+    assert!(s
+        .join("cer/registry/trust-only/certs.d/registry.internal:5000/ca.crt")
+        .is_file());
+    let before = s.files();
+    std::fs::write(&plan, section("registry.internal:5000")).unwrap();
+    fails_with(
+        &s.uca(&["ceremony", "plan.toml", "--out", "cer2"]),
+        "invalid --listen 'registry.internal:5000'",
+    );
+    assert_eq!(s.files(), before);
+}
