@@ -1159,6 +1159,23 @@ fn a_missing_rhel_or_alpine_tool_is_one_line_naming_the_package() {
         }
         assert_same_tree(&snapshot(&tree), &before, name);
     }
+    // A Debian tree is rebuilt by this machine's tool from the tree's own
+    // list of CAs: without it, nothing is planned.
+    let tree = distro_tree(&s, "ubuntu", Some("ID=ubuntu\nID_LIKE=debian\n"), None);
+    let before = snapshot(&tree);
+    let err = fails_with(
+        &s.uca(&[
+            "trust",
+            "install",
+            "ca/ca.pem",
+            "--root",
+            "ubuntu",
+            "--dry-run",
+        ]),
+        "etc/ca-certificates.conf is missing",
+    );
+    assert!(err.contains("install the ca-certificates package"), "{err}");
+    assert_same_tree(&snapshot(&tree), &before, "ubuntu");
     // On this machine (no --root) the tool is looked for on PATH.
     let path = path_without(&s, "update-ca-certificates");
     let err = fails_with(

@@ -231,6 +231,14 @@ pub fn plan(root_cert: &TrustedRoot, args: &TrustStoreArgs, install: bool) -> Re
     if other_root.is_some() {
         check_inside(&fs_root, &layout)?;
     }
+    let conf = fs_root.join("etc/ca-certificates.conf");
+    if other_root.is_some() && layout.family == Family::Debian && !conf.is_file() {
+        return Err(Error::msg(format!(
+            "{} is missing, which update-ca-certificates reads for that tree; install the ca-certificates package in {}",
+            conf.display(),
+            fs_root.display()
+        )));
+    }
     let tool = find_tool(&layout, other_root.as_deref())?;
     if matches!(tool, Tool::InTree(..)) && !args.dry_run && sys::effective_uid() != 0 {
         return Err(Error::msg(format!(
