@@ -116,8 +116,8 @@ impl Paths {
     }
 }
 
-/// Whether a directory holds a certificate issued by this CA (a leftover of
-/// an interrupted run, safe to replace).
+/// Whether a directory holds a certificate issued by this run's issuer (a
+/// leftover of an interrupted run, safe to replace).
 fn is_ours(target: &Path, ca_subject_raw: &[u8]) -> bool {
     let Ok(certs) = x509::read_certificates(&target.join("cert.pem")) else {
         return false;
@@ -160,15 +160,15 @@ fn expiring_serial(
 /// Decides, before anything is signed and while holding the CA's lock, what
 /// happens to each existing target.
 fn classify_existing(
-    store: &CaStore,
+    signer: &Signer,
     paths: &Paths,
     existing: Vec<PathBuf>,
     recorded: &BTreeSet<String>,
     opts: &RunOptions,
 ) -> Result<ExistingTargets> {
     let mut decided = ExistingTargets::default();
-    let ca = x509::parse(&store.cert_der).map_err(Error::msg)?;
-    let ca_subject = ca.subject().as_raw();
+    let issuer = x509::parse(&signer.cert_der).map_err(Error::msg)?;
+    let ca_subject = issuer.subject().as_raw();
     let now = timefmt::now();
     for target in existing {
         let own = paths.ledger_path(&target);
@@ -259,10 +259,13 @@ fn clear_leftovers(
     Ok(left)
 }
 
-/// The CA's certificate in the forms every issued directory needs.
+/// The root and the issuing chain in the forms every issued directory needs.
 struct CaMaterial {
     der: Vec<u8>,
     pem: String,
+    /// The intermediates between a leaf and the root (none when the root signs).
+    intermediates_der: Vec<Vec<u8>>,
+    intermediates_pem: String,
     /// The issuer's name constraints, as its certificate states them.
     constraints: crate::pki::constraints::NameConstraints,
 }
@@ -295,6 +298,8 @@ fn issue_item(
         cert_der: der,
         cert_pem: &cert_pem,
         key: &key,
+        intermediates_der: &ca.intermediates_der,
+        intermediates_pem: &ca.intermediates_pem,
         ca_der: &ca.der,
         ca_pem: &ca.pem,
         pkcs12_password: g.pkcs12_password.as_ref(),
@@ -509,7 +514,7 @@ pub fn execute(
     };
     let existing = plan.existing_targets(out)?;
     let ExistingTargets { skip, replace } =
-        classify_existing(store, &paths, existing, &recorded, opts)?;
+        classify_existing(signer, &paths, existing, &recorded, opts)?;
     let mut summary = Summary::default();
     if opts.existing != Existing::Refuse {
         summary.left_in_place = clear_leftovers(plan, &paths, &skip, &recorded)?;
@@ -523,7 +528,13 @@ pub fn execute(
         ca: CaMaterial {
             der: store.cert_der.clone(),
             pem: store.cert_pem(),
-            constraints: store.constraints.clone(),
+            intermediates_pem: signer
+                .intermediates
+                .iter()
+                .map(|d| x509::pem_certificate(d))
+                .collect(),
+            intermediates_der: signer.intermediates.clone(),
+            constraints: signer.constraints.clone(),
         },
         paths,
         replace,

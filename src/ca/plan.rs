@@ -32,6 +32,7 @@
 //! hosts = ["registry.internal:5000"]
 //! client_auth = true
 //! clients = ["ci1.internal"]
+//! listen = "10.0.0.5:5000"              # http.addr (default ":5000")
 //! ```
 
 use std::collections::{HashMap, HashSet};

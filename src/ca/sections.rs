@@ -29,6 +29,9 @@ pub struct RegistrySpec {
     pub clients: Vec<String>,
     #[serde(default)]
     pub sans: Vec<String>,
+    /// http.addr: IP:PORT or :PORT; by default :PORT of the first host.
+    #[serde(default)]
+    pub listen: Option<String>,
     #[serde(default = "default_key")]
     pub key: KeyType,
     #[serde(default = "default_days")]

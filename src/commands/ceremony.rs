@@ -336,7 +336,9 @@ pub fn execute(
             let ca_not_after = Validity::days_from_now(ca.days)?.not_after;
             let out = req.out.join("registry");
             let c = &plan.ca_constraints;
-            let prepared = crate::commands::registry::prepare(c, ca_not_after, spec, &out, false)?;
+            let pathlen = Some(ca.pathlen);
+            let prepared =
+                crate::commands::registry::prepare(c, ca_not_after, pathlen, spec, &out, false)?;
             Some(prepared)
         }
         None => None,

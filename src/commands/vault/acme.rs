@@ -366,7 +366,7 @@ pub fn k8s_files(
     );
     let roots = format!(
         "# The root that Vault's certificates chain to, for workloads to trust.\n{}",
-        k8s_configmap(ROOTS_NAME, &root_pem)
+        k8s_configmap(ROOTS_NAME, None, &root_pem)
     );
     vec![
         K8sFile {
