@@ -3,7 +3,9 @@
 //! `update-ca-certificates` and read by `openssl verify`; the Java store is
 //! a copy of the JDK's cacerts read by `keytool`; the NSS store a fresh
 //! database read by `certutil`; bundles are read by keytool, openssl and
-//! PyYAML.
+//! PyYAML. Over real TLS (openssl s_server on loopback), the installed
+//! system bundle is trusted by openssl s_client, curl and Python's ssl, and
+//! the PKCS#12 truststore by a Java client.
 
 mod common;
 
@@ -1202,4 +1204,197 @@ fn running_a_trees_own_tool_needs_root_and_is_refused_before_any_change() {
     let err = fails_with(&o, "needs root");
     assert!(err.contains("chroot"), "{err}");
     assert_same_tree(&snapshot(&tree), &before, "the tree changed");
+}
+
+// ------------------------------------------- real clients over real TLS --
+
+/// `openssl s_server` on 127.0.0.1 serving `certs/web.internal` (no client
+/// certificate asked for); killed when dropped.
+struct TlsServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl TlsServer {
+    fn start(s: &Scratch) -> TlsServer {
+        let port = common::free_port();
+        let child = Command::new("openssl")
+            .args([
+                "s_server",
+                "-accept",
+                &format!("127.0.0.1:{port}"),
+                "-cert",
+                "certs/web.internal/cert.pem",
+                "-key",
+                "certs/web.internal/key.pem",
+                "-www",
+            ])
+            .current_dir(s.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("openssl s_server");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "openssl s_server did not listen on {port} within 15 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        TlsServer { child, port }
+    }
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether OpenSSL's s_client, curl and Python's ssl, each given only
+/// `bundle` as trust, complete a verified TLS handshake with the server as
+/// `web.internal`. Returns each client's verdict.
+fn clients_trust(s: &Scratch, server: &TlsServer, bundle: &Path) -> [(bool, String); 3] {
+    let port = server.port.to_string();
+    let openssl = run(
+        "openssl",
+        &[
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+            "-servername",
+            "web.internal",
+            "-verify_hostname",
+            "web.internal",
+            "-verify_return_error",
+            "-CAfile",
+            p(bundle),
+        ],
+        s.path(),
+    );
+    let curl = run(
+        "curl",
+        &[
+            "-sS",
+            "-o",
+            "/dev/null",
+            "--max-time",
+            "20",
+            "--cacert",
+            p(bundle),
+            "--resolve",
+            &format!("web.internal:{port}:127.0.0.1"),
+            &format!("https://web.internal:{port}/"),
+        ],
+        s.path(),
+    );
+    let script = "import socket, ssl, sys\n\
+        ctx = ssl.create_default_context(cafile=sys.argv[1])\n\
+        with socket.create_connection(('127.0.0.1', int(sys.argv[2])), timeout=20) as raw:\n\
+        \x20   with ctx.wrap_socket(raw, server_hostname='web.internal') as tls:\n\
+        \x20       print('verified', tls.version())\n";
+    let python = run("python3", &["-c", script, p(bundle), &port], s.path());
+    [openssl, curl, python]
+}
+
+#[test]
+fn the_installed_system_bundle_is_trusted_by_openssl_curl_and_python_over_tls() {
+    let s = with_ca();
+    let tree = debian_tree(&s);
+    let bundle = tree.join("etc/ssl/certs/ca-certificates.crt");
+    let server = TlsServer::start(&s);
+    let names = ["openssl s_client", "curl", "python ssl"];
+    for (name, (trusted, out)) in names.iter().zip(clients_trust(&s, &server, &bundle)) {
+        assert!(!trusted, "{name} trusted the server before install: {out}");
+    }
+    ok(&s.uca(&["trust", "install", "ca/ca.pem", "--root", "tree"]));
+    for (name, (trusted, out)) in names.iter().zip(clients_trust(&s, &server, &bundle)) {
+        assert!(trusted, "{name} does not trust the installed root: {out}");
+    }
+    ok(&s.uca(&["trust", "uninstall", "ca/ca.pem", "--root", "tree"]));
+    for (name, (trusted, out)) in names.iter().zip(clients_trust(&s, &server, &bundle)) {
+        assert!(
+            !trusted,
+            "{name} still trusts the server after uninstall: {out}"
+        );
+    }
+}
+
+/// A Java 17 client whose only trust is the JVM's default trust store
+/// settings (`javax.net.ssl.trustStore*`): connects to 127.0.0.1 as
+/// `web.internal` with host name checking, completes the handshake.
+const JAVA_CLIENT: &str = r#"
+import java.net.Socket;
+import javax.net.ssl.*;
+
+public class TrustClient {
+    public static void main(String[] args) throws Exception {
+        int port = Integer.parseInt(args[0]);
+        SSLSocketFactory factory = (SSLSocketFactory) SSLSocketFactory.getDefault();
+        Socket raw = new Socket("127.0.0.1", port);
+        raw.setSoTimeout(20000);
+        SSLSocket tls = (SSLSocket) factory.createSocket(raw, "web.internal", port, true);
+        SSLParameters params = tls.getSSLParameters();
+        params.setEndpointIdentificationAlgorithm("HTTPS");
+        params.setServerNames(java.util.List.of(new SNIHostName("web.internal")));
+        tls.setSSLParameters(params);
+        tls.startHandshake();
+        System.out.println("verified " + tls.getSession().getProtocol());
+        tls.close();
+    }
+}
+"#;
+
+fn java_trusts(s: &Scratch, server: &TlsServer, truststore: &str) -> (bool, String) {
+    run(
+        "java",
+        &[
+            &format!("-Djavax.net.ssl.trustStore={truststore}"),
+            "-Djavax.net.ssl.trustStoreType=PKCS12",
+            "-Djavax.net.ssl.trustStorePassword=truststore-pass",
+            "TrustClient.java",
+            &server.port.to_string(),
+        ],
+        s.path(),
+    )
+}
+
+#[test]
+fn a_java_client_trusts_a_uca_server_with_only_the_p12_truststore() {
+    let s = with_ca();
+    other_root(&s);
+    std::fs::write(s.join("p12pass"), "truststore-pass\n").unwrap();
+    std::fs::write(s.join("TrustClient.java"), JAVA_CLIENT).unwrap();
+    for (out, roots) in [
+        ("ours.p12", vec!["ca/ca.pem", "other.pem"]),
+        ("others.p12", vec!["other.pem"]),
+    ] {
+        let mut args = vec!["trust", "bundle"];
+        args.extend(roots);
+        args.extend([
+            "--format",
+            "p12",
+            "--password-file",
+            "p12pass",
+            "--out",
+            out,
+        ]);
+        ok(&s.uca(&args));
+    }
+    let server = TlsServer::start(&s);
+    let (trusted, out) = java_trusts(&s, &server, "ours.p12");
+    assert!(
+        trusted && out.contains("verified"),
+        "Java with uca's truststore: {out}"
+    );
+    // The other root has the same name as ours: Java finds it and fails
+    // the path's signature check ("PKIX path validation failed").
+    let (trusted, out) = java_trusts(&s, &server, "others.p12");
+    assert!(
+        !trusted && out.contains("PKIX path"),
+        "Java trusted the server without its root: {out}"
+    );
 }
