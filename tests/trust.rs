@@ -291,6 +291,57 @@ fn java_refuses_a_wrong_store_password_before_changing_anything() {
     assert_eq!(std::fs::read(s.join("cacerts")).unwrap(), bytes);
 }
 
+/// A keystore whose password is not `changeit`: given in
+/// UCA_JAVA_STOREPASS, keytool reads it from the environment (never argv);
+/// a wrong one changes nothing.
+#[test]
+fn java_takes_the_store_password_from_the_environment() {
+    let s = with_ca();
+    std::fs::copy(jdk_cacerts(), s.join("cacerts")).unwrap();
+    let (changed, out) = run(
+        "keytool",
+        &[
+            "-storepasswd",
+            "-keystore",
+            "cacerts",
+            "-storepass",
+            "changeit",
+            "-new",
+            "s3cret-pass",
+        ],
+        s.path(),
+    );
+    assert!(changed, "{out}");
+    let bytes = std::fs::read(s.join("cacerts")).unwrap();
+    let install = [
+        "trust",
+        "install",
+        "ca/ca.pem",
+        "--store",
+        "java",
+        "--java-cacerts",
+        "cacerts",
+    ];
+    let out = s.uca_env(&install, &[("UCA_JAVA_STOREPASS", "wrong-pass")]);
+    fails_with(&out, "UCA_JAVA_STOREPASS");
+    assert_eq!(std::fs::read(s.join("cacerts")).unwrap(), bytes);
+    ok(&s.uca_env(&install, &[("UCA_JAVA_STOREPASS", "s3cret-pass")]));
+    let (listed, out) = run(
+        "keytool",
+        &[
+            "-list",
+            "-keystore",
+            "cacerts",
+            "-storepass",
+            "s3cret-pass",
+            "-alias",
+            &alias_of(&s),
+        ],
+        s.path(),
+    );
+    assert!(listed && out.contains("trustedCertEntry"), "{out}");
+}
+
 fn nss_db(s: &Scratch) -> String {
     std::fs::create_dir(s.join("nssdb")).unwrap();
     let db = format!("sql:{}", p(&s.join("nssdb")));

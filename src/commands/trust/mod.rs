@@ -64,7 +64,7 @@ pub struct TrustStoreArgs {
     /// The Java keystore to change (default: JAVA_HOME's, else that of `java` on PATH)
     #[arg(long, value_name = "FILE")]
     pub java_cacerts: Option<PathBuf>,
-    /// Read the Java keystore's password from FILE (default: changeit)
+    /// Read the Java keystore's password from FILE (default: the UCA_JAVA_STOREPASS environment variable, else changeit)
     #[arg(long, value_name = "FILE")]
     pub java_storepass_file: Option<PathBuf>,
     /// NSS database directory to change (repeatable; default: ~/.pki/nssdb and Firefox profiles)
