@@ -98,6 +98,8 @@ pub struct VaultSection {
     pub days: u32,
     #[serde(default)]
     pub permit: Vec<String>,
+    /// The cluster's load-balanced address for the issuing and CRL URLs.
+    pub cluster_addr: Option<String>,
 }
 
 fn d_mount() -> String {

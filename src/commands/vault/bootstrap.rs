@@ -41,6 +41,8 @@ pub struct BootstrapRequest {
     pub permits: Vec<String>,
     pub force: bool,
     pub passphrase_file: Option<PathBuf>,
+    /// The cluster's address for the issuing and CRL URLs.
+    pub cluster_addr: Option<String>,
 }
 
 impl VaultSection {
@@ -83,6 +85,7 @@ impl VaultSection {
             permits: self.permit.clone(),
             force: false,
             passphrase_file: None,
+            cluster_addr: self.cluster_addr.clone(),
         }
     }
 }
@@ -225,6 +228,9 @@ pub fn validate(
     root_not_after: time::OffsetDateTime,
 ) -> Result<()> {
     req.role_settings().validate()?;
+    if let Some(c) = &req.cluster_addr {
+        check_cluster_addr(c)?;
+    }
     if u64::from(req.days) * 86_400 < parse_ttl(&req.max_ttl).unwrap_or(0) {
         return Err(Error::invalid(
             "--max-ttl",
@@ -805,16 +811,26 @@ fn make_default_issuer(
     Ok(())
 }
 
-/// The issuing and CRL URLs, written before the first certificate. By
-/// default they name the node bootstrap talks to, which in a cluster is
-/// one node among several: said, with the options that name all of them.
+/// The issuing and CRL URLs, written before the first certificate. They
+/// name `--cluster-addr` (the cluster's load-balanced address) when given,
+/// else the node bootstrap talks to, which in a cluster is one node among
+/// several: said, with the option that fixes it. In a namespace the path
+/// names it, since whoever fetches the URL sends no namespace header.
 fn configure_urls(
     client: &VaultClient,
     req: &BootstrapRequest,
     clustered: bool,
     say: &mut dyn FnMut(&str),
 ) -> Result<()> {
-    let base = format!("{}/v1/{}", client.addr(), req.mount);
+    let (addr, why) = match &req.cluster_addr {
+        Some(c) => (c.trim_end_matches('/'), "--cluster-addr"),
+        None => (client.addr(), "the node bootstrap talks to"),
+    };
+    let ns = client
+        .namespace()
+        .map(|n| format!("{n}/"))
+        .unwrap_or_default();
+    let base = format!("{addr}/v1/{ns}{}", req.mount);
     let issuing = req
         .issuing_url
         .clone()
@@ -826,11 +842,42 @@ fn configure_urls(
         "configure the issuing and CRL URLs",
     )?;
     say(&format!("configured URLs: issuing {issuing}, CRL {crl}"));
-    if clustered && (req.issuing_url.is_none() || req.crl_url.is_none()) {
+    if req.issuing_url.is_some() && req.crl_url.is_some() {
+        say("AIA/CRL URLs as given by --issuing-url and --crl-url");
+    } else if clustered && req.cluster_addr.is_none() {
         say(&format!(
-            "note: in an HA cluster these URLs should name every node, not {}: pass --issuing-url and --crl-url with a name all nodes answer to (a --host name of uca vault tls)",
-            client.addr()
+            "warning: AIA/CRL URLs use {addr}, one node of the cluster: they stop answering when that node is down; pass --cluster-addr with the cluster's load-balanced address (e.g. https://vault.internal:8200, a --host name of uca vault tls) and run bootstrap again"
         ));
+    } else {
+        say(&format!("AIA/CRL URLs use {addr} ({why})"));
+    }
+    Ok(())
+}
+
+/// `--cluster-addr`: `http(s)://HOST[:PORT]`, the address clients reach
+/// the cluster at; bootstrap appends `/v1/MOUNT/...` itself.
+fn check_cluster_addr(url: &str) -> Result<()> {
+    let bad = || {
+        Error::invalid(
+            "--cluster-addr",
+            names::printable(url),
+            "expected the cluster's address as https://HOST[:PORT], e.g. https://vault.internal:8200",
+        )
+    };
+    let rest = url.trim_end_matches('/');
+    let rest = rest
+        .strip_prefix("https://")
+        .or_else(|| rest.strip_prefix("http://"))
+        .ok_or_else(bad)?;
+    let (host, port) = match rest.strip_prefix('[') {
+        Some(v6) => v6.split_once(']').ok_or_else(bad)?,
+        None => rest.rsplit_once(':').unwrap_or((rest, "")),
+    };
+    let port = port.strip_prefix(':').unwrap_or(port);
+    let port_ok = port.is_empty()
+        || (port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>().is_ok_and(|p| p > 0));
+    if !port_ok || San::for_name(host).is_err() {
+        return Err(bad());
     }
     Ok(())
 }

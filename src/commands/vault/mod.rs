@@ -21,6 +21,8 @@ use crate::pki::keys::KeyType;
 use crate::support::error::Result;
 use crate::support::stdout::Stdout;
 
+// Parsed once per process: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum VaultCommand {
     /// Make a Vault/OpenBao PKI mount an intermediate CA of this root, with a safe role, and prove it with a probe certificate
@@ -116,6 +118,9 @@ pub struct VaultBootstrapArgs {
     pub force: bool,
     #[command(flatten)]
     pub passphrase: PassphraseArgs,
+    /// The cluster's load-balanced address, e.g. https://vault.internal:8200: the issuing and CRL URLs name it rather than one node (--issuing-url and --crl-url still win)
+    #[arg(long, value_name = "URL")]
+    pub cluster_addr: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -205,6 +210,7 @@ fn run_vault_bootstrap(a: VaultBootstrapArgs, out: &mut Stdout) -> Result<u8> {
         permits: a.permit,
         force: a.force,
         passphrase_file: a.passphrase.passphrase_file,
+        cluster_addr: a.cluster_addr,
     };
     // A progress line that cannot be printed does not stop the
     // bootstrap; the failure is reported once it is done.
