@@ -442,3 +442,43 @@ fn bootstrap_refuses_a_cluster_address_that_is_not_one_before_contacting_vault()
         fails_with(&o, &format!("invalid --cluster-addr '{bad}'"));
     }
 }
+
+/// `uca vault commands` takes --cluster-addr as bootstrap does: the printed
+/// URL step names it; without it, a comment says the URLs name one node.
+#[test]
+fn vault_commands_write_the_cluster_address_into_the_urls() {
+    let s = Scratch::new();
+    let commands = |extra: &[&str]| {
+        let mut args = vec![
+            "vault",
+            "commands",
+            "--dir",
+            "/srv/ca",
+            "--allowed-domain",
+            "svc.internal",
+        ];
+        args.extend_from_slice(extra);
+        s.uca(&args)
+    };
+    let text = stdout(&ok(&commands(&[
+        "--cluster-addr",
+        "https://vault.internal:8200/",
+    ])));
+    assert!(
+        text.contains(
+            "bao write pki_int/config/urls issuing_certificates=https://vault.internal:8200/v1/pki_int/ca crl_distribution_points=https://vault.internal:8200/v1/pki_int/crl\n"
+        ) && !text.contains("name the node these commands run against"),
+        "{text}"
+    );
+    let text = stdout(&ok(&commands(&[])));
+    assert!(
+        text.contains("# The AIA/CRL URLs name the node these commands run against; in a cluster, pass --cluster-addr"),
+        "{text}"
+    );
+    let o = commands(&["--cluster-addr", "https://vault.internal:8200/v1"]);
+    fails_with(
+        &o,
+        "invalid --cluster-addr 'https://vault.internal:8200/v1'",
+    );
+    assert!(stdout(&o).is_empty());
+}

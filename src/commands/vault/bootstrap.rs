@@ -856,7 +856,7 @@ fn configure_urls(
 
 /// `--cluster-addr`: `http(s)://HOST[:PORT]`, the address clients reach
 /// the cluster at; bootstrap appends `/v1/MOUNT/...` itself.
-fn check_cluster_addr(url: &str) -> Result<()> {
+pub fn check_cluster_addr(url: &str) -> Result<()> {
     let bad = || {
         Error::invalid(
             "--cluster-addr",

@@ -171,6 +171,9 @@ pub struct VaultCommandsArgs {
     /// The CLI to print commands for
     #[arg(long, value_name = "CLI", default_value = "bao", value_parser = ["bao", "vault"])]
     pub cli: String,
+    /// The cluster's load-balanced address, e.g. https://vault.internal:8200: the issuing and CRL URLs name it rather than the node the commands run against (--issuing-url and --crl-url still win)
+    #[arg(long, value_name = "URL")]
+    pub cluster_addr: Option<String>,
 }
 
 /// Runs a `uca vault` subcommand.
@@ -314,6 +317,7 @@ fn run_vault_commands(a: VaultCommandsArgs, out: &mut Stdout) -> Result<u8> {
         role_max_ttl: a.role.role_max_ttl,
         issuing_url: a.role.issuing_url,
         crl_url: a.role.crl_url,
+        cluster_addr: a.cluster_addr,
     };
     req.validate()?;
     write!(out, "{}", offline::render(&req))?;

@@ -8,7 +8,7 @@
 
 use std::fmt::Write;
 
-use crate::commands::vault::bootstrap::RoleSettings;
+use crate::commands::vault::bootstrap::{check_cluster_addr, RoleSettings};
 use crate::support::error::{Error, Result};
 
 pub struct OfflineRequest {
@@ -23,6 +23,9 @@ pub struct OfflineRequest {
     pub role_max_ttl: String,
     pub issuing_url: Option<String>,
     pub crl_url: Option<String>,
+    /// The cluster's load-balanced address for the URLs, rather than the
+    /// node the commands run against.
+    pub cluster_addr: Option<String>,
 }
 
 impl OfflineRequest {
@@ -42,6 +45,9 @@ impl OfflineRequest {
                 crate::pki::names::printable(&self.dir),
                 "it contains a control character",
             ));
+        }
+        if let Some(c) = &self.cluster_addr {
+            check_cluster_addr(c)?;
         }
         RoleSettings {
             mount: &self.mount,
@@ -162,13 +168,24 @@ fn render_configure(s: &mut String, r: &OfflineRequest) {
     let v = r.cli.as_str();
     let m = r.mount.as_str();
     let q = |s: String| sh(&s);
-    // The address the CLI itself uses: bao reads BAO_ADDR first. It is the
-    // one part left to the shell, in double quotes.
-    let addr = if v == "bao" {
-        "\"${BAO_ADDR:-$VAULT_ADDR}\""
-    } else {
-        "\"$VAULT_ADDR\""
+    // --cluster-addr, else the address the CLI itself uses (bao reads
+    // BAO_ADDR first): the one part left to the shell, in double quotes,
+    // and one node of a cluster, which the comment says.
+    let cluster = r
+        .cluster_addr
+        .as_deref()
+        .map(|c| sh(c.trim_end_matches('/')));
+    let addr = match &cluster {
+        Some(c) => c.as_str(),
+        None if v == "bao" => "\"${BAO_ADDR:-$VAULT_ADDR}\"",
+        None => "\"$VAULT_ADDR\"",
     };
+    if cluster.is_none() && (r.issuing_url.is_none() || r.crl_url.is_none()) {
+        let _ = writeln!(
+            s,
+            "# The AIA/CRL URLs name the node these commands run against; in a cluster, pass --cluster-addr with its load-balanced address so they outlive that node."
+        );
+    }
     let url = |given: &Option<String>, tail: &str| match given {
         Some(u) => sh(u),
         None => format!("{addr}{}", q(format!("/v1/{m}/{tail}"))),
