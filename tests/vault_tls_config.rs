@@ -482,3 +482,41 @@ fn vault_commands_write_the_cluster_address_into_the_urls() {
     );
     assert!(stdout(&o).is_empty());
 }
+
+/// Paths go into HCL strings and comments: one with a control character
+/// (a newline would end the line and turn the rest into configuration) is
+/// refused before anything is written.
+#[test]
+fn paths_that_would_break_out_of_the_configuration_are_refused() {
+    let s = Scratch::new();
+    s.init_ca(&["--permit", "internal"]);
+    let o = s.uca(&[
+        "vault",
+        "tls",
+        "--dir",
+        "ca",
+        "--out",
+        "v\nui = true\n#",
+        "--host",
+        "vault.internal",
+        "--passphrase-file",
+        "pass.txt",
+    ]);
+    fails_with(&o, "invalid --out '");
+    let o = vault_tls(
+        &s,
+        &[
+            "--host",
+            "vault.internal",
+            "--raft-dir",
+            "r\"\n}\nui = true",
+        ],
+    );
+    fails_with(&o, "invalid --raft-dir '");
+    let made: Vec<String> = s
+        .files()
+        .into_iter()
+        .filter(|f| f != "ca" && !f.starts_with("ca/"))
+        .collect();
+    assert_eq!(made, vec!["pass.txt".to_string()], "{made:?}");
+}

@@ -342,6 +342,28 @@ fn check_listener(req: &TlsRequest) -> Result<()> {
     Ok(())
 }
 
+/// `--out` and `--raft-dir` as the configurations will name them: absolute,
+/// and without a control character, which would end a string or a comment
+/// line in HCL and let the rest of the path be read as configuration.
+fn check_config_paths(req: &TlsRequest) -> Result<()> {
+    let dirs = [
+        ("--out", Some(&req.out)),
+        ("--raft-dir", req.raft_dir.as_ref()),
+    ];
+    for (flag, dir) in dirs {
+        let Some(dir) = dir else { continue };
+        let abs = fsutil::resolve(dir)?.display().to_string();
+        if abs.chars().any(char::is_control) {
+            return Err(Error::invalid(
+                flag,
+                crate::pki::names::printable(&abs),
+                "a directory whose path has no control character: OpenBao's configuration names it",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The plan: the listener, then operators, nodes and the storage server
 /// and client, each group named by the option that asked for it.
 fn tls_plan(store: &CaStore, req: &TlsRequest, storage: Option<&PostgresStorage>) -> Result<Plan> {
@@ -396,6 +418,7 @@ pub fn run(req: &TlsRequest) -> Result<TlsReport> {
     store.ensure_unsealed()?;
     store.refuse_private_output(&req.out)?;
     check_listener(req)?;
+    check_config_paths(req)?;
     let storage = req
         .storage
         .as_deref()
