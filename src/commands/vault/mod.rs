@@ -278,7 +278,7 @@ fn run_vault_tls(a: VaultTlsArgs, out: &mut Stdout) -> Result<u8> {
     }
     writeln!(
         out,
-        "wrote {} (paste into Vault's configuration)",
+        "wrote {} (the listener stanza alone, for a configuration of your own)",
         report.listener_hcl.display()
     )?;
     if let Some(r) = &report.retry_join_hcl {

@@ -71,9 +71,9 @@ impl ServerConfig<'_> {
              #   bao server -config=THIS_FILE\n\
              # Paths are absolute (OpenBao reads a relative path from its working directory,\n\
              # not from this file's): the files must be at these paths on the server.\n\
-             # uca's certificates secure the API listener (clients, operators, standbys\n\
-             # forwarding clients) and the raft joins (retry_join); OpenBao secures its\n\
-             # own traffic between nodes on the cluster port with certificates it makes.\n\
+             # uca's certificates secure the API listener (clients and operators, on any\n\
+             # node) and the raft joins (retry_join); OpenBao secures its own traffic\n\
+             # between nodes on the cluster port with certificates it makes.\n\
              {storage}",
             name = self.name
         )
