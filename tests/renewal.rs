@@ -19,20 +19,7 @@ fn snapshot(s: &Scratch, dir: &str) -> BTreeMap<String, Vec<u8>> {
 }
 
 fn issue_plan(s: &Scratch, extra: &[&str]) -> String {
-    let pass = s.pass_file();
-    let mut args = vec![
-        "issue",
-        "--dir",
-        "ca",
-        "--out",
-        "certs",
-        "--passphrase-file",
-        pass.to_str().unwrap(),
-        "--plan",
-        "plan.toml",
-    ];
-    args.extend_from_slice(extra);
-    stdout(&ok(&s.uca(&args)))
+    stdout(&s.issue(&[&["--plan", "plan.toml"], extra].concat()))
 }
 
 fn ledger(s: &Scratch) -> Vec<serde_json::Value> {

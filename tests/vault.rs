@@ -308,107 +308,6 @@ fn ceremony_vault_section_bootstraps_before_sealing() {
     }
 }
 
-/// What the tampering proxy does with one request.
-enum Tamper {
-    /// Forward it to OpenBao and return OpenBao's answer.
-    Pass,
-    /// Answer it with this status and JSON body; OpenBao never sees it.
-    Refuse(u16, serde_json::Value),
-    /// Forward it, then rewrite the JSON body of a successful answer.
-    Rewrite(Box<dyn Fn(&mut serde_json::Value)>),
-}
-
-/// An HTTP proxy on loopback in front of a real OpenBao that passes every
-/// request through unchanged except those `rule` picks out: how Vault's
-/// rarer refusals (a chain it will not import, a probe certificate that
-/// does not chain) are produced on demand, with everything else real.
-fn tampering_proxy(
-    upstream: u16,
-    rule: impl Fn(&str, &str) -> Tamper + Send + Sync + 'static,
-) -> u16 {
-    use std::io::{BufRead, BufReader, Read, Write};
-    // The proxy holds its own listener, so the kernel may pick the port.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let rule = std::sync::Arc::new(rule);
-    std::thread::spawn(move || {
-        for conn in listener.incoming().flatten() {
-            let rule = rule.clone();
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(conn.try_clone().unwrap());
-                let mut request_line = String::new();
-                if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
-                    return;
-                }
-                let mut parts = request_line.split_whitespace();
-                let method = parts.next().unwrap_or("").to_string();
-                let path = parts.next().unwrap_or("").to_string();
-                let mut headers = String::new();
-                let mut length = 0usize;
-                loop {
-                    let mut line = String::new();
-                    reader.read_line(&mut line).unwrap();
-                    if line == "\r\n" || line.is_empty() {
-                        break;
-                    }
-                    let lower = line.to_ascii_lowercase();
-                    if let Some(v) = lower.strip_prefix("content-length:") {
-                        length = v.trim().parse().unwrap();
-                    }
-                    if !lower.starts_with("connection:") && !lower.starts_with("host:") {
-                        headers.push_str(&line);
-                    }
-                }
-                let mut body = vec![0u8; length];
-                reader.read_exact(&mut body).unwrap();
-                let respond = |status: u16, json: &serde_json::Value| {
-                    let text = json.to_string();
-                    let mut c = &conn;
-                    let _ = write!(
-                        c,
-                        "HTTP/1.1 {status} Tampered\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
-                        text.len()
-                    );
-                };
-                let action = rule(&method, &path);
-                if let Tamper::Refuse(status, json) = &action {
-                    respond(*status, json);
-                    return;
-                }
-                // HTTP/1.0 upstream: one request, a plain body, then EOF.
-                let mut up = std::net::TcpStream::connect(("127.0.0.1", upstream)).unwrap();
-                write!(
-                    up,
-                    "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{upstream}\r\n{headers}\r\n"
-                )
-                .unwrap();
-                up.write_all(&body).unwrap();
-                let mut answer = Vec::new();
-                up.read_to_end(&mut answer).unwrap();
-                let split = answer
-                    .windows(4)
-                    .position(|w| w == b"\r\n\r\n")
-                    .expect("an HTTP answer from OpenBao");
-                let head = String::from_utf8_lossy(&answer[..split]).to_string();
-                let status: u16 = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-                match action {
-                    Tamper::Rewrite(edit) if (200..300).contains(&status) => {
-                        let mut json: serde_json::Value =
-                            serde_json::from_slice(&answer[split + 4..]).unwrap();
-                        edit(&mut json);
-                        respond(status, &json);
-                    }
-                    _ => {
-                        let mut c = &conn;
-                        let _ = c.write_all(&answer);
-                    }
-                }
-            });
-        }
-    });
-    port
-}
-
 /// A certificate from a CA that has nothing to do with the test's root.
 fn foreign_certificate() -> String {
     let other = Scratch::new();
@@ -424,20 +323,22 @@ fn dev_server_refusing_the_chain_and_a_probe_that_does_not_chain_are_explained()
     let bao = start_dev(&s);
     std::fs::write(s.join("token.txt"), "test-root-token\n").unwrap();
     let foreign = foreign_certificate();
-    let proxy = tampering_proxy(bao.port, move |method, path| {
-        if method == "POST" && path == "/v1/pki_refuse/intermediate/set-signed" {
-            return Tamper::Refuse(
-                400,
-                serde_json::json!({"errors": ["the imported chain was refused (tampering proxy)"]}),
-            );
+    // Everything real, except Vault refusing one chain and one probe
+    // certificate that chains to another CA.
+    let proxy = http_proxy(bao.port, move |r| {
+        if r.method == "POST" && r.path == "/v1/pki_refuse/intermediate/set-signed" {
+            let why = "the imported chain was refused (tampering proxy)";
+            return ProxyAction::Answer(400, serde_json::json!({ "errors": [why] }).to_string());
         }
-        if method == "POST" && path.starts_with("/v1/pki_probe/issue/") {
+        if r.method == "POST" && r.path.starts_with("/v1/pki_probe/issue/") {
             let pem = foreign.clone();
-            return Tamper::Rewrite(Box::new(move |v| {
-                v["data"]["certificate"] = serde_json::Value::String(pem.clone());
-            }));
+            return ProxyAction::Forward(Some(Box::new(move |answer| {
+                answer.edit_json(|v| {
+                    v["data"]["certificate"] = serde_json::Value::String(pem);
+                })
+            })));
         }
-        Tamper::Pass
+        ProxyAction::Forward(None)
     });
     let addr = format!("http://127.0.0.1:{proxy}");
 
@@ -787,4 +688,126 @@ fn an_interrupted_bootstrap_converges_without_a_second_intermediate() {
     let (exists, _, _) = bao_cli(&["read", "sys/mounts/pki_new"], &env);
     assert!(!exists, "a refused bootstrap enabled a mount");
     assert_eq!(intermediates(&s), 1);
+}
+
+/// A bootstrap cut off at any one of its requests (the connection closed
+/// unanswered, as when uca, the node or the network dies there) never
+/// reports success unless the mount is complete, and a second run, with
+/// nothing cut, always completes it: one issuer for the mount, from this
+/// root, with the role and URLs in place and a probe that chains. Once an
+/// intermediate is installed no run signs another.
+#[test]
+fn a_bootstrap_cut_off_at_any_request_converges_on_the_next_run() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let s = Scratch::new();
+    s.init_ca(&["--permit", "internal"]);
+    let bao = start_dev(&s);
+    std::fs::write(s.join("token.txt"), "test-root-token\n").unwrap();
+    let seen = Arc::new(AtomicUsize::new(0));
+    let cut_at = Arc::new(AtomicUsize::new(0));
+    let (counter, cut) = (seen.clone(), cut_at.clone());
+    let proxy = http_proxy(bao.port, move |_| {
+        let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+        if n == cut.load(Ordering::SeqCst) {
+            ProxyAction::Drop
+        } else {
+            ProxyAction::Forward(None)
+        }
+    });
+    let addr = format!("http://127.0.0.1:{proxy}");
+    let env = [
+        ("BAO_ADDR", format!("http://127.0.0.1:{}", bao.port)),
+        ("BAO_TOKEN", "test-root-token".to_string()),
+    ];
+    let intermediates = || {
+        std::fs::read_to_string(s.join("ca/ledger.jsonl"))
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains("\"intermediate\""))
+            .count()
+    };
+    let complete = |mount: &str| {
+        let (listed, out, err) =
+            bao_cli(&["list", "-format=json", &format!("{mount}/issuers")], &env);
+        assert!(listed, "{mount}: {err}");
+        // The imported chain's root is an issuer too, without a key: count
+        // the intermediates, the issuers holding a key.
+        let issuers: Vec<String> = serde_json::from_str(&out).unwrap();
+        let keyed = issuers
+            .iter()
+            .filter(|id| {
+                let (read, out, err) = bao_cli(
+                    &["read", "-format=json", &format!("{mount}/issuer/{id}")],
+                    &env,
+                );
+                assert!(read, "{mount}: {err}");
+                let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+                v["data"]["key_id"].as_str().is_some_and(|k| !k.is_empty())
+            })
+            .count();
+        assert_eq!(keyed, 1, "{mount} has {keyed} intermediates: {out}");
+        let (role, _, err) = bao_cli(&["read", &format!("{mount}/roles/web")], &env);
+        assert!(role, "{mount}: the role is missing: {err}");
+        let (urls, out, _) = bao_cli(
+            &["read", "-format=json", &format!("{mount}/config/urls")],
+            &env,
+        );
+        assert!(
+            urls && out.contains(&format!("/v1/{mount}/crl")),
+            "{mount}: URLs: {out}"
+        );
+    };
+
+    // How many requests a whole bootstrap makes.
+    ok(&s.uca(&bootstrap_args(&addr, &["--mount", "pki_whole"])));
+    complete("pki_whole");
+    let requests = seen.swap(0, Ordering::SeqCst);
+    assert!(requests >= 10, "a bootstrap made only {requests} requests");
+    eprintln!("a whole bootstrap made {requests} requests; each is cut once below");
+
+    for k in 1..=requests {
+        let mount = format!("pki_cut{k}");
+        seen.store(0, Ordering::SeqCst);
+        cut_at.store(k, Ordering::SeqCst);
+        let before = intermediates();
+        let cut_run = s.uca(&bootstrap_args(&addr, &["--mount", &mount]));
+        let signed = intermediates() - before;
+        if cut_run.status.success() {
+            // Cut where a retry or a read-back covers it: then it is done.
+            complete(&mount);
+        } else {
+            let err = stderr(&cut_run);
+            assert!(
+                err.starts_with("uca: error: ") && err.lines().count() == 1,
+                "cut at {k}: {err}"
+            );
+        }
+        cut_at.store(0, Ordering::SeqCst);
+        let again = ok(&s.uca(&bootstrap_args(&addr, &["--mount", &mount])));
+        complete(&mount);
+        let signed_again = intermediates() - before - signed;
+        // A second intermediate only when the first never reached Vault.
+        if signed == 1 && stdout(&again).contains("completed with the existing intermediate") {
+            assert_eq!(
+                signed_again,
+                0,
+                "cut at {k}: signed again: {}",
+                stdout(&again)
+            );
+        }
+        assert!(
+            signed + signed_again <= 2,
+            "cut at {k}: {} intermediates",
+            signed + signed_again
+        );
+        // A third run changes nothing and signs nothing.
+        let third = ok(&s.uca(&bootstrap_args(&addr, &["--mount", &mount])));
+        assert_eq!(
+            intermediates(),
+            before + signed + signed_again,
+            "cut at {k}: {}",
+            stdout(&third)
+        );
+    }
 }

@@ -340,97 +340,37 @@ fn lagging_standby(
     dead_port: u16,
     catches_up: bool,
 ) -> (u16, std::sync::Arc<std::sync::Mutex<StandbyLog>>) {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
     let log = std::sync::Arc::new(std::sync::Mutex::new(StandbyLog::default()));
     let state = log.clone();
-    std::thread::spawn(move || {
-        // One connection at a time: uca sends one request at a time.
-        for conn in listener.incoming().flatten() {
-            let mut reader = BufReader::new(conn.try_clone().unwrap());
-            let mut request_line = String::new();
-            if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
-                continue;
-            }
-            let mut parts = request_line.split_whitespace();
-            let method = parts.next().unwrap_or("").to_string();
-            let path = parts.next().unwrap_or("").to_string();
-            let (mut headers, mut length, mut index) = (String::new(), 0usize, None);
-            loop {
-                let mut line = String::new();
-                reader.read_line(&mut line).unwrap();
-                if line == "\r\n" || line.is_empty() {
-                    break;
-                }
-                let lower = line.to_ascii_lowercase();
-                if let Some(v) = lower.strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap();
-                }
-                if let Some(v) = lower.strip_prefix("x-vault-index:") {
-                    index = Some(v.trim().to_string());
-                } else if !lower.starts_with("connection:")
-                    && !lower.starts_with("host:")
-                    && !lower.starts_with("x-vault-inconsistent:")
-                {
-                    headers.push_str(&line);
-                }
-            }
-            let mut body = vec![0u8; length];
-            reader.read_exact(&mut body).unwrap();
-            let mut c = &conn;
-            let respond = |c: &mut &std::net::TcpStream, status: u16, text: String| {
-                let _ = write!(
-                    c,
-                    "HTTP/1.1 {status} Standby\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
-                    text.len()
-                );
-            };
-            if path.starts_with("/v1/sys/leader") {
-                let v = serde_json::json!({"ha_enabled": true, "is_self": false,
-                    "leader_address": format!("http://127.0.0.1:{dead_port}")});
-                respond(&mut c, 200, v.to_string());
-                continue;
-            }
-            {
-                let mut st = state.lock().unwrap();
-                let latest = format!("w{}", st.writes);
-                let behind = st.writes > 0 && !path.starts_with("/v1/sys/health");
-                if behind && index.as_deref() != Some(latest.as_str()) {
-                    let why =
-                        format!("no mount entry found (this standby has not applied {latest})");
-                    respond(
-                        &mut c,
-                        400,
-                        serde_json::json!({ "errors": [why] }).to_string(),
-                    );
-                    continue;
-                }
-                if behind && (st.lagged_for != st.writes || !catches_up) {
-                    st.lagged_for = st.writes;
-                    st.made_to_wait += 1;
-                    respond(&mut c, 412, r#"{"errors":[]}"#.into());
-                    continue;
-                }
-            }
-            let mut up = std::net::TcpStream::connect(("127.0.0.1", upstream)).unwrap();
-            write!(
-                up,
-                "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{upstream}\r\n{headers}\r\n"
-            )
-            .unwrap();
-            up.write_all(&body).unwrap();
-            let mut answer = Vec::new();
-            up.read_to_end(&mut answer).unwrap();
-            if method == "POST" {
-                let mut st = state.lock().unwrap();
-                st.writes += 1;
-                let line_end = answer.windows(2).position(|w| w == b"\r\n").unwrap() + 2;
-                let header = format!("X-Vault-Index: w{}\r\n", st.writes);
-                answer.splice(line_end..line_end, header.into_bytes());
-            }
-            let _ = c.write_all(&answer);
+    let port = http_proxy(upstream, move |r| {
+        if r.path.starts_with("/v1/sys/leader") {
+            let v = serde_json::json!({"ha_enabled": true, "is_self": false,
+                "leader_address": format!("http://127.0.0.1:{dead_port}")});
+            return ProxyAction::Answer(200, v.to_string());
         }
+        let index = r.header("x-vault-index");
+        r.drop_header("x-vault-index");
+        r.drop_header("x-vault-inconsistent");
+        let mut st = state.lock().unwrap();
+        let latest = format!("w{}", st.writes);
+        let behind = st.writes > 0 && !r.path.starts_with("/v1/sys/health");
+        if behind && index.as_deref() != Some(latest.as_str()) {
+            let why = format!("no mount entry found (this standby has not applied {latest})");
+            return ProxyAction::Answer(400, serde_json::json!({ "errors": [why] }).to_string());
+        }
+        if behind && (st.lagged_for != st.writes || !catches_up) {
+            st.lagged_for = st.writes;
+            st.made_to_wait += 1;
+            return ProxyAction::Answer(412, r#"{"errors":[]}"#.into());
+        }
+        if r.method != "POST" {
+            return ProxyAction::Forward(None);
+        }
+        // uca sends one request at a time: the write counted now is the
+        // one whose answer carries the new index.
+        st.writes += 1;
+        let header = format!("X-Vault-Index: w{}", st.writes);
+        ProxyAction::Forward(Some(Box::new(move |answer| answer.insert_header(&header))))
     });
     (port, log)
 }

@@ -241,3 +241,169 @@ pub fn assert_vault_leaf_verifies(s: &Scratch, v: &serde_json::Value, file: &str
     write_pem(s, file, &chain);
     ok(&s.uca(&["verify", file, "--ca", "ca/ca.pem", "--name", name]));
 }
+
+/// One request a test proxy received.
+pub struct ProxiedRequest {
+    pub method: String,
+    pub path: String,
+    /// Header lines as received (each ending in CRLF), without Connection
+    /// and Host, which the proxy sets itself.
+    pub headers: Vec<String>,
+    pub body: Vec<u8>,
+}
+
+impl ProxiedRequest {
+    /// The value of header `name` (any case), trimmed.
+    pub fn header(&self, name: &str) -> Option<String> {
+        let prefix = format!("{}:", name.to_ascii_lowercase());
+        self.headers.iter().find_map(|line| {
+            line.to_ascii_lowercase()
+                .starts_with(&prefix)
+                .then(|| line[prefix.len()..].trim().to_string())
+        })
+    }
+
+    /// Leaves header `name` (any case) out of what goes to OpenBao.
+    pub fn drop_header(&mut self, name: &str) {
+        let prefix = format!("{}:", name.to_ascii_lowercase());
+        self.headers
+            .retain(|line| !line.to_ascii_lowercase().starts_with(&prefix));
+    }
+}
+
+/// OpenBao's whole answer to a forwarded request, before it goes back.
+pub struct ProxiedAnswer {
+    pub raw: Vec<u8>,
+}
+
+impl ProxiedAnswer {
+    fn head_end(&self) -> usize {
+        self.raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("an HTTP answer from OpenBao")
+    }
+
+    pub fn status(&self) -> u16 {
+        let head = String::from_utf8_lossy(&self.raw[..self.head_end()]).to_string();
+        head.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    /// Adds a header line (`Name: value`) after the status line.
+    pub fn insert_header(&mut self, line: &str) {
+        let at = self.raw.windows(2).position(|w| w == b"\r\n").unwrap() + 2;
+        self.raw.splice(at..at, format!("{line}\r\n").into_bytes());
+    }
+
+    /// Rewrites the JSON body of a successful answer.
+    pub fn edit_json(&mut self, edit: impl FnOnce(&mut serde_json::Value)) {
+        let status = self.status();
+        if !(200..300).contains(&status) {
+            return;
+        }
+        let mut json: serde_json::Value =
+            serde_json::from_slice(&self.raw[self.head_end() + 4..]).unwrap();
+        edit(&mut json);
+        self.raw = proxy_answer(status, &json.to_string());
+    }
+}
+
+/// A change to OpenBao's answer on its way back through a test proxy.
+pub type AnswerEdit = Box<dyn FnOnce(&mut ProxiedAnswer) + Send>;
+
+/// What a test proxy does with one request.
+pub enum ProxyAction {
+    /// Answer with this status and JSON text; OpenBao never sees it.
+    Answer(u16, String),
+    /// Forward it to OpenBao; `then` may change the answer on its way back.
+    Forward(Option<AnswerEdit>),
+    /// Close the connection without answering, as a node or a network that
+    /// dies in the middle of a request would.
+    Drop,
+}
+
+fn proxy_answer(status: u16, json: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 {status} Proxied\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}",
+        json.len()
+    )
+    .into_bytes()
+}
+
+/// An HTTP proxy on loopback (the kernel picks its port, returned) in front
+/// of OpenBao on `upstream`: every request goes to `handle`, which decides
+/// whether OpenBao sees it and what comes back. How the tests produce
+/// Vault's rarer answers (a refused chain, a lagging standby, a request
+/// that dies) on demand, with everything else real.
+pub fn http_proxy(
+    upstream: u16,
+    handle: impl Fn(&mut ProxiedRequest) -> ProxyAction + Send + Sync + 'static,
+) -> u16 {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = std::sync::Arc::new(handle);
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let handle = handle.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut request_line = String::new();
+                if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+                    return;
+                }
+                let mut parts = request_line.split_whitespace();
+                let mut request = ProxiedRequest {
+                    method: parts.next().unwrap_or("").to_string(),
+                    path: parts.next().unwrap_or("").to_string(),
+                    headers: Vec::new(),
+                    body: Vec::new(),
+                };
+                let mut length = 0usize;
+                loop {
+                    let mut line = String::new();
+                    reader.read_line(&mut line).unwrap();
+                    if line == "\r\n" || line.is_empty() {
+                        break;
+                    }
+                    let lower = line.to_ascii_lowercase();
+                    if let Some(v) = lower.strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap();
+                    }
+                    if !lower.starts_with("connection:") && !lower.starts_with("host:") {
+                        request.headers.push(line);
+                    }
+                }
+                request.body = vec![0u8; length];
+                reader.read_exact(&mut request.body).unwrap();
+                let mut client = &conn;
+                let then = match handle(&mut request) {
+                    ProxyAction::Answer(status, json) => {
+                        let _ = client.write_all(&proxy_answer(status, &json));
+                        return;
+                    }
+                    ProxyAction::Drop => return,
+                    ProxyAction::Forward(then) => then,
+                };
+                // HTTP/1.0 upstream: one request, a plain body, then EOF.
+                let mut up = std::net::TcpStream::connect(("127.0.0.1", upstream)).unwrap();
+                write!(
+                    up,
+                    "{} {} HTTP/1.0\r\nHost: 127.0.0.1:{upstream}\r\n{}\r\n",
+                    request.method,
+                    request.path,
+                    request.headers.concat()
+                )
+                .unwrap();
+                up.write_all(&request.body).unwrap();
+                let mut answer = ProxiedAnswer { raw: Vec::new() };
+                up.read_to_end(&mut answer.raw).unwrap();
+                if let Some(then) = then {
+                    then(&mut answer);
+                }
+                let _ = client.write_all(&answer.raw);
+            });
+        }
+    });
+    port
+}
