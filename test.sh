@@ -27,7 +27,11 @@ command -v cargo >/dev/null || die "cargo not found; install Rust from https://r
 #   certutil         trust (NSS databases)
 #   strace           seal_crash (kills uca seal at every file-system call)
 #   update-ca-certificates  trust (the real system store, on a scratch tree)
-#   setpriv          the non-root lane (scripts/nonroot-lane.sh, nonroot)
+#   setpriv          the non-root lane (scripts/nonroot-lane.sh, nonroot), identity_services
+#   mosquitto        identity_services (the MQTT broker, user name from the client certificate)
+#   mosquitto_pub, mosquitto_sub  identity_services (MQTT v5 clients with a client certificate)
+#   rabbitmq-server, epmd  identity_services (RabbitMQ 3.10 with EXTERNAL login; epmd comes with Erlang)
+#   timeout          identity_services (bounds every client it runs)
 tools=(
     openssl:openssl
     curl:curl
@@ -39,6 +43,12 @@ tools=(
     update-ca-certificates:ca-certificates
     strace:strace
     setpriv:util-linux
+    mosquitto:mosquitto
+    mosquitto_pub:mosquitto-clients
+    mosquitto_sub:mosquitto-clients
+    rabbitmq-server:rabbitmq-server
+    epmd:erlang-base
+    timeout:coreutils
 )
 missing=()
 for entry in "${tools[@]}"; do
