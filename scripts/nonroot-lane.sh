@@ -39,6 +39,7 @@ tests=(
     vault_ha
     nonroot
     trust
+    identity_services
 )
 if [ $# -gt 0 ]; then
     tests=("$@")
