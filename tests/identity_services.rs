@@ -27,25 +27,53 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-// --- The clients' subject: the one place the tests depend on it ----------
+// --- The clients and their subjects: the one place the tests depend on it --
 
 /// The subject template the clients are issued with (`uca issue
 /// --subject`); `None` is uca's default subject, CN=NAME.
 const SUBJECT_TEMPLATE: Option<&str> = None;
+
+/// The impostor's subject template: alice's CN under another OU. Issued
+/// only with a subject template (uca's default subject is the CN alone, so
+/// without one no such client can exist).
+const IMPOSTOR_TEMPLATE: &str = "O=Acme,OU=ops,CN={name}";
 
 /// The extra `uca issue` arguments that give a client its subject.
 fn subject_args() -> Vec<&'static str> {
     SUBJECT_TEMPLATE.map_or(vec![], |template| vec!["--subject", template])
 }
 
+/// The clients of the same root that every service must refuse where it
+/// lets alice in: bob, and with subject templates the impostor, whom only
+/// the subject beyond the CN tells from alice.
+fn refused_clients() -> Vec<&'static str> {
+    let mut clients = vec!["bob"];
+    if SUBJECT_TEMPLATE.is_some() {
+        clients.push("impostor");
+    }
+    clients
+}
+
 /// A client's subject as all three services spell it: RFC 4514, which is
 /// how OpenSSL prints it with `-nameopt RFC2253` (PostgreSQL's
 /// `clientname=DN`, mosquitto's `use_subject_as_username`, RabbitMQ's
 /// `distinguished_name`).
-fn subject_of(name: &str) -> String {
-    SUBJECT_TEMPLATE
-        .unwrap_or("CN={name}")
-        .replace("{name}", name)
+fn subject_of(client: &str) -> String {
+    match client {
+        "impostor" => IMPOSTOR_TEMPLATE.replace("{name}", "alice"),
+        name => SUBJECT_TEMPLATE
+            .unwrap_or("CN={name}")
+            .replace("{name}", name),
+    }
+}
+
+/// The directory of a client's cert.pem and key.pem in the scratch
+/// directory.
+fn client_dir(client: &str) -> String {
+    match client {
+        "impostor" => "impostor/alice".into(),
+        name => format!("certs/{name}"),
+    }
 }
 
 // --- Certificates ---------------------------------------------------------
@@ -55,18 +83,23 @@ const P256: &str = "ec-p256";
 const RSA2048: &str = "rsa-2048";
 
 /// A root of key type `key`, the server certificate `certs/127.0.0.1` and
-/// the client certificates `certs/alice` and `certs/bob`, all of that key
-/// type; asserts each client's subject is the one the services will read.
+/// the clients' certificates, all of that key type; asserts each client's
+/// subject is the one the services will read.
 fn pki(key: &str) -> Scratch {
     let s = Scratch::new();
     s.init_ca(&["--key", key]);
     s.issue(&["--profile", "server", "--key", key, "127.0.0.1"]);
-    let mut client = vec!["--profile", "client", "--key", key];
-    client.extend(subject_args());
-    client.extend(["alice", "bob"]);
-    s.issue(&client);
-    for name in ["alice", "bob"] {
-        let cert = format!("certs/{name}/cert.pem");
+    let client = ["--profile", "client", "--key", key];
+    s.issue(&[&client[..], &subject_args(), &["alice", "bob"]].concat());
+    if SUBJECT_TEMPLATE.is_some() {
+        let pass = s.pass_file();
+        let out = ["issue", "--dir", "ca", "--out", "impostor"];
+        let pass = ["--passphrase-file", pass.to_str().unwrap()];
+        let subject = ["--subject", IMPOSTOR_TEMPLATE, "alice"];
+        ok(&s.uca(&[&out[..], &pass, &client, &subject].concat()));
+    }
+    for client in std::iter::once("alice").chain(refused_clients()) {
+        let cert = format!("{}/cert.pem", client_dir(client));
         let (okx, out) = run(
             "openssl",
             &[
@@ -75,13 +108,14 @@ fn pki(key: &str) -> Scratch {
             s.path(),
         );
         assert!(okx, "{out}");
-        assert_eq!(out.trim(), format!("subject={}", subject_of(name)));
+        assert_eq!(out.trim(), format!("subject={}", subject_of(client)));
     }
     s
 }
 
-fn client_files(s: &Scratch, name: &str) -> (String, String) {
-    let file = |f: &str| s.join(&format!("certs/{name}/{f}")).display().to_string();
+fn client_files(s: &Scratch, client: &str) -> (String, String) {
+    let dir = s.join(&client_dir(client));
+    let file = |f: &str| dir.join(f).display().to_string();
     (file("cert.pem"), file("key.pem"))
 }
 
@@ -416,19 +450,21 @@ fn postgresql_maps_the_subject_to_a_role(key: &str) {
         let (okl, out) = pg.login(&s, name, name);
         assert!(okl && out == name, "{name}'s certificate as {name}: {out}");
     }
-    // Another client of the same root is refused as alice, and PostgreSQL
-    // says it read bob's subject.
-    let (okl, out) = pg.login(&s, "bob", "alice");
-    assert!(
-        !okl && out.contains("certificate authentication failed for user \"alice\""),
-        "bob's certificate as alice: {out}"
-    );
-    let log = pg.server.log_text();
-    let read_as = format!(
-        "no match in usermap \"uca\" for user \"alice\" authenticated as \"{}\"",
-        subject_of("bob")
-    );
-    assert!(log.contains(&read_as), "expected {read_as:?} in:\n{log}");
+    // Other clients of the same root are refused as alice, and PostgreSQL
+    // says which subject it read.
+    for other in refused_clients() {
+        let (okl, out) = pg.login(&s, other, "alice");
+        assert!(
+            !okl && out.contains("certificate authentication failed for user \"alice\""),
+            "{other}'s certificate as alice: {out}"
+        );
+        let log = pg.server.log_text();
+        let read_as = format!(
+            "no match in usermap \"uca\" for user \"alice\" authenticated as \"{}\"",
+            subject_of(other)
+        );
+        assert!(log.contains(&read_as), "expected {read_as:?} in:\n{log}");
+    }
     eprintln!(
         "postgresql {key}: ready in {ready:?}, checks done in {:?}",
         started.elapsed()
@@ -524,7 +560,6 @@ fn mosquitto_authorizes_by_subject(key: &str) {
     let ready = started.elapsed();
 
     let alice = mqtt_args(&s, port, "alice");
-    let bob = mqtt_args(&s, port, "bob");
     // Retained messages: what a subscriber receives does not depend on when
     // it subscribed, so there is no race between publisher and subscriber.
     let (okp, out) = mqtt(&s, "mosquitto_pub", &alice, &["-r", "-m", "from alice"]);
@@ -535,24 +570,29 @@ fn mosquitto_authorizes_by_subject(key: &str) {
     let (oks, out) = mqtt(&s, "mosquitto_sub", &alice, &["-C", "1", "-W", "10"]);
     assert!(oks && out.trim() == "from alice", "alice subscribes: {out}");
 
-    // bob's certificate chains to the same root, so the listener takes it,
-    // but the ACL gives his subject nothing: his publish is refused and the
-    // retained message is not delivered to him.
-    let (_, out) = mqtt(&s, "mosquitto_pub", &bob, &["-r", "-m", "from bob"]);
-    assert!(out.contains("Not authorized"), "bob publishes: {out}");
-    let (_, out) = mqtt(&s, "mosquitto_sub", &bob, &["-C", "1", "-W", "2"]);
-    assert!(!out.contains("from"), "bob read alice's topic: {out}");
-    assert!(out.contains("Timed out"), "bob subscribes: {out}");
+    // The others' certificates chain to the same root, so the listener
+    // takes them, but the ACL gives their subjects nothing: their publish
+    // is refused and the retained message is not delivered to them.
+    for other in refused_clients() {
+        let args = mqtt_args(&s, port, other);
+        let (_, out) = mqtt(&s, "mosquitto_pub", &args, &["-r", "-m", other]);
+        assert!(out.contains("Not authorized"), "{other} publishes: {out}");
+        let (_, out) = mqtt(&s, "mosquitto_sub", &args, &["-C", "1", "-W", "2"]);
+        assert!(
+            out.contains("Timed out") && !out.contains("from alice"),
+            "{other} read alice's topic: {out}"
+        );
+    }
     let (oks, out) = mqtt(&s, "mosquitto_sub", &alice, &["-C", "1", "-W", "10"]);
     assert!(
         oks && out.trim() == "from alice",
-        "bob's publish landed: {out}"
+        "a refused publish landed: {out}"
     );
 
     // mosquitto names each client by its subject, as the ACL spells it.
     let log = server.log_text();
-    for name in ["alice", "bob"] {
-        let user = format!("u'{}')", subject_of(name));
+    for client in std::iter::once("alice").chain(refused_clients()) {
+        let user = format!("u'{}')", subject_of(client));
         assert!(log.contains(&user), "expected {user:?} in:\n{log}");
     }
     assert!(log.contains("Denied PUBLISH"), "{log}");
@@ -699,25 +739,29 @@ fn rabbitmq_logs_in_by_subject(key: &str) {
 
     let (oka, out) = amqp_external(&s, port, "alice");
     assert!(oka && out.contains("opened vhost /"), "alice: {out}");
-    // bob's certificate passes TLS (same root), but his subject is no user.
-    let (okb, out) = amqp_external(&s, port, "bob");
-    assert!(
-        !okb && out.contains("refused: 403 ACCESS_REFUSED"),
-        "bob: {out}"
-    );
+    // The others' certificates pass TLS (same root), but their subjects are
+    // no users.
+    for other in refused_clients() {
+        let (oko, out) = amqp_external(&s, port, other);
+        assert!(
+            !oko && out.contains("refused: 403 ACCESS_REFUSED"),
+            "{other}: {out}"
+        );
+    }
     // The broker names each login by the subject it read; it logs
     // asynchronously, so each line gets a bounded wait.
     let log = dir.join("rabbit.log");
-    for line in [
-        format!(
-            "user '{}' authenticated and granted access to vhost '/'",
-            subject_of("alice")
-        ),
+    let granted = format!(
+        "user '{}' authenticated and granted access to vhost '/'",
+        subject_of("alice")
+    );
+    let refused = refused_clients().into_iter().map(|other| {
         format!(
             "EXTERNAL login refused: user '{}' - invalid credentials",
-            subject_of("bob")
-        ),
-    ] {
+            subject_of(other)
+        )
+    });
+    for line in std::iter::once(granted).chain(refused) {
         node.wait_until(10, &format!("logging {line:?}"), |_| {
             std::fs::read_to_string(&log).is_ok_and(|l| l.contains(&line))
         });
