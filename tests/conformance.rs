@@ -1151,3 +1151,56 @@ fn every_documented_deviation_is_in_conformance_md() {
         "fixtures/CONFORMANCE.md does not explain: {missing:?}"
     );
 }
+
+/// `--valid-for 200d` and `--days 200` span exactly 200 days, notBefore
+/// and notAfter included, with the minute of backdating inside: pkilint's
+/// CA/B Forum 200-day limit does not fire for them, and does for 201 days.
+/// (Before, `--days 200` gave 200 days and 61 seconds, which it flagged.)
+#[test]
+fn a_200_day_lifetime_meets_a_200_day_limit_exactly() {
+    let s = Scratch::new();
+    s.init_ca(&["--permit", "internal"]);
+    let pass = s.pass_file().display().to_string();
+    let cases = [
+        ("valid-for-200", ["--valid-for", "200d"]),
+        ("days-200", ["--days", "200"]),
+        ("valid-for-201", ["--valid-for", "201d"]),
+    ];
+    let mut jobs = Vec::new();
+    for (out, lifetime) in &cases {
+        let mut args = vec![
+            "issue",
+            "--dir",
+            "ca",
+            "--out",
+            out,
+            "--profile",
+            "server",
+            "--passphrase-file",
+            &pass,
+        ];
+        args.extend_from_slice(lifetime);
+        args.push("web.internal");
+        uca_ok(&s, &args);
+        let cert = format!("{out}/web.internal/cert.pem");
+        let der = der_of(&s.path().join(&cert));
+        let c = parse(&der);
+        let span = c.validity().not_after.timestamp() - c.validity().not_before.timestamp();
+        let days = if out.ends_with("201") { 201 } else { 200 };
+        assert_eq!(span, days * 86_400 - 1, "{out}: notAfter - notBefore");
+        jobs.push(lint_job("cabf", &["-t", "DV-FINAL-CERTIFICATE"], &[&cert]));
+    }
+    let results = pkilint(&jobs, s.path());
+    let over_200 = |findings: &Vec<Finding>| {
+        findings
+            .iter()
+            .any(|f| f.code == "cabf.serverauth.certificate_validity_period_exceeds_200_days")
+    };
+    assert!(!over_200(&results[0]), "--valid-for 200d: {:?}", results[0]);
+    assert!(!over_200(&results[1]), "--days 200: {:?}", results[1]);
+    assert!(
+        over_200(&results[2]),
+        "201 days must be flagged: {:?}",
+        results[2]
+    );
+}

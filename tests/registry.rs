@@ -363,11 +363,15 @@ fn check_host_folder(dir: &Path, ca_pem: &str, client: &str) {
     assert_eq!(mode(&dir.join("client.cert")), 0o644);
     assert_eq!(mode(&dir.join("client.key")), 0o600, "{}", dir.display());
     assert_eq!(read(&dir.join("ca.crt")), ca_pem, "ca.crt must be the CA");
+    // client.cert is the certificate and, after it, the registry's client
+    // CA: the chain to the root ca.crt.
     let verified = openssl(
         &[
             "verify",
             "-CAfile",
             "ca.crt",
+            "-untrusted",
+            "client.cert",
             "-purpose",
             "sslclient",
             "client.cert",
@@ -489,7 +493,13 @@ fn a_real_registry_serves_the_generated_clients_and_refuses_every_other() {
     let out = s.join("out");
     assert_eq!(
         names_in(&out),
-        ["clients", "config.yml", "registry.env", "server"]
+        [
+            "client-ca.pem",
+            "clients",
+            "config.yml",
+            "registry.env",
+            "server"
+        ]
     );
     assert_eq!(
         names_in(&out.join("server")),
@@ -561,7 +571,10 @@ fn a_real_registry_serves_the_generated_clients_and_refuses_every_other() {
         format!("    certificate: \"{}\"", abs.join("cert.pem").display()),
         format!("    key: \"{}\"", abs.join("key.pem").display()),
         "    clientcas:".to_string(),
-        format!("      - \"{}\"", abs.join("ca.pem").display()),
+        format!(
+            "      - \"{}\"",
+            abs.parent().unwrap().join("client-ca.pem").display()
+        ),
         "    minimumtls: tls1.2".to_string(),
     ] {
         assert!(
@@ -716,7 +729,10 @@ fn registry_env_configures_the_same_tls_and_client_auth_is_what_refuses() {
     );
     assert_eq!(
         get("REGISTRY_HTTP_TLS_CLIENTCAS"),
-        Some(format!("[{}]", abs.join("ca.pem").display()))
+        Some(format!(
+            "[{}]",
+            abs.parent().unwrap().join("client-ca.pem").display()
+        ))
     );
     assert_eq!(
         get("REGISTRY_HTTP_TLS_MINIMUMTLS").as_deref(),
@@ -881,6 +897,30 @@ fn bad_hosts_ports_names_and_constraints_are_named_before_the_key_is_unlocked() 
             &["registry.internal", "--days", "4000"],
             &["would outlive the CA"],
         ),
+        (
+            &["registry.internal", "--listen", "localhost:5000"],
+            &["invalid --listen 'localhost:5000'", "IP:PORT"],
+        ),
+        (
+            &["registry.internal", "--listen", "127.0.0.1"],
+            &["invalid --listen '127.0.0.1'"],
+        ),
+        (
+            &["registry.internal", "--listen", "127.0.0.1:0"],
+            &["invalid --listen '127.0.0.1:0'", "1 to 65535"],
+        ),
+        (
+            &["registry.internal", "--listen", ":99999"],
+            &["invalid --listen ':99999'"],
+        ),
+        (
+            &["registry.internal", "--listen", "::1:5000"],
+            &["invalid --listen '::1:5000'", "[IPv6]:PORT"],
+        ),
+        (
+            &["registry.internal", "--listen", "127.0.0.1:+50"],
+            &["invalid --listen '127.0.0.1:+50'"],
+        ),
     ];
     for (args, needles) in cases {
         let mut all = vec!["registry", "--dir", "ca", "--out", "out"];
@@ -985,7 +1025,8 @@ fn existing_output_is_refused_without_force_and_replaced_with_it() {
     assert_ne!(read(&s.join("out/server/cert.pem")), cert);
     assert_eq!(read(&s.join("out/config.yml")), config);
     let ledger = read(&s.join("ca/ledger.jsonl"));
-    assert_eq!(ledger.lines().count(), 4, "{ledger}");
+    // Each run: the server, the client CA and the client.
+    assert_eq!(ledger.lines().count(), 6, "{ledger}");
     assert_eq!(
         ledger
             .lines()
@@ -1014,7 +1055,7 @@ fn a_ceremony_plan_with_a_registry_section_writes_the_same_and_seals() {
     // The headline counts what the manifest lists, registry included.
     assert!(
         text.starts_with(
-            "ceremony complete: 3 certificates (1 from the plan's groups, 2 for its [registry]/[vault] sections) in "
+            "ceremony complete: 4 certificates (1 from the plan's groups, 3 for its [registry]/[vault] sections) in "
         ),
         "{text}"
     );
@@ -1039,7 +1080,7 @@ fn a_ceremony_plan_with_a_registry_section_writes_the_same_and_seals() {
     );
     let abs = std::fs::canonicalize(&out).unwrap();
     assert!(read(&out.join("config.yml"))
-        .contains(&format!("\"{}\"", abs.join("server/ca.pem").display())));
+        .contains(&format!("\"{}\"", abs.join("client-ca.pem").display())));
 
     // Sealed, and the manifest covers the registry's certificates.
     let (verified, msg) = run(
@@ -1047,7 +1088,7 @@ fn a_ceremony_plan_with_a_registry_section_writes_the_same_and_seals() {
         &["verify", "--manifest", "cer/ca/manifest.json"],
         s.path(),
     );
-    assert!(verified && msg.contains("3 certificates"), "{msg}");
+    assert!(verified && msg.contains("4 certificates"), "{msg}");
 
     let reg = start_from_config(&s, "cer/registry", port, "ceremony");
     let ci1 = Tls::certs_d(&out.join(format!("clients/ci1.internal/docker/certs.d/{first}")));
@@ -1092,4 +1133,284 @@ fn a_ceremony_plan_with_a_registry_section_writes_the_same_and_seals() {
         pass.to_str().unwrap(),
     ]);
     fails_with(&o, "[registry] section is for uca ceremony");
+}
+
+#[test]
+fn under_client_auth_only_the_registrys_own_clients_are_accepted() {
+    let s = Scratch::new();
+    s.init_ca(&["--permit", "internal", "--permit", "127.0.0.0/8"]);
+    let port = free_port();
+    let host = format!("127.0.0.1:{port}");
+    ok(&uca_registry(
+        &s,
+        "out",
+        &[
+            &host,
+            "registry.internal",
+            "--client-auth",
+            "--client",
+            "ci1.internal",
+        ],
+    ));
+    // A leaf of the same root that is not a registry client: the default
+    // profile, both server and client authentication.
+    s.issue(&["--profile", "both", "web.internal"]);
+    let reg = start_from_config(&s, "out", port, "registry");
+    let ci1 = Tls::certs_d(&s.join(&format!("out/clients/ci1.internal/docker/certs.d/{host}")));
+    let r = curl(&ci1, "GET", &reg.url("/v2/"), &[], None);
+    assert_eq!(r.code, 200, "{}\n{}", r.describe(), reg.log_text());
+    let other_leaf = Tls {
+        cacert: ci1.cacert.clone(),
+        client: Some((
+            s.join("certs/web.internal/cert.pem"),
+            s.join("certs/web.internal/key.pem"),
+        )),
+    };
+    assert_refused(
+        &curl(&other_leaf, "GET", &reg.url("/v2/"), &[], None),
+        "a both leaf of the same root that is not a registry client",
+    );
+    drop(reg);
+}
+
+/// uca's config.yml fragment as it is (its own http.addr) in a minimal full
+/// configuration.
+fn full_config_as_written(s: &Scratch, out: &str, name: &str) -> PathBuf {
+    let storage = s.join(&format!("{name}-storage"));
+    std::fs::create_dir_all(&storage).unwrap();
+    let full = format!(
+        "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: \"{}\"\n{}",
+        storage.display(),
+        read(&s.join(&format!("{out}/config.yml")))
+    );
+    let path = s.join(&format!("{name}.yml"));
+    std::fs::write(&path, full).unwrap();
+    path
+}
+
+#[test]
+fn a_host_that_only_pulls_trusts_the_registry_through_the_trust_only_folder() {
+    let s = Scratch::new();
+    s.init_ca(&["--permit", "internal", "--permit", "127.0.0.0/8"]);
+    let port = free_port();
+    let host = format!("127.0.0.1:{port}");
+    let listen = format!("127.0.0.1:{port}");
+    let o = ok(&uca_registry(
+        &s,
+        "open",
+        &[&host, "registry.internal", "--listen", &listen],
+    ));
+    let text = stdout(&o);
+    assert!(
+        text.contains("sudo cp -r open/trust-only/certs.d/* /etc/docker/certs.d/"),
+        "{text}"
+    );
+    // Only the CA, one folder per host, named apart from the client folders.
+    let trust = s.join("open/trust-only/certs.d");
+    assert_eq!(
+        names_in(&trust),
+        sorted(&[host.as_str(), "registry.internal"])
+    );
+    let ca_pem = read(&s.join("ca/ca.pem"));
+    for dir in [host.as_str(), "registry.internal"] {
+        assert_eq!(names_in(&trust.join(dir)), ["ca.crt"]);
+        assert_eq!(read(&trust.join(dir).join("ca.crt")), ca_pem);
+        assert_eq!(mode(&trust.join(dir).join("ca.crt")), 0o644);
+    }
+    assert!(!s.join("open/client-ca.pem").exists());
+
+    // --listen is the registry's address, in both forms of its settings.
+    let config = read(&s.join("open/config.yml"));
+    assert!(
+        config.lines().any(|l| l == format!("  addr: \"{listen}\"")),
+        "{config}"
+    );
+    let env = env_file(&s.join("open/registry.env"));
+    assert!(env.contains(&("REGISTRY_HTTP_ADDR".into(), listen.clone())));
+
+    // The real registry, started from the fragment as written.
+    let config = full_config_as_written(&s, "open", "open");
+    let reg = Registry::start(&config, &[], port, &s.join("open.log"));
+    let anonymous = Tls {
+        cacert: trust.join(&host).join("ca.crt"),
+        client: None,
+    };
+    let digest = push_image(&reg, &anonymous, "uca/pull", "v1");
+    let image = format!("docker://{host}/uca/pull:v1");
+    let cert_dir = trust.join(&host);
+    let (inspected, listing) = run(
+        "skopeo",
+        &["inspect", "--cert-dir", cert_dir.to_str().unwrap(), &image],
+        s.path(),
+    );
+    assert!(
+        inspected,
+        "skopeo inspect through the trust-only folder: {listing}"
+    );
+    let doc: serde_json::Value = serde_json::from_str(&listing).expect("skopeo prints JSON");
+    assert_eq!(doc["Digest"], digest.as_str(), "{listing}");
+    let pulled = s.join("pulled");
+    let (copied, log) = run(
+        "skopeo",
+        &[
+            "copy",
+            "--src-cert-dir",
+            cert_dir.to_str().unwrap(),
+            &image,
+            &format!("dir:{}", pulled.display()),
+        ],
+        s.path(),
+    );
+    assert!(
+        copied,
+        "skopeo copy (a pull) through the trust-only folder: {log}"
+    );
+    assert!(pulled.join("manifest.json").is_file());
+    // Without the folder the registry is not trusted: it is what makes the pull work.
+    let empty = s.join("empty-certs");
+    std::fs::create_dir(&empty).unwrap();
+    let (inspected, listing) = run(
+        "skopeo",
+        &["inspect", "--cert-dir", empty.to_str().unwrap(), &image],
+        s.path(),
+    );
+    assert!(
+        !inspected,
+        "skopeo trusted the registry without its CA: {listing}"
+    );
+    drop(reg);
+
+    // Under --client-auth pulling needs a client identity: no trust-only folder.
+    ok(&uca_registry(
+        &s,
+        "mtls",
+        &[
+            "registry.internal",
+            "--client-auth",
+            "--client",
+            "ci1.internal",
+        ],
+    ));
+    assert!(!s.join("mtls/trust-only").exists());
+}
+
+#[test]
+fn the_client_ca_is_a_constrained_intermediate_whose_key_is_never_written() {
+    let s = Scratch::new();
+    s.init_ca(&["--permit", "internal", "--permit", "127.0.0.0/8"]);
+    ok(&uca_registry(
+        &s,
+        "out",
+        &[
+            "registry.internal:5000",
+            "--client-auth",
+            "--client",
+            "ci1.internal",
+            "--client",
+            "127.0.0.9",
+        ],
+    ));
+    let text = openssl(
+        &["x509", "-in", "out/client-ca.pem", "-noout", "-text"],
+        s.path(),
+    );
+    for needle in [
+        "CA:TRUE, pathlen:0",
+        "Certificate Sign",
+        "X509v3 Name Constraints: critical",
+        "DNS:ci1.internal",
+        "IP:127.0.0.9/255.255.255.255",
+        "Issuer: CN = Test Root",
+    ] {
+        assert!(text.contains(needle), "client CA lacks {needle}: {text}");
+    }
+    assert!(!text.contains("DNS:internal\n"), "{text}");
+    // Signed by the root, and the clients by it: chain.pem is leaf, client CA, root.
+    let verified = openssl(
+        &["verify", "-CAfile", "ca/ca.pem", "out/client-ca.pem"],
+        s.path(),
+    );
+    assert!(verified.contains("OK"), "{verified}");
+    let chain = read(&s.join("out/clients/ci1.internal/chain.pem"));
+    assert_eq!(chain.matches("BEGIN CERTIFICATE").count(), 3, "{chain}");
+    assert!(chain.ends_with(&read(&s.join("ca/ca.pem"))));
+    assert!(chain.contains(read(&s.join("out/client-ca.pem")).trim()));
+    assert_eq!(
+        read(&s.join("out/clients/ci1.internal/ca.pem")),
+        read(&s.join("ca/ca.pem"))
+    );
+    // Recorded in the ledger like any certificate the root signs.
+    let ledger = read(&s.join("ca/ledger.jsonl"));
+    assert!(
+        ledger
+            .lines()
+            .any(|l| l.contains("\"profile\":\"intermediate\"") && l.contains("client-ca.pem")),
+        "{ledger}"
+    );
+    // Its key is nowhere: the only keys written are the server's and the clients'.
+    let keys: Vec<String> = s
+        .files()
+        .into_iter()
+        .filter(|f| {
+            f.starts_with("out/")
+                && std::fs::read_to_string(s.join(f)).is_ok_and(|t| t.contains("PRIVATE KEY"))
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        sorted(&[
+            "out/clients/127.0.0.9/docker/certs.d/registry.internal:5000/client.key",
+            "out/clients/127.0.0.9/key.pem",
+            "out/clients/127.0.0.9/podman/containers/certs.d/registry.internal:5000/client.key",
+            "out/clients/ci1.internal/docker/certs.d/registry.internal:5000/client.key",
+            "out/clients/ci1.internal/key.pem",
+            "out/clients/ci1.internal/podman/containers/certs.d/registry.internal:5000/client.key",
+            "out/server/key.pem",
+        ])
+    );
+
+    // A root that may not sign an intermediate cannot have a client CA:
+    // refused before the key is unlocked, nothing written.
+    let flat = Scratch::new();
+    flat.init_ca(&["--permit", "internal", "--pathlen", "0"]);
+    let before = flat.files();
+    let o = flat.uca(&[
+        "registry",
+        "--dir",
+        "ca",
+        "--out",
+        "out",
+        "registry.internal",
+        "--client-auth",
+    ]);
+    fails_with(&o, "path length 0");
+    assert_eq!(flat.files(), before);
+}
+
+#[test]
+fn a_ceremony_registry_section_takes_listen_and_refuses_a_bad_one() {
+    let s = Scratch::new();
+    let plan = s.join("plan.toml");
+    let section = |listen: &str| {
+        format!(
+            "[ca]\nname = \"Ceremony Root\"\npermit = [\"internal\"]\n\n[registry]\nhosts = [\"registry.internal:5000\"]\nlisten = \"{listen}\"\n"
+        )
+    };
+    std::fs::write(&plan, section("[::1]:5000")).unwrap();
+    ok(&s.uca(&["ceremony", "plan.toml", "--out", "cer"]));
+    let config = read(&s.join("cer/registry/config.yml"));
+    assert!(
+        config.lines().any(|l| l == "  addr: \"[::1]:5000\""),
+        "{config}"
+    );
+    assert!(s
+        .join("cer/registry/trust-only/certs.d/registry.internal:5000/ca.crt")
+        .is_file());
+    let before = s.files();
+    std::fs::write(&plan, section("registry.internal:5000")).unwrap();
+    fails_with(
+        &s.uca(&["ceremony", "plan.toml", "--out", "cer2"]),
+        "invalid --listen 'registry.internal:5000'",
+    );
+    assert_eq!(s.files(), before);
 }

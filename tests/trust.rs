@@ -3,7 +3,9 @@
 //! `update-ca-certificates` and read by `openssl verify`; the Java store is
 //! a copy of the JDK's cacerts read by `keytool`; the NSS store a fresh
 //! database read by `certutil`; bundles are read by keytool, openssl and
-//! PyYAML.
+//! PyYAML. Over real TLS (openssl s_server on loopback), the installed
+//! system bundle is trusted by openssl s_client, curl and Python's ssl, and
+//! the PKCS#12 truststore by a Java client.
 
 mod common;
 
@@ -287,6 +289,57 @@ fn java_refuses_a_wrong_store_password_before_changing_anything() {
     ]);
     fails_with(&out, "--java-storepass-file");
     assert_eq!(std::fs::read(s.join("cacerts")).unwrap(), bytes);
+}
+
+/// A keystore whose password is not `changeit`: given in
+/// UCA_JAVA_STOREPASS, keytool reads it from the environment (never argv);
+/// a wrong one changes nothing.
+#[test]
+fn java_takes_the_store_password_from_the_environment() {
+    let s = with_ca();
+    std::fs::copy(jdk_cacerts(), s.join("cacerts")).unwrap();
+    let (changed, out) = run(
+        "keytool",
+        &[
+            "-storepasswd",
+            "-keystore",
+            "cacerts",
+            "-storepass",
+            "changeit",
+            "-new",
+            "s3cret-pass",
+        ],
+        s.path(),
+    );
+    assert!(changed, "{out}");
+    let bytes = std::fs::read(s.join("cacerts")).unwrap();
+    let install = [
+        "trust",
+        "install",
+        "ca/ca.pem",
+        "--store",
+        "java",
+        "--java-cacerts",
+        "cacerts",
+    ];
+    let out = s.uca_env(&install, &[("UCA_JAVA_STOREPASS", "wrong-pass")]);
+    fails_with(&out, "UCA_JAVA_STOREPASS");
+    assert_eq!(std::fs::read(s.join("cacerts")).unwrap(), bytes);
+    ok(&s.uca_env(&install, &[("UCA_JAVA_STOREPASS", "s3cret-pass")]));
+    let (listed, out) = run(
+        "keytool",
+        &[
+            "-list",
+            "-keystore",
+            "cacerts",
+            "-storepass",
+            "s3cret-pass",
+            "-alias",
+            &alias_of(&s),
+        ],
+        s.path(),
+    );
+    assert!(listed && out.contains("trustedCertEntry"), "{out}");
 }
 
 fn nss_db(s: &Scratch) -> String {
@@ -705,4 +758,694 @@ fn nss_db_may_be_given_in_certutils_own_spelling() {
     ok(&s.uca(&[&["trust", "install", "ca/ca.pem"][..], &args].concat()));
     let (_, listed) = run("certutil", &["-L", "-d", &db], s.path());
     assert!(listed.contains("uca-test-root-"), "{listed}");
+}
+
+fn toml_of(path: &Path) -> toml::Table {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.parse()
+        .unwrap_or_else(|e| panic!("{} is not TOML: {e}\n{text}", path.display()))
+}
+
+fn file_mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// The folder of one host: hosts.toml with containerd's documented keys,
+/// whose `ca` and `client` name files in the folder itself (containerd
+/// resolves relative paths against it).
+fn check_containerd_folder(dir: &Path, host_url: &str, ca_pem: &str, client: Option<&str>) {
+    let doc = toml_of(&dir.join("hosts.toml"));
+    assert_eq!(doc["server"].as_str(), Some(host_url), "{doc}");
+    let host = doc["host"][host_url]
+        .as_table()
+        .expect("[host.\"https://...\"]");
+    let caps: Vec<&str> = host["capabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(caps, ["pull", "resolve"], "{doc}");
+    let ca = host["ca"].as_str().expect("ca is a path");
+    assert_eq!(std::fs::read_to_string(dir.join(ca)).unwrap(), ca_pem);
+    assert_eq!(file_mode(&dir.join(ca)), 0o644);
+    match client {
+        None => assert!(host.get("client").is_none(), "{doc}"),
+        Some(cert_pem) => {
+            let pair = host["client"].as_array().unwrap()[0].as_array().unwrap();
+            let (cert, key) = (pair[0].as_str().unwrap(), pair[1].as_str().unwrap());
+            assert_eq!(std::fs::read_to_string(dir.join(cert)).unwrap(), cert_pem);
+            assert_eq!(file_mode(&dir.join(key)), 0o600);
+            let from_cert = run("openssl", &["x509", "-noout", "-pubkey", "-in", cert], dir);
+            let from_key = run("openssl", &["pkey", "-pubout", "-in", key], dir);
+            assert!(from_cert.0 && from_key.0, "{from_cert:?} {from_key:?}");
+            assert_eq!(from_cert.1, from_key.1, "the client key is not the cert's");
+        }
+    }
+}
+
+#[test]
+fn containerd_folders_parse_as_toml_with_the_documented_keys_and_paths() {
+    let s = with_ca();
+    let ca_pem = std::fs::read_to_string(s.join("ca/ca.pem")).unwrap();
+    let out = ok(&s.uca(&[
+        "trust",
+        "bundle",
+        "ca/ca.pem",
+        "--format",
+        "containerd",
+        "--host",
+        "registry.internal:5000",
+        "--host",
+        "mirror.internal:443",
+        "--host",
+        "[fd00::5]:5000",
+        "--out",
+        "certs.d",
+    ]));
+    assert!(
+        stdout(&out).contains("certs.d/registry.internal:5000/{hosts.toml,ca.crt}"),
+        "{}",
+        stdout(&out)
+    );
+    let certs_d = s.join("certs.d");
+    let mut dirs: Vec<String> = std::fs::read_dir(&certs_d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    dirs.sort();
+    // Port 443 is the image reference without a port, as containerd looks it up.
+    assert_eq!(
+        dirs,
+        [
+            "[fd00::5]:5000",
+            "mirror.internal",
+            "registry.internal:5000"
+        ]
+    );
+    for (dir, url) in [
+        ("registry.internal:5000", "https://registry.internal:5000"),
+        ("mirror.internal", "https://mirror.internal"),
+        ("[fd00::5]:5000", "https://[fd00::5]:5000"),
+    ] {
+        let folder = certs_d.join(dir);
+        let mut files: Vec<String> = std::fs::read_dir(&folder)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        assert_eq!(files, ["ca.crt", "hosts.toml"], "{dir}");
+        check_containerd_folder(&folder, url, &ca_pem, None);
+    }
+
+    // With a client identity: cert and key, checked to belong together.
+    let cert_pem = std::fs::read_to_string(s.join("certs/web.internal/cert.pem")).unwrap();
+    let with_client = [
+        "trust",
+        "bundle",
+        "ca/ca.pem",
+        "--format",
+        "containerd",
+        "--host",
+        "registry.internal:5000",
+        "--client-cert",
+        "certs/web.internal/cert.pem",
+        "--client-key",
+        "certs/web.internal/key.pem",
+        "--out",
+        "certs.d",
+    ];
+    fails_with(&s.uca(&with_client), "already exists");
+    ok(&s.uca(&[&with_client[..], &["--force"]].concat()));
+    check_containerd_folder(
+        &certs_d.join("registry.internal:5000"),
+        "https://registry.internal:5000",
+        &ca_pem,
+        Some(&cert_pem),
+    );
+    // The other hosts' folders are left as they were.
+    assert!(certs_d.join("mirror.internal/hosts.toml").is_file());
+}
+
+#[test]
+fn containerd_and_namespace_arguments_are_checked_and_write_nothing() {
+    let s = with_ca();
+    other_root(&s);
+    std::fs::create_dir(s.join("certs.d")).unwrap();
+    std::fs::create_dir(s.join("certs.d/registry.internal:5000")).unwrap();
+    let before = s.files();
+    let bundle = ["trust", "bundle", "ca/ca.pem"];
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--format", "containerd", "--out", "c.d"],
+            "--host HOST[:PORT]",
+        ),
+        (
+            &[
+                "--format",
+                "containerd",
+                "--host",
+                "bad_host",
+                "--out",
+                "c.d",
+            ],
+            "invalid registry host 'bad_host'",
+        ),
+        (
+            &[
+                "--format",
+                "containerd",
+                "--host",
+                "r.internal:99999",
+                "--out",
+                "c.d",
+            ],
+            "1 to 65535",
+        ),
+        (
+            &[
+                "--format",
+                "containerd",
+                "--host",
+                "r.internal",
+                "--host",
+                "R.internal:443",
+                "--out",
+                "c.d",
+            ],
+            "given twice",
+        ),
+        (
+            &[
+                "--format",
+                "containerd",
+                "--host",
+                "registry.internal:5000",
+                "--out",
+                "certs.d",
+            ],
+            "already exists",
+        ),
+        (
+            &["--format", "pem", "--host", "r.internal", "--out", "x.pem"],
+            "--host applies to --format containerd only",
+        ),
+        (
+            &[
+                "--format",
+                "containerd",
+                "--host",
+                "r.internal",
+                "--out",
+                "c.d",
+                "--client-cert",
+                "certs/web.internal/cert.pem",
+                "--client-key",
+                "ca/private/ca-key.pem",
+            ],
+            "--client-key",
+        ),
+        (
+            &[
+                "--format",
+                "containerd",
+                "--host",
+                "r.internal",
+                "--out",
+                "c.d",
+                "--client-cert",
+                "other.pem",
+                "--client-key",
+                "certs/web.internal/key.pem",
+            ],
+            "is not the key of other.pem",
+        ),
+        (
+            &[
+                "--format",
+                "containerd",
+                "--host",
+                "r.internal",
+                "--out",
+                "ca/ca.pem",
+            ],
+            "exists as a file",
+        ),
+        (
+            &[
+                "--format",
+                "configmap",
+                "--namespace",
+                "Prod",
+                "--out",
+                "x.yaml",
+            ],
+            "invalid --namespace 'Prod'",
+        ),
+        (
+            &[
+                "--format",
+                "configmap",
+                "--namespace",
+                "a.b",
+                "--out",
+                "x.yaml",
+            ],
+            "invalid --namespace 'a.b'",
+        ),
+        (
+            &[
+                "--format",
+                "trust-manager",
+                "--namespace",
+                &"n".repeat(64),
+                "--out",
+                "x.yaml",
+            ],
+            "at most 63",
+        ),
+        (
+            &["--format", "pem", "--namespace", "prod", "--out", "x.pem"],
+            "--namespace applies to --format configmap or trust-manager only",
+        ),
+    ];
+    for (args, needle) in cases {
+        let err = fails_with(&s.uca(&[&bundle[..], args].concat()), needle);
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+    }
+    assert_eq!(s.files(), before);
+}
+
+#[test]
+fn a_namespaced_configmap_and_a_cluster_scoped_bundle_aimed_at_one_namespace() {
+    let s = with_ca();
+    for format in ["configmap", "trust-manager"] {
+        ok(&s.uca(&[
+            "trust",
+            "bundle",
+            "ca/ca.pem",
+            "--format",
+            format,
+            "--namespace",
+            "prod-apps",
+            "--out",
+            &format!("{format}.yaml"),
+        ]));
+    }
+    assert_eq!(
+        yaml(&s, "configmap.yaml", "d['metadata']['namespace']").trim(),
+        "prod-apps"
+    );
+    // A Bundle is cluster-scoped: no namespace of its own; the namespace
+    // given selects where trust-manager writes its ConfigMap.
+    assert_eq!(
+        yaml(&s, "trust-manager.yaml", "'namespace' in d['metadata']").trim(),
+        "False"
+    );
+    assert_eq!(
+        yaml(
+            &s,
+            "trust-manager.yaml",
+            "d['spec']['target']['namespaceSelector']['matchLabels']['kubernetes.io/metadata.name']"
+        )
+        .trim(),
+        "prod-apps"
+    );
+    assert_eq!(
+        yaml(
+            &s,
+            "trust-manager.yaml",
+            "d['spec']['target']['configMap']['key']"
+        )
+        .trim(),
+        "ca.crt"
+    );
+}
+
+/// A scratch tree of another distribution: its os-release (if any) and,
+/// if `tool` is given, an executable of that name where the distribution
+/// keeps it. The file stands in for the tool's presence only: a dry run
+/// never runs it, and no test here runs it.
+fn distro_tree(s: &Scratch, name: &str, os_release: Option<&str>, tool: Option<&str>) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let tree = s.join(name);
+    std::fs::create_dir_all(tree.join("etc")).unwrap();
+    if let Some(text) = os_release {
+        std::fs::write(tree.join("etc/os-release"), text).unwrap();
+    }
+    if let Some(tool) = tool {
+        let file = tree.join(tool);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, "#!/bin/sh\necho 'not the real tool' >&2\nexit 1\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    tree
+}
+
+fn stem_of(s: &Scratch) -> String {
+    let o = ok(&s.uca(&[
+        "trust",
+        "install",
+        "ca/ca.pem",
+        "--root",
+        "probe",
+        "--dry-run",
+    ]));
+    let text = stdout(&o);
+    let start = text.find("uca-test-root-").expect("the anchor's name");
+    text[start..].split(".crt").next().unwrap().to_string()
+}
+
+#[test]
+fn rhel_and_alpine_trees_are_detected_from_os_release_and_a_dry_run_names_anchor_and_tool() {
+    let s = with_ca();
+    distro_tree(&s, "probe", Some("ID=debian\n"), None);
+    std::fs::write(s.join("probe/etc/ca-certificates.conf"), "").unwrap();
+    let stem = stem_of(&s);
+    let abs = std::fs::canonicalize(s.path()).unwrap();
+    let cases = [
+        (
+            "rhel",
+            Some("NAME=\"Red Hat Enterprise Linux\"\nID=\"rhel\"\nID_LIKE=\"fedora\"\n"),
+            "usr/bin/update-ca-trust",
+            "etc/pki/ca-trust/source/anchors",
+            "/usr/bin/update-ca-trust extract",
+        ),
+        (
+            "clone",
+            Some("ID=someclone\nID_LIKE=\"rhel centos fedora\"\n"),
+            "usr/bin/update-ca-trust",
+            "etc/pki/ca-trust/source/anchors",
+            "/usr/bin/update-ca-trust extract",
+        ),
+        (
+            "alpine",
+            Some("NAME=\"Alpine Linux\"\nID=alpine\nVERSION_ID=3.20.0\n"),
+            "usr/sbin/update-ca-certificates",
+            "usr/local/share/ca-certificates",
+            "/usr/sbin/update-ca-certificates",
+        ),
+        (
+            "alpine-no-os-release",
+            None,
+            "usr/sbin/update-ca-certificates",
+            "usr/local/share/ca-certificates",
+            "/usr/sbin/update-ca-certificates",
+        ),
+    ];
+    for (name, os_release, tool, anchors, command) in cases {
+        let tree = distro_tree(&s, name, os_release, Some(tool));
+        if os_release.is_none() {
+            std::fs::write(tree.join("etc/alpine-release"), "3.20.0\n").unwrap();
+        }
+        let before = snapshot(&tree);
+        let o = ok(&s.uca(&["trust", "install", "ca/ca.pem", "--root", name, "--dry-run"]));
+        let text = stdout(&o);
+        let anchor = abs.join(name).join(anchors).join(format!("{stem}.crt"));
+        for needle in [
+            format!("system: would write {} (0644)", anchor.display()),
+            format!(
+                "system: would run: chroot {} {command}",
+                abs.join(name).display()
+            ),
+            "dry run: nothing was changed".to_string(),
+        ] {
+            assert!(text.contains(&needle), "{name}: no {needle:?} in:\n{text}");
+        }
+        assert_same_tree(&snapshot(&tree), &before, name);
+    }
+}
+
+#[test]
+fn a_missing_rhel_or_alpine_tool_is_one_line_naming_the_package() {
+    let s = with_ca();
+    let cases = [
+        (
+            "rhel",
+            "ID=\"rhel\"\n",
+            "update-ca-trust is not in",
+            "p11-kit",
+        ),
+        (
+            "fedora",
+            "ID=fedora\n",
+            "update-ca-trust is not in",
+            "ca-certificates package",
+        ),
+        (
+            "alpine",
+            "ID=alpine\n",
+            "update-ca-certificates is not in",
+            "ca-certificates package",
+        ),
+    ];
+    for (name, os_release, first, package) in cases {
+        let tree = distro_tree(&s, name, Some(os_release), None);
+        let before = snapshot(&tree);
+        for dry in [&[][..], &["--dry-run"][..]] {
+            let args = [&["trust", "install", "ca/ca.pem", "--root", name][..], dry].concat();
+            let err = fails_with(&s.uca(&args), first);
+            assert!(err.contains(package), "{name}: {err}");
+            assert!(err.contains("install"), "{name}: {err}");
+            assert_eq!(err.trim().lines().count(), 1, "{name}: {err}");
+        }
+        assert_same_tree(&snapshot(&tree), &before, name);
+    }
+    // A Debian tree is rebuilt by this machine's tool from the tree's own
+    // list of CAs: without it, nothing is planned.
+    let tree = distro_tree(&s, "ubuntu", Some("ID=ubuntu\nID_LIKE=debian\n"), None);
+    let before = snapshot(&tree);
+    let err = fails_with(
+        &s.uca(&[
+            "trust",
+            "install",
+            "ca/ca.pem",
+            "--root",
+            "ubuntu",
+            "--dry-run",
+        ]),
+        "etc/ca-certificates.conf is missing",
+    );
+    assert!(err.contains("install the ca-certificates package"), "{err}");
+    assert_same_tree(&snapshot(&tree), &before, "ubuntu");
+    // On this machine (no --root) the tool is looked for on PATH.
+    let path = path_without(&s, "update-ca-certificates");
+    let err = fails_with(
+        &s.uca_env(
+            &["trust", "install", "ca/ca.pem", "--dry-run"],
+            &[("PATH", &path)],
+        ),
+        "update-ca-certificates is not on PATH; install the ca-certificates package",
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+#[test]
+fn running_a_trees_own_tool_needs_root_and_is_refused_before_any_change() {
+    let s = with_ca();
+    let tree = distro_tree(
+        &s,
+        "rhel",
+        Some("ID=rhel\n"),
+        Some("usr/bin/update-ca-trust"),
+    );
+    let before = snapshot(&tree);
+    let o = uca_as_other_user(&s, &["trust", "install", "ca/ca.pem", "--root", "rhel"]);
+    let err = fails_with(&o, "needs root");
+    assert!(err.contains("chroot"), "{err}");
+    assert_same_tree(&snapshot(&tree), &before, "the tree changed");
+}
+
+// ------------------------------------------- real clients over real TLS --
+
+/// `openssl s_server` on 127.0.0.1 serving `certs/web.internal` (no client
+/// certificate asked for); killed when dropped.
+struct TlsServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl TlsServer {
+    fn start(s: &Scratch) -> TlsServer {
+        let port = common::free_port();
+        let child = Command::new("openssl")
+            .args([
+                "s_server",
+                "-accept",
+                &format!("127.0.0.1:{port}"),
+                "-cert",
+                "certs/web.internal/cert.pem",
+                "-key",
+                "certs/web.internal/key.pem",
+                "-www",
+            ])
+            .current_dir(s.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("openssl s_server");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "openssl s_server did not listen on {port} within 15 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        TlsServer { child, port }
+    }
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether OpenSSL's s_client, curl and Python's ssl, each given only
+/// `bundle` as trust, complete a verified TLS handshake with the server as
+/// `web.internal`. Returns each client's verdict.
+fn clients_trust(s: &Scratch, server: &TlsServer, bundle: &Path) -> [(bool, String); 3] {
+    let port = server.port.to_string();
+    let openssl = run(
+        "openssl",
+        &[
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+            "-servername",
+            "web.internal",
+            "-verify_hostname",
+            "web.internal",
+            "-verify_return_error",
+            "-CAfile",
+            p(bundle),
+        ],
+        s.path(),
+    );
+    let curl = run(
+        "curl",
+        &[
+            "-sS",
+            "-o",
+            "/dev/null",
+            "--max-time",
+            "20",
+            "--cacert",
+            p(bundle),
+            "--resolve",
+            &format!("web.internal:{port}:127.0.0.1"),
+            &format!("https://web.internal:{port}/"),
+        ],
+        s.path(),
+    );
+    let script = "import socket, ssl, sys\n\
+        ctx = ssl.create_default_context(cafile=sys.argv[1])\n\
+        with socket.create_connection(('127.0.0.1', int(sys.argv[2])), timeout=20) as raw:\n\
+        \x20   with ctx.wrap_socket(raw, server_hostname='web.internal') as tls:\n\
+        \x20       print('verified', tls.version())\n";
+    let python = run("python3", &["-c", script, p(bundle), &port], s.path());
+    [openssl, curl, python]
+}
+
+#[test]
+fn the_installed_system_bundle_is_trusted_by_openssl_curl_and_python_over_tls() {
+    let s = with_ca();
+    let tree = debian_tree(&s);
+    let bundle = tree.join("etc/ssl/certs/ca-certificates.crt");
+    let server = TlsServer::start(&s);
+    let names = ["openssl s_client", "curl", "python ssl"];
+    for (name, (trusted, out)) in names.iter().zip(clients_trust(&s, &server, &bundle)) {
+        assert!(!trusted, "{name} trusted the server before install: {out}");
+    }
+    ok(&s.uca(&["trust", "install", "ca/ca.pem", "--root", "tree"]));
+    for (name, (trusted, out)) in names.iter().zip(clients_trust(&s, &server, &bundle)) {
+        assert!(trusted, "{name} does not trust the installed root: {out}");
+    }
+    ok(&s.uca(&["trust", "uninstall", "ca/ca.pem", "--root", "tree"]));
+    for (name, (trusted, out)) in names.iter().zip(clients_trust(&s, &server, &bundle)) {
+        assert!(
+            !trusted,
+            "{name} still trusts the server after uninstall: {out}"
+        );
+    }
+}
+
+/// A Java 17 client whose only trust is the JVM's default trust store
+/// settings (`javax.net.ssl.trustStore*`): connects to 127.0.0.1 as
+/// `web.internal` with host name checking, completes the handshake.
+const JAVA_CLIENT: &str = r#"
+import java.net.Socket;
+import javax.net.ssl.*;
+
+public class TrustClient {
+    public static void main(String[] args) throws Exception {
+        int port = Integer.parseInt(args[0]);
+        SSLSocketFactory factory = (SSLSocketFactory) SSLSocketFactory.getDefault();
+        Socket raw = new Socket("127.0.0.1", port);
+        raw.setSoTimeout(20000);
+        SSLSocket tls = (SSLSocket) factory.createSocket(raw, "web.internal", port, true);
+        SSLParameters params = tls.getSSLParameters();
+        params.setEndpointIdentificationAlgorithm("HTTPS");
+        params.setServerNames(java.util.List.of(new SNIHostName("web.internal")));
+        tls.setSSLParameters(params);
+        tls.startHandshake();
+        System.out.println("verified " + tls.getSession().getProtocol());
+        tls.close();
+    }
+}
+"#;
+
+fn java_trusts(s: &Scratch, server: &TlsServer, truststore: &str) -> (bool, String) {
+    run(
+        "java",
+        &[
+            &format!("-Djavax.net.ssl.trustStore={truststore}"),
+            "-Djavax.net.ssl.trustStoreType=PKCS12",
+            "-Djavax.net.ssl.trustStorePassword=truststore-pass",
+            "TrustClient.java",
+            &server.port.to_string(),
+        ],
+        s.path(),
+    )
+}
+
+#[test]
+fn a_java_client_trusts_a_uca_server_with_only_the_p12_truststore() {
+    let s = with_ca();
+    other_root(&s);
+    std::fs::write(s.join("p12pass"), "truststore-pass\n").unwrap();
+    std::fs::write(s.join("TrustClient.java"), JAVA_CLIENT).unwrap();
+    for (out, roots) in [
+        ("ours.p12", vec!["ca/ca.pem", "other.pem"]),
+        ("others.p12", vec!["other.pem"]),
+    ] {
+        let mut args = vec!["trust", "bundle"];
+        args.extend(roots);
+        args.extend([
+            "--format",
+            "p12",
+            "--password-file",
+            "p12pass",
+            "--out",
+            out,
+        ]);
+        ok(&s.uca(&args));
+    }
+    let server = TlsServer::start(&s);
+    let (trusted, out) = java_trusts(&s, &server, "ours.p12");
+    assert!(
+        trusted && out.contains("verified"),
+        "Java with uca's truststore: {out}"
+    );
+    // The other root has the same name as ours: Java finds it and fails
+    // the path's signature check ("PKIX path validation failed").
+    let (trusted, out) = java_trusts(&s, &server, "others.p12");
+    assert!(
+        !trusted && out.contains("PKIX path"),
+        "Java trusted the server without its root: {out}"
+    );
 }

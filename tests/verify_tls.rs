@@ -351,6 +351,7 @@ fn leaf_with_validity(
     let params = profile::leaf_params(
         &names,
         Profile::Both,
+        &[],
         KeyType::EcP256,
         Validity {
             not_before,

@@ -36,6 +36,10 @@ pub enum Existing {
     /// crashed run published but never recorded, refuse anything else
     /// unless `--force`.
     Resume,
+    /// A plan, as [`Existing::Resume`], except that a recorded certificate
+    /// of this CA that expires within the period is issued again, with a
+    /// new key, in place (`--renew-within`).
+    Renew(time::Duration),
 }
 
 pub struct RunOptions {
@@ -53,11 +57,15 @@ pub struct IssuedCert {
     pub not_after: String,
     pub sans: Vec<String>,
     pub sha256: String,
+    /// The serial of the certificate this one renewed, if it did.
+    pub renews: Option<String>,
 }
 
 #[derive(Debug, Default)]
 pub struct Summary {
     pub issued: u64,
+    /// Of those issued, how many renewed an expiring certificate.
+    pub renewed: u64,
     pub skipped: u64,
     /// Hidden directories named like uca's leftovers beside a certificate
     /// it wrote, left in place because they are not provably uca's.
@@ -108,8 +116,8 @@ impl Paths {
     }
 }
 
-/// Whether a directory holds a certificate issued by this CA (a leftover of
-/// an interrupted run, safe to replace).
+/// Whether a directory holds a certificate issued by this run's issuer (a
+/// leftover of an interrupted run, safe to replace).
 fn is_ours(target: &Path, ca_subject_raw: &[u8]) -> bool {
     let Ok(certs) = x509::read_certificates(&target.join("cert.pem")) else {
         return false;
@@ -130,43 +138,69 @@ fn is_ours(target: &Path, ca_subject_raw: &[u8]) -> bool {
 #[derive(Default)]
 struct ExistingTargets {
     skip: HashSet<PathBuf>,
-    replace: HashSet<PathBuf>,
+    /// Each directory to replace, with the serial of the recorded
+    /// certificate it renews (`None` for a leftover or `--force`).
+    replace: HashMap<PathBuf, Option<String>>,
+}
+
+/// The serial of the certificate in `target`, if this CA issued it and it
+/// expires before `deadline`.
+fn expiring_serial(
+    target: &Path,
+    ca_subject_raw: &[u8],
+    deadline: OffsetDateTime,
+) -> Option<String> {
+    let certs = x509::read_certificates(&target.join("cert.pem")).ok()?;
+    let cert = x509::parse(certs.first()?).ok()?;
+    let expiring = cert.issuer().as_raw() == ca_subject_raw
+        && cert.validity().not_after.timestamp() <= deadline.unix_timestamp();
+    expiring.then(|| x509::serial_hex_of(cert.raw_serial()))
 }
 
 /// Decides, before anything is signed and while holding the CA's lock, what
 /// happens to each existing target.
 fn classify_existing(
-    store: &CaStore,
+    signer: &Signer,
     paths: &Paths,
     existing: Vec<PathBuf>,
     recorded: &BTreeSet<String>,
     opts: &RunOptions,
 ) -> Result<ExistingTargets> {
     let mut decided = ExistingTargets::default();
-    let ca = x509::parse(&store.cert_der).map_err(Error::msg)?;
-    let ca_subject = ca.subject().as_raw();
+    let issuer = x509::parse(&signer.cert_der).map_err(Error::msg)?;
+    let ca_subject = issuer.subject().as_raw();
+    let now = timefmt::now();
     for target in existing {
         let own = paths.ledger_path(&target);
         if opts.force {
             paths.refuse_recorded_inside(&target, Some(&own), recorded)?;
             crate::support::fsutil::check_replaceable(&target)?;
-            decided.replace.insert(target);
+            decided.replace.insert(target, None);
             continue;
         }
-        match opts.existing {
+        let renew_before = match opts.existing {
             Existing::Refuse => return Err(Error::Exists(target)),
-            Existing::Resume => {
-                if recorded.contains(&own) && target.join("cert.pem").is_file() {
-                    decided.skip.insert(target);
-                } else if is_ours(&target, ca_subject) {
-                    // Published by a run that was killed before recording it.
-                    paths.refuse_recorded_inside(&target, None, recorded)?;
+            Existing::Resume => None,
+            Existing::Renew(period) => Some(now + period),
+        };
+        if recorded.contains(&own) && target.join("cert.pem").is_file() {
+            match renew_before.and_then(|d| expiring_serial(&target, ca_subject, d)) {
+                Some(old) => {
+                    paths.refuse_recorded_inside(&target, Some(&own), recorded)?;
                     crate::support::fsutil::check_replaceable(&target)?;
-                    decided.replace.insert(target);
-                } else {
-                    return Err(Error::Exists(target));
+                    decided.replace.insert(target, Some(old));
+                }
+                None => {
+                    decided.skip.insert(target);
                 }
             }
+        } else if is_ours(&target, ca_subject) {
+            // Published by a run that was killed before recording it.
+            paths.refuse_recorded_inside(&target, None, recorded)?;
+            crate::support::fsutil::check_replaceable(&target)?;
+            decided.replace.insert(target, None);
+        } else {
+            return Err(Error::Exists(target));
         }
     }
     Ok(decided)
@@ -225,10 +259,13 @@ fn clear_leftovers(
     Ok(left)
 }
 
-/// The CA's certificate in the forms every issued directory needs.
+/// The root and the issuing chain in the forms every issued directory needs.
 struct CaMaterial {
     der: Vec<u8>,
     pem: String,
+    /// The intermediates between a leaf and the root (none when the root signs).
+    intermediates_der: Vec<Vec<u8>>,
+    intermediates_pem: String,
     /// The issuer's name constraints, as its certificate states them.
     constraints: crate::pki::constraints::NameConstraints,
 }
@@ -239,24 +276,17 @@ fn issue_item(
     paths: &Paths,
     item: &PlanItem<'_>,
     serial: [u8; 20],
-    replace: bool,
+    replace: Option<&Option<String>>,
     sync: bool,
 ) -> Result<(IssuedCert, LedgerEntry)> {
     let g = item.group;
     let (key, key_pair) = g.key.generate_with_pair()?;
-    // The CN repeats NAME for humans. It is left out when NAME is an IP
-    // address (OpenSSL and curl check a CN as a DNS name against the CA's
-    // DNS name constraints and would refuse it) or longer than a CN may be;
-    // the SANs then carry the identity and are marked critical.
-    let is_ip = item.name.parse::<std::net::IpAddr>().is_ok();
-    let subject = if !is_ip && item.name.len() <= 64 {
-        profile::subject_cn(&item.name)
-    } else {
-        rcgen::DistinguishedName::new()
-    };
-    let names = profile::LeafNames::checked(subject, item.sans.clone(), &ca.constraints)
-        .map_err(|e| Error::msg(format!("cannot issue '{}': {e}", item.name)))?;
-    let mut params = profile::leaf_params(&names, g.profile, g.key, g.validity)?;
+    let cannot_issue = |e: Error| Error::msg(format!("cannot issue '{}': {e}", item.name));
+    // Checked again against the constraints of the issuer's certificate.
+    let names =
+        profile::LeafNames::checked(item.subject.clone(), item.sans.clone(), &ca.constraints)
+            .map_err(cannot_issue)?;
+    let mut params = profile::leaf_params(&names, g.profile, &g.extra_usages, g.key, g.validity)?;
     params.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
     let cert = params
         .signed_by(&key_pair, &signer.issuer)
@@ -268,6 +298,8 @@ fn issue_item(
         cert_der: der,
         cert_pem: &cert_pem,
         key: &key,
+        intermediates_der: &ca.intermediates_der,
+        intermediates_pem: &ca.intermediates_pem,
         ca_der: &ca.der,
         ca_pem: &ca.pem,
         pkcs12_password: g.pkcs12_password.as_ref(),
@@ -283,7 +315,7 @@ fn issue_item(
             mode: Mode::Public,
         });
     }
-    output::publish_checked(&item.target, &files, replace, sync)?;
+    output::publish_checked(&item.target, &files, replace.is_some(), sync)?;
     let sha256 = x509::sha256_hex(der);
     let serial_hex = x509::serial_hex_of(&serial);
     let (subject, sans) = x509::recorded_names(der)?;
@@ -299,6 +331,7 @@ fn issue_item(
         sha256: sha256.clone(),
         path: Some(paths.ledger_path(&item.target)),
         issued_at: timefmt::rfc3339(timefmt::now()),
+        replaces: replace.cloned().flatten(),
     };
     let issued = IssuedCert {
         name: item.name.clone(),
@@ -307,6 +340,7 @@ fn issue_item(
         not_after,
         sans,
         sha256,
+        renews: entry.replaces.clone(),
     };
     Ok((issued, entry))
 }
@@ -377,8 +411,9 @@ struct Run<'a> {
     signer: &'a Signer,
     ca: CaMaterial,
     paths: Paths,
-    /// Directories a crashed run published but never recorded (or `--force`).
-    replace: HashSet<PathBuf>,
+    /// Directories a crashed run published but never recorded, renewed
+    /// ones (with the serial they renew), or `--force`.
+    replace: HashMap<PathBuf, Option<String>>,
     /// Small runs sync each certificate; larger ones sync once per batch.
     sync_each: bool,
     threads: usize,
@@ -397,7 +432,7 @@ impl Run<'_> {
                     scope.spawn(move || {
                         part.iter()
                             .map(|(item, serial)| {
-                                let replace = self.replace.contains(&item.target);
+                                let replace = self.replace.get(&item.target);
                                 issue_item(
                                     self.signer,
                                     &self.ca,
@@ -479,9 +514,9 @@ pub fn execute(
     };
     let existing = plan.existing_targets(out)?;
     let ExistingTargets { skip, replace } =
-        classify_existing(store, &paths, existing, &recorded, opts)?;
+        classify_existing(signer, &paths, existing, &recorded, opts)?;
     let mut summary = Summary::default();
-    if opts.existing == Existing::Resume {
+    if opts.existing != Existing::Refuse {
         summary.left_in_place = clear_leftovers(plan, &paths, &skip, &recorded)?;
     }
     drop(recorded);
@@ -493,7 +528,13 @@ pub fn execute(
         ca: CaMaterial {
             der: store.cert_der.clone(),
             pem: store.cert_pem(),
-            constraints: store.constraints.clone(),
+            intermediates_pem: signer
+                .intermediates
+                .iter()
+                .map(|d| x509::pem_certificate(d))
+                .collect(),
+            intermediates_der: signer.intermediates.clone(),
+            constraints: signer.constraints.clone(),
         },
         paths,
         replace,
@@ -520,6 +561,7 @@ pub fn execute(
         let (done, first_error) = run.record_batch(&ledger, lock, results)?;
         for issued in &done {
             summary.issued += 1;
+            summary.renewed += u64::from(issued.renews.is_some());
             if let Some(t) = timefmt::parse(&issued.not_after) {
                 summary.earliest_expiry = Some(summary.earliest_expiry.map_or(t, |e| e.min(t)));
             }

@@ -30,6 +30,10 @@ pub struct LedgerEntry {
     /// Where the certificate was written, if uca wrote it.
     pub path: Option<String>,
     pub issued_at: String,
+    /// The serial of the certificate this one renewed at the same path
+    /// (`uca issue --plan --renew-within`); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<String>,
 }
 
 pub struct Ledger {

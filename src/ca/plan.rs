@@ -32,11 +32,13 @@
 //! hosts = ["registry.internal:5000"]
 //! client_auth = true
 //! clients = ["ci1.internal"]
+//! listen = "10.0.0.5:5000"              # http.addr (default ":5000")
 //! ```
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Component, Path, PathBuf};
 
+use rcgen::DistinguishedName;
 use serde::Deserialize;
 
 use crate::pki::constraints::{NameConstraints, Permit};
@@ -44,8 +46,9 @@ use crate::pki::formats::OutputFormat;
 use crate::pki::keys::KeyType;
 use crate::pki::names::San;
 use crate::pki::passphrase::Passphrase;
-use crate::pki::profile::{Profile, Validity};
+use crate::pki::profile::{ExtraUsage, LeafNames, Lifetime, Profile, Validity};
 use crate::pki::san_rule::{self, SanRule};
+use crate::pki::subject::{SubjectTemplate, SubjectValues};
 use crate::support::error::{Error, Result};
 
 /// Where a group came from: errors about its names point back at what the
@@ -109,6 +112,14 @@ pub struct Defaults {
     pub profile: Option<Profile>,
     pub key: Option<KeyType>,
     pub days: Option<u32>,
+    /// Instead of `days`: `12h`, `30d` (see `Lifetime::valid_for`).
+    pub valid_for: Option<String>,
+    /// Instead of `days`: an RFC 3339 time.
+    pub not_after: Option<String>,
+    /// An RFC 4514 subject template (see `pki::subject`).
+    pub subject: Option<String>,
+    /// Extended key usages beyond the profile's.
+    pub eku: Option<Vec<String>>,
     pub san_rules: Option<Vec<String>>,
     pub sans: Option<Vec<String>>,
     pub formats: Option<Vec<OutputFormat>>,
@@ -124,6 +135,14 @@ pub struct GroupSection {
     pub profile: Option<Profile>,
     pub key: Option<KeyType>,
     pub days: Option<u32>,
+    /// Instead of `days`: `12h`, `30d` (see `Lifetime::valid_for`).
+    pub valid_for: Option<String>,
+    /// Instead of `days`: an RFC 3339 time.
+    pub not_after: Option<String>,
+    /// An RFC 4514 subject template (see `pki::subject`).
+    pub subject: Option<String>,
+    /// Extended key usages beyond the profile's.
+    pub eku: Option<Vec<String>>,
     pub san_rules: Option<Vec<String>>,
     pub sans: Option<Vec<String>>,
     pub formats: Option<Vec<OutputFormat>>,
@@ -226,7 +245,6 @@ pub struct Group {
     pub patterns: Vec<NamePattern>,
     pub profile: Profile,
     pub key: KeyType,
-    pub days: u32,
     pub validity: Validity,
     pub rules: Vec<SanRule>,
     pub extra: Vec<San>,
@@ -234,6 +252,10 @@ pub struct Group {
     pub out: PathBuf,
     pub pkcs12_password: Option<Passphrase>,
     pub k8s_namespace: String,
+    /// `subject = ...` / `--subject`: `None` keeps uca's CN = NAME.
+    pub subject: Option<SubjectTemplate>,
+    /// `eku = [...]` / `--eku`: usages beyond the profile's.
+    pub extra_usages: Vec<ExtraUsage>,
 }
 
 /// The groups a command builds from its own options (`uca vault tls`, `uca
@@ -260,7 +282,6 @@ impl PemGroups {
             patterns,
             profile,
             key: self.key,
-            days: self.days,
             validity: self.validity,
             rules: Vec::new(),
             extra: Vec::new(),
@@ -268,6 +289,8 @@ impl PemGroups {
             out: PathBuf::from(dir),
             pkcs12_password: None,
             k8s_namespace: "default".into(),
+            subject: None,
+            extra_usages: Vec::new(),
         }
     }
 }
@@ -277,6 +300,35 @@ impl Group {
     pub fn with_extra(mut self, extra: Vec<San>) -> Group {
         self.extra = extra;
         self
+    }
+
+    /// The subject of the certificate for `name`: the group's template
+    /// filled in, else CN = NAME. The CN is left out when NAME is an IP
+    /// address (OpenSSL and curl check a CN as a DNS name against the CA's
+    /// DNS name constraints and would refuse it) or longer than a CN may
+    /// be; the SANs then carry the identity.
+    pub fn subject_of(&self, name: &str) -> Result<DistinguishedName> {
+        if let Some(template) = &self.subject {
+            return template.render(&SubjectValues {
+                name,
+                group: self.plan_group_name(),
+            });
+        }
+        let is_ip = name.parse::<std::net::IpAddr>().is_ok();
+        Ok(if !is_ip && name.len() <= 64 {
+            crate::pki::profile::subject_cn(name)
+        } else {
+            DistinguishedName::new()
+        })
+    }
+
+    /// The plan group's name, which `{group}` in a subject template stands
+    /// for; `None` for groups made from command-line options.
+    pub fn plan_group_name(&self) -> Option<&str> {
+        match &self.origin {
+            GroupOrigin::PlanFile(group) => Some(group),
+            _ => None,
+        }
     }
 
     /// Which certificate an error is about: "plan group 'web', name 'web1'".
@@ -331,6 +383,7 @@ pub struct Plan {
 pub struct PlanItem<'a> {
     pub group: &'a Group,
     pub name: String,
+    pub subject: DistinguishedName,
     pub sans: Vec<San>,
     pub target: PathBuf,
 }
@@ -616,9 +669,9 @@ fn group_from_section(
             extra.push(san);
         }
     }
-    let days = g.days.or(d.days).unwrap_or(397);
-    let validity = Validity::days_from_now(days)
-        .and_then(|v| v.within(ca_not_after, days))
+    let lifetime = group_lifetime(g, d).map_err(|e| gerr(e.to_string()))?;
+    let validity = lifetime
+        .within(ca_not_after)
         .map_err(|e| gerr(e.to_string()))?;
     let formats = g
         .formats
@@ -641,6 +694,22 @@ fn group_from_section(
         None
     };
     let k8s_namespace = group_k8s_namespace(path, g, d)?;
+    let subject = g
+        .subject
+        .as_ref()
+        .or(d.subject.as_ref())
+        .map(|t| SubjectTemplate::parse(t))
+        .transpose()
+        .map_err(|e| gerr(e.to_string()))?;
+    let extra_usages = g
+        .eku
+        .as_ref()
+        .or(d.eku.as_ref())
+        .into_iter()
+        .flatten()
+        .map(|u| ExtraUsage::parse(u, profile))
+        .collect::<Result<Vec<_>>>()
+        .map_err(|e| gerr(e.to_string()))?;
     let out = match &g.out {
         Some(p) => relative_subdir(&g.name, p)?,
         None => PathBuf::new(),
@@ -650,7 +719,6 @@ fn group_from_section(
         patterns,
         profile,
         key: g.key.or(d.key).unwrap_or(KeyType::EcP256),
-        days,
         validity,
         rules,
         extra,
@@ -658,7 +726,36 @@ fn group_from_section(
         out,
         pkcs12_password,
         k8s_namespace,
+        subject,
+        extra_usages,
     })
+}
+
+/// A group's lifetime: its own `days`, `valid_for` or `not_after` (at most
+/// one), else `[defaults]`' (at most one), else 397 days.
+fn group_lifetime(g: &GroupSection, d: &Defaults) -> Result<Lifetime> {
+    fn one_of(
+        days: Option<u32>,
+        valid_for: Option<&String>,
+        not_after: Option<&String>,
+    ) -> Result<Option<Lifetime>> {
+        match (days, valid_for, not_after) {
+            (None, None, None) => Ok(None),
+            (Some(n), None, None) => Lifetime::days(n).map(Some),
+            (None, Some(v), None) => Lifetime::valid_for(v).map(Some),
+            (None, None, Some(t)) => Lifetime::not_after(t).map(Some),
+            _ => Err(Error::msg(
+                "give one of days, valid_for and not_after, not several",
+            )),
+        }
+    }
+    let own = one_of(g.days, g.valid_for.as_ref(), g.not_after.as_ref())?;
+    let defaults = one_of(d.days, d.valid_for.as_ref(), d.not_after.as_ref())
+        .map_err(|e| Error::msg(format!("[defaults]: {e}")))?;
+    match own.or(defaults) {
+        Some(chosen) => Ok(chosen),
+        None => Lifetime::days(397),
+    }
 }
 
 fn group_patterns(path: &Path, g: &GroupSection) -> Result<Vec<NamePattern>> {
@@ -838,10 +935,18 @@ impl Plan {
                     for san in &sans {
                         self.ca_constraints.check(san).map_err(item_err)?;
                     }
+                    let subject = g.subject_of(&name).map_err(item_err)?;
+                    // The CN a template gives must be one of the SANs:
+                    // checked now, before any key, as the signer will.
+                    if g.subject.is_some() {
+                        LeafNames::checked(subject.clone(), sans.clone(), &self.ca_constraints)
+                            .map_err(item_err)?;
+                    }
                     let target = target_of(out, g, p, &name);
                     Ok(PlanItem {
                         group: g,
                         name,
+                        subject,
                         sans,
                         target,
                     })

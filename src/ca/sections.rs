@@ -29,6 +29,9 @@ pub struct RegistrySpec {
     pub clients: Vec<String>,
     #[serde(default)]
     pub sans: Vec<String>,
+    /// http.addr: IP:PORT or :PORT; by default :PORT of the first host.
+    #[serde(default)]
+    pub listen: Option<String>,
     #[serde(default = "default_key")]
     pub key: KeyType,
     #[serde(default = "default_days")]
@@ -156,6 +159,59 @@ pub struct VaultSettings {
     #[arg(long)]
     #[serde(default)]
     pub allow_bare_domains: bool,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub acme: VaultAcme,
+}
+
+/// The mount's ACME server (`uca vault bootstrap --acme`): who may use it,
+/// where clients reach it, and the Kubernetes files that point at it.
+#[derive(Clone, Debug, Default, clap::Args, Deserialize)]
+pub struct VaultAcme {
+    /// Turn on the mount's ACME server for the role, so ACME clients get certificates without a Vault token
+    #[arg(long)]
+    #[serde(default)]
+    pub acme: bool,
+    /// Role ACME clients may use (repeatable; must exist; default --role); the first also serves the mount's default directory
+    #[arg(long = "acme-role", value_name = "NAME", requires = "acme")]
+    #[serde(default)]
+    pub acme_roles: Vec<String>,
+    /// External account binding: who may open an ACME account [default: always-required]
+    #[arg(long, value_enum, value_name = "POLICY", requires = "acme")]
+    pub acme_eab: Option<AcmeEab>,
+    /// Address ACME clients reach Vault by, e.g. https://vault.internal:8200 (default --addr)
+    #[arg(long, value_name = "URL", requires = "acme")]
+    pub acme_base_url: Option<String>,
+    /// Write a cert-manager ClusterIssuer (ACME) and a trust bundle ConfigMap of the root into DIR
+    #[arg(long, value_name = "DIR", requires = "acme")]
+    pub k8s_out: Option<PathBuf>,
+}
+
+/// Who may open an ACME account: Vault's `eab_policy`. External account
+/// binding ties each account to a key the operator made for its directory
+/// (`MOUNT/roles/ROLE/acme/new-eab`), so reaching the directory is not
+/// enough.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AcmeEab {
+    /// Every account, old or new, needs a key made for its directory (MOUNT/roles/ROLE/acme/new-eab)
+    #[default]
+    AlwaysRequired,
+    /// New accounts need a key; accounts opened before without one keep working
+    NewAccountRequired,
+    /// Anyone who reaches the directory and passes a challenge for an allowed name
+    NotRequired,
+}
+
+impl AcmeEab {
+    /// The policy's name in Vault's `config/acme`.
+    pub fn as_vault(self) -> &'static str {
+        match self {
+            AcmeEab::AlwaysRequired => "always-required",
+            AcmeEab::NewAccountRequired => "new-account-required",
+            AcmeEab::NotRequired => "not-required",
+        }
+    }
 }
 
 impl VaultSettings {
@@ -168,6 +224,7 @@ impl VaultSettings {
             &mut conn.client_cert,
             &mut conn.client_key,
             &mut conn.token_file,
+            &mut self.acme.k8s_out,
         ]
         .into_iter()
         .flatten()

@@ -345,7 +345,7 @@ pub fn prepare(
             KeyType::EcP256
         };
         (
-            profile::leaf_params(&names, opts.profile, key_type, validity)?,
+            profile::leaf_params(&names, opts.profile, &[], key_type, validity)?,
             opts.profile.to_string(),
         )
     };
@@ -442,6 +442,7 @@ pub fn sign_prepared(
         sha256: x509::sha256_hex(&der),
         path,
         issued_at: timefmt::rfc3339(timefmt::now()),
+        replaces: None,
     };
     publish(&der)?;
     ledger.append(lock, &[entry])?;

@@ -454,14 +454,20 @@ const CA_ENTRIES: &[&str] = &[
     "ledger.lock",
 ];
 
-/// An unlocked CA: it can sign. The key is wiped from memory when dropped.
+/// An unlocked CA, or an intermediate below it: it can sign. The key is
+/// wiped from memory when dropped.
 pub struct Signer {
     pub issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
     pub key: PrivateKey,
+    /// The issuing certificate: the root's, or the intermediate's.
     pub cert_der: Vec<u8>,
     pub not_after: OffsetDateTime,
+    /// The issuer's own name constraints, as its certificate states them.
     pub constraints: NameConstraints,
     pub pathlen: Option<u8>,
+    /// The CAs from this issuer up to, not including, the root (empty for
+    /// the root): what a leaf's chain carries between itself and ca.pem.
+    pub intermediates: Vec<Vec<u8>>,
 }
 
 impl Signer {
@@ -491,6 +497,48 @@ impl Signer {
             not_after: store.not_after,
             constraints: store.constraints.clone(),
             pathlen: store.pathlen,
+            intermediates: Vec::new(),
+        })
+    }
+
+    /// A signer for `cert_der`, an intermediate this signer issued, with its
+    /// key (held only in memory by the caller). Its limits are read from
+    /// its certificate, as every verifier reads them.
+    pub fn subordinate(&self, cert_der: Vec<u8>, key: PrivateKey) -> Result<Signer> {
+        let key_pair = key.key_pair()?;
+        let parsed = x509::parse(&cert_der).map_err(Error::msg)?;
+        if parsed.issuer().as_raw()
+            != x509::parse(&self.cert_der)
+                .map_err(Error::msg)?
+                .subject()
+                .as_raw()
+            || parsed.public_key().raw
+                != rcgen::PublicKeyData::subject_public_key_info(&key_pair).as_slice()
+        {
+            return Err(Error::msg(
+                "the intermediate was not issued by this CA or is not the key's certificate",
+            ));
+        }
+        let pathlen = match parsed.basic_constraints() {
+            Ok(Some(bc)) if bc.value.ca => bc
+                .value
+                .path_len_constraint
+                .map(|n| u8::try_from(n).unwrap_or(u8::MAX)),
+            _ => return Err(Error::msg("the intermediate is not a CA certificate")),
+        };
+        let cert = rustls_pki_types::CertificateDer::from(cert_der.as_slice());
+        let issuer = rcgen::Issuer::from_ca_cert_der(&cert, key_pair)
+            .map_err(|e| Error::msg(format!("cannot use the intermediate as an issuer: {e}")))?;
+        let mut intermediates = vec![cert_der.clone()];
+        intermediates.extend(self.intermediates.iter().cloned());
+        Ok(Signer {
+            issuer,
+            key,
+            not_after: x509::not_after(&parsed),
+            constraints: NameConstraints::from_certificate(&parsed)?,
+            pathlen,
+            intermediates,
+            cert_der,
         })
     }
 

@@ -241,6 +241,16 @@ fn check_vault_section(
         ca_not_after,
     )
     .map_err(|e| Error::msg(format!("plan [vault]: {e}")))?;
+    if let Some(out) = vreq
+        .vault
+        .acme
+        .k8s_out
+        .as_deref()
+        .filter(|_| vreq.vault.acme.acme)
+    {
+        crate::commands::vault::acme::check_k8s_for_new_root(out)
+            .map_err(|e| Error::msg(format!("plan [vault]: {e}")))?;
+    }
     // Fail now, not after the root exists, if Vault is unreachable,
     // sealed, or the token or namespace is wrong.
     crate::commands::vault::client::VaultClient::connect(&vreq.vault.conn)
@@ -326,7 +336,9 @@ pub fn execute(
             let ca_not_after = Validity::days_from_now(ca.days)?.not_after;
             let out = req.out.join("registry");
             let c = &plan.ca_constraints;
-            let prepared = crate::commands::registry::prepare(c, ca_not_after, spec, &out, false)?;
+            let pathlen = Some(ca.pathlen);
+            let prepared =
+                crate::commands::registry::prepare(c, ca_not_after, pathlen, spec, &out, false)?;
             Some(prepared)
         }
         None => None,

@@ -15,8 +15,7 @@ use time::{Duration, OffsetDateTime};
 use crate::pki::x509;
 use crate::support::error::{Error, Result};
 use crate::support::stdout::Stdout;
-use crate::support::timefmt::compact_span;
-use crate::support::timefmt::rfc3339;
+use crate::support::timefmt::{self, compact_span, rfc3339};
 
 /// Files considered when walking a directory. Files named on the command
 /// line are read whatever their name.
@@ -48,7 +47,7 @@ pub fn run(args: CheckArgs, out: &mut Stdout) -> Result<u8> {
 /// Checks `paths`; returns the exit status and the report for standard
 /// output. Problems go to standard error as they are found.
 pub fn execute(paths: &[PathBuf], within: &str, json: bool) -> Result<(u8, String)> {
-    let period = match parse_period(within) {
+    let period = match timefmt::parse_period("--within value", within) {
         Ok(p) => p,
         Err(e) => {
             // Not exit 1: that would read as WARN to a monitoring system.
@@ -103,30 +102,6 @@ pub fn execute(paths: &[PathBuf], within: &str, json: bool) -> Result<(u8, Strin
         render_text(&rows, &summary)
     };
     Ok((summary.exit_code, out))
-}
-
-/// `30d`, `12h`, `2w`, `90m` (minutes), `0d`.
-pub fn parse_period(s: &str) -> Result<Duration> {
-    let expected = "expected a whole number followed by m (minutes), h (hours), d (days) or w (weeks), e.g. 30d, 12h, 2w, 90m";
-    let bad = || Error::invalid("--within value", s, expected);
-    let unit_at = s
-        .len()
-        .checked_sub(1)
-        .filter(|i| s.is_char_boundary(*i))
-        .ok_or_else(bad)?;
-    let (digits, unit) = s.split_at(unit_at);
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad());
-    }
-    // u32 keeps every product below i64 seconds; no one warns 80,000 years ahead.
-    let n = i64::from(digits.parse::<u32>().map_err(|_| bad())?);
-    Ok(match unit {
-        "m" => Duration::minutes(n),
-        "h" => Duration::hours(n),
-        "d" => Duration::days(n),
-        "w" => Duration::weeks(n),
-        _ => return Err(bad()),
-    })
 }
 
 struct Found {
@@ -426,32 +401,6 @@ fn render_text(rows: &[Row], s: &Summary) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn periods() {
-        assert_eq!(parse_period("30d").unwrap(), Duration::days(30));
-        assert_eq!(parse_period("12h").unwrap(), Duration::hours(12));
-        assert_eq!(parse_period("2w").unwrap(), Duration::weeks(2));
-        assert_eq!(parse_period("90m").unwrap(), Duration::minutes(90));
-        assert_eq!(parse_period("0d").unwrap(), Duration::ZERO);
-        for bad in [
-            "",
-            "d",
-            "30",
-            "30x",
-            "-1d",
-            "1.5d",
-            "30 d",
-            "99999999999d",
-            "3é",
-        ] {
-            let e = parse_period(bad).unwrap_err().to_string();
-            assert!(
-                e.contains(&format!("'{bad}'")) && e.contains("30d, 12h, 2w, 90m"),
-                "{bad}: {e}"
-            );
-        }
-    }
 
     #[test]
     fn only_certificate_names_are_walked() {

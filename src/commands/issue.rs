@@ -14,8 +14,9 @@ use crate::commands::args::{LeafArgs, PassphraseArgs};
 use crate::pki::formats::OutputFormat;
 use crate::pki::keys::KeyType;
 use crate::pki::names::San;
-use crate::pki::profile::{Profile, Validity};
+use crate::pki::profile::{ExtraUsage, Lifetime, Profile};
 use crate::pki::san_rule::SanRule;
+use crate::pki::subject::SubjectTemplate;
 use crate::support::error::{Error, Result};
 use crate::support::stdout::{self, Stdout};
 use crate::support::timefmt;
@@ -39,6 +40,14 @@ pub struct IssueArgs {
     /// Issue every certificate of a plan file instead of NAMEs (re-running completes an interrupted run)
     #[arg(long, value_name = "PLAN")]
     pub plan: Option<PathBuf>,
+    /// With --plan: also issue again, with new keys, the plan's certificates that expire within PERIOD (e.g. 30d); the others are kept
+    #[arg(
+        long,
+        value_name = "PERIOD",
+        requires = "plan",
+        conflicts_with = "names"
+    )]
+    pub renew_within: Option<String>,
     /// Print a JSON summary instead of one line per certificate
     #[arg(long)]
     pub json: bool,
@@ -51,6 +60,18 @@ pub struct IssueArgs {
     /// SAN rule (repeatable; replaces the CA's default rules): base, none, or a template like '{name}.svc.internal'
     #[arg(long, value_name = "RULE")]
     pub san_rule: Vec<String>,
+    /// Subject instead of CN=NAME, RFC 4514 syntax in the order written, e.g. 'O=Acme,OU=db,CN={name}' ({name} {base} {host} {hostbase}; a CN must be one of the SANs)
+    #[arg(long, value_name = "TEMPLATE", conflicts_with = "plan")]
+    pub subject: Option<String>,
+    /// Extended key usage beyond the profile's (repeatable): codeSigning, emailProtection or a dotted OID
+    #[arg(long, value_name = "USAGE", conflicts_with = "plan")]
+    pub eku: Vec<String>,
+    /// Validity as a length instead of --days: 90m, 12h, 30d (the one minute of backdating counts inside it)
+    #[arg(long, value_name = "LENGTH", conflicts_with_all = ["days", "not_after", "plan"])]
+    pub valid_for: Option<String>,
+    /// Validity until this RFC 3339 time instead of --days, e.g. 2027-01-31T00:00:00Z
+    #[arg(long, value_name = "TIME", conflicts_with_all = ["days", "plan"])]
+    pub not_after: Option<String>,
     #[command(flatten)]
     pub leaf: LeafArgs,
     #[command(flatten)]
@@ -64,10 +85,14 @@ pub enum IssueWhat {
         profile: Profile,
         sans: Vec<String>,
         san_rules: Vec<String>,
+        subject: Option<String>,
+        eku: Vec<String>,
         key: KeyType,
-        days: u32,
+        lifetime: Lifetime,
     },
-    Plan(PathBuf),
+    /// A plan file, and the period within which its recorded
+    /// certificates are renewed (`--renew-within`).
+    Plan(PathBuf, Option<time::Duration>),
 }
 
 pub struct IssueRequest {
@@ -83,14 +108,26 @@ pub struct IssueRequest {
 /// summary for a plan, or JSON), then what was issued where.
 pub fn run(args: IssueArgs, out: &mut Stdout) -> Result<u8> {
     let what = match args.plan {
-        Some(plan) => IssueWhat::Plan(plan),
+        Some(plan) => IssueWhat::Plan(
+            plan,
+            args.renew_within
+                .as_deref()
+                .map(|p| timefmt::parse_period("--renew-within", p))
+                .transpose()?,
+        ),
         None => IssueWhat::Names {
             names: args.names,
             profile: args.profile,
             sans: args.san,
             san_rules: args.san_rule,
+            subject: args.subject,
+            eku: args.eku,
             key: args.leaf.key,
-            days: args.leaf.days,
+            lifetime: Lifetime::from_options(
+                args.leaf.days,
+                args.valid_for.as_deref(),
+                args.not_after.as_deref(),
+            )?,
         },
     };
     let per_line = matches!(what, IssueWhat::Names { .. }) && !args.json;
@@ -145,6 +182,7 @@ fn report_summary(
     if json {
         let doc = serde_json::json!({
             "issued": s.issued,
+            "renewed": s.renewed,
             "skipped": s.skipped,
             "left_in_place": s.left_in_place.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
             "out": out.display().to_string(),
@@ -155,7 +193,7 @@ fn report_summary(
     } else if !quiet {
         writeln!(
             stdout,
-            "issued {} certificates in {:.2}s ({:.0}/s) into {}{}{}",
+            "issued {} certificates in {:.2}s ({:.0}/s) into {}{}{}{}",
             s.issued,
             secs,
             if secs > 0.0 {
@@ -164,6 +202,11 @@ fn report_summary(
                 0.0
             },
             out.display(),
+            if s.renewed > 0 {
+                format!(" ({} of them renewed)", s.renewed)
+            } else {
+                String::new()
+            },
             if s.skipped > 0 {
                 format!("; {} already issued, kept", s.skipped)
             } else {
@@ -184,8 +227,10 @@ fn plan_from_names(store: &CaStore, what: &IssueWhat) -> Result<Plan> {
         profile,
         sans,
         san_rules,
+        subject,
+        eku,
         key,
-        days,
+        lifetime,
     } = what
     else {
         unreachable!("called for names only")
@@ -207,7 +252,12 @@ fn plan_from_names(store: &CaStore, what: &IssueWhat) -> Result<Plan> {
         .iter()
         .map(|s| San::parse(s))
         .collect::<Result<Vec<_>>>()?;
-    let validity = Validity::days_from_now(*days)?.within(store.not_after, *days)?;
+    let validity = lifetime.within(store.not_after)?;
+    let subject = subject.as_deref().map(SubjectTemplate::parse).transpose()?;
+    let extra_usages = eku
+        .iter()
+        .map(|u| ExtraUsage::parse(u, *profile))
+        .collect::<Result<Vec<_>>>()?;
     let mut seen = std::collections::HashSet::new();
     for n in names {
         let own = San::for_name(n)?;
@@ -220,7 +270,6 @@ fn plan_from_names(store: &CaStore, what: &IssueWhat) -> Result<Plan> {
         patterns: names.iter().map(|n| NamePattern::literal(n)).collect(),
         profile: *profile,
         key: *key,
-        days: *days,
         validity,
         rules,
         extra,
@@ -228,6 +277,8 @@ fn plan_from_names(store: &CaStore, what: &IssueWhat) -> Result<Plan> {
         out: PathBuf::new(),
         pkcs12_password: None,
         k8s_namespace: "default".into(),
+        subject,
+        extra_usages,
     };
     Ok(Plan::single_group(store.constraints.clone(), group))
 }
@@ -238,7 +289,7 @@ pub fn execute(req: &IssueRequest, on_issued: &mut dyn FnMut(&IssuedCert)) -> Re
     store.ensure_unsealed()?;
     store.refuse_private_output(&req.out)?;
     let (plan, existing) = match &req.what {
-        IssueWhat::Plan(path) => {
+        IssueWhat::Plan(path, renew_within) => {
             let plan = Plan::load(path, Some((&store.constraints, store.not_after)))?;
             if let Some(ca) = &plan.ca {
                 if ca.name != store.name {
@@ -254,7 +305,11 @@ pub fn execute(req: &IssueRequest, on_issued: &mut dyn FnMut(&IssuedCert)) -> Re
                     ));
                 }
             }
-            (plan, Existing::Resume)
+            let existing = match renew_within {
+                Some(period) => Existing::Renew(*period),
+                None => Existing::Resume,
+            };
+            (plan, existing)
         }
         names => (plan_from_names(&store, names)?, Existing::Refuse),
     };

@@ -1,17 +1,22 @@
 //! `uca registry --dir DIR --out OUT HOST[:PORT]...`: everything a private
 //! container registry (the distribution registry, Debian's `docker-registry`)
 //! and its Docker and Podman hosts need for TLS, and with `--client-auth` for
-//! mutual TLS. Every certificate comes from the bulk engine, so it is in the
-//! ledger (and in the manifest once the CA is sealed). `uca ceremony` writes
-//! the same layout under OUT/registry for a plan's `[registry]` section.
+//! mutual TLS. Every certificate comes from the one issuing pipeline, so it
+//! is in the ledger (and in the manifest once the CA is sealed). `uca
+//! ceremony` writes the same layout under OUT/registry for a plan's
+//! `[registry]` section.
 //!
 //! ```text
 //! OUT/
-//!   server/                    the registry's certificate (profile server)
+//!   server/                    the registry's certificate (profile server, signed by the root)
 //!     cert.pem                 SANs: every HOST and IP given, plus --san extras
 //!     key.pem                  0600
 //!     chain.pem                cert.pem + ca.pem
-//!     ca.pem                   the CA (clientcas with --client-auth)
+//!     ca.pem                   the root
+//!   client-ca.pem              with --client-auth: the registry's client CA, an
+//!                              intermediate of the root (pathlen 0, constrained
+//!                              to the --client names) and its only clientcas;
+//!                              its key is never written
 //!   config.yml                 fragment for the registry's config.yml: http.addr
 //!                              and http.tls (certificate, key, clientcas only
 //!                              with --client-auth, minimumtls tls1.2), absolute paths
@@ -20,10 +25,15 @@
 //!                              --env-file, systemd EnvironmentFile); the CA
 //!                              list is REGISTRY_HTTP_TLS_CLIENTCAS=[path],
 //!                              as distribution 2.8 ignores ..._CLIENTCAS_0
-//!   clients/NAME/              one per --client NAME (profile client)
-//!     cert.pem key.pem chain.pem ca.pem
+//!   trust-only/certs.d/HOSTDIR/ca.crt        without --client-auth: the root
+//!                              alone, for hosts that only pull (copy to
+//!                              /etc/docker/certs.d/ or /etc/containers/certs.d/)
+//!   clients/NAME/              one per --client NAME (profile client; signed
+//!                              by the client CA under --client-auth)
+//!     cert.pem key.pem chain.pem ca.pem       chain.pem: cert, client CA, root
 //!     docker/certs.d/HOSTDIR/                 copy to /etc/docker/certs.d/
-//!       ca.crt client.cert client.key         (client.key 0600)
+//!       ca.crt client.cert client.key         (client.key 0600; client.cert
+//!                                             holds the client CA after the cert)
 //!     podman/containers/certs.d/HOSTDIR/      copy to /etc/containers/certs.d/
 //!       ca.crt client.cert client.key
 //! ```
@@ -34,11 +44,17 @@
 //! Podman read every `*.crt` as a CA and `<name>.cert` + `<name>.key` as a
 //! client pair, and silently ignore a CA saved as `.pem`.
 //!
-//! The registry listens on the port of the first HOST (443 if it has none):
-//! `http.addr` is `:PORT`.
+//! Under `--client-auth` the registry trusts only the client CA, not the
+//! root: a certificate the root issued for anything else (a `uca issue`
+//! leaf, profile both) is refused at the handshake. The client CA's key
+//! lives only while `uca registry` runs, so no registry client can be
+//! issued later; adding one means running `uca registry` again (`--force`).
+//!
+//! The registry listens on `--listen` (IP:PORT or :PORT), by default on the
+//! port of the first HOST (443 if it has none) on every interface: `:PORT`.
 
 use std::io::Write;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -47,11 +63,14 @@ use zeroize::Zeroizing;
 
 use crate::ca::bulk::{Existing, IssuedCert};
 use crate::ca::issuance::{Issuance, Key};
+use crate::ca::ledger::LedgerLock;
 use crate::ca::plan::{NamePattern, PemGroups, Plan};
 pub use crate::ca::sections::RegistrySpec;
-use crate::ca::store::CaStore;
+use crate::ca::signing::{self, SignOptions};
+use crate::ca::store::{CaStore, Signer};
 use crate::commands::args::{LeafArgs, PassphraseArgs};
 use crate::pki::constraints::NameConstraints;
+use crate::pki::keys::KeyType;
 use crate::pki::names::{self, San};
 use crate::pki::profile::{Profile, Validity};
 use crate::support::error::{Error, Result};
@@ -60,12 +79,16 @@ use crate::support::output;
 use crate::support::output::RenderedFile;
 use crate::support::stdout::{self, Stdout};
 
-/// The port Docker assumes when an image reference has none.
-pub const DEFAULT_PORT: u16 = 443;
+pub use crate::pki::host::{Host, DEFAULT_PORT};
 pub const SERVER_DIR: &str = "server";
 pub const CLIENTS_DIR: &str = "clients";
 pub const CONFIG_FILE: &str = "config.yml";
 pub const ENV_FILE: &str = "registry.env";
+/// With --client-auth: the intermediate that issues the registry's client
+/// certificates, and the registry's only `clientcas`.
+pub const CLIENT_CA_FILE: &str = "client-ca.pem";
+/// Without --client-auth: the CA alone, for hosts that only pull.
+pub const TRUST_ONLY_DIR: &str = "trust-only";
 /// Where Docker's daemon looks for per-registry trust.
 pub const DOCKER_CERTS_D: &str = "/etc/docker/certs.d";
 /// Where Podman, Buildah and Skopeo look for it.
@@ -77,15 +100,18 @@ pub struct RegistryArgs {
     /// CA directory
     #[arg(long, value_name = "DIR")]
     pub dir: PathBuf,
-    /// Output directory: OUT/server, OUT/config.yml, OUT/registry.env, OUT/clients/NAME
+    /// Output directory: OUT/server, OUT/config.yml, OUT/registry.env, OUT/clients/NAME, and OUT/client-ca.pem (--client-auth) or OUT/trust-only
     #[arg(long, value_name = "OUT")]
     pub out: PathBuf,
     /// Names clients use for the registry: host name or IP address, optional port (e.g. registry.internal:5000, [fd00::5]:5000); it listens on the first one's port (443 if none)
     #[arg(value_name = "HOST[:PORT]", required = true)]
     pub hosts: Vec<String>,
-    /// Require client certificates from this CA (http.tls.clientcas)
+    /// Require client certificates, and accept only those issued here for --client (by OUT/client-ca.pem, the registry's clientcas)
     #[arg(long)]
     pub client_auth: bool,
+    /// Address the registry listens on (http.addr): IP:PORT, [IPv6]:PORT, or :PORT for every interface (default: :PORT of the first HOST)
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
     /// Issue a client identity NAME with ready Docker and Podman certs.d folders (repeatable: one per Docker host or CI runner)
     #[arg(long = "client", value_name = "NAME")]
     pub clients: Vec<String>,
@@ -109,6 +135,7 @@ pub fn run(args: RegistryArgs, out: &mut Stdout) -> Result<u8> {
             client_auth: args.client_auth,
             clients: args.clients,
             sans: args.san,
+            listen: args.listen,
             key: args.leaf.key,
             days: args.leaf.days,
         },
@@ -134,119 +161,6 @@ pub struct RegistryRequest {
     pub passphrase_file: Option<PathBuf>,
 }
 
-/// One `HOST[:PORT]` as given: a host name or IP address and an optional port.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Host {
-    pub san: San,
-    pub port: Option<u16>,
-}
-
-fn parse_port(p: &str) -> Option<u16> {
-    if p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    p.parse::<u32>()
-        .ok()
-        .filter(|n| (1..=65535).contains(n))
-        .map(|n| n as u16)
-}
-
-impl Host {
-    /// Parses `registry.internal`, `registry.internal:5000`, `10.0.0.5:5000`,
-    /// `[fd00::5]:5000` or `fd00::5`.
-    pub fn parse(input: &str) -> Result<Host> {
-        const WHAT: &str = "registry host";
-        names::check_typography(WHAT, input)?;
-        let bad = |why: String| Error::invalid(WHAT, names::printable(input), why);
-        let (host, port) = if let Some(rest) = input.strip_prefix('[') {
-            let (addr, after) = rest.split_once(']').ok_or_else(|| {
-                bad("a '[' is not closed; write an IPv6 address as [fd00::5]:5000".into())
-            })?;
-            if addr.parse::<Ipv6Addr>().is_err() {
-                return Err(bad(format!(
-                    "'{addr}' is not an IPv6 address; only those go in [brackets]"
-                )));
-            }
-            let port = match after {
-                "" => None,
-                p => Some(
-                    p.strip_prefix(':')
-                        .ok_or_else(|| bad(format!("expected :PORT after ']', found '{p}'")))?,
-                ),
-            };
-            (addr, port)
-        } else if input.matches(':').count() > 1 {
-            if input.parse::<Ipv6Addr>().is_err() {
-                return Err(bad(
-                    "expected HOST[:PORT]; write an IPv6 address with a port as [ADDR]:PORT".into(),
-                ));
-            }
-            (input, None)
-        } else {
-            match input.split_once(':') {
-                Some((h, p)) => (h, Some(p)),
-                None => (input, None),
-            }
-        };
-        let port = port
-            .map(|p| {
-                parse_port(p).ok_or_else(|| {
-                    bad(format!(
-                        "the port '{p}' is not a number from 1 to 65535; expected HOST[:PORT]"
-                    ))
-                })
-            })
-            .transpose()?;
-        if host.is_empty() {
-            return Err(bad("the host is empty; expected HOST[:PORT]".into()));
-        }
-        let san = San::for_name(host).map_err(|e| match e {
-            Error::Invalid { expected, .. } => bad(expected),
-            other => other,
-        })?;
-        Ok(Host { san, port })
-    }
-
-    /// The host without port or brackets: the name that goes in a SAN.
-    pub fn name(&self) -> String {
-        match &self.san {
-            San::Dns(d) => d.clone(),
-            San::Ip(ip) => ip.to_string(),
-            other => other.to_string(),
-        }
-    }
-
-    /// The port clients connect to.
-    pub fn port(&self) -> u16 {
-        self.port.unwrap_or(DEFAULT_PORT)
-    }
-
-    /// The host as it appears in an image reference (IPv6 in brackets).
-    fn reference_host(&self) -> String {
-        match &self.san {
-            San::Ip(IpAddr::V6(v6)) => format!("[{v6}]"),
-            _ => self.name(),
-        }
-    }
-
-    /// The certs.d directory Docker and Podman look in for this host.
-    pub fn certs_d_dir(&self) -> String {
-        match self.port() {
-            DEFAULT_PORT => self.reference_host(),
-            p => format!("{}:{p}", self.reference_host()),
-        }
-    }
-}
-
-impl std::fmt::Display for Host {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.port {
-            Some(p) => write!(f, "{}:{p}", self.reference_host()),
-            None => f.write_str(&self.reference_host()),
-        }
-    }
-}
-
 /// A registry request validated completely: nothing is signed or written yet.
 pub struct Prepared {
     out: PathBuf,
@@ -254,8 +168,16 @@ pub struct Prepared {
     hosts: Vec<Host>,
     clients: Vec<String>,
     client_auth: bool,
-    /// The server and client certificates, validated.
-    issuance: Issuance,
+    /// http.addr, validated.
+    addr: String,
+    /// Key type and days of the certificates, and so of the client CA.
+    key: KeyType,
+    days: u32,
+    /// The server certificate, validated; the root signs it.
+    server: Issuance,
+    /// The client certificates, validated: signed by the client CA under
+    /// --client-auth, else by the root.
+    clients_issuance: Option<Issuance>,
 }
 
 /// What was written for one client identity.
@@ -279,6 +201,10 @@ pub struct RegistryReport {
     pub env: PathBuf,
     pub addr: String,
     pub client_auth: bool,
+    /// With --client-auth: OUT/client-ca.pem and its serial.
+    pub client_ca: Option<(PathBuf, String)>,
+    /// Without --client-auth: OUT/trust-only/certs.d.
+    pub trust_only: Option<PathBuf>,
     pub clients: Vec<ClientReport>,
 }
 
@@ -358,12 +284,22 @@ fn parse_clients(constraints: &NameConstraints, spec: &RegistrySpec) -> Result<V
 pub fn prepare(
     constraints: &NameConstraints,
     ca_not_after: OffsetDateTime,
+    ca_pathlen: Option<u8>,
     spec: &RegistrySpec,
     out: &Path,
     force: bool,
 ) -> Result<Prepared> {
     let (hosts, extra) = parse_hosts(constraints, spec)?;
     let clients = parse_clients(constraints, spec)?;
+    let addr = match &spec.listen {
+        Some(text) => parse_listen(text)?,
+        None => format!(":{}", hosts[0].port()),
+    };
+    if spec.client_auth && ca_pathlen == Some(0) {
+        return Err(Error::msg(
+            "--client-auth needs a root that may sign an intermediate (the registry's client CA), but this root has path length 0; create the root with --pathlen 1 or more",
+        ));
+    }
     let validity = Validity::days_from_now(spec.days)?.within(ca_not_after, spec.days)?;
 
     // Output paths: the config names them absolutely, one per line.
@@ -397,23 +333,65 @@ pub fn prepare(
     let server = groups
         .group("HOST", Profile::Server, "", server)
         .with_extra(extra);
-    let mut plan = Plan::single_group(constraints.clone(), server);
-    if !clients.is_empty() {
-        let names = clients.iter().map(|c| NamePattern::literal(c)).collect();
-        plan.push(groups.group("--client", Profile::Client, CLIENTS_DIR, names));
-    }
+    let server = Plan::single_group(constraints.clone(), server);
+    let side_files = [
+        out.join(CONFIG_FILE),
+        out.join(ENV_FILE),
+        out.join(if spec.client_auth {
+            CLIENT_CA_FILE
+        } else {
+            TRUST_ONLY_DIR
+        }),
+    ];
+    let side_files: Vec<&Path> = side_files.iter().map(PathBuf::as_path).collect();
     // The CA's own paths are refused by the caller: a ceremony prepares
     // this before its root exists.
-    let issuance = Issuance::validate(plan, out, Existing::Refuse, force)?
-        .with_side_files(&[&out.join(CONFIG_FILE), &out.join(ENV_FILE)])?;
+    let server =
+        Issuance::validate(server, out, Existing::Refuse, force)?.with_side_files(&side_files)?;
+    let clients_issuance = if clients.is_empty() {
+        None
+    } else {
+        let names = clients.iter().map(|c| NamePattern::literal(c)).collect();
+        let group = groups.group("--client", Profile::Client, CLIENTS_DIR, names);
+        let plan = Plan::single_group(constraints.clone(), group);
+        Some(Issuance::validate(plan, out, Existing::Refuse, force)?.with_side_files(&[])?)
+    };
     Ok(Prepared {
         out: out.to_path_buf(),
         out_abs,
         hosts,
         clients,
         client_auth: spec.client_auth,
-        issuance,
+        addr,
+        key: spec.key,
+        days: spec.days,
+        server,
+        clients_issuance,
     })
+}
+
+/// `--listen`: an IP address and port, or `:PORT` for every interface, as
+/// the registry's http.addr takes it. A host name is refused: which
+/// address it binds would depend on the resolver at start-up.
+fn parse_listen(text: &str) -> Result<String> {
+    let bad = || {
+        Error::invalid(
+            "--listen",
+            names::printable(text),
+            "an address to listen on: IP:PORT, [IPv6]:PORT, or :PORT for every interface, with a port from 1 to 65535",
+        )
+    };
+    if let Some(port) = text.strip_prefix(':') {
+        return crate::pki::host::parse_port(port)
+            .map(|p| format!(":{p}"))
+            .ok_or_else(bad);
+    }
+    let addr: std::net::SocketAddr = text.parse().map_err(|_| bad())?;
+    let port_text = text.rsplit(':').next().unwrap_or("");
+    if crate::pki::host::parse_port(port_text).is_none() {
+        return Err(bad());
+    }
+    Ok(addr.to_string())
 }
 
 /// Validates everything, then unlocks the CA, takes its lock and issues.
@@ -424,11 +402,18 @@ pub fn execute(req: &RegistryRequest) -> Result<RegistryReport> {
     let prepared = prepare(
         &store.constraints,
         store.not_after,
+        store.pathlen,
         &req.spec,
         &req.out,
         req.force,
     )?;
-    prepared.issuance.refuse_ca_targets(&store)?;
+    prepared.server.refuse_ca_targets(&store)?;
+    if let Some(clients) = &prepared.clients_issuance {
+        clients.refuse_ca_targets(&store)?;
+    }
+    for side in [CONFIG_FILE, ENV_FILE, CLIENT_CA_FILE, TRUST_ONLY_DIR] {
+        store.refuse_ca_path(&req.out.join(side))?;
+    }
     issue(&store, Key::Unlock(req.passphrase_file.as_ref()), &prepared)
 }
 
@@ -485,17 +470,17 @@ fn certs_d_files(
     prefix: &str,
     hosts: &[Host],
     ca: &[u8],
-    cert: &[u8],
-    key: &[u8],
+    client: Option<(&[u8], &[u8])>,
 ) -> Vec<RenderedFile> {
     let mut files = Vec::with_capacity(3 * hosts.len());
     for h in hosts {
         let dir = format!("{prefix}/{}", h.certs_d_dir());
-        for (name, contents, mode) in [
-            ("ca.crt", ca, Mode::Public),
-            ("client.cert", cert, Mode::Public),
-            ("client.key", key, Mode::Secret),
-        ] {
+        let mut entries = vec![("ca.crt", ca, Mode::Public)];
+        if let Some((cert, key)) = client {
+            entries.push(("client.cert", cert, Mode::Public));
+            entries.push(("client.key", key, Mode::Secret));
+        }
+        for (name, contents, mode) in entries {
             files.push(RenderedFile {
                 path: format!("{dir}/{name}"),
                 contents: Zeroizing::new(contents.to_vec()),
@@ -511,9 +496,10 @@ fn yaml_string(s: &str) -> String {
 }
 
 /// The `http` section for the registry's config.yml.
-fn config_yml(p: &Prepared, addr: &str) -> String {
+fn config_yml(p: &Prepared) -> String {
     let server = p.out_abs.join(SERVER_DIR);
     let path = |f: &str| yaml_string(&server.join(f).display().to_string());
+    let addr = p.addr.as_str();
     let hosts: Vec<String> = p.hosts.iter().map(Host::to_string).collect();
     let mut y = format!(
         "# Written by uca registry for {}.\n\
@@ -526,8 +512,8 @@ fn config_yml(p: &Prepared, addr: &str) -> String {
     );
     if p.client_auth {
         y.push_str(&format!(
-            "    # Only clients with a certificate from this CA may connect.\n    clientcas:\n      - {}\n",
-            path("ca.pem")
+            "    # Only the clients issued by uca registry's client CA may connect.\n    clientcas:\n      - {}\n",
+            yaml_string(&p.out_abs.join(CLIENT_CA_FILE).display().to_string())
         ));
     }
     y.push_str("    minimumtls: tls1.2\n");
@@ -535,9 +521,10 @@ fn config_yml(p: &Prepared, addr: &str) -> String {
 }
 
 /// The same settings as environment variables.
-fn registry_env(p: &Prepared, addr: &str) -> String {
+fn registry_env(p: &Prepared) -> String {
     let server = p.out_abs.join(SERVER_DIR);
     let path = |f: &str| server.join(f).display().to_string();
+    let addr = p.addr.as_str();
     let mut e = format!(
         "# Written by uca registry: the registry's TLS settings as environment\n\
          # variables (docker run --env-file, systemd EnvironmentFile).\n\
@@ -551,7 +538,7 @@ fn registry_env(p: &Prepared, addr: &str) -> String {
         // A YAML list in one variable: distribution 2.8 silently ignores
         // indexed names such as REGISTRY_HTTP_TLS_CLIENTCAS_0, which would
         // leave the registry open to every client.
-        let ca = path("ca.pem");
+        let ca = p.out_abs.join(CLIENT_CA_FILE).display().to_string();
         let plain = ca
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "/._-+~@%=".contains(c));
@@ -562,17 +549,91 @@ fn registry_env(p: &Prepared, addr: &str) -> String {
     e
 }
 
-/// Issues the server and client certificates of a prepared request, then,
-/// still holding the CA's lock, writes the certs.d folders, config.yml and
-/// registry.env.
+/// Issues the server certificate (the root signs it); under --client-auth
+/// makes the registry's client CA and issues the client certificates with
+/// it, else with the root; then, still holding the CA's lock, writes the
+/// certs.d folders, config.yml and registry.env. Every certificate goes
+/// through the one issuing pipeline and into the ledger.
 pub fn issue(store: &CaStore, key: Key<'_>, p: &Prepared) -> Result<RegistryReport> {
-    p.issuance
-        .run_then(store, key, |issued| write_files(p, &issued))
+    let key = key.take(store)?;
+    let (root, lock) = key.parts();
+    let mut issued = p.server.run_then(store, Key::Held(root, lock), Ok)?;
+    let client_ca = if p.client_auth {
+        Some(make_client_ca(store, root, lock, p)?)
+    } else {
+        None
+    };
+    if let Some(clients) = &p.clients_issuance {
+        let signer = client_ca.as_ref().map_or(root, |(signer, _)| signer);
+        issued.extend(clients.run_then(store, Key::Held(signer, lock), Ok)?);
+    }
+    let client_ca = client_ca.map(|(signer, serial)| (signer.cert_der.clone(), serial));
+    write_files(p, &issued, client_ca.as_ref())
+}
+
+/// The registry's client CA: an intermediate of the root, path length 0,
+/// name-constrained to the --client names, signed and recorded in the
+/// ledger like `uca sign --intermediate` (OUT/client-ca.pem). Its key
+/// exists only in memory: it issues this run's client certificates and is
+/// wiped when this returns' signer is dropped, so nobody can issue another
+/// registry client later; a new client means running `uca registry` again.
+fn make_client_ca(
+    store: &CaStore,
+    root: &Signer,
+    lock: &LedgerLock,
+    p: &Prepared,
+) -> Result<(Signer, String)> {
+    let (key, pair) = p.key.generate_with_pair()?;
+    let spki = rcgen::PublicKeyData::subject_public_key_info(&pair);
+    let cn = format!(
+        "uca registry clients {}",
+        &crate::pki::x509::sha256_hex(&spki)[..12]
+    );
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name = crate::pki::profile::subject_cn(&cn);
+    let csr = params
+        .serialize_request(&pair)
+        .map_err(|e| Error::msg(format!("cannot make the client CA's request: {e}")))?;
+    let csr = signing::parse_csr(csr.der())
+        .map_err(|why| Error::msg(format!("the client CA's request is unusable: {why}")))?;
+    let permits = p.clients.iter().map(|c| client_permit(c)).collect();
+    let opts = SignOptions {
+        profile: Profile::Client,
+        intermediate: true,
+        pathlen: 0,
+        permits,
+        sans: Vec::new(),
+        days: Some(p.days),
+    };
+    let prepared = signing::prepare(store, &csr, "the registry's client CA", &opts)?;
+    let file = p.out.join(CLIENT_CA_FILE);
+    let recorded = p.out_abs.join(CLIENT_CA_FILE).display().to_string();
+    let force = p.server.force();
+    let (der, serial) =
+        signing::sign_prepared(store, root, lock, prepared, Some(recorded), |der| {
+            let pem = crate::pki::x509::pem_certificate(der);
+            fsutil::write_atomic(&file, pem.as_bytes(), Mode::Public, force, true)
+        })?;
+    Ok((root.subordinate(der, key)?, serial))
+}
+
+/// The name constraint that admits exactly one client: its DNS name (and
+/// names below it) or its address.
+fn client_permit(name: &str) -> String {
+    match name.parse::<IpAddr>() {
+        Ok(IpAddr::V4(v4)) => format!("{v4}/32"),
+        Ok(IpAddr::V6(v6)) => format!("{v6}/128"),
+        Err(_) => name.to_string(),
+    }
 }
 
 /// The certs.d folders, config.yml and registry.env beside the issued
 /// certificates.
-fn write_files(p: &Prepared, issued: &[IssuedCert]) -> Result<RegistryReport> {
+fn write_files(
+    p: &Prepared,
+    issued: &[IssuedCert],
+    client_ca: Option<&(Vec<u8>, String)>,
+) -> Result<RegistryReport> {
     let find = |dir: &Path| {
         issued
             .iter()
@@ -580,26 +641,33 @@ fn write_files(p: &Prepared, issued: &[IssuedCert]) -> Result<RegistryReport> {
             .cloned()
             .ok_or_else(|| Error::msg(format!("{} was not issued", dir.display())))
     };
+    let force = p.server.force();
     let server_dir = p.out.join(SERVER_DIR);
     let server = find(&server_dir)?;
+    let client_ca_pem = client_ca.map_or(String::new(), |(der, _)| {
+        crate::pki::x509::pem_certificate(der)
+    });
     let mut clients = Vec::with_capacity(p.clients.len());
     for name in &p.clients {
         let dir = p.out.join(CLIENTS_DIR).join(name);
         let cert = find(&dir)?;
         let ca = read_text(&dir.join("ca.pem"))?;
-        let cert_pem = read_text(&dir.join("cert.pem"))?;
+        // The client sends its certificate with the client CA above it.
+        let mut chain = read_text(&dir.join("cert.pem"))?;
+        chain.extend_from_slice(client_ca_pem.as_bytes());
         let key = read_text(&dir.join("key.pem"))?;
         let docker = dir.join("docker");
         let podman = dir.join("podman");
+        let pair = Some((chain.as_slice(), key.as_slice()));
         output::publish_dir(
             &docker,
-            &certs_d_files("certs.d", &p.hosts, &ca, &cert_pem, &key),
+            &certs_d_files("certs.d", &p.hosts, &ca, pair),
             false,
             true,
         )?;
         output::publish_dir(
             &podman,
-            &certs_d_files("containers/certs.d", &p.hosts, &ca, &cert_pem, &key),
+            &certs_d_files("containers/certs.d", &p.hosts, &ca, pair),
             false,
             true,
         )?;
@@ -611,23 +679,23 @@ fn write_files(p: &Prepared, issued: &[IssuedCert]) -> Result<RegistryReport> {
             dir,
         });
     }
-    let addr = format!(":{}", p.hosts[0].port());
+    let trust_only = if p.client_auth {
+        None
+    } else {
+        let dir = p.out.join(TRUST_ONLY_DIR);
+        let ca = read_text(&server_dir.join("ca.pem"))?;
+        output::publish_dir(
+            &dir,
+            &certs_d_files("certs.d", &p.hosts, &ca, None),
+            force,
+            true,
+        )?;
+        Some(dir.join("certs.d"))
+    };
     let config = p.out.join(CONFIG_FILE);
     let env = p.out.join(ENV_FILE);
-    fsutil::write_atomic(
-        &config,
-        config_yml(p, &addr).as_bytes(),
-        Mode::Public,
-        p.issuance.force(),
-        true,
-    )?;
-    fsutil::write_atomic(
-        &env,
-        registry_env(p, &addr).as_bytes(),
-        Mode::Public,
-        p.issuance.force(),
-        true,
-    )?;
+    fsutil::write_atomic(&config, config_yml(p).as_bytes(), Mode::Public, force, true)?;
+    fsutil::write_atomic(&env, registry_env(p).as_bytes(), Mode::Public, force, true)?;
     Ok(RegistryReport {
         out: p.out.clone(),
         hosts: p.hosts.clone(),
@@ -635,8 +703,10 @@ fn write_files(p: &Prepared, issued: &[IssuedCert]) -> Result<RegistryReport> {
         server_dir,
         config,
         env,
-        addr,
+        addr: p.addr.clone(),
         client_auth: p.client_auth,
+        client_ca: client_ca.map(|(_, serial)| (p.out.join(CLIENT_CA_FILE), serial.clone())),
+        trust_only,
         clients,
     })
 }
@@ -667,21 +737,36 @@ impl RegistryReport {
             "  registry.env  {} (the same as REGISTRY_HTTP_* environment variables)",
             self.env.display()
         )?;
-        writeln!(
-            w,
-            "  client certificates  {}",
-            if self.client_auth {
-                "required: only clients with a certificate from this CA may connect"
-            } else {
-                "not required (pass --client-auth to require them)"
-            }
-        )?;
+        match &self.client_ca {
+            Some((file, serial)) => writeln!(
+                w,
+                "  client certificates  required: only those issued here by the client CA {} (serial {serial}, clientcas; its key was not kept)",
+                file.display()
+            )?,
+            None => writeln!(
+                w,
+                "  client certificates  not required (pass --client-auth to require them)"
+            )?,
+        }
         let dirs: Vec<String> = self.hosts.iter().map(Host::certs_d_dir).collect();
         let listing = if dirs.len() == 1 {
             dirs[0].clone()
         } else {
             format!("{{{}}}", dirs.join(","))
         };
+        if let Some(trust) = &self.trust_only {
+            writeln!(
+                w,
+                "trust only (hosts that only pull): {}/{listing}/ca.crt",
+                trust.display()
+            )?;
+            writeln!(
+                w,
+                "  install: sudo mkdir -p {DOCKER_CERTS_D} && sudo cp -r {}/* {DOCKER_CERTS_D}/ (podman: sudo mkdir -p {PODMAN_CERTS_D} && sudo cp -r {}/* {PODMAN_CERTS_D}/)",
+                trust.display(),
+                trust.display()
+            )?;
+        }
         for c in &self.clients {
             writeln!(
                 w,
@@ -715,58 +800,7 @@ impl RegistryReport {
     /// A note for stderr when the result cannot be used as it stands.
     pub fn warning(&self) -> Option<String> {
         (self.client_auth && self.clients.is_empty()).then(|| {
-            "uca: note: --client-auth without --client: the registry will refuse every client until one gets a certificate from this CA (--client NAME)".to_string()
+            "uca: note: --client-auth without --client: the registry will refuse every client; its client CA's key was not kept, so run uca registry again with --client NAME (and --force)".to_string()
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hosts_parse() {
-        let h = Host::parse("Registry.Internal:5000").unwrap();
-        assert_eq!(h.name(), "registry.internal");
-        assert_eq!(h.certs_d_dir(), "registry.internal:5000");
-        let h = Host::parse("registry.internal").unwrap();
-        assert_eq!(
-            (h.port(), h.certs_d_dir().as_str()),
-            (443, "registry.internal")
-        );
-        assert_eq!(
-            Host::parse("r.internal:443").unwrap().certs_d_dir(),
-            "r.internal"
-        );
-        assert_eq!(
-            Host::parse("10.0.0.5:5000").unwrap().certs_d_dir(),
-            "10.0.0.5:5000"
-        );
-        let h = Host::parse("[fd00::5]:5000").unwrap();
-        assert_eq!(
-            (h.name().as_str(), h.certs_d_dir().as_str()),
-            ("fd00::5", "[fd00::5]:5000")
-        );
-        assert_eq!(Host::parse("fd00::5").unwrap().certs_d_dir(), "[fd00::5]");
-        for bad in [
-            "r.internal:99999",
-            "r.internal:0",
-            "r.internal:",
-            "r.internal:+50",
-            "r.internal:50x",
-            "bad_host",
-            ":5000",
-            "[fd00::5",
-            "[r.internal]:5000",
-            "[fd00::5]5000",
-            "a:b:c",
-        ] {
-            assert!(Host::parse(bad).is_err(), "{bad} parsed");
-        }
-        let e = Host::parse("r.internal:99999").unwrap_err().to_string();
-        assert!(
-            e.contains("'r.internal:99999'") && e.contains("1 to 65535"),
-            "{e}"
-        );
     }
 }

@@ -17,6 +17,11 @@ pub struct CertMaterial<'a> {
     pub cert_der: &'a [u8],
     pub cert_pem: &'a str,
     pub key: &'a PrivateKey,
+    /// The CAs between the leaf and the root, issuer first (none when the
+    /// root signed): they go wherever a chain is sent, never in ca.pem.
+    pub intermediates_der: &'a [Vec<u8>],
+    pub intermediates_pem: &'a str,
+    /// The root: the trust anchor.
     pub ca_der: &'a [u8],
     pub ca_pem: &'a str,
     pub pkcs12_password: Option<&'a Passphrase>,
@@ -114,7 +119,9 @@ pub fn render(formats: &[OutputFormat], m: &CertMaterial<'_>) -> Result<Vec<Rend
                 ));
                 out.push(file(
                     "chain.pem",
-                    [m.cert_pem, m.ca_pem].concat().into_bytes(),
+                    [m.cert_pem, m.intermediates_pem, m.ca_pem]
+                        .concat()
+                        .into_bytes(),
                     Mode::Public,
                 ));
                 out.push(file("ca.pem", m.ca_pem.as_bytes().to_vec(), Mode::Public));
@@ -122,20 +129,16 @@ pub fn render(formats: &[OutputFormat], m: &CertMaterial<'_>) -> Result<Vec<Rend
             OutputFormat::Combined => {
                 // HAProxy's crt: leaf, then chain, then key, in one file.
                 let key = m.key.to_pem();
-                let body = [m.cert_pem, m.ca_pem, key.as_str()].concat();
+                let body = [m.cert_pem, m.intermediates_pem, m.ca_pem, key.as_str()].concat();
                 out.push(file("combined.pem", body.into_bytes(), Mode::Secret));
             }
             OutputFormat::Pkcs12 => {
                 let password = m
                     .pkcs12_password
                     .expect("the plan requires a password for pkcs12");
-                let p12 = crate::pki::pkcs12::build(
-                    m.cert_der,
-                    &[m.ca_der.to_vec()],
-                    m.key,
-                    password,
-                    m.name,
-                )?;
+                let mut chain = m.intermediates_der.to_vec();
+                chain.push(m.ca_der.to_vec());
+                let p12 = crate::pki::pkcs12::build(m.cert_der, &chain, m.key, password, m.name)?;
                 out.push(file(pkcs12_file(m.name), p12, Mode::Secret));
             }
             OutputFormat::K8s => out.push(file(
@@ -152,7 +155,7 @@ pub fn render(formats: &[OutputFormat], m: &CertMaterial<'_>) -> Result<Vec<Rend
                 ));
                 out.push(file(
                     "certs.d/client.cert",
-                    m.cert_pem.as_bytes().to_vec(),
+                    [m.cert_pem, m.intermediates_pem].concat().into_bytes(),
                     Mode::Public,
                 ));
                 out.push(file(
@@ -166,8 +169,8 @@ pub fn render(formats: &[OutputFormat], m: &CertMaterial<'_>) -> Result<Vec<Rend
     Ok(out)
 }
 
-/// A `kubernetes.io/tls` Secret. tls.crt holds the leaf only: the root is a
-/// trust anchor and goes in ca.crt.
+/// A `kubernetes.io/tls` Secret. tls.crt holds the leaf and any
+/// intermediates: the root is a trust anchor and goes in ca.crt.
 fn k8s_secret(m: &CertMaterial<'_>) -> Result<String> {
     let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
     let key = m.key.to_pem();
@@ -175,7 +178,7 @@ fn k8s_secret(m: &CertMaterial<'_>) -> Result<String> {
         "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: {ns}\n  labels:\n    app.kubernetes.io/managed-by: uca\ntype: kubernetes.io/tls\ndata:\n  tls.crt: {crt}\n  tls.key: {key}\n  ca.crt: {ca}\n",
         name = k8s_secret_name(m.name)?,
         ns = m.k8s_namespace,
-        crt = b64(m.cert_pem.as_bytes()),
+        crt = b64([m.cert_pem, m.intermediates_pem].concat().as_bytes()),
         key = b64(key.as_bytes()),
         ca = b64(m.ca_pem.as_bytes()),
     ))
@@ -234,6 +237,12 @@ pub fn k8s_secret_name(name: &str) -> Result<String> {
     Ok(secret)
 }
 
+/// Whether `s` is a valid Kubernetes namespace (RFC 1123 label): one
+/// label of at most 63 characters.
+pub fn is_rfc1123_label(s: &str) -> bool {
+    s.len() <= 63 && !s.contains('.') && is_rfc1123_subdomain(s)
+}
+
 /// Whether `s` is a valid Kubernetes object name (RFC 1123 subdomain).
 pub fn is_rfc1123_subdomain(s: &str) -> bool {
     let part_ok = |p: &str| {
@@ -245,6 +254,25 @@ pub fn is_rfc1123_subdomain(s: &str) -> bool {
             && b[b.len() - 1] != b'-'
     };
     !s.is_empty() && s.len() <= K8S_NAME_MAX && s.split('.').all(part_ok)
+}
+
+/// PEM text as the lines of a YAML literal block (`|`), indented by
+/// `indent` spaces.
+pub fn yaml_literal(pem: &str, indent: usize) -> String {
+    let pad = " ".repeat(indent);
+    pem.lines().map(|l| format!("{pad}{l}\n")).collect()
+}
+
+/// A Kubernetes ConfigMap named `name` (an RFC 1123 subdomain, checked by
+/// the caller), in `namespace` if given (an RFC 1123 label, checked by the
+/// caller), holding the PEM `roots` under data key `ca.crt`, the key
+/// trust-manager and most images read a CA bundle from.
+pub fn k8s_configmap(name: &str, namespace: Option<&str>, roots: &str) -> String {
+    let ns = namespace.map_or(String::new(), |ns| format!("  namespace: {ns}\n"));
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n{ns}data:\n  ca.crt: |\n{}",
+        yaml_literal(roots, 4)
+    )
 }
 
 #[cfg(test)]
@@ -292,6 +320,8 @@ mod tests {
             cert_der: &root.cert_der,
             cert_pem: &pem,
             key: &root.key,
+            intermediates_der: &[],
+            intermediates_pem: "",
             ca_der: &root.cert_der,
             ca_pem: &pem,
             pkcs12_password: Some(&password),

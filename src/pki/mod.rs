@@ -1,15 +1,18 @@
 //! Layer 1, pki: X.509 facts, with no CA directory. Names and SAN rules,
-//! name constraints, keys and passphrases, certificate profiles, reading
-//! certificates back, chain verification, output formats and PKCS#12.
+//! registry hosts, name constraints, keys and passphrases, certificate
+//! profiles, subject templates, reading certificates back, chain
+//! verification, output formats and PKCS#12.
 //! Uses only `support`.
 
 pub mod constraints;
 pub mod formats;
+pub mod host;
 pub mod keys;
 pub mod names;
 pub mod passphrase;
 pub mod pkcs12;
 pub mod profile;
 pub mod san_rule;
+pub mod subject;
 pub mod verify;
 pub mod x509;

@@ -140,6 +140,16 @@ const LOOKALIKES: &[(char, &str, &str)] = &[
 /// Rejects any character outside printable ASCII, naming typographic
 /// look-alikes with their 1-based position and code point.
 pub fn check_typography(what: &'static str, input: &str) -> Result<()> {
+    check_characters(
+        what,
+        input,
+        "write internationalised names in their xn-- (punycode) form",
+    )
+}
+
+/// [`check_typography`] for text that is not a host name: the same
+/// refusals, with `non_ascii_fix` as the advice for other non-ASCII text.
+pub fn check_characters(what: &'static str, input: &str, non_ascii_fix: &str) -> Result<()> {
     for (index, c) in input.chars().enumerate() {
         let position = index + 1;
         if let Some((_, name, ascii)) = LOOKALIKES.iter().find(|(l, _, _)| *l == c) {
@@ -164,7 +174,7 @@ pub fn check_typography(what: &'static str, input: &str) -> Result<()> {
                 what,
                 printable(input),
                 format!(
-                    "character {position} is U+{:04X}, which is not ASCII; write internationalised names in their xn-- (punycode) form",
+                    "character {position} is U+{:04X}, which is not ASCII; {non_ascii_fix}",
                     c as u32
                 ),
             ));

@@ -40,18 +40,38 @@ impl fmt::Display for Profile {
 }
 
 /// Certificates start one minute in the past so a peer whose clock is
-/// slightly behind does not reject a certificate issued a moment ago.
+/// slightly behind does not reject a certificate issued a moment ago. The
+/// minute counts inside the requested lifetime: `--valid-for 200d` spans
+/// exactly 200 days, notBefore and notAfter included (RFC 5280 4.1.2.5).
 const BACKDATE: Duration = Duration::minutes(1);
 
-/// The validity window of a certificate, truncated to whole seconds.
-#[derive(Clone, Copy, Debug)]
-pub struct Validity {
-    pub not_before: OffsetDateTime,
-    pub not_after: OffsetDateTime,
+/// The shortest lifetime uca issues: well beyond the one-minute backdating.
+const SHORTEST: Duration = Duration::minutes(5);
+
+/// The longest lifetime uca issues: 100 years.
+const LONGEST: Duration = Duration::days(36_500);
+
+/// How long a certificate is valid, as the user asked for it: `--days N`,
+/// `--valid-for 12h` or `--not-after 2027-01-31T00:00:00Z` (or the same
+/// keys in a plan). Errors name the option and the value as given.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lifetime {
+    option: &'static str,
+    given: String,
+    end: LifetimeEnd,
 }
 
-impl Validity {
-    pub fn days_from_now(days: u32) -> Result<Validity> {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LifetimeEnd {
+    /// This long from notBefore, notAfter included.
+    Length(Duration),
+    /// Until this instant.
+    At(OffsetDateTime),
+}
+
+impl Lifetime {
+    /// `--days N`: 1 to 36500 days.
+    pub fn days(days: u32) -> Result<Lifetime> {
         if days == 0 {
             return Err(Error::invalid(
                 "--days",
@@ -66,27 +86,145 @@ impl Validity {
                 "at most 36500 days (100 years)",
             ));
         }
-        let now = OffsetDateTime::now_utc()
-            .replace_nanosecond(0)
-            .expect("0 is a valid nanosecond");
-        Ok(Validity {
-            not_before: now - BACKDATE,
-            not_after: now + Duration::days(i64::from(days)),
+        Ok(Lifetime {
+            option: "--days",
+            given: days.to_string(),
+            end: LifetimeEnd::Length(Duration::days(i64::from(days))),
         })
     }
 
-    /// Refuses a certificate that would outlive its issuer.
-    pub fn within(self, issuer_not_after: OffsetDateTime, days: u32) -> Result<Validity> {
-        if self.not_after > issuer_not_after {
+    /// `--valid-for`: a whole number and a unit, `m`, `h` or `d` (`90m`,
+    /// `12h`, `397d`), from 5 minutes to 36500 days.
+    pub fn valid_for(text: &str) -> Result<Lifetime> {
+        let bad =
+            |why: &str| Error::invalid("--valid-for", crate::pki::names::printable(text), why);
+        let expected = "expected a whole number and a unit m, h or d, like 90m, 12h or 397d";
+        let split = text.len().saturating_sub(1);
+        let (number, unit) = (
+            text.get(..split).unwrap_or(""),
+            text.get(split..).unwrap_or(""),
+        );
+        let n: i64 = match number.parse::<u32>() {
+            Ok(n) if !number.starts_with('+') => i64::from(n),
+            _ => return Err(bad(expected)),
+        };
+        let length = match unit {
+            "m" => Duration::minutes(n),
+            "h" => Duration::hours(n),
+            "d" => Duration::days(n),
+            _ => return Err(bad(expected)),
+        };
+        if length < SHORTEST {
+            return Err(bad(
+                "at least 5m: the one minute of backdating counts inside the lifetime",
+            ));
+        }
+        if length > LONGEST {
+            return Err(bad("at most 36500d (100 years)"));
+        }
+        Ok(Lifetime {
+            option: "--valid-for",
+            given: text.to_string(),
+            end: LifetimeEnd::Length(length),
+        })
+    }
+
+    /// `--not-after`: an RFC 3339 time (`2027-01-31T00:00:00Z`), at least 5
+    /// minutes and at most 100 years from now, in whole seconds.
+    pub fn not_after(text: &str) -> Result<Lifetime> {
+        let bad =
+            |why: String| Error::invalid("--not-after", crate::pki::names::printable(text), why);
+        let at = crate::support::timefmt::parse(text)
+            .ok_or_else(|| bad("expected an RFC 3339 time like 2027-01-31T00:00:00Z".into()))?;
+        if at.nanosecond() != 0 {
+            return Err(bad(
+                "expected whole seconds: certificates carry no fractions".into(),
+            ));
+        }
+        let now = OffsetDateTime::now_utc();
+        if at < now + SHORTEST {
+            return Err(bad(format!(
+                "it is not at least 5 minutes after now ({})",
+                crate::support::timefmt::rfc3339(now)
+            )));
+        }
+        if at > now + LONGEST {
+            return Err(bad("at most 100 years from now".into()));
+        }
+        Ok(Lifetime {
+            option: "--not-after",
+            given: text.to_string(),
+            end: LifetimeEnd::At(at),
+        })
+    }
+
+    /// The one of `--days`, `--valid-for` and `--not-after` that was given
+    /// (clap keeps them exclusive), else `--days` with its default.
+    pub fn from_options(
+        days: u32,
+        valid_for: Option<&str>,
+        not_after: Option<&str>,
+    ) -> Result<Lifetime> {
+        match (valid_for, not_after) {
+            (Some(v), _) => Lifetime::valid_for(v),
+            (None, Some(t)) => Lifetime::not_after(t),
+            (None, None) => Lifetime::days(days),
+        }
+    }
+
+    /// The window from now: notBefore one minute ago, notAfter so that the
+    /// whole window, both ends included, is the lifetime asked for.
+    pub fn from_now(&self) -> Validity {
+        let now = OffsetDateTime::now_utc()
+            .replace_nanosecond(0)
+            .expect("0 is a valid nanosecond");
+        let not_before = now - BACKDATE;
+        let not_after = match self.end {
+            LifetimeEnd::Length(length) => not_before + length - Duration::SECOND,
+            LifetimeEnd::At(at) => at,
+        };
+        Validity {
+            not_before,
+            not_after,
+        }
+    }
+
+    /// [`from_now`](Self::from_now), refused if the certificate would
+    /// outlive its issuer.
+    pub fn within(&self, issuer_not_after: OffsetDateTime) -> Result<Validity> {
+        let validity = self.from_now();
+        if validity.not_after > issuer_not_after {
             let left = (issuer_not_after - OffsetDateTime::now_utc()).whole_days();
             return Err(Error::invalid(
-                "--days",
-                days.to_string(),
+                self.option,
+                self.given.clone(),
                 format!(
                     "the certificate would outlive the CA, which expires {} ({left} days from now)",
                     crate::support::timefmt::rfc3339(issuer_not_after)
                 ),
             ));
+        }
+        Ok(validity)
+    }
+}
+
+/// The validity window of a certificate, in whole seconds.
+#[derive(Clone, Copy, Debug)]
+pub struct Validity {
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+}
+
+impl Validity {
+    /// `days` from now (see [`Lifetime::days`]).
+    pub fn days_from_now(days: u32) -> Result<Validity> {
+        Ok(Lifetime::days(days)?.from_now())
+    }
+
+    /// Refuses a certificate that would outlive its issuer.
+    pub fn within(self, issuer_not_after: OffsetDateTime, days: u32) -> Result<Validity> {
+        if self.not_after > issuer_not_after {
+            return Lifetime::days(days)?.within(issuer_not_after);
         }
         Ok(self)
     }
@@ -253,10 +391,86 @@ pub fn subject_common_name(subject: &DistinguishedName) -> Option<String> {
     })
 }
 
-/// A leaf: CA:FALSE (explicit), critical keyUsage, EKU per profile.
+/// An extended key usage added to a leaf's profile with `--eku` (or a plan
+/// group's `eku`): a name or a dotted OID. What would contradict the
+/// profile is refused when parsed: anyExtendedKeyUsage (it would let the
+/// certificate do anything), timeStamping (RFC 3161 wants it alone),
+/// OCSPSigning (a CA's delegated responder only), and serverAuth or
+/// clientAuth beyond what `--profile` grants.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExtraUsage(ExtendedKeyUsagePurpose);
+
+/// Usage names and their OIDs under id-kp (1.3.6.1.5.5.7.3). A lookup table.
+const USAGES: &[(&str, u64)] = &[
+    ("serverAuth", 1),
+    ("clientAuth", 2),
+    ("codeSigning", 3),
+    ("emailProtection", 4),
+    ("timeStamping", 8),
+    ("OCSPSigning", 9),
+];
+
+const ID_KP: [u64; 8] = [1, 3, 6, 1, 5, 5, 7, 3];
+
+impl ExtraUsage {
+    pub fn parse(text: &str, profile: Profile) -> Result<ExtraUsage> {
+        let bad = |why: String| Error::invalid("--eku", crate::pki::names::printable(text), why);
+        let arcs = match USAGES.iter().find(|(n, _)| n.eq_ignore_ascii_case(text)) {
+            Some((_, last)) => ID_KP.iter().copied().chain([*last]).collect(),
+            None if text.eq_ignore_ascii_case("anyExtendedKeyUsage") => vec![2, 5, 29, 37, 0],
+            None => oid_arcs(text).ok_or_else(|| {
+                bad("expected codeSigning, emailProtection, serverAuth, clientAuth or a dotted OID like 1.3.6.1.5.5.7.3.17".into())
+            })?,
+        };
+        let purpose = match arcs.as_slice() {
+            [2, 5, 29, 37, 0] => {
+                return Err(bad("anyExtendedKeyUsage would let the certificate be used for anything; name the usages it needs".into()))
+            }
+            [1, 3, 6, 1, 5, 5, 7, 3, 8] => {
+                return Err(bad("timeStamping must be a certificate's only extended key usage (RFC 3161), which a TLS profile is not".into()))
+            }
+            [1, 3, 6, 1, 5, 5, 7, 3, 9] => {
+                return Err(bad("OCSPSigning is for a CA's delegated OCSP responder, not a leaf of this profile".into()))
+            }
+            [1, 3, 6, 1, 5, 5, 7, 3, 1] if profile == Profile::Client => {
+                return Err(bad("serverAuth contradicts --profile client; use --profile both".into()))
+            }
+            [1, 3, 6, 1, 5, 5, 7, 3, 2] if profile == Profile::Server => {
+                return Err(bad("clientAuth contradicts --profile server; use --profile both".into()))
+            }
+            [1, 3, 6, 1, 5, 5, 7, 3, 1] => ExtendedKeyUsagePurpose::ServerAuth,
+            [1, 3, 6, 1, 5, 5, 7, 3, 2] => ExtendedKeyUsagePurpose::ClientAuth,
+            [1, 3, 6, 1, 5, 5, 7, 3, 3] => ExtendedKeyUsagePurpose::CodeSigning,
+            [1, 3, 6, 1, 5, 5, 7, 3, 4] => ExtendedKeyUsagePurpose::EmailProtection,
+            _ => ExtendedKeyUsagePurpose::Other(arcs),
+        };
+        Ok(ExtraUsage(purpose))
+    }
+}
+
+/// The arcs of a dotted OID (`1.3.6.1.5.5.7.3.17`), if it is one: at least
+/// two arcs, the first 0, 1 or 2, the second below 40 under 0 and 1, no
+/// leading zeros.
+fn oid_arcs(text: &str) -> Option<Vec<u64>> {
+    let arcs = text
+        .split('.')
+        .map(|a| {
+            let canonical = !a.is_empty()
+                && a.bytes().all(|b| b.is_ascii_digit())
+                && (a == "0" || !a.starts_with('0'));
+            canonical.then(|| a.parse::<u64>().ok()).flatten()
+        })
+        .collect::<Option<Vec<u64>>>()?;
+    let valid = arcs.len() >= 2 && arcs[0] <= 2 && (arcs[0] == 2 || arcs[1] < 40);
+    valid.then_some(arcs)
+}
+
+/// A leaf: CA:FALSE (explicit), critical keyUsage, EKU per profile plus
+/// the extra usages asked for.
 pub fn leaf_params(
     names: &LeafNames,
     profile: Profile,
+    extra_usages: &[ExtraUsage],
     key_type: KeyType,
     validity: Validity,
 ) -> Result<CertificateParams> {
@@ -281,6 +495,11 @@ pub fn leaf_params(
             ExtendedKeyUsagePurpose::ClientAuth,
         ],
     };
+    for ExtraUsage(purpose) in extra_usages {
+        if !p.extended_key_usages.contains(purpose) {
+            p.extended_key_usages.push(purpose.clone());
+        }
+    }
     Ok(p)
 }
 

@@ -733,7 +733,8 @@ mod tests {
         )
         .unwrap();
         let leaf_params =
-            profile::leaf_params(&names, Profile::Both, KeyType::EcP256, window(leaf)).unwrap();
+            profile::leaf_params(&names, Profile::Both, &[], KeyType::EcP256, window(leaf))
+                .unwrap();
         let leaf_cert = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
         (ca_cert.der().to_vec(), leaf_cert.der().to_vec())
     }

@@ -1,7 +1,9 @@
 //! Time formatting used in output, the ledger and the manifest.
 
 use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
+use time::{Duration, OffsetDateTime};
+
+use crate::support::error::{Error, Result};
 
 /// `2026-11-22T00:23:34Z`: UTC, whole seconds.
 pub fn rfc3339(t: OffsetDateTime) -> String {
@@ -42,6 +44,31 @@ pub fn compact_span(d: time::Duration) -> String {
     }
 }
 
+/// A period such as `30d`, `12h`, `2w`, `90m` (minutes) or `0d`, for
+/// `option` (named in the error).
+pub fn parse_period(option: &'static str, s: &str) -> Result<Duration> {
+    let expected = "expected a whole number followed by m (minutes), h (hours), d (days) or w (weeks), e.g. 30d, 12h, 2w, 90m";
+    let bad = || Error::invalid(option, s, expected);
+    let unit_at = s
+        .len()
+        .checked_sub(1)
+        .filter(|i| s.is_char_boundary(*i))
+        .ok_or_else(bad)?;
+    let (digits, unit) = s.split_at(unit_at);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    // u32 keeps every product below i64 seconds; no one warns 80,000 years ahead.
+    let n = i64::from(digits.parse::<u32>().map_err(|_| bad())?);
+    Ok(match unit {
+        "m" => Duration::minutes(n),
+        "h" => Duration::hours(n),
+        "d" => Duration::days(n),
+        "w" => Duration::weeks(n),
+        _ => return Err(bad()),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,5 +84,46 @@ mod tests {
         assert_eq!(compact_span(time::Duration::days(397)), "397d");
         assert_eq!(compact_span(-time::Duration::minutes(90)), "1h");
         assert_eq!(compact_span(time::Duration::seconds(30)), "0m");
+    }
+
+    #[test]
+    fn periods() {
+        assert_eq!(
+            parse_period("--within value", "30d").unwrap(),
+            time::Duration::days(30)
+        );
+        assert_eq!(
+            parse_period("--within value", "12h").unwrap(),
+            time::Duration::hours(12)
+        );
+        assert_eq!(
+            parse_period("--within value", "2w").unwrap(),
+            time::Duration::weeks(2)
+        );
+        assert_eq!(
+            parse_period("--within value", "90m").unwrap(),
+            time::Duration::minutes(90)
+        );
+        assert_eq!(
+            parse_period("--within value", "0d").unwrap(),
+            time::Duration::ZERO
+        );
+        for bad in [
+            "",
+            "d",
+            "30",
+            "30x",
+            "-1d",
+            "1.5d",
+            "30 d",
+            "99999999999d",
+            "3é",
+        ] {
+            let e = parse_period("--within value", bad).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("'{bad}'")) && e.contains("30d, 12h, 2w, 90m"),
+                "{bad}: {e}"
+            );
+        }
     }
 }

@@ -66,7 +66,7 @@ pub fn plan(root: &TrustedRoot, args: &TrustStoreArgs, install: bool) -> Result<
     if !ok {
         let why = stderr.lines().chain(stdout.lines()).next().unwrap_or("");
         return Err(Skip::Failed(Error::msg(format!(
-            "keytool cannot read {}: {}; give its password with --java-storepass-file FILE",
+            "keytool cannot read {}: {}; give its password with --java-storepass-file FILE or UCA_JAVA_STOREPASS",
             file.display(),
             crate::pki::names::printable(why.trim())
         ))));
@@ -117,11 +117,19 @@ pub fn plan(root: &TrustedRoot, args: &TrustStoreArgs, install: bool) -> Result<
     })
 }
 
+/// The environment variable that may hold the keystore's password when
+/// no `--java-storepass-file` is given.
+pub const STOREPASS_ENV: &str = "UCA_JAVA_STOREPASS";
+
 fn store_args(file: &Path, storepass_file: Option<&Path>) -> Vec<OsString> {
     let mut out = vec![os("-keystore"), file.as_os_str().to_owned()];
+    // keytool reads the password from the file or the variable itself: it
+    // never appears in ps.
     match storepass_file {
-        // keytool reads the password from the file: it never appears in ps.
         Some(p) => out.extend([os("-storepass:file"), fsutil::absolute(p).into_os_string()]),
+        None if std::env::var_os(STOREPASS_ENV).is_some_and(|v| !v.is_empty()) => {
+            out.extend([os("-storepass:env"), os(STOREPASS_ENV)])
+        }
         None => out.extend([os("-storepass"), os(DEFAULT_STOREPASS)]),
     }
     out

@@ -1,7 +1,7 @@
 //! `uca trust`: puts a root into the trust stores that clients read (the
 //! system store, a JDK's `cacerts`, NSS databases) and takes it out again,
 //! or writes a bundle of roots (PEM, a PKCS#12 truststore, a Kubernetes
-//! ConfigMap or a trust-manager Bundle).
+//! ConfigMap, a trust-manager Bundle or containerd registry folders).
 //!
 //! Install and uninstall first plan every change for every chosen store,
 //! checking that each tool is present and each store writable, and only
@@ -9,6 +9,7 @@
 //! as it was. `--dry-run` prints the plan and stops there.
 
 pub mod bundle;
+mod containerd;
 mod java;
 mod nss;
 mod system;
@@ -32,7 +33,7 @@ pub enum TrustCommand {
     Install(TrustStoreArgs),
     /// Remove exactly what `uca trust install` added for this root
     Uninstall(TrustStoreArgs),
-    /// Write a bundle of roots: PEM, a PKCS#12 truststore, a ConfigMap or a trust-manager Bundle
+    /// Write a bundle of roots: PEM, a PKCS#12 truststore, a ConfigMap, a trust-manager Bundle or a containerd hosts.toml folder
     Bundle(TrustBundleArgs),
 }
 
@@ -63,7 +64,7 @@ pub struct TrustStoreArgs {
     /// The Java keystore to change (default: JAVA_HOME's, else that of `java` on PATH)
     #[arg(long, value_name = "FILE")]
     pub java_cacerts: Option<PathBuf>,
-    /// Read the Java keystore's password from FILE (default: changeit)
+    /// Read the Java keystore's password from FILE (default: the UCA_JAVA_STOREPASS environment variable, else changeit)
     #[arg(long, value_name = "FILE")]
     pub java_storepass_file: Option<PathBuf>,
     /// NSS database directory to change (repeatable; default: ~/.pki/nssdb and Firefox profiles)
@@ -355,7 +356,7 @@ pub fn find_program(name: &str) -> Option<PathBuf> {
         .find(|p| is_executable(p))
 }
 
-fn is_executable(p: &Path) -> bool {
+pub fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }

@@ -6,22 +6,60 @@
 //!   links to the removed file go too). For another root file system the
 //!   host's `update-ca-certificates` is pointed at that tree's directories;
 //!   the tree's hooks are not run (they would run on this machine).
-//! - Alpine: the same directory and tool, on this machine only.
-//! - RHEL, Fedora: `/etc/pki/ca-trust/source/anchors/NAME.crt`, then
-//!   `update-ca-trust`, on this machine only.
+//! - Alpine: the same directory and tool (Alpine's own).
+//! - RHEL, Fedora and their kin: `/etc/pki/ca-trust/source/anchors/NAME.crt`,
+//!   then `update-ca-trust extract`.
+//!
+//! The family is read from the tree's `etc/os-release` (`ID`, then
+//! `ID_LIKE`), else from the files each family's package leaves. Alpine's
+//! and RHEL's tools take no directories, so for another root the tree's own
+//! tool is run inside it (`chroot DIR TOOL`): it changes only that tree, and
+//! needs root.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use super::{find_program, os, Action, StorePlan, TrustStoreArgs, TrustedRoot};
 use crate::support::error::{Error, Result};
-use crate::support::fsutil;
+use crate::support::{fsutil, sys};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Family {
     Debian,
     Alpine,
     RedHat,
+}
+
+impl Family {
+    /// The family an os-release `ID` or `ID_LIKE` word names.
+    fn from_os_id(id: &str) -> Option<Family> {
+        match id {
+            "debian" | "ubuntu" | "raspbian" | "linuxmint" | "pop" => Some(Family::Debian),
+            "alpine" | "postmarketos" => Some(Family::Alpine),
+            "rhel" | "fedora" | "centos" | "rocky" | "almalinux" | "ol" | "amzn" => {
+                Some(Family::RedHat)
+            }
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Family::Debian => "Debian/Ubuntu",
+            Family::Alpine => "Alpine",
+            Family::RedHat => "RHEL/Fedora",
+        }
+    }
+
+    /// The package that provides the tool, to name in an error.
+    fn package(self) -> &'static str {
+        match self {
+            Family::Debian | Family::Alpine => "the ca-certificates package",
+            Family::RedHat => {
+                "the ca-certificates package (with p11-kit, whose trust tool it runs)"
+            }
+        }
+    }
 }
 
 struct Layout {
@@ -35,27 +73,67 @@ struct Layout {
     tool: &'static str,
 }
 
-fn detect(root: &Path) -> Result<Layout> {
+/// The `ID` and `ID_LIKE` words of the tree's os-release, in that order.
+fn os_release_ids(root: &Path) -> Vec<String> {
+    let text = ["etc/os-release", "usr/lib/os-release"]
+        .iter()
+        .find_map(|p| {
+            fsutil::read_capped(&root.join(p), fsutil::limits::PEM, "read", "os-release").ok()
+        })
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let value = |key: &str| {
+        text.lines()
+            .filter_map(|l| l.trim().split_once('='))
+            .find(|(k, _)| k.trim() == key)
+            .map(|(_, v)| {
+                v.trim()
+                    .trim_matches(|c| c == '"' || c == '\'')
+                    .to_ascii_lowercase()
+            })
+            .unwrap_or_default()
+    };
+    let mut ids = vec![value("ID")];
+    ids.extend(value("ID_LIKE").split_whitespace().map(str::to_string));
+    ids.retain(|i| !i.is_empty());
+    ids
+}
+
+/// The family: from os-release, else from each family's own files.
+fn family_of(root: &Path) -> Result<Family> {
+    if let Some(f) = os_release_ids(root)
+        .iter()
+        .find_map(|id| Family::from_os_id(id))
+    {
+        return Ok(f);
+    }
     let at = |p: &str| root.join(p);
     if at("etc/pki/ca-trust/source/anchors").is_dir() {
+        Ok(Family::RedHat)
+    } else if at("etc/alpine-release").is_file() {
+        Ok(Family::Alpine)
+    } else if at("etc/ca-certificates.conf").is_file() {
+        Ok(Family::Debian)
+    } else {
+        Err(Error::msg(format!(
+            "no system trust store found under {}: expected etc/os-release naming Debian, Ubuntu, Alpine, RHEL or Fedora, or etc/ca-certificates.conf, etc/alpine-release or etc/pki/ca-trust/source/anchors; install the ca-certificates package",
+            root.display()
+        )))
+    }
+}
+
+fn detect(root: &Path) -> Result<Layout> {
+    let at = |p: &str| root.join(p);
+    let family = family_of(root)?;
+    if family == Family::RedHat {
         return Ok(Layout {
-            family: Family::RedHat,
+            family,
             anchors: at("etc/pki/ca-trust/source/anchors"),
             bundle: at("etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem"),
             written: vec![at("etc/pki/ca-trust/extracted")],
             tool: "update-ca-trust",
         });
     }
-    let family = if at("etc/alpine-release").is_file() {
-        Family::Alpine
-    } else if at("etc/ca-certificates.conf").is_file() {
-        Family::Debian
-    } else {
-        return Err(Error::msg(format!(
-            "no system trust store found under {}: expected etc/ca-certificates.conf (Debian, Ubuntu), etc/alpine-release (Alpine) or etc/pki/ca-trust/source/anchors (RHEL, Fedora); install the ca-certificates package",
-            root.display()
-        )));
-    };
     Ok(Layout {
         family,
         anchors: at("usr/local/share/ca-certificates"),
@@ -65,10 +143,54 @@ fn detect(root: &Path) -> Result<Layout> {
     })
 }
 
+/// Where the tool is: on this machine's PATH, or, for another root whose
+/// tool takes no directories (Alpine, RHEL), inside that tree, run there
+/// with chroot. A missing tool is one line naming the package.
+enum Tool {
+    Host(PathBuf),
+    /// The tree, and the tool's path inside it (`/usr/bin/update-ca-trust`).
+    InTree(PathBuf, PathBuf),
+}
+
+fn find_tool(layout: &Layout, other_root: Option<&Path>) -> Result<Tool> {
+    let tree = other_root.filter(|_| layout.family != Family::Debian);
+    let Some(tree) = tree else {
+        return find_program(layout.tool).map(Tool::Host).ok_or_else(|| {
+            Error::msg(format!(
+                "{} is not on PATH; install {} (it provides {})",
+                layout.tool,
+                layout.family.package(),
+                layout.tool
+            ))
+        });
+    };
+    let inside = ["usr/sbin", "usr/bin", "sbin", "bin"]
+        .iter()
+        .map(|d| Path::new("/").join(d).join(layout.tool))
+        .find(|p| super::is_executable(&tree.join(p.strip_prefix("/").unwrap_or(p))));
+    match inside {
+        Some(p) => Ok(Tool::InTree(tree.to_path_buf(), p)),
+        None => Err(Error::msg(format!(
+            "{} is not in {} ({} tree: looked in usr/sbin, usr/bin, sbin, bin); install {} in that tree",
+            layout.tool,
+            tree.display(),
+            layout.family.name(),
+            layout.family.package()
+        ))),
+    }
+}
+
 /// The tool's command line: for this machine as it is; for another root,
 /// the Debian script with every directory inside that root.
-fn tool_argv(layout: &Layout, root: Option<&Path>, tool: &Path, removal: bool) -> Vec<OsString> {
-    let mut argv = vec![tool.as_os_str().to_owned()];
+fn tool_argv(layout: &Layout, root: Option<&Path>, tool: &Tool, removal: bool) -> Vec<OsString> {
+    let mut argv = match tool {
+        Tool::Host(path) => vec![path.as_os_str().to_owned()],
+        Tool::InTree(tree, path) => vec![
+            os("chroot"),
+            tree.as_os_str().to_owned(),
+            path.as_os_str().to_owned(),
+        ],
+    };
     if layout.family == Family::Debian {
         if let Some(r) = root {
             let inside = |p: &str| r.join(p).into_os_string();
@@ -109,19 +231,23 @@ pub fn plan(root_cert: &TrustedRoot, args: &TrustStoreArgs, install: bool) -> Re
     if other_root.is_some() {
         check_inside(&fs_root, &layout)?;
     }
-    if other_root.is_some() && layout.family != Family::Debian {
+    let conf = fs_root.join("etc/ca-certificates.conf");
+    if other_root.is_some() && layout.family == Family::Debian && !conf.is_file() {
         return Err(Error::msg(format!(
-            "{} cannot change another root file system; run uca trust install inside {} (e.g. in the image build) instead of --root",
+            "{} is missing, which update-ca-certificates reads for that tree; install the ca-certificates package in {}",
+            conf.display(),
+            fs_root.display()
+        )));
+    }
+    let tool = find_tool(&layout, other_root.as_deref())?;
+    if matches!(tool, Tool::InTree(..)) && !args.dry_run && sys::effective_uid() != 0 {
+        return Err(Error::msg(format!(
+            "{} tree's {} runs inside {} with chroot, which needs root; run as root (sudo uca trust ...)",
+            layout.family.name(),
             layout.tool,
             fs_root.display()
         )));
     }
-    let Some(tool) = find_program(layout.tool) else {
-        return Err(Error::msg(format!(
-            "{} is not on PATH; install the ca-certificates package (it provides {})",
-            layout.tool, layout.tool
-        )));
-    };
     let file = layout.anchors.join(format!("{}.crt", root_cert.stem));
     let present = present(&file, root_cert)?;
     let store = "system".to_string();

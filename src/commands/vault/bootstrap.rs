@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use serde_json::{json, Value};
 
+use super::acme;
 use super::client::{vault_errors, VaultClient};
 use crate::ca::issuance::Key;
 use crate::ca::sections::{BootstrapMode, VaultPki, VaultSettings};
@@ -155,7 +156,7 @@ pub fn validate(
     crate::pki::profile::Validity::days_from_now(req.vault.days)?
         .within(root_not_after, req.vault.days)?;
     signing::intermediate_constraints(constraints, &req.vault.permit)?;
-    Ok(())
+    req.vault.acme.validate()
 }
 
 /// Seconds in a Vault duration (`90s`, `15m`, `8760h`, `30d`, or plain seconds).
@@ -369,6 +370,7 @@ pub fn execute(
     if sign_new && matches!(source, Key::Unlock(_)) {
         store.ensure_unsealed()?;
     }
+    let k8s = prepare_k8s(req, store)?;
     ensure_mount(&client, req, store, &state, say)?;
     let serial = match state {
         MountState::Ours(who) if !req.force => {
@@ -392,9 +394,72 @@ pub fn execute(
     configure_urls(&client, req, clustered, say)?;
     ensure_role(&client, req, say)?;
     probe(&client, req, store, say)?;
+    enable_acme(&client, req, clustered, k8s, say)?;
     Ok(BootstrapOutcome {
         new_intermediate: serial,
     })
+}
+
+/// Where the mount answers ACME clients: `--acme-base-url`, else the
+/// address bootstrap was given (not the active node it may have moved to,
+/// which is one node among several).
+fn acme_mount_url(req: &BootstrapRequest) -> String {
+    let v = &req.vault;
+    acme::mount_url(
+        &v.acme,
+        &v.conn.addr,
+        v.conn.namespace.as_deref(),
+        &v.pki.mount,
+    )
+}
+
+/// The `--k8s-out` files, rendered and checked before Vault is changed.
+fn prepare_k8s(req: &BootstrapRequest, store: &CaStore) -> Result<Option<Vec<acme::K8sFile>>> {
+    let v = &req.vault;
+    let Some(out) = v.acme.k8s_out.as_deref().filter(|_| v.acme.acme) else {
+        return Ok(None);
+    };
+    let role = v.acme.roles(&v.pki.role)[0];
+    let directory = acme::directory_url(&acme_mount_url(req), role);
+    let new_eab = acme::new_eab_command(v.conn.namespace.as_deref(), &v.pki.mount, role);
+    let files = acme::k8s_files(out, &directory, v.acme.eab(), &new_eab, store);
+    acme::check_k8s(out, &files)?;
+    Ok(Some(files))
+}
+
+/// With `--acme`, once the probe has proved the role: the mount's ACME
+/// server, then the Kubernetes files that point at it.
+fn enable_acme(
+    client: &VaultClient,
+    req: &BootstrapRequest,
+    clustered: bool,
+    k8s: Option<Vec<acme::K8sFile>>,
+    say: &mut dyn FnMut(&str),
+) -> Result<()> {
+    let v = &req.vault;
+    if !v.acme.acme {
+        return Ok(());
+    }
+    let mount_url = acme_mount_url(req);
+    acme::enable(
+        client,
+        v.conn.namespace.as_deref(),
+        &v.pki.mount,
+        &v.pki.role,
+        &v.acme,
+        &mount_url,
+        say,
+    )?;
+    if clustered && v.acme.acme_base_url.is_none() {
+        say(&format!(
+            "note: in an HA cluster ACME clients should reach every node by one name, not {}: pass --acme-base-url with a name all nodes answer to",
+            v.conn.addr
+        ));
+    }
+    if let (Some(files), Some(out)) = (k8s, v.acme.k8s_out.as_deref()) {
+        acme::write_k8s(out, &files, say)?;
+    }
+    Ok(())
 }
 
 /// The node bootstrap talks to. A standby answers reads from state that

@@ -4,6 +4,7 @@
 //! file holds the `uca vault` subcommands' arguments (clap), their runs and
 //! their reports.
 
+pub mod acme;
 pub mod bootstrap;
 pub mod client;
 pub mod offline;
@@ -34,8 +35,9 @@ pub struct VaultBootstrapArgs {
     /// CA directory
     #[arg(long, value_name = "DIR")]
     pub dir: PathBuf,
+    // Boxed: the settings are large, and most `uca vault` runs are not bootstraps.
     #[command(flatten)]
-    pub vault: VaultSettings,
+    pub vault: Box<VaultSettings>,
     /// Add a new intermediate even if the mount already has one from this root
     #[arg(long)]
     pub force: bool,
@@ -99,7 +101,7 @@ pub fn run(cmd: VaultCommand, out: &mut Stdout) -> Result<u8> {
 fn run_vault_bootstrap(a: VaultBootstrapArgs, out: &mut Stdout) -> Result<u8> {
     let req = bootstrap::BootstrapRequest {
         dir: a.dir,
-        vault: a.vault,
+        vault: *a.vault,
         force: a.force,
         passphrase_file: a.passphrase.passphrase_file,
     };
