@@ -1,8 +1,10 @@
-//! The services' own identity checks on uca's client certificates: each
-//! service below maps a client certificate's subject to one of its users,
-//! accepts the client it was configured for and refuses another client of
-//! the same root. The real servers from Debian run on 127.0.0.1 (free
-//! ports, scratch data directories), once per key type (P-256, RSA-2048):
+//! The services' own identity checks on uca's client certificates, issued
+//! with a subject template: each service below maps a client certificate's
+//! subject to one of its users, accepts the client it was configured for
+//! and refuses other clients of the same root, among them one with the
+//! same CN under another OU. The real servers from Debian run on
+//! 127.0.0.1 (free ports, scratch data directories), once per key type
+//! (P-256, RSA-2048):
 //!
 //! * PostgreSQL: `cert` authentication with `clientcert=verify-full`,
 //!   `clientname=DN` and a `pg_ident.conf` regex on the subject;
@@ -30,41 +32,32 @@ use common::*;
 // --- The clients and their subjects: the one place the tests depend on it --
 
 /// The subject template the clients are issued with (`uca issue
-/// --subject`); `None` is uca's default subject, CN=NAME.
-const SUBJECT_TEMPLATE: Option<&str> = None;
+/// --subject`).
+const SUBJECT_TEMPLATE: &str = "O=Acme,OU=dba,CN={name}";
 
-/// The impostor's subject template: alice's CN under another OU. Issued
-/// only with a subject template (uca's default subject is the CN alone, so
-/// without one no such client can exist).
+/// The impostor's subject template: alice's CN under another OU.
 const IMPOSTOR_TEMPLATE: &str = "O=Acme,OU=ops,CN={name}";
 
-/// The extra `uca issue` arguments that give a client its subject.
-fn subject_args() -> Vec<&'static str> {
-    SUBJECT_TEMPLATE.map_or(vec![], |template| vec!["--subject", template])
-}
-
 /// The clients of the same root that every service must refuse where it
-/// lets alice in: bob, and with subject templates the impostor, whom only
-/// the subject beyond the CN tells from alice.
-fn refused_clients() -> Vec<&'static str> {
-    let mut clients = vec!["bob"];
-    if SUBJECT_TEMPLATE.is_some() {
-        clients.push("impostor");
-    }
-    clients
-}
+/// lets alice in: bob, and the impostor, whom only the subject beyond the
+/// CN tells from alice (a service that read the CN alone would let it in).
+const REFUSED_CLIENTS: [&str; 2] = ["bob", "impostor"];
 
-/// A client's subject as all three services spell it: RFC 4514, which is
-/// how OpenSSL prints it with `-nameopt RFC2253` (PostgreSQL's
+/// A client's subject as all three services spell it: RFC 4514 (PostgreSQL's
 /// `clientname=DN`, mosquitto's `use_subject_as_username`, RabbitMQ's
-/// `distinguished_name`).
+/// `distinguished_name`), as OpenSSL prints it with `-nameopt RFC2253`.
+/// RFC 4514 starts from the last RDN, and uca writes a template's RDNs in
+/// the order given, so the services read `O=Acme,OU=dba,CN=alice` as
+/// `CN=alice,OU=dba,O=Acme`. (The templates here have no escaped commas.)
 fn subject_of(client: &str) -> String {
-    match client {
-        "impostor" => IMPOSTOR_TEMPLATE.replace("{name}", "alice"),
-        name => SUBJECT_TEMPLATE
-            .unwrap_or("CN={name}")
-            .replace("{name}", name),
-    }
+    let (template, name) = match client {
+        "impostor" => (IMPOSTOR_TEMPLATE, "alice"),
+        name => (SUBJECT_TEMPLATE, name),
+    };
+    let written = template.replace("{name}", name);
+    let mut rdns: Vec<&str> = written.split(',').collect();
+    rdns.reverse();
+    rdns.join(",")
 }
 
 /// The directory of a client's cert.pem and key.pem in the scratch
@@ -90,15 +83,15 @@ fn pki(key: &str) -> Scratch {
     s.init_ca(&["--key", key]);
     s.issue(&["--profile", "server", "--key", key, "127.0.0.1"]);
     let client = ["--profile", "client", "--key", key];
-    s.issue(&[&client[..], &subject_args(), &["alice", "bob"]].concat());
-    if SUBJECT_TEMPLATE.is_some() {
-        let pass = s.pass_file();
-        let out = ["issue", "--dir", "ca", "--out", "impostor"];
-        let pass = ["--passphrase-file", pass.to_str().unwrap()];
-        let subject = ["--subject", IMPOSTOR_TEMPLATE, "alice"];
-        ok(&s.uca(&[&out[..], &pass, &client, &subject].concat()));
-    }
-    for client in std::iter::once("alice").chain(refused_clients()) {
+    let subject = ["--subject", SUBJECT_TEMPLATE];
+    s.issue(&[&client[..], &subject, &["alice", "bob"]].concat());
+    // The impostor: alice's name again, in another output directory.
+    let pass_file = s.pass_file();
+    let out = ["issue", "--dir", "ca", "--out", "impostor"];
+    let pass = ["--passphrase-file", pass_file.to_str().unwrap()];
+    let subject = ["--subject", IMPOSTOR_TEMPLATE, "alice"];
+    ok(&s.uca(&[&out[..], &pass, &client, &subject].concat()));
+    for client in std::iter::once("alice").chain(REFUSED_CLIENTS) {
         let cert = format!("{}/cert.pem", client_dir(client));
         let (okx, out) = run(
             "openssl",
@@ -452,7 +445,7 @@ fn postgresql_maps_the_subject_to_a_role(key: &str) {
     }
     // Other clients of the same root are refused as alice, and PostgreSQL
     // says which subject it read.
-    for other in refused_clients() {
+    for other in REFUSED_CLIENTS {
         let (okl, out) = pg.login(&s, other, "alice");
         assert!(
             !okl && out.contains("certificate authentication failed for user \"alice\""),
@@ -573,7 +566,7 @@ fn mosquitto_authorizes_by_subject(key: &str) {
     // The others' certificates chain to the same root, so the listener
     // takes them, but the ACL gives their subjects nothing: their publish
     // is refused and the retained message is not delivered to them.
-    for other in refused_clients() {
+    for other in REFUSED_CLIENTS {
         let args = mqtt_args(&s, port, other);
         let (_, out) = mqtt(&s, "mosquitto_pub", &args, &["-r", "-m", other]);
         assert!(out.contains("Not authorized"), "{other} publishes: {out}");
@@ -591,7 +584,7 @@ fn mosquitto_authorizes_by_subject(key: &str) {
 
     // mosquitto names each client by its subject, as the ACL spells it.
     let log = server.log_text();
-    for client in std::iter::once("alice").chain(refused_clients()) {
+    for client in std::iter::once("alice").chain(REFUSED_CLIENTS) {
         let user = format!("u'{}')", subject_of(client));
         assert!(log.contains(&user), "expected {user:?} in:\n{log}");
     }
@@ -741,7 +734,7 @@ fn rabbitmq_logs_in_by_subject(key: &str) {
     assert!(oka && out.contains("opened vhost /"), "alice: {out}");
     // The others' certificates pass TLS (same root), but their subjects are
     // no users.
-    for other in refused_clients() {
+    for other in REFUSED_CLIENTS {
         let (oko, out) = amqp_external(&s, port, other);
         assert!(
             !oko && out.contains("refused: 403 ACCESS_REFUSED"),
@@ -755,7 +748,7 @@ fn rabbitmq_logs_in_by_subject(key: &str) {
         "user '{}' authenticated and granted access to vhost '/'",
         subject_of("alice")
     );
-    let refused = refused_clients().into_iter().map(|other| {
+    let refused = REFUSED_CLIENTS.into_iter().map(|other| {
         format!(
             "EXTERNAL login refused: user '{}' - invalid credentials",
             subject_of(other)
