@@ -36,6 +36,7 @@ tests=(
     pkcs12
     registry
     vault_tls
+    vault_tls_config
     vault_ha
     vault_acme
     nonroot

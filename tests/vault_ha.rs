@@ -1,12 +1,14 @@
-//! OpenBao as a real HA cluster, built as the README's "Vault and OpenBao"
-//! section describes: three raft nodes on 127.0.0.2, .3 and .4 (all of
-//! 127.0.0.0/8 is loopback), each named by its address with `uca vault tls
-//! --node`, serving its own node certificate from the shared listener.hcl
-//! and joining the others through retry_join.hcl over mutual TLS. Bootstrap
-//! goes through a standby; after the leader is killed, a follower issues
-//! leaves that chain to the root. And a standby whose active node cannot be
-//! reached, modelled by a proxy in front of a dev server: bootstrap waits
-//! there for each of its writes. Fails, never skips, without OpenBao.
+//! OpenBao as a real HA cluster, built exactly as the README's "Vault and
+//! OpenBao" section describes: three raft nodes on 127.0.0.2, .3 and .4
+//! (all of 127.0.0.0/8 is loopback), each named by its address with `uca
+//! vault tls --node`, each started from its own nodes/NAME/openbao.hcl as
+//! uca wrote it (no file is edited), serving its own node certificate and
+//! joining the others through retry_join over mutual TLS. Bootstrap goes
+//! through a standby, with the AIA/CRL URLs on the cluster's address; after
+//! the leader is killed, a follower issues leaves that chain to the root.
+//! And a standby whose active node cannot be reached, modelled by a proxy
+//! in front of a dev server: bootstrap waits there for each of its writes.
+//! Fails, never skips, without OpenBao.
 
 #[path = "common/bao.rs"]
 mod bao;
@@ -64,6 +66,40 @@ fn voters(env: &[(&str, String)]) -> Result<Vec<String>, String> {
         .collect())
 }
 
+/// `bao server -config=vtls/nodes/IP/openbao.hcl`, the file as uca wrote
+/// it; output in IP.log and IP.err.
+fn start_node_from_its_file(s: &Scratch, ip: &str, port: u16) -> Bao {
+    let config = s.join(&format!("vtls/nodes/{ip}/openbao.hcl"));
+    let log = s.join(&format!("{ip}.log"));
+    let mut child = bao_command()
+        .args(["server", &format!("-config={}", config.display())])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::fs::File::create(s.join(&format!("{ip}.err"))).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for_listener(ip, port, &mut child, &log);
+    Bao { child, port }
+}
+
+/// The AIA and CRL URLs of the certificate in `file`, by openssl.
+fn aia_and_crl(s: &Scratch, file: &str) -> String {
+    let (okx, text) = run(
+        "openssl",
+        &[
+            "x509",
+            "-in",
+            file,
+            "-noout",
+            "-ext",
+            "authorityInfoAccess,crlDistributionPoints",
+        ],
+        s.path(),
+    );
+    assert!(okx, "{file}: {text}");
+    text
+}
+
 #[test]
 fn three_node_cluster_bootstraps_through_a_standby_and_issues_after_failover() {
     let s = Scratch::new();
@@ -78,14 +114,12 @@ fn three_node_cluster_bootstraps_through_a_standby_and_issues_after_failover() {
         "ca",
         "--out",
         "vtls",
-        "--address",
-        "127.0.0.1",
-        "--port",
-        &port_text,
         "--host",
         "vault.internal",
         "--operator",
         "ops.internal",
+        "--port",
+        &port_text,
         "--passphrase-file",
         pass.to_str().unwrap(),
     ];
@@ -108,30 +142,12 @@ fn three_node_cluster_bootstraps_through_a_standby_and_issues_after_failover() {
             "{path}: {text}"
         );
     }
-    let listener = std::fs::read_to_string(s.join("vtls/listener.hcl")).unwrap();
-    let retry_join = std::fs::read_to_string(s.join("vtls/retry_join.hcl")).unwrap();
-    assert!(
-        listener.contains("/nodes/NODE/cert.pem")
-            && listener.contains(&format!("api_addr = \"https://NODE:{port}\"")),
-        "{listener}"
-    );
 
-    // The same two files on every node, with NODE made that node's name;
-    // on one machine the listen address is the node's own too.
-    let mut servers: Vec<Option<Bao>> = Vec::new();
-    for (i, ip) in NODES.iter().enumerate() {
-        let raft = s.join(&format!("raft{i}"));
-        std::fs::create_dir(&raft).unwrap();
-        let config = format!(
-            "storage \"raft\" {{\n  path = \"{}\"\n  node_id = \"node{i}\"\n{}}}\n{}\ndisable_mlock = true\n",
-            raft.display(),
-            retry_join.replace("/NODE/", &format!("/{ip}/")),
-            listener
-                .replace("NODE", ip)
-                .replace("\"127.0.0.1:", &format!("\"{ip}:")),
-        );
-        servers.push(Some(start_node(&s, &format!("node{i}"), &config, ip, port)));
-    }
+    // Each node starts from its own file, as written.
+    let mut servers: Vec<Option<Bao>> = NODES
+        .iter()
+        .map(|ip| Some(start_node_from_its_file(&s, ip, port)))
+        .collect();
     let env = |ip: &str| operator_env(&s, &format!("https://{ip}:{port}"), Some("ops.internal"));
 
     let (oki, out, err) = bao_cli(
@@ -191,17 +207,15 @@ fn three_node_cluster_bootstraps_through_a_standby_and_issues_after_failover() {
     let cert = s.join("vtls/operators/ops.internal/cert.pem");
     let client_key = s.join("vtls/operators/ops.internal/key.pem");
     let standby_addr = format!("https://{standby}:{port}");
-    let o = ok(&s.uca(&bootstrap_args(
-        &standby_addr,
-        &[
-            "--cacert",
-            &cacert,
-            "--client-cert",
-            cert.to_str().unwrap(),
-            "--client-key",
-            client_key.to_str().unwrap(),
-        ],
-    )));
+    let tls_args = [
+        "--cacert",
+        &cacert,
+        "--client-cert",
+        cert.to_str().unwrap(),
+        "--client-key",
+        client_key.to_str().unwrap(),
+    ];
+    let o = ok(&s.uca(&bootstrap_args(&standby_addr, &tls_args)));
     let text = stdout(&o);
     assert!(
         text.contains(&format!(
@@ -210,11 +224,25 @@ fn three_node_cluster_bootstraps_through_a_standby_and_issues_after_failover() {
             && text.contains("bootstrap complete"),
         "{text}"
     );
-    // The default AIA and CRL URLs name one node, and bootstrap says so.
+    // Without --cluster-addr the AIA and CRL URLs name one node, and
+    // bootstrap warns that they die with it and says how to fix it.
     assert!(
         text.contains(&format!(
-            "note: in an HA cluster these URLs should name every node, not https://{leader}:{port}"
+            "warning: AIA/CRL URLs use https://{leader}:{port}, one node of the cluster: they stop answering when that node is down; pass --cluster-addr"
         )),
+        "{text}"
+    );
+    // Run again with the cluster's load-balanced address: the URLs move
+    // there, and nothing else is signed.
+    let cluster_addr = format!("https://vault.internal:{port}");
+    let mut with_cluster = tls_args.to_vec();
+    with_cluster.extend(["--cluster-addr", &cluster_addr]);
+    let o = ok(&s.uca(&bootstrap_args(&standby_addr, &with_cluster)));
+    let text = stdout(&o);
+    assert!(
+        text.contains(&format!("AIA/CRL URLs use {cluster_addr} (--cluster-addr)"))
+            && text.contains("already bootstrapped")
+            && !text.contains("warning:"),
         "{text}"
     );
 
@@ -279,6 +307,14 @@ fn three_node_cluster_bootstraps_through_a_standby_and_issues_after_failover() {
     );
     assert!(okv && out.contains("leaf.pem: OK"), "{out}");
     assert_vault_leaf_verifies(&s, &v, "leaf-chain.pem", "after-failover.svc.internal");
+    // The leaf points at the cluster's address, which outlives the old leader.
+    let urls = aia_and_crl(&s, &leaf);
+    assert!(
+        urls.contains(&format!("CA Issuers - URI:{cluster_addr}/v1/pki_int/ca"))
+            && urls.contains(&format!("URI:{cluster_addr}/v1/pki_int/crl"))
+            && !urls.contains(leader),
+        "{urls}"
+    );
     drop(servers);
 }
 
@@ -449,4 +485,139 @@ fn bootstrap_through_a_standby_that_never_catches_up_fails_in_bounded_time() {
     assert!(!stdout(&o).contains("bootstrap complete"), "{}", stdout(&o));
     assert!(start.elapsed() < Duration::from_secs(60));
     assert!(log.lock().unwrap().made_to_wait > 10);
+}
+
+/// A plain HTTP GET of `url` (http://127.0.0.1:PORT/...): the status code
+/// and the body, as a TLS client fetching an AIA or CRL URL sees them,
+/// with no token and no namespace header.
+fn http_get(url: &str) -> (u16, Vec<u8>) {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    let mut conn = std::net::TcpStream::connect(host).unwrap();
+    write!(conn, "GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
+    let mut answer = Vec::new();
+    conn.read_to_end(&mut answer).unwrap();
+    let end = answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&answer[..end]).into_owned();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, answer[end + 4..].to_vec())
+}
+
+/// The issuing and CRL URLs bootstrap writes answer where they point: in a
+/// namespace the path names it (a client fetching them sends no namespace
+/// header); with --cluster-addr they name that address, and bootstrap says
+/// which address it wrote and why.
+#[test]
+fn the_urls_bootstrap_writes_answer_in_a_namespace_and_name_the_cluster_address() {
+    let s = Scratch::new();
+    s.init_ca(&["--permit", "internal"]);
+    let bao = start_dev(&s);
+    let addr = format!("http://127.0.0.1:{}", bao.port);
+    std::fs::write(s.join("token.txt"), "test-root-token\n").unwrap();
+    let env = [
+        ("BAO_ADDR", addr.clone()),
+        ("BAO_TOKEN", "test-root-token".to_string()),
+    ];
+    let (okn, _, err) = bao_cli(&["namespace", "create", "team-a"], &env);
+    assert!(okn, "{err}");
+    let o = ok(&s.uca(&bootstrap_args(&addr, &["--namespace", "team-a"])));
+    let text = stdout(&o);
+    assert!(
+        text.contains(&format!(
+            "AIA/CRL URLs use {addr} (the node bootstrap talks to)"
+        )),
+        "{text}"
+    );
+    let urls = |env: &[(&str, String)]| {
+        let (okr, out, err) = bao_cli(
+            &[
+                "read",
+                "-format=json",
+                "-namespace=team-a",
+                "pki_int/config/urls",
+            ],
+            env,
+        );
+        assert!(okr, "{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        (
+            v["data"]["issuing_certificates"][0]
+                .as_str()
+                .unwrap()
+                .to_string(),
+            v["data"]["crl_distribution_points"][0]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        )
+    };
+    let (issuing, crl) = urls(&env);
+    assert_eq!(issuing, format!("{addr}/v1/team-a/pki_int/ca"));
+    let (status, der) = http_get(&issuing);
+    assert_eq!(status, 200, "{issuing}: {}", String::from_utf8_lossy(&der));
+    std::fs::write(s.join("aia.der"), &der).unwrap();
+    let (okx, subject) = run(
+        "openssl",
+        &[
+            "x509", "-inform", "DER", "-in", "aia.der", "-noout", "-subject",
+        ],
+        s.path(),
+    );
+    assert!(okx && subject.contains("Vault Intermediate"), "{subject}");
+    let (status, body) = http_get(&crl);
+    assert_eq!(status, 200, "{crl}: {}", String::from_utf8_lossy(&body));
+
+    let o = ok(&s.uca(&bootstrap_args(
+        &addr,
+        &[
+            "--namespace",
+            "team-a",
+            "--cluster-addr",
+            "https://vault.internal:8200/",
+        ],
+    )));
+    let text = stdout(&o);
+    assert!(
+        text.contains("AIA/CRL URLs use https://vault.internal:8200 (--cluster-addr)"),
+        "{text}"
+    );
+    assert_eq!(
+        urls(&env),
+        (
+            "https://vault.internal:8200/v1/team-a/pki_int/ca".to_string(),
+            "https://vault.internal:8200/v1/team-a/pki_int/crl".to_string()
+        )
+    );
+}
+
+/// A plan's `[vault]` takes `cluster_addr` as bootstrap takes
+/// `--cluster-addr`: checked before the root exists, then written into the
+/// issuing and CRL URLs.
+#[test]
+fn a_plan_names_the_cluster_address_for_the_urls() {
+    let s = Scratch::new();
+    let bao = start_dev(&s);
+    std::fs::write(s.join("token.txt"), "test-root-token\n").unwrap();
+    let plan = |cluster_addr: &str| {
+        format!(
+            "[ca]\nname = \"Ceremony Root\"\npermit = [\"internal\"]\n\n[[group]]\nname = \"svc\"\nnames = [\"svc1.internal\"]\n\n\
+             [vault]\naddr = \"http://127.0.0.1:{}\"\ntoken_file = \"token.txt\"\nrole = \"svc\"\nallowed_domains = [\"svc.internal\"]\n\
+             cluster_addr = \"{cluster_addr}\"\n",
+            bao.port
+        )
+    };
+    std::fs::write(s.join("bad.toml"), plan("vault.internal:8200")).unwrap();
+    fails_with(
+        &s.uca(&["ceremony", "bad.toml", "--out", "bad"]),
+        "invalid --cluster-addr 'vault.internal:8200'",
+    );
+    assert!(!s.join("bad").exists());
+    std::fs::write(s.join("plan.toml"), plan("https://vault.internal:8200")).unwrap();
+    let o = ok(&s.uca(&["ceremony", "plan.toml", "--out", "out"]));
+    let text = stdout(&o);
+    assert!(
+        text.contains("configured URLs: issuing https://vault.internal:8200/v1/pki_int/ca, CRL https://vault.internal:8200/v1/pki_int/crl"),
+        "{text}"
+    );
 }

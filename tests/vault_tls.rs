@@ -1,7 +1,9 @@
 //! `uca vault tls` against real servers: an OpenBao raft server whose
 //! listener uses uca's certificates and requires client certificates, and
-//! OpenBao storing its data in a real PostgreSQL over mutual TLS. These tests
-//! fail, never skip, when OpenBao or PostgreSQL is missing.
+//! OpenBao storing its data in a real PostgreSQL over mutual TLS, one server
+//! and then two nodes sharing it, each started from the openbao.hcl uca
+//! wrote; and two raft nodes assembled from listener.hcl and retry_join.hcl.
+//! These tests fail, never skip, when OpenBao or PostgreSQL is missing.
 
 #[path = "common/bao.rs"]
 mod bao;
@@ -59,13 +61,8 @@ fn raft_server_with_uca_mtls_listener_init_unseal_and_bootstrap() {
         listener.contains("tls_require_and_verify_client_cert = true"),
         "{listener}"
     );
-    let raft = s.join("raft");
-    std::fs::create_dir(&raft).unwrap();
-    let config = format!(
-        "storage \"raft\" {{\n  path = \"{}\"\n  node_id = \"node1\"\n}}\n{listener}\napi_addr = \"https://127.0.0.1:{port}\"\ncluster_addr = \"https://127.0.0.1:{}\"\ndisable_mlock = true\n",
-        raft.display(),
-        port + 1
-    );
+    // The server starts from the configuration uca wrote, unchanged.
+    let config = std::fs::read_to_string(s.join("vtls/openbao.hcl")).unwrap();
     let _guard = start_server(&s, &config, port);
     let log = s.join("bao.log");
 
@@ -460,12 +457,11 @@ fn postgresql_storage_over_mutual_tls_with_uca_certificates() {
     let (okc, out) = pg.connect_as("openbao", &ca, Some(&s.join("vtls/storage/client")));
     assert!(okc && out.trim() == "openbao", "{out}");
 
-    // OpenBao from uca's two stanzas: its data lands in PostgreSQL over mTLS.
-    let listener = std::fs::read_to_string(s.join("vtls/listener.hcl")).unwrap();
-    let config = format!(
-        "{listener}\n{storage}\napi_addr = \"https://127.0.0.1:{port}\"\ndisable_mlock = true\n"
-    );
-    let _bao = start_server(&s, &config, port);
+    // OpenBao from the configuration uca wrote, unchanged: its data lands
+    // in PostgreSQL over mTLS.
+    let config = std::fs::read_to_string(s.join("vtls/openbao.hcl")).unwrap();
+    assert!(config.contains("storage \"postgresql\""), "{config}");
+    let single = start_server(&s, &config, port);
     let addr = format!("https://127.0.0.1:{port}");
     let (oki, out, err) = bao_cli(
         &[
@@ -495,6 +491,63 @@ fn postgresql_storage_over_mutual_tls_with_uca_certificates() {
          WHERE ssl AND client_dn = '/CN=openbao' AND usename = 'openbao'",
     );
     assert_ne!(mtls_sessions, "0", "no mutual-TLS session from OpenBao");
+
+    // Two nodes sharing the database, each from its own configuration as
+    // written: one is active, the other a standby that names it.
+    drop(single);
+    let key = init["unseal_keys_b64"][0].as_str().unwrap().to_string();
+    let port = free_port_pair();
+    let port_text = port.to_string();
+    let pass = s.pass_file();
+    ok(&s.uca(&[
+        "vault",
+        "tls",
+        "--dir",
+        "ca",
+        "--out",
+        "vtls2",
+        "--port",
+        &port_text,
+        "--passphrase-file",
+        pass.to_str().unwrap(),
+        "--host",
+        "127.0.0.1",
+        "--node",
+        "127.0.0.1",
+        "--node",
+        "127.0.0.2",
+        "--storage",
+        &storage_url,
+    ]));
+    let mut nodes = Vec::new();
+    for (i, ip) in ["127.0.0.1", "127.0.0.2"].iter().enumerate() {
+        let config = std::fs::read_to_string(s.join(&format!("vtls2/nodes/{ip}/openbao.hcl")));
+        let config = config.unwrap();
+        assert!(config.contains("ha_enabled = \"true\""), "{config}");
+        nodes.push(start_node(&s, &format!("pg-node{i}"), &config, ip, port));
+        let env = operator_env(&s, &format!("https://{ip}:{port}"), Some("ops"));
+        let (oku, _, err) = bao_cli(&["operator", "unseal", &key], &env);
+        assert!(oku, "unseal of {ip}: {err}");
+    }
+    let env = operator_env(&s, &format!("https://127.0.0.2:{port}"), Some("ops"));
+    let start = Instant::now();
+    loop {
+        let (_, out, err) = bao_cli(&["status", "-format=json"], &env);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+        if v["sealed"] == false
+            && v["ha_enabled"] == true
+            && v["is_self"] != true
+            && v["leader_address"] == format!("https://127.0.0.1:{port}")
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "127.0.0.2 is not a standby of 127.0.0.1: {out}{err}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    drop(nodes);
 }
 
 #[test]

@@ -116,6 +116,9 @@ pub struct VaultPki {
     /// CRL distribution point URL (default ADDR/v1/MOUNT/crl)
     #[arg(long, value_name = "URL")]
     pub crl_url: Option<String>,
+    /// The cluster's load-balanced address, e.g. https://vault.internal:8200: the issuing and CRL URLs name it rather than one node (--issuing-url and --crl-url still win)
+    #[arg(long, value_name = "URL")]
+    pub cluster_addr: Option<String>,
     /// Key type of the intermediate
     #[arg(long, value_enum, default_value_t = DEFAULT_KEY)]
     #[serde(default = "d_key")]
@@ -179,7 +182,7 @@ pub struct VaultAcme {
     /// External account binding: who may open an ACME account [default: always-required]
     #[arg(long, value_enum, value_name = "POLICY", requires = "acme")]
     pub acme_eab: Option<AcmeEab>,
-    /// Address ACME clients reach Vault by, e.g. https://vault.internal:8200 (default --addr)
+    /// Address ACME clients reach Vault by, e.g. https://vault.internal:8200 (default --cluster-addr, else --addr)
     #[arg(long, value_name = "URL", requires = "acme")]
     pub acme_base_url: Option<String>,
     /// Write a cert-manager ClusterIssuer (ACME) and a trust bundle ConfigMap of the root into DIR

@@ -79,6 +79,9 @@ pub fn check_pki_settings(pki: &VaultPki) -> Result<()> {
             }
         }
     }
+    if let Some(c) = &pki.cluster_addr {
+        check_cluster_addr(c)?;
+    }
     crate::pki::names::validate_ca_name(&pki.common_name)
 }
 
@@ -400,17 +403,13 @@ pub fn execute(
     })
 }
 
-/// Where the mount answers ACME clients: `--acme-base-url`, else the
-/// address bootstrap was given (not the active node it may have moved to,
-/// which is one node among several).
+/// Where the mount answers ACME clients: `--acme-base-url`, else
+/// `--cluster-addr`, else the address bootstrap was given (not the active
+/// node it may have moved to, which is one node among several).
 fn acme_mount_url(req: &BootstrapRequest) -> String {
     let v = &req.vault;
-    acme::mount_url(
-        &v.acme,
-        &v.conn.addr,
-        v.conn.namespace.as_deref(),
-        &v.pki.mount,
-    )
+    let addr = v.pki.cluster_addr.as_deref().unwrap_or(&v.conn.addr);
+    acme::mount_url(&v.acme, addr, v.conn.namespace.as_deref(), &v.pki.mount)
 }
 
 /// The `--k8s-out` files, rendered and checked before Vault is changed.
@@ -450,9 +449,9 @@ fn enable_acme(
         &mount_url,
         say,
     )?;
-    if clustered && v.acme.acme_base_url.is_none() {
+    if clustered && v.acme.acme_base_url.is_none() && v.pki.cluster_addr.is_none() {
         say(&format!(
-            "note: in an HA cluster ACME clients should reach every node by one name, not {}: pass --acme-base-url with a name all nodes answer to",
+            "note: in an HA cluster ACME clients should reach every node by one name, not {}: pass --cluster-addr (or --acme-base-url) with a name all nodes answer to",
             v.conn.addr
         ));
     }
@@ -791,39 +790,74 @@ fn make_default_issuer(
     Ok(())
 }
 
-/// The issuing and CRL URLs, written before the first certificate. By
-/// default they name the node bootstrap talks to, which in a cluster is
-/// one node among several: said, with the options that name all of them.
+/// The issuing and CRL URLs, written before the first certificate. They
+/// name `--cluster-addr` (the cluster's load-balanced address) when given,
+/// else the node bootstrap talks to, which in a cluster is one node among
+/// several: said, with the option that fixes it. In a namespace the path
+/// names it, since whoever fetches the URL sends no namespace header.
 fn configure_urls(
     client: &VaultClient,
     req: &BootstrapRequest,
     clustered: bool,
     say: &mut dyn FnMut(&str),
 ) -> Result<()> {
-    let base = format!("{}/v1/{}", client.addr(), req.vault.pki.mount);
-    let issuing = req
-        .vault
-        .pki
+    let pki = &req.vault.pki;
+    let (addr, why) = match &pki.cluster_addr {
+        Some(c) => (c.trim_end_matches('/'), "--cluster-addr"),
+        None => (client.addr(), "the node bootstrap talks to"),
+    };
+    let ns = client
+        .namespace()
+        .map(|n| format!("{n}/"))
+        .unwrap_or_default();
+    let base = format!("{addr}/v1/{ns}{}", pki.mount);
+    let issuing = pki
         .issuing_url
         .clone()
         .unwrap_or_else(|| format!("{base}/ca"));
-    let crl = req
-        .vault
-        .pki
-        .crl_url
-        .clone()
-        .unwrap_or_else(|| format!("{base}/crl"));
+    let crl = pki.crl_url.clone().unwrap_or_else(|| format!("{base}/crl"));
     client.write(
-        &format!("{}/config/urls", req.vault.pki.mount),
+        &format!("{}/config/urls", pki.mount),
         &json!({"issuing_certificates": [issuing], "crl_distribution_points": [crl]}),
         "configure the issuing and CRL URLs",
     )?;
     say(&format!("configured URLs: issuing {issuing}, CRL {crl}"));
-    if clustered && (req.vault.pki.issuing_url.is_none() || req.vault.pki.crl_url.is_none()) {
+    if pki.issuing_url.is_some() && pki.crl_url.is_some() {
+        say("AIA/CRL URLs as given by --issuing-url and --crl-url");
+    } else if clustered && pki.cluster_addr.is_none() {
         say(&format!(
-            "note: in an HA cluster these URLs should name every node, not {}: pass --issuing-url and --crl-url with a name all nodes answer to (a --host name of uca vault tls)",
-            client.addr()
+            "warning: AIA/CRL URLs use {addr}, one node of the cluster: they stop answering when that node is down; pass --cluster-addr with the cluster's load-balanced address (e.g. https://vault.internal:8200, a --host name of uca vault tls) and run bootstrap again"
         ));
+    } else {
+        say(&format!("AIA/CRL URLs use {addr} ({why})"));
+    }
+    Ok(())
+}
+
+/// `--cluster-addr`: `http(s)://HOST[:PORT]`, the address clients reach
+/// the cluster at; bootstrap appends `/v1/MOUNT/...` itself.
+pub fn check_cluster_addr(url: &str) -> Result<()> {
+    let bad = || {
+        Error::invalid(
+            "--cluster-addr",
+            names::printable(url),
+            "expected the cluster's address as https://HOST[:PORT], e.g. https://vault.internal:8200",
+        )
+    };
+    let rest = url.trim_end_matches('/');
+    let rest = rest
+        .strip_prefix("https://")
+        .or_else(|| rest.strip_prefix("http://"))
+        .ok_or_else(bad)?;
+    let (host, port) = match rest.strip_prefix('[') {
+        Some(v6) => v6.split_once(']').ok_or_else(bad)?,
+        None => rest.rsplit_once(':').unwrap_or((rest, "")),
+    };
+    let port = port.strip_prefix(':').unwrap_or(port);
+    let port_ok = port.is_empty()
+        || (port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>().is_ok_and(|p| p > 0));
+    if !port_ok || San::for_name(host).is_err() {
+        return Err(bad());
     }
     Ok(())
 }

@@ -8,6 +8,7 @@ pub mod acme;
 pub mod bootstrap;
 pub mod client;
 pub mod offline;
+pub mod server_config;
 pub mod storage;
 pub mod tls;
 
@@ -24,7 +25,7 @@ use crate::support::stdout::Stdout;
 pub enum VaultCommand {
     /// Make a Vault/OpenBao PKI mount an intermediate CA of this root, with a safe role, and prove it with a probe certificate
     Bootstrap(VaultBootstrapArgs),
-    /// Issue Vault's listener, operator, raft node and storage certificates and write the HCL stanzas
+    /// Issue Vault's listener, operator, node and storage certificates and write complete OpenBao configurations
     Tls(VaultTlsArgs),
     /// Print the exact commands for an air-gapped bootstrap (the CA machine never talks to Vault)
     Commands(VaultCommandsArgs),
@@ -59,18 +60,24 @@ pub struct VaultTlsArgs {
     /// Operator client identity (repeatable)
     #[arg(long = "operator", value_name = "NAME")]
     pub operators: Vec<String>,
-    /// Raft node identity for retry_join (repeatable)
+    /// A node of a cluster, by the name or IP address the others reach it at (repeatable): its certificate and its complete configuration, nodes/NAME/openbao.hcl
     #[arg(long = "node", value_name = "NAME")]
     pub nodes: Vec<String>,
     /// PostgreSQL storage reached over mutual TLS, as postgresql://ROLE@HOST[:PORT]/DATABASE: the database's certificate, Vault's client identity (CN = ROLE) and storage.hcl
     #[arg(long, value_name = "URL")]
     pub storage: Option<String>,
-    /// Address the listener binds
-    #[arg(long, value_name = "IP", default_value = "0.0.0.0")]
-    pub address: String,
-    /// API port (the cluster port is PORT+1)
+    /// Address every listener binds [default: a node named by an IP address binds that address, anything else 0.0.0.0]
+    #[arg(long, value_name = "IP")]
+    pub address: Option<String>,
+    /// API port
     #[arg(long, value_name = "PORT", default_value_t = 8200)]
     pub port: u16,
+    /// Cluster port (request forwarding and raft between nodes) [default: PORT+1]
+    #[arg(long, value_name = "PORT")]
+    pub cluster_port: Option<u16>,
+    /// Raft data goes in DIR/NAME for each server NAME [default: OUT/raft]
+    #[arg(long, value_name = "DIR")]
+    pub raft_dir: Option<PathBuf>,
     #[command(flatten)]
     pub leaf: LeafArgs,
     #[command(flatten)]
@@ -145,6 +152,8 @@ fn run_vault_tls(a: VaultTlsArgs, out: &mut Stdout) -> Result<u8> {
         storage: a.storage,
         address: a.address,
         port: a.port,
+        cluster_port: a.cluster_port,
+        raft_dir: a.raft_dir,
         key: a.leaf.key,
         days: a.leaf.days,
         force: a.leaf.force,
@@ -166,7 +175,7 @@ fn run_vault_tls(a: VaultTlsArgs, out: &mut Stdout) -> Result<u8> {
     }
     writeln!(
         out,
-        "wrote {} (paste into Vault's configuration)",
+        "wrote {} (the listener stanza alone, for a configuration of your own)",
         report.listener_hcl.display()
     )?;
     if let Some(r) = &report.retry_join_hcl {
@@ -174,6 +183,14 @@ fn run_vault_tls(a: VaultTlsArgs, out: &mut Stdout) -> Result<u8> {
             out,
             "wrote {} (retry_join blocks for storage \"raft\")",
             r.display()
+        )?;
+    }
+    for (name, file) in &report.server_configs {
+        writeln!(
+            out,
+            "wrote {} (OpenBao server {name}, complete: bao server -config={})",
+            file.display(),
+            file.display()
         )?;
     }
     if let Some(st) = &report.storage_hcl {

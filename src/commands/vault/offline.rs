@@ -145,13 +145,25 @@ fn render_configure(s: &mut String, r: &OfflineRequest) {
     let v = r.cli.as_str();
     let m = r.pki.mount.as_str();
     let q = |s: String| sh(&s);
-    // The address the CLI itself uses: bao reads BAO_ADDR first. It is the
-    // one part left to the shell, in double quotes.
-    let addr = if v == "bao" {
-        "\"${BAO_ADDR:-$VAULT_ADDR}\""
-    } else {
-        "\"$VAULT_ADDR\""
+    // --cluster-addr, else the address the CLI itself uses (bao reads
+    // BAO_ADDR first): the one part left to the shell, in double quotes,
+    // and one node of a cluster, which the comment says.
+    let cluster = r
+        .pki
+        .cluster_addr
+        .as_deref()
+        .map(|c| sh(c.trim_end_matches('/')));
+    let addr = match &cluster {
+        Some(c) => c.as_str(),
+        None if v == "bao" => "\"${BAO_ADDR:-$VAULT_ADDR}\"",
+        None => "\"$VAULT_ADDR\"",
     };
+    if cluster.is_none() && (r.pki.issuing_url.is_none() || r.pki.crl_url.is_none()) {
+        let _ = writeln!(
+            s,
+            "# The AIA/CRL URLs name the node these commands run against; in a cluster, pass --cluster-addr with its load-balanced address so they outlive that node."
+        );
+    }
     let url = |given: &Option<String>, tail: &str| match given {
         Some(u) => sh(u),
         None => format!("{addr}{}", q(format!("/v1/{m}/{tail}"))),
