@@ -27,9 +27,13 @@ command -v cargo >/dev/null || die "cargo not found; install Rust from https://r
 #   certutil         trust (NSS databases)
 #   strace           seal_crash (kills uca seal at every file-system call)
 #   update-ca-certificates  trust (the real system store, on a scratch tree)
-#   setpriv          the non-root lane (scripts/nonroot-lane.sh, nonroot)
+#   setpriv          the non-root lane (scripts/nonroot-lane.sh, nonroot), identity_services
 #   unshare, ip      vault_acme (lego and OpenBao in namespaces of their own)
 #   lego             vault_acme (a real ACME client gets a certificate from OpenBao)
+#   mosquitto        identity_services (the MQTT broker, user name from the client certificate)
+#   mosquitto_pub, mosquitto_sub  identity_services (MQTT v5 clients with a client certificate)
+#   rabbitmq-server, epmd  identity_services (RabbitMQ 3.10 with EXTERNAL login; epmd comes with Erlang)
+#   timeout          identity_services (bounds every client it runs)
 tools=(
     openssl:openssl
     curl:curl
@@ -44,6 +48,12 @@ tools=(
     unshare:util-linux
     ip:iproute2
     lego:lego
+    mosquitto:mosquitto
+    mosquitto_pub:mosquitto-clients
+    mosquitto_sub:mosquitto-clients
+    rabbitmq-server:rabbitmq-server
+    epmd:erlang-base
+    timeout:coreutils
 )
 missing=()
 for entry in "${tools[@]}"; do
