@@ -43,6 +43,7 @@ tests=(
     trust
     identity
     renewal
+    subordinate
     identity_services
 )
 if [ $# -gt 0 ]; then

@@ -526,8 +526,8 @@ pub fn execute(
     let run = Run {
         signer,
         ca: CaMaterial {
-            der: store.cert_der.clone(),
-            pem: store.cert_pem(),
+            der: store.anchor_der().to_vec(),
+            pem: x509::pem_certificate(store.anchor_der()),
             intermediates_pem: signer
                 .intermediates
                 .iter()

@@ -1,6 +1,6 @@
 //! Layer 2, ca: the CA directory and the issuing engine. The store (the
 //! directory, its facts read from ca.pem, the signer), the ledger, a new
-//! root, plans and bulk issuance, the issuing pipeline that runs them,
+//! root or a CA below another root (subordinate), plans and bulk issuance, the issuing pipeline that runs them,
 //! signing CSRs, the plan file's [registry] and [vault] sections, and
 //! sealing with its manifest. Uses `pki` and `support`.
 
@@ -13,3 +13,4 @@ pub mod seal;
 pub mod sections;
 pub mod signing;
 pub mod store;
+pub mod subordinate;

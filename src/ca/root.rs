@@ -165,8 +165,14 @@ pub fn store_root(
     encrypted_key: Option<&str>,
     stored: Option<&crate::pki::passphrase::Passphrase>,
 ) -> Result<()> {
-    let write =
-        |d: &Path| CaStore::create(d, &root.settings, &root.cert_der, encrypted_key, stored);
+    store_with(dir, &|d: &Path| {
+        CaStore::create(d, &root.settings, &root.cert_der, encrypted_key, stored)
+    })
+}
+
+/// Stores a new CA directory in `dir` (see [`store_root`]): `write` fills
+/// the directory it is given, which is then moved into place.
+pub fn store_with(dir: &Path, write: &dyn Fn(&Path) -> Result<()>) -> Result<()> {
     match std::fs::symlink_metadata(dir) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => store_in_new_dir(dir, write),
         Err(e) => Err(Error::io("read", dir, e)),

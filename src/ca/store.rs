@@ -38,6 +38,8 @@ pub const MANIFEST_SIG_FILE: &str = "manifest.sig";
 pub const PRIVATE_DIR: &str = "private";
 pub const KEY_FILE: &str = "private/ca-key.pem";
 pub const PASSPHRASE_FILE: &str = "private/passphrase";
+/// A CA waiting for its certificate from another CA (`uca init --csr-out`).
+pub const PENDING_CSR_FILE: &str = "pending.csr";
 
 /// `ca.toml`. Only `san_rules` (a convenience: every name still passes the
 /// constraints) and `fingerprint` (binds the file to its ca.pem) are used
@@ -127,6 +129,10 @@ pub struct CaStore {
     /// SHA-256 of ca.pem's DER.
     pub fingerprint: String,
     pub san_rules: Vec<SanRule>,
+    /// For a CA below another root: the certificates after its own in
+    /// ca.pem, its issuer first, the self-signed root last. Empty for a
+    /// root.
+    pub chain: Vec<Vec<u8>>,
 }
 
 impl CaStore {
@@ -150,6 +156,41 @@ impl CaStore {
         x509::pem_certificate(&self.cert_der)
     }
 
+    /// The root clients trust: this CA's own certificate, or the top of its
+    /// chain when another root signed it.
+    pub fn anchor_der(&self) -> &[u8] {
+        self.chain.last().unwrap_or(&self.cert_der)
+    }
+
+    /// This CA's certificate and its chain up to the root, as ca.pem holds
+    /// them: what follows a certificate it signs in a full chain.
+    pub fn chain_pem(&self) -> String {
+        std::iter::once(&self.cert_der)
+            .chain(&self.chain)
+            .map(|d| x509::pem_certificate(d))
+            .collect()
+    }
+
+    /// Writes a pending CA (key, optional stored passphrase, `ca.toml`,
+    /// and the CSR last, which marks it pending) into the empty `dir`.
+    pub fn create_pending(
+        dir: &Path,
+        settings: &Settings,
+        csr_pem: &str,
+        encrypted_key_pem: &str,
+        stored_passphrase: Option<&Passphrase>,
+    ) -> Result<()> {
+        Self::create_private(dir, Some(encrypted_key_pem), stored_passphrase)?;
+        Self::write_settings(dir, settings, false)?;
+        fsutil::write_atomic(
+            &dir.join(PENDING_CSR_FILE),
+            csr_pem.as_bytes(),
+            Mode::Public,
+            false,
+            true,
+        )
+    }
+
     /// Writes a new CA into the existing empty directory `dir`, which the
     /// caller created or claimed. The caller has validated everything; this
     /// only stores it, private parts first and 0700/0600 from creation, and
@@ -158,6 +199,26 @@ impl CaStore {
         dir: &Path,
         settings: &Settings,
         cert_der: &[u8],
+        encrypted_key_pem: Option<&str>,
+        stored_passphrase: Option<&Passphrase>,
+    ) -> Result<()> {
+        Self::create_private(dir, encrypted_key_pem, stored_passphrase)?;
+        Self::write_settings(dir, settings, false)?;
+        // ca.pem last: its presence marks a complete CA directory.
+        fsutil::write_atomic(
+            &dir.join(CERT_FILE),
+            x509::pem_certificate(cert_der).as_bytes(),
+            Mode::Public,
+            false,
+            true,
+        )?;
+        Ok(())
+    }
+
+    /// The private folder (0700), the encrypted key and a stored
+    /// passphrase (0600/0400 from creation), and `dir` given mode 0755.
+    fn create_private(
+        dir: &Path,
         encrypted_key_pem: Option<&str>,
         stored_passphrase: Option<&Passphrase>,
     ) -> Result<()> {
@@ -185,29 +246,35 @@ impl CaStore {
                 true,
             )?;
         }
+        Ok(())
+    }
+
+    fn write_settings(dir: &Path, settings: &Settings, replace: bool) -> Result<()> {
         let toml = toml::to_string_pretty(settings)
             .map_err(|e| Error::msg(format!("cannot encode settings: {e}")))?;
         fsutil::write_atomic(
             &dir.join(SETTINGS_FILE),
             toml.as_bytes(),
             Mode::Public,
-            false,
+            replace,
             true,
-        )?;
-        // ca.pem last: its presence marks a complete CA directory.
-        fsutil::write_atomic(
-            &dir.join(CERT_FILE),
-            x509::pem_certificate(cert_der).as_bytes(),
-            Mode::Public,
-            false,
-            true,
-        )?;
-        Ok(())
+        )
     }
 
     /// Opens an existing CA directory.
     pub fn open(dir: &Path) -> Result<CaStore> {
         let cert_path = dir.join(CERT_FILE);
+        if !cert_path.exists() && dir.join(PENDING_CSR_FILE).exists() {
+            return Err(Error::invalid(
+                "--dir",
+                dir.display().to_string(),
+                format!(
+                    "the CA there waits for its certificate: have {} signed by its parent CA, then run: uca init --dir {} --import-cert CHAIN.pem",
+                    dir.join(PENDING_CSR_FILE).display(),
+                    dir.display()
+                ),
+            ));
+        }
         if !cert_path.exists() {
             return Err(Error::invalid(
                 "--dir",
@@ -230,11 +297,11 @@ impl CaStore {
                 e.message().replace(['\n', '\r'], " ")
             ))
         })?;
-        let certs = x509::read_certificates(&cert_path)?;
+        let mut certs = x509::read_certificates(&cert_path)?.into_iter();
         let cert_der = certs
-            .into_iter()
             .next()
             .expect("read_certificates returns at least one");
+        let chain: Vec<Vec<u8>> = certs.collect();
         let fingerprint = x509::sha256_hex(&cert_der);
         if fingerprint != settings.fingerprint {
             return Err(Error::msg(format!(
@@ -267,6 +334,7 @@ impl CaStore {
             fingerprint,
             san_rules: settings.san_rules,
             cert_der,
+            chain,
         })
     }
 
@@ -490,6 +558,15 @@ impl Signer {
                 store.path(CERT_FILE).display()
             ))
         })?;
+        // Below another root, a leaf's chain carries this CA and every CA
+        // above it but the root.
+        let intermediates = match store.chain.split_last() {
+            Some((_root, above)) => std::iter::once(&store.cert_der)
+                .chain(above)
+                .cloned()
+                .collect(),
+            None => Vec::new(),
+        };
         Ok(Signer {
             issuer,
             key,
@@ -497,7 +574,7 @@ impl Signer {
             not_after: store.not_after,
             constraints: store.constraints.clone(),
             pathlen: store.pathlen,
-            intermediates: Vec::new(),
+            intermediates,
         })
     }
 

@@ -1,11 +1,13 @@
 //! `uca init`: create a CA directory with a self-signed root whose key is
-//! encrypted at rest.
+//! encrypted at rest; or (`--csr-out`, then `--import-cert`) a CA whose
+//! certificate another root signs.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 
 use crate::ca::root::{check_new_ca_dir, make_root, store_root};
+use crate::ca::subordinate;
 use crate::commands::args::PassphraseArgs;
 use crate::pki::constraints::Permit;
 use crate::pki::keys::KeyType;
@@ -13,7 +15,8 @@ use crate::pki::names;
 use crate::pki::passphrase::NewPassphrase;
 use crate::pki::profile::Validity;
 use crate::pki::san_rule::SanRule;
-use crate::support::error::Result;
+use crate::support::error::{Error, Result};
+use crate::support::fsutil::{self, Mode};
 use crate::support::stdout::Stdout;
 
 // `uca init`'s arguments (clap), declared with the command they belong to.
@@ -23,8 +26,8 @@ pub struct InitArgs {
     #[arg(long, value_name = "DIR")]
     pub dir: PathBuf,
     /// The CA's common name, e.g. "Acme Internal Root"
-    #[arg(long, value_name = "NAME")]
-    pub name: String,
+    #[arg(long, value_name = "NAME", required_unless_present = "import_cert")]
+    pub name: Option<String>,
     /// Key type of the CA
     #[arg(long, value_enum, default_value_t = KeyType::EcP256)]
     pub key: KeyType,
@@ -45,6 +48,12 @@ pub struct InitArgs {
     /// Generate a random passphrase and store it in DIR/private/passphrase (0400) until `uca seal`
     #[arg(long, conflicts_with = "passphrase_file")]
     pub generate_passphrase: bool,
+    /// Make a CA below another root: write a CSR for the new key to FILE (the key stays encrypted in DIR) instead of a self-signed root
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["days", "permit"])]
+    pub csr_out: Option<PathBuf>,
+    /// Complete the CA that --csr-out started with FILE: its certificate, then the chain up to the root
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["name", "key", "days", "pathlen", "permit", "san_rule", "passphrase_file", "generate_passphrase", "csr_out"])]
+    pub import_cert: Option<PathBuf>,
 }
 
 pub struct InitRequest {
@@ -69,9 +78,16 @@ pub struct InitReport {
 
 /// `uca init`: creates the CA and says where each part of it is.
 pub fn run(args: InitArgs, out: &mut Stdout) -> Result<u8> {
+    if let Some(file) = &args.import_cert {
+        return run_import(&args.dir, file, out);
+    }
+    let name = args.name.clone().unwrap_or_default();
+    if let Some(csr_out) = &args.csr_out {
+        return run_request(&args, name, csr_out, out);
+    }
     let report = execute(&InitRequest {
         dir: args.dir,
-        name: args.name,
+        name,
         key: args.key,
         days: args.days,
         pathlen: args.pathlen,
@@ -84,6 +100,82 @@ pub fn run(args: InitArgs, out: &mut Stdout) -> Result<u8> {
     out.work_done(format!("the CA was created in {d}"));
     report.render(out)?;
     Ok(0)
+}
+
+/// `uca init --csr-out`: the key and a CSR; the CA waits for its certificate.
+fn run_request(args: &InitArgs, name: String, csr_out: &Path, out: &mut Stdout) -> Result<u8> {
+    names::validate_ca_name(&name)?;
+    let san_rules = parse_san_rules(&args.san_rule)?;
+    fsutil::check_file_creatable("--csr-out", csr_out)?;
+    if std::fs::symlink_metadata(csr_out).is_ok() {
+        return Err(Error::Exists(csr_out.to_path_buf()));
+    }
+    check_new_ca_dir(&args.dir)?;
+    let new_passphrase = NewPassphrase::obtain(
+        args.passphrase.passphrase_file.as_ref(),
+        args.generate_passphrase,
+    )?;
+    let request = subordinate::make_request(&name, args.key, args.pathlen, san_rules)?;
+    let encrypted = request.key.encrypt(new_passphrase.passphrase())?;
+    let stored = match &new_passphrase {
+        NewPassphrase::Generated(p) => Some(p),
+        NewPassphrase::Given(_) => None,
+    };
+    subordinate::store_request(&args.dir, &request, &encrypted, stored)?;
+    fsutil::write_atomic(
+        csr_out,
+        request.csr_pem.as_bytes(),
+        Mode::Public,
+        false,
+        true,
+    )?;
+    let d = args.dir.display();
+    out.work_done(format!(
+        "the CA in {d} was created and waits for its certificate"
+    ));
+    writeln!(
+        out,
+        "created CA key in {d}/private/ca-key.pem (encrypted PKCS#8)"
+    )?;
+    writeln!(
+        out,
+        "wrote {} (CSR for '{name}'; have it signed as a CA by the parent CA)",
+        csr_out.display()
+    )?;
+    writeln!(out, "then: uca init --dir {d} --import-cert CHAIN.pem   (the certificate, then its chain up to the root)")?;
+    Ok(0)
+}
+
+/// `uca init --import-cert`: the pending CA completed.
+fn run_import(dir: &Path, file: &Path, out: &mut Stdout) -> Result<u8> {
+    let imported = subordinate::import(dir, file)?;
+    let d = dir.display();
+    out.work_done(format!("the CA in {d} got its certificate"));
+    writeln!(
+        out,
+        "completed CA '{}' in {d} below the root '{}'",
+        imported.name, imported.root_name
+    )?;
+    writeln!(
+        out,
+        "  certificate  {d}/ca.pem (the CA's certificate and its chain: {} certificates)",
+        imported.chain_len
+    )?;
+    writeln!(out, "  expires      {}", imported.not_after)?;
+    writeln!(out, "  SHA-256      {}", imported.fingerprint)?;
+    writeln!(
+        out,
+        "clients trust the root '{}'; each leaf's chain.pem carries this CA",
+        imported.root_name
+    )?;
+    Ok(0)
+}
+
+fn parse_san_rules(rules: &[String]) -> Result<Vec<SanRule>> {
+    if rules.is_empty() {
+        return Ok(vec![SanRule::Base]);
+    }
+    rules.iter().map(|r| SanRule::parse(r)).collect()
 }
 
 impl InitReport {
@@ -116,14 +208,7 @@ pub fn execute(req: &InitRequest) -> Result<InitReport> {
         .iter()
         .map(|p| Permit::parse(p))
         .collect::<Result<Vec<_>>>()?;
-    let san_rules = if req.san_rules.is_empty() {
-        vec![SanRule::Base]
-    } else {
-        req.san_rules
-            .iter()
-            .map(|r| SanRule::parse(r))
-            .collect::<Result<Vec<_>>>()?
-    };
+    let san_rules = parse_san_rules(&req.san_rules)?;
     let validity = Validity::days_from_now(req.days)?;
     check_new_ca_dir(&req.dir)?;
     let new_passphrase =

@@ -152,7 +152,7 @@ pub fn execute(req: &SignRequest) -> Result<SignReport> {
     let with_chain = |der: &[u8]| {
         let mut pem = x509::pem_certificate(der);
         if req.chain {
-            pem.push_str(&store.cert_pem());
+            pem.push_str(&store.chain_pem());
         }
         pem
     };

@@ -347,7 +347,7 @@ pub fn k8s_files(
     new_eab: &str,
     store: &CaStore,
 ) -> Vec<K8sFile> {
-    let root_pem = store.cert_pem();
+    let root_pem = crate::pki::x509::pem_certificate(store.anchor_der());
     let ca_bundle = base64::Engine::encode(
         &base64::engine::general_purpose::STANDARD,
         root_pem.as_bytes(),

@@ -248,11 +248,11 @@ fn probe(
         chain_pems
             .iter()
             .filter_map(|p| pem::parse(p).ok().map(|b| b.into_contents()))
-            .filter(|d| *d != store.cert_der),
+            .filter(|d| d.as_slice() != store.anchor_der()),
     );
     crate::pki::verify::verify_der(
         &chain,
-        std::slice::from_ref(&store.cert_der),
+        &[store.anchor_der().to_vec()],
         &crate::pki::verify::Purpose::Server(Some(name.clone())),
     )
     .map_err(|e| {
@@ -712,7 +712,9 @@ fn import_intermediate(
     say: &mut dyn FnMut(&str),
 ) -> Result<String> {
     let int_pem = x509::pem_certificate(int_der);
-    let root_pem = store.cert_pem();
+    // The chain above the intermediate: the root, or this CA and its own
+    // chain when another root signed it.
+    let root_pem = store.chain_pem();
     let v = match &import_key {
         None => client.write(
             &format!("{}/intermediate/set-signed", req.vault.pki.mount),

@@ -1,0 +1,252 @@
+//! A CA below another root: `uca init --csr-out FILE` makes the key (stored
+//! encrypted, as for a root) and a CSR for another CA to sign, leaving the
+//! directory pending; `uca init --import-cert FILE` completes it with the
+//! certificate that CA issued and the chain up to its root. The certificate
+//! is accepted only if it is the pending key's, a CA certificate, and
+//! chains, signature by signature, to a self-signed root in FILE; its
+//! facts (name, path length, constraints, validity) are then read from it
+//! like a root's.
+
+use std::path::Path;
+
+use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyUsagePurpose};
+
+use crate::ca::store::{self, Settings};
+use crate::pki::constraints::NameConstraints;
+use crate::pki::keys::KeyType;
+use crate::pki::names;
+use crate::pki::san_rule::SanRule;
+use crate::pki::x509;
+use crate::support::error::{Error, Result};
+use crate::support::fsutil::{self, Mode};
+use crate::support::timefmt;
+
+/// A new CA key and the CSR another CA is to sign.
+pub struct NewRequest {
+    pub key: crate::pki::keys::PrivateKey,
+    pub csr_pem: String,
+    /// What `ca.toml` holds while the CA waits for its certificate: the
+    /// name and SAN rules asked for; the facts come with the certificate.
+    pub settings: Settings,
+}
+
+/// The key and a CSR for a CA named `name` (CA:TRUE with `pathlen`,
+/// keyCertSign and cRLSign requested; name constraints are the signer's to
+/// set, and are read from the certificate it returns).
+pub fn make_request(
+    name: &str,
+    key_type: KeyType,
+    pathlen: u8,
+    san_rules: Vec<SanRule>,
+) -> Result<NewRequest> {
+    let (key, key_pair) = key_type.generate_with_pair()?;
+    let mut params = CertificateParams::default();
+    params.distinguished_name = crate::pki::profile::subject_cn(name);
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(pathlen));
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let csr = params
+        .serialize_request(&key_pair)
+        .map_err(|e| Error::msg(format!("cannot make the CSR: {e}")))?;
+    let csr_pem = csr
+        .pem()
+        .map_err(|e| Error::msg(format!("cannot encode the CSR: {e}")))?;
+    let settings = Settings {
+        name: name.to_string(),
+        key: key_type,
+        pathlen,
+        permit: Vec::new(),
+        san_rules,
+        created: timefmt::rfc3339(timefmt::now()),
+        not_after: String::new(),
+        fingerprint: String::new(),
+    };
+    Ok(NewRequest {
+        key,
+        csr_pem,
+        settings,
+    })
+}
+
+/// What an import completed.
+pub struct Imported {
+    pub name: String,
+    pub fingerprint: String,
+    pub not_after: String,
+    /// The root at the top of the chain: what clients trust.
+    pub root_name: String,
+    pub chain_len: usize,
+}
+
+/// Completes the pending CA in `dir` with the certificate and chain in
+/// `file`: checked whole before anything is written; then `ca.toml` is
+/// rewritten with the certificate's fingerprint and `ca.pem` (the
+/// certificate followed by its chain) written, last, as for a root.
+pub fn import(dir: &Path, file: &Path) -> Result<Imported> {
+    let pending = dir.join(store::PENDING_CSR_FILE);
+    let shown = || file.display().to_string();
+    if !pending.is_file() {
+        let why = if dir.join(store::CERT_FILE).exists() {
+            "it already has its certificate (ca.pem); uca never replaces a CA's certificate"
+        } else {
+            "it holds no CA waiting for a certificate; make one with: uca init --dir DIR --name NAME --csr-out FILE"
+        };
+        return Err(Error::invalid("--dir", dir.display().to_string(), why));
+    }
+    let csr_text =
+        fsutil::read_capped_text(&pending, fsutil::limits::SETTINGS, "read", "pending CSR")?;
+    let csr_der = pem::parse(csr_text.as_bytes())
+        .map_err(|e| Error::msg(format!("{} is damaged: {e}", pending.display())))?
+        .into_contents();
+    let csr = crate::ca::signing::parse_csr(&csr_der)
+        .map_err(|why| Error::msg(format!("{} is damaged: {why}", pending.display())))?;
+    let certs = x509::read_certificates(file)?;
+    let parsed = certs
+        .iter()
+        .map(|d| x509::parse(d).map_err(|why| Error::invalid("--import-cert", shown(), why)))
+        .collect::<Result<Vec<_>>>()?;
+    let ours = &parsed[0];
+    if ours.public_key().raw != csr.spki_der.as_slice() {
+        return Err(Error::invalid(
+            "--import-cert",
+            shown(),
+            format!(
+                "its first certificate is not for the key of {} (was another CSR signed?)",
+                dir.display()
+            ),
+        ));
+    }
+    check_chain(&parsed).map_err(|why| Error::invalid("--import-cert", shown(), why))?;
+    let name = x509::common_name(ours).ok_or_else(|| {
+        Error::invalid(
+            "--import-cert",
+            shown(),
+            "the certificate has no common name",
+        )
+    })?;
+    names::validate_ca_name(&name)?;
+    let settings_path = dir.join(store::SETTINGS_FILE);
+    let text = fsutil::read_capped_text(
+        &settings_path,
+        fsutil::limits::SETTINGS,
+        "read",
+        "CA settings file",
+    )?;
+    let pending_settings: Settings = toml::from_str(&text).map_err(|e| {
+        Error::msg(format!(
+            "{} is damaged: {}",
+            settings_path.display(),
+            e.message().replace(['\n', '\r'], " ")
+        ))
+    })?;
+    let fingerprint = x509::sha256_hex(&certs[0]);
+    let constraints = NameConstraints::from_certificate(ours)?;
+    let pathlen = match ours.basic_constraints() {
+        Ok(Some(bc)) => bc
+            .value
+            .path_len_constraint
+            .map_or(u8::MAX, |n| u8::try_from(n).unwrap_or(u8::MAX)),
+        _ => u8::MAX,
+    };
+    let settings = Settings {
+        name: name.clone(),
+        key: KeyType::of_certificate(ours)?,
+        pathlen,
+        permit: constraints.0.clone(),
+        san_rules: pending_settings.san_rules,
+        created: pending_settings.created,
+        not_after: timefmt::rfc3339(x509::not_after(ours)),
+        fingerprint: fingerprint.clone(),
+    };
+    let toml = toml::to_string_pretty(&settings)
+        .map_err(|e| Error::msg(format!("cannot encode settings: {e}")))?;
+    let pem: String = certs.iter().map(|d| x509::pem_certificate(d)).collect();
+    fsutil::write_atomic(&settings_path, toml.as_bytes(), Mode::Public, true, true)?;
+    // ca.pem last: its presence marks a complete CA directory.
+    fsutil::write_atomic(
+        &dir.join(store::CERT_FILE),
+        pem.as_bytes(),
+        Mode::Public,
+        false,
+        true,
+    )?;
+    std::fs::remove_file(&pending).map_err(|e| Error::io("remove", &pending, e))?;
+    fsutil::sync_dir(dir)?;
+    let root = parsed.last().expect("at least one certificate");
+    Ok(Imported {
+        name,
+        fingerprint,
+        not_after: settings.not_after,
+        root_name: x509::common_name(root).unwrap_or_else(|| root.subject().to_string()),
+        chain_len: certs.len(),
+    })
+}
+
+/// Each certificate is a CA whose issuer is the next one and whose
+/// signature that one's key verifies, valid now; the last is a self-signed
+/// root. The first must be allowed to sign certificates.
+fn check_chain(
+    chain: &[x509_parser::certificate::X509Certificate<'_>],
+) -> std::result::Result<(), String> {
+    if chain.len() < 2 {
+        return Err("it holds only the CA's own certificate; append the chain up to the root (e.g. cat ca-cert.pem root.pem > chain.pem)".into());
+    }
+    let now = x509_parser::time::ASN1Time::now();
+    for (i, cert) in chain.iter().enumerate() {
+        let what = || format!("certificate {} ({})", i + 1, cert.subject());
+        match cert.basic_constraints() {
+            Ok(Some(bc)) if bc.value.ca => {}
+            _ => {
+                return Err(format!(
+                    "{} is not a CA certificate (basicConstraints CA:TRUE)",
+                    what()
+                ))
+            }
+        }
+        if !cert.validity().is_valid_at(now) {
+            return Err(format!("{} is not valid now", what()));
+        }
+        let issuer = chain.get(i + 1).unwrap_or(cert);
+        if cert.issuer().as_raw() != issuer.subject().as_raw()
+            || cert.verify_signature(Some(issuer.public_key())).is_err()
+        {
+            return Err(if i + 1 == chain.len() {
+                format!(
+                    "{} is not a self-signed root; the chain must end with the root",
+                    what()
+                )
+            } else {
+                format!(
+                    "{} is not signed by certificate {}; give the chain in order, up to the root",
+                    what(),
+                    i + 2
+                )
+            });
+        }
+    }
+    match chain[0].key_usage() {
+        Ok(Some(ku)) if !ku.value.key_cert_sign() => {
+            Err("the CA's certificate does not allow signing certificates (keyUsage without keyCertSign)".into())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Stores a pending CA in `dir` as a root is stored (new or empty
+/// directory, built aside and moved in): the encrypted key, a generated
+/// passphrase if any, `ca.toml` and the CSR, which marks it pending.
+pub fn store_request(
+    dir: &Path,
+    request: &NewRequest,
+    encrypted_key: &str,
+    stored: Option<&crate::pki::passphrase::Passphrase>,
+) -> Result<()> {
+    crate::ca::root::store_with(dir, &|d: &Path| {
+        store::CaStore::create_pending(
+            d,
+            &request.settings,
+            &request.csr_pem,
+            encrypted_key,
+            stored,
+        )
+    })
+}
