@@ -39,6 +39,7 @@ tests=(
     vault_ha
     nonroot
     trust
+    revocation
 )
 if [ $# -gt 0 ]; then
     tests=("$@")

@@ -8,6 +8,7 @@ pub mod bulk;
 pub mod issuance;
 pub mod ledger;
 pub mod plan;
+pub mod revocation;
 pub mod root;
 pub mod seal;
 pub mod sections;

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::ca::ledger::{LedgerEntry, LedgerLock};
+use crate::ca::revocation::{self, CrlRecord};
 use crate::ca::store::{self, CaStore, SealRecord, SealState, SealStatus, Signer};
 use crate::pki::keys::KeyType;
 use crate::support::error::{Error, Result};
@@ -21,6 +22,9 @@ pub struct Manifest {
     pub sealed_at: String,
     pub signature_file: String,
     pub verify_with: String,
+    /// The CRLs the root signed before its seal (`DIR/crl/`).
+    #[serde(default)]
+    pub crls: Vec<CrlRecord>,
     pub certificates: Vec<ManifestEntry>,
 }
 
@@ -57,6 +61,7 @@ fn write_manifest(
     ca: &ManifestCa,
     sealed_at: &str,
     verify_with: &str,
+    crls: &[CrlRecord],
 ) -> Result<(Vec<u8>, usize)> {
     let enc = |e: serde_json::Error| Error::msg(format!("cannot encode the manifest: {e}"));
     let ledger_len = std::fs::metadata(store.ledger().path())
@@ -74,6 +79,8 @@ fn write_manifest(
         out.extend_from_slice(format!(",\n  \"{k}\": ").as_bytes());
         serde_json::to_writer(&mut out, v).map_err(enc)?;
     }
+    out.extend_from_slice(b",\n  \"crls\": ");
+    serde_json::to_writer(&mut out, crls).map_err(enc)?;
     out.extend_from_slice(b",\n  \"certificates\": [");
     let mut count = 0usize;
     let mut failed = None;
@@ -182,7 +189,12 @@ pub fn seal_with(
         key: store.key,
         not_after: timefmt::rfc3339(store.not_after),
     };
-    let (json, certificates) = write_manifest(store, &ca, &sealed_at, &verify_with)?;
+    // The CRLs first, while the key is at hand: a seal killed before its
+    // record starts over and signs them again.
+    let crls = revocation::presigned(store, &signer)?;
+    revocation::write(store, &crls, true)?;
+    let records: Vec<CrlRecord> = crls.into_iter().map(|c| c.record).collect();
+    let (json, certificates) = write_manifest(store, &ca, &sealed_at, &verify_with, &records)?;
     let signature = signer.sign_bytes(&json)?;
     drop(signer);
     // A manifest left by an unrecorded earlier attempt is replaced.
@@ -276,6 +288,7 @@ fn write_record(store: &CaStore, record: &SealRecord, replace: bool) -> Result<(
 
 /// Result of checking a manifest and the files it lists.
 pub struct ManifestCheck {
+    pub crls: usize,
     pub certificates: usize,
     pub files_ok: usize,
     /// Entries whose file was later re-issued (`--force`) at the same path:
@@ -334,7 +347,11 @@ pub fn verify_manifest(
             manifest.ca.sha256
         )));
     }
-    let mut problems = Vec::new();
+    let ca_dir = match manifest_path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut problems = revocation::check_files(ca_dir, &manifest.crls);
     let mut files_ok = 0;
     let mut replaced = 0;
     let mut newest: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
@@ -370,6 +387,7 @@ pub fn verify_manifest(
         }
     }
     Ok(ManifestCheck {
+        crls: manifest.crls.len(),
         certificates: manifest.certificates.len(),
         files_ok,
         replaced,

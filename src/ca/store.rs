@@ -11,6 +11,7 @@
 //!   manifest.json       after sealing: every issued certificate and its fingerprint
 //!   manifest.sig        detached signature of manifest.json by the CA key
 //!   sealed.json         after sealing: when, and whether the key was destroyed
+//!   crl/                written by the seal: root.crl, revoke-SERIAL.crl, revoke-all.crl
 //!   private/            0700
 //!     ca-key.pem        ENCRYPTED PRIVATE KEY (PKCS#8, PBES2 scrypt + AES-256-CBC), 0600
 //!     passphrase        only with --generate-passphrase, 0400, destroyed by seal
@@ -38,6 +39,7 @@ pub const MANIFEST_SIG_FILE: &str = "manifest.sig";
 pub const PRIVATE_DIR: &str = "private";
 pub const KEY_FILE: &str = "private/ca-key.pem";
 pub const PASSPHRASE_FILE: &str = "private/passphrase";
+pub const CRL_DIR: &str = "crl";
 
 /// `ca.toml`. Only `san_rules` (a convenience: every name still passes the
 /// constraints) and `fingerprint` (binds the file to its ca.pem) are used
@@ -59,6 +61,11 @@ pub struct Settings {
     pub not_after: String,
     /// SHA-256 of ca.pem's DER.
     pub fingerprint: String,
+    /// Where the root's CRL is published: put into the intermediates it
+    /// signs and into its CRLs' issuing distribution point. A URL to embed,
+    /// not a security fact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crl_url: Option<String>,
 }
 
 fn default_rules() -> Vec<SanRule> {
@@ -127,6 +134,8 @@ pub struct CaStore {
     /// SHA-256 of ca.pem's DER.
     pub fingerprint: String,
     pub san_rules: Vec<SanRule>,
+    /// `crl_url` from ca.toml.
+    pub crl_url: Option<String>,
 }
 
 impl CaStore {
@@ -266,6 +275,7 @@ impl CaStore {
             constraints: NameConstraints::from_certificate(&parsed)?,
             fingerprint,
             san_rules: settings.san_rules,
+            crl_url: settings.crl_url,
             cert_der,
         })
     }
@@ -450,6 +460,7 @@ const CA_ENTRIES: &[&str] = &[
     MANIFEST_FILE,
     MANIFEST_SIG_FILE,
     PRIVATE_DIR,
+    CRL_DIR,
     "ledger.jsonl",
     "ledger.lock",
 ];

@@ -42,6 +42,9 @@ pub struct InitArgs {
     pub san_rule: Vec<String>,
     #[command(flatten)]
     pub passphrase: PassphraseArgs,
+    /// Where the root's CRL will be published: put into every intermediate it signs and named by its CRLs
+    #[arg(long, value_name = "URL")]
+    pub crl_url: Option<String>,
     /// Generate a random passphrase and store it in DIR/private/passphrase (0400) until `uca seal`
     #[arg(long, conflicts_with = "passphrase_file")]
     pub generate_passphrase: bool,
@@ -57,6 +60,7 @@ pub struct InitRequest {
     pub san_rules: Vec<String>,
     pub passphrase_file: Option<PathBuf>,
     pub generate_passphrase: bool,
+    pub crl_url: Option<String>,
 }
 
 /// What `init` created, for the summary.
@@ -79,6 +83,7 @@ pub fn run(args: InitArgs, out: &mut Stdout) -> Result<u8> {
         san_rules: args.san_rule,
         passphrase_file: args.passphrase.passphrase_file,
         generate_passphrase: args.generate_passphrase,
+        crl_url: args.crl_url,
     })?;
     let d = report.dir.display();
     out.work_done(format!("the CA was created in {d}"));
@@ -125,11 +130,14 @@ pub fn execute(req: &InitRequest) -> Result<InitReport> {
             .collect::<Result<Vec<_>>>()?
     };
     let validity = Validity::days_from_now(req.days)?;
+    if let Some(url) = &req.crl_url {
+        crate::pki::crl::check_url(url)?;
+    }
     check_new_ca_dir(&req.dir)?;
     let new_passphrase =
         NewPassphrase::obtain(req.passphrase_file.as_ref(), req.generate_passphrase)?;
 
-    let root = make_root(
+    let mut root = make_root(
         &req.name,
         req.key,
         validity,
@@ -137,6 +145,7 @@ pub fn execute(req: &InitRequest) -> Result<InitReport> {
         permits,
         san_rules,
     )?;
+    root.settings.crl_url = req.crl_url.clone();
     let encrypted = root.key.encrypt(new_passphrase.passphrase())?;
     let stored = match &new_passphrase {
         NewPassphrase::Generated(p) => Some(p),

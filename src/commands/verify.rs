@@ -89,6 +89,12 @@ pub fn verify_manifest_files(manifest: &Path, ca: Option<&Path>) -> Result<Strin
         plural(check.certificates, "certificate", "certificates"),
         plural(check.files_ok, "file matches", "files match")
     );
+    if check.crls > 0 {
+        summary.push_str(&format!(
+            ", {} of the root checked",
+            plural(check.crls, "CRL", "CRLs")
+        ));
+    }
     if check.replaced > 0 {
         summary.push_str(&format!(
             " ({} later re-issued at the same path)",

@@ -4,6 +4,7 @@
 //! Uses only `support`.
 
 pub mod constraints;
+pub mod crl;
 pub mod formats;
 pub mod keys;
 pub mod names;

@@ -39,6 +39,8 @@ pub struct BootstrapRequest {
     pub key: KeyType,
     pub days: u32,
     pub permits: Vec<String>,
+    /// The root's CRL URL for the intermediate (else the CA's `crl_url`).
+    pub root_crl_url: Option<String>,
     pub force: bool,
     pub passphrase_file: Option<PathBuf>,
 }
@@ -81,6 +83,7 @@ impl VaultSection {
             key: self.key,
             days: self.days,
             permits: self.permit.clone(),
+            root_crl_url: None,
             force: false,
             passphrase_file: None,
         }
@@ -673,6 +676,7 @@ fn install_intermediate(
         permits: req.permits.clone(),
         sans: Vec::new(),
         days: Some(req.days),
+        crl_url: req.root_crl_url.clone(),
     };
     let (int_der, serial, import_key) = match req.mode {
         BootstrapMode::Csr => {

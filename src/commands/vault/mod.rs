@@ -23,7 +23,7 @@ use crate::support::stdout::Stdout;
 #[derive(Debug, Subcommand)]
 pub enum VaultCommand {
     /// Make a Vault/OpenBao PKI mount an intermediate CA of this root, with a safe role, and prove it with a probe certificate
-    Bootstrap(VaultBootstrapArgs),
+    Bootstrap(Box<VaultBootstrapArgs>),
     /// Issue Vault's listener, operator, raft node and storage certificates and write the HCL stanzas
     Tls(VaultTlsArgs),
     /// Print the exact commands for an air-gapped bootstrap (the CA machine never talks to Vault)
@@ -101,6 +101,9 @@ pub struct VaultBootstrapArgs {
     /// Narrow the intermediate's name constraints (repeatable; each within the root's)
     #[arg(long, value_name = "SUFFIX_OR_CIDR")]
     pub permit: Vec<String>,
+    /// The root's CRL URL to put into the intermediate (default: the CA's, from uca init --crl-url)
+    #[arg(long, value_name = "URL")]
+    pub root_crl_url: Option<String>,
     /// Let the role issue IP SANs
     #[arg(long)]
     pub allow_ip_sans: bool,
@@ -164,7 +167,7 @@ pub struct VaultCommandsArgs {
 /// Runs a `uca vault` subcommand.
 pub fn run(cmd: VaultCommand, out: &mut Stdout) -> Result<u8> {
     match cmd {
-        VaultCommand::Bootstrap(a) => run_vault_bootstrap(a, out),
+        VaultCommand::Bootstrap(a) => run_vault_bootstrap(*a, out),
         VaultCommand::Tls(a) => run_vault_tls(a, out),
         VaultCommand::Commands(a) => run_vault_commands(a, out),
     }
@@ -196,6 +199,7 @@ fn run_vault_bootstrap(a: VaultBootstrapArgs, out: &mut Stdout) -> Result<u8> {
         key: a.role.key,
         days: a.days,
         permits: a.permit,
+        root_crl_url: a.root_crl_url,
         force: a.force,
         passphrase_file: a.passphrase.passphrase_file,
     };
