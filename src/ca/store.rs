@@ -11,6 +11,7 @@
 //!   manifest.json       after sealing: every issued certificate and its fingerprint
 //!   manifest.sig        detached signature of manifest.json by the CA key
 //!   sealed.json         after sealing: when, and whether the key was destroyed
+//!   recoveries.jsonl    after a recovery (escrow only): each act, signed by the root
 //!   crl/                written by the seal: root.crl, revoke-SERIAL.crl, revoke-all.crl
 //!   private/            0700
 //!     ca-key.pem        ENCRYPTED PRIVATE KEY (PKCS#8, PBES2 scrypt + AES-256-CBC), 0600
@@ -95,6 +96,10 @@ pub struct SealRecord {
     pub key_never_stored: bool,
     pub manifest_sha256: String,
     pub certificates: usize,
+    /// Sealed with M-of-N escrow: the key stays, encrypted under a secret
+    /// only a quorum of custodians recombines. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escrow: Option<crate::ca::escrow::EscrowRecord>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -461,6 +466,7 @@ const CA_ENTRIES: &[&str] = &[
     MANIFEST_SIG_FILE,
     PRIVATE_DIR,
     CRL_DIR,
+    "recoveries.jsonl",
     "ledger.jsonl",
     "ledger.lock",
 ];

@@ -12,5 +12,6 @@ pub mod passphrase;
 pub mod pkcs12;
 pub mod profile;
 pub mod san_rule;
+pub mod shamir;
 pub mod verify;
 pub mod x509;
