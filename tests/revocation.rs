@@ -929,3 +929,102 @@ fn a_ceremony_seals_with_escrow_and_its_shares_recover() {
     );
     ok(&s.uca(&["verify", "--manifest", "out/ca/manifest.json"]));
 }
+
+#[test]
+fn after_an_escrowed_seal_and_a_recovery_no_file_holds_the_passphrase_or_the_plain_key() {
+    let s = Scratch::new();
+    s.init_ca(&[]);
+    let passphrase = common::PASSPHRASE;
+    // Decrypt the key out of the tree, only to know what to look for.
+    let key_der = std::env::temp_dir().join(format!("uca-escrow-key-{}.der", std::process::id()));
+    openssl(
+        &s,
+        &[
+            "pkey",
+            "-in",
+            "ca/private/ca-key.pem",
+            "-passin",
+            "file:pass.txt",
+            "-outform",
+            "DER",
+            "-out",
+            key_der.to_str().unwrap(),
+        ],
+    );
+    let key = std::fs::read(&key_der).unwrap();
+    std::fs::remove_file(&key_der).unwrap();
+    let scalar = key[key.len() - 32..].to_vec();
+    intermediate(&s, "a", &[]);
+    let pass = s.pass_file();
+    ok(&s.uca(&[
+        "seal",
+        "--dir",
+        "ca",
+        "--escrow-shares",
+        "2/3",
+        "--escrow-dir",
+        "shares",
+        "--passphrase-file",
+        pass.to_str().unwrap(),
+    ]));
+    // The operator's own copy is theirs to destroy (uca says so).
+    std::fs::remove_file(&pass).unwrap();
+    ok(&s.uca(&[
+        "recover",
+        "--dir",
+        "ca",
+        "--share",
+        "shares/share-1-of-3.json",
+        "--share",
+        "shares/share-2-of-3.json",
+        "revoke",
+        "a.pem",
+    ]));
+    // The operator's passphrase opens nothing any more.
+    std::fs::write(s.join("old-pass"), format!("{passphrase}\n")).unwrap();
+    let (opened, _) = run(
+        "openssl",
+        &[
+            "pkey",
+            "-in",
+            "ca/private/escrow-key.pem",
+            "-passin",
+            "file:old-pass",
+            "-noout",
+        ],
+        s.path(),
+    );
+    assert!(
+        !opened,
+        "the escrowed key opens with the operator's passphrase"
+    );
+    std::fs::remove_file(s.join("old-pass")).unwrap();
+    let mut scanned = 0;
+    for f in s.files() {
+        let p = s.join(&f);
+        if !p.is_file() {
+            continue;
+        }
+        scanned += 1;
+        let bytes = std::fs::read(&p).unwrap();
+        let has = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+        assert!(!has(passphrase.as_bytes()), "the passphrase is in {f}");
+        assert!(!has(&key), "the plain CA key is in {f}");
+        assert!(!has(&scalar), "CA key material is in {f}");
+    }
+    assert!(scanned >= 12, "scanned only {scanned} files");
+}
+
+#[test]
+fn a_seal_without_escrow_destroys_an_escrowed_key_an_interrupted_attempt_left() {
+    let s = Scratch::new();
+    s.init_ca_generating_passphrase();
+    // What a seal with escrow killed before its record leaves behind.
+    std::fs::copy(
+        s.join("ca/private/ca-key.pem"),
+        s.join("ca/private/escrow-key.pem"),
+    )
+    .unwrap();
+    ok(&s.uca(&["seal", "--dir", "ca"]));
+    assert!(!s.join("ca/private/escrow-key.pem").exists());
+}

@@ -328,6 +328,11 @@ fn finish(
     share_files: Vec<PathBuf>,
 ) -> Result<SealReport> {
     fsutil::shred(&store.path(store::PASSPHRASE_FILE))?;
+    if record.escrow.is_none() {
+        // An escrowed key left by an earlier, unrecorded attempt with
+        // escrow: its shares would open it, and this seal has no escrow.
+        fsutil::shred(&store.path(escrow::ESCROW_KEY_FILE))?;
+    }
     if record.destroy_key {
         // Gone now, whether by this run or by the interrupted one.
         fsutil::shred(&store.path(store::KEY_FILE))?;
