@@ -1028,3 +1028,81 @@ fn a_seal_without_escrow_destroys_an_escrowed_key_an_interrupted_attempt_left() 
     ok(&s.uca(&["seal", "--dir", "ca"]));
     assert!(!s.join("ca/private/escrow-key.pem").exists());
 }
+
+#[test]
+fn a_plans_escrow_section_and_crl_url_drive_the_ceremony_and_conflicts_are_refused() {
+    let s = Scratch::new();
+    let plan = "[ca]\nname = \"Plan Root\"\ncrl_url = \"http://pki.example.internal/root.crl\"\n\
+                [escrow]\nshares = \"2/3\"\ndir = \"custody\"\n\
+                [[group]]\nname = \"web\"\nnames = [\"web1.internal\"]\n";
+    std::fs::write(s.join("plan.toml"), plan).unwrap();
+    let before = tree(&s);
+    let both = s.uca(&[
+        "ceremony",
+        "plan.toml",
+        "--out",
+        "out",
+        "--escrow-shares",
+        "2/3",
+        "--escrow-dir",
+        "x",
+    ]);
+    let err = fails_with(&both, "[escrow]");
+    assert!(err.contains("--escrow-shares"), "{err}");
+    assert_eq!(tree(&s), before);
+    let ca = s.init_ca(&[]);
+    let err = fails_with(
+        &s.uca(&[
+            "issue",
+            "--dir",
+            ca.to_str().unwrap(),
+            "--out",
+            "certs",
+            "--plan",
+            "plan.toml",
+        ]),
+        "[escrow] section is for uca ceremony",
+    );
+    assert!(!err.is_empty());
+    std::fs::remove_dir_all(&ca).unwrap();
+    ok(&s.uca(&["ceremony", "plan.toml", "--out", "out"]));
+    for i in 1..=3 {
+        assert!(s.join(&format!("custody/share-{i}-of-3.json")).exists());
+    }
+    let toml = std::fs::read_to_string(s.join("out/ca/ca.toml")).unwrap();
+    assert!(
+        toml.contains("crl_url = \"http://pki.example.internal/root.crl\""),
+        "{toml}"
+    );
+    // The recovered intermediate carries the plan's URL.
+    let csr = openssl_csr(&s, "vault2", "/CN=Vault Intermediate 2", &[]);
+    ok(&s.uca(&[
+        "recover",
+        "--dir",
+        "out/ca",
+        "--share",
+        "custody/share-2-of-3.json",
+        "--share",
+        "custody/share-3-of-3.json",
+        "sign",
+        &csr,
+        "--intermediate",
+        "--out",
+        "vault2.pem",
+    ]));
+    let ext = openssl(
+        &s,
+        &[
+            "x509",
+            "-in",
+            "vault2.pem",
+            "-noout",
+            "-ext",
+            "crlDistributionPoints",
+        ],
+    );
+    assert!(
+        ext.contains("http://pki.example.internal/root.crl"),
+        "{ext}"
+    );
+}

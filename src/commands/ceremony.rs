@@ -329,6 +329,30 @@ fn store_with_escrow(
     Ok(())
 }
 
+/// The M-of-N escrow asked for by `--escrow-shares` or the plan's
+/// `[escrow]` (not both, and neither with `--escrow-passphrase`).
+fn escrow_shares(
+    req: &CeremonyRequest,
+    plan: &Plan,
+) -> Result<Option<crate::ca::escrow::EscrowSpec>> {
+    let Some(section) = &plan.escrow else {
+        return Ok(req.escrow_shares.clone());
+    };
+    let conflict = if req.escrow_shares.is_some() {
+        Some("--escrow-shares")
+    } else if req.escrow_passphrase.is_some() {
+        Some("--escrow-passphrase")
+    } else {
+        None
+    };
+    if let Some(flag) = conflict {
+        return Err(Error::msg(format!(
+            "{flag} and the plan's [escrow] section both say how to escrow the key; keep one"
+        )));
+    }
+    crate::ca::escrow::spec(Some(&section.shares), Some(section.dir.clone()), false)
+}
+
 /// Validates everything, then creates the root, issues the plan and seals.
 pub fn execute(
     req: &CeremonyRequest,
@@ -341,7 +365,8 @@ pub fn execute(
     let escrow_file = check_escrow_file(req)?;
     let plan = Plan::load(&req.plan, None)?;
     let ca_dir = req.out.join("ca");
-    if let Some(spec) = &req.escrow_shares {
+    let escrow_shares = escrow_shares(req, &plan)?;
+    if let Some(spec) = &escrow_shares {
         crate::ca::escrow::check_spec(spec, &ca_dir)?;
     }
     let certs_dir = req.out.join("certs");
@@ -365,7 +390,10 @@ pub fn execute(
     let vault = check_vault_section(req, plan, ca, &ca_dir)?;
     // 2. The root, in memory.
     let validity = Validity::days_from_now(ca.days)?;
-    let root = root::make_root(
+    if let Some(url) = &ca.crl_url {
+        crate::pki::crl::check_url(url)?;
+    }
+    let mut root = root::make_root(
         &ca.name,
         ca.key,
         validity,
@@ -373,6 +401,7 @@ pub fn execute(
         plan.ca_constraints.0.clone(),
         vec![SanRule::Base],
     )?;
+    root.settings.crl_url = ca.crl_url.clone();
     store_with_escrow(req, &root, &ca_dir, escrow_file.as_ref())?;
     let store = CaStore::open(&ca_dir)?;
     let signer = Signer::new(&store, root.key)?;
@@ -398,8 +427,8 @@ pub fn execute(
         )
         .map_err(|e| Error::msg(format!("plan [vault] bootstrap failed, the CA was not sealed and its key is gone with this process: {e}")))?;
     }
-    let never_stored = escrow_file.is_none() && req.escrow_shares.is_none();
-    let escrow = req.escrow_shares.as_ref();
+    let never_stored = escrow_file.is_none() && escrow_shares.is_none();
+    let escrow = escrow_shares.as_ref();
     let seal = seal::seal_with(&store, signer, &lock, false, never_stored, escrow)?;
     Ok(CeremonyReport {
         ca_dir: ca_dir.clone(),
