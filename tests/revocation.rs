@@ -4,6 +4,8 @@
 //! tests/revocation_lint.rs, outside the non-root lane (like
 //! tests/conformance.rs: pkilint may be installed for root only).
 
+#[path = "common/bao.rs"]
+mod bao;
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -1104,5 +1106,191 @@ fn a_plans_escrow_section_and_crl_url_drive_the_ceremony_and_conflicts_are_refus
     assert!(
         ext.contains("http://pki.example.internal/root.crl"),
         "{ext}"
+    );
+}
+
+/// The issue's lifecycle against a real OpenBao: a ceremony with 3-of-5
+/// escrow bootstraps Vault's intermediate and seals; two shares change
+/// nothing; three revoke that intermediate (OpenSSL then rejects its leaf)
+/// and sign a new one for a fresh mount, whose leaf passes; the CA stays
+/// sealed and its manifest verifies with both recovery entries.
+#[test]
+fn lifecycle_vault_intermediate_revoked_and_replaced_by_a_quorum() {
+    let s = Scratch::new();
+    let server = bao::start_dev(&s);
+    let addr = format!("http://127.0.0.1:{}", server.port);
+    std::fs::write(s.join("token.txt"), "test-root-token\n").unwrap();
+    let plan = format!(
+        "[ca]\nname = \"Lifecycle Root\"\npermit = [\"internal\"]\ncrl_url = \"{URL}\"\n\n\
+         [[group]]\nname = \"svc\"\nnames = [\"svc1.internal\"]\n\n\
+         [vault]\naddr = \"{addr}\"\ntoken_file = \"token.txt\"\nrole = \"svc\"\nallowed_domains = [\"svc.internal\"]\n\n\
+         [escrow]\nshares = \"3/5\"\ndir = \"shares\"\n"
+    );
+    std::fs::write(s.join("plan.toml"), plan).unwrap();
+    ok(&s.uca(&["ceremony", "plan.toml", "--out", "out"]));
+    let ledger = std::fs::read_to_string(s.join("out/ca/ledger.jsonl")).unwrap();
+    let old_serial = ledger
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|e| e["profile"] == "intermediate")
+        .map(|e| e["serial"].as_str().unwrap().to_string())
+        .unwrap_or_else(|| panic!("no intermediate in {ledger}"));
+    let env = [
+        ("BAO_ADDR", addr.clone()),
+        ("BAO_TOKEN", "test-root-token".to_string()),
+    ];
+    // A leaf of the old intermediate, and the intermediate's own CRL.
+    let mount_crl = |mount: &str, file: &str| {
+        let (okr, out, err) = bao::bao_cli(
+            &["read", "-format=json", &format!("{mount}/cert/crl")],
+            &env,
+        );
+        assert!(okr, "{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        std::fs::write(s.join(file), v["data"]["certificate"].as_str().unwrap()).unwrap();
+    };
+    let leaf = bao::issue_through_role(&env, None, "pki_int/issue/svc", "app.svc.internal");
+    std::fs::write(
+        s.join("old-leaf.pem"),
+        leaf["data"]["certificate"].as_str().unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        s.join("old.pem"),
+        leaf["data"]["issuing_ca"].as_str().unwrap(),
+    )
+    .unwrap();
+    mount_crl("pki_int", "old.crl");
+    let check = |int: &str, int_crl: &str, leaf: &str, root_crl: &str| {
+        run(
+            "openssl",
+            &[
+                "verify",
+                "-crl_check_all",
+                "-CAfile",
+                "out/ca/ca.pem",
+                "-untrusted",
+                int,
+                "-CRLfile",
+                root_crl,
+                "-CRLfile",
+                int_crl,
+                leaf,
+            ],
+            s.path(),
+        )
+    };
+    let (good, out) = check("old.pem", "old.crl", "old-leaf.pem", "out/ca/crl/root.crl");
+    assert!(good, "{out}");
+    // Two shares: refused, nothing changes.
+    let before = tree(&s);
+    let two = [
+        "--share",
+        "shares/share-1-of-5.json",
+        "--share",
+        "shares/share-4-of-5.json",
+    ];
+    let mut args = vec!["recover", "--dir", "out/ca"];
+    args.extend_from_slice(&two);
+    args.extend_from_slice(&["revoke", &old_serial]);
+    fails_with(&s.uca(&args), "2 valid shares given");
+    assert_eq!(tree(&s), before);
+    // Three: the Vault intermediate is revoked.
+    let quorum = [
+        "--share",
+        "shares/share-1-of-5.json",
+        "--share",
+        "shares/share-4-of-5.json",
+        "--share",
+        "shares/share-5-of-5.json",
+    ];
+    let mut args = vec!["recover", "--dir", "out/ca"];
+    args.extend_from_slice(&quorum);
+    args.extend_from_slice(&["revoke", "old.pem"]);
+    ok(&s.uca(&args));
+    let revoked = "out/ca/crl/root-3.crl"; // root.crl 1, revoke-SERIAL 2, then 3
+    let (good, out) = check("old.pem", "old.crl", "old-leaf.pem", revoked);
+    assert!(!good && out.contains("certificate revoked"), "{out}");
+    // A fresh mount gets a new intermediate from the quorum.
+    let (oke, _, err) = bao::bao_cli(&["secrets", "enable", "-path=pki_new", "pki"], &env);
+    assert!(oke, "{err}");
+    let (okg, out, err) = bao::bao_cli(
+        &[
+            "write",
+            "-format=json",
+            "pki_new/intermediate/generate/internal",
+            "common_name=Lifecycle Vault 2",
+            "key_type=ec",
+            "key_bits=256",
+        ],
+        &env,
+    );
+    assert!(okg, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    std::fs::write(s.join("new.csr"), v["data"]["csr"].as_str().unwrap()).unwrap();
+    let mut args = vec!["recover", "--dir", "out/ca"];
+    args.extend_from_slice(&quorum);
+    args.extend_from_slice(&[
+        "sign",
+        "new.csr",
+        "--intermediate",
+        "--out",
+        "new.pem",
+        "--chain",
+    ]);
+    ok(&s.uca(&args));
+    for cmd in [
+        vec![
+            "write",
+            "pki_new/intermediate/set-signed",
+            "certificate=@new.pem",
+        ],
+        vec![
+            "write",
+            "pki_new/roles/svc",
+            "allowed_domains=svc.internal",
+            "allow_subdomains=true",
+            "max_ttl=1h",
+        ],
+    ] {
+        let mut c = bao::bao_command();
+        c.args(&cmd).current_dir(s.path());
+        for (k, v) in &env {
+            c.env(k, v);
+        }
+        let o = c.output().unwrap();
+        assert!(
+            o.status.success(),
+            "{cmd:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let leaf = bao::issue_through_role(&env, None, "pki_new/issue/svc", "app.svc.internal");
+    std::fs::write(
+        s.join("new-leaf.pem"),
+        leaf["data"]["certificate"].as_str().unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        s.join("new-int.pem"),
+        leaf["data"]["issuing_ca"].as_str().unwrap(),
+    )
+    .unwrap();
+    mount_crl("pki_new", "new.crl");
+    let (good, out) = check("new-int.pem", "new.crl", "new-leaf.pem", revoked);
+    assert!(good, "{out}");
+    // Sealed as before, and the manifest verifies with both entries.
+    fails_with(
+        &s.uca(&["issue", "--dir", "out/ca", "--out", "more", "x.internal"]),
+        "sealed",
+    );
+    let verified = stdout(&ok(&s.uca(&[
+        "verify",
+        "--manifest",
+        "out/ca/manifest.json",
+    ])));
+    assert!(
+        verified.contains("2 recovery entries signed by the root"),
+        "{verified}"
     );
 }
