@@ -73,7 +73,8 @@ postgres_installed || die "the PostgreSQL server is still missing after installi
 # Chain verification and mutual TLS with every stack uca's users run: Go's
 # crypto/x509 and crypto/tls (a standard-library-only program built with
 # Debian's golang-go), Java 17 (javac and java), Python 3's ssl and OpenSSL.
-# tests/revocation.rs runs the same Go program on the root's CRLs.
+# tests/revocation.rs runs the same Go program on the root's CRLs, and Java's
+# PKIX validation with revocation (tests/interop/java-crl).
 # Missing ones are installed here; tests/interop.rs fails, never skips,
 # without them.
 interop_missing=()

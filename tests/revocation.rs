@@ -1,6 +1,8 @@
 //! Revocation that survives the seal: the CRLs a seal leaves in DIR/crl/,
-//! checked with stock OpenSSL (`crl -verify`, `verify -crl_check_all`) and
-//! Go's crypto/x509 (tests/interop/go). pkilint's CRL linter runs in
+//! checked with stock OpenSSL (`crl -verify`, `verify -crl_check_all`),
+//! Go's crypto/x509 (tests/interop/go) and Java's PKIX validation with
+//! revocation (tests/interop/java-crl); M-of-N escrow and `uca recover`,
+//! also against a real OpenBao. pkilint's CRL linter runs in
 //! tests/revocation_lint.rs, outside the non-root lane (like
 //! tests/conformance.rs: pkilint may be installed for root only).
 
@@ -1293,4 +1295,67 @@ fn lifecycle_vault_intermediate_revoked_and_replaced_by_a_quorum() {
         verified.contains("2 recovery entries signed by the root"),
         "{verified}"
     );
+}
+
+/// Java's PKIX validation with revocation on (tests/interop/java-crl),
+/// compiled into the scratch directory. Returns a checker of
+/// (chain, CRLs) -> (valid, output).
+fn java_pkix(s: &Scratch) -> impl Fn(&str, &[&str]) -> (bool, String) + '_ {
+    let source =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/java-crl/CrlCheck.java");
+    let out = Command::new("javac")
+        .args(["-Xlint:all", "-Werror", "-d", "java-crl"])
+        .arg(source)
+        .current_dir(s.path())
+        .output()
+        .expect("javac must be installed (test.sh installs openjdk-17-jdk-headless)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    move |chain, crls| {
+        let out = Command::new("java")
+            .args([
+                "-Dcom.sun.security.enableCRLDP=false",
+                "-cp",
+                "java-crl",
+                "CrlCheck",
+                "ca/ca.pem",
+                chain,
+            ])
+            .args(crls)
+            .current_dir(s.path())
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+}
+
+#[test]
+fn java_pkix_with_revocation_rejects_a_leaf_under_a_revoked_intermediate_only() {
+    let w = escrowed_world();
+    let s = &w.s;
+    for name in ["a", "b"] {
+        let chain = [
+            std::fs::read_to_string(s.join(&format!("leaf-{name}.pem"))).unwrap(),
+            std::fs::read_to_string(s.join(&format!("{name}.pem"))).unwrap(),
+        ]
+        .concat();
+        std::fs::write(s.join(&format!("chain-{name}.pem")), chain).unwrap();
+    }
+    let java = java_pkix(s);
+    let (good, out) = java("chain-a.pem", &["ca/crl/root.crl", "a.crl"]);
+    assert!(good, "{out}");
+    let pre_signed = format!("ca/crl/revoke-{}.crl", w.serial_a);
+    let (good, out) = java("chain-a.pem", &[&pre_signed, "a.crl"]);
+    assert!(!good && out.contains("revoked"), "{out}");
+    ok(&recover(s, &[3, 4, 5], &["revoke", "a.pem"]));
+    let (good, out) = java("chain-a.pem", &["ca/crl/root-5.crl", "a.crl"]);
+    assert!(!good && out.contains("revoked"), "{out}");
+    let (good, out) = java("chain-b.pem", &["ca/crl/root-5.crl", "b.crl"]);
+    assert!(good, "{out}");
 }
