@@ -1359,3 +1359,164 @@ fn java_pkix_with_revocation_rejects_a_leaf_under_a_revoked_intermediate_only() 
     let (good, out) = java("chain-b.pem", &["ca/crl/root-5.crl", "b.crl"]);
     assert!(good, "{out}");
 }
+
+/// `uca seal --escrow-shares` killed (SIGKILL, strace fault injection) at
+/// every file-system call: each time, either the operator's key and
+/// passphrase are intact and the CA still issues, or the seal is recorded;
+/// run again, the seal completes, and a quorum of the shares it left
+/// recovers the key.
+#[test]
+fn a_kill_at_any_system_call_of_an_escrowed_seal_is_recoverable() {
+    const CALLS: &str = "openat,write,fsync,fdatasync,link,linkat,rename,renameat,renameat2,unlink,unlinkat,chmod,fchmod,fchmodat,mkdir,mkdirat,flock,ftruncate";
+    let template = Scratch::new();
+    template.init_ca_generating_passphrase();
+    ok(&template.uca(&["issue", "--dir", "ca", "--out", "certs", "web1"]));
+    let seal: &[&str] = &[
+        "seal",
+        "--dir",
+        "ca",
+        "--escrow-shares",
+        "2/3",
+        "--escrow-dir",
+        "shares",
+        "--force",
+    ];
+    let strace = |dir: &Path, extra: &[&str]| {
+        Command::new("strace")
+            .args(["-f", "-qq", "-e"])
+            .args(extra)
+            .arg("--")
+            .arg(common::uca_bin())
+            .args(seal)
+            .current_dir(dir)
+            .env_remove("UCA_PASSPHRASE")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("strace must be installed (test.sh installs it)")
+    };
+    let copy = |to: &Path| {
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(template.path())
+            .arg(to)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    // How often an undisturbed escrowed seal makes each call.
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("t");
+    copy(&dir);
+    let log = work.path().join("calls.log");
+    let out = strace(
+        &dir,
+        &[&format!("trace={CALLS}"), "-o", log.to_str().unwrap()],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut points: Vec<(String, usize)> = Vec::new();
+    let mut counts = std::collections::BTreeMap::<String, usize>::new();
+    for line in std::fs::read_to_string(&log).unwrap().lines() {
+        let name = line
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("")
+            .split('(')
+            .next()
+            .unwrap_or("");
+        if CALLS.split(',').any(|c| c == name) {
+            *counts.entry(name.to_string()).or_insert(0) += 1;
+        }
+    }
+    for (call, n) in &counts {
+        points.extend((1..=*n).map(|k| (call.clone(), k)));
+    }
+    assert!(points.len() > 20, "{counts:?}");
+    let failures = std::sync::Mutex::new(Vec::new());
+    let outcomes = std::sync::Mutex::new([0usize; 2]);
+    std::thread::scope(|scope| {
+        for part in points.chunks(points.len().div_ceil(2)) {
+            let (failures, outcomes, copy, strace) = (&failures, &outcomes, &copy, &strace);
+            scope.spawn(move || {
+                for (call, k) in part {
+                    let work = tempfile::tempdir().unwrap();
+                    let dir = work.path().join("t");
+                    copy(&dir);
+                    let at = format!("{call}#{k}");
+                    let killed = strace(
+                        &dir,
+                        &[
+                            call,
+                            "-e",
+                            &format!("inject={call}:signal=SIGKILL:when={k}"),
+                        ],
+                    );
+                    if killed.status.success() {
+                        failures.lock().unwrap().push(format!("{at}: not killed"));
+                        continue;
+                    }
+                    let ca = dir.join("ca");
+                    let recorded = ca.join("sealed.json").exists();
+                    let completed = std::fs::read_to_string(ca.join("sealed.json"))
+                        .is_ok_and(|r| r.contains("\"state\": \"sealed\""));
+                    let intact = ca.join("private/passphrase").exists()
+                        && ca.join("private/ca-key.pem").exists();
+                    if !recorded && !intact {
+                        failures
+                            .lock()
+                            .unwrap()
+                            .push(format!("{at}: a secret went before the seal was recorded"));
+                        continue;
+                    }
+                    outcomes.lock().unwrap()[usize::from(recorded)] += 1;
+                    let again = strace(&dir, &["trace=none"]);
+                    let run = |args: &[&str]| {
+                        Command::new(common::uca_bin())
+                            .args(args)
+                            .current_dir(&dir)
+                            .output()
+                            .unwrap()
+                    };
+                    let recovered = run(&[
+                        "recover",
+                        "--dir",
+                        "ca",
+                        "--share",
+                        "shares/share-1-of-3.json",
+                        "--share",
+                        "shares/share-3-of-3.json",
+                        "revoke",
+                        "certs/web1/cert.pem",
+                    ]);
+                    let stderr = String::from_utf8_lossy(&recovered.stderr).into_owned();
+                    let verified = run(&["verify", "--manifest", "ca/manifest.json"]);
+                    // A seal killed after its last write is complete already.
+                    if !(again.status.success() || completed)
+                        || ca.join("private/ca-key.pem").exists()
+                        || ca.join("private/passphrase").exists()
+                        || !recovered.status.success()
+                        || !verified.status.success()
+                    {
+                        failures.lock().unwrap().push(format!(
+                            "{at}: not completed ({}; {stderr})",
+                            String::from_utf8_lossy(&again.stderr)
+                        ));
+                    }
+                }
+            });
+        }
+    });
+    let failures = failures.into_inner().unwrap();
+    assert!(
+        failures.is_empty(),
+        "{} of {} points:\n{}",
+        failures.len(),
+        points.len(),
+        failures.join("\n")
+    );
+    let outcomes = outcomes.into_inner().unwrap();
+    assert!(outcomes[0] > 0 && outcomes[1] > 0, "{outcomes:?}");
+}
