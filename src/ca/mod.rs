@@ -2,7 +2,8 @@
 //! directory, its facts read from ca.pem, the signer), the ledger, a new
 //! root, plans and bulk issuance, the issuing pipeline that runs them,
 //! signing CSRs, the plan file's [registry] and [vault] sections, and
-//! sealing with its manifest. Uses `pki` and `support`.
+//! sealing with its manifest, the root's CRLs, M-of-N escrow and recovery.
+//! Uses `pki` and `support`.
 
 pub mod bulk;
 pub mod escrow;

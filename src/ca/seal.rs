@@ -1,6 +1,8 @@
-//! `uca seal`: write a signed manifest of everything the CA issued, then
-//! destroy the stored passphrase (and, if asked, the key) so that the root can
-//! never sign again. `verify_manifest` checks such a manifest later.
+//! `uca seal`: sign the root's CRLs and a manifest of everything the CA
+//! issued, then destroy the stored passphrase (and, if asked, the key) so
+//! that the root can never sign again; with escrow, the key stays encrypted
+//! under a secret only a quorum of custodians recombines (`ca::escrow`).
+//! `verify_manifest` checks such a manifest later.
 
 use std::path::{Path, PathBuf};
 

@@ -1,6 +1,7 @@
 //! Layer 1, pki: X.509 facts, with no CA directory. Names and SAN rules,
 //! name constraints, keys and passphrases, certificate profiles, reading
-//! certificates back, chain verification, output formats and PKCS#12.
+//! certificates back, chain verification, output formats and PKCS#12,
+//! revocation lists and secret sharing.
 //! Uses only `support`.
 
 pub mod constraints;
