@@ -1163,6 +1163,19 @@ fn lifecycle_vault_intermediate_revoked_and_replaced_by_a_quorum() {
     )
     .unwrap();
     mount_crl("pki_int", "old.crl");
+    // The ceremony's Vault intermediate names the plan's CRL URL.
+    let ext = openssl(
+        &s,
+        &[
+            "x509",
+            "-in",
+            "old.pem",
+            "-noout",
+            "-ext",
+            "crlDistributionPoints",
+        ],
+    );
+    assert!(ext.contains(URL), "{ext}");
     let check = |int: &str, int_crl: &str, leaf: &str, root_crl: &str| {
         run(
             "openssl",
