@@ -88,6 +88,8 @@ postgres_installed || die "the PostgreSQL server is still missing after installi
 # Chain verification and mutual TLS with every stack uca's users run: Go's
 # crypto/x509 and crypto/tls (a standard-library-only program built with
 # Debian's golang-go), Java 17 (javac and java), Python 3's ssl and OpenSSL.
+# tests/revocation.rs runs the same Go program on the root's CRLs, and Java's
+# PKIX validation with revocation (tests/interop/java-crl).
 # Missing ones are installed here; tests/interop.rs fails, never skips,
 # without them.
 interop_missing=()
@@ -123,11 +125,11 @@ done
 
 # --- hostile inputs, fuzzing and conformance (tests/hostile.rs, fuzz/, tests/conformance.rs)
 # tests/conformance.rs lints every profile and key type with pkilint (PyPI:
-# lint_pkix_cert, lint_cabf_serverauth_cert), pinned to the version whose
+# lint_pkix_cert, lint_cabf_serverauth_cert; tests/revocation_lint.rs: lint_crl), pinned to the version whose
 # findings fixtures/CONFORMANCE.md explains. tests/hostile.rs needs only uca.
 pkilint_version=0.13.3
 pkilint_ok() {
-    python3 -c "import importlib.metadata as m, pkilint.bin.lint_pkix_cert, pkilint.bin.lint_cabf_serverauth_cert; assert m.version('pkilint') == '$pkilint_version'" 2>/dev/null
+    python3 -c "import importlib.metadata as m, pkilint.bin.lint_pkix_cert, pkilint.bin.lint_cabf_serverauth_cert, pkilint.bin.lint_crl; assert m.version('pkilint') == '$pkilint_version'" 2>/dev/null
 }
 if ! pkilint_ok; then
     echo "==> python3 -m pip install pkilint==$pkilint_version"

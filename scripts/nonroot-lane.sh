@@ -45,6 +45,7 @@ tests=(
     renewal
     subordinate
     identity_services
+    revocation
 )
 if [ $# -gt 0 ]; then
     tests=("$@")

@@ -11,6 +11,7 @@ use crate::commands::completions::{self, CompletionsArgs};
 use crate::commands::init::{self, InitArgs};
 use crate::commands::inspect::{self, InspectArgs};
 use crate::commands::issue::{self, IssueArgs};
+use crate::commands::recover::{self, RecoverArgs};
 use crate::commands::registry::{self, RegistryArgs};
 use crate::commands::seal::{self, SealArgs};
 use crate::commands::sign::{self, SignArgs};
@@ -58,8 +59,10 @@ pub enum Command {
     Vault(Box<VaultCommand>),
     /// Sign an external certificate signing request (CSR)
     Sign(SignArgs),
-    /// Write the signed manifest and destroy the passphrase: the CA never signs again
+    /// Write the signed manifest and destroy the passphrase: the CA never signs again (with escrow: only with a quorum)
     Seal(SealArgs),
+    /// With a quorum of escrow shares, have a sealed root revoke or sign one intermediate, recorded in its manifest
+    Recover(RecoverArgs),
     /// Show certificates, chains, CSRs and keys (never private material)
     Inspect(InspectArgs),
     /// Verify a certificate chain for server or client use, or a sealed CA's manifest
@@ -99,6 +102,7 @@ impl Command {
             Command::Vault(v) => vault::run(*v, out),
             Command::Sign(a) => sign::run(a, out),
             Command::Seal(a) => seal::run(a, out),
+            Command::Recover(a) => recover::run(a, out),
             Command::Inspect(a) => inspect::run(a, out),
             Command::Verify(a) => verify::run(a, out),
             Command::Trust(cmd) => crate::commands::trust::run_verb(cmd, out),

@@ -16,21 +16,26 @@
 //! - `pki/`: X.509 facts, no CA directory. `names` (host names, SANs, CA
 //!   names), `host` (a registry's HOST[:PORT] and its certs.d folder),
 //!   `san_rule`, `constraints`, `keys`, `passphrase`, `profile` (what goes
-//!   into each certificate), `x509` (reading certificates back), `verify`
-//!   (chain verification as a TLS peer does it), `formats`, `pkcs12`.
+//!   into each certificate), `subject` (subject templates), `x509`
+//!   (reading certificates back), `crl` (revocation lists), `shamir`
+//!   (secret sharing for escrow), `verify` (chain verification as a TLS
+//!   peer does it), `formats`, `pkcs12`.
 //! - `ca/`: the CA directory and the issuing engine. `store` (the directory;
 //!   its security facts read from ca.pem), `ledger`, `root` (a new root and
-//!   storing it), `plan` and `bulk` (validate every output, then issue),
+//!   storing it), `subordinate` (a CA another root signs), `plan` and `bulk` (validate every output, then issue),
 //!   `issuance` (the pipeline every issuing command runs: validate, refuse
 //!   what exists, unlock or use a held key, lock, issue),
 //!   `signing` (CSRs), `sections` (the plan file's `[registry]` and
-//!   `[vault]` settings), `seal` (the recorded seal and its manifest).
+//!   `[vault]` settings), `seal` (the recorded seal and its manifest),
+//!   `revocation` (the root's CRLs), `escrow` (M-of-N custody of a sealed
+//!   key) and `recovery` (what a quorum may do, and its signed log).
 //! - `commands/`: one module per verb, each holding its arguments (clap),
 //!   its `run` and its report's rendering: `init`, `issue`, `sign`, `seal`,
 //!   `verify`, `check`, `inspect`, `completions`, `registry`, `ceremony`
-//!   (which runs the others), `trust` (system, Java and NSS trust stores,
-//!   and bundles) and `vault` (`bootstrap`, `tls`, `commands` and the HTTP
-//!   client); `args` holds the argument groups they share.
+//!   (which runs the others), `recover` (a quorum's one operation), `trust`
+//!   (system, Java and NSS trust stores, and bundles) and `vault`
+//!   (`bootstrap`, `tls`, `commands` and the HTTP client); `args` holds the
+//!   argument groups they share.
 //!
 //! `cli.rs` names the verbs (clap) and sends a parsed command line to the
 //! verb's `run`; `docs.rs` renders the man pages; `main.rs` sets up the

@@ -2,12 +2,16 @@
 //! directory, its facts read from ca.pem, the signer), the ledger, a new
 //! root or a CA below another root (subordinate), plans and bulk issuance, the issuing pipeline that runs them,
 //! signing CSRs, the plan file's [registry] and [vault] sections, and
-//! sealing with its manifest. Uses `pki` and `support`.
+//! sealing with its manifest, the root's CRLs, M-of-N escrow and recovery.
+//! Uses `pki` and `support`.
 
 pub mod bulk;
+pub mod escrow;
 pub mod issuance;
 pub mod ledger;
 pub mod plan;
+pub mod recovery;
+pub mod revocation;
 pub mod root;
 pub mod seal;
 pub mod sections;

@@ -11,6 +11,7 @@
 //! days = 3650
 //! pathlen = 1
 //! permit = ["internal", "10.0.0.0/8"]
+//! crl_url = "http://pki.internal/root.crl"  # optional: into every intermediate
 //!
 //! [defaults]                            # every group inherits these
 //! profile = "both"
@@ -33,6 +34,10 @@
 //! client_auth = true
 //! clients = ["ci1.internal"]
 //! listen = "10.0.0.5:5000"              # http.addr (default ":5000")
+//!
+//! [escrow]                              # `uca ceremony`: seal with M-of-N escrow
+//! shares = "3/5"
+//! dir = "shares"                        # relative to the plan file
 //! ```
 
 use std::collections::{HashMap, HashSet};
@@ -80,6 +85,16 @@ pub struct PlanFile {
     /// `[registry]`: a container registry's certificates, for `uca ceremony`
     /// (see `sections::RegistrySpec`).
     pub registry: Option<crate::ca::sections::RegistrySpec>,
+    /// `[escrow]`: seal the ceremony's root with M-of-N escrow.
+    pub escrow: Option<EscrowSection>,
+}
+
+/// `[escrow]`: `shares = "M/N"` and the directory of the share files.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscrowSection {
+    pub shares: String,
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Deserialize)]
@@ -94,6 +109,8 @@ pub struct CaSection {
     pub pathlen: u8,
     #[serde(default)]
     pub permit: Vec<String>,
+    /// Where the root's CRL is published (as `uca init --crl-url`).
+    pub crl_url: Option<String>,
 }
 
 fn default_ca_key() -> KeyType {
@@ -376,6 +393,8 @@ pub struct Plan {
     pub total: u64,
     pub registry: Option<crate::ca::sections::RegistrySpec>,
     pub vault: Option<crate::ca::sections::VaultSettings>,
+    /// `[escrow]`, its directory resolved against the plan's.
+    pub escrow: Option<EscrowSection>,
 }
 
 /// One certificate of a plan.
@@ -588,6 +607,11 @@ fn check_sections(path: &Path, file: &PlanFile, existing_ca: bool) -> Result<()>
     if file.registry.is_some() && existing_ca {
         return Err(plan_error(path,
             "its [registry] section is for uca ceremony; with an existing CA run: uca registry --dir DIR --out OUT HOST[:PORT]...".into(),
+        ));
+    }
+    if file.escrow.is_some() && existing_ca {
+        return Err(plan_error(path,
+            "its [escrow] section is for uca ceremony; with an existing CA run: uca seal --dir DIR --escrow-shares M/N --escrow-dir DIR".into(),
         ));
     }
     if file.groups.is_empty() && file.registry.is_none() && file.vault.is_none() {
@@ -844,6 +868,7 @@ impl Plan {
             total,
             registry: None,
             vault: None,
+            escrow: None,
         }
     }
 
@@ -907,6 +932,10 @@ impl Plan {
             ca: file.ca,
             registry: file.registry,
             vault: file.vault,
+            escrow: file.escrow.map(|e| EscrowSection {
+                shares: e.shares,
+                dir: base_dir.join(e.dir),
+            }),
             ca_constraints: constraints,
             groups,
             total,

@@ -144,6 +144,7 @@ pub fn make_root(
         created: timefmt::rfc3339(timefmt::now()),
         not_after: timefmt::rfc3339(validity.not_after),
         fingerprint: x509::sha256_hex(&cert_der),
+        crl_url: None,
     };
     Ok(NewRoot {
         key,

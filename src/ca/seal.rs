@@ -1,12 +1,16 @@
-//! `uca seal`: write a signed manifest of everything the CA issued, then
-//! destroy the stored passphrase (and, if asked, the key) so that the root can
-//! never sign again. `verify_manifest` checks such a manifest later.
+//! `uca seal`: sign the root's CRLs and a manifest of everything the CA
+//! issued, then destroy the stored passphrase (and, if asked, the key) so
+//! that the root can never sign again; with escrow, the key stays encrypted
+//! under a secret only a quorum of custodians recombines (`ca::escrow`).
+//! `verify_manifest` checks such a manifest later.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::ca::escrow::{self, EscrowRecord, EscrowSpec};
 use crate::ca::ledger::{LedgerEntry, LedgerLock};
+use crate::ca::revocation::{self, CrlRecord};
 use crate::ca::store::{self, CaStore, SealRecord, SealState, SealStatus, Signer};
 use crate::pki::keys::KeyType;
 use crate::support::error::{Error, Result};
@@ -21,6 +25,12 @@ pub struct Manifest {
     pub sealed_at: String,
     pub signature_file: String,
     pub verify_with: String,
+    /// The CRLs the root signed before its seal (`DIR/crl/`).
+    #[serde(default)]
+    pub crls: Vec<CrlRecord>,
+    /// M-of-N escrow of the key, when sealed with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escrow: Option<EscrowRecord>,
     pub certificates: Vec<ManifestEntry>,
 }
 
@@ -57,6 +67,8 @@ fn write_manifest(
     ca: &ManifestCa,
     sealed_at: &str,
     verify_with: &str,
+    crls: &[CrlRecord],
+    escrow: Option<&EscrowRecord>,
 ) -> Result<(Vec<u8>, usize)> {
     let enc = |e: serde_json::Error| Error::msg(format!("cannot encode the manifest: {e}"));
     let ledger_len = std::fs::metadata(store.ledger().path())
@@ -73,6 +85,12 @@ fn write_manifest(
     ] {
         out.extend_from_slice(format!(",\n  \"{k}\": ").as_bytes());
         serde_json::to_writer(&mut out, v).map_err(enc)?;
+    }
+    out.extend_from_slice(b",\n  \"crls\": ");
+    serde_json::to_writer(&mut out, crls).map_err(enc)?;
+    if let Some(escrow) = escrow {
+        out.extend_from_slice(b",\n  \"escrow\": ");
+        serde_json::to_writer(&mut out, escrow).map_err(enc)?;
     }
     out.extend_from_slice(b",\n  \"certificates\": [");
     let mut count = 0usize;
@@ -108,6 +126,8 @@ pub struct SealReport {
     pub certificates: usize,
     pub passphrase_destroyed: bool,
     pub key_destroyed: bool,
+    /// The escrow and its share files, when sealed with escrow.
+    pub escrow: Option<(EscrowRecord, Vec<PathBuf>)>,
     /// This run completed a seal that an earlier run began.
     pub resumed: bool,
     pub verify_command: String,
@@ -131,17 +151,32 @@ pub fn openssl_verify_command(key: KeyType) -> String {
 /// `uca seal`: seals an open CA, or completes a seal that was interrupted.
 /// Only a seal that began and was recorded can be completed without the
 /// passphrase; one that stopped before its record starts over.
-pub fn run(dir: &Path, passphrase_file: Option<&PathBuf>, destroy_key: bool) -> Result<SealReport> {
+pub fn run(
+    dir: &Path,
+    passphrase_file: Option<&PathBuf>,
+    destroy_key: bool,
+    escrow: Option<&EscrowSpec>,
+) -> Result<SealReport> {
     let store = CaStore::open(dir)?;
     if let SealStatus::Recorded(_) = store.seal_status()? {
         // Read again under the lock: another seal may be finishing it.
         let lock = store.ledger().lock()?;
         if let SealStatus::Recorded(record) = store.seal_status()? {
             if record.state == SealState::Sealing {
+                if escrow.is_some() && record.escrow.is_none() {
+                    return Err(Error::msg(format!(
+                        "the seal of {} began without escrow and was interrupted; complete it with 'uca seal --dir {}' (escrow can no longer be added)",
+                        dir.display(),
+                        dir.display()
+                    )));
+                }
                 return resume(&store, record, &lock, destroy_key);
             }
         }
         store.ensure_unsealed()?;
+    }
+    if let Some(spec) = escrow {
+        escrow::check_spec(spec, dir)?;
     }
     let signer = match store.unlock_to_seal(passphrase_file) {
         Ok(signer) => signer,
@@ -154,7 +189,7 @@ pub fn run(dir: &Path, passphrase_file: Option<&PathBuf>, destroy_key: bool) -> 
         }
     };
     let lock = store.ledger().lock()?;
-    seal_with(&store, signer, &lock, destroy_key, false)
+    seal_with(&store, signer, &lock, destroy_key, false, escrow)
 }
 
 /// Seals `store` with an unlocked signer while holding its lock, in the
@@ -169,6 +204,7 @@ pub fn seal_with(
     _lock: &LedgerLock,
     destroy_key: bool,
     key_never_stored: bool,
+    escrow: Option<&EscrowSpec>,
 ) -> Result<SealReport> {
     // Under the lock: a concurrent seal may have recorded itself meanwhile.
     if let SealStatus::Recorded(_) = store.seal_status()? {
@@ -182,7 +218,26 @@ pub fn seal_with(
         key: store.key,
         not_after: timefmt::rfc3339(store.not_after),
     };
-    let (json, certificates) = write_manifest(store, &ca, &sealed_at, &verify_with)?;
+    // The CRLs first, while the key is at hand: a seal killed before its
+    // record starts over and signs them again.
+    let crls = revocation::presigned(store, &signer)?;
+    revocation::write(store, &crls, true)?;
+    let records: Vec<CrlRecord> = crls.into_iter().map(|c| c.record).collect();
+    // The escrowed key and the shares, also before the record: a seal
+    // stopped before it leaves the operator's key and passphrase in place.
+    let escrowed = match escrow {
+        Some(spec) => Some(escrow_key(store, &signer, spec)?),
+        None => None,
+    };
+    let escrow_record = escrowed.as_ref().map(|(r, _)| r.clone());
+    let (json, certificates) = write_manifest(
+        store,
+        &ca,
+        &sealed_at,
+        &verify_with,
+        &records,
+        escrow_record.as_ref(),
+    )?;
     let signature = signer.sign_bytes(&json)?;
     drop(signer);
     // A manifest left by an unrecorded earlier attempt is replaced.
@@ -196,14 +251,40 @@ pub fn seal_with(
         state: SealState::Sealing,
         sealed_at,
         key_destroyed: false,
-        destroy_key,
+        // With escrow the copy under the operator's passphrase goes: only
+        // the escrowed copy may open the key.
+        destroy_key: destroy_key || escrowed.is_some(),
         passphrase_stored: fsutil::exists(&store.path(store::PASSPHRASE_FILE)),
         key_never_stored,
         manifest_sha256: x509::sha256_hex(&json),
         certificates,
+        escrow: escrow_record,
     };
     write_record(store, &record, false)?;
-    finish(store, record, false, verify_with)
+    let shares = escrowed.map(|(_, paths)| paths).unwrap_or_default();
+    finish(store, record, false, verify_with, shares)
+}
+
+/// Encrypts the key under a fresh secret into `private/escrow-key.pem` and
+/// writes the secret's shares. Returns the escrow record and the files.
+fn escrow_key(
+    store: &CaStore,
+    signer: &Signer,
+    spec: &EscrowSpec,
+) -> Result<(EscrowRecord, Vec<PathBuf>)> {
+    let secret = escrow::NewSecret::generate();
+    let encrypted = signer.key.encrypt(&secret.passphrase)?;
+    // Replaces what an unrecorded earlier attempt left: its shares are
+    // replaced too (with --force) or this run stops before writing any.
+    fsutil::write_atomic(
+        &store.path(escrow::ESCROW_KEY_FILE),
+        encrypted.as_bytes(),
+        Mode::Secret,
+        true,
+        true,
+    )?;
+    let paths = secret.write_shares(spec, &store.fingerprint)?;
+    Ok((secret.record(spec), paths))
 }
 
 /// Completes a recorded seal: checks that the manifest on disk is the one
@@ -230,7 +311,13 @@ fn resume(
         &store.path(store::CERT_FILE),
     )?;
     record.destroy_key |= destroy_key;
-    finish(store, record, true, openssl_verify_command(store.key))
+    finish(
+        store,
+        record,
+        true,
+        openssl_verify_command(store.key),
+        Vec::new(),
+    )
 }
 
 /// The irreversible half of sealing, idempotent: destroys the stored
@@ -240,8 +327,14 @@ fn finish(
     mut record: SealRecord,
     resumed: bool,
     verify_command: String,
+    share_files: Vec<PathBuf>,
 ) -> Result<SealReport> {
     fsutil::shred(&store.path(store::PASSPHRASE_FILE))?;
+    if record.escrow.is_none() {
+        // An escrowed key left by an earlier, unrecorded attempt with
+        // escrow: its shares would open it, and this seal has no escrow.
+        fsutil::shred(&store.path(escrow::ESCROW_KEY_FILE))?;
+    }
     if record.destroy_key {
         // Gone now, whether by this run or by the interrupted one.
         fsutil::shred(&store.path(store::KEY_FILE))?;
@@ -255,6 +348,7 @@ fn finish(
         certificates: record.certificates,
         passphrase_destroyed: record.passphrase_stored,
         key_destroyed: record.key_destroyed,
+        escrow: record.escrow.map(|e| (e, share_files)),
         resumed,
         verify_command,
     })
@@ -276,6 +370,7 @@ fn write_record(store: &CaStore, record: &SealRecord, replace: bool) -> Result<(
 
 /// Result of checking a manifest and the files it lists.
 pub struct ManifestCheck {
+    pub crls: usize,
     pub certificates: usize,
     pub files_ok: usize,
     /// Entries whose file was later re-issued (`--force`) at the same path:
@@ -284,13 +379,13 @@ pub struct ManifestCheck {
     pub problems: Vec<String>,
 }
 
-/// Verifies `manifest.sig` over `manifest.json` with the public key of
-/// `ca_pem`, then every listed certificate file's SHA-256.
-pub fn verify_manifest(
+/// Reads `manifest.json`, checks `manifest.sig` over it with the key of
+/// `ca_path` and that it names that CA; returns it and its bytes.
+pub fn read_verified_manifest(
     manifest_path: &Path,
     sig_path: &Path,
     ca_path: &Path,
-) -> Result<ManifestCheck> {
+) -> Result<(Manifest, Vec<u8>)> {
     let json = crate::support::fsutil::read_capped_file(
         manifest_path,
         crate::support::fsutil::limits::MANIFEST,
@@ -334,7 +429,22 @@ pub fn verify_manifest(
             manifest.ca.sha256
         )));
     }
-    let mut problems = Vec::new();
+    Ok((manifest, json))
+}
+
+/// Verifies `manifest.sig` over `manifest.json` with the public key of
+/// `ca_pem`, then every listed certificate file's SHA-256.
+pub fn verify_manifest(
+    manifest_path: &Path,
+    sig_path: &Path,
+    ca_path: &Path,
+) -> Result<ManifestCheck> {
+    let (manifest, _) = read_verified_manifest(manifest_path, sig_path, ca_path)?;
+    let ca_dir = match manifest_path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut problems = revocation::check_files(ca_dir, &manifest.crls);
     let mut files_ok = 0;
     let mut replaced = 0;
     let mut newest: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
@@ -370,6 +480,7 @@ pub fn verify_manifest(
         }
     }
     Ok(ManifestCheck {
+        crls: manifest.crls.len(),
         certificates: manifest.certificates.len(),
         files_ok,
         replaced,

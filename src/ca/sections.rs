@@ -150,6 +150,9 @@ pub struct VaultSettings {
     #[arg(long, value_name = "SUFFIX_OR_CIDR")]
     #[serde(default)]
     pub permit: Vec<String>,
+    /// The root's CRL URL to put into the intermediate (default: the CA's, from uca init --crl-url)
+    #[arg(long, value_name = "URL")]
+    pub root_crl_url: Option<String>,
     /// Let the role issue IP SANs
     #[arg(long)]
     #[serde(default)]

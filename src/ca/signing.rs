@@ -12,6 +12,7 @@ use x509_parser::extensions::ParsedExtension;
 use x509_parser::prelude::FromDer;
 
 use crate::ca::ledger::{LedgerEntry, LedgerLock};
+use crate::ca::recovery::Quorum;
 use crate::ca::store::{CaStore, Signer};
 use crate::pki::constraints::{NameConstraints, Permit};
 use crate::pki::keys::KeyType;
@@ -266,6 +267,8 @@ pub struct SignOptions {
     pub permits: Vec<String>,
     pub sans: Vec<String>,
     pub days: Option<u32>,
+    /// CRL distribution point for an intermediate (else the CA's `crl_url`).
+    pub crl_url: Option<String>,
 }
 
 /// A CSR checked against the CA and turned into certificate parameters,
@@ -328,13 +331,18 @@ pub fn prepare(
         if let Some(cn) = &csr.common_name {
             intermediate_common_name(cn, &constraints)?;
         }
-        (
-            profile::intermediate_params(csr.subject.clone(), validity, opts.pathlen, &constraints),
-            "intermediate".to_string(),
-        )
+        let mut params =
+            profile::intermediate_params(csr.subject.clone(), validity, opts.pathlen, &constraints);
+        if let Some(url) = crl_url(store, opts.crl_url.as_deref())? {
+            params.crl_distribution_points = vec![rcgen::CrlDistributionPoint { uris: vec![url] }];
+        }
+        (params, "intermediate".to_string())
     } else {
         if !opts.permits.is_empty() {
             return Err(Error::msg("--permit applies only with --intermediate"));
+        }
+        if opts.crl_url.is_some() {
+            return Err(Error::msg("--crl-url applies only with --intermediate"));
         }
         let names = leaf_names(store, csr, shown, &opts.sans)?;
         sans = names.sans().to_vec();
@@ -357,6 +365,24 @@ pub fn prepare(
         subject_text: csr.subject_text.clone(),
         validity,
     })
+}
+
+/// The CRL URL an intermediate carries: `given`, else the CA's. A given
+/// URL that differs from the CA's is refused: the root's CRLs name the CA's
+/// URL as their distribution point, and verifiers match the two.
+fn crl_url(store: &CaStore, given: Option<&str>) -> Result<Option<String>> {
+    match (given, store.crl_url.as_deref()) {
+        (Some(url), Some(own)) if url != own => Err(Error::invalid(
+            "--crl-url",
+            url,
+            format!("the CA publishes its CRL at {own} (crl_url in ca.toml), which its CRLs name; leave --crl-url out or give that URL"),
+        )),
+        (Some(url), _) => {
+            crate::pki::crl::check_url(url)?;
+            Ok(Some(url.to_string()))
+        }
+        (None, own) => Ok(own.map(str::to_string)),
+    }
 }
 
 /// A leaf's names from a CSR: its SANs, its CN (which counts as a name and
@@ -410,11 +436,36 @@ pub fn sign_prepared(
     store: &CaStore,
     signer: &Signer,
     lock: &LedgerLock,
-    mut prepared: PreparedSign,
+    prepared: PreparedSign,
     path: Option<String>,
     publish: impl FnOnce(&[u8]) -> Result<()>,
 ) -> Result<(Vec<u8>, String)> {
     store.ensure_unsealed()?;
+    sign_and_record(store, signer, lock, prepared, path, publish)
+}
+
+/// [`sign_prepared`] for a root sealed with escrow, which signs only with
+/// the proof that a quorum of its custodians recombined its key.
+pub fn sign_prepared_recovered(
+    store: &CaStore,
+    signer: &Signer,
+    lock: &LedgerLock,
+    prepared: PreparedSign,
+    path: Option<String>,
+    publish: impl FnOnce(&[u8]) -> Result<()>,
+    _quorum: &Quorum,
+) -> Result<(Vec<u8>, String)> {
+    sign_and_record(store, signer, lock, prepared, path, publish)
+}
+
+fn sign_and_record(
+    store: &CaStore,
+    signer: &Signer,
+    lock: &LedgerLock,
+    mut prepared: PreparedSign,
+    path: Option<String>,
+    publish: impl FnOnce(&[u8]) -> Result<()>,
+) -> Result<(Vec<u8>, String)> {
     let ledger = store.ledger();
     let used = ledger.serials()?;
     let serial_bytes = loop {

@@ -11,6 +11,8 @@
 //!   manifest.json       after sealing: every issued certificate and its fingerprint
 //!   manifest.sig        detached signature of manifest.json by the CA key
 //!   sealed.json         after sealing: when, and whether the key was destroyed
+//!   recoveries.jsonl    after a recovery (escrow only): each act, signed by the root
+//!   crl/                written by the seal: root.crl, revoke-SERIAL.crl, revoke-all.crl
 //!   private/            0700
 //!     ca-key.pem        ENCRYPTED PRIVATE KEY (PKCS#8, PBES2 scrypt + AES-256-CBC), 0600
 //!     passphrase        only with --generate-passphrase, 0400, destroyed by seal
@@ -40,6 +42,7 @@ pub const KEY_FILE: &str = "private/ca-key.pem";
 pub const PASSPHRASE_FILE: &str = "private/passphrase";
 /// A CA waiting for its certificate from another CA (`uca init --csr-out`).
 pub const PENDING_CSR_FILE: &str = "pending.csr";
+pub const CRL_DIR: &str = "crl";
 
 /// `ca.toml`. Only `san_rules` (a convenience: every name still passes the
 /// constraints) and `fingerprint` (binds the file to its ca.pem) are used
@@ -61,6 +64,11 @@ pub struct Settings {
     pub not_after: String,
     /// SHA-256 of ca.pem's DER.
     pub fingerprint: String,
+    /// Where the root's CRL is published: put into the intermediates it
+    /// signs and into its CRLs' issuing distribution point. A URL to embed,
+    /// not a security fact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crl_url: Option<String>,
 }
 
 fn default_rules() -> Vec<SanRule> {
@@ -90,6 +98,10 @@ pub struct SealRecord {
     pub key_never_stored: bool,
     pub manifest_sha256: String,
     pub certificates: usize,
+    /// Sealed with M-of-N escrow: the key stays, encrypted under a secret
+    /// only a quorum of custodians recombines. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escrow: Option<crate::ca::escrow::EscrowRecord>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,6 +145,8 @@ pub struct CaStore {
     /// ca.pem, its issuer first, the self-signed root last. Empty for a
     /// root.
     pub chain: Vec<Vec<u8>>,
+    /// `crl_url` from ca.toml.
+    pub crl_url: Option<String>,
 }
 
 impl CaStore {
@@ -333,6 +347,7 @@ impl CaStore {
             constraints: NameConstraints::from_certificate(&parsed)?,
             fingerprint,
             san_rules: settings.san_rules,
+            crl_url: settings.crl_url,
             cert_der,
             chain,
         })
@@ -518,6 +533,8 @@ const CA_ENTRIES: &[&str] = &[
     MANIFEST_FILE,
     MANIFEST_SIG_FILE,
     PRIVATE_DIR,
+    CRL_DIR,
+    "recoveries.jsonl",
     "ledger.jsonl",
     "ledger.lock",
 ];

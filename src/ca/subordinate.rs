@@ -59,6 +59,7 @@ pub fn make_request(
         created: timefmt::rfc3339(timefmt::now()),
         not_after: String::new(),
         fingerprint: String::new(),
+        crl_url: None,
     };
     Ok(NewRequest {
         key,
@@ -156,6 +157,7 @@ pub fn import(dir: &Path, file: &Path) -> Result<Imported> {
         created: pending_settings.created,
         not_after: timefmt::rfc3339(x509::not_after(ours)),
         fingerprint: fingerprint.clone(),
+        crl_url: pending_settings.crl_url,
     };
     let toml = toml::to_string_pretty(&settings)
         .map_err(|e| Error::msg(format!("cannot encode settings: {e}")))?;

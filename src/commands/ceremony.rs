@@ -40,6 +40,17 @@ pub struct CeremonyArgs {
     /// Keep an encrypted copy of the CA key in OUT/ca/private and write its passphrase to FILE (outside OUT) for offline escrow
     #[arg(long, value_name = "FILE")]
     pub escrow_passphrase: Option<PathBuf>,
+    /// Seal with M-of-N escrow: keep the key for recovery by any M of N custodians (e.g. 3/5)
+    #[arg(
+        long,
+        value_name = "M/N",
+        requires = "escrow_dir",
+        conflicts_with = "escrow_passphrase"
+    )]
+    pub escrow_shares: Option<String>,
+    /// Where to write the N share files (one per custodian, 0600), outside OUT/ca
+    #[arg(long, value_name = "DIR", requires = "escrow_shares")]
+    pub escrow_dir: Option<PathBuf>,
     /// Print a JSON summary
     #[arg(long)]
     pub json: bool,
@@ -49,6 +60,7 @@ pub struct CeremonyRequest {
     pub plan: PathBuf,
     pub out: PathBuf,
     pub escrow_passphrase: Option<PathBuf>,
+    pub escrow_shares: Option<crate::ca::escrow::EscrowSpec>,
     pub progress: bool,
 }
 
@@ -72,6 +84,11 @@ pub fn run(args: CeremonyArgs, out: &mut Stdout) -> Result<u8> {
             plan: args.plan,
             out: args.out,
             escrow_passphrase: args.escrow_passphrase,
+            escrow_shares: crate::ca::escrow::spec(
+                args.escrow_shares.as_deref(),
+                args.escrow_dir,
+                false,
+            )?,
             progress: !args.json,
         },
         &mut |_| {},
@@ -105,6 +122,7 @@ impl CeremonyReport {
             "sealed_at": self.seal.sealed_at,
             "seconds": s.elapsed.as_secs_f64(),
             "escrow": self.escrow.as_ref().map(|(p, k)| serde_json::json!({"passphrase": p.display().to_string(), "key": k.display().to_string()})),
+            "escrow_shares": self.seal.escrow.as_ref().map(|(e, files)| serde_json::json!({"threshold": e.threshold, "shares": e.shares, "key": self.ca_dir.join(&e.key_file).display().to_string(), "files": files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>()})),
             "registry": self.registry.as_ref().map(|r| r.out.display().to_string()),
             "vault": self.vault_steps,
         });
@@ -146,14 +164,31 @@ impl CeremonyReport {
         for step in &self.vault_steps {
             writeln!(out, "  vault          {step}")?;
         }
-        match &self.escrow {
-            Some((p, k)) => writeln!(
+        match (&self.escrow, &self.seal.escrow) {
+            (Some((p, k)), _) => writeln!(
                 out,
                 "  escrow         key {} with passphrase in {}: move both offline now",
                 k.display(),
                 p.display()
             )?,
-            None => writeln!(out, "  CA key         existed only in memory and is gone")?,
+            (None, Some((e, files))) => {
+                writeln!(
+                    out,
+                    "  escrow         key {}/{}, recoverable by any {} of {} custodians (uca recover):",
+                    self.ca_dir.display(),
+                    e.key_file,
+                    e.threshold,
+                    e.shares
+                )?;
+                for f in files {
+                    writeln!(
+                        out,
+                        "  share          {} (give to one custodian)",
+                        f.display()
+                    )?;
+                }
+            }
+            (None, None) => writeln!(out, "  CA key         existed only in memory and is gone")?,
         }
         if let Some(r) = &self.registry {
             r.print(out).map_err(|_| out.error())?;
@@ -311,6 +346,30 @@ fn store_with_escrow(
     Ok(())
 }
 
+/// The M-of-N escrow asked for by `--escrow-shares` or the plan's
+/// `[escrow]` (not both, and neither with `--escrow-passphrase`).
+fn escrow_shares(
+    req: &CeremonyRequest,
+    plan: &Plan,
+) -> Result<Option<crate::ca::escrow::EscrowSpec>> {
+    let Some(section) = &plan.escrow else {
+        return Ok(req.escrow_shares.clone());
+    };
+    let conflict = if req.escrow_shares.is_some() {
+        Some("--escrow-shares")
+    } else if req.escrow_passphrase.is_some() {
+        Some("--escrow-passphrase")
+    } else {
+        None
+    };
+    if let Some(flag) = conflict {
+        return Err(Error::msg(format!(
+            "{flag} and the plan's [escrow] section both say how to escrow the key; keep one"
+        )));
+    }
+    crate::ca::escrow::spec(Some(&section.shares), Some(section.dir.clone()), false)
+}
+
 /// Validates everything, then creates the root, issues the plan and seals.
 pub fn execute(
     req: &CeremonyRequest,
@@ -323,6 +382,10 @@ pub fn execute(
     let escrow_file = check_escrow_file(req)?;
     let plan = Plan::load(&req.plan, None)?;
     let ca_dir = req.out.join("ca");
+    let escrow_shares = escrow_shares(req, &plan)?;
+    if let Some(spec) = &escrow_shares {
+        crate::ca::escrow::check_spec(spec, &ca_dir)?;
+    }
     let certs_dir = req.out.join("certs");
     // OUT is new or empty: no target exists, and the CA is made below.
     let issuance = Issuance::validate(plan, &certs_dir, Existing::Refuse, false)?;
@@ -346,7 +409,10 @@ pub fn execute(
     let vault = check_vault_section(req, plan, ca, &ca_dir)?;
     // 2. The root, in memory.
     let validity = Validity::days_from_now(ca.days)?;
-    let root = root::make_root(
+    if let Some(url) = &ca.crl_url {
+        crate::pki::crl::check_url(url)?;
+    }
+    let mut root = root::make_root(
         &ca.name,
         ca.key,
         validity,
@@ -354,6 +420,7 @@ pub fn execute(
         plan.ca_constraints.0.clone(),
         vec![SanRule::Base],
     )?;
+    root.settings.crl_url = ca.crl_url.clone();
     store_with_escrow(req, &root, &ca_dir, escrow_file.as_ref())?;
     let store = CaStore::open(&ca_dir)?;
     let signer = Signer::new(&store, root.key)?;
@@ -379,7 +446,9 @@ pub fn execute(
         )
         .map_err(|e| Error::msg(format!("plan [vault] bootstrap failed, the CA was not sealed and its key is gone with this process: {e}")))?;
     }
-    let seal = seal::seal_with(&store, signer, &lock, false, escrow_file.is_none())?;
+    let never_stored = escrow_file.is_none() && escrow_shares.is_none();
+    let escrow = escrow_shares.as_ref();
+    let seal = seal::seal_with(&store, signer, &lock, false, never_stored, escrow)?;
     Ok(CeremonyReport {
         ca_dir: ca_dir.clone(),
         certs_dir,

@@ -19,14 +19,14 @@ use crate::support::timefmt::{self, compact_span, rfc3339};
 
 /// Files considered when walking a directory. Files named on the command
 /// line are read whatever their name.
-const EXTENSIONS: [&str; 3] = ["pem", "crt", "cert"];
+const EXTENSIONS: [&str; 4] = ["pem", "crt", "cert", "crl"];
 
 pub const EXIT_UNCHECKED: u8 = 3;
 
 // `uca check`'s arguments (clap), declared with the command they belong to.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Certificate files or directories (searched for .pem, .crt and .cert files)
+    /// Certificate or CRL files, or directories (searched for .pem, .crt, .cert and .crl files; a CRL is due at its next update)
     #[arg(value_name = "PATH", required = true)]
     pub paths: Vec<PathBuf>,
     /// Warn when a certificate expires within this period (e.g. 30d, 12h, 2w)
@@ -164,6 +164,12 @@ impl Scan {
     }
 
     fn file(&mut self, path: &Path, explicit: bool) {
+        let is_crl = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("crl"));
+        if is_crl {
+            return self.crl_file(path);
+        }
         let blocks = match x509::read_blocks(path) {
             Ok(b) => b,
             Err(e) => return self.errors.push(e.to_string()),
@@ -202,6 +208,40 @@ impl Scan {
             self.errors
                 .push(format!("no certificate in {}", path.display()));
         }
+    }
+}
+
+impl Scan {
+    /// A CRL is due at its nextUpdate: after it, verifiers that check
+    /// revocation reject every certificate it covers.
+    fn crl_file(&mut self, path: &Path) {
+        let limit = crate::support::fsutil::limits::PEM;
+        let read = crate::support::fsutil::read_capped(path, limit, "read", "CRL file").and_then(
+            |bytes| {
+                let facts = crate::pki::crl::read(&bytes)
+                    .map_err(|why| Error::invalid("CRL file", path.display().to_string(), why))?;
+                Ok((x509::sha256_hex(&bytes), facts))
+            },
+        );
+        let (sha256, facts) = match read {
+            Ok(f) => f,
+            Err(e) => return self.errors.push(e.to_string()),
+        };
+        let Some(next_update) = facts.next_update else {
+            return self.errors.push(format!(
+                "{}: the CRL has no next update, so no verifier can tell when it is stale",
+                path.display()
+            ));
+        };
+        let number = facts.number.map_or(String::new(), |n| format!(" #{n}"));
+        self.found.push(Found {
+            sha256,
+            path: path.to_path_buf(),
+            subject: format!("CRL{number} of {}", facts.issuer),
+            serial: String::new(),
+            not_before: facts.this_update,
+            not_after: next_update,
+        });
     }
 }
 

@@ -45,6 +45,9 @@ pub struct InitArgs {
     pub san_rule: Vec<String>,
     #[command(flatten)]
     pub passphrase: PassphraseArgs,
+    /// Where the root's CRL will be published: put into every intermediate it signs and named by its CRLs
+    #[arg(long, value_name = "URL")]
+    pub crl_url: Option<String>,
     /// Generate a random passphrase and store it in DIR/private/passphrase (0400) until `uca seal`
     #[arg(long, conflicts_with = "passphrase_file")]
     pub generate_passphrase: bool,
@@ -52,7 +55,7 @@ pub struct InitArgs {
     #[arg(long, value_name = "FILE", conflicts_with_all = ["days", "permit"])]
     pub csr_out: Option<PathBuf>,
     /// Complete the CA that --csr-out started with FILE: its certificate, then the chain up to the root
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["name", "key", "days", "pathlen", "permit", "san_rule", "passphrase_file", "generate_passphrase", "csr_out"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["name", "key", "days", "pathlen", "permit", "san_rule", "passphrase_file", "generate_passphrase", "csr_out", "crl_url"])]
     pub import_cert: Option<PathBuf>,
 }
 
@@ -66,6 +69,7 @@ pub struct InitRequest {
     pub san_rules: Vec<String>,
     pub passphrase_file: Option<PathBuf>,
     pub generate_passphrase: bool,
+    pub crl_url: Option<String>,
 }
 
 /// What `init` created, for the summary.
@@ -95,6 +99,7 @@ pub fn run(args: InitArgs, out: &mut Stdout) -> Result<u8> {
         san_rules: args.san_rule,
         passphrase_file: args.passphrase.passphrase_file,
         generate_passphrase: args.generate_passphrase,
+        crl_url: args.crl_url,
     })?;
     let d = report.dir.display();
     out.work_done(format!("the CA was created in {d}"));
@@ -106,6 +111,9 @@ pub fn run(args: InitArgs, out: &mut Stdout) -> Result<u8> {
 fn run_request(args: &InitArgs, name: String, csr_out: &Path, out: &mut Stdout) -> Result<u8> {
     names::validate_ca_name(&name)?;
     let san_rules = parse_san_rules(&args.san_rule)?;
+    if let Some(url) = &args.crl_url {
+        crate::pki::crl::check_url(url)?;
+    }
     fsutil::check_file_creatable("--csr-out", csr_out)?;
     if std::fs::symlink_metadata(csr_out).is_ok() {
         return Err(Error::Exists(csr_out.to_path_buf()));
@@ -115,7 +123,8 @@ fn run_request(args: &InitArgs, name: String, csr_out: &Path, out: &mut Stdout) 
         args.passphrase.passphrase_file.as_ref(),
         args.generate_passphrase,
     )?;
-    let request = subordinate::make_request(&name, args.key, args.pathlen, san_rules)?;
+    let mut request = subordinate::make_request(&name, args.key, args.pathlen, san_rules)?;
+    request.settings.crl_url = args.crl_url.clone();
     let encrypted = request.key.encrypt(new_passphrase.passphrase())?;
     let stored = match &new_passphrase {
         NewPassphrase::Generated(p) => Some(p),
@@ -210,11 +219,14 @@ pub fn execute(req: &InitRequest) -> Result<InitReport> {
         .collect::<Result<Vec<_>>>()?;
     let san_rules = parse_san_rules(&req.san_rules)?;
     let validity = Validity::days_from_now(req.days)?;
+    if let Some(url) = &req.crl_url {
+        crate::pki::crl::check_url(url)?;
+    }
     check_new_ca_dir(&req.dir)?;
     let new_passphrase =
         NewPassphrase::obtain(req.passphrase_file.as_ref(), req.generate_passphrase)?;
 
-    let root = make_root(
+    let mut root = make_root(
         &req.name,
         req.key,
         validity,
@@ -222,6 +234,7 @@ pub fn execute(req: &InitRequest) -> Result<InitReport> {
         permits,
         san_rules,
     )?;
+    root.settings.crl_url = req.crl_url.clone();
     let encrypted = root.key.encrypt(new_passphrase.passphrase())?;
     let stored = match &new_passphrase {
         NewPassphrase::Generated(p) => Some(p),

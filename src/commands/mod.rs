@@ -1,6 +1,6 @@
 //! Layer 3, commands: one module per verb (`init`, `issue`, `sign`, `seal`,
 //! `verify`, `check`, `inspect`, `completions`, `registry`, `ceremony`, `trust`,
-//! `vault`), each holding its clap arguments, its `run` (arguments in, the
+//! `vault`, `recover`), each holding its clap arguments, its `run` (arguments in, the
 //! report printed through `support::stdout::Stdout`) and the request and
 //! report types of its work. `args` holds the argument groups several verbs
 //! share. Uses `ca`, `pki` and `support`; `cli.rs` above names the verbs and
@@ -13,6 +13,7 @@ pub mod completions;
 pub mod init;
 pub mod inspect;
 pub mod issue;
+pub mod recover;
 pub mod registry;
 pub mod seal;
 pub mod sign;

@@ -604,6 +604,8 @@ fn make_client_ca(
         permits,
         sans: Vec::new(),
         days: Some(p.days),
+        // The CA's own CRL URL, as for every intermediate it signs.
+        crl_url: None,
     };
     let prepared = signing::prepare(store, &csr, "the registry's client CA", &opts)?;
     let file = p.out.join(CLIENT_CA_FILE);

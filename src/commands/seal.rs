@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use crate::ca::escrow;
 use crate::ca::seal::{self, SealReport};
 use crate::commands::args::PassphraseArgs;
 use crate::support::error::Result;
@@ -18,8 +19,17 @@ pub struct SealArgs {
     #[arg(long, value_name = "DIR")]
     pub dir: PathBuf,
     /// Also destroy the encrypted CA key
-    #[arg(long)]
+    #[arg(long, conflicts_with = "escrow_shares")]
     pub destroy_key: bool,
+    /// Keep the key for recovery by any M of N custodians: split its new passphrase into N Shamir shares (e.g. 3/5)
+    #[arg(long, value_name = "M/N", requires = "escrow_dir")]
+    pub escrow_shares: Option<String>,
+    /// Where to write the N share files (one per custodian, 0600), outside the CA directory
+    #[arg(long, value_name = "DIR", requires = "escrow_shares")]
+    pub escrow_dir: Option<PathBuf>,
+    /// Replace existing share files in --escrow-dir
+    #[arg(long, requires = "escrow_shares")]
+    pub force: bool,
     #[command(flatten)]
     pub passphrase: PassphraseArgs,
 }
@@ -28,7 +38,13 @@ pub struct SealArgs {
 /// reminds the user of a passphrase file that uca cannot destroy.
 pub fn run(args: SealArgs, out: &mut Stdout) -> Result<u8> {
     let used_file = args.passphrase.passphrase_file;
-    let report = seal::run(&args.dir, used_file.as_ref(), args.destroy_key)?;
+    let escrow = escrow::spec(args.escrow_shares.as_deref(), args.escrow_dir, args.force)?;
+    let report = seal::run(
+        &args.dir,
+        used_file.as_ref(),
+        args.destroy_key,
+        escrow.as_ref(),
+    )?;
     let d = report.dir.display();
     out.work_done(match &used_file {
         Some(f) => format!(
@@ -52,11 +68,18 @@ fn render(r: &SealReport, out: &mut Stdout) -> Result<()> {
     if r.resumed {
         writeln!(out, "completed the interrupted seal of {d}")?;
     }
-    writeln!(
-        out,
-        "sealed {d} at {}: it will never issue or sign again",
-        r.sealed_at
-    )?;
+    match &r.escrow {
+        None => writeln!(
+            out,
+            "sealed {d} at {}: it will never issue or sign again",
+            r.sealed_at
+        )?,
+        Some((e, _)) => writeln!(
+            out,
+            "sealed {d} at {}: it signs again only when {} of its {} custodians bring their shares to uca recover",
+            r.sealed_at, e.threshold, e.shares
+        )?,
+    }
     writeln!(
         out,
         "  manifest     {d}/manifest.json ({} certificates)",
@@ -72,9 +95,28 @@ fn render(r: &SealReport, out: &mut Stdout) -> Result<()> {
             "none was stored in the CA directory"
         }
     )?;
-    if r.key_destroyed {
-        writeln!(out, "  key          overwritten and removed")?;
+    match &r.escrow {
+        Some((e, files)) => {
+            writeln!(
+                out,
+                "  key          {d}/{} (encrypted under the escrowed secret; the copy under your passphrase was removed)",
+                e.key_file
+            )?;
+            for f in files {
+                writeln!(
+                    out,
+                    "  share        {} (give to one custodian)",
+                    f.display()
+                )?;
+            }
+        }
+        None if r.key_destroyed => writeln!(out, "  key          overwritten and removed")?,
+        None => {}
     }
+    writeln!(
+        out,
+        "  CRLs         {d}/crl/ (publish root.crl at the CRL URL; keep the revoke-*.crl offline)"
+    )?;
     writeln!(out, "  check with   cd {d} && {}", r.verify_command)?;
     Ok(())
 }

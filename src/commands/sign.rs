@@ -36,6 +36,9 @@ pub struct SignArgs {
     /// Narrow the intermediate's name constraints (repeatable; each within the root's)
     #[arg(long, value_name = "SUFFIX_OR_CIDR", requires = "intermediate")]
     pub permit: Vec<String>,
+    /// CRL distribution point to put into the intermediate (default: the CA's, from uca init --crl-url)
+    #[arg(long, value_name = "URL", requires = "intermediate")]
+    pub crl_url: Option<String>,
     /// Extra SAN for a leaf (repeatable)
     #[arg(long, value_name = "KIND:VALUE", conflicts_with = "intermediate")]
     pub san: Vec<String>,
@@ -87,6 +90,7 @@ pub fn run(args: SignArgs, out: &mut Stdout) -> Result<u8> {
             permits: args.permit,
             sans: args.san,
             days: args.days,
+            crl_url: args.crl_url,
         },
         out: args.out,
         chain: args.chain,

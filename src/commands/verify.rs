@@ -7,9 +7,11 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use rustls_pki_types::UnixTime;
 
-use crate::ca::{seal, store};
+use crate::ca::{recovery, seal, store};
 use crate::pki::verify::{verify_files, Purpose};
+use crate::pki::x509;
 use crate::support::error::{Error, Result};
+use crate::support::fsutil;
 use crate::support::stdout::Stdout;
 
 // `uca verify`'s arguments (clap), declared with the command they belong to.
@@ -80,7 +82,14 @@ pub fn verify_manifest_files(manifest: &Path, ca: Option<&Path>) -> Result<Strin
     };
     let ca: PathBuf = ca.map_or_else(|| dir.join(store::CERT_FILE), Path::to_path_buf);
     let sig = dir.join(store::MANIFEST_SIG_FILE);
-    let check = seal::verify_manifest(manifest, &sig, &ca)?;
+    let mut check = seal::verify_manifest(manifest, &sig, &ca)?;
+    // Recovery entries follow the manifest, each signed by the same root.
+    let json = fsutil::read_capped_file(manifest, fsutil::limits::MANIFEST, "read", "manifest")?;
+    let ca_der = x509::read_certificates(&ca)?.remove(0);
+    let recoveries = recovery::verify_log(&dir, &json, &ca_der)?;
+    check
+        .problems
+        .extend(recovery::check_outputs(&dir, &recoveries));
     let plural =
         |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     let mut summary = format!(
@@ -89,6 +98,18 @@ pub fn verify_manifest_files(manifest: &Path, ca: Option<&Path>) -> Result<Strin
         plural(check.certificates, "certificate", "certificates"),
         plural(check.files_ok, "file matches", "files match")
     );
+    if check.crls > 0 {
+        summary.push_str(&format!(
+            ", {} of the root checked",
+            plural(check.crls, "CRL", "CRLs")
+        ));
+    }
+    if !recoveries.is_empty() {
+        summary.push_str(&format!(
+            ", {} signed by the root",
+            plural(recoveries.len(), "recovery entry", "recovery entries")
+        ));
+    }
     if check.replaced > 0 {
         summary.push_str(&format!(
             " ({} later re-issued at the same path)",

@@ -45,6 +45,14 @@ impl Passphrase {
         Passphrase(Zeroizing::new(text))
     }
 
+    /// The passphrase a random secret stands for: its base64url text, as
+    /// [`generate`](Self::generate) makes it (escrow recombines the bytes).
+    pub fn from_secret(secret: &[u8]) -> Passphrase {
+        use base64::Engine;
+        let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
+        Passphrase(Zeroizing::new(text))
+    }
+
     fn new(text: String, origin: &str) -> Result<Passphrase> {
         let text = Zeroizing::new(text);
         if text.is_empty() {

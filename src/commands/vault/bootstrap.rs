@@ -655,6 +655,7 @@ fn install_intermediate(
         permits: req.vault.permit.clone(),
         sans: Vec::new(),
         days: Some(req.vault.days),
+        crl_url: req.vault.root_crl_url.clone(),
     };
     let (int_der, serial, import_key) = match req.vault.mode {
         BootstrapMode::Csr => {

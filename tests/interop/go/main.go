@@ -9,6 +9,10 @@
 //	    USAGE is server or client, NAME is "-" for none; KEY and the helper
 //	    fields are not used here. CHAIN is the leaf first, then
 //	    intermediates. Prints "OK ID ..." or "FAIL ID error" per line.
+//	interop crl CA CRL [CERT...]
+//	    Parses CRL (DER or PEM) with x509.ParseRevocationList, checks its
+//	    signature with CheckSignatureFrom(CA), prints "OK crl NUMBER", then
+//	    "REVOKED SERIAL" or "GOOD SERIAL" for each CERT.
 //	interop server --ca CA --cert CHAIN --key KEY [--tls 1.2|1.3] [--timeout S]
 //	    Listens on 127.0.0.1 (a free port, printed as "LISTENING PORT"),
 //	    requires and verifies a client certificate (clientAuth) against CA,
@@ -278,6 +282,17 @@ func main() {
 		}
 		return
 	}
+	if mode == "crl" {
+		if len(os.Args) < 4 {
+			fmt.Println("FAIL usage: interop crl CA CRL [CERT...]")
+			os.Exit(2)
+		}
+		if err := checkCRL(os.Args[2], os.Args[3], os.Args[4:]); err != nil {
+			fmt.Printf("FAIL crl: %s\n", oneLine(err.Error()))
+			os.Exit(1)
+		}
+		return
+	}
 	fs := flag.NewFlagSet(mode, flag.ContinueOnError)
 	e := &endpoint{}
 	fs.StringVar(&e.ca, "ca", "", "trusted CA certificates (PEM)")
@@ -309,4 +324,42 @@ func main() {
 		fmt.Printf("FAIL %s: %s\n", mode, oneLine(err.Error()))
 		os.Exit(1)
 	}
+}
+
+// checkCRL verifies crlPath's signature with the first certificate of
+// caPath and reports, for each certificate, whether the CRL revokes it.
+func checkCRL(caPath, crlPath string, certPaths []string) error {
+	cas, err := readCerts(caPath)
+	if err != nil || len(cas) == 0 {
+		return fmt.Errorf("read %s: %v", caPath, err)
+	}
+	data, err := os.ReadFile(crlPath)
+	if err != nil {
+		return err
+	}
+	if block, _ := pem.Decode(data); block != nil {
+		data = block.Bytes
+	}
+	crl, err := x509.ParseRevocationList(data)
+	if err != nil {
+		return fmt.Errorf("parse %s: %v", crlPath, err)
+	}
+	if err := crl.CheckSignatureFrom(cas[0]); err != nil {
+		return fmt.Errorf("signature of %s: %v", crlPath, err)
+	}
+	fmt.Printf("OK crl %s\n", crl.Number)
+	for _, p := range certPaths {
+		certs, err := readCerts(p)
+		if err != nil || len(certs) == 0 {
+			return fmt.Errorf("read %s: %v", p, err)
+		}
+		status := "GOOD"
+		for _, r := range crl.RevokedCertificates {
+			if r.SerialNumber.Cmp(certs[0].SerialNumber) == 0 {
+				status = "REVOKED"
+			}
+		}
+		fmt.Printf("%s %x\n", status, certs[0].SerialNumber)
+	}
+	return nil
 }

@@ -1,0 +1,238 @@
+//! `uca recover`: the recovery ceremony of a root sealed with escrow. A
+//! quorum of custodians' shares unlocks the escrowed key in memory for
+//! exactly one operation: `revoke` (a CRL of the root with the next number)
+//! or `sign --intermediate` (a new intermediate through the signing
+//! pipeline every CSR takes). Each is recorded, signed, beside the
+//! manifest; the CA stays sealed. The checks and the log are
+//! `ca::escrow`'s and `ca::recovery`'s.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+
+use crate::ca::recovery::{self, RecoveredCertificate};
+use crate::ca::revocation::{self, CrlRecord};
+use crate::ca::signing::{self, SignOptions};
+use crate::ca::store::CaStore;
+use crate::pki::profile::Profile;
+use crate::pki::x509;
+use crate::support::error::{Error, Result};
+use crate::support::fsutil::{self, Mode};
+use crate::support::stdout::Stdout;
+
+// `uca recover`'s arguments (clap), declared with the command they belong to.
+#[derive(Debug, Args)]
+pub struct RecoverArgs {
+    /// The sealed CA directory (sealed with --escrow-shares)
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// A custodian's share file (repeat: as many as the escrow's threshold)
+    #[arg(long = "share", value_name = "FILE", required = true)]
+    pub shares: Vec<PathBuf>,
+    #[command(subcommand)]
+    pub operation: RecoverOperation,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RecoverOperation {
+    /// Sign a CRL of the root, with the next CRL number, revoking these certificates (and every one revoked by an earlier recovery)
+    Revoke(RecoverRevokeArgs),
+    /// Sign a new intermediate CA from a CSR (e.g. for a fresh Vault/OpenBao mount)
+    Sign(RecoverSignArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RecoverRevokeArgs {
+    /// Certificate file, or serial number in hex, of a certificate this root issued (repeatable)
+    #[arg(value_name = "CERT_OR_SERIAL", required = true)]
+    pub targets: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RecoverSignArgs {
+    /// The intermediate's certificate signing request (PEM or DER)
+    #[arg(value_name = "CSR")]
+    pub csr: PathBuf,
+    /// Sign as an intermediate CA (the only certificate a recovery signs)
+    #[arg(long, required = true)]
+    pub intermediate: bool,
+    /// Path length of the intermediate
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub pathlen: u8,
+    /// Narrow the intermediate's name constraints (repeatable; each within the root's)
+    #[arg(long, value_name = "SUFFIX_OR_CIDR")]
+    pub permit: Vec<String>,
+    /// Validity in days (default 1825)
+    #[arg(long, value_name = "N")]
+    pub days: Option<u32>,
+    /// CRL distribution point to put into the intermediate (default: the CA's)
+    #[arg(long, value_name = "URL")]
+    pub crl_url: Option<String>,
+    /// Write the certificate to FILE
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Append the CA certificate after the new certificate
+    #[arg(long)]
+    pub chain: bool,
+    /// Replace an existing --out file
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `uca recover`: one operation with a quorum, then what was done.
+pub fn run(args: RecoverArgs, out: &mut Stdout) -> Result<u8> {
+    let store = CaStore::open(&args.dir)?;
+    recovery::require_escrow(&store)?;
+    let d = args.dir.display().to_string();
+    match args.operation {
+        RecoverOperation::Revoke(r) => {
+            let crl = revoke(&store, &args.shares, &r.targets)?;
+            out.work_done(format!(
+                "{}/{} was signed and recorded in {d}/{}",
+                d,
+                crl.path,
+                recovery::LOG_FILE
+            ));
+            writeln!(
+                out,
+                "signed CRL number {} of {d}: {d}/{} revokes {}",
+                crl.number,
+                crl.path,
+                crl.revokes.join(", ")
+            )?;
+            writeln!(
+                out,
+                "  publish it at the root's CRL URL, replacing root.crl; {d} stays sealed"
+            )?;
+        }
+        RecoverOperation::Sign(s) => {
+            let cert = sign(&store, &args.shares, &s)?;
+            out.work_done(format!(
+                "serial {} was signed and written to {}",
+                cert.serial,
+                s.out.display()
+            ));
+            writeln!(
+                out,
+                "signed {}: {}  serial {}; recorded in {d}/{}; {d} stays sealed",
+                cert.subject,
+                s.out.display(),
+                cert.serial,
+                recovery::LOG_FILE
+            )?;
+        }
+    }
+    Ok(0)
+}
+
+/// The serial of each target: a certificate file this root issued, or a
+/// serial in its ledger.
+fn target_serials(store: &CaStore, targets: &[String]) -> Result<Vec<String>> {
+    let issued = store.ledger().serials()?;
+    let mut serials: Vec<String> = Vec::new();
+    for target in targets {
+        let serial = if Path::new(target).is_file() {
+            let der = x509::read_certificates(Path::new(target))?.remove(0);
+            let cert = x509::parse(&der)
+                .map_err(|why| Error::invalid("certificate", target.clone(), why))?;
+            x509::serial_hex(&cert)
+        } else {
+            revocation::normalize_serial(target).map_err(|_| {
+                Error::invalid(
+                    "CERT_OR_SERIAL",
+                    target.clone(),
+                    "neither a certificate file nor a serial number in hex",
+                )
+            })?
+        };
+        if !issued.contains(&serial) {
+            return Err(Error::invalid(
+                "CERT_OR_SERIAL",
+                target.clone(),
+                format!(
+                    "serial {serial} is not in the ledger of {}: this root did not issue it",
+                    store.dir().display()
+                ),
+            ));
+        }
+        if !serials.contains(&serial) {
+            serials.push(serial);
+        }
+    }
+    Ok(serials)
+}
+
+/// Signs the next CRL, revoking `targets` and every earlier recovery's.
+fn revoke(store: &CaStore, shares: &[PathBuf], targets: &[String]) -> Result<CrlRecord> {
+    let serials = target_serials(store, targets)?;
+    let recovery = recovery::unlock(store, shares)?;
+    let number = recovery.next_crl_number();
+    let path = format!("{}/root-{number}.crl", revocation::CRL_DIR);
+    crate::support::output::check_free(&store.path(&path), false)?;
+    let mut revoked = recovery.revoked_so_far();
+    for s in serials {
+        if !revoked.contains(&s) {
+            revoked.push(s);
+        }
+    }
+    let crl = revocation::sign(
+        store,
+        &recovery.signer,
+        &path,
+        number,
+        &revoked,
+        revocation::now(),
+    )?;
+    // The act is recorded before its result is published.
+    recovery.record(store, "revoke", Some(crl.record.clone()), None)?;
+    revocation::write(store, std::slice::from_ref(&crl), false)?;
+    Ok(crl.record)
+}
+
+/// Signs a new intermediate, recorded in the ledger and the recovery log.
+fn sign(store: &CaStore, shares: &[PathBuf], a: &RecoverSignArgs) -> Result<RecoveredCertificate> {
+    let csr = signing::read_csr(&a.csr)?;
+    let options = SignOptions {
+        profile: Profile::Both,
+        intermediate: a.intermediate,
+        pathlen: a.pathlen,
+        permits: a.permit.clone(),
+        sans: Vec::new(),
+        days: a.days,
+        crl_url: a.crl_url.clone(),
+    };
+    let prepared = signing::prepare(store, &csr, &a.csr.display().to_string(), &options)?;
+    store.refuse_private_output(&a.out)?;
+    store.refuse_ca_path(&a.out)?;
+    crate::support::output::check_free(&a.out, a.force)?;
+    fsutil::check_file_creatable("--out", &a.out)?;
+    let recovery = recovery::unlock(store, shares)?;
+    let path = fsutil::absolute(&a.out).display().to_string();
+    let mut recorded = None;
+    signing::sign_prepared_recovered(
+        store,
+        &recovery.signer,
+        &recovery.lock,
+        prepared,
+        Some(path.clone()),
+        |der| {
+            let (subject, _) = x509::recorded_names(der)?;
+            let cert = RecoveredCertificate {
+                serial: x509::serial_hex(&x509::parse(der).map_err(Error::msg)?),
+                subject,
+                sha256: x509::sha256_hex(der),
+                path: Some(path.clone()),
+            };
+            recovery.record(store, "sign-intermediate", None, Some(cert.clone()))?;
+            let mut pem = x509::pem_certificate(der);
+            if a.chain {
+                pem.push_str(&store.cert_pem());
+            }
+            fsutil::write_atomic(&a.out, pem.as_bytes(), Mode::Public, a.force, true)?;
+            recorded = Some(cert);
+            Ok(())
+        },
+        &recovery.quorum,
+    )?;
+    recorded.ok_or_else(|| Error::msg("the intermediate was not recorded"))
+}
