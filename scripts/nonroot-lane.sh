@@ -46,6 +46,7 @@ tests=(
     subordinate
     identity_services
     revocation
+    succession
 )
 if [ $# -gt 0 ]; then
     tests=("$@")

@@ -28,7 +28,7 @@ pub const LOG_FILE: &str = "recoveries.jsonl";
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RecoveryEntry {
-    /// `revoke` or `sign-intermediate`.
+    /// `revoke`, `sign-intermediate` or `cross-sign`.
     pub operation: String,
     pub at: String,
     /// The indices of the shares that took part.

@@ -68,6 +68,56 @@ pub fn read_csr(path: &Path) -> Result<CsrContents> {
     parse_csr(&der).map_err(|why| Error::invalid("CSR", shown, why))
 }
 
+/// A certificate's or CSR's subject as rcgen writes it, and its common
+/// name. rcgen keeps one value per attribute type and one attribute per
+/// RDN; anything else would be signed differently from how it was asked
+/// for, so it is refused rather than quietly collapsed. Each value passes
+/// the look-alike checks names do (`what` names it in the error).
+fn rcgen_subject(
+    name: &x509_parser::x509::X509Name<'_>,
+    what: &'static str,
+) -> std::result::Result<(DistinguishedName, Option<String>), String> {
+    let mut subject = DistinguishedName::new();
+    let mut common_name = None;
+    let mut seen = Vec::new();
+    for rdn in name.iter() {
+        if rdn.iter().count() > 1 {
+            return Err(format!(
+                "its subject has a multi-valued RDN ({}); give one attribute per RDN",
+                subject_attr_names(rdn.iter())
+            ));
+        }
+        for attr in rdn.iter() {
+            if seen.contains(attr.attr_type()) {
+                return Err(format!(
+                    "its subject repeats {} ({}); uca signs each attribute type once, so give it once",
+                    attr_name(attr.attr_type()),
+                    name
+                ));
+            }
+            seen.push(attr.attr_type().clone());
+            let oid: Vec<u64> = attr
+                .attr_type()
+                .iter()
+                .ok_or("the subject has an attribute type uca cannot read")?
+                .collect();
+            let value = attr.as_str().map_err(|_| {
+                format!(
+                    "subject attribute {} is not a text string",
+                    attr.attr_type()
+                )
+            })?;
+            crate::pki::names::check_typography(what, value).map_err(|e| e.to_string())?;
+            let ty = DnType::from_oid(&oid);
+            if ty == DnType::CommonName {
+                common_name = Some(value.to_string());
+            }
+            subject.push(ty, DnValue::Utf8String(value.to_string()));
+        }
+    }
+    Ok((subject, common_name))
+}
+
 pub fn parse_csr(der: &[u8]) -> std::result::Result<CsrContents, String> {
     let (rest, csr) = X509CertificationRequest::from_der(der)
         .map_err(|e| format!("not a PKCS#10 request: {e}"))?;
@@ -87,47 +137,7 @@ pub fn parse_csr(der: &[u8]) -> std::result::Result<CsrContents, String> {
         _ => "its signature does not verify with its own public key (altered or corrupt request)"
             .to_string(),
     })?;
-    let mut subject = DistinguishedName::new();
-    let mut common_name = None;
-    let mut seen = Vec::new();
-    for rdn in info.subject.iter() {
-        // rcgen keeps one value per attribute type and one attribute per
-        // RDN; anything else would be signed differently from how it was
-        // asked for, so it is refused rather than quietly collapsed.
-        if rdn.iter().count() > 1 {
-            return Err(format!(
-                "its subject has a multi-valued RDN ({}); give one attribute per RDN",
-                subject_attr_names(rdn.iter())
-            ));
-        }
-        for attr in rdn.iter() {
-            if seen.contains(attr.attr_type()) {
-                return Err(format!(
-                    "its subject repeats {} ({}); uca signs each attribute type once, so give it once",
-                    attr_name(attr.attr_type()),
-                    info.subject
-                ));
-            }
-            seen.push(attr.attr_type().clone());
-            let oid: Vec<u64> = attr
-                .attr_type()
-                .iter()
-                .ok_or("the subject has an attribute type uca cannot read")?
-                .collect();
-            let value = attr.as_str().map_err(|_| {
-                format!(
-                    "subject attribute {} is not a text string",
-                    attr.attr_type()
-                )
-            })?;
-            crate::pki::names::check_typography("CSR subject", value).map_err(|e| e.to_string())?;
-            let ty = DnType::from_oid(&oid);
-            if ty == DnType::CommonName {
-                common_name = Some(value.to_string());
-            }
-            subject.push(ty, DnValue::Utf8String(value.to_string()));
-        }
-    }
+    let (subject, common_name) = rcgen_subject(&info.subject, "CSR subject")?;
     let spki = &info.subject_pki;
     let rsa_key = matches!(
         spki.parsed(),
@@ -363,6 +373,88 @@ pub fn prepare(
         sans,
         profile_name,
         subject_text: csr.subject_text.clone(),
+        validity,
+    })
+}
+
+/// A cross-certificate for a successor root (`uca recover cross-sign`):
+/// the successor's subject, key and key identifier, as a CA issued by this
+/// root, so a client that trusts only this root validates chains under the
+/// successor. The successor must be a self-signed CA certificate other than
+/// this one; its name constraints must lie within this root's (this root's
+/// own are used when it has none), and the cross-certificate ends when the
+/// first of the two roots does.
+pub fn prepare_cross_sign(store: &CaStore, der: &[u8], shown: &str) -> Result<PreparedSign> {
+    let bad = |why: String| Error::invalid("successor root", shown.to_string(), why);
+    let cert = x509::parse(der).map_err(bad)?;
+    if der == store.cert_der.as_slice() {
+        return Err(bad("it is this CA's own certificate".into()));
+    }
+    if cert.subject().as_raw() != cert.issuer().as_raw() || cert.verify_signature(None).is_err() {
+        return Err(bad(
+            "it is not a self-signed root (its signature does not verify with its own key)".into(),
+        ));
+    }
+    let pathlen = match cert.basic_constraints() {
+        Ok(Some(bc)) if bc.value.ca => bc.value.path_len_constraint,
+        _ => {
+            return Err(bad(
+                "it is not a CA certificate (basicConstraints CA:TRUE)".into()
+            ))
+        }
+    };
+    let (subject, _) = rcgen_subject(cert.subject(), "successor root's subject").map_err(bad)?;
+    let own = NameConstraints::from_certificate(&cert)?;
+    let constraints = if own.0.is_empty() {
+        store.constraints.clone()
+    } else {
+        let given: Vec<String> = own.0.iter().map(ToString::to_string).collect();
+        intermediate_constraints(&store.constraints, &given)?
+    };
+    let now = timefmt::now()
+        .replace_nanosecond(0)
+        .expect("0 is a valid nanosecond");
+    let not_after = x509::not_after(&cert).min(store.not_after);
+    if not_after <= now {
+        return Err(bad("it, or this root, has expired".into()));
+    }
+    let validity = Validity {
+        not_before: now - time::Duration::minutes(1),
+        not_after,
+    };
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name = subject;
+    params.not_before = validity.not_before;
+    params.not_after = validity.not_after;
+    params.is_ca = match pathlen {
+        Some(n) => rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(
+            u8::try_from(n).unwrap_or(u8::MAX),
+        )),
+        None => rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained),
+    };
+    params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    params.name_constraints = constraints.to_rcgen();
+    params.use_authority_key_identifier_extension = true;
+    // The successor's own key identifier: path builders match a child's
+    // AKI against it, whichever certificate of the successor they hold.
+    params.key_identifier_method = match x509::subject_key_identifier(&cert) {
+        Some(ski) => rcgen::KeyIdMethod::PreSpecified(ski),
+        None => rcgen::KeyIdMethod::Sha256,
+    };
+    if let Some(url) = crl_url(store, None)? {
+        params.crl_distribution_points = vec![rcgen::CrlDistributionPoint { uris: vec![url] }];
+    }
+    let public_key = rcgen::SubjectPublicKeyInfo::from_der(cert.public_key().raw)
+        .map_err(|_| bad("its key type is not supported (P-256, P-384, Ed25519 or RSA)".into()))?;
+    Ok(PreparedSign {
+        params,
+        public_key,
+        sans: Vec::new(),
+        profile_name: "cross-certificate".into(),
+        subject_text: cert.subject().to_string(),
         validity,
     })
 }

@@ -1,8 +1,9 @@
 //! `uca recover`: the recovery ceremony of a root sealed with escrow. A
 //! quorum of custodians' shares unlocks the escrowed key in memory for
-//! exactly one operation: `revoke` (a CRL of the root with the next number)
-//! or `sign --intermediate` (a new intermediate through the signing
-//! pipeline every CSR takes). Each is recorded, signed, beside the
+//! exactly one operation: `revoke` (a CRL of the root with the next number),
+//! `sign --intermediate` (a new intermediate through the signing pipeline
+//! every CSR takes) or `cross-sign` (a successor root's key as a CA of this
+//! root). Each is recorded, signed, beside the
 //! manifest; the CA stays sealed. The checks and the log are
 //! `ca::escrow`'s and `ca::recovery`'s.
 
@@ -39,6 +40,21 @@ pub enum RecoverOperation {
     Revoke(RecoverRevokeArgs),
     /// Sign a new intermediate CA from a CSR (e.g. for a fresh Vault/OpenBao mount)
     Sign(RecoverSignArgs),
+    /// Sign a successor root's subject and key as a cross-certificate, so clients that trust only this root reach chains under the successor
+    CrossSign(RecoverCrossSignArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RecoverCrossSignArgs {
+    /// The successor root's certificate (self-signed, PEM or DER)
+    #[arg(value_name = "CERT")]
+    pub cert: PathBuf,
+    /// Write the cross-certificate to FILE
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Replace an existing --out file
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -103,6 +119,26 @@ pub fn run(args: RecoverArgs, out: &mut Stdout) -> Result<u8> {
             writeln!(
                 out,
                 "  publish it at the root's CRL URL, replacing root.crl; {d} stays sealed"
+            )?;
+        }
+        RecoverOperation::CrossSign(c) => {
+            let cert = cross_sign(&store, &args.shares, &c)?;
+            out.work_done(format!(
+                "serial {} was signed and written to {}",
+                cert.serial,
+                c.out.display()
+            ));
+            writeln!(
+                out,
+                "cross-signed {}: {}  serial {}; recorded in {d}/{}; {d} stays sealed",
+                cert.subject,
+                c.out.display(),
+                cert.serial,
+                recovery::LOG_FILE
+            )?;
+            writeln!(
+                out,
+                "  give it to servers to send after their chain: clients that trust only {d}'s root then reach the successor's"
             )?;
         }
         RecoverOperation::Sign(s) => {
@@ -189,6 +225,27 @@ fn revoke(store: &CaStore, shares: &[PathBuf], targets: &[String]) -> Result<Crl
     Ok(crl.record)
 }
 
+/// Signs a cross-certificate for a successor root, recorded in the ledger
+/// and the recovery log.
+fn cross_sign(
+    store: &CaStore,
+    shares: &[PathBuf],
+    a: &RecoverCrossSignArgs,
+) -> Result<RecoveredCertificate> {
+    let shown = a.cert.display().to_string();
+    let der = x509::read_certificates(&a.cert)?.remove(0);
+    let prepared = signing::prepare_cross_sign(store, &der, &shown)?;
+    publish_recovered(
+        store,
+        shares,
+        prepared,
+        "cross-sign",
+        &a.out,
+        a.force,
+        false,
+    )
+}
+
 /// Signs a new intermediate, recorded in the ledger and the recovery log.
 fn sign(store: &CaStore, shares: &[PathBuf], a: &RecoverSignArgs) -> Result<RecoveredCertificate> {
     let csr = signing::read_csr(&a.csr)?;
@@ -202,12 +259,35 @@ fn sign(store: &CaStore, shares: &[PathBuf], a: &RecoverSignArgs) -> Result<Reco
         crl_url: a.crl_url.clone(),
     };
     let prepared = signing::prepare(store, &csr, &a.csr.display().to_string(), &options)?;
-    store.refuse_private_output(&a.out)?;
-    store.refuse_ca_path(&a.out)?;
-    crate::support::output::check_free(&a.out, a.force)?;
-    fsutil::check_file_creatable("--out", &a.out)?;
+    publish_recovered(
+        store,
+        shares,
+        prepared,
+        "sign-intermediate",
+        &a.out,
+        a.force,
+        a.chain,
+    )
+}
+
+/// Checks `out`, unlocks the escrowed key with the shares, signs, records
+/// the act in the recovery log (before the result is published) and writes
+/// the certificate (with the CA's chain after it when `chain`).
+fn publish_recovered(
+    store: &CaStore,
+    shares: &[PathBuf],
+    prepared: signing::PreparedSign,
+    operation: &str,
+    out: &Path,
+    force: bool,
+    chain: bool,
+) -> Result<RecoveredCertificate> {
+    store.refuse_private_output(out)?;
+    store.refuse_ca_path(out)?;
+    crate::support::output::check_free(out, force)?;
+    fsutil::check_file_creatable("--out", out)?;
     let recovery = recovery::unlock(store, shares)?;
-    let path = fsutil::absolute(&a.out).display().to_string();
+    let path = fsutil::absolute(out).display().to_string();
     let mut recorded = None;
     signing::sign_prepared_recovered(
         store,
@@ -223,16 +303,16 @@ fn sign(store: &CaStore, shares: &[PathBuf], a: &RecoverSignArgs) -> Result<Reco
                 sha256: x509::sha256_hex(der),
                 path: Some(path.clone()),
             };
-            recovery.record(store, "sign-intermediate", None, Some(cert.clone()))?;
+            recovery.record(store, operation, None, Some(cert.clone()))?;
             let mut pem = x509::pem_certificate(der);
-            if a.chain {
-                pem.push_str(&store.cert_pem());
+            if chain {
+                pem.push_str(&store.chain_pem());
             }
-            fsutil::write_atomic(&a.out, pem.as_bytes(), Mode::Public, a.force, true)?;
+            fsutil::write_atomic(out, pem.as_bytes(), Mode::Public, force, true)?;
             recorded = Some(cert);
             Ok(())
         },
         &recovery.quorum,
     )?;
-    recorded.ok_or_else(|| Error::msg("the intermediate was not recorded"))
+    recorded.ok_or_else(|| Error::msg("the certificate was not recorded"))
 }

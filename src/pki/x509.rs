@@ -163,6 +163,18 @@ pub fn recorded_names(der: &[u8]) -> Result<(String, Vec<String>)> {
     Ok((cert.subject().to_string(), sans(&cert)))
 }
 
+/// The subjectKeyIdentifier extension's value, if the certificate has one.
+pub fn subject_key_identifier(cert: &X509Certificate<'_>) -> Option<Vec<u8>> {
+    cert.extensions()
+        .iter()
+        .find_map(|ext| match ext.parsed_extension() {
+            x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(id) => {
+                Some(id.0.to_vec())
+            }
+            _ => None,
+        })
+}
+
 pub fn is_ca(cert: &X509Certificate<'_>) -> bool {
     matches!(cert.basic_constraints(), Ok(Some(bc)) if bc.value.ca)
 }

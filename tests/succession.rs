@@ -1,0 +1,170 @@
+//! Succession: a root sealed with escrow cross-signs its successor with a
+//! quorum's shares (`uca recover cross-sign`). A client that trusts only
+//! the old root then validates a leaf under the new root through the
+//! cross-certificate; clients that trust the new root, or both, validate it
+//! directly; and the act is in the old root's signed recovery log.
+
+mod common;
+
+use common::*;
+
+fn openssl_verify(s: &Scratch, args: &[&str]) -> (bool, String) {
+    let mut all = vec!["verify"];
+    all.extend_from_slice(args);
+    run("openssl", &all, s.path())
+}
+
+#[test]
+fn a_quorum_cross_signs_the_successor_and_old_clients_trust_its_leaves() {
+    let s = Scratch::new();
+    let pass = s.pass_file();
+    let pass = pass.to_str().unwrap();
+    ok(&s.uca(&[
+        "init",
+        "--dir",
+        "old",
+        "--name",
+        "Old Root",
+        "--permit",
+        "internal",
+        "--passphrase-file",
+        pass,
+    ]));
+    ok(&s.uca(&[
+        "seal",
+        "--dir",
+        "old",
+        "--escrow-shares",
+        "2/3",
+        "--escrow-dir",
+        "shares",
+        "--passphrase-file",
+        pass,
+    ]));
+    ok(&s.uca(&[
+        "init",
+        "--dir",
+        "new",
+        "--name",
+        "New Root",
+        "--permit",
+        "internal",
+        "--passphrase-file",
+        pass,
+    ]));
+    ok(&s.uca(&[
+        "issue",
+        "--dir",
+        "new",
+        "--out",
+        "certs",
+        "--passphrase-file",
+        pass,
+        "web.internal",
+    ]));
+    let leaf = "certs/web.internal/cert.pem";
+    // Before: a client of the old root only does not trust the new leaf.
+    assert!(!openssl_verify(&s, &["-CAfile", "old/ca.pem", leaf]).0);
+
+    let cross = |extra: &[&str]| {
+        let mut args = vec![
+            "recover",
+            "--dir",
+            "old",
+            "--share",
+            "shares/share-1-of-3.json",
+            "--share",
+            "shares/share-3-of-3.json",
+            "cross-sign",
+        ];
+        args.extend_from_slice(extra);
+        s.uca(&args)
+    };
+    // One share is not a quorum; the old root's own certificate is no successor.
+    let before = s.files();
+    fails_with(
+        &s.uca(&[
+            "recover",
+            "--dir",
+            "old",
+            "--share",
+            "shares/share-1-of-3.json",
+            "cross-sign",
+            "new/ca.pem",
+            "--out",
+            "cross.pem",
+        ]),
+        "needs 2 of its 3",
+    );
+    fails_with(
+        &cross(&["old/ca.pem", "--out", "cross.pem"]),
+        "this CA's own certificate",
+    );
+    fails_with(
+        &cross(&[leaf, "--out", "cross.pem"]),
+        "not a self-signed root",
+    );
+    assert_eq!(s.files(), before, "a refused cross-sign changed something");
+
+    let out = stdout(&ok(&cross(&["new/ca.pem", "--out", "cross.pem"])));
+    assert!(out.contains("cross-signed CN=New Root"), "{out}");
+
+    // Old clients: the leaf's chain plus the cross-certificate.
+    let (good, out) = openssl_verify(
+        &s,
+        &["-CAfile", "old/ca.pem", "-untrusted", "cross.pem", leaf],
+    );
+    assert!(good, "old-root client: {out}");
+    let chain = [
+        std::fs::read(s.join(leaf)).unwrap(),
+        std::fs::read(s.join("cross.pem")).unwrap(),
+    ]
+    .concat();
+    std::fs::write(s.join("served.pem"), chain).unwrap();
+    let out = stdout(&ok(&s.uca(&["verify", "--ca", "old/ca.pem", "served.pem"])));
+    assert!(
+        out.contains("CN=New Root <- CN=Old Root"),
+        "rustls through the cross-certificate: {out}"
+    );
+    // New clients, and a bundle of both, directly.
+    assert!(openssl_verify(&s, &["-CAfile", "new/ca.pem", leaf]).0);
+    ok(&s.uca(&[
+        "trust",
+        "bundle",
+        "old/ca.pem",
+        "new/ca.pem",
+        "--format",
+        "pem",
+        "--out",
+        "both.pem",
+    ]));
+    assert!(openssl_verify(&s, &["-CAfile", "both.pem", leaf]).0);
+    // The cross-certificate carries the successor's key identifier and the
+    // old root's constraints hold below it.
+    let (good, out) = run(
+        "openssl",
+        &[
+            "x509",
+            "-in",
+            "cross.pem",
+            "-noout",
+            "-ext",
+            "subjectKeyIdentifier,nameConstraints",
+        ],
+        s.path(),
+    );
+    assert!(good && out.contains("DNS:internal"), "{out}");
+    let ski = |file: &str| {
+        let (good, out) = run(
+            "openssl",
+            &["x509", "-in", file, "-noout", "-ext", "subjectKeyIdentifier"],
+            s.path(),
+        );
+        assert!(good, "{out}");
+        out.lines().last().unwrap_or("").trim().to_string()
+    };
+    assert_eq!(ski("cross.pem"), ski("new/ca.pem"));
+    // The act is recorded and verifies with the old root's manifest.
+    let out = stdout(&ok(&s.uca(&["verify", "--manifest", "old/manifest.json"])));
+    assert!(out.contains("1 recovery entry"), "{out}");
+}
