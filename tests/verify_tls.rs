@@ -642,7 +642,7 @@ fn manifest_round_trip(key: &str, dgst_check: &str, verified: &str) {
     let o = ok(&verify(&s, &["--manifest", "ca/manifest.json"]));
     assert_eq!(
         stdout(&o),
-        "OK: manifest signature verifies with ca/ca.pem; 3 certificates, 3 files match\n"
+        "OK: manifest signature verifies with ca/ca.pem; 3 certificates, 3 files match, 1 CRL of the root checked\n"
     );
 
     // Stock OpenSSL with only ca.pem's public key.
@@ -739,7 +739,7 @@ fn manifest_reports_altered_and_missing_certificate_files() {
         .unwrap());
     assert_eq!(
         stdout(&o),
-        "OK: manifest signature verifies with ca.pem; 3 certificates, 3 files match\n"
+        "OK: manifest signature verifies with ca.pem; 3 certificates, 3 files match, 1 CRL of the root checked\n"
     );
 
     std::fs::copy(
@@ -749,7 +749,7 @@ fn manifest_reports_altered_and_missing_certificate_files() {
     .unwrap();
     let err = fails_with(
         &verify(&s, &["--manifest", "ca/manifest.json"]),
-        "3 certificates, 2 files match, but 1 listed file does not",
+        "3 certificates, 2 files match, 1 CRL of the root checked, but 1 listed file does not",
     );
     assert!(
         err.contains("a.internal/cert.pem: fingerprint differs from the manifest"),
@@ -758,7 +758,7 @@ fn manifest_reports_altered_and_missing_certificate_files() {
     std::fs::remove_file(s.join("certs/c.internal/cert.pem")).unwrap();
     let err = fails_with(
         &verify(&s, &["--manifest", "ca/manifest.json"]),
-        "3 certificates, 1 file matches, but 2 listed files do not",
+        "3 certificates, 1 file matches, 1 CRL of the root checked, but 2 listed files do not",
     );
     assert!(err.contains("c.internal/cert.pem: missing"), "{err}");
 
