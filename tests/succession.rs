@@ -157,7 +157,14 @@ fn a_quorum_cross_signs_the_successor_and_old_clients_trust_its_leaves() {
     let ski = |file: &str| {
         let (good, out) = run(
             "openssl",
-            &["x509", "-in", file, "-noout", "-ext", "subjectKeyIdentifier"],
+            &[
+                "x509",
+                "-in",
+                file,
+                "-noout",
+                "-ext",
+                "subjectKeyIdentifier",
+            ],
             s.path(),
         );
         assert!(good, "{out}");
@@ -167,4 +174,100 @@ fn a_quorum_cross_signs_the_successor_and_old_clients_trust_its_leaves() {
     // The act is recorded and verifies with the old root's manifest.
     let out = stdout(&ok(&s.uca(&["verify", "--manifest", "old/manifest.json"])));
     assert!(out.contains("1 recovery entry"), "{out}");
+}
+
+/// Without `--share`, the custodians are asked one at a time at the
+/// terminal (here a pseudo-terminal made by `script`): one types the path
+/// of their share file, the next pastes the share itself. Without a
+/// terminal the command says how to give the shares, and changes nothing.
+#[test]
+fn custodians_may_enter_their_shares_at_the_terminal_one_at_a_time() {
+    let s = Scratch::new();
+    let pass = s.pass_file();
+    let pass = pass.to_str().unwrap();
+    ok(&s.uca(&[
+        "init",
+        "--dir",
+        "old",
+        "--name",
+        "Old Root",
+        "--permit",
+        "internal",
+        "--passphrase-file",
+        pass,
+    ]));
+    ok(&s.uca(&[
+        "seal",
+        "--dir",
+        "old",
+        "--escrow-shares",
+        "2/3",
+        "--escrow-dir",
+        "shares",
+        "--passphrase-file",
+        pass,
+    ]));
+    ok(&s.uca(&[
+        "init",
+        "--dir",
+        "new",
+        "--name",
+        "New Root",
+        "--permit",
+        "internal",
+        "--passphrase-file",
+        pass,
+    ]));
+    let before = s.files();
+    fails_with(
+        &s.uca(&[
+            "recover",
+            "--dir",
+            "old",
+            "cross-sign",
+            "new/ca.pem",
+            "--out",
+            "cross.pem",
+        ]),
+        "no terminal to ask the custodians at",
+    );
+    assert_eq!(s.files(), before);
+
+    let pasted: String = std::fs::read_to_string(s.join("shares/share-2-of-3.json"))
+        .unwrap()
+        .lines()
+        .collect();
+    let command = format!(
+        "{} recover --dir old cross-sign new/ca.pem --out cross.pem",
+        uca_bin().display()
+    );
+    let mut child = std::process::Command::new("timeout")
+        .args(["60", "script", "-qec", &command, "/dev/null"])
+        .current_dir(s.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("script (util-linux)");
+    use std::io::Write;
+    write!(
+        child.stdin.take().unwrap(),
+        "shares/share-1-of-3.json\n{pasted}\n"
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("custodian 2 of 2"), "{text}");
+    assert!(text.contains("cross-signed CN=New Root"), "{text}");
+    let (good, out) = openssl_verify(&s, &["-CAfile", "old/ca.pem", "new/ca.pem"]);
+    assert!(
+        !good,
+        "the new root alone must not verify to the old: {out}"
+    );
+    let (good, out) = openssl_verify(
+        &s,
+        &["-CAfile", "old/ca.pem", "-partial_chain", "cross.pem"],
+    );
+    assert!(good, "{out}");
 }

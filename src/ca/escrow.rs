@@ -212,7 +212,13 @@ pub fn read_share(path: &Path) -> Result<Share> {
         "read",
         "share file",
     )?);
-    let file: ShareFile = serde_json::from_str(&text).map_err(|e| {
+    parse_share(&text, path)
+}
+
+/// A share's text, as a file holds it or a custodian pastes it; `path`
+/// names it in errors.
+pub fn parse_share(text: &str, path: &Path) -> Result<Share> {
+    let file: ShareFile = serde_json::from_str(text).map_err(|e| {
         damaged(
             path,
             format!("it is damaged or not a uca escrow share ({e})"),

@@ -87,6 +87,12 @@ pub fn unlock(store: &CaStore, share_files: &[PathBuf]) -> Result<Recovery> {
     unlock_escrowed(store, shares)
 }
 
+/// [`unlock`] with shares already read (entered at a prompt).
+pub fn unlock_shares(store: &CaStore, shares: Vec<escrow::Share>) -> Result<Recovery> {
+    require_escrow(store)?;
+    unlock_escrowed(store, shares)
+}
+
 /// Refuses, first of all, a CA that is open, half sealed, or sealed
 /// without escrow (which never signs again).
 pub fn require_escrow(store: &CaStore) -> Result<()> {

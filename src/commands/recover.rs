@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 
+use crate::ca::escrow;
 use crate::ca::recovery::{self, RecoveredCertificate};
 use crate::ca::revocation::{self, CrlRecord};
 use crate::ca::signing::{self, SignOptions};
@@ -27,8 +28,8 @@ pub struct RecoverArgs {
     /// The sealed CA directory (sealed with --escrow-shares)
     #[arg(long, value_name = "DIR")]
     pub dir: PathBuf,
-    /// A custodian's share file (repeat: as many as the escrow's threshold)
-    #[arg(long = "share", value_name = "FILE", required = true)]
+    /// A custodian's share file (repeat: as many as the escrow's threshold); without any, each custodian is asked in turn at the terminal
+    #[arg(long = "share", value_name = "FILE")]
     pub shares: Vec<PathBuf>,
     #[command(subcommand)]
     pub operation: RecoverOperation,
@@ -161,6 +162,49 @@ pub fn run(args: RecoverArgs, out: &mut Stdout) -> Result<u8> {
     Ok(0)
 }
 
+/// The escrowed key, from the `--share` files, or, without any, from
+/// shares the custodians enter one at a time at the terminal (a path or the
+/// share itself, not echoed) until the threshold is reached. Each is
+/// checked as it comes; a bad one ends the ceremony with nothing changed.
+fn unlock(store: &CaStore, share_files: &[PathBuf]) -> Result<recovery::Recovery> {
+    if !share_files.is_empty() {
+        return recovery::unlock(store, share_files);
+    }
+    recovery::require_escrow(store)?;
+    if !crate::pki::passphrase::interactive() {
+        return Err(Error::msg(
+            "no --share given and no terminal to ask the custodians at: pass --share FILE once per custodian",
+        ));
+    }
+    let mut shares: Vec<escrow::Share> = Vec::new();
+    loop {
+        let needed = shares.first().map(|s| s.file.threshold as usize);
+        if needed.is_some_and(|n| shares.len() >= n) {
+            break;
+        }
+        let number = shares.len() + 1;
+        let of = needed.map_or(String::new(), |n| format!(" of {n}"));
+        let question = format!(
+            "custodian {number}{of}: the path of your share file, or the share itself (not shown): "
+        );
+        let entered = zeroize::Zeroizing::new(
+            rpassword::prompt_password(question)
+                .map_err(|e| Error::msg(format!("cannot read a share from the terminal: {e}")))?,
+        );
+        let entered = entered.trim();
+        let share = if entered.starts_with('{') {
+            escrow::parse_share(
+                entered,
+                Path::new(&format!("entered by custodian {number}")),
+            )?
+        } else {
+            escrow::read_share(Path::new(entered))?
+        };
+        shares.push(share);
+    }
+    recovery::unlock_shares(store, shares)
+}
+
 /// The serial of each target: a certificate file this root issued, or a
 /// serial in its ledger.
 fn target_serials(store: &CaStore, targets: &[String]) -> Result<Vec<String>> {
@@ -201,7 +245,7 @@ fn target_serials(store: &CaStore, targets: &[String]) -> Result<Vec<String>> {
 /// Signs the next CRL, revoking `targets` and every earlier recovery's.
 fn revoke(store: &CaStore, shares: &[PathBuf], targets: &[String]) -> Result<CrlRecord> {
     let serials = target_serials(store, targets)?;
-    let recovery = recovery::unlock(store, shares)?;
+    let recovery = unlock(store, shares)?;
     let number = recovery.next_crl_number();
     let path = format!("{}/root-{number}.crl", revocation::CRL_DIR);
     crate::support::output::check_free(&store.path(&path), false)?;
@@ -286,7 +330,7 @@ fn publish_recovered(
     store.refuse_ca_path(out)?;
     crate::support::output::check_free(out, force)?;
     fsutil::check_file_creatable("--out", out)?;
-    let recovery = recovery::unlock(store, shares)?;
+    let recovery = unlock(store, shares)?;
     let path = fsutil::absolute(out).display().to_string();
     let mut recorded = None;
     signing::sign_prepared_recovered(

@@ -141,7 +141,9 @@ impl Passphrase {
     }
 }
 
-fn interactive() -> bool {
+/// Whether a person at a terminal can be asked (standard input is one, and
+/// /dev/tty opens).
+pub fn interactive() -> bool {
     std::io::stdin().is_terminal() && std::fs::File::open("/dev/tty").is_ok()
 }
 
