@@ -47,6 +47,7 @@ tests=(
     identity_services
     revocation
     succession
+    two_tier
 )
 if [ $# -gt 0 ]; then
     tests=("$@")

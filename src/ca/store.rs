@@ -216,12 +216,36 @@ impl CaStore {
         encrypted_key_pem: Option<&str>,
         stored_passphrase: Option<&Passphrase>,
     ) -> Result<()> {
+        Self::create_with_chain(
+            dir,
+            settings,
+            cert_der,
+            &[],
+            encrypted_key_pem,
+            stored_passphrase,
+        )
+    }
+
+    /// [`create`](Self::create) for a CA another root signed: `chain` (its
+    /// issuer first, the root last) follows its certificate in ca.pem.
+    pub fn create_with_chain(
+        dir: &Path,
+        settings: &Settings,
+        cert_der: &[u8],
+        chain: &[Vec<u8>],
+        encrypted_key_pem: Option<&str>,
+        stored_passphrase: Option<&Passphrase>,
+    ) -> Result<()> {
         Self::create_private(dir, encrypted_key_pem, stored_passphrase)?;
         Self::write_settings(dir, settings, false)?;
+        let pem: String = std::iter::once(cert_der)
+            .chain(chain.iter().map(Vec::as_slice))
+            .map(x509::pem_certificate)
+            .collect();
         // ca.pem last: its presence marks a complete CA directory.
         fsutil::write_atomic(
             &dir.join(CERT_FILE),
-            x509::pem_certificate(cert_der).as_bytes(),
+            pem.as_bytes(),
             Mode::Public,
             false,
             true,

@@ -5,7 +5,10 @@
 //! is accepted only if it is the pending key's, a CA certificate, and
 //! chains, signature by signature, to a self-signed root in FILE; its
 //! facts (name, path length, constraints, validity) are then read from it
-//! like a root's.
+//! like a root's. `uca init --intermediate-of ROOT_DIR` takes the same
+//! route in one step when the parent is a uca root at hand: the root signs
+//! the new key's CSR as an issuing intermediate (path length 0, within its
+//! name constraints) and the CA is stored complete.
 
 use std::path::Path;
 
@@ -251,4 +254,79 @@ pub fn store_request(
             stored,
         )
     })
+}
+
+/// What `uca init --intermediate-of` asks of the root.
+pub struct UnderRoot<'a> {
+    pub root: &'a store::CaStore,
+    pub root_passphrase_file: Option<&'a std::path::PathBuf>,
+    pub permits: Vec<String>,
+    pub days: u32,
+}
+
+/// A new issuing intermediate signed by `under.root` now (path length 0,
+/// its name constraints the root's narrowed by `permits`), stored in `dir`
+/// as a complete CA whose ca.pem holds it and the root. The root records
+/// it in its ledger. Everything is checked before the root's key is
+/// unlocked.
+pub fn make_under_root(
+    dir: &Path,
+    request: NewRequest,
+    encrypted_key: &str,
+    stored: Option<&crate::pki::passphrase::Passphrase>,
+    under: &UnderRoot<'_>,
+) -> Result<Imported> {
+    let root = under.root;
+    root.ensure_unsealed()?;
+    let csr_der = pem::parse(request.csr_pem.as_bytes())
+        .map_err(|e| Error::msg(format!("cannot read the new CSR: {e}")))?
+        .into_contents();
+    let csr = crate::ca::signing::parse_csr(&csr_der).map_err(Error::msg)?;
+    let options = crate::ca::signing::SignOptions {
+        profile: crate::pki::profile::Profile::Both,
+        intermediate: true,
+        pathlen: 0,
+        permits: under.permits.clone(),
+        sans: Vec::new(),
+        days: Some(under.days),
+        crl_url: None,
+    };
+    let prepared = crate::ca::signing::prepare(root, &csr, &request.settings.name, &options)?;
+    let signer = root.unlock(under.root_passphrase_file)?;
+    let lock = root.ledger().lock()?;
+    let recorded = fsutil::absolute(&dir.join(store::CERT_FILE))
+        .display()
+        .to_string();
+    let mut outcome = None;
+    crate::ca::signing::sign_prepared(root, &signer, &lock, prepared, Some(recorded), |der| {
+        let cert = x509::parse(der).map_err(Error::msg)?;
+        let constraints = NameConstraints::from_certificate(&cert)?;
+        let settings = Settings {
+            permit: constraints.0.clone(),
+            pathlen: 0,
+            not_after: timefmt::rfc3339(x509::not_after(&cert)),
+            fingerprint: x509::sha256_hex(der),
+            ..request.settings.clone()
+        };
+        let chain = vec![root.cert_der.clone()];
+        crate::ca::root::store_with(dir, &|d: &Path| {
+            store::CaStore::create_with_chain(
+                d,
+                &settings,
+                der,
+                &chain,
+                Some(encrypted_key),
+                stored,
+            )
+        })?;
+        outcome = Some(Imported {
+            name: settings.name.clone(),
+            fingerprint: settings.fingerprint.clone(),
+            not_after: settings.not_after.clone(),
+            root_name: root.name.clone(),
+            chain_len: 2,
+        });
+        Ok(())
+    })?;
+    outcome.ok_or_else(|| Error::msg("the intermediate was not stored"))
 }

@@ -54,8 +54,14 @@ pub struct InitArgs {
     /// Make a CA below another root: write a CSR for the new key to FILE (the key stays encrypted in DIR) instead of a self-signed root
     #[arg(long, value_name = "FILE", conflicts_with_all = ["days", "permit"])]
     pub csr_out: Option<PathBuf>,
+    /// Make an issuing intermediate (path length 0) signed now by the uca root in ROOT_DIR, its name constraints the root's (narrowed by --permit)
+    #[arg(long, value_name = "ROOT_DIR", conflicts_with_all = ["csr_out", "pathlen"])]
+    pub intermediate_of: Option<PathBuf>,
+    /// With --intermediate-of: read the root's passphrase from FILE (else the root's stored one, UCA_PASSPHRASE or a prompt)
+    #[arg(long, value_name = "FILE", requires = "intermediate_of")]
+    pub root_passphrase_file: Option<PathBuf>,
     /// Complete the CA that --csr-out started with FILE: its certificate, then the chain up to the root
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["name", "key", "days", "pathlen", "permit", "san_rule", "passphrase_file", "generate_passphrase", "csr_out", "crl_url"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["name", "key", "days", "pathlen", "permit", "san_rule", "passphrase_file", "generate_passphrase", "csr_out", "crl_url", "intermediate_of"])]
     pub import_cert: Option<PathBuf>,
 }
 
@@ -86,8 +92,8 @@ pub fn run(args: InitArgs, out: &mut Stdout) -> Result<u8> {
         return run_import(&args.dir, file, out);
     }
     let name = args.name.clone().unwrap_or_default();
-    if let Some(csr_out) = &args.csr_out {
-        return run_request(&args, name, csr_out, out);
+    if args.csr_out.is_some() || args.intermediate_of.is_some() {
+        return run_request(&args, name, out);
     }
     let report = execute(&InitRequest {
         dir: args.dir,
@@ -107,16 +113,29 @@ pub fn run(args: InitArgs, out: &mut Stdout) -> Result<u8> {
     Ok(0)
 }
 
-/// `uca init --csr-out`: the key and a CSR; the CA waits for its certificate.
-fn run_request(args: &InitArgs, name: String, csr_out: &Path, out: &mut Stdout) -> Result<u8> {
+/// `uca init --csr-out`: the key and a CSR; the CA waits for its
+/// certificate. `uca init --intermediate-of`: the same key and CSR, signed
+/// at once by the uca root given.
+fn run_request(args: &InitArgs, name: String, out: &mut Stdout) -> Result<u8> {
     names::validate_ca_name(&name)?;
     let san_rules = parse_san_rules(&args.san_rule)?;
     if let Some(url) = &args.crl_url {
         crate::pki::crl::check_url(url)?;
     }
-    fsutil::check_file_creatable("--csr-out", csr_out)?;
-    if std::fs::symlink_metadata(csr_out).is_ok() {
-        return Err(Error::Exists(csr_out.to_path_buf()));
+    if let Some(csr_out) = &args.csr_out {
+        fsutil::check_file_creatable("--csr-out", csr_out)?;
+        if std::fs::symlink_metadata(csr_out).is_ok() {
+            return Err(Error::Exists(csr_out.to_path_buf()));
+        }
+    }
+    let root = args
+        .intermediate_of
+        .as_ref()
+        .map(|dir| crate::ca::store::CaStore::open(dir))
+        .transpose()?;
+    if let Some(root) = &root {
+        root.ensure_unsealed()?;
+        check_intermediate_options(args, root)?;
     }
     check_new_ca_dir(&args.dir)?;
     let new_passphrase = NewPassphrase::obtain(
@@ -130,6 +149,44 @@ fn run_request(args: &InitArgs, name: String, csr_out: &Path, out: &mut Stdout) 
         NewPassphrase::Generated(p) => Some(p),
         NewPassphrase::Given(_) => None,
     };
+    let d = args.dir.display();
+    if let Some(root) = &root {
+        let imported = subordinate::make_under_root(
+            &args.dir,
+            request,
+            &encrypted,
+            stored,
+            &subordinate::UnderRoot {
+                root,
+                root_passphrase_file: args.root_passphrase_file.as_ref(),
+                permits: args.permit.clone(),
+                days: args.days,
+            },
+        )?;
+        out.work_done(format!("the intermediate CA was created in {d}"));
+        writeln!(
+            out,
+            "created intermediate CA '{}' in {d}, signed by the root '{}' (path length 0)",
+            imported.name, imported.root_name
+        )?;
+        writeln!(out, "  certificate  {d}/ca.pem (this CA, then the root)")?;
+        writeln!(
+            out,
+            "  key          {d}/private/ca-key.pem (encrypted PKCS#8)"
+        )?;
+        writeln!(out, "  expires      {}", imported.not_after)?;
+        writeln!(out, "  SHA-256      {}", imported.fingerprint)?;
+        writeln!(
+            out,
+            "clients trust the root; its only act may be this one: uca seal --dir {}",
+            root.dir().display()
+        )?;
+        return Ok(0);
+    }
+    let csr_out = args
+        .csr_out
+        .as_ref()
+        .expect("--csr-out or --intermediate-of");
     subordinate::store_request(&args.dir, &request, &encrypted, stored)?;
     fsutil::write_atomic(
         csr_out,
@@ -138,7 +195,6 @@ fn run_request(args: &InitArgs, name: String, csr_out: &Path, out: &mut Stdout) 
         false,
         true,
     )?;
-    let d = args.dir.display();
     out.work_done(format!(
         "the CA in {d} was created and waits for its certificate"
     ));
@@ -153,6 +209,20 @@ fn run_request(args: &InitArgs, name: String, csr_out: &Path, out: &mut Stdout) 
     )?;
     writeln!(out, "then: uca init --dir {d} --import-cert CHAIN.pem   (the certificate, then its chain up to the root)")?;
     Ok(0)
+}
+
+/// `--days` and `--permit` checked against the root before any key is made
+/// or the root's passphrase is asked for.
+fn check_intermediate_options(args: &InitArgs, root: &crate::ca::store::CaStore) -> Result<()> {
+    if root.pathlen == Some(0) {
+        return Err(Error::msg(format!(
+            "the root in {} has path length 0, so it cannot sign an intermediate CA",
+            root.dir().display()
+        )));
+    }
+    crate::ca::signing::intermediate_constraints(&root.constraints, &args.permit)?;
+    crate::pki::profile::Lifetime::days(args.days)?.within(root.not_after)?;
+    Ok(())
 }
 
 /// `uca init --import-cert`: the pending CA completed.

@@ -1,0 +1,303 @@
+//! Two tiers inside uca: `uca init --intermediate-of ROOT_DIR` makes an
+//! issuing intermediate (path length 0) signed by the root, whose name
+//! constraints it carries; the root is sealed at once and every leaf comes
+//! from the intermediate. Java's PKIX ignores name constraints in a trust
+//! anchor but enforces them in an intermediate: a certificate made (with
+//! OpenSSL, under the intermediate's own key) for a name outside them is
+//! refused by Java and OpenSSL alike, while uca's leaves are accepted.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::*;
+
+fn openssl(s: &Scratch, args: &[&str]) -> (bool, String) {
+    run("openssl", args, s.path())
+}
+
+/// The root (constrained to `internal`), then the intermediate under it,
+/// narrowed to `svc.internal`, then the root sealed.
+fn two_tiers(s: &Scratch) {
+    let pass = s.pass_file();
+    let pass = pass.to_str().unwrap();
+    ok(&s.uca(&[
+        "init",
+        "--dir",
+        "root",
+        "--name",
+        "Acme Root",
+        "--permit",
+        "internal",
+        "--passphrase-file",
+        pass,
+    ]));
+    let out = stdout(&ok(&s.uca(&[
+        "init",
+        "--dir",
+        "int",
+        "--name",
+        "Acme Issuing CA",
+        "--intermediate-of",
+        "root",
+        "--root-passphrase-file",
+        pass,
+        "--permit",
+        "svc.internal",
+        "--days",
+        "1000",
+        "--passphrase-file",
+        pass,
+    ])));
+    assert!(out.contains("path length 0"), "{out}");
+    ok(&s.uca(&["seal", "--dir", "root", "--passphrase-file", pass]));
+}
+
+#[test]
+fn leaves_come_from_the_intermediate_and_verify_to_the_sealed_root() {
+    let s = Scratch::new();
+    two_tiers(&s);
+    let pass = s.pass_file();
+    let pass = pass.to_str().unwrap();
+    ok(&s.uca(&[
+        "issue",
+        "--dir",
+        "int",
+        "--out",
+        "certs",
+        "--passphrase-file",
+        pass,
+        "api.svc.internal",
+    ]));
+    let (good, out) = openssl(
+        &s,
+        &[
+            "verify",
+            "-CAfile",
+            "root/ca.pem",
+            "-untrusted",
+            "certs/api.svc.internal/chain.pem",
+            "certs/api.svc.internal/cert.pem",
+        ],
+    );
+    assert!(good, "{out}");
+    let (_, text) = openssl(&s, &["x509", "-in", "int/ca.pem", "-noout", "-text"]);
+    assert!(
+        text.contains("CA:TRUE, pathlen:0") && text.contains("DNS:svc.internal"),
+        "{text}"
+    );
+    // The root signed once and is sealed: nothing else comes from it.
+    let ledger = std::fs::read_to_string(s.join("root/ledger.jsonl")).unwrap();
+    assert_eq!(ledger.lines().count(), 1, "{ledger}");
+    fails_with(
+        &s.uca(&[
+            "issue",
+            "--dir",
+            "root",
+            "--out",
+            "x",
+            "--passphrase-file",
+            pass,
+            "a.internal",
+        ]),
+        "sealed",
+    );
+    // The intermediate's constraints bind uca itself.
+    fails_with(
+        &s.uca(&[
+            "issue",
+            "--dir",
+            "int",
+            "--out",
+            "certs",
+            "--passphrase-file",
+            pass,
+            "web.internal",
+        ]),
+        "outside the CA's name constraints",
+    );
+    // An intermediate cannot be asked for outside the root, nor by a root
+    // that cannot have one.
+    fails_with(
+        &s.uca(&[
+            "init",
+            "--dir",
+            "int2",
+            "--name",
+            "X",
+            "--intermediate-of",
+            "int",
+            "--passphrase-file",
+            pass,
+        ]),
+        "path length 0",
+    );
+    assert!(!s.join("int2").exists());
+}
+
+/// A leaf outside the intermediate's constraints, made by OpenSSL with the
+/// intermediate's key: `bad.pem` for `www.example.com`, `good.pem` for
+/// `ok.svc.internal`, both serverAuth.
+fn openssl_leaves(s: &Scratch) {
+    let pass = format!("file:{}", s.pass_file().display());
+    let (good, out) = openssl(
+        s,
+        &[
+            "pkey",
+            "-in",
+            "int/private/ca-key.pem",
+            "-passin",
+            &pass,
+            "-out",
+            "int.key",
+        ],
+    );
+    assert!(good, "{out}");
+    let (good, out) = openssl(s, &["x509", "-in", "int/ca.pem", "-out", "int.pem"]);
+    assert!(good, "{out}");
+    for (name, host) in [("bad", "www.example.com"), ("good", "ok.svc.internal")] {
+        std::fs::write(
+            s.join(&format!("{name}.ext")),
+            format!(
+                "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:{host}\nauthorityKeyIdentifier=keyid\n"
+            ),
+        )
+        .unwrap();
+        let key = format!("{name}.key");
+        let csr = format!("{name}.csr");
+        let (good, out) = openssl(
+            s,
+            &[
+                "req",
+                "-new",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                &key,
+                "-subj",
+                &format!("/CN={host}"),
+                "-out",
+                &csr,
+            ],
+        );
+        assert!(good, "{out}");
+        let (good, out) = openssl(
+            s,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "int.pem",
+                "-CAkey",
+                "int.key",
+                "-CAcreateserial",
+                "-days",
+                "30",
+                "-extfile",
+                &format!("{name}.ext"),
+                "-out",
+                &format!("{name}.pem"),
+            ],
+        );
+        assert!(good, "{out}");
+        let chain = [
+            std::fs::read(s.join(&format!("{name}.pem"))).unwrap(),
+            std::fs::read(s.join("int.pem")).unwrap(),
+        ]
+        .concat();
+        std::fs::write(s.join(&format!("{name}-chain.pem")), chain).unwrap();
+    }
+}
+
+#[test]
+fn java_and_openssl_enforce_the_intermediates_constraints() {
+    let s = Scratch::new();
+    two_tiers(&s);
+    openssl_leaves(&s);
+    let (good, out) = openssl(
+        &s,
+        &[
+            "verify",
+            "-CAfile",
+            "root/ca.pem",
+            "-untrusted",
+            "int.pem",
+            "bad.pem",
+        ],
+    );
+    assert!(
+        !good && out.contains("subtree violation"),
+        "OpenSSL accepted a name outside: {out}"
+    );
+    let (good, out) = openssl(
+        &s,
+        &[
+            "verify",
+            "-CAfile",
+            "root/ca.pem",
+            "-untrusted",
+            "int.pem",
+            "good.pem",
+        ],
+    );
+    assert!(good, "{out}");
+
+    // Java 17's own PKIX and JSSE (tests/interop/java/Interop.java).
+    let classes = s.join("java-classes");
+    let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/java/Interop.java");
+    let out = Command::new("javac")
+        .arg("-d")
+        .arg(&classes)
+        .arg(&source)
+        .output()
+        .expect("javac (./test.sh installs openjdk-17-jdk-headless)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let root = s.join("root/ca.pem");
+    let jobs: String = ["bad", "good"]
+        .iter()
+        .map(|name| {
+            format!(
+                "{name}\t{}\t{}\t{}\tserver\t-\n",
+                root.display(),
+                s.join(&format!("{name}-chain.pem")).display(),
+                s.join(&format!("{name}.key")).display()
+            )
+        })
+        .collect();
+    std::fs::write(s.join("jobs.tsv"), jobs).unwrap();
+    let out = Command::new("timeout")
+        .args(["120", "java", "-cp"])
+        .arg(&classes)
+        .args(["Interop", "verify"])
+        .arg(s.join("jobs.tsv"))
+        .output()
+        .expect("java");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let verdict = |id: &str| {
+        text.lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(id))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no verdict for {id}: {text} {}",
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            })
+            .to_string()
+    };
+    assert!(verdict("good").starts_with("OK"), "{text}");
+    let bad = verdict("bad");
+    assert!(
+        bad.starts_with("FAIL") && bad.to_lowercase().contains("name"),
+        "Java accepted a name outside the intermediate's constraints: {bad}"
+    );
+}
