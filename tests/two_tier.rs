@@ -301,3 +301,84 @@ fn java_and_openssl_enforce_the_intermediates_constraints() {
         "Java accepted a name outside the intermediate's constraints: {bad}"
     );
 }
+
+/// `uca check` warns about an intermediate that outlives its issuer (made
+/// with OpenSSL: uca refuses to sign one): from the issuer's expiry on,
+/// every chain through it fails, whatever its own date says.
+#[test]
+fn check_warns_of_an_intermediate_that_outlives_its_issuer() {
+    let s = Scratch::new();
+    let ok_run = |args: &[&str]| {
+        let (good, out) = openssl(&s, args);
+        assert!(good, "openssl {args:?}: {out}");
+    };
+    ok_run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "root.key",
+        "-out",
+        "root.pem",
+        "-subj",
+        "/CN=Short Root",
+        "-days",
+        "90",
+    ]);
+    ok_run(&[
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "int.key",
+        "-subj",
+        "/CN=Long Intermediate",
+        "-out",
+        "int.csr",
+    ]);
+    std::fs::write(
+        s.join("ca.ext"),
+        "basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n",
+    )
+    .unwrap();
+    ok_run(&[
+        "x509",
+        "-req",
+        "-in",
+        "int.csr",
+        "-CA",
+        "root.pem",
+        "-CAkey",
+        "root.key",
+        "-CAcreateserial",
+        "-days",
+        "400",
+        "-extfile",
+        "ca.ext",
+        "-out",
+        "int.pem",
+    ]);
+    let o = s.uca(&["check", "root.pem", "int.pem"]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    let line = out
+        .lines()
+        .find(|l| l.contains("Long Intermediate"))
+        .unwrap_or("");
+    assert!(
+        line.starts_with("WARN") && line.contains("outlives its issuer"),
+        "{out}"
+    );
+    let json = stdout(&s.uca(&["check", "--json", "root.pem", "int.pem"]));
+    assert!(json.contains("\"reason\": \"outlives_issuer\""), "{json}");
+    // Alone, with its issuer not among the certificates checked, it is OK.
+    assert_eq!(s.uca(&["check", "int.pem"]).status.code(), Some(0));
+}

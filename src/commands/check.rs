@@ -80,6 +80,7 @@ pub fn execute(paths: &[PathBuf], within: &str, json: bool) -> Result<(u8, Strin
         .iter()
         .map(|f| Row::new(f, now, period))
         .collect();
+    flag_outliving_intermediates(&scan.found, &mut rows);
     // Most urgent first: that is the line an operator needs to see.
     rows.sort_by(|a, b| {
         a.not_after_t
@@ -108,6 +109,11 @@ struct Found {
     sha256: String,
     path: PathBuf,
     subject: String,
+    /// The raw subject and issuer names, to find a CA's issuer among the
+    /// certificates checked.
+    subject_raw: Vec<u8>,
+    issuer_raw: Vec<u8>,
+    is_ca: bool,
     serial: String,
     not_before: OffsetDateTime,
     not_after: OffsetDateTime,
@@ -188,6 +194,9 @@ impl Scan {
                             sha256,
                             path: path.to_path_buf(),
                             subject: subject_or_san(&cert),
+                            subject_raw: cert.subject().as_raw().to_vec(),
+                            issuer_raw: cert.issuer().as_raw().to_vec(),
+                            is_ca: x509::is_ca(&cert),
                             serial: x509::serial_hex(&cert),
                             not_before: x509::not_before(&cert),
                             not_after: x509::not_after(&cert),
@@ -238,6 +247,9 @@ impl Scan {
             sha256,
             path: path.to_path_buf(),
             subject: format!("CRL{number} of {}", facts.issuer),
+            subject_raw: Vec::new(),
+            issuer_raw: Vec::new(),
+            is_ca: false,
             serial: String::new(),
             not_before: facts.this_update,
             not_after: next_update,
@@ -292,7 +304,8 @@ impl Status {
 #[derive(Serialize)]
 struct Row {
     status: Status,
-    /// Why a WARN is a WARN: `expires_soon` or `not_yet_valid`.
+    /// Why a WARN is a WARN: `expires_soon`, `not_yet_valid` or
+    /// `outlives_issuer` (a CA certificate that expires after its issuer).
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'static str>,
     subject: String,
@@ -343,6 +356,27 @@ impl Row {
             sha256: f.sha256.clone(),
             not_after_t: f.not_after,
             when,
+        }
+    }
+}
+
+/// A CA certificate that expires after the CA that issued it (both among
+/// the certificates checked) is a WARN: from its issuer's expiry on, every
+/// chain through it fails, whatever its own date says.
+fn flag_outliving_intermediates(found: &[Found], rows: &mut [Row]) {
+    for (i, f) in found.iter().enumerate() {
+        if !f.is_ca || f.subject_raw == f.issuer_raw || rows[i].status != Status::Ok {
+            continue;
+        }
+        let issuer = found
+            .iter()
+            .filter(|g| g.is_ca && g.subject_raw == f.issuer_raw)
+            .map(|g| g.not_after)
+            .max();
+        if let Some(issuer_end) = issuer.filter(|end| *end < f.not_after) {
+            rows[i].status = Status::Warn;
+            rows[i].reason = Some("outlives_issuer");
+            rows[i].when = format!("outlives its issuer, which expires {}", rfc3339(issuer_end));
         }
     }
 }
