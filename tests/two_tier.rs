@@ -382,3 +382,102 @@ fn check_warns_of_an_intermediate_that_outlives_its_issuer() {
     // Alone, with its issuer not among the certificates checked, it is OK.
     assert_eq!(s.uca(&["check", "int.pem"]).status.code(), Some(0));
 }
+
+const TWO_TIER_PLAN: &str = r#"
+[ca]
+name = "Acme Root"
+permit = ["internal"]
+
+[intermediate]
+name = "Acme Issuing CA"
+permit = ["svc.internal"]
+days = 1000
+
+[[group]]
+name = "api"
+names = ["api{1..3}.svc.internal"]
+formats = ["pem", "pkcs12"]
+pkcs12_password_file = "p12pass"
+"#;
+
+/// `uca ceremony` with `[intermediate]`: the root signs the issuing CA and
+/// is sealed at once (its ledger holds that one certificate, its key is
+/// nowhere); every leaf comes from the intermediate and carries it in its
+/// chain; both are sealed and their manifests verify.
+#[test]
+fn a_two_tier_ceremony_seals_the_root_after_its_one_signature() {
+    let s = Scratch::new();
+    std::fs::write(s.join("plan.toml"), TWO_TIER_PLAN).unwrap();
+    std::fs::write(s.join("p12pass"), "bundle-password\n").unwrap();
+    let out = stdout(&ok(&s.uca(&["ceremony", "plan.toml", "--out", "out"])));
+    assert!(
+        out.contains("sealed root    out/root") && out.contains("its only act"),
+        "{out}"
+    );
+    let ledger = std::fs::read_to_string(s.join("out/root/ledger.jsonl")).unwrap();
+    assert_eq!(ledger.lines().count(), 1, "{ledger}");
+    assert!(ledger.contains("CN=Acme Issuing CA"), "{ledger}");
+    for dir in ["out/root", "out/ca"] {
+        assert!(
+            !s.join(&format!("{dir}/private/ca-key.pem")).exists(),
+            "{dir} kept a key"
+        );
+        let o = stdout(&ok(&s.uca(&[
+            "verify",
+            "--manifest",
+            &format!("{dir}/manifest.json"),
+        ])));
+        assert!(o.starts_with("OK:"), "{o}");
+    }
+    let (good, o) = openssl(
+        &s,
+        &[
+            "verify",
+            "-CAfile",
+            "out/root/ca.pem",
+            "-untrusted",
+            "out/certs/api2.svc.internal/chain.pem",
+            "out/certs/api2.svc.internal/cert.pem",
+        ],
+    );
+    assert!(good, "{o}");
+    // The root's pre-signed revocation of the intermediate is ready.
+    let crls: Vec<String> = std::fs::read_dir(s.join("out/root/crl"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(crls.iter().any(|c| c.starts_with("revoke-")), "{crls:?}");
+}
+
+#[test]
+fn a_two_tier_plan_is_checked_whole_before_anything_is_made() {
+    let s = Scratch::new();
+    std::fs::write(s.join("p12pass"), "bundle-password\n").unwrap();
+    for (name, edit, needle) in [
+        ("outside.toml", TWO_TIER_PLAN.replace("api{1..3}.svc.internal", "web.internal"), "outside the CA's name constraints"),
+        ("wide.toml", TWO_TIER_PLAN.replace("permit = [\"svc.internal\"]", "permit = [\"example.com\"]"), "outside the root's name constraints"),
+        ("long.toml", TWO_TIER_PLAN.replace("days = 1000", "days = 5000"), "outlive the CA"),
+        ("vault.toml", format!("{TWO_TIER_PLAN}\n[vault]\naddr = \"http://127.0.0.1:1\"\nallowed_domains = [\"svc.internal\"]\n"), "[vault] and [intermediate] together"),
+    ] {
+        std::fs::write(s.join(name), edit).unwrap();
+        fails_with(&s.uca(&["ceremony", name, "--out", "out"]), needle);
+        assert!(!s.join("out").exists(), "{name} left out/ behind");
+    }
+    // An existing CA takes no [intermediate]: it points at init --intermediate-of.
+    s.init_ca(&["--permit", "internal"]);
+    let pass = s.pass_file();
+    fails_with(
+        &s.uca(&[
+            "issue",
+            "--dir",
+            "ca",
+            "--out",
+            "certs",
+            "--plan",
+            "long.toml",
+            "--passphrase-file",
+            pass.to_str().unwrap(),
+        ]),
+        "--intermediate-of",
+    );
+}

@@ -87,6 +87,30 @@ pub struct PlanFile {
     pub registry: Option<crate::ca::sections::RegistrySpec>,
     /// `[escrow]`: seal the ceremony's root with M-of-N escrow.
     pub escrow: Option<EscrowSection>,
+    /// `[intermediate]`: two tiers; the root signs only this issuing CA.
+    pub intermediate: Option<IntermediateSection>,
+}
+
+/// `[intermediate]` in a ceremony plan: the root signs this one issuing CA
+/// (path length 0, the root's name constraints narrowed by `permit`) and
+/// is sealed at once; every certificate of the plan comes from it.
+///
+/// ```toml
+/// [intermediate]
+/// name = "Acme Issuing CA"
+/// key = "ec-p256"          # optional
+/// days = 1825              # optional: default the root's
+/// permit = ["svc.internal"] # optional: within the root's
+/// ```
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntermediateSection {
+    pub name: String,
+    #[serde(default = "default_ca_key")]
+    pub key: KeyType,
+    pub days: Option<u32>,
+    #[serde(default)]
+    pub permit: Vec<String>,
 }
 
 /// `[escrow]`: `shares = "M/N"` and the directory of the share files.
@@ -395,6 +419,8 @@ pub struct Plan {
     pub vault: Option<crate::ca::sections::VaultSettings>,
     /// `[escrow]`, its directory resolved against the plan's.
     pub escrow: Option<EscrowSection>,
+    /// `[intermediate]`; `ca_constraints` are then the intermediate's.
+    pub intermediate: Option<IntermediateSection>,
 }
 
 /// One certificate of a plan.
@@ -609,6 +635,21 @@ fn check_sections(path: &Path, file: &PlanFile, existing_ca: bool) -> Result<()>
             "its [registry] section is for uca ceremony; with an existing CA run: uca registry --dir DIR --out OUT HOST[:PORT]...".into(),
         ));
     }
+    if file.intermediate.is_some() && existing_ca {
+        return Err(plan_error(path,
+            "its [intermediate] section is for uca ceremony; with an existing root run: uca init --dir DIR --name NAME --intermediate-of ROOT_DIR".into(),
+        ));
+    }
+    if file.intermediate.is_some() && file.vault.is_some() {
+        return Err(plan_error(path,
+            "[vault] and [intermediate] together: the issuing intermediate has path length 0 and cannot sign Vault's; bootstrap Vault from a CA made with uca init --intermediate-of and --pathlen, or leave [intermediate] out".into(),
+        ));
+    }
+    if file.intermediate.is_some() && file.registry.as_ref().is_some_and(|r| r.client_auth) {
+        return Err(plan_error(path,
+            "[registry] client_auth and [intermediate] together: the registry's client CA would be a second intermediate below one of path length 0".into(),
+        ));
+    }
     if file.escrow.is_some() && existing_ca {
         return Err(plan_error(path,
             "its [escrow] section is for uca ceremony; with an existing CA run: uca seal --dir DIR --escrow-shares M/N --escrow-dir DIR".into(),
@@ -645,6 +686,40 @@ fn new_ca_limits(
     let validity = Validity::days_from_now(ca.days)
         .map_err(|e| plan_error(path, format!("[ca] days: {e}")))?;
     Ok((NameConstraints(permits), validity.not_after))
+}
+
+/// The issuing intermediate's constraints (the root's, narrowed by its
+/// `permit`) and the end of its validity (within the root's).
+fn intermediate_limits(
+    path: &Path,
+    int: &IntermediateSection,
+    root: &NameConstraints,
+    root_not_after: time::OffsetDateTime,
+) -> Result<(NameConstraints, time::OffsetDateTime)> {
+    let err = |e: Error| plan_error(path, format!("[intermediate]: {e}"));
+    crate::pki::names::validate_ca_name(&int.name).map_err(err)?;
+    let permits = int
+        .permit
+        .iter()
+        .map(|p| Permit::parse(p))
+        .collect::<Result<Vec<_>>>()
+        .map_err(err)?;
+    let constraints = root.narrowed(&permits).map_err(|outside| {
+        plan_error(
+            path,
+            format!("[intermediate] permit {outside} lies outside the root's name constraints"),
+        )
+    })?;
+    let not_after = match int.days {
+        Some(days) => {
+            crate::pki::profile::Lifetime::days(days)
+                .and_then(|l| l.within(root_not_after))
+                .map_err(err)?
+                .not_after
+        }
+        None => root_not_after,
+    };
+    Ok((constraints, not_after))
 }
 
 /// A group's name is printable, cannot be read as an option, and is unique.
@@ -869,6 +944,7 @@ impl Plan {
             registry: None,
             vault: None,
             escrow: None,
+            intermediate: None,
         }
     }
 
@@ -911,6 +987,12 @@ impl Plan {
             Some((c, not_after)) => (c.clone(), not_after),
             None => new_ca_limits(path, file.ca.as_ref())?,
         };
+        // Two tiers: the plan's certificates come from the intermediate,
+        // within its constraints and its lifetime.
+        let (constraints, ca_not_after) = match &file.intermediate {
+            Some(int) => intermediate_limits(path, int, &constraints, ca_not_after)?,
+            None => (constraints, ca_not_after),
+        };
         let base_dir = crate::support::fsutil::parent_of(path);
         let mut group_names = HashSet::new();
         let mut groups = Vec::new();
@@ -939,6 +1021,7 @@ impl Plan {
             ca_constraints: constraints,
             groups,
             total,
+            intermediate: file.intermediate,
         })
     }
 

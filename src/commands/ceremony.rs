@@ -65,11 +65,16 @@ pub struct CeremonyRequest {
 }
 
 pub struct CeremonyReport {
+    /// The issuing CA: the root, or with `[intermediate]` the intermediate.
     pub ca_dir: PathBuf,
     pub certs_dir: PathBuf,
+    /// The root's SHA-256.
     pub fingerprint: String,
     pub summary: Summary,
     pub seal: SealReport,
+    /// With `[intermediate]`: the root's directory and its seal, made right
+    /// after it signed the intermediate.
+    pub root: Option<(PathBuf, SealReport)>,
     pub escrow: Option<(PathBuf, PathBuf)>,
     pub registry: Option<crate::commands::registry::RegistryReport>,
     /// What the `[vault]` bootstrap did, step by step.
@@ -122,7 +127,8 @@ impl CeremonyReport {
             "sealed_at": self.seal.sealed_at,
             "seconds": s.elapsed.as_secs_f64(),
             "escrow": self.escrow.as_ref().map(|(p, k)| serde_json::json!({"passphrase": p.display().to_string(), "key": k.display().to_string()})),
-            "escrow_shares": self.seal.escrow.as_ref().map(|(e, files)| serde_json::json!({"threshold": e.threshold, "shares": e.shares, "key": self.ca_dir.join(&e.key_file).display().to_string(), "files": files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>()})),
+            "root": self.root.as_ref().map(|(d, s)| serde_json::json!({"dir": d.display().to_string(), "sealed_at": s.sealed_at})),
+            "escrow_shares": self.root.as_ref().map_or(&self.seal, |(_, s)| s).escrow.as_ref().map(|(e, files)| serde_json::json!({"threshold": e.threshold, "shares": e.shares, "key": self.root.as_ref().map_or(&self.ca_dir, |(d, _)| d).join(&e.key_file).display().to_string(), "files": files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>()})),
             "registry": self.registry.as_ref().map(|r| r.out.display().to_string()),
             "vault": self.vault_steps,
         });
@@ -160,11 +166,25 @@ impl CeremonyReport {
         if let Some(e) = self.earliest_expiry() {
             writeln!(out, "  earliest expiry {e}")?;
         }
+        if let Some((dir, sealed)) = &self.root {
+            writeln!(
+                out,
+                "  sealed root    {} (sealed at {} right after it signed {}: its only act)",
+                dir.display(),
+                sealed.sealed_at,
+                self.ca_dir.display()
+            )?;
+        }
         writeln!(out, "  root SHA-256   {}", self.fingerprint)?;
         for step in &self.vault_steps {
             writeln!(out, "  vault          {step}")?;
         }
-        match (&self.escrow, &self.seal.escrow) {
+        // Escrow is the root's, wherever the root is.
+        let (escrow_dir, escrow_seal) = match &self.root {
+            Some((dir, sealed)) => (dir, sealed),
+            None => (&self.ca_dir, &self.seal),
+        };
+        match (&self.escrow, &escrow_seal.escrow) {
             (Some((p, k)), _) => writeln!(
                 out,
                 "  escrow         key {} with passphrase in {}: move both offline now",
@@ -175,7 +195,7 @@ impl CeremonyReport {
                 writeln!(
                     out,
                     "  escrow         key {}/{}, recoverable by any {} of {} custodians (uca recover):",
-                    self.ca_dir.display(),
+                    escrow_dir.display(),
                     e.key_file,
                     e.threshold,
                     e.shares
@@ -346,6 +366,62 @@ fn store_with_escrow(
     Ok(())
 }
 
+/// The plan's `[intermediate]`: a new key whose CSR the root signs as an
+/// issuing CA (path length 0, the plan's narrowed constraints), stored in
+/// `ca_dir` with ca.pem = intermediate + root and no key on disk (the
+/// ceremony holds it until the seal). Returns its store and signer.
+fn make_intermediate(
+    root_store: &CaStore,
+    root_signer: &Signer,
+    int: &crate::ca::plan::IntermediateSection,
+    ca: &CaSection,
+    ca_dir: &Path,
+) -> Result<(CaStore, Signer)> {
+    let request = crate::ca::subordinate::make_request(&int.name, int.key, 0, vec![SanRule::Base])?;
+    let csr_der = pem::parse(request.csr_pem.as_bytes())
+        .map_err(|e| Error::msg(format!("cannot read the intermediate's CSR: {e}")))?
+        .into_contents();
+    let csr = crate::ca::signing::parse_csr(&csr_der).map_err(Error::msg)?;
+    let options = crate::ca::signing::SignOptions {
+        profile: crate::pki::profile::Profile::Both,
+        intermediate: true,
+        pathlen: 0,
+        permits: int.permit.clone(),
+        sans: Vec::new(),
+        days: Some(int.days.unwrap_or(ca.days)),
+        crl_url: None,
+    };
+    let prepared = crate::ca::signing::prepare(root_store, &csr, &int.name, &options)?;
+    let lock = root_store.ledger().lock()?;
+    let recorded = fsutil::absolute(&ca_dir.join(crate::ca::store::CERT_FILE))
+        .display()
+        .to_string();
+    crate::ca::signing::sign_prepared(
+        root_store,
+        root_signer,
+        &lock,
+        prepared,
+        Some(recorded),
+        |der| {
+            let cert = crate::pki::x509::parse(der).map_err(Error::msg)?;
+            let settings = crate::ca::store::Settings {
+                permit: crate::pki::constraints::NameConstraints::from_certificate(&cert)?.0,
+                not_after: timefmt::rfc3339(crate::pki::x509::not_after(&cert)),
+                fingerprint: crate::pki::x509::sha256_hex(der),
+                ..request.settings.clone()
+            };
+            let chain = vec![root_store.cert_der.clone()];
+            root::store_with(ca_dir, &|d: &Path| {
+                CaStore::create_with_chain(d, &settings, der, &chain, None, None)
+            })
+        },
+    )?;
+    drop(lock);
+    let store = CaStore::open(ca_dir)?;
+    let signer = Signer::new(&store, request.key)?;
+    Ok((store, signer))
+}
+
 /// The M-of-N escrow asked for by `--escrow-shares` or the plan's
 /// `[escrow]` (not both, and neither with `--escrow-passphrase`).
 fn escrow_shares(
@@ -385,6 +461,7 @@ pub fn execute(
     let escrow_shares = escrow_shares(req, &plan)?;
     if let Some(spec) = &escrow_shares {
         crate::ca::escrow::check_spec(spec, &ca_dir)?;
+        crate::ca::escrow::check_spec(spec, &req.out.join("root"))?;
     }
     let certs_dir = req.out.join("certs");
     // OUT is new or empty: no target exists, and the CA is made below.
@@ -421,9 +498,26 @@ pub fn execute(
         vec![SanRule::Base],
     )?;
     root.settings.crl_url = ca.crl_url.clone();
-    store_with_escrow(req, &root, &ca_dir, escrow_file.as_ref())?;
-    let store = CaStore::open(&ca_dir)?;
-    let signer = Signer::new(&store, root.key)?;
+    let never_stored = escrow_file.is_none() && escrow_shares.is_none();
+    let escrow = escrow_shares.as_ref();
+    let root_dir = match &plan.intermediate {
+        Some(_) => req.out.join("root"),
+        None => ca_dir.clone(),
+    };
+    store_with_escrow(req, &root, &root_dir, escrow_file.as_ref())?;
+    let root_store = CaStore::open(&root_dir)?;
+    let root_signer = Signer::new(&root_store, root.key)?;
+    // Two tiers: the root signs the issuing CA, and is sealed at once.
+    let (store, signer, root_sealed) = match &plan.intermediate {
+        Some(int) => {
+            let (store, signer) = make_intermediate(&root_store, &root_signer, int, ca, &ca_dir)?;
+            let lock = root_store.ledger().lock()?;
+            let sealed =
+                seal::seal_with(&root_store, root_signer, &lock, false, never_stored, escrow)?;
+            (store, signer, Some((root_dir.clone(), sealed)))
+        }
+        None => (root_store, root_signer, None),
+    };
 
     // 3. Issue everything, 4. seal.
     let lock = store.ledger().lock()?;
@@ -446,16 +540,24 @@ pub fn execute(
         )
         .map_err(|e| Error::msg(format!("plan [vault] bootstrap failed, the CA was not sealed and its key is gone with this process: {e}")))?;
     }
-    let never_stored = escrow_file.is_none() && escrow_shares.is_none();
-    let escrow = escrow_shares.as_ref();
-    let seal = seal::seal_with(&store, signer, &lock, false, never_stored, escrow)?;
+    // The issuing intermediate's key was never stored, and its escrow, if
+    // any, is the root's.
+    let seal = match root_sealed {
+        Some(_) => seal::seal_with(&store, signer, &lock, false, true, None)?,
+        None => seal::seal_with(&store, signer, &lock, false, never_stored, escrow)?,
+    };
+    let fingerprint = match &root_sealed {
+        Some((dir, _)) => CaStore::open(dir)?.fingerprint,
+        None => store.fingerprint.clone(),
+    };
     Ok(CeremonyReport {
         ca_dir: ca_dir.clone(),
         certs_dir,
-        fingerprint: store.fingerprint.clone(),
+        fingerprint,
         summary,
         seal,
-        escrow: escrow_file.map(|f| (f, ca_dir.join(crate::ca::store::KEY_FILE))),
+        escrow: escrow_file.map(|f| (f, root_dir.join(crate::ca::store::KEY_FILE))),
+        root: root_sealed,
         registry,
         vault_steps,
     })
