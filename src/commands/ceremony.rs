@@ -51,6 +51,12 @@ pub struct CeremonyArgs {
     /// Where to write the N share files (one per custodian, 0600), outside OUT/ca
     #[arg(long, value_name = "DIR", requires = "escrow_shares")]
     pub escrow_dir: Option<PathBuf>,
+    /// Succeed the root in OLD_DIR (sealed with escrow): its quorum cross-signs the new root, and OUT/succession gets the cross-certificate, the old+new trust bundles and the steps
+    #[arg(long, value_name = "OLD_DIR", requires = "shares")]
+    pub successor_of: Option<PathBuf>,
+    /// With --successor-of: a custodian's share file of the old root (repeat up to its threshold)
+    #[arg(long = "share", value_name = "FILE", requires = "successor_of")]
+    pub shares: Vec<PathBuf>,
     /// Print a JSON summary
     #[arg(long)]
     pub json: bool,
@@ -59,6 +65,8 @@ pub struct CeremonyArgs {
 pub struct CeremonyRequest {
     pub plan: PathBuf,
     pub out: PathBuf,
+    /// `--successor-of` and its `--share` files.
+    pub successor_of: Option<(PathBuf, Vec<PathBuf>)>,
     pub escrow_passphrase: Option<PathBuf>,
     pub escrow_shares: Option<crate::ca::escrow::EscrowSpec>,
     pub progress: bool,
@@ -75,10 +83,20 @@ pub struct CeremonyReport {
     /// With `[intermediate]`: the root's directory and its seal, made right
     /// after it signed the intermediate.
     pub root: Option<(PathBuf, SealReport)>,
+    /// With `--successor-of`: what succession wrote.
+    pub succession: Option<Succession>,
     pub escrow: Option<(PathBuf, PathBuf)>,
     pub registry: Option<crate::commands::registry::RegistryReport>,
     /// What the `[vault]` bootstrap did, step by step.
     pub vault_steps: Vec<String>,
+}
+
+/// What `--successor-of` wrote into OUT/succession.
+pub struct Succession {
+    pub old_dir: PathBuf,
+    pub cross: PathBuf,
+    pub bundle: PathBuf,
+    pub configmap: PathBuf,
 }
 
 /// `uca ceremony`: runs it, then says where everything is (or prints it as
@@ -88,6 +106,7 @@ pub fn run(args: CeremonyArgs, out: &mut Stdout) -> Result<u8> {
         &CeremonyRequest {
             plan: args.plan,
             out: args.out,
+            successor_of: args.successor_of.map(|d| (d, args.shares)),
             escrow_passphrase: args.escrow_passphrase,
             escrow_shares: crate::ca::escrow::spec(
                 args.escrow_shares.as_deref(),
@@ -128,6 +147,7 @@ impl CeremonyReport {
             "seconds": s.elapsed.as_secs_f64(),
             "escrow": self.escrow.as_ref().map(|(p, k)| serde_json::json!({"passphrase": p.display().to_string(), "key": k.display().to_string()})),
             "root": self.root.as_ref().map(|(d, s)| serde_json::json!({"dir": d.display().to_string(), "sealed_at": s.sealed_at})),
+            "succession": self.succession.as_ref().map(|sc| serde_json::json!({"old": sc.old_dir.display().to_string(), "cross_certificate": sc.cross.display().to_string(), "trust_bundle": sc.bundle.display().to_string(), "configmap": sc.configmap.display().to_string()})),
             "escrow_shares": self.root.as_ref().map_or(&self.seal, |(_, s)| s).escrow.as_ref().map(|(e, files)| serde_json::json!({"threshold": e.threshold, "shares": e.shares, "key": self.root.as_ref().map_or(&self.ca_dir, |(d, _)| d).join(&e.key_file).display().to_string(), "files": files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>()})),
             "registry": self.registry.as_ref().map(|r| r.out.display().to_string()),
             "vault": self.vault_steps,
@@ -213,6 +233,38 @@ impl CeremonyReport {
         if let Some(r) = &self.registry {
             r.print(out).map_err(|_| out.error())?;
         }
+        if let Some(sc) = &self.succession {
+            sc.print(out, &self.certs_dir)?;
+        }
+        Ok(())
+    }
+}
+
+impl Succession {
+    /// What was written, and the migration steps in order.
+    fn print(&self, out: &mut Stdout, certs: &Path) -> Result<()> {
+        let old = self.old_dir.display();
+        writeln!(
+            out,
+            "  succession     {} cross-signed the new root: {}",
+            old,
+            self.cross.display()
+        )?;
+        writeln!(
+            out,
+            "  trust bundle   {} (old + new roots), {}",
+            self.bundle.display(),
+            self.configmap.display()
+        )?;
+        writeln!(out, "migration, in order:")?;
+        writeln!(out, "  1. distribute the bundle to every client: uca trust install for each root, or {} / the ConfigMap", self.bundle.display())?;
+        writeln!(out, "  2. deploy the certificates in {}; until every client has the new root, servers send {} after their chain.pem", certs.display(), self.cross.display())?;
+        writeln!(out, "  3. re-bootstrap Vault/OpenBao under the new root (uca vault bootstrap --dir NEW_CA --mount NEW_MOUNT, or --force) and move its roles")?;
+        writeln!(
+            out,
+            "  4. re-issue what the old root's CAs issued, from the new hierarchy"
+        )?;
+        writeln!(out, "  5. remove the old root from every trust store: uca trust uninstall {old}/ca.pem --store all; then stop sending the cross-certificate")?;
         Ok(())
     }
 }
@@ -366,6 +418,36 @@ fn store_with_escrow(
     Ok(())
 }
 
+/// The old root cross-signs the new one (recorded in the old root's
+/// recovery log), and OUT/succession gets the cross-certificate and the
+/// old+new trust bundles.
+fn succeed(
+    req: &CeremonyRequest,
+    old: &CaStore,
+    recovery: &crate::ca::recovery::Recovery,
+    new_root: &CaStore,
+) -> Result<Succession> {
+    let dir = req.out.join("succession");
+    fsutil::create_dir(&dir, 0o755)?;
+    let cross = dir.join("cross.pem");
+    crate::commands::recover::cross_sign_unlocked(old, recovery, &new_root.cert_der, &cross)?;
+    let roots = [old.anchor_der(), new_root.anchor_der()]
+        .iter()
+        .map(|d| crate::pki::x509::pem_certificate(d))
+        .collect::<String>();
+    let bundle = dir.join("trust-bundle.pem");
+    fsutil::write_atomic(&bundle, roots.as_bytes(), Mode::Public, false, true)?;
+    let configmap = dir.join("trust-bundle-configmap.yaml");
+    let yaml = crate::pki::formats::k8s_configmap("uca-roots", None, &roots);
+    fsutil::write_atomic(&configmap, yaml.as_bytes(), Mode::Public, false, true)?;
+    Ok(Succession {
+        old_dir: old.dir().to_path_buf(),
+        cross,
+        bundle,
+        configmap,
+    })
+}
+
 /// The plan's `[intermediate]`: a new key whose CSR the root signs as an
 /// issuing CA (path length 0, the plan's narrowed constraints), stored in
 /// `ca_dir` with ca.pem = intermediate + root and no key on disk (the
@@ -484,6 +566,18 @@ pub fn execute(
         None => None,
     };
     let vault = check_vault_section(req, plan, ca, &ca_dir)?;
+    // The old root's quorum, checked (and its key unlocked) before the new
+    // root exists; the new root must lie within the old one's constraints.
+    let predecessor = match &req.successor_of {
+        Some((old_dir, shares)) => {
+            let old = CaStore::open(old_dir)?;
+            crate::ca::signing::intermediate_constraints(&old.constraints, &ca.permit)
+                .map_err(|e| Error::msg(format!("--successor-of {}: the new root's [ca] permit must lie within the old root's: {e}", old_dir.display())))?;
+            let recovery = crate::ca::recovery::unlock(&old, shares)?;
+            Some((old, recovery))
+        }
+        None => None,
+    };
     // 2. The root, in memory.
     let validity = Validity::days_from_now(ca.days)?;
     if let Some(url) = &ca.crl_url {
@@ -546,9 +640,11 @@ pub fn execute(
         Some(_) => seal::seal_with(&store, signer, &lock, false, true, None)?,
         None => seal::seal_with(&store, signer, &lock, false, never_stored, escrow)?,
     };
-    let fingerprint = match &root_sealed {
-        Some((dir, _)) => CaStore::open(dir)?.fingerprint,
-        None => store.fingerprint.clone(),
+    let new_root = CaStore::open(&root_dir)?;
+    let fingerprint = new_root.fingerprint.clone();
+    let succession = match &predecessor {
+        Some((old, recovery)) => Some(succeed(req, old, recovery, &new_root)?),
+        None => None,
     };
     Ok(CeremonyReport {
         ca_dir: ca_dir.clone(),
@@ -558,6 +654,7 @@ pub fn execute(
         seal,
         escrow: escrow_file.map(|f| (f, root_dir.join(crate::ca::store::KEY_FILE))),
         root: root_sealed,
+        succession,
         registry,
         vault_steps,
     })

@@ -290,6 +290,20 @@ fn cross_sign(
     )
 }
 
+/// Cross-signs `successor_der` with an already unlocked recovery of the
+/// old root (`uca ceremony --successor-of`), writing it to `out`.
+pub fn cross_sign_unlocked(
+    store: &CaStore,
+    recovery: &recovery::Recovery,
+    successor_der: &[u8],
+    out: &Path,
+) -> Result<RecoveredCertificate> {
+    let prepared = signing::prepare_cross_sign(store, successor_der, "the new root")?;
+    store.refuse_private_output(out)?;
+    crate::support::output::check_free(out, false)?;
+    sign_with(store, recovery, prepared, "cross-sign", out, false, false)
+}
+
 /// Signs a new intermediate, recorded in the ledger and the recovery log.
 fn sign(store: &CaStore, shares: &[PathBuf], a: &RecoverSignArgs) -> Result<RecoveredCertificate> {
     let csr = signing::read_csr(&a.csr)?;
@@ -331,6 +345,20 @@ fn publish_recovered(
     crate::support::output::check_free(out, force)?;
     fsutil::check_file_creatable("--out", out)?;
     let recovery = unlock(store, shares)?;
+    sign_with(store, &recovery, prepared, operation, out, force, chain)
+}
+
+/// Signs with the unlocked key, records the act (before the result is
+/// published) and writes the certificate.
+fn sign_with(
+    store: &CaStore,
+    recovery: &recovery::Recovery,
+    prepared: signing::PreparedSign,
+    operation: &str,
+    out: &Path,
+    force: bool,
+    chain: bool,
+) -> Result<RecoveredCertificate> {
     let path = fsutil::absolute(out).display().to_string();
     let mut recorded = None;
     signing::sign_prepared_recovered(
