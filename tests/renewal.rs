@@ -71,6 +71,18 @@ formats = ["pem", "combined"]
     assert!(out.contains("issued 0 certificates"), "{out}");
     assert_eq!(snapshot(&s, "certs"), before);
 
+    // check --plan lists exactly the set a 30-day renewal will renew, first.
+    let o = s.uca(&["check", "certs", "--plan", "plan.toml", "--within", "30d"]);
+    let listing = stdout(&o);
+    let lines: Vec<&str> = listing.lines().collect();
+    assert!(lines[0].starts_with("RENEW: 3 certificates"), "{listing}");
+    for (i, n) in ["s1", "s2", "s3"].iter().enumerate() {
+        assert!(
+            lines[i + 1].starts_with("RENEW") && lines[i + 1].contains(n),
+            "{listing}"
+        );
+    }
+    assert_eq!(listing.matches("\nRENEW ").count(), 3, "{listing}");
     let out = issue_plan(&s, &["--renew-within", "30d"]);
     assert!(
         out.contains("issued 3 certificates") && out.contains("3 of them renewed"),

@@ -35,18 +35,51 @@ pub struct CheckArgs {
     /// Print JSON instead of text
     #[arg(long)]
     pub json: bool,
+    /// The plan issued into the first PATH (its OUT): its certificates due within the period come first, marked RENEW, as `uca issue --plan PLAN --renew-within PERIOD` would renew them
+    #[arg(long, value_name = "PLAN")]
+    pub plan: Option<PathBuf>,
 }
 
 /// `uca check`: prints the report and returns the monitoring status.
 pub fn run(args: CheckArgs, out: &mut Stdout) -> Result<u8> {
-    let (status, report) = execute(&args.paths, &args.within, args.json)?;
+    let renewal = match &args.plan {
+        Some(plan) => Some(plan_certificates(plan, &args.paths[0])?),
+        None => None,
+    };
+    let (status, report) = execute_with(&args.paths, &args.within, args.json, renewal.as_ref())?;
     out.print(&report)?;
     Ok(status)
+}
+
+/// The cert.pem of every certificate `plan` issues into `out`, as check
+/// finds them there. The plan is read for its layout only: the names and
+/// lifetimes were the issuing CA's to check.
+fn plan_certificates(plan: &Path, out: &Path) -> Result<(PathBuf, HashSet<String>)> {
+    let unbounded = crate::pki::constraints::NameConstraints::default();
+    let far = OffsetDateTime::now_utc() + Duration::days(36_600);
+    let plan_file = crate::ca::plan::Plan::load(plan, Some((&unbounded, far)))?;
+    let mut files = HashSet::new();
+    for target in plan_file.targets(out) {
+        let (_, _, dir) = target?;
+        files.insert(dir.join("cert.pem").display().to_string());
+    }
+    Ok((plan.to_path_buf(), files))
 }
 
 /// Checks `paths`; returns the exit status and the report for standard
 /// output. Problems go to standard error as they are found.
 pub fn execute(paths: &[PathBuf], within: &str, json: bool) -> Result<(u8, String)> {
+    execute_with(paths, within, json, None)
+}
+
+/// [`execute`], with the certificates of a plan (`--plan`) listed first
+/// when due, marked RENEW.
+fn execute_with(
+    paths: &[PathBuf],
+    within: &str,
+    json: bool,
+    renewal: Option<&(PathBuf, HashSet<String>)>,
+) -> Result<(u8, String)> {
     let period = match timefmt::parse_period("--within value", within) {
         Ok(p) => p,
         Err(e) => {
@@ -81,10 +114,18 @@ pub fn execute(paths: &[PathBuf], within: &str, json: bool) -> Result<(u8, Strin
         .map(|f| Row::new(f, now, period))
         .collect();
     flag_outliving_intermediates(&scan.found, &mut rows);
-    // Most urgent first: that is the line an operator needs to see.
+    if let Some((_, plan_files)) = renewal {
+        for r in rows.iter_mut() {
+            r.renew = r.status != Status::Ok
+                && r.reason != Some("outlives_issuer")
+                && plan_files.contains(&r.path);
+        }
+    }
+    // The renewal set, then most urgent first: the lines an operator needs.
     rows.sort_by(|a, b| {
-        a.not_after_t
-            .cmp(&b.not_after_t)
+        b.renew
+            .cmp(&a.renew)
+            .then_with(|| a.not_after_t.cmp(&b.not_after_t))
             .then_with(|| a.path.cmp(&b.path))
     });
     let summary = Summary::new(&rows, &scan.errors, within, now);
@@ -100,7 +141,17 @@ pub fn execute(paths: &[PathBuf], within: &str, json: bool) -> Result<(u8, Strin
         s.push('\n');
         s
     } else {
-        render_text(&rows, &summary)
+        let mut text = String::new();
+        if let Some((plan, _)) = renewal {
+            let n = rows.iter().filter(|r| r.renew).count();
+            text = format!(
+                "RENEW: {n} certificate{} of {} due within {within}: uca issue --plan {} --renew-within {within}\n",
+                if n == 1 { "" } else { "s" },
+                plan.display(),
+                plan.display()
+            );
+        }
+        text + &render_text(&rows, &summary)
     };
     Ok((summary.exit_code, out))
 }
@@ -317,6 +368,9 @@ struct Row {
     seconds_left: i64,
     path: String,
     sha256: String,
+    /// With `--plan`: due and one of the plan's, so a renewal run renews it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    renew: bool,
     #[serde(skip)]
     not_after_t: OffsetDateTime,
     #[serde(skip)]
@@ -355,6 +409,7 @@ impl Row {
             path: f.path.display().to_string(),
             sha256: f.sha256.clone(),
             not_after_t: f.not_after,
+            renew: false,
             when,
         }
     }
@@ -447,7 +502,7 @@ fn render_text(rows: &[Row], s: &Summary) -> String {
         let _ = writeln!(
             out,
             "{:<8} {}  {:<when_w$}  {:<subject_w$}  {}",
-            r.status.label(),
+            if r.renew { "RENEW" } else { r.status.label() },
             r.not_after,
             r.when,
             r.subject,
