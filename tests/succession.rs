@@ -272,81 +272,12 @@ fn custodians_may_enter_their_shares_at_the_terminal_one_at_a_time() {
     assert!(good, "{out}");
 }
 
-/// Go's crypto/x509 and Java 17's PKIX (the interop programs), each run in
-/// verify mode over `jobs` (id, trust file, chain file): the verdict per id.
-fn go_and_java_verdicts(s: &Scratch, jobs: &[(&str, &str, &str)]) -> Vec<(String, bool, String)> {
-    let manifest = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let go = s.join("interop-go");
-    let built = std::process::Command::new("go")
-        .args(["build", "-buildvcs=false", "-o"])
-        .arg(&go)
-        .arg(".")
-        .current_dir(manifest.join("tests/interop/go"))
-        .env("GOTOOLCHAIN", "local")
-        .env("GOPROXY", "off")
-        .env("GOCACHE", s.join("go-cache"))
-        .output()
-        .expect("go (./test.sh installs golang-go)");
-    assert!(
-        built.status.success(),
-        "{}",
-        String::from_utf8_lossy(&built.stderr)
-    );
-    let classes = s.join("java-classes");
-    let built = std::process::Command::new("javac")
-        .arg("-d")
-        .arg(&classes)
-        .arg(manifest.join("tests/interop/java/Interop.java"))
-        .output()
-        .expect("javac (./test.sh installs openjdk-17-jdk-headless)");
-    assert!(
-        built.status.success(),
-        "{}",
-        String::from_utf8_lossy(&built.stderr)
-    );
-    let tsv: String = jobs
-        .iter()
-        .map(|(id, ca, chain)| {
-            format!(
-                "{id}\t{}\t{}\t-\tserver\tweb.internal\n",
-                s.join(ca).display(),
-                s.join(chain).display()
-            )
-        })
-        .collect();
-    std::fs::write(s.join("jobs.tsv"), tsv).unwrap();
-    let mut verdicts = Vec::new();
-    for (stack, mut cmd) in [
-        ("go", std::process::Command::new(&go)),
-        ("java", {
-            let mut c = std::process::Command::new("java");
-            c.arg("-cp").arg(&classes).arg("Interop");
-            c
-        }),
-    ] {
-        let out = cmd.arg("verify").arg(s.join("jobs.tsv")).output().unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        for (id, _, _) in jobs {
-            let line = text
-                .lines()
-                .find(|l| l.split_whitespace().nth(1) == Some(id))
-                .unwrap_or_else(|| panic!("{stack}: no verdict for {id}: {text}"));
-            verdicts.push((
-                format!("{stack} {id}"),
-                line.starts_with("OK"),
-                line.to_string(),
-            ));
-        }
-    }
-    verdicts
-}
-
 /// `uca ceremony PLAN --successor-of OLD --share ...`: the new root is made
 /// and sealed as usual, the old root's quorum cross-signs it, and
 /// OUT/succession holds the cross-certificate and the old+new bundles.
 /// Clients that trust only the old root (with the cross-certificate), only
 /// the new root (also once the old one is gone), or both, all verify a leaf
-/// of the new root: OpenSSL, rustls (uca verify), Go and Java.
+/// of the new root: OpenSSL, rustls (uca verify), Go, Java and Python.
 #[test]
 fn a_successor_ceremony_is_trusted_by_old_new_and_bundle_clients_everywhere() {
     let s = Scratch::new();
@@ -447,14 +378,15 @@ fn a_successor_ceremony_is_trusted_by_old_new_and_bundle_clients_everywhere() {
         ])));
         assert!(o.starts_with("OK:"), "rustls trusting {ca}: {o}");
     }
-    // Go and Java.
+    // Go, Java and Python.
+    let key = "new/certs/web.internal/key.pem";
     let jobs = [
-        ("old-only", "old/ca.pem", "served.pem"),
-        ("new-only", "new/ca/ca.pem", "served.pem"),
-        ("new-only-bare", "new/ca/ca.pem", leaf),
-        ("bundle", bundle, "served.pem"),
+        ("old-only", "old/ca.pem", "served.pem", key),
+        ("new-only", "new/ca/ca.pem", "served.pem", key),
+        ("new-only-bare", "new/ca/ca.pem", leaf, key),
+        ("bundle", bundle, "served.pem", key),
     ];
-    for (what, good, line) in go_and_java_verdicts(&s, &jobs) {
+    for (what, good, line) in interop_verdicts(&s, "web.internal", &jobs) {
         // Java's CertPathValidator checks the path it is given rather than
         // building one, so leaf + cross-certificate cannot end at the new
         // root; a client of the new root is given the bare chain

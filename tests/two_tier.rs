@@ -4,7 +4,8 @@
 //! from the intermediate. Java's PKIX ignores name constraints in a trust
 //! anchor but enforces them in an intermediate: a certificate made (with
 //! OpenSSL, under the intermediate's own key) for a name outside them is
-//! refused by Java and OpenSSL alike, while uca's leaves are accepted.
+//! refused by Java and OpenSSL alike, while uca's leaves are accepted (by
+//! OpenSSL, rustls, Go, Java and Python).
 
 mod common;
 
@@ -82,6 +83,25 @@ fn leaves_come_from_the_intermediate_and_verify_to_the_sealed_root() {
         ],
     );
     assert!(good, "{out}");
+    // rustls, Go, Java and Python agree with OpenSSL.
+    let o = stdout(&ok(&s.uca(&[
+        "verify",
+        "--ca",
+        "root/ca.pem",
+        "--name",
+        "api.svc.internal",
+        "certs/api.svc.internal/chain.pem",
+    ])));
+    assert!(o.contains("CN=Acme Issuing CA <- CN=Acme Root"), "{o}");
+    let jobs = [(
+        "leaf",
+        "root/ca.pem",
+        "certs/api.svc.internal/chain.pem",
+        "certs/api.svc.internal/key.pem",
+    )];
+    for (what, good, line) in interop_verdicts(&s, "api.svc.internal", &jobs) {
+        assert!(good, "{what}: {line}");
+    }
     let (_, text) = openssl(&s, &["x509", "-in", "int/ca.pem", "-noout", "-text"]);
     assert!(
         text.contains("CA:TRUE, pathlen:0") && text.contains("DNS:svc.internal"),

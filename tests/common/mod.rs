@@ -344,3 +344,87 @@ pub fn openssl_csr(s: &Scratch, name: &str, subj: &str, exts: &[&str]) -> String
     assert!(ok, "{out}");
     csr
 }
+
+/// Go's crypto/x509, Java 17's PKIX and Python's ssl (the programs in
+/// tests/interop), each run in verify mode over `jobs` (id, trust file,
+/// chain file, the leaf's key: all under the scratch directory; server use
+/// for `name`): "STACK ID", the verdict and the program's line.
+pub fn interop_verdicts(
+    s: &Scratch,
+    name: &str,
+    jobs: &[(&str, &str, &str, &str)],
+) -> Vec<(String, bool, String)> {
+    let manifest = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let go = s.join("interop-go");
+    let built = std::process::Command::new("go")
+        .args(["build", "-buildvcs=false", "-o"])
+        .arg(&go)
+        .arg(".")
+        .current_dir(manifest.join("tests/interop/go"))
+        .env("GOTOOLCHAIN", "local")
+        .env("GOPROXY", "off")
+        .env("GOCACHE", s.join("go-cache"))
+        .output()
+        .expect("go (./test.sh installs golang-go)");
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let classes = s.join("java-classes");
+    let built = std::process::Command::new("javac")
+        .arg("-d")
+        .arg(&classes)
+        .arg(manifest.join("tests/interop/java/Interop.java"))
+        .output()
+        .expect("javac (./test.sh installs openjdk-17-jdk-headless)");
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let tsv: String = jobs
+        .iter()
+        .map(|(id, ca, chain, key)| {
+            let (chain, key) = (s.join(chain), s.join(key));
+            format!(
+                "{id}\t{}\t{}\t{}\tserver\t{name}\t{}\t{}\n",
+                s.join(ca).display(),
+                chain.display(),
+                key.display(),
+                chain.display(),
+                key.display()
+            )
+        })
+        .collect();
+    std::fs::write(s.join("jobs.tsv"), tsv).unwrap();
+    let mut verdicts = Vec::new();
+    for (stack, mut cmd) in [
+        ("go", std::process::Command::new(&go)),
+        ("java", {
+            let mut c = std::process::Command::new("java");
+            c.arg("-cp").arg(&classes).arg("Interop");
+            c
+        }),
+        ("python", {
+            let mut c = std::process::Command::new("python3");
+            c.arg(manifest.join("tests/interop/python/interop.py"));
+            c
+        }),
+    ] {
+        let out = cmd.arg("verify").arg(s.join("jobs.tsv")).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        for (id, _, _, _) in jobs {
+            let line = text
+                .lines()
+                .find(|l| l.split_whitespace().nth(1) == Some(id))
+                .unwrap_or_else(|| panic!("{stack}: no verdict for {id}: {text}"));
+            verdicts.push((
+                format!("{stack} {id}"),
+                line.starts_with("OK"),
+                line.to_string(),
+            ));
+        }
+    }
+    verdicts
+}
