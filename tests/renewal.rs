@@ -185,3 +185,75 @@ fn renew_within_needs_a_plan_and_a_period() {
     fails_with(&o, "invalid --renew-within '30days'");
     assert_eq!(s.files(), before);
 }
+
+/// `--reuse-key` certifies each renewed certificate's key.pem again: the
+/// certificate changes, its key does not; a group without key.pem (no pem
+/// format) is refused before anything is renewed.
+#[test]
+fn reuse_key_keeps_the_key_and_changes_the_certificate() {
+    let s = Scratch::new();
+    s.init_ca(&["--permit", "internal"]);
+    std::fs::write(
+        s.join("plan.toml"),
+        "[[group]]\nname = \"short\"\nnames = [\"s1.internal\"]\nvalid_for = \"10d\"\n",
+    )
+    .unwrap();
+    issue_plan(&s, &[]);
+    let key_before = std::fs::read(s.join("certs/s1.internal/key.pem")).unwrap();
+    let cert_before = std::fs::read(s.join("certs/s1.internal/cert.pem")).unwrap();
+    let out = issue_plan(&s, &["--renew-within", "30d", "--reuse-key"]);
+    assert!(out.contains("1 of them renewed"), "{out}");
+    assert_eq!(
+        std::fs::read(s.join("certs/s1.internal/key.pem")).unwrap(),
+        key_before
+    );
+    assert_ne!(
+        std::fs::read(s.join("certs/s1.internal/cert.pem")).unwrap(),
+        cert_before
+    );
+    let pubkey = |args: &[&str]| {
+        let (good, out) = run("openssl", args, s.path());
+        assert!(good, "{out}");
+        out
+    };
+    let from_cert = pubkey(&[
+        "x509",
+        "-in",
+        "certs/s1.internal/cert.pem",
+        "-noout",
+        "-pubkey",
+    ]);
+    let from_key = pubkey(&["pkey", "-in", "certs/s1.internal/key.pem", "-pubout"]);
+    let good = from_cert == from_key;
+    let out = format!("{from_cert} vs {from_key}");
+    assert!(
+        good,
+        "the renewed certificate is not for the kept key: {out}"
+    );
+
+    std::fs::write(
+        s.join("p12.toml"),
+        "[[group]]\nname = \"p\"\nnames = [\"p1.internal\"]\nvalid_for = \"10d\"\nformats = [\"pkcs12\"]\npkcs12_password_file = \"pw\"\n",
+    )
+    .unwrap();
+    std::fs::write(s.join("pw"), "bundle-password\n").unwrap();
+    stdout(&s.issue(&["--plan", "p12.toml"]));
+    let before = s.files();
+    let pass = s.pass_file();
+    let o = s.uca(&[
+        "issue",
+        "--dir",
+        "ca",
+        "--out",
+        "certs",
+        "--passphrase-file",
+        pass.to_str().unwrap(),
+        "--plan",
+        "p12.toml",
+        "--renew-within",
+        "30d",
+        "--reuse-key",
+    ]);
+    fails_with(&o, "no key.pem to reuse");
+    assert_eq!(s.files(), before);
+}

@@ -37,9 +37,13 @@ pub enum Existing {
     /// unless `--force`.
     Resume,
     /// A plan, as [`Existing::Resume`], except that a recorded certificate
-    /// of this CA that expires within the period is issued again, with a
-    /// new key, in place (`--renew-within`).
-    Renew(time::Duration),
+    /// of this CA that expires within `within` is issued again in place
+    /// (`--renew-within`), with a new key unless `reuse_key` (`--reuse-key`:
+    /// the key.pem beside it is certified again).
+    Renew {
+        within: time::Duration,
+        reuse_key: bool,
+    },
 }
 
 pub struct RunOptions {
@@ -181,11 +185,26 @@ fn classify_existing(
         let renew_before = match opts.existing {
             Existing::Refuse => return Err(Error::Exists(target)),
             Existing::Resume => None,
-            Existing::Renew(period) => Some(now + period),
+            Existing::Renew { within, .. } => Some(now + within),
         };
         if recorded.contains(&own) && target.join("cert.pem").is_file() {
             match renew_before.and_then(|d| expiring_serial(&target, ca_subject, d)) {
                 Some(old) => {
+                    let key = target.join("key.pem");
+                    if matches!(
+                        opts.existing,
+                        Existing::Renew {
+                            reuse_key: true,
+                            ..
+                        }
+                    ) && !key.is_file()
+                    {
+                        return Err(Error::invalid(
+                            "--reuse-key",
+                            key.display().to_string(),
+                            "there is no key.pem to reuse (a group without the pem format); renew without --reuse-key",
+                        ));
+                    }
                     paths.refuse_recorded_inside(&target, Some(&own), recorded)?;
                     crate::support::fsutil::check_replaceable(&target)?;
                     decided.replace.insert(target, Some(old));
@@ -259,6 +278,47 @@ fn clear_leftovers(
     Ok(left)
 }
 
+/// The key of the certificate a renewal replaces (`--reuse-key`): its
+/// key.pem, of the group's key type.
+fn existing_key(item: &PlanItem<'_>) -> Result<(crate::pki::keys::PrivateKey, rcgen::KeyPair)> {
+    let path = item.target.join("key.pem");
+    let text = zeroize::Zeroizing::new(crate::support::fsutil::read_capped_text(
+        &path,
+        crate::support::fsutil::limits::SECRET,
+        "read the key to reuse",
+        "key file",
+    )?);
+    let der = pem::parse(text.as_bytes())
+        .ok()
+        .filter(|p| p.tag() == "PRIVATE KEY")
+        .ok_or_else(|| {
+            Error::invalid(
+                "--reuse-key",
+                path.display().to_string(),
+                "expected the PKCS#8 PRIVATE KEY uca wrote",
+            )
+        })?;
+    let key = crate::pki::keys::PrivateKey::from_pkcs8_der(der.contents())?;
+    if key.key_type() != item.group.key {
+        return Err(Error::invalid(
+            "--reuse-key",
+            path.display().to_string(),
+            format!("it is a {} key and the plan asks for {}; renew without --reuse-key to change the key type", key.key_type(), item.group.key),
+        ));
+    }
+    let pair = key.key_pair()?;
+    Ok((key, pair))
+}
+
+/// How each certificate of a run is written.
+#[derive(Clone, Copy)]
+struct ItemOptions {
+    /// A renewal certifies the key already there (`--reuse-key`).
+    reuse_key: bool,
+    /// Sync each certificate (small runs) rather than once per batch.
+    sync: bool,
+}
+
 /// The root and the issuing chain in the forms every issued directory needs.
 struct CaMaterial {
     der: Vec<u8>,
@@ -277,10 +337,14 @@ fn issue_item(
     item: &PlanItem<'_>,
     serial: [u8; 20],
     replace: Option<&Option<String>>,
-    sync: bool,
+    how: ItemOptions,
 ) -> Result<(IssuedCert, LedgerEntry)> {
+    let ItemOptions { reuse_key, sync } = how;
     let g = item.group;
-    let (key, key_pair) = g.key.generate_with_pair()?;
+    let (key, key_pair) = match (replace, reuse_key) {
+        (Some(Some(_)), true) => existing_key(item)?,
+        _ => g.key.generate_with_pair()?,
+    };
     let cannot_issue = |e: Error| Error::msg(format!("cannot issue '{}': {e}", item.name));
     // Checked again against the constraints of the issuer's certificate.
     let names =
@@ -416,6 +480,8 @@ struct Run<'a> {
     replace: HashMap<PathBuf, Option<String>>,
     /// Small runs sync each certificate; larger ones sync once per batch.
     sync_each: bool,
+    /// Renewals keep their key (`--reuse-key`).
+    reuse_key: bool,
     threads: usize,
 }
 
@@ -440,7 +506,10 @@ impl Run<'_> {
                                     item,
                                     *serial,
                                     replace,
-                                    self.sync_each,
+                                    ItemOptions {
+                                        reuse_key: self.reuse_key,
+                                        sync: self.sync_each,
+                                    },
                                 )
                             })
                             .collect::<Vec<_>>()
@@ -539,6 +608,13 @@ pub fn execute(
         paths,
         replace,
         sync_each: plan.total <= 16,
+        reuse_key: matches!(
+            opts.existing,
+            Existing::Renew {
+                reuse_key: true,
+                ..
+            }
+        ),
         threads: std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1),

@@ -48,6 +48,9 @@ pub struct IssueArgs {
         conflicts_with = "names"
     )]
     pub renew_within: Option<String>,
+    /// With --renew-within: certify each renewed certificate's existing key.pem again instead of a new key
+    #[arg(long, requires = "renew_within")]
+    pub reuse_key: bool,
     /// Print a JSON summary instead of one line per certificate
     #[arg(long)]
     pub json: bool,
@@ -92,7 +95,7 @@ pub enum IssueWhat {
     },
     /// A plan file, and the period within which its recorded
     /// certificates are renewed (`--renew-within`).
-    Plan(PathBuf, Option<time::Duration>),
+    Plan(PathBuf, Option<(time::Duration, bool)>),
 }
 
 pub struct IssueRequest {
@@ -113,7 +116,8 @@ pub fn run(args: IssueArgs, out: &mut Stdout) -> Result<u8> {
             args.renew_within
                 .as_deref()
                 .map(|p| timefmt::parse_period("--renew-within", p))
-                .transpose()?,
+                .transpose()?
+                .map(|within| (within, args.reuse_key)),
         ),
         None => IssueWhat::Names {
             names: args.names,
@@ -306,7 +310,10 @@ pub fn execute(req: &IssueRequest, on_issued: &mut dyn FnMut(&IssuedCert)) -> Re
                 }
             }
             let existing = match renew_within {
-                Some(period) => Existing::Renew(*period),
+                Some((within, reuse_key)) => Existing::Renew {
+                    within: *within,
+                    reuse_key: *reuse_key,
+                },
                 None => Existing::Resume,
             };
             (plan, existing)
