@@ -278,6 +278,31 @@ pub fn make_under_root(
 ) -> Result<Imported> {
     let root = under.root;
     root.ensure_unsealed()?;
+    let prepared = prepare_under(root, &request, &under.permits, under.days)?;
+    let signer = root.unlock(under.root_passphrase_file)?;
+    let lock = root.ledger().lock()?;
+    let key = StoredKey {
+        encrypted: Some(encrypted_key),
+        passphrase: stored,
+    };
+    sign_under(root, &signer, &lock, prepared, &request, dir, key)
+}
+
+/// How an intermediate's key is kept in its directory: encrypted (with a
+/// stored passphrase, if generated), or not at all (a ceremony holds it).
+pub struct StoredKey<'a> {
+    pub encrypted: Option<&'a str>,
+    pub passphrase: Option<&'a crate::pki::passphrase::Passphrase>,
+}
+
+/// The request's CSR checked as an issuing intermediate of `root`: path
+/// length 0, the root's constraints narrowed by `permits`, `days` within it.
+pub fn prepare_under(
+    root: &store::CaStore,
+    request: &NewRequest,
+    permits: &[String],
+    days: u32,
+) -> Result<crate::ca::signing::PreparedSign> {
     let csr_der = pem::parse(request.csr_pem.as_bytes())
         .map_err(|e| Error::msg(format!("cannot read the new CSR: {e}")))?
         .into_contents();
@@ -286,19 +311,31 @@ pub fn make_under_root(
         profile: crate::pki::profile::Profile::Both,
         intermediate: true,
         pathlen: 0,
-        permits: under.permits.clone(),
+        permits: permits.to_vec(),
         sans: Vec::new(),
-        days: Some(under.days),
+        days: Some(days),
         crl_url: None,
     };
-    let prepared = crate::ca::signing::prepare(root, &csr, &request.settings.name, &options)?;
-    let signer = root.unlock(under.root_passphrase_file)?;
-    let lock = root.ledger().lock()?;
+    crate::ca::signing::prepare(root, &csr, &request.settings.name, &options)
+}
+
+/// Signs the prepared intermediate with the root (recorded in its ledger)
+/// and stores it in `dir` as a complete CA whose ca.pem holds it and the
+/// root.
+pub fn sign_under(
+    root: &store::CaStore,
+    signer: &store::Signer,
+    lock: &crate::ca::ledger::LedgerLock,
+    prepared: crate::ca::signing::PreparedSign,
+    request: &NewRequest,
+    dir: &Path,
+    key: StoredKey<'_>,
+) -> Result<Imported> {
     let recorded = fsutil::absolute(&dir.join(store::CERT_FILE))
         .display()
         .to_string();
     let mut outcome = None;
-    crate::ca::signing::sign_prepared(root, &signer, &lock, prepared, Some(recorded), |der| {
+    crate::ca::signing::sign_prepared(root, signer, lock, prepared, Some(recorded), |der| {
         let cert = x509::parse(der).map_err(Error::msg)?;
         let constraints = NameConstraints::from_certificate(&cert)?;
         let settings = Settings {
@@ -315,8 +352,8 @@ pub fn make_under_root(
                 &settings,
                 der,
                 &chain,
-                Some(encrypted_key),
-                stored,
+                key.encrypted,
+                key.passphrase,
             )
         })?;
         outcome = Some(Imported {

@@ -459,44 +459,23 @@ fn make_intermediate(
     ca: &CaSection,
     ca_dir: &Path,
 ) -> Result<(CaStore, Signer)> {
-    let request = crate::ca::subordinate::make_request(&int.name, int.key, 0, vec![SanRule::Base])?;
-    let csr_der = pem::parse(request.csr_pem.as_bytes())
-        .map_err(|e| Error::msg(format!("cannot read the intermediate's CSR: {e}")))?
-        .into_contents();
-    let csr = crate::ca::signing::parse_csr(&csr_der).map_err(Error::msg)?;
-    let options = crate::ca::signing::SignOptions {
-        profile: crate::pki::profile::Profile::Both,
-        intermediate: true,
-        pathlen: 0,
-        permits: int.permit.clone(),
-        sans: Vec::new(),
-        days: Some(int.days.unwrap_or(ca.days)),
-        crl_url: None,
-    };
-    let prepared = crate::ca::signing::prepare(root_store, &csr, &int.name, &options)?;
+    use crate::ca::subordinate;
+    let request = subordinate::make_request(&int.name, int.key, 0, vec![SanRule::Base])?;
+    let days = int.days.unwrap_or(ca.days);
+    let prepared = subordinate::prepare_under(root_store, &request, &int.permit, days)?;
     let lock = root_store.ledger().lock()?;
-    let recorded = fsutil::absolute(&ca_dir.join(crate::ca::store::CERT_FILE))
-        .display()
-        .to_string();
-    crate::ca::signing::sign_prepared(
+    let never_stored = subordinate::StoredKey {
+        encrypted: None,
+        passphrase: None,
+    };
+    subordinate::sign_under(
         root_store,
         root_signer,
         &lock,
         prepared,
-        Some(recorded),
-        |der| {
-            let cert = crate::pki::x509::parse(der).map_err(Error::msg)?;
-            let settings = crate::ca::store::Settings {
-                permit: crate::pki::constraints::NameConstraints::from_certificate(&cert)?.0,
-                not_after: timefmt::rfc3339(crate::pki::x509::not_after(&cert)),
-                fingerprint: crate::pki::x509::sha256_hex(der),
-                ..request.settings.clone()
-            };
-            let chain = vec![root_store.cert_der.clone()];
-            root::store_with(ca_dir, &|d: &Path| {
-                CaStore::create_with_chain(d, &settings, der, &chain, None, None)
-            })
-        },
+        &request,
+        ca_dir,
+        never_stored,
     )?;
     drop(lock);
     let store = CaStore::open(ca_dir)?;
