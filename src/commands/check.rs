@@ -63,6 +63,7 @@ pub fn execute(paths: &[PathBuf], within: &str, json: bool) -> Result<(u8, Strin
     for p in paths {
         scan.visit(p, true);
     }
+    scan.read_files();
     if scan.found.is_empty() && scan.errors.is_empty() {
         let list = paths
             .iter()
@@ -113,8 +114,27 @@ struct Found {
     not_after: OffsetDateTime,
 }
 
+/// What the walk met, in walk order: a file to read (and whether the user
+/// named it) or a problem to report.
+enum Visit {
+    File(PathBuf, bool),
+    Problem(String),
+}
+
+/// One PEM block of a file, as a reading thread saw it.
+enum Block {
+    /// A certificate, read for the first time by this thread.
+    Certificate(Found),
+    /// A certificate this thread already read (a chain repeats the leaf and
+    /// the CA), so not parsed again.
+    Repeated,
+    /// A certificate block that does not parse.
+    Malformed(String),
+}
+
 #[derive(Default)]
 struct Scan {
+    visits: Vec<Visit>,
     found: Vec<Found>,
     seen: HashSet<String>,
     errors: Vec<String>,
@@ -129,11 +149,9 @@ impl Scan {
         let meta = match fs::metadata(path) {
             Ok(m) => m,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit => {
-                return self
-                    .errors
-                    .push(format!("{} does not exist", path.display()));
+                return self.problem(format!("{} does not exist", path.display()));
             }
-            Err(e) => return self.errors.push(Error::io("read", path, e).to_string()),
+            Err(e) => return self.problem(Error::io("read", path, e).to_string()),
         };
         if meta.is_dir() {
             if explicit || !is_symlink(path) {
@@ -142,18 +160,18 @@ impl Scan {
         } else if explicit || (meta.is_file() && has_cert_extension(path)) {
             // Below a named directory only regular files are read: opening
             // a FIFO there would wait for a writer forever.
-            self.file(path, explicit);
+            self.visits.push(Visit::File(path.to_path_buf(), explicit));
         }
+    }
+
+    fn problem(&mut self, message: String) {
+        self.visits.push(Visit::Problem(message));
     }
 
     fn walk(&mut self, dir: &Path) {
         let entries = match fs::read_dir(dir) {
             Ok(rd) => rd,
-            Err(e) => {
-                return self
-                    .errors
-                    .push(Error::io("read the directory", dir, e).to_string())
-            }
+            Err(e) => return self.problem(Error::io("read the directory", dir, e).to_string()),
         };
         // Sorted, so "the first path it was found at" is the same every run.
         let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
@@ -163,39 +181,47 @@ impl Scan {
         }
     }
 
-    fn file(&mut self, path: &Path, explicit: bool) {
-        let blocks = match x509::read_blocks(path) {
+    /// Reads every file the walk found, on every core, then records the
+    /// results in walk order: the same report as reading them one by one.
+    fn read_files(&mut self) {
+        let files: Vec<&Path> = self
+            .visits
+            .iter()
+            .filter_map(|v| match v {
+                Visit::File(path, _) => Some(path.as_path()),
+                Visit::Problem(_) => None,
+            })
+            .collect();
+        let mut read = read_in_parallel(&files).into_iter();
+        for visit in std::mem::take(&mut self.visits) {
+            match visit {
+                Visit::Problem(message) => self.errors.push(message),
+                Visit::File(path, explicit) => {
+                    let blocks = read.next().expect("one result per file");
+                    self.record(&path, explicit, blocks);
+                }
+            }
+        }
+    }
+
+    fn record(&mut self, path: &Path, explicit: bool, blocks: Result<Vec<Block>>) {
+        let blocks = match blocks {
             Ok(b) => b,
             Err(e) => return self.errors.push(e.to_string()),
         };
         let mut certificates = 0;
-        for (i, b) in blocks.iter().enumerate() {
-            if !matches!(b.tag(), "CERTIFICATE" | "DER") {
-                continue; // keys, CSRs: nothing expires
-            }
-            match x509::parse(b.contents()) {
-                Ok(cert) => {
+        for b in blocks {
+            match b {
+                Block::Certificate(found) => {
                     certificates += 1;
-                    let sha256 = x509::sha256_hex(b.contents());
-                    if self.seen.insert(sha256.clone()) {
-                        self.found.push(Found {
-                            sha256,
-                            path: path.to_path_buf(),
-                            subject: subject_or_san(&cert),
-                            serial: x509::serial_hex(&cert),
-                            not_before: x509::not_before(&cert),
-                            not_after: x509::not_after(&cert),
-                        });
+                    if self.seen.insert(found.sha256.clone()) {
+                        self.found.push(found);
                     }
                 }
-                Err(why) => self.errors.push(
-                    Error::invalid(
-                        "certificate file",
-                        path.display().to_string(),
-                        format!("block {}: {why}", i + 1),
-                    )
-                    .to_string(),
-                ),
+                // Its first reading came earlier in walk order, so it is
+                // already in `seen`.
+                Block::Repeated => certificates += 1,
+                Block::Malformed(message) => self.errors.push(message),
             }
         }
         if certificates == 0 && explicit {
@@ -203,6 +229,68 @@ impl Scan {
                 .push(format!("no certificate in {}", path.display()));
         }
     }
+}
+
+/// Reads `files` on every core, each thread a contiguous share, and returns
+/// their blocks in the order of `files`.
+fn read_in_parallel(files: &[&Path]) -> Vec<Result<Vec<Block>>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = files.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = files
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    let mut parsed = HashSet::new();
+                    part.iter()
+                        .map(|path| read_file(path, &mut parsed))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a certificate-reading thread panicked"))
+            .collect()
+    })
+}
+
+/// The blocks of one file; `parsed` holds the SHA-256 of every certificate
+/// this thread has already parsed, which are not parsed again.
+fn read_file(path: &Path, parsed: &mut HashSet<String>) -> Result<Vec<Block>> {
+    let mut blocks = Vec::new();
+    for (i, b) in x509::read_blocks(path)?.iter().enumerate() {
+        if !matches!(b.tag(), "CERTIFICATE" | "DER") {
+            continue; // keys, CSRs: nothing expires
+        }
+        let sha256 = x509::sha256_hex(b.contents());
+        if parsed.contains(&sha256) {
+            blocks.push(Block::Repeated);
+            continue;
+        }
+        match x509::parse(b.contents()) {
+            Ok(cert) => {
+                parsed.insert(sha256.clone());
+                blocks.push(Block::Certificate(Found {
+                    sha256,
+                    path: path.to_path_buf(),
+                    subject: subject_or_san(&cert),
+                    serial: x509::serial_hex(&cert),
+                    not_before: x509::not_before(&cert),
+                    not_after: x509::not_after(&cert),
+                }));
+            }
+            Err(why) => blocks.push(Block::Malformed(
+                Error::invalid(
+                    "certificate file",
+                    path.display().to_string(),
+                    format!("block {}: {why}", i + 1),
+                )
+                .to_string(),
+            )),
+        }
+    }
+    Ok(blocks)
 }
 
 fn is_symlink(path: &Path) -> bool {
