@@ -174,10 +174,22 @@ impl Scan {
             Err(e) => return self.problem(Error::io("read the directory", dir, e).to_string()),
         };
         // Sorted, so "the first path it was found at" is the same every run.
-        let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-        paths.sort();
-        for p in paths {
-            self.visit(&p, false);
+        let mut listed: Vec<(PathBuf, Option<fs::FileType>)> = entries
+            .filter_map(|e| e.ok().map(|e| (e.path(), e.file_type().ok())))
+            .collect();
+        listed.sort_by(|a, b| a.0.cmp(&b.0));
+        for (path, kind) in listed {
+            match kind {
+                // The directory entry's own type (not following a symlink)
+                // settles the common cases without a stat of every file.
+                Some(k) if k.is_dir() => self.walk(&path),
+                Some(k) if k.is_file() => {
+                    if has_cert_extension(&path) {
+                        self.visits.push(Visit::File(path, false));
+                    }
+                }
+                _ => self.visit(&path, false),
+            }
         }
     }
 
