@@ -23,6 +23,9 @@ const EXTENSIONS: [&str; 3] = ["pem", "crt", "cert"];
 
 pub const EXIT_UNCHECKED: u8 = 3;
 
+/// Files read in parallel before their results are recorded.
+const READ_BATCH: usize = 4096;
+
 // `uca check`'s arguments (clap), declared with the command they belong to.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
@@ -63,7 +66,7 @@ pub fn execute(paths: &[PathBuf], within: &str, json: bool) -> Result<(u8, Strin
     for p in paths {
         scan.visit(p, true);
     }
-    scan.read_files();
+    scan.read_files(READ_BATCH);
     if scan.found.is_empty() && scan.errors.is_empty() {
         let list = paths
             .iter()
@@ -193,24 +196,27 @@ impl Scan {
         }
     }
 
-    /// Reads every file the walk found, on every core, then records the
-    /// results in walk order: the same report as reading them one by one.
-    fn read_files(&mut self) {
-        let files: Vec<&Path> = self
-            .visits
-            .iter()
-            .filter_map(|v| match v {
-                Visit::File(path, _) => Some(path.as_path()),
-                Visit::Problem(_) => None,
-            })
-            .collect();
-        let mut read = read_in_parallel(&files).into_iter();
-        for visit in std::mem::take(&mut self.visits) {
-            match visit {
-                Visit::Problem(message) => self.errors.push(message),
-                Visit::File(path, explicit) => {
-                    let blocks = read.next().expect("one result per file");
-                    self.record(&path, explicit, blocks);
+    /// Reads every file the walk found, on every core, a batch at a time
+    /// (so the results held at once stay small), and records the results
+    /// in walk order: the same report as reading them one by one.
+    fn read_files(&mut self, batch: usize) {
+        let visits = std::mem::take(&mut self.visits);
+        for part in visits.chunks(batch) {
+            let files: Vec<&Path> = part
+                .iter()
+                .filter_map(|v| match v {
+                    Visit::File(path, _) => Some(path.as_path()),
+                    Visit::Problem(_) => None,
+                })
+                .collect();
+            let mut read = read_in_parallel(&files).into_iter();
+            for visit in part {
+                match visit {
+                    Visit::Problem(message) => self.errors.push(message.clone()),
+                    Visit::File(path, explicit) => {
+                        let blocks = read.next().expect("one result per file");
+                        self.record(path, *explicit, blocks);
+                    }
                 }
             }
         }
@@ -509,5 +515,28 @@ mod tests {
         assert!(has_cert_extension(Path::new("a/x.cert")));
         assert!(!has_cert_extension(Path::new("a/x.der")));
         assert!(!has_cert_extension(Path::new("a/pem")));
+    }
+
+    /// Good, repeated and malformed certificates: the findings and the
+    /// problems, in order, do not depend on how the files are batched.
+    #[test]
+    fn batches_do_not_change_the_report() {
+        let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/bad/pem");
+        let scan_in = |batch| {
+            let mut scan = Scan::default();
+            scan.visit(&corpus, true);
+            scan.read_files(batch);
+            let found: Vec<_> = scan
+                .found
+                .iter()
+                .map(|f| (f.path.clone(), f.sha256.clone()))
+                .collect();
+            (found, scan.errors)
+        };
+        let whole = scan_in(READ_BATCH);
+        assert!(!whole.0.is_empty() && !whole.1.is_empty(), "{whole:?}");
+        for batch in [1, 2, 3] {
+            assert_eq!(scan_in(batch), whole, "batches of {batch}");
+        }
     }
 }
