@@ -23,6 +23,9 @@ const EXTENSIONS: [&str; 4] = ["pem", "crt", "cert", "crl"];
 
 pub const EXIT_UNCHECKED: u8 = 3;
 
+/// Files read in parallel before their results are recorded.
+const READ_BATCH: usize = 4096;
+
 // `uca check`'s arguments (clap), declared with the command they belong to.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
@@ -96,6 +99,7 @@ fn execute_with(
     for p in paths {
         scan.visit(p, true);
     }
+    scan.read_files(READ_BATCH);
     if scan.found.is_empty() && scan.errors.is_empty() {
         let list = paths
             .iter()
@@ -170,8 +174,27 @@ struct Found {
     not_after: OffsetDateTime,
 }
 
+/// What the walk met, in walk order: a file to read (and whether the user
+/// named it) or a problem to report.
+enum Visit {
+    File(PathBuf, bool),
+    Problem(String),
+}
+
+/// One PEM block of a file, as a reading thread saw it.
+enum Block {
+    /// A certificate, read for the first time by this thread.
+    Certificate(Found),
+    /// A certificate this thread already read (a chain repeats the leaf and
+    /// the CA), so not parsed again.
+    Repeated,
+    /// A certificate block that does not parse.
+    Malformed(String),
+}
+
 #[derive(Default)]
 struct Scan {
+    visits: Vec<Visit>,
     found: Vec<Found>,
     seen: HashSet<String>,
     errors: Vec<String>,
@@ -186,11 +209,9 @@ impl Scan {
         let meta = match fs::metadata(path) {
             Ok(m) => m,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit => {
-                return self
-                    .errors
-                    .push(format!("{} does not exist", path.display()));
+                return self.problem(format!("{} does not exist", path.display()));
             }
-            Err(e) => return self.errors.push(Error::io("read", path, e).to_string()),
+            Err(e) => return self.problem(Error::io("read", path, e).to_string()),
         };
         if meta.is_dir() {
             if explicit || !is_symlink(path) {
@@ -199,69 +220,85 @@ impl Scan {
         } else if explicit || (meta.is_file() && has_cert_extension(path)) {
             // Below a named directory only regular files are read: opening
             // a FIFO there would wait for a writer forever.
-            self.file(path, explicit);
+            self.visits.push(Visit::File(path.to_path_buf(), explicit));
         }
+    }
+
+    fn problem(&mut self, message: String) {
+        self.visits.push(Visit::Problem(message));
     }
 
     fn walk(&mut self, dir: &Path) {
         let entries = match fs::read_dir(dir) {
             Ok(rd) => rd,
-            Err(e) => {
-                return self
-                    .errors
-                    .push(Error::io("read the directory", dir, e).to_string())
-            }
+            Err(e) => return self.problem(Error::io("read the directory", dir, e).to_string()),
         };
         // Sorted, so "the first path it was found at" is the same every run.
-        let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-        paths.sort();
-        for p in paths {
-            self.visit(&p, false);
+        let mut listed: Vec<(PathBuf, Option<fs::FileType>)> = entries
+            .filter_map(|e| e.ok().map(|e| (e.path(), e.file_type().ok())))
+            .collect();
+        listed.sort_by(|a, b| a.0.cmp(&b.0));
+        for (path, kind) in listed {
+            match kind {
+                // The directory entry's own type (not following a symlink)
+                // settles the common cases without a stat of every file.
+                Some(k) if k.is_dir() => self.walk(&path),
+                Some(k) if k.is_file() => {
+                    if has_cert_extension(&path) {
+                        self.visits.push(Visit::File(path, false));
+                    }
+                }
+                _ => self.visit(&path, false),
+            }
         }
     }
 
-    fn file(&mut self, path: &Path, explicit: bool) {
-        let is_crl = path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("crl"));
-        if is_crl {
-            return self.crl_file(path);
+    /// Reads every file the walk found, on every core, a batch at a time
+    /// (so the results held at once stay small), and records the results
+    /// in walk order: the same report as reading them one by one.
+    fn read_files(&mut self, batch: usize) {
+        let visits = std::mem::take(&mut self.visits);
+        for part in visits.chunks(batch) {
+            // CRLs are few and read here, in order; certificates in parallel.
+            let files: Vec<&Path> = part
+                .iter()
+                .filter_map(|v| match v {
+                    Visit::File(path, _) if !is_crl(path) => Some(path.as_path()),
+                    _ => None,
+                })
+                .collect();
+            let mut read = read_in_parallel(&files).into_iter();
+            for visit in part {
+                match visit {
+                    Visit::Problem(message) => self.errors.push(message.clone()),
+                    Visit::File(path, _) if is_crl(path) => self.crl_file(path),
+                    Visit::File(path, explicit) => {
+                        let blocks = read.next().expect("one result per file");
+                        self.record(path, *explicit, blocks);
+                    }
+                }
+            }
         }
-        let blocks = match x509::read_blocks(path) {
+    }
+
+    fn record(&mut self, path: &Path, explicit: bool, blocks: Result<Vec<Block>>) {
+        let blocks = match blocks {
             Ok(b) => b,
             Err(e) => return self.errors.push(e.to_string()),
         };
         let mut certificates = 0;
-        for (i, b) in blocks.iter().enumerate() {
-            if !matches!(b.tag(), "CERTIFICATE" | "DER") {
-                continue; // keys, CSRs: nothing expires
-            }
-            match x509::parse(b.contents()) {
-                Ok(cert) => {
+        for b in blocks {
+            match b {
+                Block::Certificate(found) => {
                     certificates += 1;
-                    let sha256 = x509::sha256_hex(b.contents());
-                    if self.seen.insert(sha256.clone()) {
-                        self.found.push(Found {
-                            sha256,
-                            path: path.to_path_buf(),
-                            subject: subject_or_san(&cert),
-                            subject_raw: cert.subject().as_raw().to_vec(),
-                            issuer_raw: cert.issuer().as_raw().to_vec(),
-                            is_ca: x509::is_ca(&cert),
-                            serial: x509::serial_hex(&cert),
-                            not_before: x509::not_before(&cert),
-                            not_after: x509::not_after(&cert),
-                        });
+                    if self.seen.insert(found.sha256.clone()) {
+                        self.found.push(found);
                     }
                 }
-                Err(why) => self.errors.push(
-                    Error::invalid(
-                        "certificate file",
-                        path.display().to_string(),
-                        format!("block {}: {why}", i + 1),
-                    )
-                    .to_string(),
-                ),
+                // Its first reading came earlier in walk order, so it is
+                // already in `seen`.
+                Block::Repeated => certificates += 1,
+                Block::Malformed(message) => self.errors.push(message),
             }
         }
         if certificates == 0 && explicit {
@@ -306,6 +343,76 @@ impl Scan {
             not_after: next_update,
         });
     }
+}
+
+/// Reads `files` on every core, each thread a contiguous share, and returns
+/// their blocks in the order of `files`.
+fn read_in_parallel(files: &[&Path]) -> Vec<Result<Vec<Block>>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = files.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = files
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    let mut parsed = HashSet::new();
+                    part.iter()
+                        .map(|path| read_file(path, &mut parsed))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a certificate-reading thread panicked"))
+            .collect()
+    })
+}
+
+/// The blocks of one file; `parsed` holds the SHA-256 of every certificate
+/// this thread has already parsed, which are not parsed again.
+fn read_file(path: &Path, parsed: &mut HashSet<String>) -> Result<Vec<Block>> {
+    let mut blocks = Vec::new();
+    for (i, b) in x509::read_blocks(path)?.iter().enumerate() {
+        if !matches!(b.tag(), "CERTIFICATE" | "DER") {
+            continue; // keys, CSRs: nothing expires
+        }
+        let sha256 = x509::sha256_hex(b.contents());
+        if parsed.contains(&sha256) {
+            blocks.push(Block::Repeated);
+            continue;
+        }
+        match x509::parse(b.contents()) {
+            Ok(cert) => {
+                parsed.insert(sha256.clone());
+                blocks.push(Block::Certificate(Found {
+                    sha256,
+                    path: path.to_path_buf(),
+                    subject: subject_or_san(&cert),
+                    subject_raw: cert.subject().as_raw().to_vec(),
+                    issuer_raw: cert.issuer().as_raw().to_vec(),
+                    is_ca: x509::is_ca(&cert),
+                    serial: x509::serial_hex(&cert),
+                    not_before: x509::not_before(&cert),
+                    not_after: x509::not_after(&cert),
+                }));
+            }
+            Err(why) => blocks.push(Block::Malformed(
+                Error::invalid(
+                    "certificate file",
+                    path.display().to_string(),
+                    format!("block {}: {why}", i + 1),
+                )
+                .to_string(),
+            )),
+        }
+    }
+    Ok(blocks)
+}
+
+fn is_crl(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("crl"))
 }
 
 fn is_symlink(path: &Path) -> bool {
@@ -538,5 +645,28 @@ mod tests {
         assert!(has_cert_extension(Path::new("a/x.cert")));
         assert!(!has_cert_extension(Path::new("a/x.der")));
         assert!(!has_cert_extension(Path::new("a/pem")));
+    }
+
+    /// Good, repeated and malformed certificates: the findings and the
+    /// problems, in order, do not depend on how the files are batched.
+    #[test]
+    fn batches_do_not_change_the_report() {
+        let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/bad/pem");
+        let scan_in = |batch| {
+            let mut scan = Scan::default();
+            scan.visit(&corpus, true);
+            scan.read_files(batch);
+            let found: Vec<_> = scan
+                .found
+                .iter()
+                .map(|f| (f.path.clone(), f.sha256.clone()))
+                .collect();
+            (found, scan.errors)
+        };
+        let whole = scan_in(READ_BATCH);
+        assert!(!whole.0.is_empty() && !whole.1.is_empty(), "{whole:?}");
+        for batch in [1, 2, 3] {
+            assert_eq!(scan_in(batch), whole, "batches of {batch}");
+        }
     }
 }
