@@ -909,19 +909,19 @@ fn group_k8s_namespace(path: &Path, g: &GroupSection, d: &Defaults) -> Result<St
         .clone()
         .or_else(|| d.k8s_namespace.clone())
         .unwrap_or_else(|| "default".into());
-    crate::pki::names::dns_name(&k8s_namespace, false)
-        .ok()
-        .filter(|n| !n.contains('.'))
-        .ok_or_else(|| {
-            group_error(
-                path,
-                &g.name,
-                format!(
-                    "k8s_namespace '{}' is not a valid namespace (a DNS label)",
-                    crate::pki::names::printable(&k8s_namespace)
-                ),
-            )
-        })?;
+    // Kubernetes namespaces are RFC 1123 labels: lower case only. A name
+    // such as "Prod" would be written into secret.yaml as given and then
+    // refused by the cluster, so it is refused here, before any key.
+    if !crate::pki::formats::is_rfc1123_label(&k8s_namespace) {
+        return Err(group_error(
+            path,
+            &g.name,
+            format!(
+                "k8s_namespace '{}' is not a valid namespace (a DNS label); expected lower-case letters, digits and '-', at most 63 characters",
+                crate::pki::names::printable(&k8s_namespace)
+            ),
+        ));
+    }
     Ok(k8s_namespace)
 }
 
