@@ -316,7 +316,7 @@ pub fn prepare(
     let days = opts
         .days
         .unwrap_or(if opts.intermediate { 1825 } else { 397 });
-    let validity = Validity::days_from_now(days)?.within(store.not_after, days)?;
+    let validity = profile::Lifetime::days(days)?.within(store.not_after)?;
     let mut sans = Vec::new();
     let (params, profile_name) = if opts.intermediate {
         // The limit is the one in ca.pem, which every verifier enforces.

@@ -72,7 +72,7 @@ use crate::commands::args::{LeafArgs, PassphraseArgs};
 use crate::pki::constraints::NameConstraints;
 use crate::pki::keys::KeyType;
 use crate::pki::names::{self, San};
-use crate::pki::profile::{Profile, Validity};
+use crate::pki::profile::{Lifetime, Profile};
 use crate::support::error::{Error, Result};
 use crate::support::fsutil::{self, Mode};
 use crate::support::output;
@@ -300,7 +300,7 @@ pub fn prepare(
             "--client-auth needs a root that may sign an intermediate (the registry's client CA), but this root has path length 0; create the root with --pathlen 1 or more",
         ));
     }
-    let validity = Validity::days_from_now(spec.days)?.within(ca_not_after, spec.days)?;
+    let validity = Lifetime::days(spec.days)?.within(ca_not_after)?;
 
     // Output paths: the config names them absolutely, one per line.
     let out_abs = fsutil::resolve(out)?;

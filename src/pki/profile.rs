@@ -220,14 +220,6 @@ impl Validity {
     pub fn days_from_now(days: u32) -> Result<Validity> {
         Ok(Lifetime::days(days)?.from_now())
     }
-
-    /// Refuses a certificate that would outlive its issuer.
-    pub fn within(self, issuer_not_after: OffsetDateTime, days: u32) -> Result<Validity> {
-        if self.not_after > issuer_not_after {
-            return Lifetime::days(days)?.within(issuer_not_after);
-        }
-        Ok(self)
-    }
 }
 
 /// A random positive serial of 159 bits: 20 bytes with the top bit clear, so

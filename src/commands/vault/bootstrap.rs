@@ -156,8 +156,7 @@ pub fn validate(
     if root_pathlen == Some(0) {
         return Err(Error::msg("the root has path length 0, so it cannot sign Vault's intermediate; create the root with --pathlen 1 or more"));
     }
-    crate::pki::profile::Validity::days_from_now(req.vault.days)?
-        .within(root_not_after, req.vault.days)?;
+    crate::pki::profile::Lifetime::days(req.vault.days)?.within(root_not_after)?;
     signing::intermediate_constraints(constraints, &req.vault.permit)?;
     req.vault.acme.validate()
 }

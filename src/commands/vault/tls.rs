@@ -32,7 +32,7 @@ use crate::commands::vault::server_config::{hcl_path, url_host, ServerConfig, Se
 use crate::commands::vault::storage::PostgresStorage;
 use crate::pki::keys::KeyType;
 use crate::pki::names::San;
-use crate::pki::profile::{Profile, Validity};
+use crate::pki::profile::{Lifetime, Profile};
 use crate::support::error::{Error, Result};
 use crate::support::fsutil::{self, Mode};
 
@@ -367,7 +367,7 @@ fn check_config_paths(req: &TlsRequest) -> Result<()> {
 /// The plan: the listener, then operators, nodes and the storage server
 /// and client, each group named by the option that asked for it.
 fn tls_plan(store: &CaStore, req: &TlsRequest, storage: Option<&PostgresStorage>) -> Result<Plan> {
-    let validity = Validity::days_from_now(req.days)?.within(store.not_after, req.days)?;
+    let validity = Lifetime::days(req.days)?.within(store.not_after)?;
     let hosts: Vec<San> = req
         .hosts
         .iter()
