@@ -14,9 +14,9 @@ fn openssl_verify(s: &Scratch, args: &[&str]) -> (bool, String) {
     run("openssl", &all, s.path())
 }
 
-#[test]
-fn a_quorum_cross_signs_the_successor_and_old_clients_trust_its_leaves() {
-    let s = Scratch::new();
+/// `old/`: "Old Root" (constrained to `internal`), sealed with 2-of-3
+/// escrow, its shares in `shares/`.
+fn old_root_in_escrow(s: &Scratch) {
     let pass = s.pass_file();
     let pass = pass.to_str().unwrap();
     ok(&s.uca(&[
@@ -41,6 +41,12 @@ fn a_quorum_cross_signs_the_successor_and_old_clients_trust_its_leaves() {
         "--passphrase-file",
         pass,
     ]));
+}
+
+/// `new/`: "New Root", constrained to `internal` too, open.
+fn new_root(s: &Scratch) {
+    let pass = s.pass_file();
+    let pass = pass.to_str().unwrap();
     ok(&s.uca(&[
         "init",
         "--dir",
@@ -52,6 +58,15 @@ fn a_quorum_cross_signs_the_successor_and_old_clients_trust_its_leaves() {
         "--passphrase-file",
         pass,
     ]));
+}
+
+#[test]
+fn a_quorum_cross_signs_the_successor_and_old_clients_trust_its_leaves() {
+    let s = Scratch::new();
+    let pass = s.pass_file();
+    let pass = pass.to_str().unwrap();
+    old_root_in_escrow(&s);
+    new_root(&s);
     ok(&s.uca(&[
         "issue",
         "--dir",
@@ -183,41 +198,8 @@ fn a_quorum_cross_signs_the_successor_and_old_clients_trust_its_leaves() {
 #[test]
 fn custodians_may_enter_their_shares_at_the_terminal_one_at_a_time() {
     let s = Scratch::new();
-    let pass = s.pass_file();
-    let pass = pass.to_str().unwrap();
-    ok(&s.uca(&[
-        "init",
-        "--dir",
-        "old",
-        "--name",
-        "Old Root",
-        "--permit",
-        "internal",
-        "--passphrase-file",
-        pass,
-    ]));
-    ok(&s.uca(&[
-        "seal",
-        "--dir",
-        "old",
-        "--escrow-shares",
-        "2/3",
-        "--escrow-dir",
-        "shares",
-        "--passphrase-file",
-        pass,
-    ]));
-    ok(&s.uca(&[
-        "init",
-        "--dir",
-        "new",
-        "--name",
-        "New Root",
-        "--permit",
-        "internal",
-        "--passphrase-file",
-        pass,
-    ]));
+    old_root_in_escrow(&s);
+    new_root(&s);
     let before = s.files();
     fails_with(
         &s.uca(&[
@@ -281,30 +263,7 @@ fn custodians_may_enter_their_shares_at_the_terminal_one_at_a_time() {
 #[test]
 fn a_successor_ceremony_is_trusted_by_old_new_and_bundle_clients_everywhere() {
     let s = Scratch::new();
-    let pass = s.pass_file();
-    let pass = pass.to_str().unwrap();
-    ok(&s.uca(&[
-        "init",
-        "--dir",
-        "old",
-        "--name",
-        "Old Root",
-        "--permit",
-        "internal",
-        "--passphrase-file",
-        pass,
-    ]));
-    ok(&s.uca(&[
-        "seal",
-        "--dir",
-        "old",
-        "--escrow-shares",
-        "2/3",
-        "--escrow-dir",
-        "shares",
-        "--passphrase-file",
-        pass,
-    ]));
+    old_root_in_escrow(&s);
     std::fs::write(
         s.join("plan.toml"),
         "[ca]\nname = \"New Root\"\npermit = [\"internal\"]\n\n[[group]]\nname = \"web\"\nnames = [\"web.internal\"]\nprofile = \"server\"\n",
