@@ -124,19 +124,7 @@ pub fn run(args: RecoverArgs, out: &mut Stdout) -> Result<u8> {
         }
         RecoverOperation::CrossSign(c) => {
             let cert = cross_sign(&store, &args.shares, &c)?;
-            out.work_done(format!(
-                "serial {} was signed and written to {}",
-                cert.serial,
-                c.out.display()
-            ));
-            writeln!(
-                out,
-                "cross-signed {}: {}  serial {}; recorded in {d}/{}; {d} stays sealed",
-                cert.subject,
-                c.out.display(),
-                cert.serial,
-                recovery::LOG_FILE
-            )?;
+            report_certificate(out, "cross-signed", &cert, &c.out, &d)?;
             writeln!(
                 out,
                 "  give it to servers to send after their chain: clients that trust only {d}'s root then reach the successor's"
@@ -144,22 +132,34 @@ pub fn run(args: RecoverArgs, out: &mut Stdout) -> Result<u8> {
         }
         RecoverOperation::Sign(s) => {
             let cert = sign(&store, &args.shares, &s)?;
-            out.work_done(format!(
-                "serial {} was signed and written to {}",
-                cert.serial,
-                s.out.display()
-            ));
-            writeln!(
-                out,
-                "signed {}: {}  serial {}; recorded in {d}/{}; {d} stays sealed",
-                cert.subject,
-                s.out.display(),
-                cert.serial,
-                recovery::LOG_FILE
-            )?;
+            report_certificate(out, "signed", &cert, &s.out, &d)?;
         }
     }
     Ok(0)
+}
+
+/// What a recovery that signed a certificate says: where it is, its serial,
+/// that the act is logged and the CA still sealed.
+fn report_certificate(
+    out: &mut Stdout,
+    done: &str,
+    cert: &RecoveredCertificate,
+    file: &Path,
+    d: &str,
+) -> Result<()> {
+    out.work_done(format!(
+        "serial {} was signed and written to {}",
+        cert.serial,
+        file.display()
+    ));
+    writeln!(
+        out,
+        "{done} {}: {}  serial {}; recorded in {d}/{}; {d} stays sealed",
+        cert.subject,
+        file.display(),
+        cert.serial,
+        recovery::LOG_FILE
+    )
 }
 
 /// The escrowed key, from the `--share` files, or, without any, from
