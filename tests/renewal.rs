@@ -83,6 +83,10 @@ formats = ["pem", "combined"]
         );
     }
     assert_eq!(listing.matches("\nRENEW ").count(), 3, "{listing}");
+    // A plan check cannot read is "could not check" (3), never WARN (1).
+    let o = s.uca(&["check", "certs", "--plan", "missing.toml"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("missing.toml"), "{}", stderr(&o));
     let out = issue_plan(&s, &["--renew-within", "30d"]);
     assert!(
         out.contains("issued 3 certificates") && out.contains("3 of them renewed"),

@@ -45,8 +45,17 @@ pub struct CheckArgs {
 
 /// `uca check`: prints the report and returns the monitoring status.
 pub fn run(args: CheckArgs, out: &mut Stdout) -> Result<u8> {
-    let renewal = match &args.plan {
-        Some(plan) => Some(plan_certificates(plan, &args.paths[0])?),
+    let renewal = match args
+        .plan
+        .as_ref()
+        .map(|p| plan_certificates(p, &args.paths[0]))
+    {
+        Some(Ok(r)) => Some(r),
+        // Not exit 1: that would read as WARN to a monitoring system.
+        Some(Err(e)) => {
+            crate::support::stdout::to_stderr(&format!("uca: error: {e}"));
+            return Ok(EXIT_UNCHECKED);
+        }
         None => None,
     };
     let (status, report) = execute_with(&args.paths, &args.within, args.json, renewal.as_ref())?;
