@@ -180,6 +180,9 @@ step() {
 start=$SECONDS
 step cargo fmt --all --check
 step cargo clippy --locked --all-targets -- -D warnings
+# The fuzz targets are a crate of their own (fuzz/): type-check them on every
+# run, on stable, so an API change cannot break them unseen until a fuzz run.
+step cargo clippy --locked --manifest-path fuzz/Cargo.toml --bins -- -D warnings
 # Doc tests first: the last "test result" line of the run is then that of
 # the integration tests, which is what a reader of the log looks for.
 # --- fuzzing (hostile/fuzz/conformance block): every target for UCA_FUZZ_SECONDS,

@@ -53,7 +53,7 @@ fn check(der: &[u8]) {
         }
     };
     for profile in [Profile::Server, Profile::Both] {
-        let params = match profile::leaf_params(&names, profile, key_type, validity) {
+        let params = match profile::leaf_params(&names, profile, &[], key_type, validity) {
                 Ok(p) => p,
                 Err(e) => {
                     let s = e.to_string();
