@@ -129,8 +129,8 @@ the CA key, ENCRYPTED PRIVATE KEY (PKCS#8, PBES2 scrypt + AES-256-CBC), mode 060
 \fIprivate/passphrase\fR
 only with \-\-generate\-passphrase; mode 0400; destroyed by \fBuca seal\fR
 .TP
-\fImanifest.json\fR, \fImanifest.sig\fR, \fIsealed.json\fR
-written by \fBuca seal\fR
+\fImanifest.json\fR, \fImanifest.sha256\fR, \fImanifest.sig\fR, \fIsealed.json\fR
+written by \fBuca seal\fR: \fImanifest.sig\fR signs \fImanifest.sha256\fR, the SHA\-256 of \fImanifest.json\fR
 .PP
 \fBuca issue \-\-out\fR \fIOUT\fR writes one directory per NAME:
 .TP

@@ -790,7 +790,7 @@ fn seal_destroy_key_removes_the_encrypted_key() {
             "ca.pub",
             "-rawin",
             "-in",
-            "ca/manifest.json",
+            "ca/manifest.sha256",
             "-sigfile",
             "ca/manifest.sig",
         ],
@@ -800,6 +800,13 @@ fn seal_destroy_key_removes_the_encrypted_key() {
         okv && out.contains("Signature Verified Successfully"),
         "{out}"
     );
+    let (okd, out) = run(
+        "openssl",
+        &["dgst", "-sha256", "-r", "manifest.json"],
+        &s.join("ca"),
+    );
+    let signed = std::fs::read_to_string(s.join("ca/manifest.sha256")).unwrap();
+    assert!(okd && out == signed, "{out} differs from {signed}");
     let sealed: serde_json::Value =
         serde_json::from_slice(&std::fs::read(s.join("ca/sealed.json")).unwrap()).unwrap();
     assert_eq!(sealed["key_destroyed"], true);

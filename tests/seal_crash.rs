@@ -128,6 +128,7 @@ fn kill_and_check(
     }
     let outcome = if state.is_none()
         && !ca.join("manifest.json").exists()
+        && !ca.join("manifest.sha256").exists()
         && !ca.join("manifest.sig").exists()
     {
         // Nothing of the seal happened: the CA still issues.
@@ -253,7 +254,12 @@ fn a_dangling_symlink_at_sealed_json_stops_seal_before_anything_is_destroyed() {
 
 #[test]
 fn any_seal_artefact_stops_issue_and_sign() {
-    for artefact in ["sealed.json", "manifest.json", "manifest.sig"] {
+    for artefact in [
+        "sealed.json",
+        "manifest.json",
+        "manifest.sha256",
+        "manifest.sig",
+    ] {
         let s = Scratch::new();
         s.init_ca_generating_passphrase();
         std::fs::write(s.join("ca").join(artefact), b"{}").unwrap();

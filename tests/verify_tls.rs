@@ -635,8 +635,9 @@ fn sh_in(dir: &Path, script: &str) -> (bool, String) {
 
 /// `dgst_check` is the `openssl dgst` (or, for Ed25519, `pkeyutl -pubin`)
 /// route with the public key extracted to ../ca.pub, outside the CA
-/// directory; the manifest documents a `pkeyutl -certin` line that reads
-/// ca.pem itself. Both must accept the manifest and refuse an altered one.
+/// directory, over manifest.sha256 and then the manifest's SHA-256 against
+/// it; the manifest documents a `pkeyutl -certin` line that reads ca.pem
+/// itself. Both must accept the manifest and refuse an altered one.
 fn manifest_round_trip(key: &str, dgst_check: &str, verified: &str) {
     let s = sealed_ca(key);
     let o = ok(&verify(&s, &["--manifest", "ca/manifest.json"]));
@@ -662,7 +663,10 @@ fn manifest_round_trip(key: &str, dgst_check: &str, verified: &str) {
         .as_str()
         .expect("verify_with in the manifest");
     assert!(
-        recorded.starts_with("openssl pkeyutl -verify -certin -inkey ca.pem -rawin"),
+        recorded.starts_with("openssl pkeyutl -verify -certin -inkey ca.pem -rawin")
+            && recorded.ends_with(
+                "-in manifest.sha256 -sigfile manifest.sig && openssl dgst -sha256 -r manifest.json | cmp - manifest.sha256"
+            ),
         "{key}: the manifest documents {recorded:?}"
     );
     let before = s.files();
@@ -684,7 +688,7 @@ fn manifest_round_trip(key: &str, dgst_check: &str, verified: &str) {
     std::fs::write(&path, &json).unwrap();
     fails_with(
         &verify(&s, &["--manifest", "ca/manifest.json"]),
-        "does not match",
+        "the manifest was altered after sealing",
     );
     for check in [dgst_check, recorded] {
         let (good, out) = sh_in(&ca, check);
@@ -696,7 +700,7 @@ fn manifest_round_trip(key: &str, dgst_check: &str, verified: &str) {
 fn manifest_ec_p256_verifies_with_uca_and_openssl() {
     manifest_round_trip(
         "ec-p256",
-        "openssl dgst -sha256 -verify ../ca.pub -signature manifest.sig manifest.json",
+        "openssl dgst -sha256 -verify ../ca.pub -signature manifest.sig manifest.sha256 && openssl dgst -sha256 -r manifest.json | cmp - manifest.sha256",
         "Verified OK",
     );
 }
@@ -705,7 +709,7 @@ fn manifest_ec_p256_verifies_with_uca_and_openssl() {
 fn manifest_ec_p384_verifies_with_uca_and_openssl() {
     manifest_round_trip(
         "ec-p384",
-        "openssl dgst -sha384 -verify ../ca.pub -signature manifest.sig manifest.json",
+        "openssl dgst -sha384 -verify ../ca.pub -signature manifest.sig manifest.sha256 && openssl dgst -sha256 -r manifest.json | cmp - manifest.sha256",
         "Verified OK",
     );
 }
@@ -714,7 +718,7 @@ fn manifest_ec_p384_verifies_with_uca_and_openssl() {
 fn manifest_ed25519_verifies_with_uca_and_openssl() {
     manifest_round_trip(
         "ed25519",
-        "openssl pkeyutl -verify -pubin -inkey ../ca.pub -rawin -in manifest.json -sigfile manifest.sig",
+        "openssl pkeyutl -verify -pubin -inkey ../ca.pub -rawin -in manifest.sha256 -sigfile manifest.sig && openssl dgst -sha256 -r manifest.json | cmp - manifest.sha256",
         "Signature Verified Successfully",
     );
 }
@@ -723,7 +727,7 @@ fn manifest_ed25519_verifies_with_uca_and_openssl() {
 fn manifest_rsa_2048_verifies_with_uca_and_openssl() {
     manifest_round_trip(
         "rsa-2048",
-        "openssl dgst -sha256 -verify ../ca.pub -signature manifest.sig manifest.json",
+        "openssl dgst -sha256 -verify ../ca.pub -signature manifest.sig manifest.sha256 && openssl dgst -sha256 -r manifest.json | cmp - manifest.sha256",
         "Verified OK",
     );
 }

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::ca::escrow::{self, EscrowRecord};
 use crate::ca::ledger::LedgerLock;
 use crate::ca::revocation::CrlRecord;
-use crate::ca::seal::{self, Manifest};
+use crate::ca::seal::{self, ManifestHeader};
 use crate::ca::store::{self, CaStore, SealState, SealStatus, Signer};
 use crate::pki::keys::{KeyType, PrivateKey};
 use crate::pki::x509;
@@ -69,7 +69,7 @@ pub struct Recovery {
     pub signer: Signer,
     pub quorum: Quorum,
     pub lock: LedgerLock,
-    manifest: Manifest,
+    manifest: ManifestHeader,
     /// The entries so far, with the SHA-256 the next one must name.
     entries: Vec<RecoveryEntry>,
     last_sha256: String,
@@ -122,17 +122,19 @@ pub fn require_escrow(store: &CaStore) -> Result<()> {
 /// Continues the unlock once the CA is known to be sealed with escrow.
 fn unlock_escrowed(store: &CaStore, shares: Vec<escrow::Share>) -> Result<Recovery> {
     let dir = store.dir().display();
-    let (manifest, json) = seal::read_verified_manifest(
+    let verified = seal::read_verified_manifest(
         &store.path(store::MANIFEST_FILE),
         &store.path(store::MANIFEST_SIG_FILE),
         &store.path(store::CERT_FILE),
+        &mut |_| {},
     )?;
+    let manifest = verified.header;
     let record: EscrowRecord = manifest.escrow.clone().ok_or_else(|| {
         Error::msg(format!(
             "{dir}'s signed manifest records no escrow: it never signs again"
         ))
     })?;
-    let entries = verify_log(store.dir(), &json, &store.cert_der)?;
+    let entries = verify_log(store.dir(), &verified.sha256, &store.cert_der)?;
     let (passphrase, indices) =
         escrow::recombine(&shares, &store.fingerprint, &record, store.dir())?;
     let key_path = store.path(escrow::ESCROW_KEY_FILE);
@@ -148,7 +150,7 @@ fn unlock_escrowed(store: &CaStore, shares: Vec<escrow::Share>) -> Result<Recove
     let lock = store.ledger().lock()?;
     let last_sha256 = match entries.last() {
         Some((_, sha)) => sha.clone(),
-        None => x509::sha256_hex(&json),
+        None => verified.sha256,
     };
     Ok(Recovery {
         signer,
@@ -223,11 +225,12 @@ impl Recovery {
 
 /// Reads `recoveries.jsonl` beside the manifest (none: no entry), checks
 /// each entry's signature with the key of `ca_der` and the chain of
-/// SHA-256 from the manifest `manifest_json`. Returns the entries, each
-/// with the SHA-256 of its text.
+/// SHA-256 from the manifest's, `manifest_sha256` (hex, as the verified
+/// manifest's signature binds it). Returns the entries, each with the
+/// SHA-256 of its text.
 pub fn verify_log(
     dir: &Path,
-    manifest_json: &[u8],
+    manifest_sha256: &str,
     ca_der: &[u8],
 ) -> Result<Vec<(RecoveryEntry, String)>> {
     let path = dir.join(LOG_FILE);
@@ -241,7 +244,7 @@ pub fn verify_log(
         alg,
         ca.public_key().subject_public_key.data.as_ref(),
     );
-    let mut previous = x509::sha256_hex(manifest_json);
+    let mut previous = manifest_sha256.to_string();
     let mut entries = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let bad =

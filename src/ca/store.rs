@@ -37,6 +37,9 @@ pub const SETTINGS_FILE: &str = "ca.toml";
 pub const SEALED_FILE: &str = "sealed.json";
 pub const MANIFEST_FILE: &str = "manifest.json";
 pub const MANIFEST_SIG_FILE: &str = "manifest.sig";
+/// The manifest's SHA-256 as `openssl dgst -sha256 -r` prints it: what
+/// `manifest.sig` signs.
+pub const MANIFEST_DIGEST_FILE: &str = "manifest.sha256";
 pub const PRIVATE_DIR: &str = "private";
 pub const KEY_FILE: &str = "private/ca-key.pem";
 pub const PASSPHRASE_FILE: &str = "private/passphrase";
@@ -399,7 +402,7 @@ impl CaStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io("read", &path, e)),
         }
-        for artefact in [MANIFEST_FILE, MANIFEST_SIG_FILE] {
+        for artefact in [MANIFEST_FILE, MANIFEST_DIGEST_FILE, MANIFEST_SIG_FILE] {
             if std::fs::symlink_metadata(self.dir.join(artefact)).is_ok() {
                 return Ok(SealStatus::Unrecorded(artefact));
             }
@@ -555,6 +558,7 @@ const CA_ENTRIES: &[&str] = &[
     SETTINGS_FILE,
     SEALED_FILE,
     MANIFEST_FILE,
+    MANIFEST_DIGEST_FILE,
     MANIFEST_SIG_FILE,
     PRIVATE_DIR,
     CRL_DIR,

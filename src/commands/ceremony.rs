@@ -180,7 +180,7 @@ impl CeremonyReport {
         )?;
         writeln!(
             out,
-            "  manifest       {}/manifest.json + manifest.sig",
+            "  manifest       {}/manifest.json + manifest.sha256 + manifest.sig",
             self.ca_dir.display()
         )?;
         if let Some(e) = self.earliest_expiry() {

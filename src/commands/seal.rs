@@ -85,7 +85,10 @@ fn render(r: &SealReport, out: &mut Stdout) -> Result<()> {
         "  manifest     {d}/manifest.json ({} certificates)",
         r.certificates
     )?;
-    writeln!(out, "  signature    {d}/manifest.sig")?;
+    writeln!(
+        out,
+        "  signature    {d}/manifest.sig over {d}/manifest.sha256 (the manifest's SHA-256)"
+    )?;
     writeln!(
         out,
         "  passphrase   {}",

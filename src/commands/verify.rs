@@ -11,7 +11,6 @@ use crate::ca::{recovery, seal, store};
 use crate::pki::verify::{verify_files, Purpose};
 use crate::pki::x509;
 use crate::support::error::{Error, Result};
-use crate::support::fsutil;
 use crate::support::stdout::Stdout;
 
 // `uca verify`'s arguments (clap), declared with the command they belong to.
@@ -73,7 +72,8 @@ pub fn execute(args: &VerifyArgs) -> Result<String> {
 }
 
 /// Verifies a sealed CA's manifest: `CA` defaults to `ca.pem` beside the
-/// manifest, the signature is `manifest.sig` beside it. Returns the success
+/// manifest, the signature is `manifest.sig` beside it, over
+/// `manifest.sha256` beside it. Returns the success
 /// line; any missing or altered listed file makes it an error.
 pub fn verify_manifest_files(manifest: &Path, ca: Option<&Path>) -> Result<String> {
     let dir = match manifest.parent() {
@@ -84,9 +84,8 @@ pub fn verify_manifest_files(manifest: &Path, ca: Option<&Path>) -> Result<Strin
     let sig = dir.join(store::MANIFEST_SIG_FILE);
     let mut check = seal::verify_manifest(manifest, &sig, &ca)?;
     // Recovery entries follow the manifest, each signed by the same root.
-    let json = fsutil::read_capped_file(manifest, fsutil::limits::MANIFEST, "read", "manifest")?;
     let ca_der = x509::read_certificates(&ca)?.remove(0);
-    let recoveries = recovery::verify_log(&dir, &json, &ca_der)?;
+    let recoveries = recovery::verify_log(&dir, &check.sha256, &ca_der)?;
     check
         .problems
         .extend(recovery::check_outputs(&dir, &recoveries));

@@ -95,6 +95,21 @@ pub fn write_atomic(
     force: bool,
     sync: bool,
 ) -> Result<()> {
+    write_atomic_with(path, mode, force, sync, |f, tmp| {
+        f.write_all(contents).ctx("write", tmp)
+    })
+}
+
+/// [`write_atomic`] for a file too large to hold in memory: `write` streams
+/// it into the temporary file (named by its second argument, for errors)
+/// and returns what it computed on the way (e.g. the file's digest).
+pub fn write_atomic_with<T>(
+    path: &Path,
+    mode: Mode,
+    force: bool,
+    sync: bool,
+    write: impl FnOnce(&mut File, &Path) -> Result<T>,
+) -> Result<T> {
     if !force && fs::symlink_metadata(path).is_ok() {
         return Err(Error::Exists(path.to_path_buf()));
     }
@@ -110,7 +125,7 @@ pub fn write_atomic(
             .open(&tmp)
             .ctx("create", &tmp)?;
         created = true;
-        f.write_all(contents).ctx("write", &tmp)?;
+        let value = write(&mut f, &tmp)?;
         if sync {
             f.sync_all().ctx("sync", &tmp)?;
         }
@@ -118,7 +133,7 @@ pub fn write_atomic(
         fs::set_permissions(&tmp, fs::Permissions::from_mode(mode.bits()))
             .ctx("set permissions on", &tmp)?;
         if force {
-            fs::rename(&tmp, path).ctx("rename into", path)
+            fs::rename(&tmp, path).ctx("rename into", path)?;
         } else {
             // A hard link fails if the target appeared meanwhile: no silent clobber.
             fs::hard_link(&tmp, path).map_err(|e| {
@@ -128,17 +143,18 @@ pub fn write_atomic(
                     Error::io("create", path, e)
                 }
             })?;
-            fs::remove_file(&tmp).ctx("remove", &tmp)
+            fs::remove_file(&tmp).ctx("remove", &tmp)?;
         }
+        Ok(value)
     })();
     if result.is_err() && created {
         let _ = fs::remove_file(&tmp);
     }
-    result?;
+    let value = result?;
     if sync {
         sync_dir(parent_of(path))?;
     }
-    Ok(())
+    Ok(value)
 }
 
 /// The most uca reads from a file, by kind. Every file named by the user (or
@@ -186,6 +202,13 @@ pub fn read_capped_file(
     action: &'static str,
     what: &'static str,
 ) -> Result<Vec<u8>> {
+    let file = open_regular_file(path, action, what)?;
+    read_open_capped(file, path, limit, action, what)
+}
+
+/// Opens a file uca itself wrote (the manifest) for reading as a stream:
+/// it must be a regular file, so that reading it to its end ends.
+pub fn open_regular_file(path: &Path, action: &'static str, what: &'static str) -> Result<File> {
     let file = open_without_waiting(path, action)?;
     if !file.metadata().ctx(action, path)?.is_file() {
         return Err(Error::invalid(
@@ -194,7 +217,7 @@ pub fn read_capped_file(
             format!("it is not a regular file; a {what} is a file uca seal wrote"),
         ));
     }
-    read_open_capped(file, path, limit, action, what)
+    Ok(file)
 }
 
 /// Opens `path` for reading with O_NONBLOCK, so that a FIFO nobody writes

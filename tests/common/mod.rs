@@ -239,7 +239,8 @@ pub fn free_port() -> u16 {
 }
 
 /// Checks an EC P-256 CA's manifest signature with stock OpenSSL and only
-/// ca.pem's public key (extracted to the scratch root, outside the CA).
+/// ca.pem's public key (extracted to the scratch root, outside the CA): the
+/// signature over manifest.sha256, which names the manifest's SHA-256.
 pub fn assert_manifest_verifies_with_openssl(s: &Scratch, ca_dir: &str) {
     let (extracted, out) = run(
         "openssl",
@@ -264,11 +265,15 @@ pub fn assert_manifest_verifies_with_openssl(s: &Scratch, ca_dir: &str) {
             "ca.pub",
             "-signature",
             &format!("{ca_dir}/manifest.sig"),
-            &format!("{ca_dir}/manifest.json"),
+            &format!("{ca_dir}/manifest.sha256"),
         ],
         s.path(),
     );
     assert!(verified && out.contains("Verified OK"), "{out}");
+    let dir = s.path().join(ca_dir);
+    let (hashed, out) = run("openssl", &["dgst", "-sha256", "-r", "manifest.json"], &dir);
+    let signed = std::fs::read_to_string(dir.join("manifest.sha256")).unwrap();
+    assert!(hashed && out == signed, "{out} differs from {signed}");
 }
 
 /// Reads up to and including the first newline.
