@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 
-use crate::ca::ledger::{Ledger, LedgerEntry, LedgerLock};
+use crate::ca::ledger::{Ledger, LedgerEntry, LedgerLock, UsedSerials};
 use crate::ca::plan::{Plan, PlanItem};
 use crate::ca::store::{CaStore, Signer};
 use crate::pki::formats::{self, CertMaterial};
@@ -422,13 +422,14 @@ fn progress_bar(total: u64, enabled: bool) -> Option<indicatif::ProgressBar> {
     Some(bar)
 }
 
-/// The serials the ledger has used, and the certificate directories it
-/// records.
-fn read_ledger(store: &CaStore) -> Result<(HashSet<String>, BTreeSet<String>)> {
-    let mut used_serials = HashSet::new();
+/// The serials the ledger has used, with room for `more`, and the
+/// certificate directories it records.
+fn read_ledger(store: &CaStore, more: u64) -> Result<(UsedSerials, BTreeSet<String>)> {
+    let ledger = store.ledger();
+    let mut used_serials = UsedSerials::with_room_for(ledger.most_entries().saturating_add(more));
     let mut recorded = BTreeSet::new();
-    store.ledger().scan(|e| {
-        used_serials.insert(e.serial);
+    ledger.scan(|e| {
+        used_serials.insert(&e.serial);
         if let Some(p) = e.path {
             recorded.insert(p);
         }
@@ -442,7 +443,7 @@ fn read_ledger(store: &CaStore) -> Result<(HashSet<String>, BTreeSet<String>)> {
 fn next_batch<'a>(
     items: &mut impl Iterator<Item = Result<PlanItem<'a>>>,
     skip: &HashSet<PathBuf>,
-    used_serials: &mut HashSet<String>,
+    used_serials: &mut UsedSerials,
     summary: &mut Summary,
     bar: Option<&indicatif::ProgressBar>,
 ) -> Result<Vec<(PlanItem<'a>, [u8; 20])>> {
@@ -458,7 +459,7 @@ fn next_batch<'a>(
         }
         let serial = loop {
             let s = profile::random_serial_bytes();
-            if used_serials.insert(x509::serial_hex_of(&s)) {
+            if used_serials.insert_if_unused(&x509::serial_hex_of(&s)) {
                 break s;
             }
         };
@@ -576,7 +577,7 @@ pub fn execute(
     let started = Instant::now();
     // The CA may have been sealed while we waited for the lock.
     store.ensure_unsealed()?;
-    let (mut used_serials, recorded) = read_ledger(store)?;
+    let (mut used_serials, recorded) = read_ledger(store, plan.total)?;
     let paths = Paths {
         out: out.to_path_buf(),
         out_abs: crate::support::fsutil::resolve(out)?,

@@ -206,25 +206,21 @@ fn unlock(store: &CaStore, share_files: &[PathBuf]) -> Result<recovery::Recovery
 }
 
 /// The serial of each target: a certificate file this root issued, or a
-/// serial in its ledger.
+/// serial in its ledger. The ledger is streamed once, looking for these
+/// serials only, so a large ledger costs no memory.
 fn target_serials(store: &CaStore, targets: &[String]) -> Result<Vec<String>> {
-    let issued = store.ledger().serials()?;
+    let wanted = targets
+        .iter()
+        .map(|t| Ok((t, target_serial(t)?)))
+        .collect::<Result<Vec<_>>>()?;
+    let mut issued = std::collections::HashSet::new();
+    store.ledger().scan(|e| {
+        if wanted.iter().any(|(_, s)| *s == e.serial) {
+            issued.insert(e.serial);
+        }
+    })?;
     let mut serials: Vec<String> = Vec::new();
-    for target in targets {
-        let serial = if Path::new(target).is_file() {
-            let der = x509::read_certificates(Path::new(target))?.remove(0);
-            let cert = x509::parse(&der)
-                .map_err(|why| Error::invalid("certificate", target.clone(), why))?;
-            x509::serial_hex(&cert)
-        } else {
-            revocation::normalize_serial(target).map_err(|_| {
-                Error::invalid(
-                    "CERT_OR_SERIAL",
-                    target.clone(),
-                    "neither a certificate file nor a serial number in hex",
-                )
-            })?
-        };
+    for (target, serial) in wanted {
         if !issued.contains(&serial) {
             return Err(Error::invalid(
                 "CERT_OR_SERIAL",
@@ -240,6 +236,23 @@ fn target_serials(store: &CaStore, targets: &[String]) -> Result<Vec<String>> {
         }
     }
     Ok(serials)
+}
+
+/// The serial a target names: a certificate file's, or a serial in hex.
+fn target_serial(target: &str) -> Result<String> {
+    if Path::new(target).is_file() {
+        let der = x509::read_certificates(Path::new(target))?.remove(0);
+        let cert = x509::parse(&der)
+            .map_err(|why| Error::invalid("certificate", target.to_string(), why))?;
+        return Ok(x509::serial_hex(&cert));
+    }
+    revocation::normalize_serial(target).map_err(|_| {
+        Error::invalid(
+            "CERT_OR_SERIAL",
+            target.to_string(),
+            "neither a certificate file nor a serial number in hex",
+        )
+    })
 }
 
 /// Signs the next CRL, revoking `targets` and every earlier recovery's.
