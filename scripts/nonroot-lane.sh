@@ -48,6 +48,7 @@ tests=(
     revocation
     succession
     two_tier
+    seal_stream
 )
 if [ $# -gt 0 ]; then
     tests=("$@")
