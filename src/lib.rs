@@ -9,7 +9,8 @@
 //!
 //! - `support/`: knows nothing of certificates. `error` (one error type,
 //!   one-line messages), `fsutil` (atomic writes, 0600 secrets, capped
-//!   reads, nothing replaced without --force), `output` (publishing a
+//!   reads, nothing replaced without --force), `hashfilter` (what is surely
+//!   new, in a few bits a value), `output` (publishing a
 //!   directory of files at once), `stdout` (the only way to print: a failed
 //!   write becomes one error line), `timefmt`, `sys` (process hardening and
 //!   the few system calls std lacks: the crate's only unsafe code).

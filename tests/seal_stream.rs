@@ -336,3 +336,38 @@ fn recovery_after_a_streamed_seal_chains_from_the_manifest_digest() {
     let o = ok(&uca_verify(&s));
     assert!(stdout(&o).contains("1 recovery entry"), "{}", stdout(&o));
 }
+
+#[test]
+fn a_large_plan_finds_exactly_the_output_produced_twice() {
+    // 60,000 outputs checked in a few bits each: the many that share a
+    // bit are checked again exactly, so only the real duplicate, far from
+    // its first occurrence, is named; nothing is made.
+    let s = Scratch::new();
+    s.init_ca(&[]);
+    std::fs::write(
+        s.join("plan.toml"),
+        "[[group]]\nname = \"a\"\nnames = [\"svc{1..60000}.internal\"]\n\
+         [[group]]\nname = \"b\"\nnames = [\"late.internal\", \"SVC17.internal\"]\n",
+    )
+    .unwrap();
+    let pass = s.pass_file();
+    let err = fails_with(
+        &s.uca(&[
+            "issue",
+            "--dir",
+            "ca",
+            "--out",
+            "out",
+            "--passphrase-file",
+            pass.to_str().unwrap(),
+            "--plan",
+            "plan.toml",
+        ]),
+        "produced twice",
+    );
+    assert!(
+        err.contains("plan group 'b', name 'svc17.internal'"),
+        "{err}"
+    );
+    assert!(!s.join("out").exists(), "the refused plan wrote output");
+}

@@ -13,13 +13,14 @@ use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 
-use crate::ca::ledger::{Ledger, LedgerEntry, LedgerLock, UsedSerials};
+use crate::ca::ledger::{self, Ledger, LedgerEntry, LedgerLock};
 use crate::ca::plan::{Plan, PlanItem};
 use crate::ca::store::{CaStore, Signer};
 use crate::pki::formats::{self, CertMaterial};
 use crate::pki::profile;
 use crate::support::error::{Error, Result};
 use crate::support::fsutil::Mode;
+use crate::support::hashfilter::HashFilter;
 use crate::support::output;
 use crate::support::output::RenderedFile;
 use crate::{pki::x509, support::timefmt};
@@ -424,12 +425,13 @@ fn progress_bar(total: u64, enabled: bool) -> Option<indicatif::ProgressBar> {
 
 /// The serials the ledger has used, with room for `more`, and the
 /// certificate directories it records.
-fn read_ledger(store: &CaStore, more: u64) -> Result<(UsedSerials, BTreeSet<String>)> {
+fn read_ledger(store: &CaStore, more: u64) -> Result<(HashFilter, BTreeSet<String>)> {
     let ledger = store.ledger();
-    let mut used_serials = UsedSerials::with_room_for(ledger.most_entries().saturating_add(more));
+    let mut used_serials =
+        ledger::used_serials_with_room(ledger.most_entries().saturating_add(more));
     let mut recorded = BTreeSet::new();
     ledger.scan(|e| {
-        used_serials.insert(&e.serial);
+        used_serials.insert(e.serial.as_str());
         if let Some(p) = e.path {
             recorded.insert(p);
         }
@@ -443,7 +445,7 @@ fn read_ledger(store: &CaStore, more: u64) -> Result<(UsedSerials, BTreeSet<Stri
 fn next_batch<'a>(
     items: &mut impl Iterator<Item = Result<PlanItem<'a>>>,
     skip: &HashSet<PathBuf>,
-    used_serials: &mut UsedSerials,
+    used_serials: &mut HashFilter,
     summary: &mut Summary,
     bar: Option<&indicatif::ProgressBar>,
 ) -> Result<Vec<(PlanItem<'a>, [u8; 20])>> {
@@ -459,7 +461,7 @@ fn next_batch<'a>(
         }
         let serial = loop {
             let s = profile::random_serial_bytes();
-            if used_serials.insert_if_unused(&x509::serial_hex_of(&s)) {
+            if used_serials.insert(x509::serial_hex_of(&s).as_str()) {
                 break s;
             }
         };

@@ -3,9 +3,7 @@
 //! (power loss mid-append) is dropped on the next append; every complete line
 //! stays. Serials are checked against it so none is ever reused.
 
-use std::collections::hash_map::DefaultHasher;
 use std::fs::{File, OpenOptions};
-use std::hash::{Hash, Hasher};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -14,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::support::error::{Error, IoContext, Result};
 use crate::support::fsutil;
+use crate::support::hashfilter::HashFilter;
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct LedgerEntry {
@@ -132,11 +131,13 @@ impl Ledger {
         }
     }
 
-    /// The serials the ledger has used, as a [`UsedSerials`] with room for
-    /// `more` serials to be drawn.
-    pub fn used_serials(&self, more: u64) -> Result<UsedSerials> {
-        let mut used = UsedSerials::with_room_for(self.most_entries().saturating_add(more));
-        self.scan(|e| used.insert(&e.serial))?;
+    /// The serials the ledger has used, with room for `more` serials to
+    /// be drawn; see [`used_serials_with_room`].
+    pub fn used_serials(&self, more: u64) -> Result<HashFilter> {
+        let mut used = used_serials_with_room(self.most_entries().saturating_add(more));
+        self.scan(|e| {
+            used.insert(e.serial.as_str());
+        })?;
         Ok(used)
     }
 
@@ -193,80 +194,10 @@ impl Ledger {
     }
 }
 
-/// Every serial used so far, as bits: one bit per hash of a serial, sized
-/// so that at most 1 bit in 16 is set. A serial is never reported unused
-/// once inserted; an unused serial whose bit another set (1 draw in 16 or
-/// fewer) is only drawn again, so uniqueness holds while memory is 2 to 4
-/// bytes a serial (2 MB for a million, where a set of their hex strings
-/// took about 100 MB).
-pub struct UsedSerials {
-    bits: Vec<u64>,
-}
-
-impl UsedSerials {
-    /// Room for `count` serials at 16 bits each, at least 64 Ki bits.
-    pub fn with_room_for(count: u64) -> UsedSerials {
-        let bits = count
-            .saturating_mul(16)
-            .clamp(1 << 16, 1 << 40)
-            .next_power_of_two();
-        UsedSerials {
-            bits: vec![0; (bits / 64) as usize],
-        }
-    }
-
-    /// The bit of `serial` (hex, as the ledger records it).
-    fn index(&self, serial: &str) -> (usize, u64) {
-        let mut hasher = DefaultHasher::new();
-        serial.hash(&mut hasher);
-        let bit = hasher.finish() & (self.bits.len() as u64 * 64 - 1);
-        ((bit / 64) as usize, 1 << (bit % 64))
-    }
-
-    pub fn insert(&mut self, serial: &str) {
-        let (word, mask) = self.index(serial);
-        self.bits[word] |= mask;
-    }
-
-    /// Whether `serial` may have been used: false means it never was.
-    pub fn may_contain(&self, serial: &str) -> bool {
-        let (word, mask) = self.index(serial);
-        self.bits[word] & mask != 0
-    }
-
-    /// Inserts `serial` if it was surely unused; false if it may be used.
-    pub fn insert_if_unused(&mut self, serial: &str) -> bool {
-        if self.may_contain(serial) {
-            return false;
-        }
-        self.insert(serial);
-        true
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::UsedSerials;
-
-    #[test]
-    fn a_used_serial_is_never_reported_unused() {
-        let serials: Vec<String> = (0..100_000u32).map(|i| format!("{i:040x}")).collect();
-        let mut used = UsedSerials::with_room_for(serials.len() as u64);
-        for s in &serials {
-            assert!(used.insert_if_unused(s) || used.may_contain(s));
-        }
-        assert!(serials.iter().all(|s| used.may_contain(s)));
-        assert!(serials.iter().all(|s| !used.insert_if_unused(s)));
-        // Sized at 16 bits a serial: few unused serials look used.
-        let looks_used = (100_000..200_000u32)
-            .filter(|i| used.may_contain(&format!("{i:040x}")))
-            .count();
-        assert!(looks_used < 100_000 / 8, "{looks_used} of 100000 look used");
-    }
-
-    #[test]
-    fn at_most_four_bytes_a_serial() {
-        let used = UsedSerials::with_room_for(1_000_000);
-        assert!(used.bits.len() * 8 <= 4 * 1024 * 1024);
-    }
+/// Room for `count` serials (hex, as the ledger records them), 16 bits
+/// each: a serial already used is always refused, and an unused one looks
+/// used (and is only drawn again) at most 1 time in 16. Serials stay unique
+/// in 2 to 4 bytes each, where a set of their hex strings took about 100.
+pub fn used_serials_with_room(count: u64) -> HashFilter {
+    HashFilter::with_room_for(count, 16)
 }

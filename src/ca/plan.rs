@@ -55,6 +55,7 @@ use crate::pki::profile::{ExtraUsage, LeafNames, Lifetime, Profile, Validity};
 use crate::pki::san_rule::{self, SanRule};
 use crate::pki::subject::{SubjectTemplate, SubjectValues};
 use crate::support::error::{Error, Result};
+use crate::support::hashfilter::HashFilter;
 
 /// Where a group came from: errors about its names point back at what the
 /// user wrote, never at a group the user did not write.
@@ -538,6 +539,13 @@ impl<'a> OutputLayout<'a> {
         self.current
     }
 
+    /// A certificate directory of group `g` as resolved: the key under
+    /// which two items are the same output.
+    fn resolved(&mut self, g: &Group, target: &Path) -> PathBuf {
+        let gi = self.group_index(g);
+        self.group_dirs[gi].join(target.file_name().unwrap_or_default())
+    }
+
     /// Checks one certificate's outputs; returns its directory as resolved,
     /// the key under which two items are the same output.
     fn check(&mut self, out: &Path, item: &PlanItem<'_>) -> Result<PathBuf> {
@@ -545,7 +553,7 @@ impl<'a> OutputLayout<'a> {
         let gi = self.group_index(g);
         let label = || g.label(&item.name);
         let component = item.target.file_name().unwrap_or_default();
-        let resolved = self.group_dirs[gi].join(component);
+        let resolved = self.resolved(g, &item.target);
         if let Some(&holder) = self.holders.get(&resolved) {
             let other = &self.plan.groups[holder];
             return Err(Error::msg(format!(
@@ -1091,23 +1099,25 @@ impl Plan {
     /// names valid); returns the targets that already exist (for the caller
     /// to decide: skip, resume or refuse).
     pub fn validate_all(&self, out: &Path) -> Result<Vec<PathBuf>> {
-        let mut seen: HashSet<PathBuf> = HashSet::with_capacity(self.total.min(1 << 20) as usize);
+        // Flat memory however large the plan: a few bits an output, and
+        // the few outputs whose bit was already set, checked exactly after.
+        let mut seen = HashFilter::with_room_for(self.total, 32);
+        let mut suspects: HashSet<PathBuf> = HashSet::new();
         let mut layout = OutputLayout::new(self, out)?;
         let mut listings = Listings::default();
         let mut existing = Vec::new();
         for item in self.items(out) {
             let item = item?;
             let resolved = layout.check(out, &item)?;
-            if !seen.insert(resolved) {
-                return Err(Error::msg(format!(
-                    "{}{} is produced twice",
-                    item.group.error_prefix(&item.name),
-                    item.target.display()
-                )));
+            if !seen.insert(&resolved) {
+                suspects.insert(resolved);
             }
             if listings.exists(&item.target) {
                 existing.push(item.target);
             }
+        }
+        if !suspects.is_empty() {
+            self.refuse_produced_twice(out, &mut layout, &suspects)?;
         }
         // Every output directory can be made, before the first key is.
         let mut dirs: Vec<&PathBuf> = listings.0.keys().collect();
@@ -1116,6 +1126,30 @@ impl Plan {
             crate::support::fsutil::check_dir_creatable("output directory", dir)?;
         }
         Ok(existing)
+    }
+
+    /// Refuses the first output that two items produce, among `suspects`
+    /// (outputs that may have been seen before): a second pass over the
+    /// plan, holding only those.
+    fn refuse_produced_twice(
+        &self,
+        out: &Path,
+        layout: &mut OutputLayout<'_>,
+        suspects: &HashSet<PathBuf>,
+    ) -> Result<()> {
+        let mut found = HashSet::new();
+        for t in self.targets(out) {
+            let (g, name, target) = t?;
+            let resolved = layout.resolved(g, &target);
+            if suspects.contains(&resolved) && !found.insert(resolved) {
+                return Err(Error::msg(format!(
+                    "{}{} is produced twice",
+                    g.error_prefix(&name),
+                    target.display()
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// The certificate directories of a validated plan that exist now. The

@@ -562,7 +562,7 @@ fn sign_and_record(
     let used = ledger.used_serials(1)?;
     let serial_bytes = loop {
         let s = profile::random_serial_bytes();
-        if !used.may_contain(&x509::serial_hex_of(&s)) {
+        if !used.may_contain(x509::serial_hex_of(&s).as_str()) {
             break s;
         }
     };
