@@ -61,7 +61,9 @@ Goals checked, each from numbers measured in this run:
     (uca's median wall time over the floor program's, same files);
   - an archive (--archive) at >= 25,000 certificates/s next to the crypto
     floor (not implemented yet: printed as FAIL);
-  - peak RSS < 64 MiB at 100,000 certificates, and at 1,000,000 (--million);
+  - peak RSS < 64 MiB at 100,000 certificates, and at 1,000,000 (--million),
+    where `uca verify --manifest` must stay under 64 MiB too and stock
+    OpenSSL must verify the seal with the command the manifest gives;
   - uca's 10,000-certificate rate >= 50x the fastest peer's;
   - the stripped release binary < 5 MB (5,000,000 bytes);
   - `uca verify --manifest` and `uca check` >= 20,000 certificates/s over
@@ -665,6 +667,34 @@ verify_check_run() { # OUTDIR COUNT
     note "    (rates per issued certificate; each directory also holds chain.pem and ca.pem, which check reads too)"
 }
 
+# The seal of the 1,000,000-certificate run, checked as anyone would: the
+# peak RSS of `uca verify --manifest` (it streams the manifest), and stock
+# OpenSSL running the command the manifest's verify_with gives (the one the
+# README gives). Sets M_VERIFY_RSS, M_VERIFY_WALL, M_OPENSSL (PASS/FAIL)
+# and M_OPENSSL_WALL.
+million_seal_check() { # OUTDIR
+    local out=$1 t0 t1 rc command
+    rc=0
+    /usr/bin/time -f '%e %M' -o "$out.verify.time" \
+        "$UCA" verify --manifest "$out/ca/manifest.json" >"$out.verify" 2>&1 || rc=$?
+    [ "$rc" -eq 0 ] || die "uca verify --manifest failed on $out (exit $rc): $(tail -n 3 "$out.verify")"
+    read -r M_VERIFY_WALL M_VERIFY_RSS < <(tail -n 1 "$out.verify.time")
+    # shellcheck disable=SC2059
+    printf "$ROW_FMT" "verify --manifest" 1000000 "$M_VERIFY_WALL" "$(rate 1000000 "$M_VERIFY_WALL")" "" "" "$(mib "$M_VERIFY_RSS") MiB" "$(tail -n 1 "$out.verify")"
+    command=$(head -n 10 "$out/ca/manifest.json" | sed -n 's/^  "verify_with": "\(.*\)",$/\1/p')
+    [ -n "$command" ] || die "no verify_with line in the head of $out/ca/manifest.json"
+    t0=$(now)
+    rc=0
+    (cd "$out/ca" && sh -c "$command") >"$out.openssl" 2>&1 || rc=$?
+    t1=$(now)
+    M_OPENSSL_WALL=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+    M_OPENSSL=FAIL
+    [ "$rc" -eq 0 ] && grep -q "Signature Verified Successfully" "$out.openssl" && M_OPENSSL=PASS
+    M_OPENSSL_COMMAND=$command
+    # shellcheck disable=SC2059
+    printf "$ROW_FMT" "openssl check" 1000000 "$M_OPENSSL_WALL" "" "" "" "" "$M_OPENSSL (exit $rc): $(tail -n 1 "$out.openssl")"
+}
+
 # The size of the uca binary once stripped (a copy: the benchmarked binary
 # is left alone). Sets BIN_BYTES (empty when strip is missing or fails).
 binary_size() {
@@ -756,6 +786,7 @@ if [ "$MILLION" -eq 1 ]; then
     uca_series 1000000 1 1 "uca 1M"
     U1M_RSS=$U_RSS
     U1M_WALL=$U_MEDIAN
+    million_seal_check "$R_OUT"
 fi
 echo
 
@@ -810,6 +841,9 @@ fi
 if [ -n "$U1M_RSS" ]; then
     if [ "$U1M_RSS" -lt 65536 ]; then g=PASS; else g=FAIL; fi
     goal "$g" "peak RSS for 1,000,000 certificates < 64 MiB: $(mib "$U1M_RSS") MiB ($U1M_RSS KiB, /usr/bin/time; that run took $U1M_WALL s = $(rate 1000000 "$U1M_WALL") certs/s)"
+    if [ "$M_VERIFY_RSS" -lt 65536 ]; then g=PASS; else g=FAIL; fi
+    goal "$g" "peak RSS of uca verify --manifest over 1,000,000 certificates < 64 MiB: $(mib "$M_VERIFY_RSS") MiB ($M_VERIFY_RSS KiB, $M_VERIFY_WALL s)"
+    goal "$M_OPENSSL" "stock OpenSSL verifies the 1,000,000-certificate seal with the manifest's verify_with ($M_OPENSSL_WALL s): cd ca && $M_OPENSSL_COMMAND"
 else
     goal SKIP "peak RSS for 1,000,000 certificates < 64 MiB: not measured (needs --million: ~26 GB of disk, many minutes)"
 fi
