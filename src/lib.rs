@@ -27,7 +27,8 @@
 //!   `issuance` (the pipeline every issuing command runs: validate, refuse
 //!   what exists, unlock or use a held key, lock, issue),
 //!   `signing` (CSRs), `sections` (the plan file's `[registry]` and
-//!   `[vault]` settings), `seal` (the recorded seal and its manifest),
+//!   `[vault]` settings), `seal` (the recorded seal), `manifest` (what
+//!   the seal signs, written and checked as a stream),
 //!   `revocation` (the root's CRLs), `escrow` (M-of-N custody of a sealed
 //!   key) and `recovery` (what a quorum may do, and its signed log).
 //! - `commands/`: one module per verb, each holding its arguments (clap),

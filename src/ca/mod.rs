@@ -2,13 +2,15 @@
 //! directory, its facts read from ca.pem, the signer), the ledger, a new
 //! root or a CA below another root (subordinate), plans and bulk issuance, the issuing pipeline that runs them,
 //! signing CSRs, the plan file's [registry] and [vault] sections, and
-//! sealing with its manifest, the root's CRLs, M-of-N escrow and recovery.
+//! sealing, its streamed manifest, the root's CRLs, M-of-N escrow and
+//! recovery.
 //! Uses `pki` and `support`.
 
 pub mod bulk;
 pub mod escrow;
 pub mod issuance;
 pub mod ledger;
+pub mod manifest;
 pub mod plan;
 pub mod recovery;
 pub mod revocation;

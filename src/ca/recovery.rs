@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::ca::escrow::{self, EscrowRecord};
 use crate::ca::ledger::LedgerLock;
+use crate::ca::manifest::{self, ManifestHeader};
 use crate::ca::revocation::CrlRecord;
-use crate::ca::seal::{self, ManifestHeader};
 use crate::ca::store::{self, CaStore, SealState, SealStatus, Signer};
 use crate::pki::keys::{KeyType, PrivateKey};
 use crate::pki::x509;
@@ -122,7 +122,7 @@ pub fn require_escrow(store: &CaStore) -> Result<()> {
 /// Continues the unlock once the CA is known to be sealed with escrow.
 fn unlock_escrowed(store: &CaStore, shares: Vec<escrow::Share>) -> Result<Recovery> {
     let dir = store.dir().display();
-    let verified = seal::read_verified_manifest(
+    let verified = manifest::read_verified_manifest(
         &store.path(store::MANIFEST_FILE),
         &store.path(store::MANIFEST_SIG_FILE),
         &store.path(store::CERT_FILE),

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use rustls_pki_types::UnixTime;
 
-use crate::ca::{recovery, seal, store};
+use crate::ca::{manifest, recovery, store};
 use crate::pki::verify::{verify_files, Purpose};
 use crate::pki::x509;
 use crate::support::error::{Error, Result};
@@ -82,7 +82,7 @@ pub fn verify_manifest_files(manifest: &Path, ca: Option<&Path>) -> Result<Strin
     };
     let ca: PathBuf = ca.map_or_else(|| dir.join(store::CERT_FILE), Path::to_path_buf);
     let sig = dir.join(store::MANIFEST_SIG_FILE);
-    let mut check = seal::verify_manifest(manifest, &sig, &ca)?;
+    let mut check = manifest::verify_manifest(manifest, &sig, &ca)?;
     // Recovery entries follow the manifest, each signed by the same root.
     let ca_der = x509::read_certificates(&ca)?.remove(0);
     let recoveries = recovery::verify_log(&dir, &check.sha256, &ca_der)?;
