@@ -73,9 +73,10 @@ pub fn run(
 }
 
 /// Seals `store` with an unlocked signer while holding its lock, in the
-/// order that makes every crash point recoverable: the signed manifest, then
-/// the record of the seal (`Sealing`), then the secrets go, then the record
-/// says `Sealed`. A kill before the record leaves every secret in place; a
+/// order that makes every crash point recoverable: the signed manifest
+/// (`manifest.json` streamed, then `manifest.sha256`, then `manifest.sig`),
+/// then the record of the seal (`Sealing`), then the secrets go, then the
+/// record says `Sealed`. A kill before the record leaves every secret in place; a
 /// kill after it leaves a CA that never issues again and that `uca seal`
 /// completes.
 pub fn seal_with(
