@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 
+use crate::ca::archive::{ArchiveSink, ArchiveTarget};
 use crate::ca::ledger::{Ledger, LedgerEntry, LedgerLock};
 use crate::ca::plan::{Plan, PlanItem};
 use crate::ca::store::{CaStore, Signer};
@@ -50,6 +51,9 @@ pub struct RunOptions {
     pub existing: Existing,
     pub force: bool,
     pub progress: bool,
+    /// Write one tar stream instead of directories (`--archive`): `out`
+    /// is then the members' root, never touched on disk.
+    pub archive: Option<ArchiveTarget>,
 }
 
 /// What was written for one certificate.
@@ -330,16 +334,22 @@ struct CaMaterial {
     constraints: crate::pki::constraints::NameConstraints,
 }
 
-fn issue_item(
+/// A certificate signed and rendered, not yet written anywhere.
+struct Signed {
+    files: Vec<RenderedFile>,
+    issued: IssuedCert,
+    /// Its ledger entry, without where it was written.
+    entry: LedgerEntry,
+}
+
+fn sign_item(
     signer: &Signer,
     ca: &CaMaterial,
-    paths: &Paths,
     item: &PlanItem<'_>,
     serial: [u8; 20],
     replace: Option<&Option<String>>,
-    how: ItemOptions,
-) -> Result<(IssuedCert, LedgerEntry)> {
-    let ItemOptions { reuse_key, sync } = how;
+    reuse_key: bool,
+) -> Result<Signed> {
     let g = item.group;
     let (key, key_pair) = match (replace, reuse_key) {
         (Some(Some(_)), true) => existing_key(item)?,
@@ -379,7 +389,6 @@ fn issue_item(
             mode: Mode::Public,
         });
     }
-    output::publish_checked(&item.target, &files, replace.is_some(), sync)?;
     let sha256 = x509::sha256_hex(der);
     let serial_hex = x509::serial_hex_of(&serial);
     let (subject, sans) = x509::recorded_names(der)?;
@@ -393,9 +402,12 @@ fn issue_item(
         not_before: timefmt::rfc3339(g.validity.not_before),
         not_after: not_after.clone(),
         sha256: sha256.clone(),
-        path: Some(paths.ledger_path(&item.target)),
+        path: None,
         issued_at: timefmt::rfc3339(timefmt::now()),
         replaces: replace.cloned().flatten(),
+        archive: None,
+        member: None,
+        member_sha256: None,
     };
     let issued = IssuedCert {
         name: item.name.clone(),
@@ -406,7 +418,45 @@ fn issue_item(
         sha256,
         renews: entry.replaces.clone(),
     };
-    Ok((issued, entry))
+    Ok(Signed {
+        files,
+        issued,
+        entry,
+    })
+}
+
+/// Signs one certificate and publishes its directory.
+fn issue_item(
+    signer: &Signer,
+    ca: &CaMaterial,
+    paths: &Paths,
+    item: &PlanItem<'_>,
+    serial: [u8; 20],
+    replace: Option<&Option<String>>,
+    how: ItemOptions,
+) -> Result<Signed> {
+    let mut signed = sign_item(signer, ca, item, serial, replace, how.reuse_key)?;
+    output::publish_checked(&item.target, &signed.files, replace.is_some(), how.sync)?;
+    signed.entry.path = Some(paths.ledger_path(&item.target));
+    // Written: the key material need not wait for the batch in memory.
+    signed.files = Vec::new();
+    Ok(signed)
+}
+
+/// Writes one signed certificate into the archive and says where in the
+/// ledger entry.
+fn archive_item(sink: &mut ArchiveSink, signed: &mut Signed) -> Result<()> {
+    sink.write_dir(&signed.issued.target, &signed.files)?;
+    let cert = signed
+        .files
+        .iter()
+        .find(|f| f.path == "cert.pem")
+        .expect("every certificate directory holds cert.pem");
+    signed.entry.archive = Some(sink.recorded_name().to_string());
+    signed.entry.member = Some(ArchiveSink::member(&signed.issued.target, "cert.pem"));
+    signed.entry.member_sha256 = Some(x509::sha256_hex(&cert.contents));
+    signed.files = Vec::new();
+    Ok(())
 }
 
 fn progress_bar(total: u64, enabled: bool) -> Option<indicatif::ProgressBar> {
@@ -422,18 +472,30 @@ fn progress_bar(total: u64, enabled: bool) -> Option<indicatif::ProgressBar> {
     Some(bar)
 }
 
-/// The serials the ledger has used, and the certificate directories it
-/// records.
-fn read_ledger(store: &CaStore) -> Result<(HashSet<String>, BTreeSet<String>)> {
-    let mut used_serials = HashSet::new();
-    let mut recorded = BTreeSet::new();
+/// What the ledger says before a run: the serials it has used, the
+/// certificate directories and the archives it records.
+struct LedgerView {
+    used_serials: HashSet<String>,
+    recorded: BTreeSet<String>,
+    archives: HashSet<String>,
+}
+
+fn read_ledger(store: &CaStore) -> Result<LedgerView> {
+    let mut view = LedgerView {
+        used_serials: HashSet::new(),
+        recorded: BTreeSet::new(),
+        archives: HashSet::new(),
+    };
     store.ledger().scan(|e| {
-        used_serials.insert(e.serial);
+        view.used_serials.insert(e.serial);
         if let Some(p) = e.path {
-            recorded.insert(p);
+            view.recorded.insert(p);
+        }
+        if let Some(a) = e.archive {
+            view.archives.insert(a);
         }
     })?;
-    Ok((used_serials, recorded))
+    Ok(view)
 }
 
 /// The next (at most [`BATCH`]) certificates to issue, each with a serial
@@ -482,15 +544,19 @@ struct Run<'a> {
     sync_each: bool,
     /// Renewals keep their key (`--reuse-key`).
     reuse_key: bool,
+    /// Directories are published by the issuing threads; an archive is
+    /// written here, in plan order, after them.
+    archive: Option<ArchiveSink>,
     threads: usize,
 }
 
-type Issued = Result<(IssuedCert, LedgerEntry)>;
+type Issued = Result<Signed>;
 
 impl Run<'_> {
     /// Issues `batch` on every core; the results keep the batch's order.
     fn issue_batch(&self, batch: &[(PlanItem<'_>, [u8; 20])]) -> Vec<Issued> {
         let chunk = batch.len().div_ceil(self.threads);
+        let to_archive = self.archive.is_some();
         std::thread::scope(|scope| {
             let handles: Vec<_> = batch
                 .chunks(chunk)
@@ -499,6 +565,16 @@ impl Run<'_> {
                         part.iter()
                             .map(|(item, serial)| {
                                 let replace = self.replace.get(&item.target);
+                                if to_archive {
+                                    return sign_item(
+                                        self.signer,
+                                        &self.ca,
+                                        item,
+                                        *serial,
+                                        replace,
+                                        self.reuse_key,
+                                    );
+                                }
                                 issue_item(
                                     self.signer,
                                     &self.ca,
@@ -523,11 +599,12 @@ impl Run<'_> {
         })
     }
 
-    /// Makes a batch's certificates durable, then records them in the
-    /// ledger. Returns them with the batch's first error, if any, which the
-    /// caller reports after the certificates that did succeed.
+    /// Makes a batch's certificates durable (writing them into the archive
+    /// first, if there is one), then records them in the ledger. Returns
+    /// them with the batch's first error, if any, which the caller reports
+    /// after the certificates that did succeed.
     fn record_batch(
-        &self,
+        &mut self,
         ledger: &Ledger,
         lock: &LedgerLock,
         results: Vec<Issued>,
@@ -537,9 +614,12 @@ impl Run<'_> {
         let mut first_error = None;
         for r in results {
             match r {
-                Ok((issued, entry)) => {
-                    done.push(issued);
-                    entries.push(entry);
+                Ok(mut signed) => {
+                    if let Some(sink) = self.archive.as_mut() {
+                        archive_item(sink, &mut signed)?;
+                    }
+                    done.push(signed.issued);
+                    entries.push(signed.entry);
                 }
                 Err(e) if first_error.is_none() => first_error = Some(e),
                 Err(_) => {}
@@ -548,8 +628,10 @@ impl Run<'_> {
         // Durable first, recorded second: the ledger never claims a file
         // that a power loss could take away.
         if !entries.is_empty() {
-            if !self.sync_each {
-                output::sync_filesystem(&self.paths.out_abs)?;
+            match self.archive.as_mut() {
+                Some(sink) => sink.flush()?,
+                None if !self.sync_each => output::sync_filesystem(&self.paths.out_abs)?,
+                None => {}
             }
             ledger.append(lock, &entries)?;
         }
@@ -557,12 +639,59 @@ impl Run<'_> {
     }
 }
 
-/// Issues every certificate of `plan` under `out`, while holding the CA
-/// lock. Every caller has validated the whole plan
-/// ([`Plan::validate_all`]) before unlocking the key; which certificate
-/// directories exist is decided again here, under the lock, so that two
-/// runs of one plan never issue the same certificate twice. A directory
-/// that was not there then is never replaced.
+/// The certificate directories that exist as the run starts, decided under
+/// the lock (none for an archive: it is new, or replaced with `--force`),
+/// and the archive opened.
+struct Prepared {
+    skip: HashSet<PathBuf>,
+    replace: HashMap<PathBuf, Option<String>>,
+    archive: Option<ArchiveSink>,
+}
+
+fn prepare_output(
+    ledger: LedgerView,
+    signer: &Signer,
+    plan: &Plan,
+    paths: &Paths,
+    opts: &RunOptions,
+    summary: &mut Summary,
+) -> Result<Prepared> {
+    if let Some(target) = &opts.archive {
+        let mtime = timefmt::now().unix_timestamp().max(0) as u64;
+        return Ok(Prepared {
+            skip: HashSet::new(),
+            replace: HashMap::new(),
+            archive: Some(ArchiveSink::open(
+                target,
+                opts.force,
+                &ledger.archives,
+                mtime,
+            )?),
+        });
+    }
+    let recorded = ledger.recorded;
+    let existing = plan.existing_targets(&paths.out)?;
+    let ExistingTargets { skip, replace } =
+        classify_existing(signer, paths, existing, &recorded, opts)?;
+    if opts.existing != Existing::Refuse {
+        summary.left_in_place = clear_leftovers(plan, paths, &skip, &recorded)?;
+    }
+    for g in &plan.groups {
+        crate::support::fsutil::create_dir(&paths.out.join(&g.out), 0o755)?;
+    }
+    Ok(Prepared {
+        skip,
+        replace,
+        archive: None,
+    })
+}
+
+/// Issues every certificate of `plan` under `out` (or into the archive of
+/// `opts`), while holding the CA lock. Every caller has validated the whole
+/// plan ([`Plan::validate_all`]) before unlocking the key; which
+/// certificate directories exist is decided again here, under the lock, so
+/// that two runs of one plan never issue the same certificate twice. A
+/// directory that was not there then is never replaced.
 /// `on_issued` sees each certificate once it is durable and recorded.
 pub fn execute(
     store: &CaStore,
@@ -576,23 +705,22 @@ pub fn execute(
     let started = Instant::now();
     // The CA may have been sealed while we waited for the lock.
     store.ensure_unsealed()?;
-    let (mut used_serials, recorded) = read_ledger(store)?;
+    let mut ledger_view = read_ledger(store)?;
+    let mut used_serials = std::mem::take(&mut ledger_view.used_serials);
     let paths = Paths {
         out: out.to_path_buf(),
-        out_abs: crate::support::fsutil::resolve(out)?,
+        out_abs: match opts.archive {
+            Some(_) => out.to_path_buf(),
+            None => crate::support::fsutil::resolve(out)?,
+        },
     };
-    let existing = plan.existing_targets(out)?;
-    let ExistingTargets { skip, replace } =
-        classify_existing(signer, &paths, existing, &recorded, opts)?;
     let mut summary = Summary::default();
-    if opts.existing != Existing::Refuse {
-        summary.left_in_place = clear_leftovers(plan, &paths, &skip, &recorded)?;
-    }
-    drop(recorded);
-    for g in &plan.groups {
-        crate::support::fsutil::create_dir(&out.join(&g.out), 0o755)?;
-    }
-    let run = Run {
+    let Prepared {
+        skip,
+        replace,
+        archive,
+    } = prepare_output(ledger_view, signer, plan, &paths, opts, &mut summary)?;
+    let mut run = Run {
         signer,
         ca: CaMaterial {
             der: store.anchor_der().to_vec(),
@@ -615,6 +743,7 @@ pub fn execute(
                 ..
             }
         ),
+        archive,
         threads: std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1),
@@ -649,6 +778,9 @@ pub fn execute(
         if let Some(e) = first_error {
             return Err(e);
         }
+    }
+    if let Some(sink) = run.archive.take() {
+        sink.finish()?;
     }
     if let Some(b) = bar {
         b.finish_and_clear();

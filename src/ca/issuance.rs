@@ -15,6 +15,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::ca::archive::ArchiveTarget;
 use crate::ca::bulk::{self, Existing, IssuedCert, RunOptions, Summary};
 use crate::ca::ledger::LedgerLock;
 use crate::ca::plan::Plan;
@@ -30,6 +31,9 @@ pub struct Issuance {
     force: bool,
     /// The certificate directories that existed when the plan was validated.
     pre_existing: Vec<PathBuf>,
+    /// One tar stream instead of directories (`--archive`); `out` is then
+    /// the root of its member names.
+    archive: Option<ArchiveTarget>,
 }
 
 /// Where the signing key comes from.
@@ -68,12 +72,44 @@ impl Issuance {
             existing,
             force,
             pre_existing,
+            archive: None,
         })
+    }
+
+    /// [`validate`](Self::validate) for a plan written as one archive
+    /// whose member names start at `root`: every name, SAN, constraint and
+    /// member path, and the archive file new (or `force`) and creatable.
+    /// Nothing under `root` is looked at: it is only a name.
+    pub fn validate_archive(
+        plan: Plan,
+        root: &Path,
+        archive: ArchiveTarget,
+        force: bool,
+    ) -> Result<Issuance> {
+        plan.validate_members(root)?;
+        archive.check(force, None)?;
+        Ok(Issuance {
+            plan,
+            out: root.to_path_buf(),
+            existing: Existing::Refuse,
+            force,
+            pre_existing: Vec::new(),
+            archive: Some(archive),
+        })
+    }
+
+    /// The archive this issuance writes, if it writes one.
+    pub fn archive(&self) -> Option<&ArchiveTarget> {
+        self.archive.as_ref()
     }
 
     /// No certificate directory may replace the CA directory or part of it.
     pub fn refuse_ca_targets(&self, store: &CaStore) -> Result<()> {
-        store.refuse_ca_targets(&self.plan, &self.out)
+        match &self.archive {
+            Some(ArchiveTarget::File(file)) => store.refuse_ca_path(file),
+            Some(ArchiveTarget::Stdout) => Ok(()),
+            None => store.refuse_ca_targets(&self.plan, &self.out),
+        }
     }
 
     /// Refuses, unless `--force`, a certificate directory that exists (when
@@ -150,6 +186,7 @@ impl Issuance {
             existing: self.existing,
             force: self.force,
             progress,
+            archive: self.archive.clone(),
         };
         bulk::execute(store, signer, &self.plan, &self.out, lock, &opts, on_issued)
     }

@@ -5,6 +5,7 @@
 //! sealing with its manifest, the root's CRLs, M-of-N escrow and recovery.
 //! Uses `pki` and `support`.
 
+pub mod archive;
 pub mod bulk;
 pub mod escrow;
 pub mod issuance;

@@ -499,7 +499,21 @@ struct OutputLayout<'a> {
 }
 
 impl<'a> OutputLayout<'a> {
+    /// The layout on disk under `out`, symbolic links followed.
     fn new(plan: &'a Plan, out: &Path) -> Result<OutputLayout<'a>> {
+        Self::with_dirs(plan, |g| crate::support::fsutil::resolve(&out.join(&g.out)))
+    }
+
+    /// The layout inside an archive: member paths under `root`, as if
+    /// extracted at `/` (lengths stay those of a real extraction's at best).
+    fn in_archive(plan: &'a Plan, root: &Path) -> Result<OutputLayout<'a>> {
+        Self::with_dirs(plan, |g| Ok(Path::new("/").join(root).join(&g.out)))
+    }
+
+    fn with_dirs(
+        plan: &'a Plan,
+        dir_of: impl Fn(&Group) -> Result<PathBuf>,
+    ) -> Result<OutputLayout<'a>> {
         let mut group_dirs = Vec::with_capacity(plan.groups.len());
         let mut fixed_files = Vec::with_capacity(plan.groups.len());
         let mut holders = HashMap::new();
@@ -511,7 +525,7 @@ impl<'a> OutputLayout<'a> {
                 .filter(|f| *f != OutputFormat::Pkcs12)
                 .collect();
             fixed_files.push(crate::pki::formats::file_paths(&fixed, ""));
-            let dir = crate::support::fsutil::resolve(&out.join(&g.out))?;
+            let dir = dir_of(g)?;
             for ancestor in dir.ancestors() {
                 holders.entry(ancestor.to_path_buf()).or_insert(i);
             }
@@ -1091,10 +1105,40 @@ impl Plan {
     /// names valid); returns the targets that already exist (for the caller
     /// to decide: skip, resume or refuse).
     pub fn validate_all(&self, out: &Path) -> Result<Vec<PathBuf>> {
-        let mut seen: HashSet<PathBuf> = HashSet::with_capacity(self.total.min(1 << 20) as usize);
         let mut layout = OutputLayout::new(self, out)?;
         let mut listings = Listings::default();
         let mut existing = Vec::new();
+        self.check_items(out, &mut layout, |item| {
+            if listings.exists(&item.target) {
+                existing.push(item.target);
+            }
+        })?;
+        // Every output directory can be made, before the first key is.
+        let mut dirs: Vec<&PathBuf> = listings.0.keys().collect();
+        dirs.sort();
+        for dir in dirs {
+            crate::support::fsutil::check_dir_creatable("output directory", dir)?;
+        }
+        Ok(existing)
+    }
+
+    /// Validates every item and member path of the plan written as one
+    /// archive whose members start at `root` (`--archive`): the checks of
+    /// [`validate_all`](Self::validate_all) that do not look at the disk.
+    pub fn validate_members(&self, root: &Path) -> Result<()> {
+        let mut layout = OutputLayout::in_archive(self, root)?;
+        self.check_items(root, &mut layout, |_| {})
+    }
+
+    /// Checks each item and its outputs against `layout`, none produced
+    /// twice; `each` sees every item that passed.
+    fn check_items(
+        &self,
+        out: &Path,
+        layout: &mut OutputLayout<'_>,
+        mut each: impl FnMut(PlanItem<'_>),
+    ) -> Result<()> {
+        let mut seen: HashSet<PathBuf> = HashSet::with_capacity(self.total.min(1 << 20) as usize);
         for item in self.items(out) {
             let item = item?;
             let resolved = layout.check(out, &item)?;
@@ -1105,17 +1149,9 @@ impl Plan {
                     item.target.display()
                 )));
             }
-            if listings.exists(&item.target) {
-                existing.push(item.target);
-            }
+            each(item);
         }
-        // Every output directory can be made, before the first key is.
-        let mut dirs: Vec<&PathBuf> = listings.0.keys().collect();
-        dirs.sort();
-        for dir in dirs {
-            crate::support::fsutil::check_dir_creatable("output directory", dir)?;
-        }
-        Ok(existing)
+        Ok(())
     }
 
     /// The certificate directories of a validated plan that exist now. The

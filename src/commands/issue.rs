@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
+use crate::ca::archive::ArchiveTarget;
 use crate::ca::bulk::{Existing, IssuedCert, Summary};
 use crate::ca::issuance::{Issuance, Key};
 use crate::ca::plan::{Group, NamePattern, Plan};
@@ -28,8 +29,8 @@ pub struct IssueArgs {
     #[arg(long, value_name = "DIR")]
     pub dir: PathBuf,
     /// Output directory: each NAME gets OUT/NAME/{cert,key,chain,ca}.pem
-    #[arg(long, value_name = "OUT")]
-    pub out: PathBuf,
+    #[arg(long, value_name = "OUT", required_unless_present = "archive")]
+    pub out: Option<PathBuf>,
     /// Certificate names (host names or IP addresses); each is the CN and a SAN
     #[arg(
         value_name = "NAME",
@@ -48,6 +49,14 @@ pub struct IssueArgs {
         conflicts_with = "names"
     )]
     pub renew_within: Option<String>,
+    /// With --plan: write the whole plan's output as one tar archive (- for standard output) instead of directories, members named as under OUT (keys 0600 inside)
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "plan",
+        conflicts_with_all = ["out", "renew_within", "names"]
+    )]
+    pub archive: Option<PathBuf>,
     /// With --renew-within: certify each renewed certificate's existing key.pem again instead of a new key
     #[arg(long, requires = "renew_within")]
     pub reuse_key: bool,
@@ -100,7 +109,9 @@ pub enum IssueWhat {
 
 pub struct IssueRequest {
     pub dir: PathBuf,
+    /// The output directory, or with `archive` the root of member names.
     pub out: PathBuf,
+    pub archive: Option<ArchiveTarget>,
     pub what: IssueWhat,
     pub force: bool,
     pub passphrase_file: Option<PathBuf>,
@@ -135,9 +146,19 @@ pub fn run(args: IssueArgs, out: &mut Stdout) -> Result<u8> {
         },
     };
     let per_line = matches!(what, IssueWhat::Names { .. }) && !args.json;
+    let archive = args.archive.as_deref().map(ArchiveTarget::from_arg);
+    if archive == Some(ArchiveTarget::Stdout) {
+        out.report_on_stderr();
+    }
+    // Where the report says the certificates went.
+    let into = match &archive {
+        Some(a) => PathBuf::from(a.shown()),
+        None => args.out.clone().unwrap_or_default(),
+    };
     let req = IssueRequest {
         dir: args.dir,
-        out: args.out.clone(),
+        out: args.out.unwrap_or_default(),
+        archive,
         what,
         force: args.leaf.force,
         passphrase_file: args.passphrase.passphrase_file,
@@ -161,9 +182,9 @@ pub fn run(args: IssueArgs, out: &mut Stdout) -> Result<u8> {
     out.work_done(format!(
         "{} issued into {}",
         crate::support::stdout::certificates(summary.issued),
-        args.out.display()
+        into.display()
     ));
-    report_summary(out, &summary, &args.out, args.json, per_line)?;
+    report_summary(out, &summary, &into, args.json, per_line)?;
     Ok(0)
 }
 
@@ -291,7 +312,9 @@ fn plan_from_names(store: &CaStore, what: &IssueWhat) -> Result<Plan> {
 pub fn execute(req: &IssueRequest, on_issued: &mut dyn FnMut(&IssuedCert)) -> Result<Summary> {
     let store = CaStore::open(&req.dir)?;
     store.ensure_unsealed()?;
-    store.refuse_private_output(&req.out)?;
+    if req.archive.is_none() {
+        store.refuse_private_output(&req.out)?;
+    }
     let (plan, existing) = match &req.what {
         IssueWhat::Plan(path, renew_within) => {
             let plan = Plan::load(path, Some((&store.constraints, store.not_after)))?;
@@ -320,7 +343,14 @@ pub fn execute(req: &IssueRequest, on_issued: &mut dyn FnMut(&IssuedCert)) -> Re
         }
         names => (plan_from_names(&store, names)?, Existing::Refuse),
     };
-    let issuance = Issuance::prepare(&store, plan, &req.out, existing, req.force, &[])?;
+    let issuance = match &req.archive {
+        Some(archive) => {
+            let issuance = Issuance::validate_archive(plan, &req.out, archive.clone(), req.force)?;
+            issuance.refuse_ca_targets(&store)?;
+            issuance
+        }
+        None => Issuance::prepare(&store, plan, &req.out, existing, req.force, &[])?,
+    };
     issuance.run(
         &store,
         Key::Unlock(req.passphrase_file.as_ref()),
