@@ -545,8 +545,8 @@ struct Run<'a> {
     /// Renewals keep their key (`--reuse-key`).
     reuse_key: bool,
     /// Directories are published by the issuing threads; an archive is
-    /// written here, in plan order, after them.
-    archive: Option<ArchiveSink>,
+    /// written by the recording thread, in plan order, after them.
+    to_archive: bool,
     threads: usize,
 }
 
@@ -556,7 +556,7 @@ impl Run<'_> {
     /// Issues `batch` on every core; the results keep the batch's order.
     fn issue_batch(&self, batch: &[(PlanItem<'_>, [u8; 20])]) -> Vec<Issued> {
         let chunk = batch.len().div_ceil(self.threads);
-        let to_archive = self.archive.is_some();
+        let to_archive = self.to_archive;
         std::thread::scope(|scope| {
             let handles: Vec<_> = batch
                 .chunks(chunk)
@@ -604,9 +604,10 @@ impl Run<'_> {
     /// them with the batch's first error, if any, which the caller reports
     /// after the certificates that did succeed.
     fn record_batch(
-        &mut self,
+        &self,
         ledger: &Ledger,
         lock: &LedgerLock,
+        archive: &mut Option<ArchiveSink>,
         results: Vec<Issued>,
     ) -> Result<(Vec<IssuedCert>, Option<Error>)> {
         let mut entries = Vec::with_capacity(results.len());
@@ -615,7 +616,7 @@ impl Run<'_> {
         for r in results {
             match r {
                 Ok(mut signed) => {
-                    if let Some(sink) = self.archive.as_mut() {
+                    if let Some(sink) = archive.as_mut() {
                         archive_item(sink, &mut signed)?;
                     }
                     done.push(signed.issued);
@@ -628,7 +629,7 @@ impl Run<'_> {
         // Durable first, recorded second: the ledger never claims a file
         // that a power loss could take away.
         if !entries.is_empty() {
-            match self.archive.as_mut() {
+            match archive.as_mut() {
                 Some(sink) => sink.flush()?,
                 None if !self.sync_each => output::sync_filesystem(&self.paths.out_abs)?,
                 None => {}
@@ -720,7 +721,8 @@ pub fn execute(
         replace,
         archive,
     } = prepare_output(ledger_view, signer, plan, &paths, opts, &mut summary)?;
-    let mut run = Run {
+    let mut archive = archive;
+    let run = Run {
         signer,
         ca: CaMaterial {
             der: store.anchor_der().to_vec(),
@@ -743,7 +745,7 @@ pub fn execute(
                 ..
             }
         ),
-        archive,
+        to_archive: archive.is_some(),
         threads: std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1),
@@ -751,19 +753,7 @@ pub fn execute(
     let ledger = store.ledger();
     let bar = progress_bar(plan.total, opts.progress);
     let mut items = plan.items(out);
-    loop {
-        let batch = next_batch(
-            &mut items,
-            &skip,
-            &mut used_serials,
-            &mut summary,
-            bar.as_ref(),
-        )?;
-        if batch.is_empty() {
-            break;
-        }
-        let results = run.issue_batch(&batch);
-        let (done, first_error) = run.record_batch(&ledger, lock, results)?;
+    let mut account = |done: Vec<IssuedCert>, summary: &mut Summary| {
         for issued in &done {
             summary.issued += 1;
             summary.renewed += u64::from(issued.renews.is_some());
@@ -775,11 +765,46 @@ pub fn execute(
         if let Some(b) = &bar {
             b.inc(done.len() as u64);
         }
-        if let Some(e) = first_error {
-            return Err(e);
+    };
+    // A pipeline of two stages: while the issuing threads sign (and for
+    // directories, write) one batch, this thread makes the previous one
+    // durable (one sync, or the archive written and synced) and records it.
+    let mut pending: Option<Vec<Issued>> = None;
+    loop {
+        let batch = next_batch(
+            &mut items,
+            &skip,
+            &mut used_serials,
+            &mut summary,
+            bar.as_ref(),
+        )?;
+        if batch.is_empty() && pending.is_none() {
+            break;
         }
+        let (signed, recorded) = std::thread::scope(|scope| {
+            let signing = (!batch.is_empty()).then(|| scope.spawn(|| run.issue_batch(&batch)));
+            let recorded = pending
+                .take()
+                .map(|r| run.record_batch(&ledger, lock, &mut archive, r));
+            let signed = signing.map(|h| h.join().expect("an issuing thread panicked"));
+            (signed, recorded)
+        });
+        if let Some(recorded) = recorded {
+            let (done, first_error) = recorded?;
+            account(done, &mut summary);
+            if let Some(e) = first_error {
+                // What the issuing threads finished meanwhile is recorded
+                // too: for directories it is already published.
+                if let Some(r) = signed {
+                    let (done, _) = run.record_batch(&ledger, lock, &mut archive, r)?;
+                    account(done, &mut summary);
+                }
+                return Err(e);
+            }
+        }
+        pending = signed;
     }
-    if let Some(sink) = run.archive.take() {
+    if let Some(sink) = archive.take() {
         sink.finish()?;
     }
     if let Some(b) = bar {
