@@ -351,9 +351,12 @@ fn sign_item(
     reuse_key: bool,
 ) -> Result<Signed> {
     let g = item.group;
-    let (key, key_pair) = match (replace, reuse_key) {
-        (Some(Some(_)), true) => existing_key(item)?,
-        _ => g.key.generate_with_pair()?,
+    let (key, public_key) = match (replace, reuse_key) {
+        (Some(Some(_)), true) => {
+            let (key, pair) = existing_key(item)?;
+            (key, crate::pki::keys::PublicKey::of(&pair))
+        }
+        _ => g.key.generate_for_leaf()?,
     };
     let cannot_issue = |e: Error| Error::msg(format!("cannot issue '{}': {e}", item.name));
     // Checked again against the constraints of the issuer's certificate.
@@ -363,7 +366,7 @@ fn sign_item(
     let mut params = profile::leaf_params(&names, g.profile, &g.extra_usages, g.key, g.validity)?;
     params.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
     let cert = params
-        .signed_by(&key_pair, &signer.issuer)
+        .signed_by(&public_key, &signer.issuer)
         .map_err(|e| Error::msg(format!("cannot sign '{}': {e}", item.name)))?;
     let der = cert.der().as_ref();
     let cert_pem = x509::pem_certificate(der);
