@@ -18,12 +18,15 @@ pub struct TarWriter<W: Write> {
 /// An octal field of `width` bytes: digits, then NUL.
 fn octal(field: &mut [u8], value: u64) {
     let digits = field.len() - 1;
-    let text = format!("{value:0digits$o}");
     debug_assert!(
-        text.len() == digits,
+        value >> (3 * digits) == 0,
         "{value} does not fit {digits} octal digits"
     );
-    field[..digits].copy_from_slice(&text.as_bytes()[text.len() - digits..]);
+    let mut v = value;
+    for d in field[..digits].iter_mut().rev() {
+        *d = b'0' + (v & 7) as u8;
+        v >>= 3;
+    }
     field[digits] = 0;
 }
 
@@ -139,11 +142,13 @@ mod tests {
     #[test]
     fn pax_record_length_counts_itself() {
         let r = pax_record("path", "a");
-        assert_eq!(r, b"10 path=a\n");
-        let long = "x".repeat(95);
-        let r = String::from_utf8(pax_record("path", &long)).unwrap();
-        let (len, _) = r.split_once(' ').unwrap();
-        assert_eq!(len.parse::<usize>().unwrap(), r.len());
+        assert_eq!(r, b"9 path=a\n");
+        // Across the lengths where the count gains a digit (9/10, 99/100...).
+        for n in 0..1100 {
+            let r = String::from_utf8(pax_record("path", &"x".repeat(n))).unwrap();
+            let (len, _) = r.split_once(' ').unwrap();
+            assert_eq!(len.parse::<usize>().unwrap(), r.len(), "value of {n} bytes");
+        }
     }
 
     #[test]
@@ -157,7 +162,7 @@ mod tests {
         t.file(&"f".repeat(300), 0o600, b"hi").unwrap();
         t.finish().unwrap();
         // pax header + its record + the file header + its data + the end.
-        assert_eq!(out.len(), 5 * BLOCK + 2 * BLOCK);
+        assert_eq!(out.len(), 4 * BLOCK + 2 * BLOCK);
         assert_eq!(out[156], b'x');
     }
 
