@@ -380,3 +380,162 @@ fn a_ceremony_archive_cannot_go_where_the_ca_will_be() {
     fails_with(&o, "o/ca/certs.tar");
     assert!(!s.join("o").exists(), "nothing was written");
 }
+
+/// The documents of a multi-document manifest, as PyYAML reads them:
+/// (kind, name, namespace, tls.crt decoded) each.
+fn secrets_of(s: &Scratch, manifest: &str) -> Vec<(String, String, String, Vec<u8>)> {
+    let (ok_run, out) = run(
+        "python3",
+        &[
+            "-c",
+            "import sys, yaml\nfor d in yaml.safe_load_all(open(sys.argv[1])):\n    print(d['kind'], d['metadata']['name'], d['metadata']['namespace'], d['data']['tls.crt'])",
+            manifest,
+        ],
+        s.path(),
+    );
+    assert!(ok_run, "{out}");
+    use base64::Engine;
+    out.lines()
+        .map(|l| {
+            let p: Vec<&str> = l.split(' ').collect();
+            let crt = base64::engine::general_purpose::STANDARD
+                .decode(p[3])
+                .unwrap();
+            (p[0].into(), p[1].into(), p[2].into(), crt)
+        })
+        .collect()
+}
+
+#[test]
+fn the_k8s_format_writes_one_multi_document_manifest_for_the_whole_plan() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = scratch_with_plan();
+    // Directories, the Secrets gathered into one manifest.
+    ok(&s.uca(&[
+        "ceremony",
+        "plan.toml",
+        "--out",
+        "d",
+        "--k8s-manifest",
+        "secrets.yaml",
+    ]));
+    let mode = std::fs::metadata(s.join("secrets.yaml"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600, "the manifest holds private keys");
+    let secrets = secrets_of(&s, "secrets.yaml");
+    let names: Vec<&str> = secrets.iter().map(|d| d.1.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "web1.internal-tls",
+            "web2.internal-tls",
+            "web3.internal-tls"
+        ]
+    );
+    for (kind, name, namespace, crt) in &secrets {
+        assert_eq!((kind.as_str(), namespace.as_str()), ("Secret", "default"));
+        let dir = s.join("d/certs/web").join(name.trim_end_matches("-tls"));
+        assert_eq!(crt, &std::fs::read(dir.join("cert.pem")).unwrap(), "{name}");
+        assert!(
+            !dir.join("secret.yaml").exists(),
+            "{name}: the Secret is in the manifest only"
+        );
+        assert!(dir.join("combined.pem").is_file());
+    }
+
+    // With an archive: the Secrets leave the archive for the manifest.
+    ok(&s.uca(&[
+        "ceremony",
+        "plan.toml",
+        "--out",
+        "a",
+        "--archive",
+        "a.tar",
+        "--k8s-manifest",
+        "a.yaml",
+    ]));
+    untar(&s, "a.tar", "ax");
+    let secrets = secrets_of(&s, "a.yaml");
+    assert_eq!(secrets.len(), 3);
+    for (_, name, _, crt) in &secrets {
+        let dir = s.join("ax/certs/web").join(name.trim_end_matches("-tls"));
+        assert_eq!(crt, &std::fs::read(dir.join("cert.pem")).unwrap(), "{name}");
+        assert!(!dir.join("secret.yaml").exists());
+    }
+}
+
+#[test]
+fn a_k8s_manifest_is_refused_where_it_could_not_hold_the_whole_plan() {
+    let s = scratch_with_plan();
+    s.init_ca(&["--permit", "internal"]);
+    let pass = s.pass_file();
+    let issue = |plan: &str, extra: &[&str]| {
+        let mut args = vec![
+            "issue",
+            "--dir",
+            "ca",
+            "--out",
+            "certs",
+            "--plan",
+            plan,
+            "--passphrase-file",
+            pass.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        s.uca(&args)
+    };
+    std::fs::write(
+        s.join("pem.toml"),
+        "[[group]]\nname = \"a\"\nnames = [\"a.internal\"]\n",
+    )
+    .unwrap();
+    fails_with(
+        &issue("pem.toml", &["--k8s-manifest", "m.yaml"]),
+        "no group of the plan has the k8s format",
+    );
+    std::fs::write(
+        s.join("k8s.toml"),
+        "[[group]]\nname = \"a\"\nnames = [\"a{1..2}.internal\"]\nformats = [\"k8s\"]\n",
+    )
+    .unwrap();
+    // A run that would skip what an earlier run issued cannot list it all.
+    ok(&issue("k8s.toml", &[]));
+    fails_with(
+        &issue("k8s.toml", &["--k8s-manifest", "m.yaml"]),
+        "issued by an earlier run",
+    );
+    assert!(!s.join("m.yaml").exists());
+    // Both on standard output, or one file for both: refused.
+    let o = s.uca(&[
+        "issue",
+        "--dir",
+        "ca",
+        "--plan",
+        "k8s.toml",
+        "--archive",
+        "-",
+        "--k8s-manifest",
+        "-",
+        "--passphrase-file",
+        pass.to_str().unwrap(),
+    ]);
+    fails_with(&o, "--k8s-manifest");
+    let o = s.uca(&[
+        "issue",
+        "--dir",
+        "ca",
+        "--plan",
+        "k8s.toml",
+        "--archive",
+        "x.tar",
+        "--k8s-manifest",
+        "x.tar",
+        "--passphrase-file",
+        pass.to_str().unwrap(),
+    ]);
+    fails_with(&o, "x.tar");
+    assert!(!s.join("x.tar").exists());
+}

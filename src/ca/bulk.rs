@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 
-use crate::ca::archive::{ArchiveSink, ArchiveTarget};
+use crate::ca::archive::{ArchiveSink, Stream, StreamTarget};
 use crate::ca::ledger::{Ledger, LedgerEntry, LedgerLock};
 use crate::ca::plan::{Plan, PlanItem};
 use crate::ca::store::{CaStore, Signer};
@@ -24,6 +24,9 @@ use crate::support::fsutil::Mode;
 use crate::support::output;
 use crate::support::output::RenderedFile;
 use crate::{pki::x509, support::timefmt};
+
+/// The file the k8s format writes for each certificate.
+const K8S_SECRET: &str = "secret.yaml";
 
 /// Certificates per batch: one file-system sync and one ledger append each.
 const BATCH: usize = 1024;
@@ -53,7 +56,10 @@ pub struct RunOptions {
     pub progress: bool,
     /// Write one tar stream instead of directories (`--archive`): `out`
     /// is then the members' root, never touched on disk.
-    pub archive: Option<ArchiveTarget>,
+    pub archive: Option<StreamTarget>,
+    /// Write every Secret of the k8s format into one multi-document
+    /// manifest instead of each certificate's secret.yaml (`--k8s-manifest`).
+    pub k8s_manifest: Option<StreamTarget>,
 }
 
 /// What was written for one certificate.
@@ -321,6 +327,8 @@ struct ItemOptions {
     reuse_key: bool,
     /// Sync each certificate (small runs) rather than once per batch.
     sync: bool,
+    /// The Secret goes into the run's manifest, not the directory.
+    k8s_manifest: bool,
 }
 
 /// The root and the issuing chain in the forms every issued directory needs.
@@ -337,6 +345,9 @@ struct CaMaterial {
 /// A certificate signed and rendered, not yet written anywhere.
 struct Signed {
     files: Vec<RenderedFile>,
+    /// Its Kubernetes Secret, when it goes into the run's one multi-document
+    /// manifest (`--k8s-manifest`) rather than beside its files.
+    secret: Option<RenderedFile>,
     issued: IssuedCert,
     /// Its ledger entry, without where it was written.
     entry: LedgerEntry,
@@ -423,9 +434,17 @@ fn sign_item(
     };
     Ok(Signed {
         files,
+        secret: None,
         issued,
         entry,
     })
+}
+
+/// Moves the Secret out of the certificate's files (`--k8s-manifest`).
+fn set_secret_aside(signed: &mut Signed) {
+    if let Some(i) = signed.files.iter().position(|f| f.path == K8S_SECRET) {
+        signed.secret = Some(signed.files.remove(i));
+    }
 }
 
 /// Signs one certificate and publishes its directory.
@@ -439,6 +458,9 @@ fn issue_item(
     how: ItemOptions,
 ) -> Result<Signed> {
     let mut signed = sign_item(signer, ca, item, serial, replace, how.reuse_key)?;
+    if how.k8s_manifest {
+        set_secret_aside(&mut signed);
+    }
     output::publish_checked(&item.target, &signed.files, replace.is_some(), how.sync)?;
     signed.entry.path = Some(paths.ledger_path(&item.target));
     // Written: the key material need not wait for the batch in memory.
@@ -448,7 +470,10 @@ fn issue_item(
 
 /// Writes one signed certificate into the archive and says where in the
 /// ledger entry.
-fn archive_item(sink: &mut ArchiveSink, signed: &mut Signed) -> Result<()> {
+fn archive_item(sink: &mut ArchiveSink, signed: &mut Signed, k8s_manifest: bool) -> Result<()> {
+    if k8s_manifest {
+        set_secret_aside(signed);
+    }
     sink.write_dir(&signed.issued.target, &signed.files)?;
     let cert = signed
         .files
@@ -550,6 +575,8 @@ struct Run<'a> {
     /// Directories are published by the issuing threads; an archive is
     /// written by the recording thread, in plan order, after them.
     to_archive: bool,
+    /// Secrets go into one manifest (`--k8s-manifest`), in plan order.
+    k8s_manifest: bool,
     threads: usize,
 }
 
@@ -588,6 +615,7 @@ impl Run<'_> {
                                     ItemOptions {
                                         reuse_key: self.reuse_key,
                                         sync: self.sync_each,
+                                        k8s_manifest: self.k8s_manifest,
                                     },
                                 )
                             })
@@ -610,7 +638,7 @@ impl Run<'_> {
         &self,
         ledger: &Ledger,
         lock: &LedgerLock,
-        archive: &mut Option<ArchiveSink>,
+        streams: &mut Streams,
         results: Vec<Issued>,
     ) -> Result<(Vec<IssuedCert>, Option<Error>)> {
         let mut entries = Vec::with_capacity(results.len());
@@ -619,8 +647,13 @@ impl Run<'_> {
         for r in results {
             match r {
                 Ok(mut signed) => {
-                    if let Some(sink) = archive.as_mut() {
-                        archive_item(sink, &mut signed)?;
+                    if let Some(sink) = streams.archive.as_mut() {
+                        archive_item(sink, &mut signed, self.k8s_manifest)?;
+                    }
+                    if let (Some(manifest), Some(secret)) =
+                        (streams.k8s_manifest.as_mut(), signed.secret.take())
+                    {
+                        manifest.write_document(&secret.contents)?;
                     }
                     done.push(signed.issued);
                     entries.push(signed.entry);
@@ -632,10 +665,13 @@ impl Run<'_> {
         // Durable first, recorded second: the ledger never claims a file
         // that a power loss could take away.
         if !entries.is_empty() {
-            match archive.as_mut() {
+            match streams.archive.as_mut() {
                 Some(sink) => sink.flush()?,
                 None if !self.sync_each => output::sync_filesystem(&self.paths.out_abs)?,
                 None => {}
+            }
+            if let Some(manifest) = streams.k8s_manifest.as_mut() {
+                manifest.flush()?;
             }
             ledger.append(lock, &entries)?;
         }
@@ -643,13 +679,33 @@ impl Run<'_> {
     }
 }
 
+/// The stream outputs of a run, written by the recording thread.
+#[derive(Default)]
+struct Streams {
+    archive: Option<ArchiveSink>,
+    k8s_manifest: Option<Stream>,
+}
+
+impl Streams {
+    /// Ends them: the archive's end marker, everything flushed and synced.
+    fn finish(self) -> Result<()> {
+        if let Some(sink) = self.archive {
+            sink.finish()?;
+        }
+        if let Some(mut manifest) = self.k8s_manifest {
+            manifest.flush()?;
+        }
+        Ok(())
+    }
+}
+
 /// The certificate directories that exist as the run starts, decided under
 /// the lock (none for an archive: it is new, or replaced with `--force`),
-/// and the archive opened.
+/// and the stream outputs opened.
 struct Prepared {
     skip: HashSet<PathBuf>,
     replace: HashMap<PathBuf, Option<String>>,
-    archive: Option<ArchiveSink>,
+    streams: Streams,
 }
 
 fn prepare_output(
@@ -660,19 +716,42 @@ fn prepare_output(
     opts: &RunOptions,
     summary: &mut Summary,
 ) -> Result<Prepared> {
-    if let Some(target) = &opts.archive {
-        let mtime = timefmt::now().unix_timestamp().max(0) as u64;
-        return Ok(Prepared {
-            skip: HashSet::new(),
-            replace: HashMap::new(),
-            archive: Some(ArchiveSink::open(
-                target,
-                opts.force,
-                &ledger.archives,
-                mtime,
-            )?),
-        });
+    let mut prepared = match &opts.archive {
+        Some(target) => {
+            let mtime = timefmt::now().unix_timestamp().max(0) as u64;
+            let sink = ArchiveSink::open(target, opts.force, &ledger.archives, mtime)?;
+            Prepared {
+                skip: HashSet::new(),
+                replace: HashMap::new(),
+                streams: Streams {
+                    archive: Some(sink),
+                    k8s_manifest: None,
+                },
+            }
+        }
+        None => prepare_directories(ledger, signer, plan, paths, opts, summary)?,
+    };
+    if let Some(target) = &opts.k8s_manifest {
+        if let Some(kept) = prepared.skip.iter().next() {
+            return Err(Error::invalid(
+                "--k8s-manifest",
+                target.shown(),
+                format!("it holds every Secret of the plan, but {} was issued by an earlier run and would be missing: issue into a new OUT, or with --force to issue everything again", kept.display()),
+            ));
+        }
+        prepared.streams.k8s_manifest = Some(Stream::open(target, opts.force, false)?);
     }
+    Ok(prepared)
+}
+
+fn prepare_directories(
+    ledger: LedgerView,
+    signer: &Signer,
+    plan: &Plan,
+    paths: &Paths,
+    opts: &RunOptions,
+    summary: &mut Summary,
+) -> Result<Prepared> {
     let recorded = ledger.recorded;
     let existing = plan.existing_targets(&paths.out)?;
     let ExistingTargets { skip, replace } =
@@ -686,7 +765,7 @@ fn prepare_output(
     Ok(Prepared {
         skip,
         replace,
-        archive: None,
+        streams: Streams::default(),
     })
 }
 
@@ -722,9 +801,8 @@ pub fn execute(
     let Prepared {
         skip,
         replace,
-        archive,
+        mut streams,
     } = prepare_output(ledger_view, signer, plan, &paths, opts, &mut summary)?;
-    let mut archive = archive;
     let run = Run {
         signer,
         ca: CaMaterial {
@@ -748,7 +826,8 @@ pub fn execute(
                 ..
             }
         ),
-        to_archive: archive.is_some(),
+        to_archive: streams.archive.is_some(),
+        k8s_manifest: streams.k8s_manifest.is_some(),
         threads: std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1),
@@ -788,7 +867,7 @@ pub fn execute(
             let signing = (!batch.is_empty()).then(|| scope.spawn(|| run.issue_batch(&batch)));
             let recorded = pending
                 .take()
-                .map(|r| run.record_batch(&ledger, lock, &mut archive, r));
+                .map(|r| run.record_batch(&ledger, lock, &mut streams, r));
             let signed = signing.map(|h| h.join().expect("an issuing thread panicked"));
             (signed, recorded)
         });
@@ -799,7 +878,7 @@ pub fn execute(
                 // What the issuing threads finished meanwhile is recorded
                 // too: for directories it is already published.
                 if let Some(r) = signed {
-                    let (done, _) = run.record_batch(&ledger, lock, &mut archive, r)?;
+                    let (done, _) = run.record_batch(&ledger, lock, &mut streams, r)?;
                     account(done, &mut summary);
                 }
                 return Err(e);
@@ -807,9 +886,7 @@ pub fn execute(
         }
         pending = signed;
     }
-    if let Some(sink) = archive.take() {
-        sink.finish()?;
-    }
+    streams.finish()?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }

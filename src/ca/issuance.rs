@@ -15,7 +15,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::ca::archive::ArchiveTarget;
+use crate::ca::archive::StreamTarget;
 use crate::ca::bulk::{self, Existing, IssuedCert, RunOptions, Summary};
 use crate::ca::ledger::LedgerLock;
 use crate::ca::plan::Plan;
@@ -33,7 +33,9 @@ pub struct Issuance {
     pre_existing: Vec<PathBuf>,
     /// One tar stream instead of directories (`--archive`); `out` is then
     /// the root of its member names.
-    archive: Option<ArchiveTarget>,
+    archive: Option<StreamTarget>,
+    /// Every Secret in one multi-document manifest (`--k8s-manifest`).
+    k8s_manifest: Option<StreamTarget>,
 }
 
 /// Where the signing key comes from.
@@ -73,6 +75,7 @@ impl Issuance {
             force,
             pre_existing,
             archive: None,
+            k8s_manifest: None,
         })
     }
 
@@ -83,11 +86,11 @@ impl Issuance {
     pub fn validate_archive(
         plan: Plan,
         root: &Path,
-        archive: ArchiveTarget,
+        archive: StreamTarget,
         force: bool,
     ) -> Result<Issuance> {
         plan.validate_members(root)?;
-        archive.check(force, None)?;
+        archive.check("--archive", force, None)?;
         Ok(Issuance {
             plan,
             out: root.to_path_buf(),
@@ -95,19 +98,63 @@ impl Issuance {
             force,
             pre_existing: Vec::new(),
             archive: Some(archive),
+            k8s_manifest: None,
         })
     }
 
+    /// Writes the Secrets of the plan's k8s-format groups into one
+    /// multi-document manifest at `target` instead of each certificate's
+    /// secret.yaml. Refused when no group has the k8s format, or when it
+    /// would share standard output with the archive.
+    pub fn with_k8s_manifest(mut self, target: StreamTarget) -> Result<Issuance> {
+        use crate::pki::formats::OutputFormat;
+        if !self
+            .plan
+            .groups
+            .iter()
+            .any(|g| g.formats.contains(&OutputFormat::K8s))
+        {
+            return Err(Error::invalid(
+                "--k8s-manifest",
+                target.shown(),
+                "no group of the plan has the k8s format; add formats = [\"k8s\", ...] to a group",
+            ));
+        }
+        if target == StreamTarget::Stdout && self.archive == Some(StreamTarget::Stdout) {
+            return Err(Error::invalid(
+                "--k8s-manifest",
+                "-",
+                "the archive already goes to standard output; give the manifest a FILE",
+            ));
+        }
+        if let (StreamTarget::File(a), Some(StreamTarget::File(b))) = (&target, &self.archive) {
+            if crate::support::fsutil::resolve(a)? == crate::support::fsutil::resolve(b)? {
+                return Err(Error::invalid(
+                    "--k8s-manifest",
+                    a.display().to_string(),
+                    "it is the --archive file too; give each its own file",
+                ));
+            }
+        }
+        target.check("--k8s-manifest", self.force, None)?;
+        self.k8s_manifest = Some(target);
+        Ok(self)
+    }
+
     /// The archive this issuance writes, if it writes one.
-    pub fn archive(&self) -> Option<&ArchiveTarget> {
+    pub fn archive(&self) -> Option<&StreamTarget> {
         self.archive.as_ref()
     }
 
     /// No certificate directory may replace the CA directory or part of it.
     pub fn refuse_ca_targets(&self, store: &CaStore) -> Result<()> {
+        for stream in [&self.archive, &self.k8s_manifest] {
+            if let Some(StreamTarget::File(file)) = stream {
+                store.refuse_ca_path(file)?;
+            }
+        }
         match &self.archive {
-            Some(ArchiveTarget::File(file)) => store.refuse_ca_path(file),
-            Some(ArchiveTarget::Stdout) => Ok(()),
+            Some(_) => Ok(()),
             None => store.refuse_ca_targets(&self.plan, &self.out),
         }
     }
@@ -187,6 +234,7 @@ impl Issuance {
             force: self.force,
             progress,
             archive: self.archive.clone(),
+            k8s_manifest: self.k8s_manifest.clone(),
         };
         bulk::execute(store, signer, &self.plan, &self.out, lock, &opts, on_issued)
     }

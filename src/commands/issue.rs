@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use crate::ca::archive::ArchiveTarget;
+use crate::ca::archive::StreamTarget;
 use crate::ca::bulk::{Existing, IssuedCert, Summary};
 use crate::ca::issuance::{Issuance, Key};
 use crate::ca::plan::{Group, NamePattern, Plan};
@@ -57,6 +57,14 @@ pub struct IssueArgs {
         conflicts_with_all = ["out", "renew_within", "names"]
     )]
     pub archive: Option<PathBuf>,
+    /// With --plan: write the Secrets of the plan's k8s-format groups as one multi-document manifest (- for standard output) instead of each NAME/secret.yaml
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "plan",
+        conflicts_with_all = ["names", "renew_within"]
+    )]
+    pub k8s_manifest: Option<PathBuf>,
     /// With --renew-within: certify each renewed certificate's existing key.pem again instead of a new key
     #[arg(long, requires = "renew_within")]
     pub reuse_key: bool,
@@ -111,7 +119,8 @@ pub struct IssueRequest {
     pub dir: PathBuf,
     /// The output directory, or with `archive` the root of member names.
     pub out: PathBuf,
-    pub archive: Option<ArchiveTarget>,
+    pub archive: Option<StreamTarget>,
+    pub k8s_manifest: Option<StreamTarget>,
     pub what: IssueWhat,
     pub force: bool,
     pub passphrase_file: Option<PathBuf>,
@@ -146,8 +155,9 @@ pub fn run(args: IssueArgs, out: &mut Stdout) -> Result<u8> {
         },
     };
     let per_line = matches!(what, IssueWhat::Names { .. }) && !args.json;
-    let archive = args.archive.as_deref().map(ArchiveTarget::from_arg);
-    if archive == Some(ArchiveTarget::Stdout) {
+    let archive = args.archive.as_deref().map(StreamTarget::from_arg);
+    let k8s_manifest = args.k8s_manifest.as_deref().map(StreamTarget::from_arg);
+    if archive == Some(StreamTarget::Stdout) || k8s_manifest == Some(StreamTarget::Stdout) {
         out.report_on_stderr();
     }
     // Where the report says the certificates went.
@@ -159,6 +169,7 @@ pub fn run(args: IssueArgs, out: &mut Stdout) -> Result<u8> {
         dir: args.dir,
         out: args.out.unwrap_or_default(),
         archive,
+        k8s_manifest,
         what,
         force: args.leaf.force,
         passphrase_file: args.passphrase.passphrase_file,
@@ -343,14 +354,15 @@ pub fn execute(req: &IssueRequest, on_issued: &mut dyn FnMut(&IssuedCert)) -> Re
         }
         names => (plan_from_names(&store, names)?, Existing::Refuse),
     };
-    let issuance = match &req.archive {
-        Some(archive) => {
-            let issuance = Issuance::validate_archive(plan, &req.out, archive.clone(), req.force)?;
-            issuance.refuse_ca_targets(&store)?;
-            issuance
-        }
-        None => Issuance::prepare(&store, plan, &req.out, existing, req.force, &[])?,
+    let mut issuance = match &req.archive {
+        Some(archive) => Issuance::validate_archive(plan, &req.out, archive.clone(), req.force)?,
+        None => Issuance::validate(plan, &req.out, existing, req.force)?,
     };
+    if let Some(manifest) = &req.k8s_manifest {
+        issuance = issuance.with_k8s_manifest(manifest.clone())?;
+    }
+    issuance.refuse_ca_targets(&store)?;
+    let issuance = issuance.with_side_files(&[])?;
     issuance.run(
         &store,
         Key::Unlock(req.passphrase_file.as_ref()),
