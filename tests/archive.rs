@@ -539,3 +539,51 @@ fn a_k8s_manifest_is_refused_where_it_could_not_hold_the_whole_plan() {
     fails_with(&o, "x.tar");
     assert!(!s.join("x.tar").exists());
 }
+
+#[test]
+fn each_directory_s_ca_copy_is_a_hard_link_and_force_still_replaces_it() {
+    use std::os::unix::fs::MetadataExt;
+    let s = scratch_with_plan();
+    s.init_ca(&["--permit", "internal"]);
+    std::fs::write(
+        s.join("many.toml"),
+        "[[group]]\nname = \"a\"\nnames = [\"a{1..40}.internal\"]\nformats = [\"pem\", \"certsd\"]\n",
+    )
+    .unwrap();
+    s.issue(&["--plan", "many.toml"]);
+    let ca = std::fs::read(s.join("ca/ca.pem")).unwrap();
+    let mut inodes = std::collections::HashSet::new();
+    for i in 1..=40 {
+        for f in ["ca.pem", "certs.d/ca.crt"] {
+            let p = s.join(&format!("certs/a{i}.internal/{f}"));
+            assert_eq!(std::fs::read(&p).unwrap(), ca, "{}", p.display());
+            let m = std::fs::metadata(&p).unwrap();
+            assert_eq!(m.mode() & 0o7777, 0o644);
+            inodes.insert(m.ino());
+        }
+        // The key is never shared.
+        assert_eq!(
+            std::fs::metadata(s.join(&format!("certs/a{i}.internal/key.pem")))
+                .unwrap()
+                .nlink(),
+            1
+        );
+    }
+    // One file per issuing thread and batch, not one per directory.
+    assert!(
+        inodes.len() <= 2 * std::thread::available_parallelism().unwrap().get(),
+        "{inodes:?}"
+    );
+    // --force issues again in place; every copy is still the CA.
+    s.issue(&["--plan", "many.toml", "--force"]);
+    for i in 1..=40 {
+        let p = s.join(&format!("certs/a{i}.internal/ca.pem"));
+        assert_eq!(std::fs::read(&p).unwrap(), ca);
+        ok(&s.uca(&[
+            "verify",
+            &format!("certs/a{i}.internal/chain.pem"),
+            "--ca",
+            "ca/ca.pem",
+        ]));
+    }
+}

@@ -320,17 +320,6 @@ fn existing_key(item: &PlanItem<'_>) -> Result<(crate::pki::keys::PrivateKey, rc
     Ok((key, pair))
 }
 
-/// How each certificate of a run is written.
-#[derive(Clone, Copy)]
-struct ItemOptions {
-    /// A renewal certifies the key already there (`--reuse-key`).
-    reuse_key: bool,
-    /// Sync each certificate (small runs) rather than once per batch.
-    sync: bool,
-    /// The Secret goes into the run's manifest, not the directory.
-    k8s_manifest: bool,
-}
-
 /// The root and the issuing chain in the forms every issued directory needs.
 struct CaMaterial {
     der: Vec<u8>,
@@ -445,27 +434,6 @@ fn set_secret_aside(signed: &mut Signed) {
     if let Some(i) = signed.files.iter().position(|f| f.path == K8S_SECRET) {
         signed.secret = Some(signed.files.remove(i));
     }
-}
-
-/// Signs one certificate and publishes its directory.
-fn issue_item(
-    signer: &Signer,
-    ca: &CaMaterial,
-    paths: &Paths,
-    item: &PlanItem<'_>,
-    serial: [u8; 20],
-    replace: Option<&Option<String>>,
-    how: ItemOptions,
-) -> Result<Signed> {
-    let mut signed = sign_item(signer, ca, item, serial, replace, how.reuse_key)?;
-    if how.k8s_manifest {
-        set_secret_aside(&mut signed);
-    }
-    output::publish_checked(&item.target, &signed.files, replace.is_some(), how.sync)?;
-    signed.entry.path = Some(paths.ledger_path(&item.target));
-    // Written: the key material need not wait for the batch in memory.
-    signed.files = Vec::new();
-    Ok(signed)
 }
 
 /// Writes one signed certificate into the archive and says where in the
@@ -586,39 +554,16 @@ impl Run<'_> {
     /// Issues `batch` on every core; the results keep the batch's order.
     fn issue_batch(&self, batch: &[(PlanItem<'_>, [u8; 20])]) -> Vec<Issued> {
         let chunk = batch.len().div_ceil(self.threads);
-        let to_archive = self.to_archive;
         std::thread::scope(|scope| {
             let handles: Vec<_> = batch
                 .chunks(chunk)
                 .map(|part| {
                     scope.spawn(move || {
+                        // The CA certificate, written once per thread and
+                        // batch, then linked (see the README).
+                        let mut shared = output::SharedCopies::new(self.ca.pem.as_bytes());
                         part.iter()
-                            .map(|(item, serial)| {
-                                let replace = self.replace.get(&item.target);
-                                if to_archive {
-                                    return sign_item(
-                                        self.signer,
-                                        &self.ca,
-                                        item,
-                                        *serial,
-                                        replace,
-                                        self.reuse_key,
-                                    );
-                                }
-                                issue_item(
-                                    self.signer,
-                                    &self.ca,
-                                    &self.paths,
-                                    item,
-                                    *serial,
-                                    replace,
-                                    ItemOptions {
-                                        reuse_key: self.reuse_key,
-                                        sync: self.sync_each,
-                                        k8s_manifest: self.k8s_manifest,
-                                    },
-                                )
-                            })
+                            .map(|(item, serial)| self.issue_item(item, *serial, &mut shared))
                             .collect::<Vec<_>>()
                     })
                 })
@@ -628,6 +573,35 @@ impl Run<'_> {
                 .flat_map(|h| h.join().expect("an issuing thread panicked"))
                 .collect()
         })
+    }
+
+    /// Signs one certificate; for directories, also publishes it (an
+    /// archive is written by the recording thread).
+    fn issue_item(
+        &self,
+        item: &PlanItem<'_>,
+        serial: [u8; 20],
+        shared: &mut output::SharedCopies<'_>,
+    ) -> Issued {
+        let replace = self.replace.get(&item.target);
+        let mut signed = sign_item(self.signer, &self.ca, item, serial, replace, self.reuse_key)?;
+        if self.to_archive {
+            return Ok(signed);
+        }
+        if self.k8s_manifest {
+            set_secret_aside(&mut signed);
+        }
+        output::publish_checked(
+            &item.target,
+            &signed.files,
+            replace.is_some(),
+            self.sync_each,
+            Some(shared),
+        )?;
+        signed.entry.path = Some(self.paths.ledger_path(&item.target));
+        // Written: the key material need not wait for the batch in memory.
+        signed.files = Vec::new();
+        Ok(signed)
     }
 
     /// Makes a batch's certificates durable (writing them into the archive

@@ -179,7 +179,7 @@ pub fn read_capped(
     if !meta.is_file() {
         sys::clear_nonblocking(&file).map_err(|e| Error::io(action, path, e))?;
     }
-    let size = meta.is_file().then(|| meta.len());
+    let size = meta.is_file().then_some(meta.len());
     read_open_capped(file, size, path, limit, action, what)
 }
 
