@@ -31,6 +31,7 @@ tests=(
     hostile_plan
     hostile_files
     plan_ceremony
+    archive
     inspect_check
     openssl_interop
     pkcs12

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 
+use crate::ca::archive::{ArchiveSink, Stream, StreamTarget};
 use crate::ca::ledger::{self, Ledger, LedgerEntry, LedgerLock};
 use crate::ca::plan::{Plan, PlanItem};
 use crate::ca::store::{CaStore, Signer};
@@ -24,6 +25,9 @@ use crate::support::hashfilter::HashFilter;
 use crate::support::output;
 use crate::support::output::RenderedFile;
 use crate::{pki::x509, support::timefmt};
+
+/// The file the k8s format writes for each certificate.
+const K8S_SECRET: &str = "secret.yaml";
 
 /// Certificates per batch: one file-system sync and one ledger append each.
 const BATCH: usize = 1024;
@@ -51,6 +55,12 @@ pub struct RunOptions {
     pub existing: Existing,
     pub force: bool,
     pub progress: bool,
+    /// Write one tar stream instead of directories (`--archive`): `out`
+    /// is then the members' root, never touched on disk.
+    pub archive: Option<StreamTarget>,
+    /// Write every Secret of the k8s format into one multi-document
+    /// manifest instead of each certificate's secret.yaml (`--k8s-manifest`).
+    pub k8s_manifest: Option<StreamTarget>,
 }
 
 /// What was written for one certificate.
@@ -311,15 +321,6 @@ fn existing_key(item: &PlanItem<'_>) -> Result<(crate::pki::keys::PrivateKey, rc
     Ok((key, pair))
 }
 
-/// How each certificate of a run is written.
-#[derive(Clone, Copy)]
-struct ItemOptions {
-    /// A renewal certifies the key already there (`--reuse-key`).
-    reuse_key: bool,
-    /// Sync each certificate (small runs) rather than once per batch.
-    sync: bool,
-}
-
 /// The root and the issuing chain in the forms every issued directory needs.
 struct CaMaterial {
     der: Vec<u8>,
@@ -331,20 +332,32 @@ struct CaMaterial {
     constraints: crate::pki::constraints::NameConstraints,
 }
 
-fn issue_item(
+/// A certificate signed and rendered, not yet written anywhere.
+struct Signed {
+    files: Vec<RenderedFile>,
+    /// Its Kubernetes Secret, when it goes into the run's one multi-document
+    /// manifest (`--k8s-manifest`) rather than beside its files.
+    secret: Option<RenderedFile>,
+    issued: IssuedCert,
+    /// Its ledger entry, without where it was written.
+    entry: LedgerEntry,
+}
+
+fn sign_item(
     signer: &Signer,
     ca: &CaMaterial,
-    paths: &Paths,
     item: &PlanItem<'_>,
     serial: [u8; 20],
     replace: Option<&Option<String>>,
-    how: ItemOptions,
-) -> Result<(IssuedCert, LedgerEntry)> {
-    let ItemOptions { reuse_key, sync } = how;
+    reuse_key: bool,
+) -> Result<Signed> {
     let g = item.group;
-    let (key, key_pair) = match (replace, reuse_key) {
-        (Some(Some(_)), true) => existing_key(item)?,
-        _ => g.key.generate_with_pair()?,
+    let (key, public_key) = match (replace, reuse_key) {
+        (Some(Some(_)), true) => {
+            let (key, pair) = existing_key(item)?;
+            (key, crate::pki::keys::PublicKey::of(&pair))
+        }
+        _ => g.key.generate_for_leaf()?,
     };
     let cannot_issue = |e: Error| Error::msg(format!("cannot issue '{}': {e}", item.name));
     // Checked again against the constraints of the issuer's certificate.
@@ -354,7 +367,7 @@ fn issue_item(
     let mut params = profile::leaf_params(&names, g.profile, &g.extra_usages, g.key, g.validity)?;
     params.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
     let cert = params
-        .signed_by(&key_pair, &signer.issuer)
+        .signed_by(&public_key, &signer.issuer)
         .map_err(|e| Error::msg(format!("cannot sign '{}': {e}", item.name)))?;
     let der = cert.der().as_ref();
     let cert_pem = x509::pem_certificate(der);
@@ -380,7 +393,6 @@ fn issue_item(
             mode: Mode::Public,
         });
     }
-    output::publish_checked(&item.target, &files, replace.is_some(), sync)?;
     let sha256 = x509::sha256_hex(der);
     let serial_hex = x509::serial_hex_of(&serial);
     let (subject, sans) = x509::recorded_names(der)?;
@@ -394,9 +406,12 @@ fn issue_item(
         not_before: timefmt::rfc3339(g.validity.not_before),
         not_after: not_after.clone(),
         sha256: sha256.clone(),
-        path: Some(paths.ledger_path(&item.target)),
+        path: None,
         issued_at: timefmt::rfc3339(timefmt::now()),
         replaces: replace.cloned().flatten(),
+        archive: None,
+        member: None,
+        member_sha256: None,
     };
     let issued = IssuedCert {
         name: item.name.clone(),
@@ -407,7 +422,38 @@ fn issue_item(
         sha256,
         renews: entry.replaces.clone(),
     };
-    Ok((issued, entry))
+    Ok(Signed {
+        files,
+        secret: None,
+        issued,
+        entry,
+    })
+}
+
+/// Moves the Secret out of the certificate's files (`--k8s-manifest`).
+fn set_secret_aside(signed: &mut Signed) {
+    if let Some(i) = signed.files.iter().position(|f| f.path == K8S_SECRET) {
+        signed.secret = Some(signed.files.remove(i));
+    }
+}
+
+/// Writes one signed certificate into the archive and says where in the
+/// ledger entry.
+fn archive_item(sink: &mut ArchiveSink, signed: &mut Signed, k8s_manifest: bool) -> Result<()> {
+    if k8s_manifest {
+        set_secret_aside(signed);
+    }
+    sink.write_dir(&signed.issued.target, &signed.files)?;
+    let cert = signed
+        .files
+        .iter()
+        .find(|f| f.path == "cert.pem")
+        .expect("every certificate directory holds cert.pem");
+    signed.entry.archive = Some(sink.recorded_name().to_string());
+    signed.entry.member = Some(ArchiveSink::member(&signed.issued.target, "cert.pem"));
+    signed.entry.member_sha256 = Some(x509::sha256_hex(&cert.contents));
+    signed.files = Vec::new();
+    Ok(())
 }
 
 fn progress_bar(total: u64, enabled: bool) -> Option<indicatif::ProgressBar> {
@@ -423,20 +469,33 @@ fn progress_bar(total: u64, enabled: bool) -> Option<indicatif::ProgressBar> {
     Some(bar)
 }
 
-/// The serials the ledger has used, with room for `more`, and the
-/// certificate directories it records.
-fn read_ledger(store: &CaStore, more: u64) -> Result<(HashFilter, BTreeSet<String>)> {
+/// What the ledger records before a run: the certificate directories and
+/// the archives.
+struct LedgerView {
+    recorded: BTreeSet<String>,
+    archives: HashSet<String>,
+}
+
+/// The serials the ledger has used, with room for `more`, and what it
+/// records.
+fn read_ledger(store: &CaStore, more: u64) -> Result<(HashFilter, LedgerView)> {
     let ledger = store.ledger();
     let mut used_serials =
         ledger::used_serials_with_room(ledger.most_entries().saturating_add(more));
-    let mut recorded = BTreeSet::new();
+    let mut view = LedgerView {
+        recorded: BTreeSet::new(),
+        archives: HashSet::new(),
+    };
     ledger.scan(|e| {
         used_serials.insert(e.serial.as_str());
         if let Some(p) = e.path {
-            recorded.insert(p);
+            view.recorded.insert(p);
+        }
+        if let Some(a) = e.archive {
+            view.archives.insert(a);
         }
     })?;
-    Ok((used_serials, recorded))
+    Ok((used_serials, view))
 }
 
 /// The next (at most [`BATCH`]) certificates to issue, each with a serial
@@ -485,10 +544,15 @@ struct Run<'a> {
     sync_each: bool,
     /// Renewals keep their key (`--reuse-key`).
     reuse_key: bool,
+    /// Directories are published by the issuing threads; an archive is
+    /// written by the recording thread, in plan order, after them.
+    to_archive: bool,
+    /// Secrets go into one manifest (`--k8s-manifest`), in plan order.
+    k8s_manifest: bool,
     threads: usize,
 }
 
-type Issued = Result<(IssuedCert, LedgerEntry)>;
+type Issued = Result<Signed>;
 
 impl Run<'_> {
     /// Issues `batch` on every core; the results keep the batch's order.
@@ -499,22 +563,11 @@ impl Run<'_> {
                 .chunks(chunk)
                 .map(|part| {
                     scope.spawn(move || {
+                        // The CA certificate, written once per thread and
+                        // batch, then linked (see the README).
+                        let mut shared = output::SharedCopies::new(self.ca.pem.as_bytes());
                         part.iter()
-                            .map(|(item, serial)| {
-                                let replace = self.replace.get(&item.target);
-                                issue_item(
-                                    self.signer,
-                                    &self.ca,
-                                    &self.paths,
-                                    item,
-                                    *serial,
-                                    replace,
-                                    ItemOptions {
-                                        reuse_key: self.reuse_key,
-                                        sync: self.sync_each,
-                                    },
-                                )
-                            })
+                            .map(|(item, serial)| self.issue_item(item, *serial, &mut shared))
                             .collect::<Vec<_>>()
                     })
                 })
@@ -526,13 +579,44 @@ impl Run<'_> {
         })
     }
 
-    /// Makes a batch's certificates durable, then records them in the
-    /// ledger. Returns them with the batch's first error, if any, which the
-    /// caller reports after the certificates that did succeed.
+    /// Signs one certificate; for directories, also publishes it (an
+    /// archive is written by the recording thread).
+    fn issue_item(
+        &self,
+        item: &PlanItem<'_>,
+        serial: [u8; 20],
+        shared: &mut output::SharedCopies<'_>,
+    ) -> Issued {
+        let replace = self.replace.get(&item.target);
+        let mut signed = sign_item(self.signer, &self.ca, item, serial, replace, self.reuse_key)?;
+        if self.to_archive {
+            return Ok(signed);
+        }
+        if self.k8s_manifest {
+            set_secret_aside(&mut signed);
+        }
+        output::publish_checked(
+            &item.target,
+            &signed.files,
+            replace.is_some(),
+            self.sync_each,
+            Some(shared),
+        )?;
+        signed.entry.path = Some(self.paths.ledger_path(&item.target));
+        // Written: the key material need not wait for the batch in memory.
+        signed.files = Vec::new();
+        Ok(signed)
+    }
+
+    /// Makes a batch's certificates durable (writing them into the archive
+    /// first, if there is one), then records them in the ledger. Returns
+    /// them with the batch's first error, if any, which the caller reports
+    /// after the certificates that did succeed.
     fn record_batch(
         &self,
         ledger: &Ledger,
         lock: &LedgerLock,
+        streams: &mut Streams,
         results: Vec<Issued>,
     ) -> Result<(Vec<IssuedCert>, Option<Error>)> {
         let mut entries = Vec::with_capacity(results.len());
@@ -540,9 +624,17 @@ impl Run<'_> {
         let mut first_error = None;
         for r in results {
             match r {
-                Ok((issued, entry)) => {
-                    done.push(issued);
-                    entries.push(entry);
+                Ok(mut signed) => {
+                    if let Some(sink) = streams.archive.as_mut() {
+                        archive_item(sink, &mut signed, self.k8s_manifest)?;
+                    }
+                    if let (Some(manifest), Some(secret)) =
+                        (streams.k8s_manifest.as_mut(), signed.secret.take())
+                    {
+                        manifest.write_document(&secret.contents)?;
+                    }
+                    done.push(signed.issued);
+                    entries.push(signed.entry);
                 }
                 Err(e) if first_error.is_none() => first_error = Some(e),
                 Err(_) => {}
@@ -551,8 +643,13 @@ impl Run<'_> {
         // Durable first, recorded second: the ledger never claims a file
         // that a power loss could take away.
         if !entries.is_empty() {
-            if !self.sync_each {
-                output::sync_filesystem(&self.paths.out_abs)?;
+            match streams.archive.as_mut() {
+                Some(sink) => sink.flush()?,
+                None if !self.sync_each => output::sync_filesystem(&self.paths.out_abs)?,
+                None => {}
+            }
+            if let Some(manifest) = streams.k8s_manifest.as_mut() {
+                manifest.flush()?;
             }
             ledger.append(lock, &entries)?;
         }
@@ -560,12 +657,102 @@ impl Run<'_> {
     }
 }
 
-/// Issues every certificate of `plan` under `out`, while holding the CA
-/// lock. Every caller has validated the whole plan
-/// ([`Plan::validate_all`]) before unlocking the key; which certificate
-/// directories exist is decided again here, under the lock, so that two
-/// runs of one plan never issue the same certificate twice. A directory
-/// that was not there then is never replaced.
+/// The stream outputs of a run, written by the recording thread.
+#[derive(Default)]
+struct Streams {
+    archive: Option<ArchiveSink>,
+    k8s_manifest: Option<Stream>,
+}
+
+impl Streams {
+    /// Ends them: the archive's end marker, everything flushed and synced.
+    fn finish(self) -> Result<()> {
+        if let Some(sink) = self.archive {
+            sink.finish()?;
+        }
+        if let Some(mut manifest) = self.k8s_manifest {
+            manifest.flush()?;
+        }
+        Ok(())
+    }
+}
+
+/// The certificate directories that exist as the run starts, decided under
+/// the lock (none for an archive: it is new, or replaced with `--force`),
+/// and the stream outputs opened.
+struct Prepared {
+    skip: HashSet<PathBuf>,
+    replace: HashMap<PathBuf, Option<String>>,
+    streams: Streams,
+}
+
+fn prepare_output(
+    ledger: LedgerView,
+    signer: &Signer,
+    plan: &Plan,
+    paths: &Paths,
+    opts: &RunOptions,
+    summary: &mut Summary,
+) -> Result<Prepared> {
+    let mut prepared = match &opts.archive {
+        Some(target) => {
+            let mtime = timefmt::now().unix_timestamp().max(0) as u64;
+            let sink = ArchiveSink::open(target, opts.force, &ledger.archives, mtime)?;
+            Prepared {
+                skip: HashSet::new(),
+                replace: HashMap::new(),
+                streams: Streams {
+                    archive: Some(sink),
+                    k8s_manifest: None,
+                },
+            }
+        }
+        None => prepare_directories(ledger, signer, plan, paths, opts, summary)?,
+    };
+    if let Some(target) = &opts.k8s_manifest {
+        if let Some(kept) = prepared.skip.iter().next() {
+            return Err(Error::invalid(
+                "--k8s-manifest",
+                target.shown(),
+                format!("it holds every Secret of the plan, but {} was issued by an earlier run and would be missing: issue into a new OUT, or with --force to issue everything again", kept.display()),
+            ));
+        }
+        prepared.streams.k8s_manifest = Some(Stream::open(target, opts.force, false)?);
+    }
+    Ok(prepared)
+}
+
+fn prepare_directories(
+    ledger: LedgerView,
+    signer: &Signer,
+    plan: &Plan,
+    paths: &Paths,
+    opts: &RunOptions,
+    summary: &mut Summary,
+) -> Result<Prepared> {
+    let recorded = ledger.recorded;
+    let existing = plan.existing_targets(&paths.out)?;
+    let ExistingTargets { skip, replace } =
+        classify_existing(signer, paths, existing, &recorded, opts)?;
+    if opts.existing != Existing::Refuse {
+        summary.left_in_place = clear_leftovers(plan, paths, &skip, &recorded)?;
+    }
+    for g in &plan.groups {
+        crate::support::fsutil::create_dir(&paths.out.join(&g.out), 0o755)?;
+    }
+    Ok(Prepared {
+        skip,
+        replace,
+        streams: Streams::default(),
+    })
+}
+
+/// Issues every certificate of `plan` under `out` (or into the archive of
+/// `opts`), while holding the CA lock. Every caller has validated the whole
+/// plan ([`Plan::validate_all`]) before unlocking the key; which
+/// certificate directories exist is decided again here, under the lock, so
+/// that two runs of one plan never issue the same certificate twice. A
+/// directory that was not there then is never replaced.
 /// `on_issued` sees each certificate once it is durable and recorded.
 pub fn execute(
     store: &CaStore,
@@ -579,22 +766,20 @@ pub fn execute(
     let started = Instant::now();
     // The CA may have been sealed while we waited for the lock.
     store.ensure_unsealed()?;
-    let (mut used_serials, recorded) = read_ledger(store, plan.total)?;
+    let (mut used_serials, ledger_view) = read_ledger(store, plan.total)?;
     let paths = Paths {
         out: out.to_path_buf(),
-        out_abs: crate::support::fsutil::resolve(out)?,
+        out_abs: match opts.archive {
+            Some(_) => out.to_path_buf(),
+            None => crate::support::fsutil::resolve(out)?,
+        },
     };
-    let existing = plan.existing_targets(out)?;
-    let ExistingTargets { skip, replace } =
-        classify_existing(signer, &paths, existing, &recorded, opts)?;
     let mut summary = Summary::default();
-    if opts.existing != Existing::Refuse {
-        summary.left_in_place = clear_leftovers(plan, &paths, &skip, &recorded)?;
-    }
-    drop(recorded);
-    for g in &plan.groups {
-        crate::support::fsutil::create_dir(&out.join(&g.out), 0o755)?;
-    }
+    let Prepared {
+        skip,
+        replace,
+        mut streams,
+    } = prepare_output(ledger_view, signer, plan, &paths, opts, &mut summary)?;
     let run = Run {
         signer,
         ca: CaMaterial {
@@ -618,6 +803,8 @@ pub fn execute(
                 ..
             }
         ),
+        to_archive: streams.archive.is_some(),
+        k8s_manifest: streams.k8s_manifest.is_some(),
         threads: std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1),
@@ -625,19 +812,7 @@ pub fn execute(
     let ledger = store.ledger();
     let bar = progress_bar(plan.total, opts.progress);
     let mut items = plan.items(out);
-    loop {
-        let batch = next_batch(
-            &mut items,
-            &skip,
-            &mut used_serials,
-            &mut summary,
-            bar.as_ref(),
-        )?;
-        if batch.is_empty() {
-            break;
-        }
-        let results = run.issue_batch(&batch);
-        let (done, first_error) = run.record_batch(&ledger, lock, results)?;
+    let mut account = |done: Vec<IssuedCert>, summary: &mut Summary| {
         for issued in &done {
             summary.issued += 1;
             summary.renewed += u64::from(issued.renews.is_some());
@@ -649,10 +824,46 @@ pub fn execute(
         if let Some(b) = &bar {
             b.inc(done.len() as u64);
         }
-        if let Some(e) = first_error {
-            return Err(e);
+    };
+    // A pipeline of two stages: while the issuing threads sign (and for
+    // directories, write) one batch, this thread makes the previous one
+    // durable (one sync, or the archive written and synced) and records it.
+    let mut pending: Option<Vec<Issued>> = None;
+    loop {
+        let batch = next_batch(
+            &mut items,
+            &skip,
+            &mut used_serials,
+            &mut summary,
+            bar.as_ref(),
+        )?;
+        if batch.is_empty() && pending.is_none() {
+            break;
         }
+        let (signed, recorded) = std::thread::scope(|scope| {
+            let signing = (!batch.is_empty()).then(|| scope.spawn(|| run.issue_batch(&batch)));
+            let recorded = pending
+                .take()
+                .map(|r| run.record_batch(&ledger, lock, &mut streams, r));
+            let signed = signing.map(|h| h.join().expect("an issuing thread panicked"));
+            (signed, recorded)
+        });
+        if let Some(recorded) = recorded {
+            let (done, first_error) = recorded?;
+            account(done, &mut summary);
+            if let Some(e) = first_error {
+                // What the issuing threads finished meanwhile is recorded
+                // too: for directories it is already published.
+                if let Some(r) = signed {
+                    let (done, _) = run.record_batch(&ledger, lock, &mut streams, r)?;
+                    account(done, &mut summary);
+                }
+                return Err(e);
+            }
+        }
+        pending = signed;
     }
+    streams.finish()?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }

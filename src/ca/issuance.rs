@@ -15,6 +15,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::ca::archive::StreamTarget;
 use crate::ca::bulk::{self, Existing, IssuedCert, RunOptions, Summary};
 use crate::ca::ledger::LedgerLock;
 use crate::ca::plan::Plan;
@@ -30,6 +31,11 @@ pub struct Issuance {
     force: bool,
     /// The certificate directories that existed when the plan was validated.
     pre_existing: Vec<PathBuf>,
+    /// One tar stream instead of directories (`--archive`); `out` is then
+    /// the root of its member names.
+    archive: Option<StreamTarget>,
+    /// Every Secret in one multi-document manifest (`--k8s-manifest`).
+    k8s_manifest: Option<StreamTarget>,
 }
 
 /// Where the signing key comes from.
@@ -68,12 +74,89 @@ impl Issuance {
             existing,
             force,
             pre_existing,
+            archive: None,
+            k8s_manifest: None,
         })
+    }
+
+    /// [`validate`](Self::validate) for a plan written as one archive
+    /// whose member names start at `root`: every name, SAN, constraint and
+    /// member path, and the archive file new (or `force`) and creatable.
+    /// Nothing under `root` is looked at: it is only a name.
+    pub fn validate_archive(
+        plan: Plan,
+        root: &Path,
+        archive: StreamTarget,
+        force: bool,
+    ) -> Result<Issuance> {
+        plan.validate_members(root)?;
+        archive.check("--archive", force, None)?;
+        Ok(Issuance {
+            plan,
+            out: root.to_path_buf(),
+            existing: Existing::Refuse,
+            force,
+            pre_existing: Vec::new(),
+            archive: Some(archive),
+            k8s_manifest: None,
+        })
+    }
+
+    /// Writes the Secrets of the plan's k8s-format groups into one
+    /// multi-document manifest at `target` instead of each certificate's
+    /// secret.yaml. Refused when no group has the k8s format, or when it
+    /// would share standard output with the archive.
+    pub fn with_k8s_manifest(mut self, target: StreamTarget) -> Result<Issuance> {
+        use crate::pki::formats::OutputFormat;
+        if !self
+            .plan
+            .groups
+            .iter()
+            .any(|g| g.formats.contains(&OutputFormat::K8s))
+        {
+            return Err(Error::invalid(
+                "--k8s-manifest",
+                target.shown(),
+                "no group of the plan has the k8s format; add formats = [\"k8s\", ...] to a group",
+            ));
+        }
+        if target == StreamTarget::Stdout && self.archive == Some(StreamTarget::Stdout) {
+            return Err(Error::invalid(
+                "--k8s-manifest",
+                "-",
+                "the archive already goes to standard output; give the manifest a FILE",
+            ));
+        }
+        if let (StreamTarget::File(a), Some(StreamTarget::File(b))) = (&target, &self.archive) {
+            if crate::support::fsutil::resolve(a)? == crate::support::fsutil::resolve(b)? {
+                return Err(Error::invalid(
+                    "--k8s-manifest",
+                    a.display().to_string(),
+                    "it is the --archive file too; give each its own file",
+                ));
+            }
+        }
+        target.check("--k8s-manifest", self.force, None)?;
+        self.k8s_manifest = Some(target);
+        Ok(self)
+    }
+
+    /// The archive this issuance writes, if it writes one.
+    pub fn archive(&self) -> Option<&StreamTarget> {
+        self.archive.as_ref()
     }
 
     /// No certificate directory may replace the CA directory or part of it.
     pub fn refuse_ca_targets(&self, store: &CaStore) -> Result<()> {
-        store.refuse_ca_targets(&self.plan, &self.out)
+        for stream in [&self.archive, &self.k8s_manifest] {
+            if let Some(StreamTarget::File(file)) = stream {
+                store.refuse_ca_path(file)?;
+            }
+        }
+        match &self.archive {
+            Some(_) => Ok(()),
+            None => store.refuse_ca_targets(&self.plan, &self.out),
+        }
     }
 
     /// Refuses, unless `--force`, a certificate directory that exists (when
@@ -150,6 +233,8 @@ impl Issuance {
             existing: self.existing,
             force: self.force,
             progress,
+            archive: self.archive.clone(),
+            k8s_manifest: self.k8s_manifest.clone(),
         };
         bulk::execute(store, signer, &self.plan, &self.out, lock, &opts, on_issued)
     }

@@ -34,6 +34,16 @@ pub struct LedgerEntry {
     /// (`uca issue --plan --renew-within`); absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replaces: Option<String>,
+    /// Where the certificate went when it was written into a tar archive
+    /// (`--archive`) instead of a directory: the archive (absolute path, or
+    /// `-` for standard output), the member holding its cert.pem, and the
+    /// SHA-256 of that member's bytes (`tar -xOf A M | sha256sum`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member_sha256: Option<String>,
 }
 
 pub struct Ledger {

@@ -6,6 +6,7 @@
 //! recovery.
 //! Uses `pki` and `support`.
 
+pub mod archive;
 pub mod bulk;
 pub mod escrow;
 pub mod issuance;

@@ -500,7 +500,21 @@ struct OutputLayout<'a> {
 }
 
 impl<'a> OutputLayout<'a> {
+    /// The layout on disk under `out`, symbolic links followed.
     fn new(plan: &'a Plan, out: &Path) -> Result<OutputLayout<'a>> {
+        Self::with_dirs(plan, |g| crate::support::fsutil::resolve(&out.join(&g.out)))
+    }
+
+    /// The layout inside an archive: member paths under `root`, as if
+    /// extracted at `/` (lengths stay those of a real extraction's at best).
+    fn in_archive(plan: &'a Plan, root: &Path) -> Result<OutputLayout<'a>> {
+        Self::with_dirs(plan, |g| Ok(Path::new("/").join(root).join(&g.out)))
+    }
+
+    fn with_dirs(
+        plan: &'a Plan,
+        dir_of: impl Fn(&Group) -> Result<PathBuf>,
+    ) -> Result<OutputLayout<'a>> {
         let mut group_dirs = Vec::with_capacity(plan.groups.len());
         let mut fixed_files = Vec::with_capacity(plan.groups.len());
         let mut holders = HashMap::new();
@@ -512,7 +526,7 @@ impl<'a> OutputLayout<'a> {
                 .filter(|f| *f != OutputFormat::Pkcs12)
                 .collect();
             fixed_files.push(crate::pki::formats::file_paths(&fixed, ""));
-            let dir = crate::support::fsutil::resolve(&out.join(&g.out))?;
+            let dir = dir_of(g)?;
             for ancestor in dir.ancestors() {
                 holders.entry(ancestor.to_path_buf()).or_insert(i);
             }
@@ -1099,26 +1113,14 @@ impl Plan {
     /// names valid); returns the targets that already exist (for the caller
     /// to decide: skip, resume or refuse).
     pub fn validate_all(&self, out: &Path) -> Result<Vec<PathBuf>> {
-        // Flat memory however large the plan: a few bits an output, and
-        // the few outputs whose bit was already set, checked exactly after.
-        let mut seen = HashFilter::with_room_for(self.total, 32);
-        let mut suspects: HashSet<PathBuf> = HashSet::new();
         let mut layout = OutputLayout::new(self, out)?;
         let mut listings = Listings::default();
         let mut existing = Vec::new();
-        for item in self.items(out) {
-            let item = item?;
-            let resolved = layout.check(out, &item)?;
-            if !seen.insert(&resolved) {
-                suspects.insert(resolved);
-            }
+        self.check_items(out, &mut layout, |item| {
             if listings.exists(&item.target) {
                 existing.push(item.target);
             }
-        }
-        if !suspects.is_empty() {
-            self.refuse_produced_twice(out, &mut layout, &suspects)?;
-        }
+        })?;
         // Every output directory can be made, before the first key is.
         let mut dirs: Vec<&PathBuf> = listings.0.keys().collect();
         dirs.sort();
@@ -1126,6 +1128,40 @@ impl Plan {
             crate::support::fsutil::check_dir_creatable("output directory", dir)?;
         }
         Ok(existing)
+    }
+
+    /// Validates every item and member path of the plan written as one
+    /// archive whose members start at `root` (`--archive`): the checks of
+    /// [`validate_all`](Self::validate_all) that do not look at the disk.
+    pub fn validate_members(&self, root: &Path) -> Result<()> {
+        let mut layout = OutputLayout::in_archive(self, root)?;
+        self.check_items(root, &mut layout, |_| {})
+    }
+
+    /// Checks each item and its outputs against `layout`, none produced
+    /// twice; `each` sees every item that passed.
+    fn check_items(
+        &self,
+        out: &Path,
+        layout: &mut OutputLayout<'_>,
+        mut each: impl FnMut(PlanItem<'_>),
+    ) -> Result<()> {
+        // Flat memory however large the plan: a few bits an output, and
+        // the few outputs whose bit was already set, checked exactly after.
+        let mut seen = HashFilter::with_room_for(self.total, 32);
+        let mut suspects: HashSet<PathBuf> = HashSet::new();
+        for item in self.items(out) {
+            let item = item?;
+            let resolved = layout.check(out, &item)?;
+            if !seen.insert(&resolved) {
+                suspects.insert(resolved);
+            }
+            each(item);
+        }
+        if !suspects.is_empty() {
+            self.refuse_produced_twice(out, layout, &suspects)?;
+        }
+        Ok(())
     }
 
     /// Refuses the first output that two items produce, among `suspects`

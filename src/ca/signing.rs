@@ -586,6 +586,9 @@ fn sign_and_record(
         path,
         issued_at: timefmt::rfc3339(timefmt::now()),
         replaces: None,
+        archive: None,
+        member: None,
+        member_sha256: None,
     };
     publish(&der)?;
     ledger.append(lock, &[entry])?;

@@ -37,6 +37,12 @@ pub struct CeremonyArgs {
     /// New or empty output directory: OUT/ca (sealed CA) and OUT/certs
     #[arg(long, value_name = "OUT")]
     pub out: PathBuf,
+    /// Write the plan's certificates as one tar archive (- for standard output) instead of OUT/certs, members named certs/... as under OUT (keys 0600 inside)
+    #[arg(long, value_name = "FILE")]
+    pub archive: Option<PathBuf>,
+    /// Write the Secrets of the plan's k8s-format groups as one multi-document manifest (- for standard output) instead of each NAME/secret.yaml
+    #[arg(long, value_name = "FILE")]
+    pub k8s_manifest: Option<PathBuf>,
     /// Keep an encrypted copy of the CA key in OUT/ca/private and write its passphrase to FILE (outside OUT) for offline escrow
     #[arg(long, value_name = "FILE")]
     pub escrow_passphrase: Option<PathBuf>,
@@ -65,6 +71,10 @@ pub struct CeremonyArgs {
 pub struct CeremonyRequest {
     pub plan: PathBuf,
     pub out: PathBuf,
+    /// `--archive`: the certificates as one tar stream instead of OUT/certs.
+    pub archive: Option<crate::ca::archive::StreamTarget>,
+    /// `--k8s-manifest`: every Secret in one multi-document manifest.
+    pub k8s_manifest: Option<crate::ca::archive::StreamTarget>,
     /// `--successor-of` and its `--share` files.
     pub successor_of: Option<(PathBuf, Vec<PathBuf>)>,
     pub escrow_passphrase: Option<PathBuf>,
@@ -102,10 +112,24 @@ pub struct Succession {
 /// `uca ceremony`: runs it, then says where everything is (or prints it as
 /// JSON).
 pub fn run(args: CeremonyArgs, out: &mut Stdout) -> Result<u8> {
+    let archive = args
+        .archive
+        .as_deref()
+        .map(crate::ca::archive::StreamTarget::from_arg);
+    let k8s_manifest = args
+        .k8s_manifest
+        .as_deref()
+        .map(crate::ca::archive::StreamTarget::from_arg);
+    let stdout = Some(crate::ca::archive::StreamTarget::Stdout);
+    if archive == stdout || k8s_manifest == stdout {
+        out.report_on_stderr();
+    }
     let report = execute(
         &CeremonyRequest {
             plan: args.plan,
             out: args.out,
+            archive,
+            k8s_manifest,
             successor_of: args.successor_of.map(|d| (d, args.shares)),
             escrow_passphrase: args.escrow_passphrase,
             escrow_shares: crate::ca::escrow::spec(
@@ -293,6 +317,28 @@ fn out_is_free(out: &Path) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(Error::io("read", out, e)),
     }
+}
+
+/// An archive or manifest may go in OUT (which the ceremony makes), but not
+/// where the CA directories will be.
+fn check_archive_outside_ca(
+    req: &CeremonyRequest,
+    stream: &crate::ca::archive::StreamTarget,
+) -> Result<()> {
+    let crate::ca::archive::StreamTarget::File(file) = stream else {
+        return Ok(());
+    };
+    let file_abs = fsutil::resolve(file)?;
+    for ca in ["ca", "root", "succession", "registry"] {
+        if file_abs.starts_with(fsutil::resolve(&req.out.join(ca))?) {
+            return Err(Error::invalid(
+                "output file",
+                file.display().to_string(),
+                format!("it would be inside OUT/{ca}, which the ceremony writes; put it in OUT itself or elsewhere"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The escrow passphrase file: outside OUT, new, in a writable directory.
@@ -526,7 +572,25 @@ pub fn execute(
     }
     let certs_dir = req.out.join("certs");
     // OUT is new or empty: no target exists, and the CA is made below.
-    let issuance = Issuance::validate(plan, &certs_dir, Existing::Refuse, false)?;
+    let issuance = match &req.archive {
+        Some(archive) => {
+            check_archive_outside_ca(req, archive)?;
+            Issuance::validate_archive(plan, Path::new("certs"), archive.clone(), false)?
+        }
+        None => Issuance::validate(plan, &certs_dir, Existing::Refuse, false)?,
+    };
+    let issuance = match &req.k8s_manifest {
+        Some(manifest) => {
+            check_archive_outside_ca(req, manifest)?;
+            issuance.with_k8s_manifest(manifest.clone())?
+        }
+        None => issuance,
+    };
+    // Where the report says the certificates are.
+    let certs_dir = match &req.archive {
+        Some(archive) => PathBuf::from(archive.shown()),
+        None => certs_dir,
+    };
     let plan = issuance.plan();
     let ca = plan
         .ca

@@ -104,11 +104,7 @@ fn execute_with(
     let now = crate::support::timefmt::now()
         .replace_nanosecond(0)
         .expect("0 is a valid nanosecond");
-    let mut scan = Scan::default();
-    for p in paths {
-        scan.visit(p, true);
-    }
-    scan.read_files(READ_BATCH);
+    let mut scan = Scan::of(paths, READ_BATCH);
     if scan.found.is_empty() && scan.errors.is_empty() {
         let list = paths
             .iter()
@@ -201,15 +197,65 @@ enum Block {
     Malformed(String),
 }
 
+/// What reading the files found, in walk order.
 #[derive(Default)]
 struct Scan {
-    visits: Vec<Visit>,
     found: Vec<Found>,
     seen: HashSet<String>,
     errors: Vec<String>,
 }
 
+/// Lists the files to read, a batch at a time: each full batch goes to the
+/// readers while the walk goes on.
+struct Walk {
+    visits: Vec<Visit>,
+    batch: usize,
+    to_readers: std::sync::mpsc::SyncSender<Vec<Visit>>,
+}
+
 impl Scan {
+    /// Walks `paths` in one thread while the files it lists are read, a
+    /// batch at a time, on every core: the same report as walking first
+    /// and reading one file at a time.
+    fn of(paths: &[PathBuf], batch: usize) -> Scan {
+        let mut scan = Scan::default();
+        let (to_readers, batches) = std::sync::mpsc::sync_channel(2);
+        std::thread::scope(|scope| {
+            scope.spawn(move || {
+                let mut walk = Walk {
+                    visits: Vec::new(),
+                    batch,
+                    to_readers,
+                };
+                for p in paths {
+                    walk.visit(p, true);
+                }
+                walk.send();
+            });
+            for part in batches {
+                scan.read_files(part);
+            }
+        });
+        scan
+    }
+}
+
+impl Walk {
+    /// Hands the batch so far to the readers (a closed channel means the
+    /// reading side is gone: nothing left to do).
+    fn send(&mut self) {
+        if !self.visits.is_empty() {
+            let _ = self.to_readers.send(std::mem::take(&mut self.visits));
+        }
+    }
+
+    fn push(&mut self, visit: Visit) {
+        self.visits.push(visit);
+        if self.visits.len() >= self.batch {
+            self.send();
+        }
+    }
+
     /// `explicit` paths were named by the user: they may be symlinks to
     /// directories and any file name; below them, directory symlinks are
     /// not followed (no loops, no escaping the tree) and only certificate
@@ -229,12 +275,12 @@ impl Scan {
         } else if explicit || (meta.is_file() && has_cert_extension(path)) {
             // Below a named directory only regular files are read: opening
             // a FIFO there would wait for a writer forever.
-            self.visits.push(Visit::File(path.to_path_buf(), explicit));
+            self.push(Visit::File(path.to_path_buf(), explicit));
         }
     }
 
     fn problem(&mut self, message: String) {
-        self.visits.push(Visit::Problem(message));
+        self.push(Visit::Problem(message));
     }
 
     fn walk(&mut self, dir: &Path) {
@@ -254,37 +300,35 @@ impl Scan {
                 Some(k) if k.is_dir() => self.walk(&path),
                 Some(k) if k.is_file() => {
                     if has_cert_extension(&path) {
-                        self.visits.push(Visit::File(path, false));
+                        self.push(Visit::File(path, false));
                     }
                 }
                 _ => self.visit(&path, false),
             }
         }
     }
+}
 
-    /// Reads every file the walk found, on every core, a batch at a time
-    /// (so the results held at once stay small), and records the results
-    /// in walk order: the same report as reading them one by one.
-    fn read_files(&mut self, batch: usize) {
-        let visits = std::mem::take(&mut self.visits);
-        for part in visits.chunks(batch) {
-            // CRLs are few and read here, in order; certificates in parallel.
-            let files: Vec<&Path> = part
-                .iter()
-                .filter_map(|v| match v {
-                    Visit::File(path, _) if !is_crl(path) => Some(path.as_path()),
-                    _ => None,
-                })
-                .collect();
-            let mut read = read_in_parallel(&files).into_iter();
-            for visit in part {
-                match visit {
-                    Visit::Problem(message) => self.errors.push(message.clone()),
-                    Visit::File(path, _) if is_crl(path) => self.crl_file(path),
-                    Visit::File(path, explicit) => {
-                        let blocks = read.next().expect("one result per file");
-                        self.record(path, *explicit, blocks);
-                    }
+impl Scan {
+    /// Reads one batch of the walk's files on every core and records the
+    /// results in walk order: the same report as reading them one by one.
+    fn read_files(&mut self, part: Vec<Visit>) {
+        // CRLs are few and read here, in order; certificates in parallel.
+        let files: Vec<&Path> = part
+            .iter()
+            .filter_map(|v| match v {
+                Visit::File(path, _) if !is_crl(path) => Some(path.as_path()),
+                _ => None,
+            })
+            .collect();
+        let mut read = read_in_parallel(&files).into_iter();
+        for visit in &part {
+            match visit {
+                Visit::Problem(message) => self.errors.push(message.clone()),
+                Visit::File(path, _) if is_crl(path) => self.crl_file(path),
+                Visit::File(path, explicit) => {
+                    let blocks = read.next().expect("one result per file");
+                    self.record(path, *explicit, blocks);
                 }
             }
         }
@@ -662,9 +706,7 @@ mod tests {
     fn batches_do_not_change_the_report() {
         let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/bad/pem");
         let scan_in = |batch| {
-            let mut scan = Scan::default();
-            scan.visit(&corpus, true);
-            scan.read_files(batch);
+            let scan = Scan::of(std::slice::from_ref(&corpus), batch);
             let found: Vec<_> = scan
                 .found
                 .iter()

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
+use crate::ca::archive::StreamTarget;
 use crate::ca::bulk::{Existing, IssuedCert, Summary};
 use crate::ca::issuance::{Issuance, Key};
 use crate::ca::plan::{Group, NamePattern, Plan};
@@ -28,8 +29,8 @@ pub struct IssueArgs {
     #[arg(long, value_name = "DIR")]
     pub dir: PathBuf,
     /// Output directory: each NAME gets OUT/NAME/{cert,key,chain,ca}.pem
-    #[arg(long, value_name = "OUT")]
-    pub out: PathBuf,
+    #[arg(long, value_name = "OUT", required_unless_present = "archive")]
+    pub out: Option<PathBuf>,
     /// Certificate names (host names or IP addresses); each is the CN and a SAN
     #[arg(
         value_name = "NAME",
@@ -48,6 +49,22 @@ pub struct IssueArgs {
         conflicts_with = "names"
     )]
     pub renew_within: Option<String>,
+    /// With --plan: write the whole plan's output as one tar archive (- for standard output) instead of directories, members named as under OUT (keys 0600 inside)
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "plan",
+        conflicts_with_all = ["out", "renew_within", "names"]
+    )]
+    pub archive: Option<PathBuf>,
+    /// With --plan: write the Secrets of the plan's k8s-format groups as one multi-document manifest (- for standard output) instead of each NAME/secret.yaml
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "plan",
+        conflicts_with_all = ["names", "renew_within"]
+    )]
+    pub k8s_manifest: Option<PathBuf>,
     /// With --renew-within: certify each renewed certificate's existing key.pem again instead of a new key
     #[arg(long, requires = "renew_within")]
     pub reuse_key: bool,
@@ -100,7 +117,10 @@ pub enum IssueWhat {
 
 pub struct IssueRequest {
     pub dir: PathBuf,
+    /// The output directory, or with `archive` the root of member names.
     pub out: PathBuf,
+    pub archive: Option<StreamTarget>,
+    pub k8s_manifest: Option<StreamTarget>,
     pub what: IssueWhat,
     pub force: bool,
     pub passphrase_file: Option<PathBuf>,
@@ -135,9 +155,21 @@ pub fn run(args: IssueArgs, out: &mut Stdout) -> Result<u8> {
         },
     };
     let per_line = matches!(what, IssueWhat::Names { .. }) && !args.json;
+    let archive = args.archive.as_deref().map(StreamTarget::from_arg);
+    let k8s_manifest = args.k8s_manifest.as_deref().map(StreamTarget::from_arg);
+    if archive == Some(StreamTarget::Stdout) || k8s_manifest == Some(StreamTarget::Stdout) {
+        out.report_on_stderr();
+    }
+    // Where the report says the certificates went.
+    let into = match &archive {
+        Some(a) => PathBuf::from(a.shown()),
+        None => args.out.clone().unwrap_or_default(),
+    };
     let req = IssueRequest {
         dir: args.dir,
-        out: args.out.clone(),
+        out: args.out.unwrap_or_default(),
+        archive,
+        k8s_manifest,
         what,
         force: args.leaf.force,
         passphrase_file: args.passphrase.passphrase_file,
@@ -161,9 +193,9 @@ pub fn run(args: IssueArgs, out: &mut Stdout) -> Result<u8> {
     out.work_done(format!(
         "{} issued into {}",
         crate::support::stdout::certificates(summary.issued),
-        args.out.display()
+        into.display()
     ));
-    report_summary(out, &summary, &args.out, args.json, per_line)?;
+    report_summary(out, &summary, &into, args.json, per_line)?;
     Ok(0)
 }
 
@@ -291,7 +323,9 @@ fn plan_from_names(store: &CaStore, what: &IssueWhat) -> Result<Plan> {
 pub fn execute(req: &IssueRequest, on_issued: &mut dyn FnMut(&IssuedCert)) -> Result<Summary> {
     let store = CaStore::open(&req.dir)?;
     store.ensure_unsealed()?;
-    store.refuse_private_output(&req.out)?;
+    if req.archive.is_none() {
+        store.refuse_private_output(&req.out)?;
+    }
     let (plan, existing) = match &req.what {
         IssueWhat::Plan(path, renew_within) => {
             let plan = Plan::load(path, Some((&store.constraints, store.not_after)))?;
@@ -320,7 +354,15 @@ pub fn execute(req: &IssueRequest, on_issued: &mut dyn FnMut(&IssuedCert)) -> Re
         }
         names => (plan_from_names(&store, names)?, Existing::Refuse),
     };
-    let issuance = Issuance::prepare(&store, plan, &req.out, existing, req.force, &[])?;
+    let mut issuance = match &req.archive {
+        Some(archive) => Issuance::validate_archive(plan, &req.out, archive.clone(), req.force)?,
+        None => Issuance::validate(plan, &req.out, existing, req.force)?,
+    };
+    if let Some(manifest) = &req.k8s_manifest {
+        issuance = issuance.with_k8s_manifest(manifest.clone())?;
+    }
+    issuance.refuse_ca_targets(&store)?;
+    let issuance = issuance.with_side_files(&[])?;
     issuance.run(
         &store,
         Key::Unlock(req.passphrase_file.as_ref()),

@@ -152,6 +152,37 @@ impl KeyType {
         ))
     }
 
+    /// Generates a fresh key for a certificate someone else signs: the
+    /// key and its public half, without the signing form. For ECDSA that
+    /// saves building a ring key pair from the PKCS#8 document, which
+    /// recomputes the public point (as costly as generating the key); the
+    /// document already holds it.
+    pub fn generate_for_leaf(self) -> Result<(PrivateKey, PublicKey)> {
+        let ring_alg = match self {
+            KeyType::EcP256 => &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+            KeyType::EcP384 => &ring::signature::ECDSA_P384_SHA384_ASN1_SIGNING,
+            _ => {
+                let (key, pair) = self.generate_with_pair()?;
+                return Ok((key, PublicKey::of(&pair)));
+            }
+        };
+        let rng = ring::rand::SystemRandom::new();
+        let doc = ring::signature::EcdsaKeyPair::generate_pkcs8(ring_alg, &rng)
+            .map_err(|_| Error::msg(format!("cannot generate a {self} key")))?;
+        let pkcs8 = Zeroizing::new(doc.as_ref().to_vec());
+        let raw = ec_public_key_of_pkcs8(&pkcs8, self)?.to_vec();
+        Ok((
+            PrivateKey {
+                key_type: self,
+                pkcs8,
+            },
+            PublicKey {
+                raw,
+                alg: self.signature_algorithm(),
+            },
+        ))
+    }
+
     /// Generates a fresh key.
     pub fn generate(self) -> Result<PrivateKey> {
         let der = match self {
@@ -189,6 +220,51 @@ impl KeyType {
 
 /// Re-encodes a PKCS#8 v2 (RFC 5958, with the public key) as v1: ring writes
 /// v2 for Ed25519 and OpenSSL 3.0 cannot read it.
+/// A public key as a certificate carries it, for rcgen to sign.
+pub struct PublicKey {
+    raw: Vec<u8>,
+    alg: &'static rcgen::SignatureAlgorithm,
+}
+
+impl PublicKey {
+    pub fn of(pair: &rcgen::KeyPair) -> PublicKey {
+        use rcgen::PublicKeyData;
+        PublicKey {
+            raw: pair.der_bytes().to_vec(),
+            alg: pair.algorithm(),
+        }
+    }
+}
+
+impl rcgen::PublicKeyData for PublicKey {
+    fn der_bytes(&self) -> &[u8] {
+        &self.raw
+    }
+
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        self.alg
+    }
+}
+
+/// The uncompressed public point at the end of the PKCS#8 document ring
+/// generates for an ECDSA key: its RFC 5915 ECPrivateKey ends with
+/// `[1] { BIT STRING { 0x00, 0x04 || X || Y } }`. Checked byte for byte, so a
+/// document of another shape is an error, never a wrong key.
+fn ec_public_key_of_pkcs8(pkcs8: &[u8], key: KeyType) -> Result<&[u8]> {
+    let (point_len, tail): (usize, &[u8]) = match key {
+        KeyType::EcP256 => (65, &[0xa1, 0x44, 0x03, 0x42, 0x00]),
+        KeyType::EcP384 => (97, &[0xa1, 0x64, 0x03, 0x62, 0x00]),
+        _ => return Err(Error::msg(format!("{key} is not an ECDSA key"))),
+    };
+    let split = pkcs8.len().checked_sub(point_len + tail.len());
+    match split.map(|at| pkcs8[at..].split_at(tail.len())) {
+        Some((head, point)) if head == tail && point[0] == 0x04 => Ok(point),
+        _ => Err(Error::msg(format!(
+            "the generated {key} key is not in the PKCS#8 layout expected"
+        ))),
+    }
+}
+
 fn pkcs8_v1(der: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
     let mut info = pkcs8::PrivateKeyInfo::from_der(der)
         .map_err(|e| Error::msg(format!("cannot re-encode a PKCS#8 key: {e}")))?;
@@ -324,5 +400,40 @@ impl PrivateKey {
         PrivateKey::from_pkcs8_der(doc.as_bytes()).map_err(|_| {
             Error::Passphrase("wrong passphrase: it does not decrypt the CA key".into())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_leaf_key_public_half_is_the_one_its_private_key_derives() {
+        use rcgen::PublicKeyData;
+        for key in [
+            KeyType::EcP256,
+            KeyType::EcP384,
+            KeyType::Ed25519,
+            KeyType::Rsa2048,
+        ] {
+            let rounds = if key.is_rsa() { 1 } else { 40 };
+            for _ in 0..rounds {
+                let (private, public) = key.generate_for_leaf().unwrap();
+                let derived = private.key_pair().unwrap();
+                assert_eq!(public.der_bytes(), derived.der_bytes(), "{key}");
+                assert_eq!(public.algorithm(), derived.algorithm(), "{key}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_pkcs8_document_of_another_shape_is_refused() {
+        let (private, _) = KeyType::EcP256.generate_for_leaf().unwrap();
+        let mut doc = private.pkcs8.to_vec();
+        let at = doc.len() - 66;
+        doc[at] ^= 0xff;
+        assert!(ec_public_key_of_pkcs8(&doc, KeyType::EcP256).is_err());
+        assert!(ec_public_key_of_pkcs8(&doc[..10], KeyType::EcP256).is_err());
+        assert!(ec_public_key_of_pkcs8(&private.pkcs8, KeyType::EcP384).is_err());
     }
 }

@@ -189,8 +189,14 @@ pub fn read_capped(
     // Blocking again after the open, so a pipe (`<(...)`) is read as its
     // writer produces it, and one without a writer reads as empty.
     let file = open_without_waiting(path, action)?;
-    sys::clear_nonblocking(&file).map_err(|e| Error::io(action, path, e))?;
-    read_open_capped(file, path, limit, action, what)
+    // O_NONBLOCK means nothing to a regular file (the common case, and
+    // `uca check` reads thousands): only other kinds need it cleared.
+    let meta = file.metadata().ctx(action, path)?;
+    if !meta.is_file() {
+        sys::clear_nonblocking(&file).map_err(|e| Error::io(action, path, e))?;
+    }
+    let size = meta.is_file().then_some(meta.len());
+    read_open_capped(file, size, path, limit, action, what)
 }
 
 /// [`read_capped`] for a file uca itself wrote (the manifest and its
@@ -203,7 +209,8 @@ pub fn read_capped_file(
     what: &'static str,
 ) -> Result<Vec<u8>> {
     let file = open_regular_file(path, action, what)?;
-    read_open_capped(file, path, limit, action, what)
+    let size = file.metadata().ctx(action, path)?.len();
+    read_open_capped(file, Some(size), path, limit, action, what)
 }
 
 /// Opens a file uca itself wrote (the manifest) for reading as a stream:
@@ -230,15 +237,20 @@ fn open_without_waiting(path: &Path, action: &'static str) -> Result<File> {
         .ctx(action, path)
 }
 
+/// Reads `file` (of `size` bytes, if a regular file) up to `limit`.
 fn read_open_capped(
     file: File,
+    size: Option<u64>,
     path: &Path,
     limit: u64,
     action: &'static str,
     what: &'static str,
 ) -> Result<Vec<u8>> {
     use std::io::Read;
-    let initial = usize::try_from(limit.min(SECRET_PREALLOCATION) + 1).unwrap_or(usize::MAX);
+    // A regular file gets a buffer of its size, rather than the
+    // preallocation a secret read from a pipe gets.
+    let expected = size.map_or(SECRET_PREALLOCATION, |len| len.min(SECRET_PREALLOCATION));
+    let initial = usize::try_from(limit.min(expected) + 1).unwrap_or(usize::MAX);
     let mut bytes = Vec::with_capacity(initial);
     file.take(limit + 1)
         .read_to_end(&mut bytes)

@@ -12,4 +12,5 @@ pub mod output;
 pub mod stdout;
 #[allow(unsafe_code)]
 pub mod sys;
+pub mod tar;
 pub mod timefmt;

@@ -50,6 +50,41 @@ pub struct RenderedFile {
     pub mode: fsutil::Mode,
 }
 
+/// A file whose bytes recur in every directory of a run (the CA
+/// certificate: `ca.pem`, `certs.d/ca.crt`). After the first directory
+/// publishes it, every later copy is a hard link to that first one: one
+/// link(2) instead of creating, writing and closing a file. A copy that
+/// cannot be linked (another file system, the first one gone) is written
+/// and becomes the one later copies link to.
+pub struct SharedCopies<'a> {
+    bytes: &'a [u8],
+    /// Each shared file's relative path -> where it was first published.
+    first: std::collections::HashMap<String, PathBuf>,
+}
+
+impl<'a> SharedCopies<'a> {
+    pub fn new(bytes: &'a [u8]) -> SharedCopies<'a> {
+        SharedCopies {
+            bytes,
+            first: std::collections::HashMap::new(),
+        }
+    }
+
+    fn is_shared(&self, f: &RenderedFile) -> bool {
+        f.mode == fsutil::Mode::Public && f.contents.as_slice() == self.bytes
+    }
+
+    /// Puts `f` at `path` as a link to its first copy; false if it must be
+    /// written instead.
+    fn link(&self, f: &RenderedFile, path: &Path) -> bool {
+        self.is_shared(f)
+            && self
+                .first
+                .get(&f.path)
+                .is_some_and(|first| fs::hard_link(first, path).is_ok())
+    }
+}
+
 /// Writes `files` as the directory `target`. The temporary directory is
 /// private to this call, so its files are written directly; the one rename at
 /// the end is what makes the set appear atomically. With `sync`, files and
@@ -61,7 +96,7 @@ pub fn publish_dir(target: &Path, files: &[RenderedFile], replace: bool, sync: b
     if !parent.is_dir() {
         fsutil::create_dir(parent, 0o755)?;
     }
-    publish_checked(target, files, replace, sync)
+    publish_checked(target, files, replace, sync, None)
 }
 
 /// [`publish_dir`] for a caller that has already checked the target and
@@ -71,6 +106,7 @@ pub fn publish_checked(
     files: &[RenderedFile],
     replace: bool,
     sync: bool,
+    mut shared: Option<&mut SharedCopies<'_>>,
 ) -> Result<()> {
     let parent = fsutil::parent_of(target);
     let tmp = hidden_sibling(target, "tmp");
@@ -93,7 +129,13 @@ pub fn publish_checked(
                     .create(dir)
                     .ctx("create", dir)?;
             }
-            write_new(&path, &f.contents, f.mode.bits(), sync)?;
+            let linked = shared.as_deref().is_some_and(|c| c.link(f, &path));
+            if !linked {
+                write_new(&path, &f.contents, f.mode.bits(), sync)?;
+                if let Some(copies) = shared.as_deref_mut().filter(|c| c.is_shared(f)) {
+                    copies.first.insert(f.path.clone(), target.join(&f.path));
+                }
+            }
         }
         if sync {
             fsutil::sync_dir(&tmp)?;

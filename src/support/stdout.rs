@@ -12,7 +12,7 @@ use std::io::{self, Write};
 use crate::support::error::{Error, Result};
 
 pub struct Stdout {
-    inner: io::Stdout,
+    inner: Box<dyn Write>,
     /// The first write error; nothing more is written after it.
     failed: Option<io::Error>,
     /// What the command did, once it did it, for the error message.
@@ -24,14 +24,28 @@ impl Default for Stdout {
     #[allow(clippy::disallowed_methods)]
     fn default() -> Self {
         Stdout {
-            inner: io::stdout(),
+            inner: Box::new(io::stdout()),
             failed: None,
             done: None,
         }
     }
 }
 
+/// Standard output as a byte stream for data a command writes there itself
+/// (`--archive -`): its report then goes to standard error
+/// ([`Stdout::report_on_stderr`]) so the two never mix.
+#[allow(clippy::disallowed_methods)]
+pub fn data_stream() -> io::Stdout {
+    io::stdout()
+}
+
 impl Stdout {
+    /// From now on the report goes to standard error: standard output
+    /// carries the command's data (`--archive -`).
+    pub fn report_on_stderr(&mut self) {
+        self.inner = Box::new(io::stderr());
+    }
+
     /// Records that the work is done: from now on a failure to write says so.
     pub fn work_done(&mut self, what: impl Into<String>) {
         self.done = Some(what.into());
