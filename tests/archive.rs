@@ -587,3 +587,40 @@ fn each_directory_s_ca_copy_is_a_hard_link_and_force_still_replaces_it() {
         ]));
     }
 }
+
+#[test]
+fn verify_manifest_checks_each_certificate_in_its_archive() {
+    let s = scratch_with_plan();
+    ok(&s.uca(&["ceremony", "plan.toml", "--out", "o", "--archive", "o.tar"]));
+    let o = ok(&s.uca(&["verify", "--manifest", "o/ca/manifest.json"]));
+    assert!(
+        stdout(&o).contains("5 certificates, 5 files match"),
+        "{}",
+        stdout(&o)
+    );
+    // One altered certificate inside the archive is named.
+    let tar = std::fs::read(s.join("o.tar")).unwrap();
+    let cert = std::fs::read(s.join("o/ca/ca.pem")).unwrap();
+    let mut altered = tar.clone();
+    let web2 = tar
+        .windows(28)
+        .position(|w| w == b"web/web2.internal/cert.pem\0\0")
+        .unwrap();
+    // The member's data starts at the next block; change one base64 digit.
+    let data = (web2 / 512 + 1) * 512 + 100;
+    altered[data] = if altered[data] == b'A' { b'B' } else { b'A' };
+    std::fs::write(s.join("o.tar"), &altered).unwrap();
+    let o = s.uca(&["verify", "--manifest", "o/ca/manifest.json"]);
+    let err = stderr(&o);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        err.contains("web/web2.internal/cert.pem") && err.contains("differs"),
+        "{err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    // A missing archive is named too.
+    std::fs::remove_file(s.join("o.tar")).unwrap();
+    let o = s.uca(&["verify", "--manifest", "o/ca/manifest.json"]);
+    assert!(stderr(&o).contains("o.tar: missing"), "{}", stderr(&o));
+    assert!(!cert.is_empty());
+}

@@ -53,6 +53,13 @@ pub struct ManifestEntry {
     pub not_after: String,
     pub sha256: String,
     pub path: Option<String>,
+    /// For a certificate written into an archive (`--archive`): the
+    /// archive (absolute path, or `-` for standard output) and the member
+    /// holding its cert.pem.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member: Option<String>,
 }
 
 impl From<LedgerEntry> for ManifestEntry {
@@ -64,6 +71,8 @@ impl From<LedgerEntry> for ManifestEntry {
             not_after: e.not_after,
             sha256: e.sha256,
             path: e.path,
+            archive: e.archive,
+            member: e.member,
         }
     }
 }
@@ -532,6 +541,8 @@ pub struct ManifestCheck {
     /// only the newest entry for a path describes the file on disk.
     pub replaced: usize,
     pub problems: Vec<String>,
+    /// Certificates whose archive went to standard output: nothing to read.
+    pub unchecked: usize,
     /// The SHA-256 of manifest.json that the signature binds.
     pub sha256: String,
 }
@@ -552,7 +563,7 @@ pub fn verify_manifest(
         files.check(entry);
     })?;
     let mut problems = revocation::check_files(ca_dir, &verified.header.crls);
-    let (files_ok, replaced) = (files.ok, files.replaced);
+    let (files_ok, replaced, unchecked) = (files.ok, files.replaced, files.unchecked);
     problems.extend(files.problems());
     Ok(ManifestCheck {
         crls: verified.header.crls.len(),
@@ -560,6 +571,7 @@ pub fn verify_manifest(
         files_ok,
         replaced,
         problems,
+        unchecked,
         sha256: verified.sha256,
     })
 }
@@ -577,10 +589,25 @@ struct FileCheck {
     /// and the problem the entry's file has.
     pending: HashMap<String, (usize, String)>,
     found: usize,
+    /// The archive being read, at the member last matched: an archive's
+    /// members come in the order of its ledger entries.
+    archive: Option<ArchiveCursor>,
+    /// Archived certificates that cannot be checked here (written to
+    /// standard output).
+    unchecked: usize,
+}
+
+/// An archive read forward, member by member.
+struct ArchiveCursor {
+    path: String,
+    reader: Option<crate::support::tar::TarReader<std::io::BufReader<std::fs::File>>>,
 }
 
 impl FileCheck {
     fn check(&mut self, entry: ManifestEntry) {
+        if let (Some(archive), Some(member)) = (&entry.archive, &entry.member) {
+            return self.check_member(archive, member, &entry);
+        }
         let Some(path) = entry.path else { return };
         if self.pending.remove(&path).is_some() {
             self.replaced += 1;
@@ -603,6 +630,60 @@ impl FileCheck {
         };
         self.found += 1;
         self.pending.insert(path, (self.found, problem));
+    }
+
+    /// Finds `member` further on in `archive` and compares the certificate
+    /// in it with the entry's fingerprint.
+    fn check_member(&mut self, archive: &str, member: &str, entry: &ManifestEntry) {
+        if archive == "-" {
+            self.unchecked += 1;
+            return;
+        }
+        if self.archive.as_ref().is_none_or(|c| c.path != archive) {
+            let reader = std::fs::File::open(archive).ok().map(|f| {
+                crate::support::tar::TarReader::new(
+                    std::io::BufReader::with_capacity(1 << 16, f),
+                    fsutil::limits::PEM,
+                )
+            });
+            self.archive = Some(ArchiveCursor {
+                path: archive.to_string(),
+                reader,
+            });
+        }
+        let cursor = self.archive.as_mut().expect("set above");
+        let problem = match cursor.reader.as_mut() {
+            None => format!("{archive}: missing or unreadable (serial {})", entry.serial),
+            Some(reader) => loop {
+                match reader.next_file() {
+                    Ok(Some(m)) if m.path == member => {
+                        let der = x509::parse_blocks(&m.contents)
+                            .ok()
+                            .and_then(|b| b.into_iter().next())
+                            .map(|b| x509::sha256_hex(b.contents()));
+                        if der.as_deref() == Some(entry.sha256.as_str()) {
+                            self.ok += 1;
+                            return;
+                        }
+                        break format!(
+                            "{archive}: member {member}: fingerprint differs from the manifest (serial {})",
+                            entry.serial
+                        );
+                    }
+                    Ok(Some(_)) => continue,
+                    Ok(None) => {
+                        break format!(
+                            "{archive}: no member {member} after the ones checked before it (serial {})",
+                            entry.serial
+                        )
+                    }
+                    Err(e) => break format!("{archive}: {e} (serial {})", entry.serial),
+                }
+            },
+        };
+        self.found += 1;
+        self.pending
+            .insert(format!("{archive}#{member}"), (self.found, problem));
     }
 
     /// The problems still pending, in the order their entries came.

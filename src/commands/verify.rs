@@ -109,6 +109,12 @@ pub fn verify_manifest_files(manifest: &Path, ca: Option<&Path>) -> Result<Strin
             plural(recoveries.len(), "recovery entry", "recovery entries")
         ));
     }
+    if check.unchecked > 0 {
+        summary.push_str(&format!(
+            "; {} written to standard output as an archive, not checkable here",
+            plural(check.unchecked, "certificate was", "certificates were")
+        ));
+    }
     if check.replaced > 0 {
         summary.push_str(&format!(
             " ({} later re-issued at the same path)",

@@ -1,10 +1,11 @@
 //! A POSIX tar (pax) stream writer, just what `--archive` needs: regular
-//! files and directories with their modes, written in order to any `Write`.
+//! files and directories with their modes, written in order to any `Write`;
+//! and a reader of the same, for `uca verify --manifest` to check members.
 //! A path that does not fit the ustar name fields gets a pax `path` record
 //! (POSIX.1-2001), which GNU tar, bsdtar and Python's tarfile all read.
 //! Owner and group are 0 with no names: whoever extracts owns the files.
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 
 const BLOCK: usize = 512;
 
@@ -135,6 +136,117 @@ impl<W: Write> TarWriter<W> {
     }
 }
 
+/// Reads the regular files of a tar stream in order (directories and other
+/// kinds are passed over; a pax `path` record names the member after it).
+/// A member larger than `max` is passed over too, its contents unread.
+pub struct TarReader<R: Read> {
+    input: R,
+    max: u64,
+}
+
+/// One regular file of an archive.
+pub struct Member {
+    pub path: String,
+    pub contents: Vec<u8>,
+}
+
+fn field_text(field: &[u8]) -> &[u8] {
+    let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
+    &field[..end]
+}
+
+fn parse_octal(field: &[u8]) -> io::Result<u64> {
+    let text = field_text(field);
+    let digits = std::str::from_utf8(text).unwrap_or("").trim();
+    u64::from_str_radix(digits, 8).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            "a tar header has a malformed number",
+        )
+    })
+}
+
+/// The `path` of a pax extended header's records, if it has one.
+fn pax_path(records: &[u8]) -> Option<String> {
+    let mut rest = records;
+    let mut path = None;
+    while !rest.is_empty() {
+        let space = rest.iter().position(|&b| b == b' ')?;
+        let len: usize = std::str::from_utf8(&rest[..space]).ok()?.parse().ok()?;
+        if len <= space || len > rest.len() {
+            return None;
+        }
+        let record = &rest[space + 1..len];
+        if let Some(value) = record.strip_prefix(b"path=") {
+            let value = value.strip_suffix(b"\n").unwrap_or(value);
+            path = Some(String::from_utf8_lossy(value).into_owned());
+        }
+        rest = &rest[len..];
+    }
+    path
+}
+
+impl<R: Read> TarReader<R> {
+    pub fn new(input: R, max: u64) -> TarReader<R> {
+        TarReader { input, max }
+    }
+
+    /// The contents of a member of `size` bytes and its padding; `None` if
+    /// over the limit (then skipped).
+    fn body(&mut self, size: u64) -> io::Result<Option<Vec<u8>>> {
+        let padded = size.div_ceil(BLOCK as u64) * BLOCK as u64;
+        if size > self.max {
+            io::copy(&mut (&mut self.input).take(padded), &mut io::sink())?;
+            return Ok(None);
+        }
+        let mut data = vec![0; padded as usize];
+        self.input.read_exact(&mut data)?;
+        data.truncate(size as usize);
+        Ok(Some(data))
+    }
+
+    /// The next regular file, or `None` at the end of the archive (the
+    /// zero block, or the end of a stream cut short between members).
+    pub fn next_file(&mut self) -> io::Result<Option<Member>> {
+        let mut long_path = None;
+        loop {
+            let mut h = [0u8; BLOCK];
+            match self.input.read_exact(&mut h) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+                Err(e) => return Err(e),
+            }
+            if h.iter().all(|&b| b == 0) {
+                return Ok(None);
+            }
+            let size = parse_octal(&h[124..136])?;
+            let kind = h[156];
+            let body = match self.body(size) {
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+                other => other?,
+            };
+            match kind {
+                b'x' => long_path = body.as_deref().and_then(pax_path),
+                b'0' | 0 => {
+                    let path = long_path.take().unwrap_or_else(|| {
+                        let name = String::from_utf8_lossy(field_text(&h[..100]));
+                        let prefix = String::from_utf8_lossy(field_text(&h[345..500]));
+                        if prefix.is_empty() {
+                            name.into_owned()
+                        } else {
+                            format!("{prefix}/{name}")
+                        }
+                    });
+                    if let Some(contents) = body {
+                        return Ok(Some(Member { path, contents }));
+                    }
+                }
+                _ => long_path = None,
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,6 +276,39 @@ mod tests {
         // pax header + its record + the file header + its data + the end.
         assert_eq!(out.len(), 4 * BLOCK + 2 * BLOCK);
         assert_eq!(out[156], b'x');
+    }
+
+    #[test]
+    fn the_reader_reads_back_what_the_writer_wrote() {
+        let mut out = Vec::new();
+        let mut t = TarWriter::new(&mut out, 0);
+        let long = format!("{}/{}/cert.pem", "d".repeat(150), "n".repeat(120));
+        t.dir("certs", 0o755).unwrap();
+        t.file("certs/a/cert.pem", 0o644, b"one").unwrap();
+        t.file(&long, 0o644, b"two").unwrap();
+        t.file("big", 0o644, &[7; 2000]).unwrap();
+        t.file("last", 0o600, b"").unwrap();
+        t.finish().unwrap();
+        let mut r = TarReader::new(out.as_slice(), 1000);
+        let mut read = Vec::new();
+        while let Some(m) = r.next_file().unwrap() {
+            read.push((m.path, m.contents));
+        }
+        assert_eq!(
+            read,
+            [
+                ("certs/a/cert.pem".to_string(), b"one".to_vec()),
+                (long, b"two".to_vec()),
+                ("last".to_string(), Vec::new()),
+            ]
+        );
+        // Cut short between members: what came before is read.
+        let mut r = TarReader::new(&out[..3 * BLOCK], 1000);
+        assert_eq!(r.next_file().unwrap().unwrap().path, "certs/a/cert.pem");
+        assert!(r.next_file().unwrap().is_none());
+        // Cut inside a member: that member is not returned.
+        let mut r = TarReader::new(&out[..2 * BLOCK + 100], 1000);
+        assert!(r.next_file().unwrap().is_none());
     }
 
     #[test]
