@@ -150,7 +150,11 @@ fi
 source scripts/apt.sh
 install_tool() { # PACKAGE: 0 if it installed
     [ "$INSTALL" -eq 1 ] || return 1
-    if ! apt-cache policy "$1" 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+    # Not `| grep -q`: under pipefail, grep leaving early makes apt-cache
+    # die of SIGPIPE and the package look missing.
+    local policy
+    policy=$(apt-cache policy "$1" 2>/dev/null) || true
+    if ! [[ "$policy" =~ Candidate:\ [0-9] ]]; then
         warn "no Debian package named $1 here"
         return 1
     fi
