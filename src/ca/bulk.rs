@@ -825,28 +825,27 @@ pub fn execute(
             b.inc(done.len() as u64);
         }
     };
-    // A pipeline of two stages: while the issuing threads sign (and for
-    // directories, write) one batch, this thread makes the previous one
-    // durable (one sync, or the archive written and synced) and records it.
+    // A pipeline: while the issuing threads sign (and for directories,
+    // write) one batch, this thread makes the previous one durable (one
+    // sync, or the archive written and synced), records it, and expands the
+    // plan's next batch, so the issuing threads never wait for it.
+    let mut next = |summary: &mut Summary| {
+        next_batch(&mut items, &skip, &mut used_serials, summary, bar.as_ref())
+    };
+    let mut batch = next(&mut summary)?;
     let mut pending: Option<Vec<Issued>> = None;
-    loop {
-        let batch = next_batch(
-            &mut items,
-            &skip,
-            &mut used_serials,
-            &mut summary,
-            bar.as_ref(),
-        )?;
-        if batch.is_empty() && pending.is_none() {
-            break;
-        }
-        let (signed, recorded) = std::thread::scope(|scope| {
+    while !batch.is_empty() || pending.is_some() {
+        let (signed, recorded, following) = std::thread::scope(|scope| {
             let signing = (!batch.is_empty()).then(|| scope.spawn(|| run.issue_batch(&batch)));
             let recorded = pending
                 .take()
                 .map(|r| run.record_batch(&ledger, lock, &mut streams, r));
+            let following = match signing {
+                Some(_) => next(&mut summary),
+                None => Ok(Vec::new()),
+            };
             let signed = signing.map(|h| h.join().expect("an issuing thread panicked"));
-            (signed, recorded)
+            (signed, recorded, following)
         });
         if let Some(recorded) = recorded {
             let (done, first_error) = recorded?;
@@ -862,6 +861,18 @@ pub fn execute(
             }
         }
         pending = signed;
+        batch = match following {
+            Ok(b) => b,
+            Err(e) => {
+                // What was signed (and for directories published) is
+                // recorded before the plan's error is reported.
+                if let Some(r) = pending.take() {
+                    let (done, _) = run.record_batch(&ledger, lock, &mut streams, r)?;
+                    account(done, &mut summary);
+                }
+                return Err(e);
+            }
+        };
     }
     streams.finish()?;
     if let Some(b) = bar {
