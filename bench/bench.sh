@@ -67,7 +67,7 @@ Goals checked, each from numbers measured in this run:
     where `uca verify --manifest` must stay under 64 MiB too and stock
     OpenSSL must verify the seal with the command the manifest gives;
   - uca's 10,000-certificate rate >= 50x the fastest peer's;
-  - the stripped release binary < 5 MB (5,000,000 bytes);
+  - the static release binary (as ./install.sh builds it) < 5 MB (5,000,000 bytes);
   - `uca verify --manifest` and `uca check` >= 20,000 certificates/s over
     the 100,000-certificate run's output.
 All work happens under one `mktemp -d` (honours TMPDIR), every run in a new
@@ -775,6 +775,33 @@ crypto_floor_run() { # COUNT
 
 # The size of the uca binary once stripped (a copy: the benchmarked binary
 # is left alone). Sets BIN_BYTES (empty when strip is missing or fails).
+# The static binary ./install.sh builds: musl when the target and musl-gcc
+# are there (install.sh's first choice), else glibc with +crt-static. Sets
+# STATIC_BYTES and STATIC_ROUTE (empty when it could not be built).
+static_size() {
+    STATIC_BYTES=""
+    STATIC_ROUTE=""
+    have cargo || return 0
+    local arch target dir
+    arch=$(uname -m)
+    dir="${CARGO_TARGET_DIR:-$REPO/target}"
+    if rustup target list --installed 2>/dev/null | grep -x "$arch-unknown-linux-musl" >/dev/null &&
+        have musl-gcc; then
+        target="$arch-unknown-linux-musl"
+        STATIC_ROUTE="musl"
+        echo "==> cargo build --release --target $target (the static binary install.sh builds)" >&2
+        cargo build --release --target "$target" >"$WORK/build-static.log" 2>&1 || return 0
+    else
+        target="$arch-unknown-linux-gnu"
+        STATIC_ROUTE="glibc +crt-static"
+        echo "==> RUSTFLAGS=-Ctarget-feature=+crt-static cargo build --release --target $target" >&2
+        RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --target "$target" \
+            >"$WORK/build-static.log" 2>&1 || return 0
+    fi
+    strip -o "$WORK/uca.static" "$dir/$target/release/uca" 2>/dev/null || return 0
+    STATIC_BYTES=$(stat -c %s "$WORK/uca.static")
+}
+
 binary_size() {
     BIN_BYTES=""
     have strip || return 0
@@ -888,6 +915,12 @@ else
     verify_check_run "$U10K_OUT" 10000
 fi
 binary_size
+static_size
+if [ -n "$STATIC_BYTES" ]; then
+    note "static uca binary ($STATIC_ROUTE, as ./install.sh builds it): $STATIC_BYTES bytes stripped"
+else
+    note "static uca binary: could not be built (see $WORK/build-static.log)"
+fi
 if [ -n "$BIN_BYTES" ]; then
     note "uca binary: $(stat -c %s "$UCA") bytes as built, $BIN_BYTES bytes stripped (strip -o of a copy)"
 else
@@ -952,9 +985,11 @@ else
     goal "$(at_least "$ratio" 50)" ">= 50x the fastest peer in the same run: ${ratio}x (uca $U10K_RATE certs/s, median over 10,000; fastest peer $FASTEST $(printf '%.1f' "$FASTEST_RATE") certs/s over $M)"
     note "       at -n $N uca's median rate was $(awk -v u="$UCA_N_RATE" -v p="$FASTEST_RATE" 'BEGIN { printf "%.1f", u / p }')x that peer's"
 fi
-if [ -n "$BIN_BYTES" ]; then
-    if [ "$BIN_BYTES" -lt 5000000 ]; then g=PASS; else g=FAIL; fi
-    goal "$g" "stripped release binary < 5 MB: $(awk -v b="$BIN_BYTES" 'BEGIN { printf "%.2f", b / 1e6 }') MB ($BIN_BYTES bytes)"
+if [ -n "$STATIC_BYTES" ]; then
+    if [ "$STATIC_BYTES" -lt 5000000 ]; then g=PASS; else g=FAIL; fi
+    goal "$g" "static release binary < 5 MB: $(awk -v b="$STATIC_BYTES" 'BEGIN { printf "%.2f", b / 1e6 }') MB ($STATIC_BYTES bytes, $STATIC_ROUTE, as ./install.sh builds it; dynamic ${BIN_BYTES:-?} bytes)"
+elif [ -n "$BIN_BYTES" ]; then
+    goal FAIL "static release binary < 5 MB: the static build failed; the dynamic one is $(awk -v b="$BIN_BYTES" 'BEGIN { printf "%.2f", b / 1e6 }') MB ($BIN_BYTES bytes)"
 else
     goal FAIL "stripped release binary < 5 MB: not measured (no working strip; install binutils)"
 fi
