@@ -847,32 +847,29 @@ pub fn execute(
             let signed = signing.map(|h| h.join().expect("an issuing thread panicked"));
             (signed, recorded, following)
         });
+        // The first error in plan order: an item of the batch just
+        // recorded, else the plan's next batch.
+        let mut failure = None;
         if let Some(recorded) = recorded {
             let (done, first_error) = recorded?;
             account(done, &mut summary);
-            if let Some(e) = first_error {
-                // What the issuing threads finished meanwhile is recorded
-                // too: for directories it is already published.
-                if let Some(r) = signed {
-                    let (done, _) = run.record_batch(&ledger, lock, &mut streams, r)?;
-                    account(done, &mut summary);
-                }
-                return Err(e);
+            failure = first_error;
+        }
+        let following = following.unwrap_or_else(|e| {
+            failure.get_or_insert(e);
+            Vec::new()
+        });
+        if let Some(e) = failure {
+            // What the issuing threads finished meanwhile is recorded
+            // too: for directories it is already published.
+            if let Some(r) = signed {
+                let (done, _) = run.record_batch(&ledger, lock, &mut streams, r)?;
+                account(done, &mut summary);
             }
+            return Err(e);
         }
         pending = signed;
-        batch = match following {
-            Ok(b) => b,
-            Err(e) => {
-                // What was signed (and for directories published) is
-                // recorded before the plan's error is reported.
-                if let Some(r) = pending.take() {
-                    let (done, _) = run.record_batch(&ledger, lock, &mut streams, r)?;
-                    account(done, &mut summary);
-                }
-                return Err(e);
-            }
-        };
+        batch = following;
     }
     streams.finish()?;
     if let Some(b) = bar {
