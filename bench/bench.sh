@@ -785,6 +785,12 @@ static_size() {
     local arch target dir
     arch=$(uname -m)
     dir="${CARGO_TARGET_DIR:-$REPO/target}"
+    # As install.sh: add the musl target and musl-gcc when they are missing.
+    if [ "$INSTALL" -eq 1 ]; then
+        rustup target list --installed 2>/dev/null | grep -x "$arch-unknown-linux-musl" >/dev/null ||
+            rustup target add "$arch-unknown-linux-musl" >/dev/null 2>&1 || true
+        have musl-gcc || install_tool musl-tools || true
+    fi
     if rustup target list --installed 2>/dev/null | grep -x "$arch-unknown-linux-musl" >/dev/null &&
         have musl-gcc; then
         target="$arch-unknown-linux-musl"
