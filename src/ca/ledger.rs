@@ -110,14 +110,7 @@ impl Ledger {
     /// Calls `each` for every complete entry, streaming. A torn final line
     /// (no newline: a crash mid-append) is ignored; a malformed complete line
     /// is an error naming its line number.
-    pub fn scan(&self, each: impl FnMut(LedgerEntry)) -> Result<()> {
-        self.scan_mentioning("", each)
-    }
-
-    /// [`scan`](Self::scan) of only the lines that contain `needle`: the
-    /// others are not parsed (a seal looks for the few intermediates among
-    /// every leaf). A line that contains it is parsed and checked as always.
-    pub fn scan_mentioning(&self, needle: &str, mut each: impl FnMut(LedgerEntry)) -> Result<()> {
+    pub fn scan(&self, mut each: impl FnMut(LedgerEntry)) -> Result<()> {
         if !fsutil::exists(&self.path) {
             return Ok(());
         }
@@ -135,7 +128,7 @@ impl Ledger {
                 return Ok(());
             }
             number += 1;
-            if line.trim().is_empty() || !line.contains(needle) {
+            if line.trim().is_empty() {
                 continue;
             }
             let entry = serde_json::from_str(&line).map_err(|e| {
