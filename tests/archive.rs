@@ -379,6 +379,17 @@ fn a_ceremony_archive_cannot_go_where_the_ca_will_be() {
     ]);
     fails_with(&o, "o/ca/certs.tar");
     assert!(!s.join("o").exists(), "nothing was written");
+    // A ceremony has no --force: an existing file is refused without
+    // suggesting one, for either stream.
+    std::fs::write(s.join("taken"), b"x").unwrap();
+    for flag in ["--archive", "--k8s-manifest"] {
+        let err = fails_with(
+            &s.uca(&["ceremony", "plan.toml", "--out", "o", flag, "taken"]),
+            "a ceremony writes only new files",
+        );
+        assert!(err.contains(flag) && !err.contains("--force"), "{err}");
+    }
+    assert!(!s.join("o").exists(), "nothing was written");
 }
 
 /// The documents of a multi-document manifest, as PyYAML reads them:

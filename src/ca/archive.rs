@@ -152,6 +152,14 @@ impl Stream {
         }
     }
 
+    /// Removes the file this run created and wrote nothing durable to (a
+    /// run that stopped before its first batch); standard output stays.
+    pub fn discard(self) {
+        if let StreamTarget::File(p) = &self.target {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+
     /// Appends one YAML document (a multi-document stream: each begins
     /// with `---`).
     pub fn write_document(&mut self, yaml: &[u8]) -> Result<()> {
@@ -281,10 +289,22 @@ impl ArchiveSink {
 
     /// Ends the archive, flushed and synced.
     pub fn finish(self) -> Result<()> {
+        let target = self.tar_target();
         let mut stream = match self.tar.finish() {
             Ok(stream) => stream,
-            Err(e) => return Err(Error::msg(format!("cannot end the archive: {e}"))),
+            Err(e) => return Err(Error::msg(format!("cannot end the archive {target}: {e}"))),
         };
         stream.flush()
+    }
+
+    /// The archive as messages name it.
+    fn tar_target(&self) -> String {
+        self.tar.get_ref().target.shown()
+    }
+
+    /// Removes the archive file this run just created (see
+    /// [`Stream::discard`]).
+    pub fn discard(self) {
+        self.tar.into_inner().discard();
     }
 }

@@ -710,14 +710,16 @@ fn prepare_output(
         None => prepare_directories(ledger, signer, plan, paths, opts, summary)?,
     };
     if let Some(target) = &opts.k8s_manifest {
-        if let Some(kept) = prepared.skip.iter().next() {
-            return Err(Error::invalid(
-                "--k8s-manifest",
-                target.shown(),
-                format!("it holds every Secret of the plan, but {} was issued by an earlier run and would be missing: issue into a new OUT, or with --force to issue everything again", kept.display()),
-            ));
+        match Stream::open(target, opts.force, false) {
+            Ok(manifest) => prepared.streams.k8s_manifest = Some(manifest),
+            Err(e) => {
+                // Nothing is left behind: the archive this run just made goes.
+                if let Some(archive) = prepared.streams.archive.take() {
+                    archive.discard();
+                }
+                return Err(e);
+            }
         }
-        prepared.streams.k8s_manifest = Some(Stream::open(target, opts.force, false)?);
     }
     Ok(prepared)
 }
@@ -734,6 +736,14 @@ fn prepare_directories(
     let existing = plan.existing_targets(&paths.out)?;
     let ExistingTargets { skip, replace } =
         classify_existing(signer, paths, existing, &recorded, opts)?;
+    // Before anything is made: the manifest must list the whole plan.
+    if let (Some(target), Some(kept)) = (&opts.k8s_manifest, skip.iter().next()) {
+        return Err(Error::invalid(
+            "--k8s-manifest",
+            target.shown(),
+            format!("it holds every Secret of the plan, but {} was issued by an earlier run and would be missing: issue into a new OUT, or with --force to issue everything again", kept.display()),
+        ));
+    }
     if opts.existing != Existing::Refuse {
         summary.left_in_place = clear_leftovers(plan, paths, &skip, &recorded)?;
     }

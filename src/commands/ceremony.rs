@@ -28,6 +28,10 @@ use crate::support::fsutil::{self, Mode};
 use crate::support::stdout::Stdout;
 use crate::support::timefmt;
 
+/// OUT's folder for the plan's certificates (and their members' root in an
+/// archive).
+const CERTS_DIR: &str = "certs";
+
 // `uca ceremony`'s arguments (clap), declared with the command they belong to.
 #[derive(Debug, Args)]
 pub struct CeremonyArgs {
@@ -319,23 +323,27 @@ fn out_is_free(out: &Path) -> Result<()> {
     }
 }
 
-/// An archive or manifest may go in OUT (which the ceremony makes), but not
-/// where the CA directories will be.
-fn check_archive_outside_ca(
+/// An archive or manifest file (`flag`) may go in OUT (which the ceremony
+/// makes), but not where the ceremony writes its own directories, and it
+/// must be new: a ceremony has no --force.
+fn check_stream_file(
     req: &CeremonyRequest,
+    flag: &'static str,
     stream: &crate::ca::archive::StreamTarget,
 ) -> Result<()> {
     let crate::ca::archive::StreamTarget::File(file) = stream else {
         return Ok(());
     };
+    let refuse = |why: String| Err(Error::invalid(flag, file.display().to_string(), why));
+    if std::fs::symlink_metadata(file).is_ok() {
+        return refuse(
+            "it already exists; a ceremony writes only new files: give another name".into(),
+        );
+    }
     let file_abs = fsutil::resolve(file)?;
-    for ca in ["ca", "root", "succession", "registry"] {
-        if file_abs.starts_with(fsutil::resolve(&req.out.join(ca))?) {
-            return Err(Error::invalid(
-                "output file",
-                file.display().to_string(),
-                format!("it would be inside OUT/{ca}, which the ceremony writes; put it in OUT itself or elsewhere"),
-            ));
+    for dir in ["ca", "root", "certs", "succession", "registry"] {
+        if file_abs.starts_with(fsutil::resolve(&req.out.join(dir))?) {
+            return refuse(format!("it would be inside OUT/{dir}, which the ceremony writes; put it in OUT itself or elsewhere"));
         }
     }
     Ok(())
@@ -570,18 +578,18 @@ pub fn execute(
         crate::ca::escrow::check_spec(spec, &ca_dir)?;
         crate::ca::escrow::check_spec(spec, &req.out.join("root"))?;
     }
-    let certs_dir = req.out.join("certs");
+    let certs_dir = req.out.join(CERTS_DIR);
     // OUT is new or empty: no target exists, and the CA is made below.
     let issuance = match &req.archive {
         Some(archive) => {
-            check_archive_outside_ca(req, archive)?;
-            Issuance::validate_archive(plan, Path::new("certs"), archive.clone(), false)?
+            check_stream_file(req, "--archive", archive)?;
+            Issuance::validate_archive(plan, Path::new(CERTS_DIR), archive.clone(), false)?
         }
         None => Issuance::validate(plan, &certs_dir, Existing::Refuse, false)?,
     };
     let issuance = match &req.k8s_manifest {
         Some(manifest) => {
-            check_archive_outside_ca(req, manifest)?;
+            check_stream_file(req, "--k8s-manifest", manifest)?;
             issuance.with_k8s_manifest(manifest.clone())?
         }
         None => issuance,

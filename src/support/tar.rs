@@ -77,6 +77,15 @@ impl<W: Write> TarWriter<W> {
         &mut self.out
     }
 
+    pub fn get_ref(&self) -> &W {
+        &self.out
+    }
+
+    /// The underlying writer, without the end marker (an archive given up).
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+
     /// Writes the end-of-archive marker (two zero blocks) and returns the
     /// writer.
     pub fn finish(mut self) -> io::Result<W> {
