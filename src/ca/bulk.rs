@@ -439,10 +439,7 @@ fn set_secret_aside(signed: &mut Signed) {
 
 /// Writes one signed certificate into the archive and says where in the
 /// ledger entry.
-fn archive_item(sink: &mut ArchiveSink, signed: &mut Signed, k8s_manifest: bool) -> Result<()> {
-    if k8s_manifest {
-        set_secret_aside(signed);
-    }
+fn archive_item(sink: &mut ArchiveSink, signed: &mut Signed) -> Result<()> {
     sink.write_dir(&signed.issued.target, &signed.files)?;
     let cert = signed
         .files
@@ -589,11 +586,11 @@ impl Run<'_> {
     ) -> Issued {
         let replace = self.replace.get(&item.target);
         let mut signed = sign_item(self.signer, &self.ca, item, serial, replace, self.reuse_key)?;
-        if self.to_archive {
-            return Ok(signed);
-        }
         if self.k8s_manifest {
             set_secret_aside(&mut signed);
+        }
+        if self.to_archive {
+            return Ok(signed);
         }
         output::publish_checked(
             &item.target,
@@ -626,7 +623,7 @@ impl Run<'_> {
             match r {
                 Ok(mut signed) => {
                     if let Some(sink) = streams.archive.as_mut() {
-                        archive_item(sink, &mut signed, self.k8s_manifest)?;
+                        archive_item(sink, &mut signed)?;
                     }
                     if let (Some(manifest), Some(secret)) =
                         (streams.k8s_manifest.as_mut(), signed.secret.take())
