@@ -150,6 +150,11 @@ pub fn check_typography(what: &'static str, input: &str) -> Result<()> {
 /// [`check_typography`] for text that is not a host name: the same
 /// refusals, with `non_ascii_fix` as the advice for other non-ASCII text.
 pub fn check_characters(what: &'static str, input: &str, non_ascii_fix: &str) -> Result<()> {
+    // Printable ASCII is never refused below: bulk plans check every name
+    // several times, so the common case costs one pass over the bytes.
+    if input.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return Ok(());
+    }
     for (index, c) in input.chars().enumerate() {
         let position = index + 1;
         if let Some((_, name, ascii)) = LOOKALIKES.iter().find(|(l, _, _)| *l == c) {
