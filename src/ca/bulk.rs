@@ -553,27 +553,41 @@ type Issued = Result<Signed>;
 
 impl Run<'_> {
     /// Issues `batch` on every core; the results keep the batch's order.
+    /// Each thread takes the batch's next certificate as it finishes one,
+    /// so a thread held up by the file system never leaves another idle
+    /// at the end of the batch.
     fn issue_batch(&self, batch: &[(PlanItem<'_>, [u8; 20])]) -> Vec<Issued> {
-        let chunk = batch.len().div_ceil(self.threads);
+        let claimed = std::sync::atomic::AtomicUsize::new(0);
+        let mut slots: Vec<Option<Issued>> =
+            std::iter::repeat_with(|| None).take(batch.len()).collect();
         std::thread::scope(|scope| {
-            let handles: Vec<_> = batch
-                .chunks(chunk)
-                .map(|part| {
-                    scope.spawn(move || {
+            let handles: Vec<_> = (0..self.threads.min(batch.len()))
+                .map(|_| {
+                    scope.spawn(|| {
                         // The CA certificate, written once per thread and
                         // batch, then linked (see the README).
                         let mut shared = output::SharedCopies::new(self.ca.pem.as_bytes());
-                        part.iter()
-                            .map(|(item, serial)| self.issue_item(item, *serial, &mut shared))
-                            .collect::<Vec<_>>()
+                        let mut done = Vec::new();
+                        loop {
+                            let i = claimed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some((item, serial)) = batch.get(i) else {
+                                break done;
+                            };
+                            done.push((i, self.issue_item(item, *serial, &mut shared)));
+                        }
                     })
                 })
                 .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().expect("an issuing thread panicked"))
-                .collect()
-        })
+            for handle in handles {
+                for (i, issued) in handle.join().expect("an issuing thread panicked") {
+                    slots[i] = Some(issued);
+                }
+            }
+        });
+        slots
+            .into_iter()
+            .map(|s| s.expect("every certificate of the batch was claimed"))
+            .collect()
     }
 
     /// Signs one certificate; for directories, also publishes it (an
