@@ -9,6 +9,8 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::SyncSender;
 use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
@@ -497,22 +499,18 @@ fn read_ledger(store: &CaStore, more: u64) -> Result<(HashFilter, LedgerView)> {
 
 /// The next (at most [`BATCH`]) certificates to issue, each with a serial
 /// neither the ledger nor this run has used. Those whose directory is to be
-/// left in place are counted as skipped instead.
+/// left in place are counted in `skipped` instead.
 fn next_batch<'a>(
     items: &mut impl Iterator<Item = Result<PlanItem<'a>>>,
     skip: &HashSet<PathBuf>,
     used_serials: &mut HashFilter,
-    summary: &mut Summary,
-    bar: Option<&indicatif::ProgressBar>,
+    skipped: &mut u64,
 ) -> Result<Vec<(PlanItem<'a>, [u8; 20])>> {
     let mut batch = Vec::with_capacity(BATCH);
     for item in items.by_ref() {
         let item = item?;
         if skip.contains(&item.target) {
-            summary.skipped += 1;
-            if let Some(b) = bar {
-                b.inc(1);
-            }
+            *skipped += 1;
             continue;
         }
         let serial = loop {
@@ -528,6 +526,10 @@ fn next_batch<'a>(
     }
     Ok(batch)
 }
+
+/// What the issuing side hands the recording side: a signed batch (with
+/// how many certificates were skipped before it), or the plan's error.
+type Handed = Result<(Vec<Issued>, u64)>;
 
 /// What every certificate of one [`execute`] run shares.
 struct Run<'a> {
@@ -550,6 +552,48 @@ struct Run<'a> {
 }
 
 type Issued = Result<Signed>;
+
+impl<'a> Run<'a> {
+    fn new(
+        store: &CaStore,
+        signer: &'a Signer,
+        total: u64,
+        opts: &RunOptions,
+        paths: Paths,
+        replace: HashMap<PathBuf, Option<String>>,
+        streams: &Streams,
+    ) -> Run<'a> {
+        Run {
+            signer,
+            ca: CaMaterial {
+                der: store.anchor_der().to_vec(),
+                pem: x509::pem_certificate(store.anchor_der()),
+                intermediates_pem: signer
+                    .intermediates
+                    .iter()
+                    .map(|d| x509::pem_certificate(d))
+                    .collect(),
+                intermediates_der: signer.intermediates.clone(),
+                constraints: signer.constraints.clone(),
+            },
+            paths,
+            replace,
+            sync_each: total <= 16,
+            reuse_key: matches!(
+                opts.existing,
+                Existing::Renew {
+                    reuse_key: true,
+                    ..
+                }
+            ),
+            to_archive: streams.archive.is_some(),
+            k8s_manifest: streams.k8s_manifest.is_some(),
+            threads: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+        }
+    }
+}
 
 impl Run<'_> {
     /// Issues `batch` on every core; the results keep the batch's order.
@@ -588,6 +632,51 @@ impl Run<'_> {
             .into_iter()
             .map(|s| s.expect("every certificate of the batch was claimed"))
             .collect()
+    }
+
+    /// The issuing side of [`execute`]'s pipeline: signs each batch on
+    /// every core while expanding the next, and hands it over. It stops
+    /// after the batch in hand once `stop` is set, or when the recording
+    /// side is gone.
+    fn issue_ahead<'a>(
+        &self,
+        mut items: impl Iterator<Item = Result<PlanItem<'a>>>,
+        skip: &HashSet<PathBuf>,
+        mut used_serials: HashFilter,
+        stop: &AtomicBool,
+        hand: SyncSender<Handed>,
+    ) {
+        let mut skipped = 0;
+        let mut expanded = next_batch(&mut items, skip, &mut used_serials, &mut skipped);
+        loop {
+            let batch = match expanded {
+                Ok(batch) if batch.is_empty() => {
+                    if skipped > 0 {
+                        let _ = hand.send(Ok((Vec::new(), skipped)));
+                    }
+                    return;
+                }
+                Ok(batch) => batch,
+                Err(e) => {
+                    let _ = hand.send(Err(e));
+                    return;
+                }
+            };
+            let mut skipped_next = 0;
+            let (signed, following) = std::thread::scope(|scope| {
+                let signing = scope.spawn(|| self.issue_batch(&batch));
+                let following = next_batch(&mut items, skip, &mut used_serials, &mut skipped_next);
+                (
+                    signing.join().expect("an issuing thread panicked"),
+                    following,
+                )
+            });
+            expanded = following;
+            if hand.send(Ok((signed, skipped))).is_err() || stop.load(Ordering::Relaxed) {
+                return;
+            }
+            skipped = skipped_next;
+        }
     }
 
     /// Signs one certificate; for directories, also publishes it (an
@@ -787,7 +876,7 @@ pub fn execute(
     let started = Instant::now();
     // The CA may have been sealed while we waited for the lock.
     store.ensure_unsealed()?;
-    let (mut used_serials, ledger_view) = read_ledger(store, plan.total)?;
+    let (used_serials, ledger_view) = read_ledger(store, plan.total)?;
     let paths = Paths {
         out: out.to_path_buf(),
         out_abs: match opts.archive {
@@ -801,38 +890,10 @@ pub fn execute(
         replace,
         mut streams,
     } = prepare_output(ledger_view, signer, plan, &paths, opts, &mut summary)?;
-    let run = Run {
-        signer,
-        ca: CaMaterial {
-            der: store.anchor_der().to_vec(),
-            pem: x509::pem_certificate(store.anchor_der()),
-            intermediates_pem: signer
-                .intermediates
-                .iter()
-                .map(|d| x509::pem_certificate(d))
-                .collect(),
-            intermediates_der: signer.intermediates.clone(),
-            constraints: signer.constraints.clone(),
-        },
-        paths,
-        replace,
-        sync_each: plan.total <= 16,
-        reuse_key: matches!(
-            opts.existing,
-            Existing::Renew {
-                reuse_key: true,
-                ..
-            }
-        ),
-        to_archive: streams.archive.is_some(),
-        k8s_manifest: streams.k8s_manifest.is_some(),
-        threads: std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
-    };
+    let run = Run::new(store, signer, plan.total, opts, paths, replace, &streams);
     let ledger = store.ledger();
     let bar = progress_bar(plan.total, opts.progress);
-    let mut items = plan.items(out);
+    let items = plan.items(out);
     let mut account = |done: Vec<IssuedCert>, summary: &mut Summary| {
         for issued in &done {
             summary.issued += 1;
@@ -846,52 +907,44 @@ pub fn execute(
             b.inc(done.len() as u64);
         }
     };
-    // A pipeline: while the issuing threads sign (and for directories,
-    // write) one batch, this thread makes the previous one durable (one
-    // sync, or the archive written and synced), records it, and expands the
-    // plan's next batch, so the issuing threads never wait for it.
-    let mut next = |summary: &mut Summary| {
-        next_batch(&mut items, &skip, &mut used_serials, summary, bar.as_ref())
-    };
-    let mut batch = next(&mut summary)?;
-    let mut pending: Option<Vec<Issued>> = None;
-    while !batch.is_empty() || pending.is_some() {
-        let (signed, recorded, following) = std::thread::scope(|scope| {
-            let signing = (!batch.is_empty()).then(|| scope.spawn(|| run.issue_batch(&batch)));
-            let recorded = pending
-                .take()
-                .map(|r| run.record_batch(&ledger, lock, &mut streams, r));
-            let following = match signing {
-                Some(_) => next(&mut summary),
-                None => Ok(Vec::new()),
-            };
-            let signed = signing.map(|h| h.join().expect("an issuing thread panicked"));
-            (signed, recorded, following)
-        });
-        // The first error in plan order: an item of the batch just
-        // recorded, else the plan's next batch.
+    // A pipeline: one thread expands the plan and signs (for directories,
+    // also writes) batch after batch on every core, while this thread makes
+    // each finished batch durable (one sync, or the archive written and
+    // synced) and records it. The issuing side may run one batch ahead, so
+    // a slow sync does not stop it.
+    let stop = AtomicBool::new(false);
+    let (hand, handed) = std::sync::mpsc::sync_channel::<Handed>(1);
+    std::thread::scope(|scope| -> Result<()> {
+        let (run, skip, stop) = (&run, &skip, &stop);
+        scope.spawn(move || run.issue_ahead(items, skip, used_serials, stop, hand));
+        // The first error in plan order, reported once every batch the
+        // issuing side finished is recorded: for directories they are
+        // already published. If recording itself fails, the receiver goes
+        // with this closure and the issuing side stops at its next hand-over.
         let mut failure = None;
-        if let Some(recorded) = recorded {
-            let (done, first_error) = recorded?;
-            account(done, &mut summary);
-            failure = first_error;
-        }
-        let following = following.unwrap_or_else(|e| {
-            failure.get_or_insert(e);
-            Vec::new()
-        });
-        if let Some(e) = failure {
-            // What the issuing threads finished meanwhile is recorded
-            // too: for directories it is already published.
-            if let Some(r) = signed {
-                let (done, _) = run.record_batch(&ledger, lock, &mut streams, r)?;
-                account(done, &mut summary);
+        for received in handed {
+            let (signed, skipped) = match received {
+                Ok(handed) => handed,
+                Err(e) => {
+                    failure.get_or_insert(e);
+                    continue;
+                }
+            };
+            summary.skipped += skipped;
+            if let Some(b) = &bar {
+                b.inc(skipped);
             }
-            return Err(e);
+            let recorded = run.record_batch(&ledger, lock, &mut streams, signed);
+            let (done, first_error) =
+                recorded.inspect_err(|_| stop.store(true, Ordering::Relaxed))?;
+            account(done, &mut summary);
+            if let Some(e) = first_error {
+                failure.get_or_insert(e);
+                stop.store(true, Ordering::Relaxed);
+            }
         }
-        pending = signed;
-        batch = following;
-    }
+        failure.map_or(Ok(()), Err)
+    })?;
     streams.finish()?;
     if let Some(b) = bar {
         b.finish_and_clear();
