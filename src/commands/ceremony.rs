@@ -510,13 +510,11 @@ fn make_intermediate(
     root_store: &CaStore,
     root_signer: &Signer,
     int: &crate::ca::plan::IntermediateSection,
-    ca: &CaSection,
     ca_dir: &Path,
 ) -> Result<(CaStore, Signer)> {
     use crate::ca::subordinate;
     let request = subordinate::make_request(&int.name, int.key, 0, vec![SanRule::Base])?;
-    let days = int.days.unwrap_or(ca.days);
-    let prepared = subordinate::prepare_under(root_store, &request, &int.permit, days)?;
+    let prepared = subordinate::prepare_under(root_store, &request, &int.permit, int.days)?;
     let lock = root_store.ledger().lock()?;
     let never_stored = subordinate::StoredKey {
         encrypted: None,
@@ -655,7 +653,7 @@ pub fn execute(
     // Two tiers: the root signs the issuing CA, and is sealed at once.
     let (store, signer, root_sealed) = match &plan.intermediate {
         Some(int) => {
-            let (store, signer) = make_intermediate(&root_store, &root_signer, int, ca, &ca_dir)?;
+            let (store, signer) = make_intermediate(&root_store, &root_signer, int, &ca_dir)?;
             let lock = root_store.ledger().lock()?;
             let sealed =
                 seal::seal_with(&root_store, root_signer, &lock, false, never_stored, escrow)?;

@@ -327,6 +327,7 @@ fn sign(store: &CaStore, shares: &[PathBuf], a: &RecoverSignArgs) -> Result<Reco
         permits: a.permit.clone(),
         sans: Vec::new(),
         days: a.days,
+        ends_with_issuer: false,
         crl_url: a.crl_url.clone(),
     };
     let prepared = signing::prepare(store, &csr, &a.csr.display().to_string(), &options)?;
