@@ -11,6 +11,135 @@ fn openssl(s: &Scratch, args: &[&str]) -> (bool, String) {
     run("openssl", args, s.path())
 }
 
+/// `openssl crl -verify` of a DER CRL against the CA file `ca` (the CA's
+/// certificate and, for an intermediate, its chain).
+fn assert_crl_verifies(s: &Scratch, crl: &str, ca: &str) {
+    let (good, out) = openssl(
+        s,
+        &[
+            "crl", "-inform", "DER", "-in", crl, "-CAfile", ca, "-noout",
+        ],
+    );
+    assert!(
+        good && out.contains("verify OK"),
+        "{crl} does not verify with {ca}: {out}"
+    );
+}
+
+/// A CA whose key type differs from its parent's signs CRLs that name its
+/// own key's algorithm: an issuing CA on P-384 or RSA under a P-256 root.
+#[test]
+fn an_intermediates_crls_verify_when_its_key_type_differs_from_its_roots() {
+    for key in ["ec-p384", "rsa-2048", "ed25519"] {
+        let s = Scratch::new();
+        let pass = s.pass_file();
+        let pass = pass.to_str().unwrap();
+        ok(&s.uca(&[
+            "init",
+            "--dir",
+            "root",
+            "--name",
+            "Acme Root",
+            "--permit",
+            "internal",
+            "--passphrase-file",
+            pass,
+        ]));
+        ok(&s.uca(&[
+            "init",
+            "--dir",
+            "int",
+            "--name",
+            "Acme Issuing CA",
+            "--key",
+            key,
+            "--intermediate-of",
+            "root",
+            "--root-passphrase-file",
+            pass,
+            "--passphrase-file",
+            pass,
+        ]));
+        ok(&s.uca(&["seal", "--dir", "root", "--passphrase-file", pass]));
+        ok(&s.uca(&["seal", "--dir", "int", "--passphrase-file", pass]));
+        assert_crl_verifies(&s, "int/crl/root.crl", "int/ca.pem");
+        let revocations: Vec<String> = std::fs::read_dir(s.join("root/crl"))
+            .unwrap()
+            .map(|e| format!("root/crl/{}", e.unwrap().file_name().to_string_lossy()))
+            .collect();
+        assert_eq!(revocations.len(), 2, "{revocations:?}");
+        for crl in &revocations {
+            assert_crl_verifies(&s, crl, "root/ca.pem");
+        }
+    }
+}
+
+/// A CA that an RSA enterprise root (made with OpenSSL) signed seals with
+/// CRLs OpenSSL verifies.
+#[test]
+fn a_subordinate_of_an_rsa_root_seals_with_crls_that_verify() {
+    let s = Scratch::new();
+    let pass = s.pass_file();
+    let pass = pass.to_str().unwrap();
+    let (good, out) = openssl(
+        &s,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "root.key",
+            "-out",
+            "root.pem",
+            "-subj",
+            "/CN=Enterprise Root",
+            "-days",
+            "3650",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+    );
+    assert!(good, "{out}");
+    ok(&s.uca(&[
+        "init",
+        "--dir",
+        "sub",
+        "--name",
+        "Team CA",
+        "--csr-out",
+        "sub.csr",
+        "--passphrase-file",
+        pass,
+    ]));
+    std::fs::write(
+        s.join("ext.cnf"),
+        "basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n",
+    )
+    .unwrap();
+    let (good, out) = openssl(
+        &s,
+        &[
+            "x509", "-req", "-in", "sub.csr", "-CA", "root.pem", "-CAkey", "root.key",
+            "-CAcreateserial", "-days", "1000", "-extfile", "ext.cnf", "-out", "sub.pem",
+        ],
+    );
+    assert!(good, "{out}");
+    let chain = [
+        std::fs::read_to_string(s.join("sub.pem")).unwrap(),
+        std::fs::read_to_string(s.join("root.pem")).unwrap(),
+    ]
+    .concat();
+    std::fs::write(s.join("chain.pem"), chain).unwrap();
+    ok(&s.uca(&["init", "--dir", "sub", "--import-cert", "chain.pem"]));
+    ok(&s.uca(&["seal", "--dir", "sub", "--passphrase-file", pass]));
+    assert_crl_verifies(&s, "sub/crl/root.crl", "sub/ca.pem");
+    ok(&s.uca(&["verify", "--manifest", "sub/manifest.json"]));
+}
+
 fn not_after(s: &Scratch, cert: &str) -> String {
     let (good, out) = openssl(s, &["x509", "-in", cert, "-noout", "-enddate"]);
     assert!(good, "{out}");
