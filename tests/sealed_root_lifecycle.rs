@@ -16,9 +16,7 @@ fn openssl(s: &Scratch, args: &[&str]) -> (bool, String) {
 fn assert_crl_verifies(s: &Scratch, crl: &str, ca: &str) {
     let (good, out) = openssl(
         s,
-        &[
-            "crl", "-inform", "DER", "-in", crl, "-CAfile", ca, "-noout",
-        ],
+        &["crl", "-inform", "DER", "-in", crl, "-CAfile", ca, "-noout"],
     );
     assert!(
         good && out.contains("verify OK"),
@@ -123,8 +121,21 @@ fn a_subordinate_of_an_rsa_root_seals_with_crls_that_verify() {
     let (good, out) = openssl(
         &s,
         &[
-            "x509", "-req", "-in", "sub.csr", "-CA", "root.pem", "-CAkey", "root.key",
-            "-CAcreateserial", "-days", "1000", "-extfile", "ext.cnf", "-out", "sub.pem",
+            "x509",
+            "-req",
+            "-in",
+            "sub.csr",
+            "-CA",
+            "root.pem",
+            "-CAkey",
+            "root.key",
+            "-CAcreateserial",
+            "-days",
+            "1000",
+            "-extfile",
+            "ext.cnf",
+            "-out",
+            "sub.pem",
         ],
     );
     assert!(good, "{out}");
@@ -199,4 +210,97 @@ fn an_intermediate_of_a_fresh_root_needs_no_days_and_ends_with_the_root() {
     );
     assert!(err.contains("--days '3650'"), "{err}");
     assert!(!s.join("int2").exists());
+}
+
+/// A root sealed with 2-of-3 escrow (`shares/`) that signed intermediate
+/// `a.pem` while open.
+fn escrowed_root(s: &Scratch) {
+    let pass = s.pass_file();
+    let pass = pass.to_str().unwrap();
+    s.init_ca(&[]);
+    let csr = openssl_csr(s, "a", "/CN=Intermediate A", &[]);
+    ok(&s.uca(&[
+        "sign",
+        "--dir",
+        "ca",
+        &csr,
+        "--intermediate",
+        "--out",
+        "a.pem",
+        "--passphrase-file",
+        pass,
+    ]));
+    ok(&s.uca(&[
+        "seal",
+        "--dir",
+        "ca",
+        "--passphrase-file",
+        pass,
+        "--escrow-shares",
+        "2/3",
+        "--escrow-dir",
+        "shares",
+    ]));
+}
+
+fn recover(s: &Scratch, operation: &[&str]) -> String {
+    let mut args = vec![
+        "recover",
+        "--dir",
+        "ca",
+        "--share",
+        "shares/share-1-of-3.json",
+        "--share",
+        "shares/share-3-of-3.json",
+    ];
+    args.extend_from_slice(operation);
+    stdout(&ok(&s.uca(&args)))
+}
+
+/// The entries chain from the manifest, so one removed from the middle
+/// breaks the chain; one removed from the end, or the whole log, left
+/// nothing to break. What the removed acts left (a ledger entry signed
+/// after the seal, a CRL the manifest does not list) names them.
+#[test]
+fn a_recovery_log_cut_short_or_removed_fails_verification() {
+    let s = Scratch::new();
+    escrowed_root(&s);
+    let csr = openssl_csr(&s, "b", "/CN=Intermediate B", &[]);
+    recover(&s, &["revoke", "a.pem"]);
+    let out = recover(&s, &["sign", &csr, "--intermediate", "--out", "b.pem"]);
+    let verified = stdout(&ok(&s.uca(&["verify", "--manifest", "ca/manifest.json"])));
+    // The head the recovery printed is the one verification ends at.
+    let head = out
+        .split("recovery entry 2, SHA-256 ")
+        .nth(1)
+        .and_then(|rest| rest.split(':').next())
+        .unwrap_or_else(|| panic!("no head in {out}"));
+    assert!(
+        verified.contains(&format!("(the last: SHA-256 {head})")),
+        "{verified}"
+    );
+    let log = std::fs::read_to_string(s.join("ca/recoveries.jsonl")).unwrap();
+    let first = log.lines().next().unwrap();
+
+    std::fs::write(s.join("ca/recoveries.jsonl"), format!("{first}\n")).unwrap();
+    let err = fails_with(
+        &s.uca(&["verify", "--manifest", "ca/manifest.json"]),
+        "was signed after the seal",
+    );
+    assert!(err.contains("CN=Intermediate B"), "{err}");
+    assert!(err.contains("cut short or removed"), "{err}");
+
+    std::fs::remove_file(s.join("ca/recoveries.jsonl")).unwrap();
+    let err = fails_with(
+        &s.uca(&["verify", "--manifest", "ca/manifest.json"]),
+        "cut short or removed",
+    );
+    assert!(err.contains("CN=Intermediate B"), "{err}");
+    assert!(
+        err.contains("crl/root-3.crl: a CRL of the root that the manifest does not list"),
+        "{err}"
+    );
+
+    std::fs::write(s.join("ca/recoveries.jsonl"), log).unwrap();
+    ok(&s.uca(&["verify", "--manifest", "ca/manifest.json"]));
 }

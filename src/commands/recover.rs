@@ -135,6 +135,12 @@ pub fn run(args: RecoverArgs, out: &mut Stdout) -> Result<u8> {
             report_certificate(out, "signed", &cert, &s.out, &d)?;
         }
     }
+    if let Some((n, sha256)) = recovery::head(store.dir())? {
+        writeln!(
+            out,
+            "  recovery entry {n}, SHA-256 {sha256}: note both in the ceremony's record; 'uca verify --manifest' prints the same for a log that was not cut short"
+        )?;
+    }
     Ok(0)
 }
 
