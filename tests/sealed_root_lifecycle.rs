@@ -304,3 +304,66 @@ fn a_recovery_log_cut_short_or_removed_fails_verification() {
     std::fs::write(s.join("ca/recoveries.jsonl"), log).unwrap();
     ok(&s.uca(&["verify", "--manifest", "ca/manifest.json"]));
 }
+
+/// At the terminal a custodian may paste the share file as it is printed,
+/// over its several lines; nothing of it is echoed. Each custodian types
+/// once asked, as at a real terminal (what is typed ahead of a prompt is
+/// echoed by the terminal before uca can turn echo off).
+#[test]
+fn a_custodian_pastes_a_share_file_as_printed_at_the_terminal() {
+    use std::io::{Read, Write};
+    let s = Scratch::new();
+    escrowed_root(&s);
+    let pasted = std::fs::read_to_string(s.join("shares/share-3-of-3.json")).unwrap();
+    assert!(pasted.lines().count() > 5, "{pasted}");
+    let command = format!("{} recover --dir ca revoke a.pem", uca_bin().display());
+    let mut child = std::process::Command::new("timeout")
+        .args(["60", "script", "-qec", &command, "/dev/null"])
+        .current_dir(s.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("script (util-linux)");
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut text = String::new();
+    let mut wait_for = |needle: &str, text: &mut String| {
+        while !text.contains(needle) {
+            let chunk = rx
+                .recv_timeout(std::time::Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("no '{needle}' in {text}"));
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    };
+    let mut stdin = child.stdin.take().unwrap();
+    wait_for("custodian 1:", &mut text);
+    writeln!(stdin, "shares/share-1-of-3.json").unwrap();
+    wait_for("custodian 2 of 2:", &mut text);
+    write!(stdin, "{pasted}").unwrap();
+    drop(stdin);
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    text.extend(
+        rx.try_iter()
+            .map(|c| String::from_utf8_lossy(&c).into_owned()),
+    );
+    assert!(status.success(), "{text}");
+    assert!(text.contains("signed CRL number 3"), "{text}");
+    let share: serde_json::Value = serde_json::from_str(&pasted).unwrap();
+    let secret = share["share"].as_str().unwrap();
+    assert!(!text.contains(secret), "the share was echoed: {text}");
+    assert!(
+        !text.contains("share-1-of-3.json"),
+        "the path was echoed: {text}"
+    );
+    ok(&s.uca(&["verify", "--manifest", "ca/manifest.json"]));
+}

@@ -193,10 +193,7 @@ fn unlock(store: &CaStore, share_files: &[PathBuf]) -> Result<recovery::Recovery
         let question = format!(
             "custodian {number}{of}: the path of your share file, or the share itself (not shown): "
         );
-        let entered = zeroize::Zeroizing::new(
-            rpassword::prompt_password(question)
-                .map_err(|e| Error::msg(format!("cannot read a share from the terminal: {e}")))?,
-        );
+        let entered = read_entry(question)?;
         let entered = entered.trim();
         let share = if entered.starts_with('{') {
             escrow::parse_share(
@@ -209,6 +206,34 @@ fn unlock(store: &CaStore, share_files: &[PathBuf]) -> Result<recovery::Recovery
         shares.push(share);
     }
     recovery::unlock_shares(store, shares)
+}
+
+/// The most lines a share pasted at the terminal may take: a share file
+/// is ten.
+const PASTED_SHARE_LINES: usize = 64;
+
+/// What a custodian enters, not echoed: one line (a path, or a share on
+/// one line), or a share file's JSON pasted as it is printed, over several
+/// lines, read until its braces close.
+fn read_entry(question: String) -> Result<zeroize::Zeroizing<String>> {
+    let failed =
+        |e: std::io::Error| Error::msg(format!("cannot read a share from the terminal: {e}"));
+    let mut text = zeroize::Zeroizing::new(rpassword::prompt_password(question).map_err(failed)?);
+    let mut lines = 1;
+    // A share holds no brace inside its strings (hex and plain names).
+    let open = |t: &str| t.matches('{').count() > t.matches('}').count();
+    while text.trim_start().starts_with('{') && open(&text) {
+        if lines == PASTED_SHARE_LINES {
+            return Err(Error::msg(format!(
+                "the share pasted at the terminal has no closing '}}' within {PASTED_SHARE_LINES} lines; paste the whole share file, or give its path"
+            )));
+        }
+        let line = zeroize::Zeroizing::new(rpassword::read_password().map_err(failed)?);
+        text.push('\n');
+        text.push_str(&line);
+        lines += 1;
+    }
+    Ok(text)
 }
 
 /// The serial of each target: a certificate file this root issued, or a
