@@ -305,18 +305,12 @@ fn a_recovery_log_cut_short_or_removed_fails_verification() {
     ok(&s.uca(&["verify", "--manifest", "ca/manifest.json"]));
 }
 
-/// At the terminal a custodian may paste the share file as it is printed,
-/// over its several lines; nothing of it is echoed. Each custodian types
-/// once asked, as at a real terminal (what is typed ahead of a prompt is
-/// echoed by the terminal before uca can turn echo off).
-#[test]
-fn a_custodian_pastes_a_share_file_as_printed_at_the_terminal() {
+/// Runs `uca ARGS` on a terminal (script), typing `lines` one at a time,
+/// each once uca has asked for it (its prompt contains "custodian").
+/// Returns the exit status and everything the terminal showed.
+fn at_terminal(s: &Scratch, args: &str, lines: &[&str]) -> (bool, String) {
     use std::io::{Read, Write};
-    let s = Scratch::new();
-    escrowed_root(&s);
-    let pasted = std::fs::read_to_string(s.join("shares/share-3-of-3.json")).unwrap();
-    assert!(pasted.lines().count() > 5, "{pasted}");
-    let command = format!("{} recover --dir ca revoke a.pem", uca_bin().display());
+    let command = format!("{} {args}", uca_bin().display());
     let mut child = std::process::Command::new("timeout")
         .args(["60", "script", "-qec", &command, "/dev/null"])
         .current_dir(s.path())
@@ -336,19 +330,19 @@ fn a_custodian_pastes_a_share_file_as_printed_at_the_terminal() {
         }
     });
     let mut text = String::new();
-    let mut wait_for = |needle: &str, text: &mut String| {
-        while !text.contains(needle) {
+    let mut stdin = child.stdin.take().unwrap();
+    for (i, line) in lines.iter().enumerate() {
+        while text.matches("custodian").count() <= i {
             let chunk = rx
                 .recv_timeout(std::time::Duration::from_secs(30))
-                .unwrap_or_else(|_| panic!("no '{needle}' in {text}"));
+                .unwrap_or_else(|_| panic!("no prompt {} in {text}", i + 1));
             text.push_str(&String::from_utf8_lossy(&chunk));
         }
-    };
-    let mut stdin = child.stdin.take().unwrap();
-    wait_for("custodian 1:", &mut text);
-    writeln!(stdin, "shares/share-1-of-3.json").unwrap();
-    wait_for("custodian 2 of 2:", &mut text);
-    write!(stdin, "{pasted}").unwrap();
+        // As a person would: after uca has turned echo off, which it
+        // does right after printing the prompt.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        writeln!(stdin, "{line}").unwrap();
+    }
     drop(stdin);
     let status = child.wait().unwrap();
     reader.join().unwrap();
@@ -356,7 +350,44 @@ fn a_custodian_pastes_a_share_file_as_printed_at_the_terminal() {
         rx.try_iter()
             .map(|c| String::from_utf8_lossy(&c).into_owned()),
     );
-    assert!(status.success(), "{text}");
+    (status.success(), text)
+}
+
+/// A custodian who types the bare share (its hex) where a path or a share
+/// file's text is asked for is refused without it being shown.
+#[test]
+fn a_bare_share_typed_at_the_terminal_is_refused_unshown() {
+    let s = Scratch::new();
+    escrowed_root(&s);
+    let before = s.files();
+    let file = std::fs::read_to_string(s.join("shares/share-2-of-3.json")).unwrap();
+    let share: serde_json::Value = serde_json::from_str(&file).unwrap();
+    let hex = share["share"].as_str().unwrap();
+    let (good, text) = at_terminal(&s, "recover --dir ca revoke a.pem", &[hex]);
+    assert!(!good, "{text}");
+    assert!(
+        text.contains("custodian 1 entered neither the path of a share file"),
+        "{text}"
+    );
+    assert!(!text.contains(hex), "the share was shown: {text}");
+    assert_eq!(s.files(), before);
+}
+
+/// At the terminal a custodian may paste the share file as it is printed,
+/// over its several lines; nothing of it is echoed.
+#[test]
+fn a_custodian_pastes_a_share_file_as_printed_at_the_terminal() {
+    let s = Scratch::new();
+    escrowed_root(&s);
+    let pasted = std::fs::read_to_string(s.join("shares/share-3-of-3.json")).unwrap();
+    assert!(pasted.lines().count() > 5, "{pasted}");
+    let (good, text) = at_terminal(
+        &s,
+        "recover --dir ca revoke a.pem",
+        &["shares/share-1-of-3.json", pasted.trim_end()],
+    );
+    assert!(good, "{text}");
+    assert!(text.contains("custodian 2 of 2"), "{text}");
     assert!(text.contains("signed CRL number 3"), "{text}");
     let share: serde_json::Value = serde_json::from_str(&pasted).unwrap();
     let secret = share["share"].as_str().unwrap();

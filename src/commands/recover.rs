@@ -200,8 +200,13 @@ fn unlock(store: &CaStore, share_files: &[PathBuf]) -> Result<recovery::Recovery
                 entered,
                 Path::new(&format!("entered by custodian {number}")),
             )?
-        } else {
+        } else if Path::new(entered).is_file() {
             escrow::read_share(Path::new(entered))?
+        } else {
+            // Entered unseen, and perhaps a share's bare hex: never echoed.
+            return Err(Error::msg(format!(
+                "custodian {number} entered neither the path of a share file nor a share file's text (which starts with '{{'); what was entered is not shown, since it may be secret: nothing was decrypted"
+            )));
         };
         shares.push(share);
     }
