@@ -398,3 +398,55 @@ fn a_custodian_pastes_a_share_file_as_printed_at_the_terminal() {
     );
     ok(&s.uca(&["verify", "--manifest", "ca/manifest.json"]));
 }
+
+/// A successor ceremony writes the old+new roots in the formats of `uca
+/// trust bundle` that need no secret: PEM, a ConfigMap and a trust-manager
+/// Bundle, each exactly what `uca trust bundle` writes for the two roots,
+/// and names the command for a Java truststore.
+#[test]
+fn a_successor_ceremony_writes_the_bundle_in_the_trust_bundle_formats() {
+    let s = Scratch::new();
+    escrowed_root(&s);
+    std::fs::write(
+        s.join("plan.toml"),
+        "[ca]\nname = \"New Root\"\n\n[[group]]\nname = \"web\"\nnames = [\"web.internal\"]\n",
+    )
+    .unwrap();
+    let out = stdout(&ok(&s.uca(&[
+        "ceremony",
+        "plan.toml",
+        "--out",
+        "new",
+        "--successor-of",
+        "ca",
+        "--share",
+        "shares/share-1-of-3.json",
+        "--share",
+        "shares/share-2-of-3.json",
+    ])));
+    assert!(out.contains("--format p12"), "{out}");
+    for (format, file) in [
+        ("pem", "trust-bundle.pem"),
+        ("configmap", "trust-bundle-configmap.yaml"),
+        ("trust-manager", "trust-bundle-trust-manager.yaml"),
+    ] {
+        let made = format!("made-{format}");
+        ok(&s.uca(&[
+            "trust",
+            "bundle",
+            "ca/ca.pem",
+            "new/ca/ca.pem",
+            "--format",
+            format,
+            "--out",
+            &made,
+        ]));
+        let written = format!("new/succession/{file}");
+        assert!(out.contains(&written), "{out}");
+        assert_eq!(
+            std::fs::read_to_string(s.join(&written)).unwrap(),
+            std::fs::read_to_string(s.join(&made)).unwrap(),
+            "{written}"
+        );
+    }
+}
