@@ -450,3 +450,49 @@ fn a_successor_ceremony_writes_the_bundle_in_the_trust_bundle_formats() {
         );
     }
 }
+
+/// The renewal command `uca check --plan` prints runs as printed once the
+/// CA directory is filled in, and renews what check marked RENEW.
+#[test]
+fn the_renewal_command_check_prints_runs_as_printed() {
+    let s = Scratch::new();
+    let pass = s.pass_file();
+    let pass = pass.to_str().unwrap();
+    s.init_ca(&["--permit", "internal"]);
+    std::fs::write(
+        s.join("plan.toml"),
+        "[[group]]\nname = \"short\"\nnames = [\"a.internal\"]\ndays = 10\n\n[[group]]\nname = \"long\"\nnames = [\"b.internal\"]\ndays = 200\n",
+    )
+    .unwrap();
+    ok(&s.uca(&[
+        "issue",
+        "--dir",
+        "ca",
+        "--out",
+        "certs",
+        "--plan",
+        "plan.toml",
+        "--passphrase-file",
+        pass,
+    ]));
+    let listing = stdout(&s.uca(&["check", "certs", "--plan", "plan.toml", "--within", "30d"]));
+    let first = listing.lines().next().unwrap();
+    assert!(first.starts_with("RENEW: 1 certificate "), "{listing}");
+    let command = first
+        .split_once(": uca ")
+        .and_then(|(_, c)| c.split(" (").next())
+        .unwrap_or_else(|| panic!("no command in {first}"));
+    let args: Vec<String> = command
+        .split_whitespace()
+        .map(|w| if w == "CA_DIR" { "ca".into() } else { w.into() })
+        .chain(["--passphrase-file".into(), pass.into()])
+        .collect();
+    assert_eq!(args[0], "issue", "{command}");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let read = |n: &str| std::fs::read(s.join(&format!("certs/{n}/cert.pem"))).unwrap();
+    let (a, b) = (read("a.internal"), read("b.internal"));
+    let out = stdout(&ok(&s.uca(&args)));
+    assert!(out.contains("issued 1 certificate"), "{out}");
+    assert_ne!(read("a.internal"), a);
+    assert_eq!(read("b.internal"), b);
+}
