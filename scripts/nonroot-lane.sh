@@ -41,6 +41,7 @@ tests=(
     vault_ha
     vault_acme
     nonroot
+    sealed_root_lifecycle
     trust
     identity
     renewal

@@ -535,6 +535,8 @@ impl<'de> serde::de::Visitor<'de> for EntriesSeed<'_> {
 /// Result of checking a manifest and the files it lists.
 pub struct ManifestCheck {
     pub crls: usize,
+    /// The CRL files the manifest lists, relative to the CA directory.
+    pub crl_paths: Vec<String>,
     pub certificates: usize,
     pub files_ok: usize,
     /// Entries whose file was later re-issued (`--force`) at the same path:
@@ -567,6 +569,12 @@ pub fn verify_manifest(
     problems.extend(files.problems());
     Ok(ManifestCheck {
         crls: verified.header.crls.len(),
+        crl_paths: verified
+            .header
+            .crls
+            .iter()
+            .map(|c| c.path.clone())
+            .collect(),
         certificates,
         files_ok,
         replaced,

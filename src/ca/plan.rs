@@ -100,7 +100,7 @@ pub struct PlanFile {
 /// [intermediate]
 /// name = "Acme Issuing CA"
 /// key = "ec-p256"          # optional
-/// days = 1825              # optional: default the root's
+/// days = 1825              # optional: default until the root expires
 /// permit = ["svc.internal"] # optional: within the root's
 /// ```
 #[derive(Clone, Debug, Deserialize)]

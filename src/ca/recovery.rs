@@ -266,6 +266,94 @@ pub fn verify_log(
     Ok(entries)
 }
 
+/// The number of entries in the log and the SHA-256 of the last (what the
+/// next entry will name), unchecked: for the ceremony's written record,
+/// against which a log cut short later shows.
+pub fn head(dir: &Path) -> Result<Option<(usize, String)>> {
+    let path = dir.join(LOG_FILE);
+    if !fsutil::exists(&path) {
+        return Ok(None);
+    }
+    let text = fsutil::read_capped_text(&path, fsutil::limits::MANIFEST, "read", "recovery log")?;
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let Some(last) = lines.last() else {
+        return Ok(None);
+    };
+    let signed: SignedLine = serde_json::from_str(last).map_err(|_| {
+        Error::Verification(format!(
+            "{} line {}: not a signed recovery entry",
+            path.display(),
+            lines.len()
+        ))
+    })?;
+    Ok(Some((
+        lines.len(),
+        x509::sha256_hex(signed.entry.as_bytes()),
+    )))
+}
+
+/// Acts of the root that neither the manifest nor a recovery entry
+/// records: a ledger entry past the `sealed` ones the manifest lists whose
+/// serial no entry names, or a CRL file in `crl/` that neither names. The
+/// chain of entries proves only the entries it holds, so a log cut short,
+/// or removed, shows here, as long as what those acts left remains. One
+/// line per act.
+pub fn unrecorded_acts(
+    dir: &Path,
+    sealed: usize,
+    manifest_crls: &[String],
+    entries: &[(RecoveryEntry, String)],
+) -> Result<Vec<String>> {
+    let log = dir.join(LOG_FILE);
+    let cut = |what: String| {
+        format!(
+            "{what}, but no entry of {} records it: the recovery log was cut short or removed",
+            log.display()
+        )
+    };
+    let recorded_serials: Vec<&str> = entries
+        .iter()
+        .filter_map(|(e, _)| e.certificate.as_ref().map(|c| c.serial.as_str()))
+        .collect();
+    let mut problems = Vec::new();
+    let mut index = 0usize;
+    let ledger = crate::ca::ledger::Ledger::new(dir);
+    ledger.scan(|e| {
+        index += 1;
+        if index > sealed && !recorded_serials.contains(&e.serial.as_str()) {
+            problems.push(cut(format!(
+                "{}: serial {} ({}) was signed after the seal",
+                ledger.path().display(),
+                e.serial,
+                e.subject
+            )));
+        }
+    })?;
+    let crl_dir = dir.join(crate::ca::store::CRL_DIR);
+    let Ok(files) = std::fs::read_dir(&crl_dir) else {
+        return Ok(problems);
+    };
+    let mut names: Vec<String> = files
+        .filter_map(|f| f.ok())
+        .map(|f| f.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".crl"))
+        .collect();
+    names.sort();
+    for name in names {
+        let path = format!("{}/{name}", crate::ca::store::CRL_DIR);
+        let in_log = entries
+            .iter()
+            .any(|(e, _)| e.crl.as_ref().is_some_and(|c| c.path == path));
+        if !in_log && !manifest_crls.contains(&path) {
+            problems.push(cut(format!(
+                "{}: a CRL of the root that the manifest does not list",
+                dir.join(&path).display()
+            )));
+        }
+    }
+    Ok(problems)
+}
+
 fn base64_decode(text: &str) -> Option<Vec<u8>> {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.decode(text).ok()

@@ -277,6 +277,9 @@ pub struct SignOptions {
     pub permits: Vec<String>,
     pub sans: Vec<String>,
     pub days: Option<u32>,
+    /// Without `days`, the certificate ends when the CA does, instead of
+    /// the default lifetime (an issuing CA made with its root).
+    pub ends_with_issuer: bool,
     /// CRL distribution point for an intermediate (else the CA's `crl_url`).
     pub crl_url: Option<String>,
 }
@@ -313,10 +316,12 @@ pub fn prepare(
             "its key type is not supported (P-256, P-384, Ed25519 or RSA)",
         )
     })?;
-    let days = opts
-        .days
-        .unwrap_or(if opts.intermediate { 1825 } else { 397 });
-    let validity = profile::Lifetime::days(days)?.within(store.not_after)?;
+    let lifetime = match opts.days {
+        Some(days) => profile::Lifetime::days(days)?,
+        None if opts.ends_with_issuer => profile::Lifetime::until_issuer_expires(store.not_after),
+        None => profile::Lifetime::days(if opts.intermediate { 1825 } else { 397 })?,
+    };
+    let validity = lifetime.within(store.not_after)?;
     let mut sans = Vec::new();
     let (params, profile_name) = if opts.intermediate {
         // The limit is the one in ca.pem, which every verifier enforces.

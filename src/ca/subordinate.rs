@@ -261,7 +261,8 @@ pub struct UnderRoot<'a> {
     pub root: &'a store::CaStore,
     pub root_passphrase_file: Option<&'a std::path::PathBuf>,
     pub permits: Vec<String>,
-    pub days: u32,
+    /// None: until the root expires.
+    pub days: Option<u32>,
 }
 
 /// A new issuing intermediate signed by `under.root` now (path length 0,
@@ -296,12 +297,13 @@ pub struct StoredKey<'a> {
 }
 
 /// The request's CSR checked as an issuing intermediate of `root`: path
-/// length 0, the root's constraints narrowed by `permits`, `days` within it.
+/// length 0, the root's constraints narrowed by `permits`, `days` within it
+/// (none: until the root expires).
 pub fn prepare_under(
     root: &store::CaStore,
     request: &NewRequest,
     permits: &[String],
-    days: u32,
+    days: Option<u32>,
 ) -> Result<crate::ca::signing::PreparedSign> {
     let csr_der = pem::parse(request.csr_pem.as_bytes())
         .map_err(|e| Error::msg(format!("cannot read the new CSR: {e}")))?
@@ -313,7 +315,8 @@ pub fn prepare_under(
         pathlen: 0,
         permits: permits.to_vec(),
         sans: Vec::new(),
-        days: Some(days),
+        days,
+        ends_with_issuer: true,
         crl_url: None,
     };
     crate::ca::signing::prepare(root, &csr, &request.settings.name, &options)

@@ -111,6 +111,8 @@ pub struct Succession {
     pub cross: PathBuf,
     pub bundle: PathBuf,
     pub configmap: PathBuf,
+    /// The cert-manager trust-manager `Bundle` of the same roots.
+    pub trust_manager: PathBuf,
 }
 
 /// `uca ceremony`: runs it, then says where everything is (or prints it as
@@ -175,7 +177,7 @@ impl CeremonyReport {
             "seconds": s.elapsed.as_secs_f64(),
             "escrow": self.escrow.as_ref().map(|(p, k)| serde_json::json!({"passphrase": p.display().to_string(), "key": k.display().to_string()})),
             "root": self.root.as_ref().map(|(d, s)| serde_json::json!({"dir": d.display().to_string(), "sealed_at": s.sealed_at})),
-            "succession": self.succession.as_ref().map(|sc| serde_json::json!({"old": sc.old_dir.display().to_string(), "cross_certificate": sc.cross.display().to_string(), "trust_bundle": sc.bundle.display().to_string(), "configmap": sc.configmap.display().to_string()})),
+            "succession": self.succession.as_ref().map(|sc| serde_json::json!({"old": sc.old_dir.display().to_string(), "cross_certificate": sc.cross.display().to_string(), "trust_bundle": sc.bundle.display().to_string(), "configmap": sc.configmap.display().to_string(), "trust_manager": sc.trust_manager.display().to_string()})),
             "escrow_shares": self.root.as_ref().map_or(&self.seal, |(_, s)| s).escrow.as_ref().map(|(e, files)| serde_json::json!({"threshold": e.threshold, "shares": e.shares, "key": self.root.as_ref().map_or(&self.ca_dir, |(d, _)| d).join(&e.key_file).display().to_string(), "files": files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>()})),
             "registry": self.registry.as_ref().map(|r| r.out.display().to_string()),
             "vault": self.vault_steps,
@@ -280,12 +282,13 @@ impl Succession {
         )?;
         writeln!(
             out,
-            "  trust bundle   {} (old + new roots), {}",
+            "  trust bundle   {} (old + new roots), {}, {}",
             self.bundle.display(),
-            self.configmap.display()
+            self.configmap.display(),
+            self.trust_manager.display()
         )?;
         writeln!(out, "migration, in order:")?;
-        writeln!(out, "  1. distribute the bundle to every client: uca trust install for each root, or {} / the ConfigMap", self.bundle.display())?;
+        writeln!(out, "  1. distribute the bundle to every client: uca trust install for each root, or {} / the ConfigMap / the trust-manager Bundle; for Java, uca trust bundle --format p12 --password-file FILE {} --out truststore.p12", self.bundle.display(), self.bundle.display())?;
         writeln!(out, "  2. deploy the certificates in {}; until every client has the new root, servers send {} after their chain.pem", certs.display(), self.cross.display())?;
         writeln!(out, "  3. re-bootstrap Vault/OpenBao under the new root (uca vault bootstrap --dir NEW_CA --mount NEW_MOUNT, or --force) and move its roles")?;
         writeln!(
@@ -494,11 +497,15 @@ fn succeed(
     let configmap = dir.join("trust-bundle-configmap.yaml");
     let yaml = crate::pki::formats::k8s_configmap("uca-roots", None, &roots);
     fsutil::write_atomic(&configmap, yaml.as_bytes(), Mode::Public, false, true)?;
+    let trust_manager = dir.join("trust-bundle-trust-manager.yaml");
+    let yaml = crate::commands::trust::bundle::trust_manager("uca-roots", None, &roots);
+    fsutil::write_atomic(&trust_manager, yaml.as_bytes(), Mode::Public, false, true)?;
     Ok(Succession {
         old_dir: old.dir().to_path_buf(),
         cross,
         bundle,
         configmap,
+        trust_manager,
     })
 }
 
@@ -510,13 +517,11 @@ fn make_intermediate(
     root_store: &CaStore,
     root_signer: &Signer,
     int: &crate::ca::plan::IntermediateSection,
-    ca: &CaSection,
     ca_dir: &Path,
 ) -> Result<(CaStore, Signer)> {
     use crate::ca::subordinate;
     let request = subordinate::make_request(&int.name, int.key, 0, vec![SanRule::Base])?;
-    let days = int.days.unwrap_or(ca.days);
-    let prepared = subordinate::prepare_under(root_store, &request, &int.permit, days)?;
+    let prepared = subordinate::prepare_under(root_store, &request, &int.permit, int.days)?;
     let lock = root_store.ledger().lock()?;
     let never_stored = subordinate::StoredKey {
         encrypted: None,
@@ -655,7 +660,7 @@ pub fn execute(
     // Two tiers: the root signs the issuing CA, and is sealed at once.
     let (store, signer, root_sealed) = match &plan.intermediate {
         Some(int) => {
-            let (store, signer) = make_intermediate(&root_store, &root_signer, int, ca, &ca_dir)?;
+            let (store, signer) = make_intermediate(&root_store, &root_signer, int, &ca_dir)?;
             let lock = root_store.ledger().lock()?;
             let sealed =
                 seal::seal_with(&root_store, root_signer, &lock, false, never_stored, escrow)?;

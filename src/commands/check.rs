@@ -153,10 +153,12 @@ fn execute_with(
         let mut text = String::new();
         if let Some((plan, _)) = renewal {
             let n = rows.iter().filter(|r| r.renew).count();
+            // The whole command: issue needs the CA and the plan's OUT too.
             text = format!(
-                "RENEW: {n} certificate{} of {} due within {within}: uca issue --plan {} --renew-within {within}\n",
+                "RENEW: {n} certificate{} of {} due within {within}: uca issue --dir CA_DIR --out {} --plan {} --renew-within {within} (CA_DIR: the CA that issued them; a sealed root's are re-issued from its Vault/OpenBao intermediate)\n",
                 if n == 1 { "" } else { "s" },
                 plan.display(),
+                paths[0].display(),
                 plan.display()
             );
         }

@@ -31,9 +31,9 @@ pub struct InitArgs {
     /// Key type of the CA
     #[arg(long, value_enum, default_value_t = KeyType::EcP256)]
     pub key: KeyType,
-    /// Validity of the CA certificate in days
-    #[arg(long, value_name = "N", default_value_t = 3650)]
-    pub days: u32,
+    /// Validity of the CA certificate in days [default: 3650; with --intermediate-of: until the root expires]
+    #[arg(long, value_name = "N")]
+    pub days: Option<u32>,
     /// How many intermediate CAs may hang below the root (1 lets Vault/OpenBao be one)
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub pathlen: u8,
@@ -99,7 +99,7 @@ pub fn run(args: InitArgs, out: &mut Stdout) -> Result<u8> {
         dir: args.dir,
         name,
         key: args.key,
-        days: args.days,
+        days: args.days.unwrap_or(3650),
         pathlen: args.pathlen,
         permits: args.permit,
         san_rules: args.san_rule,
@@ -221,7 +221,9 @@ fn check_intermediate_options(args: &InitArgs, root: &crate::ca::store::CaStore)
         )));
     }
     crate::ca::signing::intermediate_constraints(&root.constraints, &args.permit)?;
-    crate::pki::profile::Lifetime::days(args.days)?.within(root.not_after)?;
+    if let Some(days) = args.days {
+        crate::pki::profile::Lifetime::days(days)?.within(root.not_after)?;
+    }
     Ok(())
 }
 

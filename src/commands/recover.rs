@@ -135,6 +135,12 @@ pub fn run(args: RecoverArgs, out: &mut Stdout) -> Result<u8> {
             report_certificate(out, "signed", &cert, &s.out, &d)?;
         }
     }
+    if let Some((n, sha256)) = recovery::head(store.dir())? {
+        writeln!(
+            out,
+            "  recovery entry {n}, SHA-256 {sha256}: note both in the ceremony's record; 'uca verify --manifest' prints the same for a log that was not cut short"
+        )?;
+    }
     Ok(0)
 }
 
@@ -187,22 +193,52 @@ fn unlock(store: &CaStore, share_files: &[PathBuf]) -> Result<recovery::Recovery
         let question = format!(
             "custodian {number}{of}: the path of your share file, or the share itself (not shown): "
         );
-        let entered = zeroize::Zeroizing::new(
-            rpassword::prompt_password(question)
-                .map_err(|e| Error::msg(format!("cannot read a share from the terminal: {e}")))?,
-        );
+        let entered = read_entry(question)?;
         let entered = entered.trim();
         let share = if entered.starts_with('{') {
             escrow::parse_share(
                 entered,
                 Path::new(&format!("entered by custodian {number}")),
             )?
-        } else {
+        } else if Path::new(entered).is_file() {
             escrow::read_share(Path::new(entered))?
+        } else {
+            // Entered unseen, and perhaps a share's bare hex: never echoed.
+            return Err(Error::msg(format!(
+                "custodian {number} entered neither the path of a share file nor a share file's text (which starts with '{{'); what was entered is not shown, since it may be secret: nothing was decrypted"
+            )));
         };
         shares.push(share);
     }
     recovery::unlock_shares(store, shares)
+}
+
+/// The most lines a share pasted at the terminal may take: a share file
+/// is ten.
+const PASTED_SHARE_LINES: usize = 64;
+
+/// What a custodian enters, not echoed: one line (a path, or a share on
+/// one line), or a share file's JSON pasted as it is printed, over several
+/// lines, read until its braces close.
+fn read_entry(question: String) -> Result<zeroize::Zeroizing<String>> {
+    let failed =
+        |e: std::io::Error| Error::msg(format!("cannot read a share from the terminal: {e}"));
+    let mut text = zeroize::Zeroizing::new(rpassword::prompt_password(question).map_err(failed)?);
+    let mut lines = 1;
+    // A share holds no brace inside its strings (hex and plain names).
+    let open = |t: &str| t.matches('{').count() > t.matches('}').count();
+    while text.trim_start().starts_with('{') && open(&text) {
+        if lines == PASTED_SHARE_LINES {
+            return Err(Error::msg(format!(
+                "the share pasted at the terminal has no closing '}}' within {PASTED_SHARE_LINES} lines; paste the whole share file, or give its path"
+            )));
+        }
+        let line = zeroize::Zeroizing::new(rpassword::read_password().map_err(failed)?);
+        text.push('\n');
+        text.push_str(&line);
+        lines += 1;
+    }
+    Ok(text)
 }
 
 /// The serial of each target: a certificate file this root issued, or a
@@ -327,6 +363,7 @@ fn sign(store: &CaStore, shares: &[PathBuf], a: &RecoverSignArgs) -> Result<Reco
         permits: a.permit.clone(),
         sans: Vec::new(),
         days: a.days,
+        ends_with_issuer: false,
         crl_url: a.crl_url.clone(),
     };
     let prepared = signing::prepare(store, &csr, &a.csr.display().to_string(), &options)?;

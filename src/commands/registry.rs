@@ -604,6 +604,7 @@ fn make_client_ca(
         permits,
         sans: Vec::new(),
         days: Some(p.days),
+        ends_with_issuer: false,
         // The CA's own CRL URL, as for every intermediate it signs.
         crl_url: None,
     };

@@ -90,6 +90,7 @@ pub fn run(args: SignArgs, out: &mut Stdout) -> Result<u8> {
             permits: args.permit,
             sans: args.san,
             days: args.days,
+            ends_with_issuer: false,
             crl_url: args.crl_url,
         },
         out: args.out,

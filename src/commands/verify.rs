@@ -89,6 +89,12 @@ pub fn verify_manifest_files(manifest: &Path, ca: Option<&Path>) -> Result<Strin
     check
         .problems
         .extend(recovery::check_outputs(&dir, &recoveries));
+    check.problems.extend(recovery::unrecorded_acts(
+        &dir,
+        check.certificates,
+        &check.crl_paths,
+        &recoveries,
+    )?);
     let plural =
         |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     let mut summary = format!(
@@ -103,9 +109,9 @@ pub fn verify_manifest_files(manifest: &Path, ca: Option<&Path>) -> Result<Strin
             plural(check.crls, "CRL", "CRLs")
         ));
     }
-    if !recoveries.is_empty() {
+    if let Some((_, last)) = recoveries.last() {
         summary.push_str(&format!(
-            ", {} signed by the root",
+            ", {} signed by the root (the last: SHA-256 {last})",
             plural(recoveries.len(), "recovery entry", "recovery entries")
         ));
     }

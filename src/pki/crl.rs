@@ -5,13 +5,16 @@
 //! point, and a verifier checking every certificate of the chain (OpenSSL's
 //! -crl_check_all) takes a CRL whose issuing distribution point names a URL
 //! to be out of scope for a certificate that names none. The
-//! encoder is small DER: the issuer's name, signature algorithm and key
-//! identifier are copied from the issuer's own certificate, so the CRL
-//! names exactly the issuer that verifiers look up.
+//! encoder is small DER: the issuer's name and key identifier are copied
+//! from the issuer's own certificate, so the CRL names exactly the issuer
+//! that verifiers look up; the signature algorithm is the one the issuer's
+//! key signs with, which for a CA signed by another root (a subordinate, a
+//! two-tier issuing CA) need not be the one its certificate was signed with.
 
 use time::OffsetDateTime;
 use x509_parser::extensions::ParsedExtension;
 
+use crate::pki::keys::KeyType;
 use crate::support::error::{Error, Result};
 
 /// A CRL about to be signed.
@@ -52,8 +55,8 @@ pub fn check_url(url: &str) -> Result<()> {
 }
 
 /// Signs `params` for the issuer `issuer_der` (a certificate) with `sign`,
-/// which signs the to-be-signed bytes with the issuer's key in the
-/// algorithm of the issuer's own self-signature. Returns the CRL's DER.
+/// which signs the to-be-signed bytes with the issuer's key in that key's
+/// algorithm ([`KeyType::signature_algorithm`]). Returns the CRL's DER.
 pub fn sign(
     params: &CrlParams,
     issuer_der: &[u8],
@@ -88,17 +91,32 @@ impl Issuer {
                 _ => None,
             })
             .ok_or_else(|| Error::msg("the CA certificate has no subject key identifier"))?;
-        // Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, ... }:
-        // a self-signed issuer signs with the algorithm of its own signature.
-        let (_, body, _) = split_tlv(der)?;
-        let (_, _, rest) = split_tlv(body)?;
-        let (_, _, after) = split_tlv(rest)?;
-        let algorithm = rest[..rest.len() - after.len()].to_vec();
+        // The algorithm of the issuer's key, not of the signature on its
+        // certificate: that one is its parent's.
+        let algorithm = algorithm_identifier(KeyType::of_certificate(&cert)?);
         Ok(Issuer {
             name: cert.tbs_certificate.subject.as_raw().to_vec(),
             algorithm,
             key_id,
         })
+    }
+}
+
+/// The AlgorithmIdentifier (DER) of the signatures `Signer::sign_bytes`
+/// makes with a key of this type (RFC 5758 3.2, RFC 8410 3, RFC 4055 5).
+fn algorithm_identifier(key: KeyType) -> Vec<u8> {
+    const ECDSA_SHA256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02];
+    const ECDSA_SHA384: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03];
+    const ED25519: &[u8] = &[0x2b, 0x65, 0x70];
+    const RSA_SHA256: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b];
+    match key {
+        KeyType::EcP256 => tlv(0x30, &tlv(0x06, ECDSA_SHA256)),
+        KeyType::EcP384 => tlv(0x30, &tlv(0x06, ECDSA_SHA384)),
+        KeyType::Ed25519 => tlv(0x30, &tlv(0x06, ED25519)),
+        // RSA's parameters are an explicit NULL.
+        KeyType::Rsa2048 | KeyType::Rsa3072 | KeyType::Rsa4096 => {
+            tlv(0x30, &[tlv(0x06, RSA_SHA256), vec![0x05, 0x00]].concat())
+        }
     }
 }
 
@@ -180,6 +198,7 @@ fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
 }
 
 /// One DER element: (tag, contents, what follows it).
+#[cfg(test)]
 fn split_tlv(der: &[u8]) -> Result<(u8, &[u8], &[u8])> {
     let bad = || Error::msg("the CA certificate is not valid DER");
     let (&tag, rest) = der.split_first().ok_or_else(bad)?;
@@ -254,6 +273,29 @@ mod tests {
         assert_eq!(integer(&[0, 0]), vec![0x02, 1, 0]);
         let (tag, body, rest) = split_tlv(&[0x30, 0x81, 2, 1, 2, 9]).unwrap();
         assert_eq!((tag, body, rest), (0x30, &[1u8, 2][..], &[9u8][..]));
+    }
+
+    /// The identifier a CRL names is the one rcgen writes into a
+    /// certificate signed by a key of the same type, for every type.
+    #[test]
+    fn the_crl_algorithm_is_the_issuers_keys_for_every_key_type() {
+        use crate::pki::keys::KeyType;
+        for key in [
+            KeyType::EcP256,
+            KeyType::EcP384,
+            KeyType::Ed25519,
+            KeyType::Rsa2048,
+        ] {
+            let (_, pair) = key.generate_with_pair().unwrap();
+            let cert = rcgen::CertificateParams::default()
+                .self_signed(&pair)
+                .unwrap();
+            let (_, body, _) = split_tlv(cert.der()).unwrap();
+            let (_, _, rest) = split_tlv(body).unwrap();
+            let (_, _, after) = split_tlv(rest).unwrap();
+            let signed_with = &rest[..rest.len() - after.len()];
+            assert_eq!(algorithm_identifier(key), signed_with, "{key:?}");
+        }
     }
 
     #[test]

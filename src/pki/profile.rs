@@ -93,6 +93,17 @@ impl Lifetime {
         })
     }
 
+    /// Until `issuer_not_after`: an issuing CA made with its root, when no
+    /// lifetime is asked for, ends when the root does (the root's own
+    /// lifetime counted from a later second would outlive it).
+    pub fn until_issuer_expires(issuer_not_after: OffsetDateTime) -> Lifetime {
+        Lifetime {
+            option: "--days",
+            given: "(until the root expires)".into(),
+            end: LifetimeEnd::At(issuer_not_after),
+        }
+    }
+
     /// `--valid-for`: a whole number and a unit, `m`, `h` or `d` (`90m`,
     /// `12h`, `397d`), from 5 minutes to 36500 days.
     pub fn valid_for(text: &str) -> Result<Lifetime> {

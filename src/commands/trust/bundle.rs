@@ -208,7 +208,7 @@ fn p12(args: &TrustBundleArgs, roots: &[TrustedRoot]) -> Result<Vec<u8>> {
 
 /// A Bundle is cluster-scoped: no metadata.namespace; a namespace given
 /// narrows where trust-manager writes the ConfigMap.
-fn trust_manager(name: &str, namespace: Option<&str>, pem: &str) -> String {
+pub fn trust_manager(name: &str, namespace: Option<&str>, pem: &str) -> String {
     let selector = namespace.map_or(String::new(), |ns| {
         format!("    namespaceSelector:\n      matchLabels:\n        kubernetes.io/metadata.name: {ns}\n")
     });

@@ -654,6 +654,7 @@ fn install_intermediate(
         permits: req.vault.permit.clone(),
         sans: Vec::new(),
         days: Some(req.vault.days),
+        ends_with_issuer: false,
         crl_url: req.vault.root_crl_url.clone(),
     };
     let (int_der, serial, import_key) = match req.vault.mode {
