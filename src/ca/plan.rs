@@ -41,10 +41,12 @@
 //! ```
 
 use std::collections::{HashMap, HashSet};
+use std::ops::Range;
 use std::path::{Component, Path, PathBuf};
 
 use rcgen::DistinguishedName;
 use serde::Deserialize;
+use toml::Spanned;
 
 use crate::pki::constraints::{NameConstraints, Permit};
 use crate::pki::formats::OutputFormat;
@@ -54,7 +56,7 @@ use crate::pki::passphrase::Passphrase;
 use crate::pki::profile::{ExtraUsage, LeafNames, Lifetime, Profile, Validity};
 use crate::pki::san_rule::{self, SanRule};
 use crate::pki::subject::{SubjectTemplate, SubjectValues};
-use crate::support::error::{Error, Result};
+use crate::support::error::{Error, Result, Spelling};
 use crate::support::hashfilter::HashFilter;
 
 /// Where a group came from: errors about its names point back at what the
@@ -153,15 +155,16 @@ fn default_pathlen() -> u8 {
 pub struct Defaults {
     pub profile: Option<Profile>,
     pub key: Option<KeyType>,
-    pub days: Option<u32>,
+    // Spanned: an error about these names the line that gives them.
+    pub days: Option<Spanned<u32>>,
     /// Instead of `days`: `12h`, `30d` (see `Lifetime::valid_for`).
-    pub valid_for: Option<String>,
+    pub valid_for: Option<Spanned<String>>,
     /// Instead of `days`: an RFC 3339 time.
-    pub not_after: Option<String>,
+    pub not_after: Option<Spanned<String>>,
     /// An RFC 4514 subject template (see `pki::subject`).
-    pub subject: Option<String>,
+    pub subject: Option<Spanned<String>>,
     /// Extended key usages beyond the profile's.
-    pub eku: Option<Vec<String>>,
+    pub eku: Option<Vec<Spanned<String>>>,
     pub san_rules: Option<Vec<String>>,
     pub sans: Option<Vec<String>>,
     pub formats: Option<Vec<OutputFormat>>,
@@ -176,15 +179,16 @@ pub struct GroupSection {
     pub names: Vec<String>,
     pub profile: Option<Profile>,
     pub key: Option<KeyType>,
-    pub days: Option<u32>,
+    // Spanned: an error about these names the line that gives them.
+    pub days: Option<Spanned<u32>>,
     /// Instead of `days`: `12h`, `30d` (see `Lifetime::valid_for`).
-    pub valid_for: Option<String>,
+    pub valid_for: Option<Spanned<String>>,
     /// Instead of `days`: an RFC 3339 time.
-    pub not_after: Option<String>,
+    pub not_after: Option<Spanned<String>>,
     /// An RFC 4514 subject template (see `pki::subject`).
-    pub subject: Option<String>,
+    pub subject: Option<Spanned<String>>,
     /// Extended key usages beyond the profile's.
-    pub eku: Option<Vec<String>>,
+    pub eku: Option<Vec<Spanned<String>>>,
     pub san_rules: Option<Vec<String>>,
     pub sans: Option<Vec<String>>,
     pub formats: Option<Vec<OutputFormat>>,
@@ -705,8 +709,9 @@ fn new_ca_limits(
         .map(|p| Permit::parse(p))
         .collect::<Result<Vec<_>>>()
         .map_err(|e| plan_error(path, format!("[ca] permit: {e}")))?;
-    let validity = Validity::days_from_now(ca.days)
-        .map_err(|e| plan_error(path, format!("[ca] days: {e}")))?;
+    let validity = Lifetime::days_spelled(ca.days, Spelling::PlanKey)
+        .map(|l| l.from_now())
+        .map_err(|e| plan_error(path, format!("[ca]: {e}")))?;
     Ok((NameConstraints(permits), validity.not_after))
 }
 
@@ -734,7 +739,7 @@ fn intermediate_limits(
     })?;
     let not_after = match int.days {
         Some(days) => {
-            crate::pki::profile::Lifetime::days(days)
+            Lifetime::days_spelled(days, Spelling::PlanKey)
                 .and_then(|l| l.within(root_not_after))
                 .map_err(err)?
                 .not_after
@@ -768,12 +773,24 @@ fn check_group_name(path: &Path, g: &GroupSection, seen: &mut HashSet<String>) -
 /// `[defaults]`, else uca's default) and validated.
 fn group_from_section(
     path: &Path,
+    text: &str,
     g: &GroupSection,
     d: &Defaults,
     ca_not_after: time::OffsetDateTime,
     base_dir: &Path,
 ) -> Result<Group> {
     let gerr = |why: String| group_error(path, &g.name, why);
+    // An error about a setting the plan gives names its line.
+    let at = |span: Range<usize>, e: Error| {
+        plan_error(
+            path,
+            format!(
+                "line {}: group '{}': {e}",
+                line_of(text, span.start),
+                g.name
+            ),
+        )
+    };
     let patterns = group_patterns(path, g)?;
     let rules = match g.san_rules.as_ref().or(d.san_rules.as_ref()) {
         Some(r) => r
@@ -790,10 +807,12 @@ fn group_from_section(
             extra.push(san);
         }
     }
-    let lifetime = group_lifetime(g, d).map_err(|e| gerr(e.to_string()))?;
-    let validity = lifetime
-        .within(ca_not_after)
-        .map_err(|e| gerr(e.to_string()))?;
+    let validity = match group_lifetime(g, d).map_err(|(span, e)| at(span, e))? {
+        Some((lifetime, span)) => lifetime.within(ca_not_after).map_err(|e| at(span, e))?,
+        None => Lifetime::days_spelled(397, Spelling::PlanKey)?
+            .within(ca_not_after)
+            .map_err(|e| gerr(e.to_string()))?,
+    };
     let formats = g
         .formats
         .clone()
@@ -819,18 +838,22 @@ fn group_from_section(
         .subject
         .as_ref()
         .or(d.subject.as_ref())
-        .map(|t| SubjectTemplate::parse(t))
-        .transpose()
-        .map_err(|e| gerr(e.to_string()))?;
+        .map(|t| {
+            SubjectTemplate::parse_spelled(t.get_ref(), Spelling::PlanKey)
+                .map_err(|e| at(t.span(), e))
+        })
+        .transpose()?;
     let extra_usages = g
         .eku
         .as_ref()
         .or(d.eku.as_ref())
         .into_iter()
         .flatten()
-        .map(|u| ExtraUsage::parse(u, profile))
-        .collect::<Result<Vec<_>>>()
-        .map_err(|e| gerr(e.to_string()))?;
+        .map(|u| {
+            ExtraUsage::parse_spelled(u.get_ref(), profile, Spelling::PlanKey)
+                .map_err(|e| at(u.span(), e))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let out = match &g.out {
         Some(p) => relative_subdir(&g.name, p)?,
         None => PathBuf::new(),
@@ -852,31 +875,68 @@ fn group_from_section(
     })
 }
 
+/// A lifetime and where the plan gives it, or an error and where.
+type LocatedLifetime = std::result::Result<Option<(Lifetime, Range<usize>)>, (Range<usize>, Error)>;
+
 /// A group's lifetime: its own `days`, `valid_for` or `not_after` (at most
-/// one), else `[defaults]`' (at most one), else 397 days.
-fn group_lifetime(g: &GroupSection, d: &Defaults) -> Result<Lifetime> {
+/// one), else `[defaults]`' (at most one); `None` for uca's 397 days.
+fn group_lifetime(g: &GroupSection, d: &Defaults) -> LocatedLifetime {
     fn one_of(
-        days: Option<u32>,
-        valid_for: Option<&String>,
-        not_after: Option<&String>,
-    ) -> Result<Option<Lifetime>> {
-        match (days, valid_for, not_after) {
-            (None, None, None) => Ok(None),
-            (Some(n), None, None) => Lifetime::days(n).map(Some),
-            (None, Some(v), None) => Lifetime::valid_for(v).map(Some),
-            (None, None, Some(t)) => Lifetime::not_after(t).map(Some),
-            _ => Err(Error::msg(
-                "give one of days, valid_for and not_after, not several",
-            )),
+        days: Option<&Spanned<u32>>,
+        valid_for: Option<&Spanned<String>>,
+        not_after: Option<&Spanned<String>>,
+        section: &str,
+    ) -> LocatedLifetime {
+        let spelled = Spelling::PlanKey;
+        let lifetime = match (days, valid_for, not_after) {
+            (None, None, None) => return Ok(None),
+            (Some(n), None, None) => (Lifetime::days_spelled(*n.get_ref(), spelled), n.span()),
+            (None, Some(v), None) => (Lifetime::valid_for_spelled(v.get_ref(), spelled), v.span()),
+            (None, None, Some(t)) => (Lifetime::not_after_spelled(t.get_ref(), spelled), t.span()),
+            _ => {
+                let spans = [
+                    days.map(Spanned::span),
+                    valid_for.map(Spanned::span),
+                    not_after.map(Spanned::span),
+                ];
+                let second = spans
+                    .into_iter()
+                    .flatten()
+                    .max_by_key(|s| s.start)
+                    .unwrap_or_default();
+                return Err((
+                    second,
+                    Error::msg(format!(
+                        "{section}give one of days, valid_for and not_after, not several"
+                    )),
+                ));
+            }
+        };
+        match lifetime {
+            (Ok(l), span) => Ok(Some((l, span))),
+            (Err(e), span) => Err((span, e)),
         }
     }
-    let own = one_of(g.days, g.valid_for.as_ref(), g.not_after.as_ref())?;
-    let defaults = one_of(d.days, d.valid_for.as_ref(), d.not_after.as_ref())
-        .map_err(|e| Error::msg(format!("[defaults]: {e}")))?;
-    match own.or(defaults) {
-        Some(chosen) => Ok(chosen),
-        None => Lifetime::days(397),
-    }
+    let own = one_of(
+        g.days.as_ref(),
+        g.valid_for.as_ref(),
+        g.not_after.as_ref(),
+        "",
+    )?;
+    let defaults = one_of(
+        d.days.as_ref(),
+        d.valid_for.as_ref(),
+        d.not_after.as_ref(),
+        "[defaults]: ",
+    )?;
+    Ok(own.or(defaults))
+}
+
+/// The line of the plan's text that holds byte `offset`.
+fn line_of(text: &str, offset: usize) -> usize {
+    // Counting newlines, not lines: a span at a line's first column must
+    // not name the line before it.
+    text.get(..offset).unwrap_or(text).matches('\n').count() + 1
 }
 
 fn group_patterns(path: &Path, g: &GroupSection) -> Result<Vec<NamePattern>> {
@@ -984,23 +1044,19 @@ impl Plan {
             "plan",
         )?;
         let file: PlanFile = toml::from_str(&text).map_err(|e| {
-            let line = e
-                .span()
-                // Counting newlines, not lines: a span at a line's first
-                // column must not name the line before it.
-                .map(|s| text[..s.start].matches('\n').count() + 1)
-                .unwrap_or(0);
+            let line = e.span().map(|s| line_of(&text, s.start)).unwrap_or(0);
             Error::invalid(
                 "plan",
                 path.display().to_string(),
                 format!("line {line}: {}", e.message().replace(['\n', '\r'], " ")),
             )
         })?;
-        Plan::from_file(path, file, existing_ca)
+        Plan::from_file(path, &text, file, existing_ca)
     }
 
     fn from_file(
         path: &Path,
+        text: &str,
         file: PlanFile,
         existing_ca: Option<(&NameConstraints, time::OffsetDateTime)>,
     ) -> Result<Plan> {
@@ -1021,7 +1077,7 @@ impl Plan {
         let mut total: u64 = 0;
         for g in &file.groups {
             check_group_name(path, g, &mut group_names)?;
-            let group = group_from_section(path, g, &file.defaults, ca_not_after, base_dir)?;
+            let group = group_from_section(path, text, g, &file.defaults, ca_not_after, base_dir)?;
             total = total.saturating_add(group.count());
             if total > MAX_CERTIFICATES {
                 return Err(plan_error(

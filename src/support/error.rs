@@ -83,6 +83,24 @@ impl Error {
     }
 }
 
+/// Where the user wrote a setting, so that an error names it as written:
+/// `--subject` on the command line, `subject` in a plan file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Spelling {
+    Flag,
+    PlanKey,
+}
+
+impl Spelling {
+    /// `flag` or `key`, whichever the user wrote.
+    pub fn of(self, flag: &'static str, key: &'static str) -> &'static str {
+        match self {
+            Spelling::Flag => flag,
+            Spelling::PlanKey => key,
+        }
+    }
+}
+
 /// Shorthand to attach a path and an action to an `io::Result`.
 pub trait IoContext<T> {
     fn ctx(self, action: &'static str, path: &Path) -> Result<T>;
