@@ -2,16 +2,15 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = match uca::cli::Cli::try_parse() {
-        Ok(cli) => cli,
+    let parsed = match uca::cli::parse() {
+        Ok(parsed) => parsed,
         Err(e) => return clap_exit(&e),
     };
     // Process set-up, before any secret is read.
     uca::support::sys::harden();
-    match uca::cli::run(cli) {
+    match uca::cli::run(parsed) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             // One line, whatever a value quoted in the message holds.
