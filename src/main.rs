@@ -2,7 +2,6 @@
 
 use std::process::ExitCode;
 
-
 fn main() -> ExitCode {
     let parsed = match uca::cli::parse() {
         Ok(parsed) => parsed,

@@ -780,17 +780,6 @@ fn group_from_section(
     base_dir: &Path,
 ) -> Result<Group> {
     let gerr = |why: String| group_error(path, &g.name, why);
-    // An error about a setting the plan gives names its line.
-    let at = |span: Range<usize>, e: Error| {
-        plan_error(
-            path,
-            format!(
-                "line {}: group '{}': {e}",
-                line_of(text, span.start),
-                g.name
-            ),
-        )
-    };
     let patterns = group_patterns(path, g)?;
     let rules = match g.san_rules.as_ref().or(d.san_rules.as_ref()) {
         Some(r) => r
@@ -807,12 +796,6 @@ fn group_from_section(
             extra.push(san);
         }
     }
-    let validity = match group_lifetime(g, d).map_err(|(span, e)| at(span, e))? {
-        Some((lifetime, span)) => lifetime.within(ca_not_after).map_err(|e| at(span, e))?,
-        None => Lifetime::days_spelled(397, Spelling::PlanKey)?
-            .within(ca_not_after)
-            .map_err(|e| gerr(e.to_string()))?,
-    };
     let formats = g
         .formats
         .clone()
@@ -834,6 +817,49 @@ fn group_from_section(
         None
     };
     let k8s_namespace = group_k8s_namespace(path, g, d)?;
+    let (subject, extra_usages, validity) =
+        group_identity(path, text, g, d, profile, ca_not_after)?;
+    let out = match &g.out {
+        Some(p) => relative_subdir(&g.name, p)?,
+        None => PathBuf::new(),
+    };
+    Ok(Group {
+        origin: GroupOrigin::PlanFile(g.name.clone()),
+        patterns,
+        profile,
+        key: g.key.or(d.key).unwrap_or(KeyType::EcP256),
+        validity,
+        rules,
+        extra,
+        formats,
+        out,
+        pkcs12_password,
+        k8s_namespace,
+        subject,
+        extra_usages,
+    })
+}
+
+/// A group's subject template, extra usages and validity, each the
+/// group's own or `[defaults]`'; an error names the line that gives it.
+fn group_identity(
+    path: &Path,
+    text: &str,
+    g: &GroupSection,
+    d: &Defaults,
+    profile: Profile,
+    ca_not_after: time::OffsetDateTime,
+) -> Result<(Option<SubjectTemplate>, Vec<ExtraUsage>, Validity)> {
+    let at = |span: Range<usize>, e: Error| {
+        let line = line_of(text, span.start);
+        plan_error(path, format!("line {line}: group '{}': {e}", g.name))
+    };
+    let validity = match group_lifetime(g, d).map_err(|(span, e)| at(span, e))? {
+        Some((lifetime, span)) => lifetime.within(ca_not_after).map_err(|e| at(span, e))?,
+        None => Lifetime::days_spelled(397, Spelling::PlanKey)?
+            .within(ca_not_after)
+            .map_err(|e| group_error(path, &g.name, e.to_string()))?,
+    };
     let subject = g
         .subject
         .as_ref()
@@ -854,25 +880,7 @@ fn group_from_section(
                 .map_err(|e| at(u.span(), e))
         })
         .collect::<Result<Vec<_>>>()?;
-    let out = match &g.out {
-        Some(p) => relative_subdir(&g.name, p)?,
-        None => PathBuf::new(),
-    };
-    Ok(Group {
-        origin: GroupOrigin::PlanFile(g.name.clone()),
-        patterns,
-        profile,
-        key: g.key.or(d.key).unwrap_or(KeyType::EcP256),
-        validity,
-        rules,
-        extra,
-        formats,
-        out,
-        pkcs12_password,
-        k8s_namespace,
-        subject,
-        extra_usages,
-    })
+    Ok((subject, extra_usages, validity))
 }
 
 /// A lifetime and where the plan gives it, or an error and where.

@@ -561,6 +561,86 @@ fn escrow_shares(
     crate::ca::escrow::spec(Some(&section.shares), Some(section.dir.clone()), false)
 }
 
+/// The plan's certificates, every output checked (OUT is new or empty: no
+/// target exists, and the CA is made later), and where the report says
+/// they are.
+fn validated_issuance(req: &CeremonyRequest, plan: Plan) -> Result<(Issuance, PathBuf)> {
+    let certs_dir = req.out.join(CERTS_DIR);
+    let issuance = match &req.archive {
+        Some(archive) => {
+            check_stream_file(req, "--archive", archive)?;
+            Issuance::validate_archive(plan, Path::new(CERTS_DIR), archive.clone(), false)?
+        }
+        None => Issuance::validate(plan, &certs_dir, Existing::Refuse, false)?,
+    };
+    let issuance = match &req.k8s_manifest {
+        Some(manifest) => {
+            check_stream_file(req, "--k8s-manifest", manifest)?;
+            issuance.with_k8s_manifest(manifest.clone())?
+        }
+        None => issuance,
+    };
+    let certs_dir = match &req.archive {
+        Some(archive) => PathBuf::from(archive.shown()),
+        None => certs_dir,
+    };
+    Ok((issuance, certs_dir))
+}
+
+/// The plan's `[registry]`, validated as `uca registry` would.
+fn prepared_registry(
+    req: &CeremonyRequest,
+    plan: &Plan,
+    ca: &CaSection,
+) -> Result<Option<crate::commands::registry::Prepared>> {
+    let Some(spec) = &plan.registry else {
+        return Ok(None);
+    };
+    let ca_not_after = Validity::days_from_now(ca.days)?.not_after;
+    let out = req.out.join("registry");
+    let c = &plan.ca_constraints;
+    let pathlen = Some(ca.pathlen);
+    crate::commands::registry::prepare(c, ca_not_after, pathlen, spec, &out, false).map(Some)
+}
+
+/// The old root's quorum, checked (and its key unlocked) before the new
+/// root exists; the new root must lie within the old one's constraints.
+fn unlocked_predecessor(
+    req: &CeremonyRequest,
+    ca: &CaSection,
+) -> Result<Option<(CaStore, crate::ca::recovery::Recovery)>> {
+    let Some((old_dir, shares)) = &req.successor_of else {
+        return Ok(None);
+    };
+    let old = CaStore::open(old_dir)?;
+    crate::ca::signing::intermediate_constraints(&old.constraints, &ca.permit).map_err(|e| {
+        Error::msg(format!(
+            "--successor-of {}: the new root's [ca] permit must lie within the old root's: {e}",
+            old_dir.display()
+        ))
+    })?;
+    let recovery = crate::ca::recovery::unlock(&old, shares)?;
+    Ok(Some((old, recovery)))
+}
+
+/// The root the plan's `[ca]` describes, in memory.
+fn new_root(plan: &Plan, ca: &CaSection) -> Result<root::NewRoot> {
+    let validity = Validity::days_from_now(ca.days)?;
+    if let Some(url) = &ca.crl_url {
+        crate::pki::crl::check_url(url)?;
+    }
+    let mut root = root::make_root(
+        &ca.name,
+        ca.key,
+        validity,
+        ca.pathlen,
+        plan.ca_constraints.0.clone(),
+        vec![SanRule::Base],
+    )?;
+    root.settings.crl_url = ca.crl_url.clone();
+    Ok(root)
+}
+
 /// Validates everything, then creates the root, issues the plan and seals.
 pub fn execute(
     req: &CeremonyRequest,
@@ -578,71 +658,17 @@ pub fn execute(
         crate::ca::escrow::check_spec(spec, &ca_dir)?;
         crate::ca::escrow::check_spec(spec, &req.out.join("root"))?;
     }
-    let certs_dir = req.out.join(CERTS_DIR);
-    // OUT is new or empty: no target exists, and the CA is made below.
-    let issuance = match &req.archive {
-        Some(archive) => {
-            check_stream_file(req, "--archive", archive)?;
-            Issuance::validate_archive(plan, Path::new(CERTS_DIR), archive.clone(), false)?
-        }
-        None => Issuance::validate(plan, &certs_dir, Existing::Refuse, false)?,
-    };
-    let issuance = match &req.k8s_manifest {
-        Some(manifest) => {
-            check_stream_file(req, "--k8s-manifest", manifest)?;
-            issuance.with_k8s_manifest(manifest.clone())?
-        }
-        None => issuance,
-    };
-    // Where the report says the certificates are.
-    let certs_dir = match &req.archive {
-        Some(archive) => PathBuf::from(archive.shown()),
-        None => certs_dir,
-    };
+    let (issuance, certs_dir) = validated_issuance(req, plan)?;
     let plan = issuance.plan();
     let ca = plan
         .ca
         .as_ref()
         .expect("Plan::load requires [ca] for a ceremony");
-    let registry = match &plan.registry {
-        Some(spec) => {
-            let ca_not_after = Validity::days_from_now(ca.days)?.not_after;
-            let out = req.out.join("registry");
-            let c = &plan.ca_constraints;
-            let pathlen = Some(ca.pathlen);
-            let prepared =
-                crate::commands::registry::prepare(c, ca_not_after, pathlen, spec, &out, false)?;
-            Some(prepared)
-        }
-        None => None,
-    };
+    let registry = prepared_registry(req, plan, ca)?;
     let vault = check_vault_section(req, plan, ca, &ca_dir)?;
-    // The old root's quorum, checked (and its key unlocked) before the new
-    // root exists; the new root must lie within the old one's constraints.
-    let predecessor = match &req.successor_of {
-        Some((old_dir, shares)) => {
-            let old = CaStore::open(old_dir)?;
-            crate::ca::signing::intermediate_constraints(&old.constraints, &ca.permit)
-                .map_err(|e| Error::msg(format!("--successor-of {}: the new root's [ca] permit must lie within the old root's: {e}", old_dir.display())))?;
-            let recovery = crate::ca::recovery::unlock(&old, shares)?;
-            Some((old, recovery))
-        }
-        None => None,
-    };
+    let predecessor = unlocked_predecessor(req, ca)?;
     // 2. The root, in memory.
-    let validity = Validity::days_from_now(ca.days)?;
-    if let Some(url) = &ca.crl_url {
-        crate::pki::crl::check_url(url)?;
-    }
-    let mut root = root::make_root(
-        &ca.name,
-        ca.key,
-        validity,
-        ca.pathlen,
-        plan.ca_constraints.0.clone(),
-        vec![SanRule::Base],
-    )?;
-    root.settings.crl_url = ca.crl_url.clone();
+    let root = new_root(plan, ca)?;
     let never_stored = escrow_file.is_none() && escrow_shares.is_none();
     let escrow = escrow_shares.as_ref();
     let root_dir = match &plan.intermediate {
