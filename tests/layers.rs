@@ -279,6 +279,28 @@ fn every_module_uses_only_its_own_layer_and_those_below_and_no_circle_exists() {
         has_unsafe_code(&files["support::sys"]),
         "the unsafe-code check no longer sees src/support/sys.rs's unsafe blocks"
     );
+    // Changing the process environment races with threads (unsafe from
+    // edition 2024 on): it is process code, and lives in `support::sys`.
+    let env_outside: Vec<&String> = files
+        .iter()
+        .filter(|(m, text)| *m != "support::sys" && changes_environment(text))
+        .map(|(m, _)| m)
+        .collect();
+    assert!(
+        env_outside.is_empty(),
+        "the process environment is changed outside src/support/sys.rs: {env_outside:?}"
+    );
+    assert!(changes_environment(&files["support::sys"]));
+}
+
+/// Whether `text` calls `env::remove_var` or `env::set_var` outside `//`
+/// comments and its tests.
+fn changes_environment(text: &str) -> bool {
+    let code = text.split("#[cfg(test)]").next().unwrap_or("");
+    code.lines().any(|line| {
+        let line = line.split("//").next().unwrap_or("");
+        line.contains("remove_var(") || line.contains("set_var(")
+    })
 }
 
 /// Whether `text` says `unsafe ` outside `//` comments.

@@ -74,13 +74,6 @@ impl Error {
     pub fn msg(message: impl Into<String>) -> Self {
         Error::Message(message.into())
     }
-
-    /// Exit status for this error: 1 for every error, a standard output
-    /// that cannot be written included (`check` returns its own 0/1/2/3
-    /// statuses as results, not as errors).
-    pub fn exit_code(&self) -> u8 {
-        1
-    }
 }
 
 /// Where the user wrote a setting, so that an error names it as written:
