@@ -376,6 +376,13 @@ fn check_escrow_file(req: &CeremonyRequest) -> Result<Option<PathBuf>> {
 
 /// The plan's `[vault]` section as a bootstrap request, checked against the
 /// root to be made, and Vault reached: all before the root exists.
+/// An error about the plan's `[vault]`, naming its keys rather than the
+/// flags of `uca vault bootstrap`, whose checks it shares.
+fn vault_section_error(e: Error) -> Error {
+    let text = crate::ca::sections::VaultSettings::in_plan_words(&e.to_string());
+    Error::msg(format!("plan [vault]: {text}"))
+}
+
 fn check_vault_section(
     req: &CeremonyRequest,
     plan: &Plan,
@@ -401,7 +408,7 @@ fn check_vault_section(
         Some(ca.pathlen),
         ca_not_after,
     )
-    .map_err(|e| Error::msg(format!("plan [vault]: {e}")))?;
+    .map_err(vault_section_error)?;
     if let Some(out) = vreq
         .vault
         .acme
@@ -409,14 +416,13 @@ fn check_vault_section(
         .as_deref()
         .filter(|_| vreq.vault.acme.acme)
     {
-        crate::commands::vault::acme::check_k8s_for_new_root(out)
-            .map_err(|e| Error::msg(format!("plan [vault]: {e}")))?;
+        crate::commands::vault::acme::check_k8s_for_new_root(out).map_err(vault_section_error)?;
     }
     // Fail now, not after the root exists, if Vault is unreachable,
     // sealed, or the token or namespace is wrong.
     crate::commands::vault::client::VaultClient::connect(&vreq.vault.conn)
         .and_then(|c| crate::commands::vault::bootstrap::preflight(&c).map(|_| ()))
-        .map_err(|e| Error::msg(format!("plan [vault]: {e}")))?;
+        .map_err(vault_section_error)?;
     Ok(Some(vreq))
 }
 
