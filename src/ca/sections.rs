@@ -125,22 +125,6 @@ pub struct VaultPki {
     pub key: KeyType,
 }
 
-/// `text` with `flag` replaced by `key` wherever it is the whole flag
-/// (`--role`, not the start of `--role-max-ttl`).
-fn replace_flag(text: &str, flag: &str, key: &str) -> String {
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(i) = rest.find(flag) {
-        let after = &rest[i + flag.len()..];
-        out.push_str(&rest[..i]);
-        let longer = after.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '-');
-        out.push_str(if longer { flag } else { key });
-        rest = after;
-    }
-    out.push_str(rest);
-    out
-}
-
 /// Everything `uca vault bootstrap` does to a mount; in a plan, the
 /// `[vault]` section that `uca ceremony` runs after issuing and before
 /// sealing (paths there are relative to the plan file: see
@@ -237,21 +221,6 @@ impl AcmeEab {
 }
 
 impl VaultSettings {
-    /// `message` with each of these settings' flags (`--max-ttl`,
-    /// `--allowed-domain`) written as its plan key (`max_ttl`,
-    /// `allowed_domains`): the checks `uca vault bootstrap` and a ceremony's
-    /// `[vault]` share word their errors for the command line.
-    pub fn in_plan_words(message: &str) -> String {
-        let cmd = <VaultSettings as clap::Args>::augment_args(clap::Command::new("vault"));
-        let mut out = message.to_string();
-        for arg in cmd.get_arguments() {
-            if let Some(long) = arg.get_long() {
-                out = replace_flag(&out, &format!("--{long}"), arg.get_id().as_str());
-            }
-        }
-        out
-    }
-
     /// Makes the connection's relative paths relative to `base` (a plan
     /// file's directory), as every path in a plan is.
     pub fn resolve_paths(&mut self, base: &std::path::Path) {

@@ -19,6 +19,7 @@ use crate::ca::plan::{CaSection, Plan};
 use crate::ca::root;
 use crate::ca::seal::{self, SealReport};
 use crate::ca::store::{CaStore, Signer};
+use crate::commands::args::{flag_as_key, flags_as_keys};
 use crate::commands::vault::bootstrap::BootstrapRequest;
 use crate::pki::passphrase::Passphrase;
 use crate::pki::profile::Validity;
@@ -379,8 +380,25 @@ fn check_escrow_file(req: &CeremonyRequest) -> Result<Option<PathBuf>> {
 /// An error about the plan's `[vault]`, naming its keys rather than the
 /// flags of `uca vault bootstrap`, whose checks it shares.
 fn vault_section_error(e: Error) -> Error {
-    let text = crate::ca::sections::VaultSettings::in_plan_words(&e.to_string());
+    let text = flags_as_keys::<crate::ca::sections::VaultSettings>(&e.to_string());
     Error::msg(format!("plan [vault]: {text}"))
+}
+
+/// An error about the plan's `[registry]`, naming its keys rather than the
+/// flags of `uca registry`, whose checks it shares.
+fn registry_section_error(e: Error) -> Error {
+    let mut text = e.to_string();
+    for (flag, key) in [
+        ("--client-auth", "client_auth"),
+        ("--client", "clients"),
+        ("--listen", "listen"),
+        ("--san", "sans"),
+        ("--key", "key"),
+        ("--days", "days"),
+    ] {
+        text = flag_as_key(&text, flag, key);
+    }
+    Error::msg(format!("plan [registry]: {text}"))
 }
 
 fn check_vault_section(
@@ -606,7 +624,9 @@ fn prepared_registry(
     let out = req.out.join("registry");
     let c = &plan.ca_constraints;
     let pathlen = Some(ca.pathlen);
-    crate::commands::registry::prepare(c, ca_not_after, pathlen, spec, &out, false).map(Some)
+    crate::commands::registry::prepare(c, ca_not_after, pathlen, spec, &out, false)
+        .map(Some)
+        .map_err(registry_section_error)
 }
 
 /// The old root's quorum, checked (and its key unlocked) before the new
