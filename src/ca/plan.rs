@@ -644,6 +644,20 @@ fn plan_error(path: &Path, why: String) -> Error {
     Error::invalid("plan", path.display().to_string(), why)
 }
 
+/// An error of `Permit::parse`, which words it for `--permit`, as the
+/// plan's `permit` key of `section`.
+fn permit_error(path: &Path, section: &str, e: Error) -> Error {
+    match e {
+        Error::Invalid {
+            value, expected, ..
+        } => plan_error(
+            path,
+            format!("{section} permit: invalid value '{value}': {expected}"),
+        ),
+        other => plan_error(path, format!("{section} permit: {other}")),
+    }
+}
+
 fn group_error(path: &Path, group: &str, why: String) -> Error {
     plan_error(path, format!("group '{group}': {why}"))
 }
@@ -708,7 +722,7 @@ fn new_ca_limits(
         .iter()
         .map(|p| Permit::parse(p))
         .collect::<Result<Vec<_>>>()
-        .map_err(|e| plan_error(path, format!("[ca] permit: {e}")))?;
+        .map_err(|e| permit_error(path, "[ca]", e))?;
     let validity = Lifetime::days_spelled(ca.days, Spelling::PlanKey)
         .map(|l| l.from_now())
         .map_err(|e| plan_error(path, format!("[ca]: {e}")))?;
@@ -730,7 +744,7 @@ fn intermediate_limits(
         .iter()
         .map(|p| Permit::parse(p))
         .collect::<Result<Vec<_>>>()
-        .map_err(err)?;
+        .map_err(|e| permit_error(path, "[intermediate]", e))?;
     let constraints = root.narrowed(&permits).map_err(|outside| {
         plan_error(
             path,
