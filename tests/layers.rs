@@ -303,6 +303,32 @@ fn changes_environment(text: &str) -> bool {
     })
 }
 
+/// The map in lib.rs's header names every module of each layer and every
+/// verb (a file or folder directly under `src/commands/`), in backquotes.
+#[test]
+fn lib_rs_names_every_module_of_every_layer() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let lib = std::fs::read_to_string(src.join("lib.rs")).unwrap();
+    let header: String = lib
+        .lines()
+        .take_while(|l| l.starts_with("//!"))
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace("//!", "");
+    let mut missing = Vec::new();
+    for layer in LAYERS {
+        for entry in std::fs::read_dir(src.join(layer)).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_stem().unwrap().to_string_lossy().to_string();
+            let module = path.is_dir() || path.extension().is_some_and(|e| e == "rs");
+            if module && name != "mod" && !header.contains(&format!("`{name}`")) {
+                missing.push(format!("{layer}/{name}"));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "src/lib.rs's map does not name: {missing:?}");
+}
+
 /// Whether `text` says `unsafe ` outside `//` comments.
 fn has_unsafe_code(text: &str) -> bool {
     text.lines()
