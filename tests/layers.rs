@@ -326,7 +326,10 @@ fn lib_rs_names_every_module_of_every_layer() {
             }
         }
     }
-    assert!(missing.is_empty(), "src/lib.rs's map does not name: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "src/lib.rs's map does not name: {missing:?}"
+    );
 }
 
 /// Whether `text` says `unsafe ` outside `//` comments.
