@@ -195,6 +195,16 @@ impl SubjectTemplate {
         if value.is_empty() {
             return Err(bad("the value is empty".into()));
         }
+        // A hex escape (`\E2\80\90`) spells a character the template's own
+        // check never saw: a look-alike is named here as it is there.
+        if !value.is_ascii() {
+            names::check_characters(self.what, value, "uca writes subjects in ASCII").map_err(
+                |e| match e {
+                    Error::Invalid { expected, .. } => bad(expected),
+                    other => other,
+                },
+            )?;
+        }
         if let Some(c) = value.chars().find(|c| !(' '..='~').contains(c)) {
             return Err(bad(format!(
                 "U+{:04X} is not a printable ASCII character",
@@ -507,6 +517,12 @@ mod tests {
             let e = render(template, Some("g")).unwrap_err().to_string();
             assert!(e.contains(needle), "{template}: {e}");
         }
+        let e = render(r"O=a\E2\80\90b", None).unwrap_err().to_string();
+        assert!(e.contains("U+2010 HYPHEN, a typographic look-alike"), "{e}");
+        assert!(
+            e.starts_with(r"invalid --subject 'O=a\E2\80\90b': O=a"),
+            "{e}"
+        );
         let long = format!("CN={}", "a".repeat(65));
         assert!(render(&long, None)
             .unwrap_err()
