@@ -303,6 +303,30 @@ fn changes_environment(text: &str) -> bool {
     })
 }
 
+/// One issuing pipeline: `ca::issuance` is the only module that runs the
+/// bulk engine, so every issuing verb (issue, registry, vault tls,
+/// ceremony) validates, refuses what exists and locks the same way.
+#[test]
+fn only_the_issuance_pipeline_runs_the_bulk_engine() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = BTreeMap::new();
+    read_tree(&src, &src, &mut files);
+    let runs_bulk = |text: &str| {
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        code.contains("bulk::execute(") || code.contains("bulk::{execute")
+    };
+    let callers: Vec<&String> = files
+        .iter()
+        .filter(|(m, text)| *m != "ca::bulk" && runs_bulk(text))
+        .map(|(m, _)| m)
+        .collect();
+    assert_eq!(
+        callers,
+        vec!["ca::issuance"],
+        "the bulk engine must be run through ca::issuance only"
+    );
+}
+
 /// The map in lib.rs's header names every module of each layer and every
 /// verb (a file or folder directly under `src/commands/`), in backquotes.
 #[test]
