@@ -17,7 +17,7 @@ use crate::commands::seal::{self, SealArgs};
 use crate::commands::sign::{self, SignArgs};
 use crate::commands::vault::{self, VaultCommand};
 use crate::commands::verify::{self, VerifyArgs};
-use crate::support::error::Result;
+use crate::support::error::{Error, Result};
 use crate::support::stdout::Stdout;
 
 const AFTER_HELP: &str = "\
@@ -81,12 +81,47 @@ pub fn command() -> clap::Command {
     <Cli as clap::CommandFactory>::command()
 }
 
+/// A parsed command line, and whether its verb takes `--force`.
+pub struct Parsed {
+    pub cli: Cli,
+    offers_force: bool,
+}
+
+/// Parses the process's arguments as `Cli::try_parse` does, and notes
+/// whether the verb given (`vault tls`, `trust bundle`, ...) has a
+/// `--force` flag.
+pub fn parse() -> std::result::Result<Parsed, clap::Error> {
+    let mut cmd = command();
+    let mut matches = cmd.try_get_matches_from_mut(std::env::args_os())?;
+    let mut verb = &cmd;
+    let mut at = &matches;
+    while let Some((name, sub)) = at.subcommand() {
+        match verb.find_subcommand(name) {
+            Some(found) => verb = found,
+            None => break,
+        }
+        at = sub;
+    }
+    let offers_force = verb.get_arguments().any(|a| a.get_id() == "force");
+    let cli = <Cli as clap::FromArgMatches>::from_arg_matches_mut(&mut matches)
+        .map_err(|e| e.format(&mut command()))?;
+    Ok(Parsed { cli, offers_force })
+}
+
 /// Runs a parsed command line and returns the process exit status.
 /// Everything a command prints goes through one `Stdout`; each command tells
 /// it when its work is done, so a failure to print says whether it was.
-pub fn run(cli: Cli) -> Result<u8> {
+pub fn run(parsed: Parsed) -> Result<u8> {
     let mut out = Stdout::default();
-    let status = cli.command.run(&mut out)?;
+    let status = parsed.cli.command.run(&mut out).map_err(|e| match e {
+        // `Error::Exists` says "pass --force"; a verb without that flag
+        // must not suggest it.
+        Error::Exists(path) if !parsed.offers_force => Error::msg(format!(
+            "{} already exists; this command never replaces a file: move it away or choose another path",
+            path.display()
+        )),
+        other => other,
+    })?;
     out.finish()?;
     Ok(status)
 }

@@ -12,8 +12,10 @@
 //!   reads, nothing replaced without --force), `hashfilter` (what is surely
 //!   new, in a few bits a value), `output` (publishing a
 //!   directory of files at once), `stdout` (the only way to print: a failed
-//!   write becomes one error line), `timefmt`, `sys` (process hardening and
-//!   the few system calls std lacks: the crate's only unsafe code).
+//!   write becomes one error line), `timefmt`, `tar` (the tar stream
+//!   `--archive` writes and `verify --manifest` reads), `sys` (process
+//!   hardening, the environment and the few system calls std lacks: the
+//!   crate's only unsafe code).
 //! - `pki/`: X.509 facts, no CA directory. `names` (host names, SANs, CA
 //!   names), `host` (a registry's HOST[:PORT] and its certs.d folder),
 //!   `san_rule`, `constraints`, `keys`, `passphrase`, `profile` (what goes
@@ -26,6 +28,7 @@
 //!   storing it), `subordinate` (a CA another root signs), `plan` and `bulk` (validate every output, then issue),
 //!   `issuance` (the pipeline every issuing command runs: validate, refuse
 //!   what exists, unlock or use a held key, lock, issue),
+//!   `archive` (a plan's output as one tar stream),
 //!   `signing` (CSRs), `sections` (the plan file's `[registry]` and
 //!   `[vault]` settings), `seal` (the recorded seal), `manifest` (what
 //!   the seal signs, written and checked as a stream),

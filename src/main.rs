@@ -2,22 +2,22 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let cli = match uca::cli::Cli::try_parse() {
-        Ok(cli) => cli,
+    let parsed = match uca::cli::parse() {
+        Ok(parsed) => parsed,
         Err(e) => return clap_exit(&e),
     };
     // Process set-up, before any secret is read.
     uca::support::sys::harden();
-    match uca::cli::run(cli) {
+    match uca::cli::run(parsed) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             // One line, whatever a value quoted in the message holds.
             let message = e.to_string().replace('\r', "\\r").replace('\n', "\\n");
             uca::support::stdout::to_stderr(&format!("uca: error: {message}"));
-            ExitCode::from(e.exit_code())
+            // 1 for every error, a standard output that cannot be written
+            // included (`check` returns its 0/1/2/3 as results, not errors).
+            ExitCode::from(1)
         }
     }
 }

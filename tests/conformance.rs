@@ -1204,3 +1204,88 @@ fn a_200_day_lifetime_meets_a_200_day_limit_exactly() {
         results[2]
     );
 }
+
+/// Every attribute type a subject template accepts, alone before the CN and
+/// all together, with extra usages: pkilint's RFC 5280 linter reports no
+/// ERROR or FATAL finding. A type uca would write in a way pkilint refuses
+/// (a lone DC, which is no domain name) must be refused by the template.
+#[test]
+fn every_attribute_a_subject_template_accepts_passes_pkilint() {
+    let s = Scratch::new();
+    s.init_ca(&["--permit", "internal"]);
+    let pass = s.pass_file().display().to_string();
+    // RFC 4514's and OpenSSL's names, and the values a service would give.
+    let candidates = [
+        "C=DE",
+        "ST=Bavaria",
+        "L=Munich",
+        "STREET=Main Street 1",
+        r"O=Acme\, Inc.",
+        "OU={hostbase}",
+        "DC=acme",
+        "UID=alice",
+        "serialNumber=A-1234",
+        "title=DBA",
+        "emailAddress=a@acme.internal",
+    ];
+    let mut accepted = Vec::new();
+    let mut jobs = Vec::new();
+    let mut issue = |out: &str, template: &str| -> bool {
+        let args = [
+            "issue",
+            "--dir",
+            "ca",
+            "--out",
+            out,
+            "--profile",
+            "client",
+            "--passphrase-file",
+            &pass,
+            "--subject",
+            template,
+            "--eku",
+            "emailProtection",
+            "--eku",
+            "1.3.6.1.5.5.7.3.17",
+            "pg1.internal",
+        ];
+        let o = s.uca(&args);
+        if o.status.success() {
+            let cert = format!("{out}/pg1.internal/cert.pem");
+            jobs.push((template.to_string(), lint_job("pkix", &[], &[&cert])));
+        }
+        o.status.success()
+    };
+    for (i, attribute) in candidates.iter().enumerate() {
+        if issue(&format!("alone-{i}"), &format!("{attribute},CN={{name}}")) {
+            accepted.push(*attribute);
+        }
+    }
+    for must in [
+        "C=DE",
+        r"O=Acme\, Inc.",
+        "OU={hostbase}",
+        "UID=alice",
+        "title=DBA",
+    ] {
+        assert!(accepted.contains(&must), "{must} was refused: {accepted:?}");
+    }
+    assert!(issue("all", &format!("{},CN={{name}}", accepted.join(","))));
+    let lint: Vec<_> = jobs.iter().map(|(_, j)| j.clone()).collect();
+    let results = pkilint(&lint, s.path());
+    let errors: Vec<String> = jobs
+        .iter()
+        .zip(&results)
+        .flat_map(|((template, _), found)| {
+            found
+                .iter()
+                .filter(|f| is_error(f))
+                .map(move |f| format!("{template}: {} {}", f.code, f.message))
+        })
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "pkilint RFC 5280 errors:\n{}",
+        errors.join("\n")
+    );
+}

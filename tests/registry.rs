@@ -1410,7 +1410,7 @@ fn a_ceremony_registry_section_takes_listen_and_refuses_a_bad_one() {
     std::fs::write(&plan, section("registry.internal:5000")).unwrap();
     fails_with(
         &s.uca(&["ceremony", "plan.toml", "--out", "cer2"]),
-        "invalid --listen 'registry.internal:5000'",
+        "plan [registry]: invalid listen 'registry.internal:5000'",
     );
     assert_eq!(s.files(), before);
 }

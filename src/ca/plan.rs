@@ -41,10 +41,12 @@
 //! ```
 
 use std::collections::{HashMap, HashSet};
+use std::ops::Range;
 use std::path::{Component, Path, PathBuf};
 
 use rcgen::DistinguishedName;
 use serde::Deserialize;
+use toml::Spanned;
 
 use crate::pki::constraints::{NameConstraints, Permit};
 use crate::pki::formats::OutputFormat;
@@ -54,7 +56,7 @@ use crate::pki::passphrase::Passphrase;
 use crate::pki::profile::{ExtraUsage, LeafNames, Lifetime, Profile, Validity};
 use crate::pki::san_rule::{self, SanRule};
 use crate::pki::subject::{SubjectTemplate, SubjectValues};
-use crate::support::error::{Error, Result};
+use crate::support::error::{Error, Result, Spelling};
 use crate::support::hashfilter::HashFilter;
 
 /// Where a group came from: errors about its names point back at what the
@@ -153,15 +155,16 @@ fn default_pathlen() -> u8 {
 pub struct Defaults {
     pub profile: Option<Profile>,
     pub key: Option<KeyType>,
-    pub days: Option<u32>,
+    // Spanned: an error about these names the line that gives them.
+    pub days: Option<Spanned<u32>>,
     /// Instead of `days`: `12h`, `30d` (see `Lifetime::valid_for`).
-    pub valid_for: Option<String>,
+    pub valid_for: Option<Spanned<String>>,
     /// Instead of `days`: an RFC 3339 time.
-    pub not_after: Option<String>,
+    pub not_after: Option<Spanned<String>>,
     /// An RFC 4514 subject template (see `pki::subject`).
-    pub subject: Option<String>,
+    pub subject: Option<Spanned<String>>,
     /// Extended key usages beyond the profile's.
-    pub eku: Option<Vec<String>>,
+    pub eku: Option<Vec<Spanned<String>>>,
     pub san_rules: Option<Vec<String>>,
     pub sans: Option<Vec<String>>,
     pub formats: Option<Vec<OutputFormat>>,
@@ -176,15 +179,16 @@ pub struct GroupSection {
     pub names: Vec<String>,
     pub profile: Option<Profile>,
     pub key: Option<KeyType>,
-    pub days: Option<u32>,
+    // Spanned: an error about these names the line that gives them.
+    pub days: Option<Spanned<u32>>,
     /// Instead of `days`: `12h`, `30d` (see `Lifetime::valid_for`).
-    pub valid_for: Option<String>,
+    pub valid_for: Option<Spanned<String>>,
     /// Instead of `days`: an RFC 3339 time.
-    pub not_after: Option<String>,
+    pub not_after: Option<Spanned<String>>,
     /// An RFC 4514 subject template (see `pki::subject`).
-    pub subject: Option<String>,
+    pub subject: Option<Spanned<String>>,
     /// Extended key usages beyond the profile's.
-    pub eku: Option<Vec<String>>,
+    pub eku: Option<Vec<Spanned<String>>>,
     pub san_rules: Option<Vec<String>>,
     pub sans: Option<Vec<String>>,
     pub formats: Option<Vec<OutputFormat>>,
@@ -640,6 +644,20 @@ fn plan_error(path: &Path, why: String) -> Error {
     Error::invalid("plan", path.display().to_string(), why)
 }
 
+/// An error of `Permit::parse`, which words it for `--permit`, as the
+/// plan's `permit` key of `section`.
+fn permit_error(path: &Path, section: &str, e: Error) -> Error {
+    match e {
+        Error::Invalid {
+            value, expected, ..
+        } => plan_error(
+            path,
+            format!("{section} permit: invalid value '{value}': {expected}"),
+        ),
+        other => plan_error(path, format!("{section} permit: {other}")),
+    }
+}
+
 fn group_error(path: &Path, group: &str, why: String) -> Error {
     plan_error(path, format!("group '{group}': {why}"))
 }
@@ -704,9 +722,10 @@ fn new_ca_limits(
         .iter()
         .map(|p| Permit::parse(p))
         .collect::<Result<Vec<_>>>()
-        .map_err(|e| plan_error(path, format!("[ca] permit: {e}")))?;
-    let validity = Validity::days_from_now(ca.days)
-        .map_err(|e| plan_error(path, format!("[ca] days: {e}")))?;
+        .map_err(|e| permit_error(path, "[ca]", e))?;
+    let validity = Lifetime::days_spelled(ca.days, Spelling::PlanKey)
+        .map(|l| l.from_now())
+        .map_err(|e| plan_error(path, format!("[ca]: {e}")))?;
     Ok((NameConstraints(permits), validity.not_after))
 }
 
@@ -725,7 +744,7 @@ fn intermediate_limits(
         .iter()
         .map(|p| Permit::parse(p))
         .collect::<Result<Vec<_>>>()
-        .map_err(err)?;
+        .map_err(|e| permit_error(path, "[intermediate]", e))?;
     let constraints = root.narrowed(&permits).map_err(|outside| {
         plan_error(
             path,
@@ -734,7 +753,7 @@ fn intermediate_limits(
     })?;
     let not_after = match int.days {
         Some(days) => {
-            crate::pki::profile::Lifetime::days(days)
+            Lifetime::days_spelled(days, Spelling::PlanKey)
                 .and_then(|l| l.within(root_not_after))
                 .map_err(err)?
                 .not_after
@@ -768,6 +787,7 @@ fn check_group_name(path: &Path, g: &GroupSection, seen: &mut HashSet<String>) -
 /// `[defaults]`, else uca's default) and validated.
 fn group_from_section(
     path: &Path,
+    text: &str,
     g: &GroupSection,
     d: &Defaults,
     ca_not_after: time::OffsetDateTime,
@@ -790,10 +810,6 @@ fn group_from_section(
             extra.push(san);
         }
     }
-    let lifetime = group_lifetime(g, d).map_err(|e| gerr(e.to_string()))?;
-    let validity = lifetime
-        .within(ca_not_after)
-        .map_err(|e| gerr(e.to_string()))?;
     let formats = g
         .formats
         .clone()
@@ -815,22 +831,8 @@ fn group_from_section(
         None
     };
     let k8s_namespace = group_k8s_namespace(path, g, d)?;
-    let subject = g
-        .subject
-        .as_ref()
-        .or(d.subject.as_ref())
-        .map(|t| SubjectTemplate::parse(t))
-        .transpose()
-        .map_err(|e| gerr(e.to_string()))?;
-    let extra_usages = g
-        .eku
-        .as_ref()
-        .or(d.eku.as_ref())
-        .into_iter()
-        .flatten()
-        .map(|u| ExtraUsage::parse(u, profile))
-        .collect::<Result<Vec<_>>>()
-        .map_err(|e| gerr(e.to_string()))?;
+    let (subject, extra_usages, validity) =
+        group_identity(path, text, g, d, profile, ca_not_after)?;
     let out = match &g.out {
         Some(p) => relative_subdir(&g.name, p)?,
         None => PathBuf::new(),
@@ -852,31 +854,111 @@ fn group_from_section(
     })
 }
 
+/// A group's subject template, extra usages and validity, each the
+/// group's own or `[defaults]`'; an error names the line that gives it.
+fn group_identity(
+    path: &Path,
+    text: &str,
+    g: &GroupSection,
+    d: &Defaults,
+    profile: Profile,
+    ca_not_after: time::OffsetDateTime,
+) -> Result<(Option<SubjectTemplate>, Vec<ExtraUsage>, Validity)> {
+    let at = |span: Range<usize>, e: Error| {
+        let line = line_of(text, span.start);
+        plan_error(path, format!("line {line}: group '{}': {e}", g.name))
+    };
+    let validity = match group_lifetime(g, d).map_err(|(span, e)| at(span, e))? {
+        Some((lifetime, span)) => lifetime.within(ca_not_after).map_err(|e| at(span, e))?,
+        None => Lifetime::days_spelled(397, Spelling::PlanKey)?
+            .within(ca_not_after)
+            .map_err(|e| group_error(path, &g.name, e.to_string()))?,
+    };
+    let subject = g
+        .subject
+        .as_ref()
+        .or(d.subject.as_ref())
+        .map(|t| {
+            SubjectTemplate::parse_spelled(t.get_ref(), Spelling::PlanKey)
+                .map_err(|e| at(t.span(), e))
+        })
+        .transpose()?;
+    let extra_usages = g
+        .eku
+        .as_ref()
+        .or(d.eku.as_ref())
+        .into_iter()
+        .flatten()
+        .map(|u| {
+            ExtraUsage::parse_spelled(u.get_ref(), profile, Spelling::PlanKey)
+                .map_err(|e| at(u.span(), e))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok((subject, extra_usages, validity))
+}
+
+/// A lifetime and where the plan gives it, or an error and where.
+type LocatedLifetime = std::result::Result<Option<(Lifetime, Range<usize>)>, (Range<usize>, Error)>;
+
 /// A group's lifetime: its own `days`, `valid_for` or `not_after` (at most
-/// one), else `[defaults]`' (at most one), else 397 days.
-fn group_lifetime(g: &GroupSection, d: &Defaults) -> Result<Lifetime> {
+/// one), else `[defaults]`' (at most one); `None` for uca's 397 days.
+fn group_lifetime(g: &GroupSection, d: &Defaults) -> LocatedLifetime {
     fn one_of(
-        days: Option<u32>,
-        valid_for: Option<&String>,
-        not_after: Option<&String>,
-    ) -> Result<Option<Lifetime>> {
-        match (days, valid_for, not_after) {
-            (None, None, None) => Ok(None),
-            (Some(n), None, None) => Lifetime::days(n).map(Some),
-            (None, Some(v), None) => Lifetime::valid_for(v).map(Some),
-            (None, None, Some(t)) => Lifetime::not_after(t).map(Some),
-            _ => Err(Error::msg(
-                "give one of days, valid_for and not_after, not several",
-            )),
+        days: Option<&Spanned<u32>>,
+        valid_for: Option<&Spanned<String>>,
+        not_after: Option<&Spanned<String>>,
+        section: &str,
+    ) -> LocatedLifetime {
+        let spelled = Spelling::PlanKey;
+        let lifetime = match (days, valid_for, not_after) {
+            (None, None, None) => return Ok(None),
+            (Some(n), None, None) => (Lifetime::days_spelled(*n.get_ref(), spelled), n.span()),
+            (None, Some(v), None) => (Lifetime::valid_for_spelled(v.get_ref(), spelled), v.span()),
+            (None, None, Some(t)) => (Lifetime::not_after_spelled(t.get_ref(), spelled), t.span()),
+            _ => {
+                let spans = [
+                    days.map(Spanned::span),
+                    valid_for.map(Spanned::span),
+                    not_after.map(Spanned::span),
+                ];
+                let second = spans
+                    .into_iter()
+                    .flatten()
+                    .max_by_key(|s| s.start)
+                    .unwrap_or_default();
+                return Err((
+                    second,
+                    Error::msg(format!(
+                        "{section}give one of days, valid_for and not_after, not several"
+                    )),
+                ));
+            }
+        };
+        match lifetime {
+            (Ok(l), span) => Ok(Some((l, span))),
+            (Err(e), span) => Err((span, e)),
         }
     }
-    let own = one_of(g.days, g.valid_for.as_ref(), g.not_after.as_ref())?;
-    let defaults = one_of(d.days, d.valid_for.as_ref(), d.not_after.as_ref())
-        .map_err(|e| Error::msg(format!("[defaults]: {e}")))?;
-    match own.or(defaults) {
-        Some(chosen) => Ok(chosen),
-        None => Lifetime::days(397),
-    }
+    let own = one_of(
+        g.days.as_ref(),
+        g.valid_for.as_ref(),
+        g.not_after.as_ref(),
+        "",
+    )?;
+    let defaults = one_of(
+        d.days.as_ref(),
+        d.valid_for.as_ref(),
+        d.not_after.as_ref(),
+        "[defaults]: ",
+    )?;
+    Ok(own.or(defaults))
+}
+
+/// The line of the plan's text that holds byte `offset`.
+fn line_of(text: &str, offset: usize) -> usize {
+    // Counting newlines, not lines: a span at a line's first column must
+    // not name the line before it.
+    text.get(..offset).unwrap_or(text).matches('\n').count() + 1
 }
 
 fn group_patterns(path: &Path, g: &GroupSection) -> Result<Vec<NamePattern>> {
@@ -984,23 +1066,19 @@ impl Plan {
             "plan",
         )?;
         let file: PlanFile = toml::from_str(&text).map_err(|e| {
-            let line = e
-                .span()
-                // Counting newlines, not lines: a span at a line's first
-                // column must not name the line before it.
-                .map(|s| text[..s.start].matches('\n').count() + 1)
-                .unwrap_or(0);
+            let line = e.span().map(|s| line_of(&text, s.start)).unwrap_or(0);
             Error::invalid(
                 "plan",
                 path.display().to_string(),
                 format!("line {line}: {}", e.message().replace(['\n', '\r'], " ")),
             )
         })?;
-        Plan::from_file(path, file, existing_ca)
+        Plan::from_file(path, &text, file, existing_ca)
     }
 
     fn from_file(
         path: &Path,
+        text: &str,
         file: PlanFile,
         existing_ca: Option<(&NameConstraints, time::OffsetDateTime)>,
     ) -> Result<Plan> {
@@ -1021,7 +1099,7 @@ impl Plan {
         let mut total: u64 = 0;
         for g in &file.groups {
             check_group_name(path, g, &mut group_names)?;
-            let group = group_from_section(path, g, &file.defaults, ca_not_after, base_dir)?;
+            let group = group_from_section(path, text, g, &file.defaults, ca_not_after, base_dir)?;
             total = total.saturating_add(group.count());
             if total > MAX_CERTIFICATES {
                 return Err(plan_error(

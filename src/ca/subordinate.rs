@@ -129,39 +129,8 @@ pub fn import(dir: &Path, file: &Path) -> Result<Imported> {
     })?;
     names::validate_ca_name(&name)?;
     let settings_path = dir.join(store::SETTINGS_FILE);
-    let text = fsutil::read_capped_text(
-        &settings_path,
-        fsutil::limits::SETTINGS,
-        "read",
-        "CA settings file",
-    )?;
-    let pending_settings: Settings = toml::from_str(&text).map_err(|e| {
-        Error::msg(format!(
-            "{} is damaged: {}",
-            settings_path.display(),
-            e.message().replace(['\n', '\r'], " ")
-        ))
-    })?;
     let fingerprint = x509::sha256_hex(&certs[0]);
-    let constraints = NameConstraints::from_certificate(ours)?;
-    let pathlen = match ours.basic_constraints() {
-        Ok(Some(bc)) => bc
-            .value
-            .path_len_constraint
-            .map_or(u8::MAX, |n| u8::try_from(n).unwrap_or(u8::MAX)),
-        _ => u8::MAX,
-    };
-    let settings = Settings {
-        name: name.clone(),
-        key: KeyType::of_certificate(ours)?,
-        pathlen,
-        permit: constraints.0.clone(),
-        san_rules: pending_settings.san_rules,
-        created: pending_settings.created,
-        not_after: timefmt::rfc3339(x509::not_after(ours)),
-        fingerprint: fingerprint.clone(),
-        crl_url: pending_settings.crl_url,
-    };
+    let settings = imported_settings(&settings_path, ours, &name, &fingerprint)?;
     let toml = toml::to_string_pretty(&settings)
         .map_err(|e| Error::msg(format!("cannot encode settings: {e}")))?;
     let pem: String = certs.iter().map(|d| x509::pem_certificate(d)).collect();
@@ -183,6 +152,48 @@ pub fn import(dir: &Path, file: &Path) -> Result<Imported> {
         not_after: settings.not_after,
         root_name: x509::common_name(root).unwrap_or_else(|| root.subject().to_string()),
         chain_len: certs.len(),
+    })
+}
+
+/// The settings of the CA once its certificate is in: the security facts
+/// read from the certificate, the rest kept from the pending `ca.toml`.
+fn imported_settings(
+    settings_path: &Path,
+    ours: &x509_parser::certificate::X509Certificate<'_>,
+    name: &str,
+    fingerprint: &str,
+) -> Result<Settings> {
+    let text = fsutil::read_capped_text(
+        settings_path,
+        fsutil::limits::SETTINGS,
+        "read",
+        "CA settings file",
+    )?;
+    let pending_settings: Settings = toml::from_str(&text).map_err(|e| {
+        Error::msg(format!(
+            "{} is damaged: {}",
+            settings_path.display(),
+            e.message().replace(['\n', '\r'], " ")
+        ))
+    })?;
+    let constraints = NameConstraints::from_certificate(ours)?;
+    let pathlen = match ours.basic_constraints() {
+        Ok(Some(bc)) => bc
+            .value
+            .path_len_constraint
+            .map_or(u8::MAX, |n| u8::try_from(n).unwrap_or(u8::MAX)),
+        _ => u8::MAX,
+    };
+    Ok(Settings {
+        name: name.to_string(),
+        key: KeyType::of_certificate(ours)?,
+        pathlen,
+        permit: constraints.0.clone(),
+        san_rules: pending_settings.san_rules,
+        created: pending_settings.created,
+        not_after: timefmt::rfc3339(x509::not_after(ours)),
+        fingerprint: fingerprint.to_string(),
+        crl_url: pending_settings.crl_url,
     })
 }
 

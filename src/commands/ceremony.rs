@@ -19,6 +19,7 @@ use crate::ca::plan::{CaSection, Plan};
 use crate::ca::root;
 use crate::ca::seal::{self, SealReport};
 use crate::ca::store::{CaStore, Signer};
+use crate::commands::args::{flag_as_key, flags_as_keys};
 use crate::commands::vault::bootstrap::BootstrapRequest;
 use crate::pki::passphrase::Passphrase;
 use crate::pki::profile::Validity;
@@ -379,6 +380,30 @@ fn check_escrow_file(req: &CeremonyRequest) -> Result<Option<PathBuf>> {
 
 /// The plan's `[vault]` section as a bootstrap request, checked against the
 /// root to be made, and Vault reached: all before the root exists.
+/// An error about the plan's `[vault]`, naming its keys rather than the
+/// flags of `uca vault bootstrap`, whose checks it shares.
+fn vault_section_error(e: Error) -> Error {
+    let text = flags_as_keys::<crate::ca::sections::VaultSettings>(&e.to_string());
+    Error::msg(format!("plan [vault]: {text}"))
+}
+
+/// An error about the plan's `[registry]`, naming its keys rather than the
+/// flags of `uca registry`, whose checks it shares.
+fn registry_section_error(e: Error) -> Error {
+    let mut text = e.to_string();
+    for (flag, key) in [
+        ("--client-auth", "client_auth"),
+        ("--client", "clients"),
+        ("--listen", "listen"),
+        ("--san", "sans"),
+        ("--key", "key"),
+        ("--days", "days"),
+    ] {
+        text = flag_as_key(&text, flag, key);
+    }
+    Error::msg(format!("plan [registry]: {text}"))
+}
+
 fn check_vault_section(
     req: &CeremonyRequest,
     plan: &Plan,
@@ -404,7 +429,7 @@ fn check_vault_section(
         Some(ca.pathlen),
         ca_not_after,
     )
-    .map_err(|e| Error::msg(format!("plan [vault]: {e}")))?;
+    .map_err(vault_section_error)?;
     if let Some(out) = vreq
         .vault
         .acme
@@ -412,14 +437,13 @@ fn check_vault_section(
         .as_deref()
         .filter(|_| vreq.vault.acme.acme)
     {
-        crate::commands::vault::acme::check_k8s_for_new_root(out)
-            .map_err(|e| Error::msg(format!("plan [vault]: {e}")))?;
+        crate::commands::vault::acme::check_k8s_for_new_root(out).map_err(vault_section_error)?;
     }
     // Fail now, not after the root exists, if Vault is unreachable,
     // sealed, or the token or namespace is wrong.
     crate::commands::vault::client::VaultClient::connect(&vreq.vault.conn)
         .and_then(|c| crate::commands::vault::bootstrap::preflight(&c).map(|_| ()))
-        .map_err(|e| Error::msg(format!("plan [vault]: {e}")))?;
+        .map_err(vault_section_error)?;
     Ok(Some(vreq))
 }
 
@@ -566,6 +590,88 @@ fn escrow_shares(
     crate::ca::escrow::spec(Some(&section.shares), Some(section.dir.clone()), false)
 }
 
+/// The plan's certificates, every output checked (OUT is new or empty: no
+/// target exists, and the CA is made later), and where the report says
+/// they are.
+fn validated_issuance(req: &CeremonyRequest, plan: Plan) -> Result<(Issuance, PathBuf)> {
+    let certs_dir = req.out.join(CERTS_DIR);
+    let issuance = match &req.archive {
+        Some(archive) => {
+            check_stream_file(req, "--archive", archive)?;
+            Issuance::validate_archive(plan, Path::new(CERTS_DIR), archive.clone(), false)?
+        }
+        None => Issuance::validate(plan, &certs_dir, Existing::Refuse, false)?,
+    };
+    let issuance = match &req.k8s_manifest {
+        Some(manifest) => {
+            check_stream_file(req, "--k8s-manifest", manifest)?;
+            issuance.with_k8s_manifest(manifest.clone())?
+        }
+        None => issuance,
+    };
+    let certs_dir = match &req.archive {
+        Some(archive) => PathBuf::from(archive.shown()),
+        None => certs_dir,
+    };
+    Ok((issuance, certs_dir))
+}
+
+/// The plan's `[registry]`, validated as `uca registry` would.
+fn prepared_registry(
+    req: &CeremonyRequest,
+    plan: &Plan,
+    ca: &CaSection,
+) -> Result<Option<crate::commands::registry::Prepared>> {
+    let Some(spec) = &plan.registry else {
+        return Ok(None);
+    };
+    let ca_not_after = Validity::days_from_now(ca.days)?.not_after;
+    let out = req.out.join("registry");
+    let c = &plan.ca_constraints;
+    let pathlen = Some(ca.pathlen);
+    crate::commands::registry::prepare(c, ca_not_after, pathlen, spec, &out, false)
+        .map(Some)
+        .map_err(registry_section_error)
+}
+
+/// The old root's quorum, checked (and its key unlocked) before the new
+/// root exists; the new root must lie within the old one's constraints.
+fn unlocked_predecessor(
+    req: &CeremonyRequest,
+    ca: &CaSection,
+) -> Result<Option<(CaStore, crate::ca::recovery::Recovery)>> {
+    let Some((old_dir, shares)) = &req.successor_of else {
+        return Ok(None);
+    };
+    let old = CaStore::open(old_dir)?;
+    crate::ca::signing::intermediate_constraints(&old.constraints, &ca.permit).map_err(|e| {
+        Error::msg(format!(
+            "--successor-of {}: the new root's [ca] permit must lie within the old root's: {e}",
+            old_dir.display()
+        ))
+    })?;
+    let recovery = crate::ca::recovery::unlock(&old, shares)?;
+    Ok(Some((old, recovery)))
+}
+
+/// The root the plan's `[ca]` describes, in memory.
+fn new_root(plan: &Plan, ca: &CaSection) -> Result<root::NewRoot> {
+    let validity = Validity::days_from_now(ca.days)?;
+    if let Some(url) = &ca.crl_url {
+        crate::pki::crl::check_url(url)?;
+    }
+    let mut root = root::make_root(
+        &ca.name,
+        ca.key,
+        validity,
+        ca.pathlen,
+        plan.ca_constraints.0.clone(),
+        vec![SanRule::Base],
+    )?;
+    root.settings.crl_url = ca.crl_url.clone();
+    Ok(root)
+}
+
 /// Validates everything, then creates the root, issues the plan and seals.
 pub fn execute(
     req: &CeremonyRequest,
@@ -583,71 +689,17 @@ pub fn execute(
         crate::ca::escrow::check_spec(spec, &ca_dir)?;
         crate::ca::escrow::check_spec(spec, &req.out.join("root"))?;
     }
-    let certs_dir = req.out.join(CERTS_DIR);
-    // OUT is new or empty: no target exists, and the CA is made below.
-    let issuance = match &req.archive {
-        Some(archive) => {
-            check_stream_file(req, "--archive", archive)?;
-            Issuance::validate_archive(plan, Path::new(CERTS_DIR), archive.clone(), false)?
-        }
-        None => Issuance::validate(plan, &certs_dir, Existing::Refuse, false)?,
-    };
-    let issuance = match &req.k8s_manifest {
-        Some(manifest) => {
-            check_stream_file(req, "--k8s-manifest", manifest)?;
-            issuance.with_k8s_manifest(manifest.clone())?
-        }
-        None => issuance,
-    };
-    // Where the report says the certificates are.
-    let certs_dir = match &req.archive {
-        Some(archive) => PathBuf::from(archive.shown()),
-        None => certs_dir,
-    };
+    let (issuance, certs_dir) = validated_issuance(req, plan)?;
     let plan = issuance.plan();
     let ca = plan
         .ca
         .as_ref()
         .expect("Plan::load requires [ca] for a ceremony");
-    let registry = match &plan.registry {
-        Some(spec) => {
-            let ca_not_after = Validity::days_from_now(ca.days)?.not_after;
-            let out = req.out.join("registry");
-            let c = &plan.ca_constraints;
-            let pathlen = Some(ca.pathlen);
-            let prepared =
-                crate::commands::registry::prepare(c, ca_not_after, pathlen, spec, &out, false)?;
-            Some(prepared)
-        }
-        None => None,
-    };
+    let registry = prepared_registry(req, plan, ca)?;
     let vault = check_vault_section(req, plan, ca, &ca_dir)?;
-    // The old root's quorum, checked (and its key unlocked) before the new
-    // root exists; the new root must lie within the old one's constraints.
-    let predecessor = match &req.successor_of {
-        Some((old_dir, shares)) => {
-            let old = CaStore::open(old_dir)?;
-            crate::ca::signing::intermediate_constraints(&old.constraints, &ca.permit)
-                .map_err(|e| Error::msg(format!("--successor-of {}: the new root's [ca] permit must lie within the old root's: {e}", old_dir.display())))?;
-            let recovery = crate::ca::recovery::unlock(&old, shares)?;
-            Some((old, recovery))
-        }
-        None => None,
-    };
+    let predecessor = unlocked_predecessor(req, ca)?;
     // 2. The root, in memory.
-    let validity = Validity::days_from_now(ca.days)?;
-    if let Some(url) = &ca.crl_url {
-        crate::pki::crl::check_url(url)?;
-    }
-    let mut root = root::make_root(
-        &ca.name,
-        ca.key,
-        validity,
-        ca.pathlen,
-        plan.ca_constraints.0.clone(),
-        vec![SanRule::Base],
-    )?;
-    root.settings.crl_url = ca.crl_url.clone();
+    let root = new_root(plan, ca)?;
     let never_stored = escrow_file.is_none() && escrow_shares.is_none();
     let escrow = escrow_shares.as_ref();
     let root_dir = match &plan.intermediate {

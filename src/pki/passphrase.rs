@@ -111,12 +111,10 @@ impl Passphrase {
 
     /// Takes `UCA_PASSPHRASE` out of the environment.
     pub fn take_from_env() -> Result<Option<Passphrase>> {
-        let Some(value) = std::env::var_os(ENV_VAR) else {
+        // Removed at once so no child process can inherit it.
+        let Some(value) = crate::support::sys::take_env(ENV_VAR) else {
             return Ok(None);
         };
-        // Removed at once so no child process can inherit it. uca reads it
-        // before starting any thread.
-        std::env::remove_var(ENV_VAR);
         let value = value
             .into_string()
             .map_err(|_| Error::Passphrase(format!("{ENV_VAR} is not UTF-8 text")))?;

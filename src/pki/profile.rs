@@ -15,7 +15,7 @@ use time::{Duration, OffsetDateTime};
 use crate::pki::constraints::{NameConstraints, Permit};
 use crate::pki::keys::KeyType;
 use crate::pki::names::San;
-use crate::support::error::{Error, Result};
+use crate::support::error::{Error, Result, Spelling};
 
 /// What a leaf certificate may be used for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, ValueEnum, Serialize, Deserialize)]
@@ -72,22 +72,28 @@ enum LifetimeEnd {
 impl Lifetime {
     /// `--days N`: 1 to 36500 days.
     pub fn days(days: u32) -> Result<Lifetime> {
+        Lifetime::days_spelled(days, Spelling::Flag)
+    }
+
+    /// [`days`](Self::days), its errors naming `--days` or a plan's `days`.
+    pub fn days_spelled(days: u32, spelling: Spelling) -> Result<Lifetime> {
+        let option = spelling.of("--days", "days");
         if days == 0 {
             return Err(Error::invalid(
-                "--days",
+                option,
                 "0",
                 "a certificate must be valid for at least 1 day",
             ));
         }
         if days > 36_500 {
             return Err(Error::invalid(
-                "--days",
+                option,
                 days.to_string(),
                 "at most 36500 days (100 years)",
             ));
         }
         Ok(Lifetime {
-            option: "--days",
+            option,
             given: days.to_string(),
             end: LifetimeEnd::Length(Duration::days(i64::from(days))),
         })
@@ -107,8 +113,14 @@ impl Lifetime {
     /// `--valid-for`: a whole number and a unit, `m`, `h` or `d` (`90m`,
     /// `12h`, `397d`), from 5 minutes to 36500 days.
     pub fn valid_for(text: &str) -> Result<Lifetime> {
-        let bad =
-            |why: &str| Error::invalid("--valid-for", crate::pki::names::printable(text), why);
+        Lifetime::valid_for_spelled(text, Spelling::Flag)
+    }
+
+    /// [`valid_for`](Self::valid_for), its errors naming `--valid-for` or a
+    /// plan's `valid_for`.
+    pub fn valid_for_spelled(text: &str, spelling: Spelling) -> Result<Lifetime> {
+        let option = spelling.of("--valid-for", "valid_for");
+        let bad = |why: &str| Error::invalid(option, crate::pki::names::printable(text), why);
         let expected = "expected a whole number and a unit m, h or d, like 90m, 12h or 397d";
         let split = text.len().saturating_sub(1);
         let (number, unit) = (
@@ -134,7 +146,7 @@ impl Lifetime {
             return Err(bad("at most 36500d (100 years)"));
         }
         Ok(Lifetime {
-            option: "--valid-for",
+            option,
             given: text.to_string(),
             end: LifetimeEnd::Length(length),
         })
@@ -143,8 +155,14 @@ impl Lifetime {
     /// `--not-after`: an RFC 3339 time (`2027-01-31T00:00:00Z`), at least 5
     /// minutes and at most 100 years from now, in whole seconds.
     pub fn not_after(text: &str) -> Result<Lifetime> {
-        let bad =
-            |why: String| Error::invalid("--not-after", crate::pki::names::printable(text), why);
+        Lifetime::not_after_spelled(text, Spelling::Flag)
+    }
+
+    /// [`not_after`](Self::not_after), its errors naming `--not-after` or a
+    /// plan's `not_after`.
+    pub fn not_after_spelled(text: &str, spelling: Spelling) -> Result<Lifetime> {
+        let option = spelling.of("--not-after", "not_after");
+        let bad = |why: String| Error::invalid(option, crate::pki::names::printable(text), why);
         let at = crate::support::timefmt::parse(text)
             .ok_or_else(|| bad("expected an RFC 3339 time like 2027-01-31T00:00:00Z".into()))?;
         if at.nanosecond() != 0 {
@@ -163,7 +181,7 @@ impl Lifetime {
             return Err(bad("at most 100 years from now".into()));
         }
         Ok(Lifetime {
-            option: "--not-after",
+            option,
             given: text.to_string(),
             end: LifetimeEnd::At(at),
         })
@@ -417,7 +435,18 @@ const ID_KP: [u64; 8] = [1, 3, 6, 1, 5, 5, 7, 3];
 
 impl ExtraUsage {
     pub fn parse(text: &str, profile: Profile) -> Result<ExtraUsage> {
-        let bad = |why: String| Error::invalid("--eku", crate::pki::names::printable(text), why);
+        ExtraUsage::parse_spelled(text, profile, Spelling::Flag)
+    }
+
+    /// [`parse`](Self::parse), its errors naming the settings as the user
+    /// wrote them: `--eku` and `--profile`, or a plan's `eku` and `profile`.
+    pub fn parse_spelled(text: &str, profile: Profile, spelling: Spelling) -> Result<ExtraUsage> {
+        let what = spelling.of("--eku", "eku");
+        let bad = |why: String| Error::invalid(what, crate::pki::names::printable(text), why);
+        let profile_is = |p: &str| match spelling {
+            Spelling::Flag => format!("--profile {p}"),
+            Spelling::PlanKey => format!("profile = \"{p}\""),
+        };
         let arcs = match USAGES.iter().find(|(n, _)| n.eq_ignore_ascii_case(text)) {
             Some((_, last)) => ID_KP.iter().copied().chain([*last]).collect(),
             None if text.eq_ignore_ascii_case("anyExtendedKeyUsage") => vec![2, 5, 29, 37, 0],
@@ -436,10 +465,10 @@ impl ExtraUsage {
                 return Err(bad("OCSPSigning is for a CA's delegated OCSP responder, not a leaf of this profile".into()))
             }
             [1, 3, 6, 1, 5, 5, 7, 3, 1] if profile == Profile::Client => {
-                return Err(bad("serverAuth contradicts --profile client; use --profile both".into()))
+                return Err(bad(format!("serverAuth contradicts {}; use {}", profile_is("client"), profile_is("both"))))
             }
             [1, 3, 6, 1, 5, 5, 7, 3, 2] if profile == Profile::Server => {
-                return Err(bad("clientAuth contradicts --profile server; use --profile both".into()))
+                return Err(bad(format!("clientAuth contradicts {}; use {}", profile_is("server"), profile_is("both"))))
             }
             [1, 3, 6, 1, 5, 5, 7, 3, 1] => ExtendedKeyUsagePurpose::ServerAuth,
             [1, 3, 6, 1, 5, 5, 7, 3, 2] => ExtendedKeyUsagePurpose::ClientAuth,

@@ -8,12 +8,13 @@
 //! the order written, which is the order `openssl x509 -subject` prints.
 //! Values take the SAN-rule placeholders plus `{group}`. uca refuses what
 //! it cannot encode faithfully rather than change it: a multi-valued RDN
-//! (`+`) and an attribute type given twice (rcgen keeps one value per type).
+//! (`+`) and an attribute type given twice (rcgen keeps one value per type),
+//! hence also DC, which a domain name needs once per label.
 
 use rcgen::{DistinguishedName, DnType, DnValue};
 
 use crate::pki::names;
-use crate::support::error::{Error, Result};
+use crate::support::error::{Error, Result, Spelling};
 
 /// The attribute types a template may use, with their RFC 4514 names, OIDs
 /// and upper bounds (RFC 5280 Appendix A).
@@ -26,7 +27,6 @@ enum Attribute {
     State,
     Locality,
     Street,
-    DomainComponent,
     UserId,
     SerialNumber,
     Title,
@@ -41,13 +41,29 @@ const ATTRIBUTES: &[(&str, Attribute, usize)] = &[
     ("ST", Attribute::State, 128),
     ("L", Attribute::Locality, 128),
     ("STREET", Attribute::Street, 128),
-    ("DC", Attribute::DomainComponent, 63),
     ("UID", Attribute::UserId, 256),
     ("serialNumber", Attribute::SerialNumber, 64),
     ("title", Attribute::Title, 64),
 ];
 
-const KNOWN: &str = "CN, O, OU, C, ST, L, STREET, DC, UID, serialNumber or title";
+const KNOWN: &str = "CN, O, OU, C, ST, L, STREET, UID, serialNumber or title";
+
+/// ISO 3166-1 alpha-2 country codes (with XK), and XX for "unknown" as the
+/// CA/Browser Forum allows: the codes pkilint accepts. A lookup table.
+const COUNTRIES: &str = concat!(
+    "AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI ",
+    "BJ BL BM BN BO BQ BR BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN ",
+    "CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE EG EH ER ES ET FI FJ FK ",
+    "FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK HM ",
+    "HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN ",
+    "KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ",
+    "ML MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP ",
+    "NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW PY QA RE RO RS RU RW ",
+    "SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF ",
+    "TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI ",
+    "VN VU WF WS XK YE YT ZA ZM ZW ",
+    "XX"
+);
 
 /// Placeholders a value may hold: the SAN rules' and the plan group's name.
 const PLACEHOLDERS: &[&str] = &["name", "base", "host", "hostbase", "group"];
@@ -78,9 +94,6 @@ impl Attribute {
             Attribute::State => DnType::StateOrProvinceName,
             Attribute::Locality => DnType::LocalityName,
             Attribute::Street => DnType::CustomDnType(vec![2, 5, 4, 9]),
-            Attribute::DomainComponent => {
-                DnType::CustomDnType(vec![0, 9, 2342, 19_200_300, 100, 1, 25])
-            }
             Attribute::UserId => DnType::CustomDnType(vec![0, 9, 2342, 19_200_300, 100, 1, 1]),
             Attribute::SerialNumber => DnType::CustomDnType(vec![2, 5, 4, 5]),
             Attribute::Title => DnType::CustomDnType(vec![2, 5, 4, 12]),
@@ -98,6 +111,8 @@ enum Piece {
 /// A parsed `--subject` template.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SubjectTemplate {
+    /// `--subject` or `subject`, as the user wrote it.
+    what: &'static str,
     text: String,
     attributes: Vec<(Attribute, Vec<Piece>)>,
 }
@@ -114,11 +129,18 @@ impl SubjectTemplate {
     /// and non-ASCII characters, unknown attributes and placeholders,
     /// malformed escapes, multi-valued RDNs and repeated attribute types.
     pub fn parse(text: &str) -> Result<SubjectTemplate> {
-        let bad = |why: String| Error::invalid("--subject", names::printable(text), why);
+        SubjectTemplate::parse_spelled(text, Spelling::Flag)
+    }
+
+    /// [`parse`](Self::parse), its errors naming the setting as `spelling`
+    /// says (a plan's `subject`).
+    pub fn parse_spelled(text: &str, spelling: Spelling) -> Result<SubjectTemplate> {
+        let what = spelling.of("--subject", "subject");
+        let bad = |why: String| Error::invalid(what, shown(text), why);
         // A look-alike of an ASCII letter (Cyrillic 'а' for 'a') would make
         // a subject that reads the same and maps to another user.
         names::check_characters(
-            "--subject",
+            what,
             text,
             "uca writes subjects in ASCII, so a look-alike letter cannot pose as another name",
         )?;
@@ -138,6 +160,7 @@ impl SubjectTemplate {
             return Err(bad("expected at least one attribute, like CN={name}".into()));
         }
         Ok(SubjectTemplate {
+            what,
             text: text.to_string(),
             attributes,
         })
@@ -150,8 +173,8 @@ impl SubjectTemplate {
         for (attribute, pieces) in &self.attributes {
             let value = fill(pieces, values).ok_or_else(|| {
                 Error::invalid(
-                    "--subject",
-                    names::printable(&self.text),
+                    self.what,
+                    shown(&self.text),
                     "{group} stands for a plan group's name; on the command line write the value itself",
                 )
             })?;
@@ -164,13 +187,23 @@ impl SubjectTemplate {
     fn encoded(&self, attribute: Attribute, value: &str) -> Result<DnValue> {
         let bad = |why: String| {
             Error::invalid(
-                "--subject",
-                names::printable(&self.text),
+                self.what,
+                shown(&self.text),
                 format!("{}={}: {why}", attribute.name(), names::printable(value)),
             )
         };
         if value.is_empty() {
             return Err(bad("the value is empty".into()));
+        }
+        // A hex escape (`\E2\80\90`) spells a character the template's own
+        // check never saw: a look-alike is named here as it is there.
+        if !value.is_ascii() {
+            names::check_characters(self.what, value, "uca writes subjects in ASCII").map_err(
+                |e| match e {
+                    Error::Invalid { expected, .. } => bad(expected),
+                    other => other,
+                },
+            )?;
         }
         if let Some(c) = value.chars().find(|c| !(' '..='~').contains(c)) {
             return Err(bad(format!(
@@ -178,10 +211,10 @@ impl SubjectTemplate {
                 c as u32
             )));
         }
-        if attribute == Attribute::Country
-            && (value.len() != 2 || !value.bytes().all(|b| b.is_ascii_uppercase()))
-        {
-            return Err(bad("expected a two-letter ISO 3166 code like DE".into()));
+        if attribute == Attribute::Country && !COUNTRIES.split(' ').any(|c| c == value) {
+            return Err(bad(
+                "expected a two-letter ISO 3166 country code in capitals like DE".into(),
+            ));
         }
         if value.len() > attribute.longest() {
             return Err(bad(format!(
@@ -195,24 +228,20 @@ impl SubjectTemplate {
             Attribute::Country => {
                 printable(value).ok_or_else(|| bad("not a PrintableString".into()))
             }
-            Attribute::DomainComponent => {
-                let label_ok = value
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                    && !value.starts_with('-')
-                    && !value.ends_with('-');
-                if !label_ok {
-                    return Err(bad("expected one DNS label (letters, digits, '-')".into()));
-                }
-                rcgen::string::Ia5String::try_from(value)
-                    .map(DnValue::Ia5String)
-                    .map_err(|_| bad("not an IA5String".into()))
-            }
             Attribute::SerialNumber => printable(value)
                 .ok_or_else(|| bad("expected letters, digits, spaces and '()+,-./:=?".into())),
             _ => Ok(DnValue::Utf8String(value.to_string())),
         }
     }
+}
+
+/// The template as the user typed it, its backslashes (RFC 4514's escape
+/// character) kept single; other characters as `names::printable` shows them.
+fn shown(text: &str) -> String {
+    text.split('\\')
+        .map(names::printable)
+        .collect::<Vec<_>>()
+        .join("\\")
 }
 
 fn printable(value: &str) -> Option<DnValue> {
@@ -278,6 +307,14 @@ fn parse_rdn(rdn: &str) -> std::result::Result<(Attribute, Vec<Piece>), String> 
     let (name, value) = rdn
         .split_once('=')
         .ok_or_else(|| format!("'{}' is not TYPE=VALUE", names::printable(rdn)))?;
+    if name.trim().eq_ignore_ascii_case("DC") {
+        // A domain needs a DC per label (DC=example,DC=com), and a lone DC
+        // is no domain name (RFC 4519; pkilint flags it as an error).
+        return Err(
+            "DC is not supported: a domain takes one DC per label, and uca writes one value per attribute type; name the organisation with O= instead"
+                .into(),
+        );
+    }
     let attribute = ATTRIBUTES
         .iter()
         .find(|(n, _, _)| n.eq_ignore_ascii_case(name.trim()))
@@ -430,6 +467,7 @@ mod tests {
     fn every_malformed_template_is_one_error_naming_it() {
         for (template, needle) in [
             ("O=Acme,XX=1", "unknown attribute type 'XX'"),
+            ("DC=internal,CN={name}", "DC is not supported"),
             ("O=Acme,OU=a+CN=b", "multi-valued RDN"),
             (r"O=Ac\me", "not an escape"),
             (r"O=Acme\", "lone '\\'"),
@@ -452,6 +490,16 @@ mod tests {
     }
 
     #[test]
+    fn errors_show_the_template_as_typed_and_name_the_setting_as_written() {
+        let e = SubjectTemplate::parse(r"O=Ac\me").unwrap_err().to_string();
+        assert!(e.starts_with(r"invalid --subject 'O=Ac\me': "), "{e}");
+        let e = SubjectTemplate::parse_spelled(r"O=Ac\me", Spelling::PlanKey)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with(r"invalid subject 'O=Ac\me': "), "{e}");
+    }
+
+    #[test]
     fn rendered_values_are_checked() {
         let render = |t: &str, group: Option<&str>| {
             SubjectTemplate::parse(t).unwrap().render(&SubjectValues {
@@ -461,13 +509,20 @@ mod tests {
         };
         for (template, needle) in [
             ("C=Germany", "two-letter"),
+            ("C=ZZ", "ISO 3166 country code"),
+            ("C=de", "in capitals"),
             ("O=a\\0Ab", "not a printable ASCII"),
             ("O=", "empty"),
-            ("DC=a.b", "one DNS label"),
         ] {
             let e = render(template, Some("g")).unwrap_err().to_string();
             assert!(e.contains(needle), "{template}: {e}");
         }
+        let e = render(r"O=a\E2\80\90b", None).unwrap_err().to_string();
+        assert!(e.contains("U+2010 HYPHEN, a typographic look-alike"), "{e}");
+        assert!(
+            e.starts_with(r"invalid --subject 'O=a\E2\80\90b': O=a"),
+            "{e}"
+        );
         let long = format!("CN={}", "a".repeat(65));
         assert!(render(&long, None)
             .unwrap_err()

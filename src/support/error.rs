@@ -74,12 +74,23 @@ impl Error {
     pub fn msg(message: impl Into<String>) -> Self {
         Error::Message(message.into())
     }
+}
 
-    /// Exit status for this error: 1 for every error, a standard output
-    /// that cannot be written included (`check` returns its own 0/1/2/3
-    /// statuses as results, not as errors).
-    pub fn exit_code(&self) -> u8 {
-        1
+/// Where the user wrote a setting, so that an error names it as written:
+/// `--subject` on the command line, `subject` in a plan file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Spelling {
+    Flag,
+    PlanKey,
+}
+
+impl Spelling {
+    /// `flag` or `key`, whichever the user wrote.
+    pub fn of(self, flag: &'static str, key: &'static str) -> &'static str {
+        match self {
+            Spelling::Flag => flag,
+            Spelling::PlanKey => key,
+        }
     }
 }
 

@@ -117,3 +117,13 @@ pub fn effective_uid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() }
 }
+
+/// Takes `name` out of the process environment and returns its value, so
+/// that no child process inherits it (a passphrase, a Vault token).
+/// Removing a variable races with threads reading the environment (it is
+/// `unsafe` from edition 2024 on): uca calls this before it starts any.
+pub fn take_env(name: &str) -> Option<std::ffi::OsString> {
+    let value = std::env::var_os(name)?;
+    std::env::remove_var(name);
+    Some(value)
+}

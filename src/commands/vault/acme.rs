@@ -323,7 +323,11 @@ pub fn check_k8s_for_new_root(out: &Path) -> Result<()> {
     for name in K8S_FILES {
         let path = out.join(name);
         if std::fs::symlink_metadata(&path).is_ok() {
-            return Err(Error::Exists(path));
+            // A ceremony has no --force: say what to do instead.
+            return Err(Error::msg(format!(
+                "{} already exists, and would name a root that does not exist yet; move it away or choose another k8s_out",
+                path.display()
+            )));
         }
     }
     Ok(())

@@ -59,8 +59,7 @@ const CATCH_UP: Duration = Duration::from_secs(30);
 fn read_token(file: Option<&Path>) -> Result<Zeroizing<String>> {
     let mut from_env = None;
     for var in TOKEN_VARS {
-        if let Some(v) = std::env::var_os(var) {
-            std::env::remove_var(var);
+        if let Some(v) = crate::support::sys::take_env(var) {
             if from_env.is_none() {
                 from_env = Some((var, v));
             }
