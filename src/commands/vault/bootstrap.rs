@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use serde_json::{json, Value};
 
 use super::acme;
+use super::pending;
 use super::client::{vault_errors, VaultClient};
 use crate::ca::issuance::Key;
 use crate::ca::sections::{BootstrapMode, VaultPki, VaultSettings};
@@ -365,7 +366,14 @@ pub fn execute(
     let (connected, mounts) = preflight(&client)?;
     say(&connected);
     let state = inspect_mount(&client, req, store, &mounts)?;
-    let sign_new = req.force || !matches!(state, MountState::Ours(_));
+    let kept = match state {
+        MountState::Empty => {
+            let file = pending::path(store, client.namespace(), &req.vault.pki.mount);
+            pending::find(&client, store, &file, &req.vault.pki.mount)?.map(|k| (file, k))
+        }
+        _ => None,
+    };
+    let sign_new = req.force || !(matches!(state, MountState::Ours(_)) || kept.is_some());
     // A sealed root can still complete URLs, role and probe for the
     // intermediate it signed before the seal, but never sign a new one:
     // refuse that before anything in Vault changes.
@@ -388,6 +396,10 @@ pub fn execute(
                 req.vault.pki.mount
             ));
             Some(install_intermediate(&client, req, store, source, say)?)
+        }
+        MountState::Empty if kept.is_some() => {
+            resume_intermediate(&client, req, store, kept, say)?;
+            None
         }
         MountState::Absent | MountState::Empty => {
             Some(install_intermediate(&client, req, store, source, say)?)
@@ -634,6 +646,28 @@ fn current_ca(client: &VaultClient, mount: &str) -> Result<String> {
     }
 }
 
+/// An empty mount that holds the key of an intermediate an interrupted run
+/// signed and kept (see [`pending`]): that intermediate is imported and made
+/// the default issuer, and nothing new is signed.
+fn resume_intermediate(
+    client: &VaultClient,
+    req: &BootstrapRequest,
+    store: &CaStore,
+    kept: Option<(PathBuf, (Vec<u8>, String))>,
+    say: &mut dyn FnMut(&str),
+) -> Result<()> {
+    let Some((file, (der, serial))) = kept else {
+        return Ok(());
+    };
+    say(&format!(
+        "mount {} holds the key of the intermediate (serial {serial}) an interrupted run signed, kept in {}: importing it, signing nothing new",
+        req.vault.pki.mount,
+        file.display()
+    ));
+    let issuer = import_intermediate(client, req, store, &der, None, say)?;
+    make_default_issuer(client, req, &issuer, &serial, say)
+}
+
 /// Signs a new intermediate for the mount (from Vault's CSR, or with a key
 /// made here and imported), imports it with the root, names it after its
 /// serial and makes it the default issuer. Returns the serial.
@@ -656,6 +690,7 @@ fn install_intermediate(
         days: Some(req.vault.days),
         crl_url: req.vault.root_crl_url.clone(),
     };
+    let keep_at = pending::path(store, client.namespace(), &req.vault.pki.mount);
     let (int_der, serial, import_key) = match req.vault.mode {
         BootstrapMode::Csr => {
             let (kt, bits) = vault_key_type(req.vault.pki.key);
@@ -674,7 +709,7 @@ fn install_intermediate(
             let der = pem::parse(csr_pem)
                 .map_err(|e| Error::msg(format!("Vault's CSR is not PEM: {e}")))?
                 .into_contents();
-            let (d, s) = sign_csr(store, signer, lock, &der, &opts)?;
+            let (d, s) = sign_csr(store, signer, lock, &der, &opts, &keep_at)?;
             (d, s, None)
         }
         BootstrapMode::Import => {
@@ -684,7 +719,7 @@ fn install_intermediate(
             let csr = params
                 .serialize_request(&pair)
                 .map_err(|e| Error::msg(format!("cannot make the intermediate CSR: {e}")))?;
-            let (d, s) = sign_csr(store, signer, lock, csr.der(), &opts)?;
+            let (d, s) = sign_csr(store, signer, lock, csr.der(), &opts, &keep_at)?;
             say(&format!(
                 "made the intermediate key ({}) here",
                 req.vault.pki.key
@@ -929,15 +964,21 @@ fn issuer_name_for(serial: &str) -> String {
     format!("uca-{}", hex.to_ascii_lowercase())
 }
 
+/// Signs the intermediate and keeps it at `keep_at` before the ledger
+/// records it, so a run cut off before Vault has it can import it later.
 fn sign_csr(
     store: &CaStore,
     signer: &Signer,
     lock: &crate::ca::ledger::LedgerLock,
     der: &[u8],
     opts: &SignOptions,
+    keep_at: &std::path::Path,
 ) -> Result<(Vec<u8>, String)> {
     let csr = signing::parse_csr(der)
         .map_err(|why| Error::msg(format!("the intermediate CSR is unusable: {why}")))?;
     let prepared = signing::prepare(store, &csr, "Vault's intermediate CSR", opts)?;
-    signing::sign_prepared(store, signer, lock, prepared, None, |_| Ok(()))
+    let recorded_at = Some(keep_at.display().to_string());
+    signing::sign_prepared(store, signer, lock, prepared, recorded_at, |der| {
+        pending::keep(keep_at, der)
+    })
 }

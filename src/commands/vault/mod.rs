@@ -8,6 +8,7 @@ pub mod acme;
 pub mod bootstrap;
 pub mod client;
 pub mod offline;
+pub mod pending;
 pub mod server_config;
 pub mod storage;
 pub mod tls;
