@@ -1493,3 +1493,36 @@ fn a_password_less_p12_truststore_is_trusted_by_java_without_a_password() {
         "Java with the password-less truststore: {out}"
     );
 }
+
+/// Ubuntu's Firefox is a snap and Flathub's a Flatpak: their profiles live
+/// under ~/snap and ~/.var, and `--store nss` without `--nss-db` finds
+/// them as it finds ~/.mozilla's (as mkcert does).
+#[test]
+fn nss_finds_the_snap_and_flatpak_firefox_profiles() {
+    let s = with_ca();
+    let profiles = [
+        "home/snap/firefox/common/.mozilla/firefox/a1b2.default",
+        "home/.var/app/org.mozilla.firefox/.mozilla/firefox/c3d4.default-release",
+    ];
+    for profile in profiles {
+        std::fs::create_dir_all(s.join(profile)).unwrap();
+        let db = format!("sql:{}", p(&s.join(profile)));
+        let (made, out) = run("certutil", &["-N", "--empty-password", "-d", &db], s.path());
+        assert!(made, "{out}");
+    }
+    let home = s.join("home");
+    let env = [("HOME", p(&home))];
+    let done = ok(&s.uca_env(&["trust", "install", "ca/ca.pem", "--store", "nss"], &env));
+    let nick = alias_of(&s).replace("uca-", "uca-test-root-");
+    for profile in profiles {
+        let db = format!("sql:{}", p(&s.join(profile)));
+        let (_, listed) = run("certutil", &["-L", "-d", &db], s.path());
+        assert!(listed.contains(&nick), "{profile}: {listed}\n{}", stdout(&done));
+    }
+    ok(&s.uca_env(&["trust", "uninstall", "ca/ca.pem", "--store", "nss"], &env));
+    for profile in profiles {
+        let db = format!("sql:{}", p(&s.join(profile)));
+        let (_, listed) = run("certutil", &["-L", "-d", &db], s.path());
+        assert!(!listed.contains(&nick), "{profile}: {listed}");
+    }
+}
