@@ -507,30 +507,11 @@ fn run_printed(s: &Scratch, line: &str, env: &[(&str, String)]) -> (bool, String
     )
 }
 
-#[test]
-fn offline_commands_run_as_printed_against_a_real_server() {
-    let s = Scratch::new();
-    s.init_ca(&["--permit", "internal"]);
-    let bao = start_dev(&s);
-    let env = [
-        ("BAO_ADDR", format!("http://127.0.0.1:{}", bao.port)),
-        ("BAO_TOKEN", "test-root-token".to_string()),
-        ("UCA_PASSPHRASE", PASSPHRASE.to_string()),
-    ];
-    let o = ok(&s.uca(&[
-        "vault",
-        "commands",
-        "--dir",
-        "ca",
-        "--allowed-domain",
-        "svc.internal",
-        "--role",
-        "web",
-    ]));
-    let script = stdout(&o);
-    // Every command line, as printed, the probe's `uca verify` included;
-    // only the two placeholders that name what earlier commands answered
-    // are filled in, as a person would.
+/// Runs every command line of `uca vault commands`, as printed, the
+/// probe's `uca verify` included; only the two placeholders that name what
+/// earlier commands answered are filled in, as a person would. Returns how
+/// many lines ran and the SERIAL16 filled in.
+fn run_every_printed_line(s: &Scratch, script: &str, env: &[(&str, String)]) -> (usize, String) {
     let mut issuer_id = String::new();
     let mut serial16 = String::new();
     let mut ran = 0;
@@ -541,7 +522,7 @@ fn offline_commands_run_as_printed_against_a_real_server() {
         let line = line
             .replace("ISSUER_ID", &issuer_id)
             .replace("SERIAL16", &serial16);
-        let (good, out, err) = run_printed(&s, &line, &env);
+        let (good, out, err) = run_printed(s, &line, env);
         assert!(good, "{line}\n{out}{err}");
         ran += 1;
         if line.contains("/intermediate/set-signed") {
@@ -566,6 +547,31 @@ fn offline_commands_run_as_printed_against_a_real_server() {
             assert_eq!(out.trim(), issuer_id, "the default issuer");
         }
     }
+    (ran, serial16)
+}
+
+#[test]
+fn offline_commands_run_as_printed_against_a_real_server() {
+    let s = Scratch::new();
+    s.init_ca(&["--permit", "internal"]);
+    let bao = start_dev(&s);
+    let env = [
+        ("BAO_ADDR", format!("http://127.0.0.1:{}", bao.port)),
+        ("BAO_TOKEN", "test-root-token".to_string()),
+        ("UCA_PASSPHRASE", PASSPHRASE.to_string()),
+    ];
+    let o = ok(&s.uca(&[
+        "vault",
+        "commands",
+        "--dir",
+        "ca",
+        "--allowed-domain",
+        "svc.internal",
+        "--role",
+        "web",
+    ]));
+    let script = stdout(&o);
+    let (ran, serial16) = run_every_printed_line(&s, &script, &env);
     assert_eq!(ran, 11, "{script}");
     // The probe lines ran as printed: probe.pem is the leaf, then the chain
     // that reaches the root, each PEM block on lines of its own.
@@ -806,4 +812,64 @@ fn a_bootstrap_cut_off_at_any_request_converges_on_the_next_run() {
             stdout(&third)
         );
     }
+}
+
+/// GET of an http:// URL: its status.
+fn http_status(url: &str) -> u16 {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    let mut conn = std::net::TcpStream::connect(host).unwrap();
+    write!(conn, "GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
+    let mut answer = Vec::new();
+    conn.read_to_end(&mut answer).unwrap();
+    let head = String::from_utf8_lossy(&answer);
+    head.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// `uca vault commands --namespace NS`: every Vault command works in the
+/// namespace, and the issuing and CRL URLs it writes name it, so they
+/// answer a plain GET (which sends no namespace header), as bootstrap's do.
+#[test]
+fn offline_commands_in_a_namespace_run_as_printed_and_their_urls_answer() {
+    let s = Scratch::new();
+    s.init_ca(&["--permit", "internal"]);
+    let bao = start_dev(&s);
+    let addr = format!("http://127.0.0.1:{}", bao.port);
+    let env = [
+        ("BAO_ADDR", addr.clone()),
+        ("BAO_TOKEN", "test-root-token".to_string()),
+        ("UCA_PASSPHRASE", PASSPHRASE.to_string()),
+    ];
+    let (made, _, err) = bao_cli(&["namespace", "create", "team-a"], &env[..2]);
+    assert!(made, "{err}");
+    let o = ok(&s.uca(&[
+        "vault",
+        "commands",
+        "--dir",
+        "ca",
+        "--namespace",
+        "team-a",
+        "--allowed-domain",
+        "svc.internal",
+        "--role",
+        "web",
+    ]));
+    let script = stdout(&o);
+    let (ran, _) = run_every_printed_line(&s, &script, &env);
+    assert_eq!(ran, 11, "{script}");
+    let (read, out, err) = bao_cli(
+        &["read", "-namespace=team-a", "-format=json", "pki_int/config/urls"],
+        &env[..2],
+    );
+    assert!(read, "{err}");
+    let urls: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for (field, tail) in [("issuing_certificates", "ca"), ("crl_distribution_points", "crl")] {
+        let url = urls["data"][field][0].as_str().unwrap_or_default().to_string();
+        assert_eq!(url, format!("{addr}/v1/team-a/pki_int/{tail}"), "{out}");
+        assert_eq!(http_status(&url), 200, "{url}");
+    }
+    // Nothing went outside the namespace.
+    let (outside, _, _) = bao_cli(&["read", "sys/mounts/pki_int"], &env[..2]);
+    assert!(!outside, "the mount was made outside the namespace");
 }

@@ -18,7 +18,7 @@ pub const TOKEN_VARS: [&str; 2] = ["VAULT_TOKEN", "BAO_TOKEN"];
 
 /// The header value for `--namespace`: path segments of letters, digits,
 /// '-' and '_', joined by '/'.
-fn check_namespace(ns: &str) -> Result<String> {
+pub fn check_namespace(ns: &str) -> Result<String> {
     let ok = !ns.is_empty()
         && ns.split('/').all(|seg| {
             !seg.is_empty()
