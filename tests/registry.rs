@@ -411,7 +411,12 @@ fn check_host_folder(dir: &Path, ca_pem: &str, client: &str) {
 fn check_containerd_tree(tree: &Path, host_dirs: &[&str], docker: Option<&Path>) {
     assert_eq!(names_in(tree), ["certs.d"], "{}", tree.display());
     let certs_d = tree.join("certs.d");
-    assert_eq!(names_in(&certs_d), sorted(host_dirs), "{}", certs_d.display());
+    assert_eq!(
+        names_in(&certs_d),
+        sorted(host_dirs),
+        "{}",
+        certs_d.display()
+    );
     for h in host_dirs {
         let dir = certs_d.join(h);
         let mut expected = vec!["ca.crt", "hosts.toml"];
@@ -462,7 +467,11 @@ fn check_client(out: &Path, client: &str, host_dirs: &[&str], ca_pem: &str) {
         ]
     );
     assert_eq!(mode(&base.join("key.pem")), 0o600);
-    check_containerd_tree(&base.join("containerd"), host_dirs, Some(&base.join("docker/certs.d")));
+    check_containerd_tree(
+        &base.join("containerd"),
+        host_dirs,
+        Some(&base.join("docker/certs.d")),
+    );
     assert_eq!(names_in(&base.join("docker")), ["certs.d"]);
     assert_eq!(names_in(&base.join("podman")), ["containers"]);
     assert_eq!(names_in(&base.join("podman/containers")), ["certs.d"]);
@@ -1251,7 +1260,10 @@ fn a_host_that_only_pulls_trusts_the_registry_through_the_trust_only_folder() {
         "{text}"
     );
     // containerd's folders beside them: hosts.toml and the CA, no client.
-    assert_eq!(names_in(&s.join("open/trust-only")), ["certs.d", "containerd"]);
+    assert_eq!(
+        names_in(&s.join("open/trust-only")),
+        ["certs.d", "containerd"]
+    );
     check_containerd_tree(
         &s.join("open/trust-only/containerd"),
         &[host.as_str(), "registry.internal"],

@@ -1466,12 +1466,27 @@ fn a_java_client_trusts_a_uca_server_with_only_the_p12_truststore() {
 fn a_password_less_p12_truststore_is_trusted_by_java_without_a_password() {
     let s = with_ca();
     std::fs::write(s.join("TrustClient.java"), JAVA_CLIENT).unwrap();
-    let bundle = ["trust", "bundle", "ca/ca.pem", "--format", "p12", "--out", "open.p12"];
+    let bundle = [
+        "trust",
+        "bundle",
+        "ca/ca.pem",
+        "--format",
+        "p12",
+        "--out",
+        "open.p12",
+    ];
     let refused = fails_with(&s.uca(&bundle), "--no-password");
     assert!(refused.contains("--password-file"), "{refused}");
     assert!(!s.join("open.p12").exists());
     fails_with(
-        &s.uca(&["trust", "bundle", "ca/ca.pem", "--no-password", "--out", "x.pem"]),
+        &s.uca(&[
+            "trust",
+            "bundle",
+            "ca/ca.pem",
+            "--no-password",
+            "--out",
+            "x.pem",
+        ]),
         "--no-password",
     );
     assert!(!s.join("x.pem").exists());
@@ -1517,7 +1532,11 @@ fn nss_finds_the_snap_and_flatpak_firefox_profiles() {
     for profile in profiles {
         let db = format!("sql:{}", p(&s.join(profile)));
         let (_, listed) = run("certutil", &["-L", "-d", &db], s.path());
-        assert!(listed.contains(&nick), "{profile}: {listed}\n{}", stdout(&done));
+        assert!(
+            listed.contains(&nick),
+            "{profile}: {listed}\n{}",
+            stdout(&done)
+        );
     }
     ok(&s.uca_env(&["trust", "uninstall", "ca/ca.pem", "--store", "nss"], &env));
     for profile in profiles {

@@ -859,13 +859,24 @@ fn offline_commands_in_a_namespace_run_as_printed_and_their_urls_answer() {
     let (ran, _) = run_every_printed_line(&s, &script, &env);
     assert_eq!(ran, 11, "{script}");
     let (read, out, err) = bao_cli(
-        &["read", "-namespace=team-a", "-format=json", "pki_int/config/urls"],
+        &[
+            "read",
+            "-namespace=team-a",
+            "-format=json",
+            "pki_int/config/urls",
+        ],
         &env[..2],
     );
     assert!(read, "{err}");
     let urls: serde_json::Value = serde_json::from_str(&out).unwrap();
-    for (field, tail) in [("issuing_certificates", "ca"), ("crl_distribution_points", "crl")] {
-        let url = urls["data"][field][0].as_str().unwrap_or_default().to_string();
+    for (field, tail) in [
+        ("issuing_certificates", "ca"),
+        ("crl_distribution_points", "crl"),
+    ] {
+        let url = urls["data"][field][0]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         assert_eq!(url, format!("{addr}/v1/team-a/pki_int/{tail}"), "{out}");
         assert_eq!(http_status(&url), 200, "{url}");
     }

@@ -702,7 +702,13 @@ fn write_files(
         let dir = p.out.join(TRUST_ONLY_DIR);
         let ca = read_text(&server_dir.join("ca.pem"))?;
         let mut files = certs_d_files("certs.d", &p.hosts, &ca, None, false);
-        files.extend(certs_d_files("containerd/certs.d", &p.hosts, &ca, None, true));
+        files.extend(certs_d_files(
+            "containerd/certs.d",
+            &p.hosts,
+            &ca,
+            None,
+            true,
+        ));
         output::publish_dir(&dir, &files, force, true)?;
         Some(dir.join("certs.d"))
     };

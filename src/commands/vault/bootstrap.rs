@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use serde_json::{json, Value};
 
 use super::acme;
-use super::pending;
 use super::client::{vault_errors, VaultClient};
+use super::pending;
 use crate::ca::issuance::Key;
 use crate::ca::sections::{BootstrapMode, VaultPki, VaultSettings};
 use crate::ca::signing::{self, SignOptions};
