@@ -366,8 +366,9 @@ pub fn execute(
     let (connected, mounts) = preflight(&client)?;
     say(&connected);
     let state = inspect_mount(&client, req, store, &mounts)?;
+    // --force asks for a new intermediate: a kept one is not resumed.
     let kept = match state {
-        MountState::Empty => {
+        MountState::Empty if !req.force => {
             let file = pending::path(store, client.namespace(), &req.vault.pki.mount);
             pending::find(&client, store, &file, &req.vault.pki.mount)?.map(|k| (file, k))
         }
