@@ -697,7 +697,8 @@ fn an_interrupted_bootstrap_converges_without_a_second_intermediate() {
 }
 
 /// A bootstrap cut off at any one of its requests (the connection closed
-/// unanswered, as when uca, the node or the network dies there) never
+/// unanswered, before OpenBao saw the request or after it applied it, as
+/// when uca, the node or the network dies there) never
 /// reports success unless the mount is complete, and a second run, with
 /// nothing cut, always completes it: one issuer for the mount, from this
 /// root, with the role and URLs in place and a probe that chains. One
@@ -713,13 +714,22 @@ fn a_bootstrap_cut_off_at_any_request_converges_on_the_next_run() {
     std::fs::write(s.join("token.txt"), "test-root-token\n").unwrap();
     let seen = Arc::new(AtomicUsize::new(0));
     let cut_at = Arc::new(AtomicUsize::new(0));
-    let (counter, cut) = (seen.clone(), cut_at.clone());
-    let proxy = http_proxy(bao.port, move |_| {
+    // Cut before OpenBao sees the request, or after it applied it (the
+    // answer lost, as when uca is killed while it waits).
+    let after_applied = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // The methods of the requests of the current run, in order.
+    let methods = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let (counter, cut, applied) = (seen.clone(), cut_at.clone(), after_applied.clone());
+    let methods_seen = methods.clone();
+    let proxy = http_proxy(bao.port, move |request| {
+        methods_seen.lock().unwrap().push(request.method.clone());
         let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
-        if n == cut.load(Ordering::SeqCst) {
-            ProxyAction::Drop
-        } else {
+        if n != cut.load(Ordering::SeqCst) {
             ProxyAction::Forward(None)
+        } else if applied.load(Ordering::SeqCst) {
+            ProxyAction::Forward(Some(Box::new(|answer| answer.raw.clear())))
+        } else {
+            ProxyAction::Drop
         }
     });
     let addr = format!("http://127.0.0.1:{proxy}");
@@ -764,17 +774,40 @@ fn a_bootstrap_cut_off_at_any_request_converges_on_the_next_run() {
             urls && out.contains(&format!("/v1/{mount}/crl")),
             "{mount}: URLs: {out}"
         );
+        // The issuer as install leaves it: named after its serial, and no
+        // leaf may outlive it.
+        let (read, out, err) = bao_cli(
+            &["read", "-format=json", &format!("{mount}/issuer/default")],
+            &env,
+        );
+        assert!(read, "{mount}: {err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert!(
+            v["data"]["issuer_name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("uca-"))
+                && v["data"]["leaf_not_after_behavior"] == "err",
+            "{mount}: the default issuer was not completed: {out}"
+        );
     };
 
     // How many requests a whole bootstrap makes.
+    methods.lock().unwrap().clear();
     ok(&s.uca(&bootstrap_args(&addr, &["--mount", "pki_whole"])));
+    let whole: Vec<String> = methods.lock().unwrap().clone();
     complete("pki_whole");
     let requests = seen.swap(0, Ordering::SeqCst);
     assert!(requests >= 10, "a bootstrap made only {requests} requests");
-    eprintln!("a whole bootstrap made {requests} requests; each is cut once below");
+    eprintln!("a whole bootstrap made {requests} requests; each is cut once below, and each write once more after OpenBao applied it");
+    // A read applied and unanswered is the same as one cut before.
+    let cuts = (1..=requests).flat_map(|k| {
+        let write = whole.get(k - 1).is_some_and(|m| m != "GET");
+        std::iter::once((k, false)).chain(write.then_some((k, true)))
+    });
 
-    for k in 1..=requests {
-        let mount = format!("pki_cut{k}");
+    for (k, applied) in cuts {
+        let mount = format!("pki_cut{k}{}", if applied { "_applied" } else { "" });
+        after_applied.store(applied, Ordering::SeqCst);
         seen.store(0, Ordering::SeqCst);
         cut_at.store(k, Ordering::SeqCst);
         let before = intermediates();

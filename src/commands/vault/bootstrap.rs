@@ -389,6 +389,7 @@ pub fn execute(
                 "mount {} already has an intermediate from this root: {who}; kept (--force adds a new one)",
                 req.vault.pki.mount
             ));
+            complete_issuer(&client, req, say)?;
             None
         }
         MountState::Ours(_) => {
@@ -825,6 +826,52 @@ fn make_default_issuer(
     } else {
         say(&format!("the default issuer is {issuer}"));
     }
+    Ok(())
+}
+
+/// The default issuer of a mount that already holds this root's
+/// intermediate, as [`make_default_issuer`] leaves it: named (after its
+/// serial, unless it has a name) and letting no leaf outlive it. A run cut
+/// off after Vault imported the chain but before that is completed here.
+fn complete_issuer(
+    client: &VaultClient,
+    req: &BootstrapRequest,
+    say: &mut dyn FnMut(&str),
+) -> Result<()> {
+    let mount = &req.vault.pki.mount;
+    let Some(v) = client.read(
+        &format!("{mount}/issuer/default"),
+        "read the default issuer",
+    )?
+    else {
+        return Ok(());
+    };
+    let field = |f: &str| data(&v, f).and_then(Value::as_str).unwrap_or("");
+    let (id, name) = (field("issuer_id"), field("issuer_name"));
+    if id.is_empty() || (!name.is_empty() && field("leaf_not_after_behavior") == "err") {
+        return Ok(());
+    }
+    let serial = pem::parse(field("certificate"))
+        .ok()
+        .and_then(|b| x509::parse(b.contents()).ok().map(|c| x509::serial_hex(&c)))
+        .ok_or_else(|| {
+            Error::msg(format!(
+                "Vault's default issuer {id} on {mount} has no readable certificate"
+            ))
+        })?;
+    let issuer_name = if name.is_empty() {
+        issuer_name_for(&serial)
+    } else {
+        name.to_string()
+    };
+    client.write(
+        &format!("{mount}/issuer/{id}"),
+        &json!({"issuer_name": issuer_name, "leaf_not_after_behavior": "err"}),
+        "name the issuer",
+    )?;
+    say(&format!(
+        "completed issuer {id}: named '{issuer_name}' (leaves may not outlive it)"
+    ));
     Ok(())
 }
 
