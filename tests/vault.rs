@@ -638,6 +638,13 @@ fn an_interrupted_bootstrap_converges_without_a_second_intermediate() {
             .count()
     };
     assert_eq!(intermediates(&s), 1);
+    // The intermediate is kept where the ledger says, by an absolute path.
+    let kept = s.join("ca/vault/pki_int/intermediate.pem");
+    let ledger = std::fs::read_to_string(s.join("ca/ledger.jsonl")).unwrap();
+    assert!(
+        kept.is_file() && ledger.contains(&format!("\"path\":\"{}\"", kept.display())),
+        "{ledger}"
+    );
     // Interrupted after the import: the role gone, the URLs not yet set.
     let (okd, _, err) = bao_cli(&["delete", "pki_int/roles/web"], &env);
     assert!(okd, "{err}");

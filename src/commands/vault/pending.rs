@@ -17,10 +17,11 @@ use crate::pki::x509;
 use crate::support::error::{Error, Result};
 use crate::support::fsutil::{self, Mode};
 
-/// Where the intermediate signed for `mount` (in `namespace`) is kept.
-/// Both are path-safe: segments of letters, digits, '-' and '_'.
+/// Where the intermediate signed for `mount` (in `namespace`) is kept, as
+/// an absolute path, as the ledger records every path. Both are path-safe:
+/// segments of letters, digits, '-' and '_'.
 pub fn path(store: &CaStore, namespace: Option<&str>, mount: &str) -> PathBuf {
-    let mut p = store.path("vault");
+    let mut p = fsutil::absolute(&store.path("vault"));
     if let Some(ns) = namespace {
         p.push(ns);
     }
