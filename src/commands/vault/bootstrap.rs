@@ -877,9 +877,11 @@ fn complete_issuer(
 
 /// The issuing and CRL URLs, written before the first certificate. They
 /// name `--cluster-addr` (the cluster's load-balanced address) when given,
-/// else the node bootstrap talks to, which in a cluster is one node among
-/// several: said, with the option that fixes it. In a namespace the path
-/// names it, since whoever fetches the URL sends no namespace header.
+/// else `--addr` as given, never the active node bootstrap may have moved
+/// to, which is one node among several. In an HA cluster bootstrap says
+/// whether that address is one node's `api_addr` (so the URLs die with
+/// it), with the option that fixes it. In a namespace the path names it,
+/// since whoever fetches the URL sends no namespace header.
 fn configure_urls(
     client: &VaultClient,
     req: &BootstrapRequest,
@@ -889,7 +891,7 @@ fn configure_urls(
     let pki = &req.vault.pki;
     let (addr, why) = match &pki.cluster_addr {
         Some(c) => (c.trim_end_matches('/'), "--cluster-addr"),
-        None => (client.addr(), "the node bootstrap talks to"),
+        None => (req.vault.conn.addr.trim_end_matches('/'), "--addr"),
     };
     let ns = client
         .namespace()
@@ -907,16 +909,52 @@ fn configure_urls(
         "configure the issuing and CRL URLs",
     )?;
     say(&format!("configured URLs: issuing {issuing}, CRL {crl}"));
+    let fix = "pass --cluster-addr with the cluster's load-balanced address (e.g. https://vault.internal:8200, a --host name of uca vault tls) and run bootstrap again";
     if pki.issuing_url.is_some() && pki.crl_url.is_some() {
         say("AIA/CRL URLs as given by --issuing-url and --crl-url");
-    } else if clustered && pki.cluster_addr.is_none() {
-        say(&format!(
-            "warning: AIA/CRL URLs use {addr}, one node of the cluster: they stop answering when that node is down; pass --cluster-addr with the cluster's load-balanced address (e.g. https://vault.internal:8200, a --host name of uca vault tls) and run bootstrap again"
-        ));
-    } else {
+    } else if !clustered || pki.cluster_addr.is_some() {
         say(&format!("AIA/CRL URLs use {addr} ({why})"));
+    } else {
+        match node_api_addrs(client) {
+            Some(nodes) if nodes.iter().any(|n| same_addr(n, addr)) => say(&format!(
+                "warning: AIA/CRL URLs use {addr}, one node of the cluster: they stop answering when that node is down; {fix}"
+            )),
+            Some(_) => say(&format!(
+                "AIA/CRL URLs use {addr} (--addr, no single node's api_addr: the cluster's address)"
+            )),
+            None => say(&format!(
+                "warning: AIA/CRL URLs use {addr} (--addr); if that is one node of the cluster rather than its load-balanced name, they stop answering when that node is down; {fix}"
+            )),
+        }
     }
     Ok(())
+}
+
+/// Every cluster node's `api_addr`, from `sys/ha-status`; `None` when the
+/// token may not read it.
+fn node_api_addrs(client: &VaultClient) -> Option<Vec<String>> {
+    let (status, v) = client.get("sys/ha-status").ok()?;
+    if !(200..300).contains(&status) {
+        return None;
+    }
+    let nodes = v
+        .get("nodes")
+        .or_else(|| v.get("data").and_then(|d| d.get("nodes")))?
+        .as_array()?;
+    Some(
+        nodes
+            .iter()
+            .filter_map(|n| n.get("api_address").and_then(Value::as_str))
+            .map(str::to_string)
+            .collect(),
+    )
+}
+
+/// Two `scheme://host:port` addresses the same, up to case and a
+/// trailing '/'.
+fn same_addr(a: &str, b: &str) -> bool {
+    a.trim_end_matches('/')
+        .eq_ignore_ascii_case(b.trim_end_matches('/'))
 }
 
 /// `--cluster-addr`: `http(s)://HOST[:PORT]`, the address clients reach

@@ -409,7 +409,9 @@ struct Answer {
 /// Paths about the cluster itself, answered by every node for the root
 /// namespace: never sent a namespace or a write index.
 fn is_cluster_status(path: &str) -> bool {
-    path.starts_with("sys/health") || path.starts_with("sys/leader")
+    path.starts_with("sys/health")
+        || path.starts_with("sys/leader")
+        || path.starts_with("sys/ha-status")
 }
 
 /// Vault's `{"errors": [...]}` as one line.
