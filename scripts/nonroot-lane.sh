@@ -36,6 +36,7 @@ tests=(
     openssl_interop
     pkcs12
     registry
+    vault
     vault_tls
     vault_tls_config
     vault_ha

@@ -403,6 +403,54 @@ fn check_host_folder(dir: &Path, ca_pem: &str, client: &str) {
     assert_eq!(cert_key, key, "client.key does not belong to client.cert");
 }
 
+/// A containerd tree, `containerd/certs.d/HOSTDIR/` per host: hosts.toml
+/// parses as TOML with containerd's keys (server, host."https://HOSTDIR"
+/// with pull and resolve, ca and, for a client, client), every file it
+/// names is in the folder, and the files are those of the Docker folder
+/// beside it (`docker`), or, for a trust-only tree, the CA alone.
+fn check_containerd_tree(tree: &Path, host_dirs: &[&str], docker: Option<&Path>) {
+    assert_eq!(names_in(tree), ["certs.d"], "{}", tree.display());
+    let certs_d = tree.join("certs.d");
+    assert_eq!(
+        names_in(&certs_d),
+        sorted(host_dirs),
+        "{}",
+        certs_d.display()
+    );
+    for h in host_dirs {
+        let dir = certs_d.join(h);
+        let mut expected = vec!["ca.crt", "hosts.toml"];
+        if docker.is_some() {
+            expected.extend(["client.cert", "client.key"]);
+        }
+        assert_eq!(names_in(&dir), sorted(&expected), "{}", dir.display());
+        let doc: toml::Table = read(&dir.join("hosts.toml")).parse().unwrap();
+        let url = format!("https://{h}");
+        assert_eq!(doc["server"].as_str(), Some(url.as_str()), "{doc}");
+        let host = doc["host"][&url].as_table().unwrap();
+        let caps: Vec<&str> = host["capabilities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|c| c.as_str())
+            .collect();
+        assert_eq!(caps, ["pull", "resolve"], "{doc}");
+        assert_eq!(host["ca"].as_str(), Some("ca.crt"));
+        match docker {
+            Some(docker) => {
+                let pair = host["client"][0].as_array().unwrap();
+                assert_eq!(pair[0].as_str(), Some("client.cert"));
+                assert_eq!(pair[1].as_str(), Some("client.key"));
+                assert_eq!(mode(&dir.join("client.key")), 0o600);
+                for f in ["ca.crt", "client.cert", "client.key"] {
+                    assert_eq!(read(&dir.join(f)), read(&docker.join(h).join(f)), "{f}");
+                }
+            }
+            None => assert!(host.get("client").is_none(), "{doc}"),
+        }
+    }
+}
+
 /// Both trees of one client: one folder per host, nothing else.
 fn check_client(out: &Path, client: &str, host_dirs: &[&str], ca_pem: &str) {
     let base = out.join("clients").join(client);
@@ -412,12 +460,18 @@ fn check_client(out: &Path, client: &str, host_dirs: &[&str], ca_pem: &str) {
             "ca.pem",
             "cert.pem",
             "chain.pem",
+            "containerd",
             "docker",
             "key.pem",
             "podman"
         ]
     );
     assert_eq!(mode(&base.join("key.pem")), 0o600);
+    check_containerd_tree(
+        &base.join("containerd"),
+        host_dirs,
+        Some(&base.join("docker/certs.d")),
+    );
     assert_eq!(names_in(&base.join("docker")), ["certs.d"]);
     assert_eq!(names_in(&base.join("podman")), ["containers"]);
     assert_eq!(names_in(&base.join("podman/containers")), ["certs.d"]);
@@ -1205,6 +1259,22 @@ fn a_host_that_only_pulls_trusts_the_registry_through_the_trust_only_folder() {
         text.contains("sudo cp -r open/trust-only/certs.d/* /etc/docker/certs.d/"),
         "{text}"
     );
+    // containerd's folders beside them: hosts.toml and the CA, no client.
+    assert_eq!(
+        names_in(&s.join("open/trust-only")),
+        ["certs.d", "containerd"]
+    );
+    check_containerd_tree(
+        &s.join("open/trust-only/containerd"),
+        &[host.as_str(), "registry.internal"],
+        None,
+    );
+    for dir in [host.as_str(), "registry.internal"] {
+        assert_eq!(
+            read(&s.join(&format!("open/trust-only/containerd/certs.d/{dir}/ca.crt"))),
+            read(&s.join("ca/ca.pem"))
+        );
+    }
     // Only the CA, one folder per host, named apart from the client folders.
     let trust = s.join("open/trust-only/certs.d");
     assert_eq!(
@@ -1359,6 +1429,8 @@ fn the_client_ca_is_a_constrained_intermediate_whose_key_is_never_written() {
     assert_eq!(
         keys,
         sorted(&[
+            "out/clients/127.0.0.9/containerd/certs.d/registry.internal:5000/client.key",
+            "out/clients/ci1.internal/containerd/certs.d/registry.internal:5000/client.key",
             "out/clients/127.0.0.9/docker/certs.d/registry.internal:5000/client.key",
             "out/clients/127.0.0.9/key.pem",
             "out/clients/127.0.0.9/podman/containers/certs.d/registry.internal:5000/client.key",

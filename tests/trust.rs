@@ -1400,17 +1400,25 @@ public class TrustClient {
 "#;
 
 fn java_trusts(s: &Scratch, server: &TlsServer, truststore: &str) -> (bool, String) {
-    run(
-        "java",
-        &[
-            &format!("-Djavax.net.ssl.trustStore={truststore}"),
-            "-Djavax.net.ssl.trustStoreType=PKCS12",
-            "-Djavax.net.ssl.trustStorePassword=truststore-pass",
-            "TrustClient.java",
-            &server.port.to_string(),
-        ],
-        s.path(),
-    )
+    java_trusts_with(s, server, truststore, Some("truststore-pass"))
+}
+
+/// A Java client given only the truststore, and its password if any (none:
+/// no trustStorePassword property at all).
+fn java_trusts_with(
+    s: &Scratch,
+    server: &TlsServer,
+    truststore: &str,
+    password: Option<&str>,
+) -> (bool, String) {
+    let mut args = vec![
+        format!("-Djavax.net.ssl.trustStore={truststore}"),
+        "-Djavax.net.ssl.trustStoreType=PKCS12".to_string(),
+    ];
+    args.extend(password.map(|p| format!("-Djavax.net.ssl.trustStorePassword={p}")));
+    args.extend(["TrustClient.java".to_string(), server.port.to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run("java", &args, s.path())
 }
 
 #[test]
@@ -1448,4 +1456,92 @@ fn a_java_client_trusts_a_uca_server_with_only_the_p12_truststore() {
         !trusted && out.contains("PKIX path"),
         "Java trusted the server without its root: {out}"
     );
+}
+
+/// The issue's "optionally password-less": `--no-password` writes a
+/// truststore without a password or MAC, which keytool lists without being
+/// given a password and a Java client uses with no trustStorePassword;
+/// p12 without either password option is refused naming both.
+#[test]
+fn a_password_less_p12_truststore_is_trusted_by_java_without_a_password() {
+    let s = with_ca();
+    std::fs::write(s.join("TrustClient.java"), JAVA_CLIENT).unwrap();
+    let bundle = [
+        "trust",
+        "bundle",
+        "ca/ca.pem",
+        "--format",
+        "p12",
+        "--out",
+        "open.p12",
+    ];
+    let refused = fails_with(&s.uca(&bundle), "--no-password");
+    assert!(refused.contains("--password-file"), "{refused}");
+    assert!(!s.join("open.p12").exists());
+    fails_with(
+        &s.uca(&[
+            "trust",
+            "bundle",
+            "ca/ca.pem",
+            "--no-password",
+            "--out",
+            "x.pem",
+        ]),
+        "--no-password",
+    );
+    assert!(!s.join("x.pem").exists());
+    ok(&s.uca(&[&bundle[..], &["--no-password"]].concat()));
+    let listed = Command::new("keytool")
+        .args(["-list", "-storetype", "PKCS12", "-keystore", "open.p12"])
+        .current_dir(s.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&listed.stdout).to_string();
+    assert!(listed.status.success(), "{out}");
+    assert_eq!(out.matches("trustedCertEntry").count(), 1, "{out}");
+    assert!(out.contains(&alias_of(&s)), "{out}");
+    let server = TlsServer::start(&s);
+    let (trusted, out) = java_trusts_with(&s, &server, "open.p12", None);
+    assert!(
+        trusted && out.contains("verified"),
+        "Java with the password-less truststore: {out}"
+    );
+}
+
+/// Ubuntu's Firefox is a snap and Flathub's a Flatpak: their profiles live
+/// under ~/snap and ~/.var, and `--store nss` without `--nss-db` finds
+/// them as it finds ~/.mozilla's (as mkcert does).
+#[test]
+fn nss_finds_the_snap_and_flatpak_firefox_profiles() {
+    let s = with_ca();
+    let profiles = [
+        "home/snap/firefox/common/.mozilla/firefox/a1b2.default",
+        "home/.var/app/org.mozilla.firefox/.mozilla/firefox/c3d4.default-release",
+    ];
+    for profile in profiles {
+        std::fs::create_dir_all(s.join(profile)).unwrap();
+        let db = format!("sql:{}", p(&s.join(profile)));
+        let (made, out) = run("certutil", &["-N", "--empty-password", "-d", &db], s.path());
+        assert!(made, "{out}");
+    }
+    let home = s.join("home");
+    let env = [("HOME", p(&home))];
+    let done = ok(&s.uca_env(&["trust", "install", "ca/ca.pem", "--store", "nss"], &env));
+    let nick = alias_of(&s).replace("uca-", "uca-test-root-");
+    for profile in profiles {
+        let db = format!("sql:{}", p(&s.join(profile)));
+        let (_, listed) = run("certutil", &["-L", "-d", &db], s.path());
+        assert!(
+            listed.contains(&nick),
+            "{profile}: {listed}\n{}",
+            stdout(&done)
+        );
+    }
+    ok(&s.uca_env(&["trust", "uninstall", "ca/ca.pem", "--store", "nss"], &env));
+    for profile in profiles {
+        let db = format!("sql:{}", p(&s.join(profile)));
+        let (_, listed) = run("certutil", &["-L", "-d", &db], s.path());
+        assert!(!listed.contains(&nick), "{profile}: {listed}");
+    }
 }

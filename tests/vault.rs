@@ -507,30 +507,11 @@ fn run_printed(s: &Scratch, line: &str, env: &[(&str, String)]) -> (bool, String
     )
 }
 
-#[test]
-fn offline_commands_run_as_printed_against_a_real_server() {
-    let s = Scratch::new();
-    s.init_ca(&["--permit", "internal"]);
-    let bao = start_dev(&s);
-    let env = [
-        ("BAO_ADDR", format!("http://127.0.0.1:{}", bao.port)),
-        ("BAO_TOKEN", "test-root-token".to_string()),
-        ("UCA_PASSPHRASE", PASSPHRASE.to_string()),
-    ];
-    let o = ok(&s.uca(&[
-        "vault",
-        "commands",
-        "--dir",
-        "ca",
-        "--allowed-domain",
-        "svc.internal",
-        "--role",
-        "web",
-    ]));
-    let script = stdout(&o);
-    // Every command line, as printed, the probe's `uca verify` included;
-    // only the two placeholders that name what earlier commands answered
-    // are filled in, as a person would.
+/// Runs every command line of `uca vault commands`, as printed, the
+/// probe's `uca verify` included; only the two placeholders that name what
+/// earlier commands answered are filled in, as a person would. Returns how
+/// many lines ran and the SERIAL16 filled in.
+fn run_every_printed_line(s: &Scratch, script: &str, env: &[(&str, String)]) -> (usize, String) {
     let mut issuer_id = String::new();
     let mut serial16 = String::new();
     let mut ran = 0;
@@ -541,7 +522,7 @@ fn offline_commands_run_as_printed_against_a_real_server() {
         let line = line
             .replace("ISSUER_ID", &issuer_id)
             .replace("SERIAL16", &serial16);
-        let (good, out, err) = run_printed(&s, &line, &env);
+        let (good, out, err) = run_printed(s, &line, env);
         assert!(good, "{line}\n{out}{err}");
         ran += 1;
         if line.contains("/intermediate/set-signed") {
@@ -566,6 +547,31 @@ fn offline_commands_run_as_printed_against_a_real_server() {
             assert_eq!(out.trim(), issuer_id, "the default issuer");
         }
     }
+    (ran, serial16)
+}
+
+#[test]
+fn offline_commands_run_as_printed_against_a_real_server() {
+    let s = Scratch::new();
+    s.init_ca(&["--permit", "internal"]);
+    let bao = start_dev(&s);
+    let env = [
+        ("BAO_ADDR", format!("http://127.0.0.1:{}", bao.port)),
+        ("BAO_TOKEN", "test-root-token".to_string()),
+        ("UCA_PASSPHRASE", PASSPHRASE.to_string()),
+    ];
+    let o = ok(&s.uca(&[
+        "vault",
+        "commands",
+        "--dir",
+        "ca",
+        "--allowed-domain",
+        "svc.internal",
+        "--role",
+        "web",
+    ]));
+    let script = stdout(&o);
+    let (ran, serial16) = run_every_printed_line(&s, &script, &env);
     assert_eq!(ran, 11, "{script}");
     // The probe lines ran as printed: probe.pem is the leaf, then the chain
     // that reaches the root, each PEM block on lines of its own.
@@ -632,6 +638,13 @@ fn an_interrupted_bootstrap_converges_without_a_second_intermediate() {
             .count()
     };
     assert_eq!(intermediates(&s), 1);
+    // The intermediate is kept where the ledger says, by an absolute path.
+    let kept = s.join("ca/vault/pki_int/intermediate.pem");
+    let ledger = std::fs::read_to_string(s.join("ca/ledger.jsonl")).unwrap();
+    assert!(
+        kept.is_file() && ledger.contains(&format!("\"path\":\"{}\"", kept.display())),
+        "{ledger}"
+    );
     // Interrupted after the import: the role gone, the URLs not yet set.
     let (okd, _, err) = bao_cli(&["delete", "pki_int/roles/web"], &env);
     assert!(okd, "{err}");
@@ -691,11 +704,13 @@ fn an_interrupted_bootstrap_converges_without_a_second_intermediate() {
 }
 
 /// A bootstrap cut off at any one of its requests (the connection closed
-/// unanswered, as when uca, the node or the network dies there) never
+/// unanswered, before OpenBao saw the request or after it applied it, as
+/// when uca, the node or the network dies there) never
 /// reports success unless the mount is complete, and a second run, with
 /// nothing cut, always completes it: one issuer for the mount, from this
-/// root, with the role and URLs in place and a probe that chains. Once an
-/// intermediate is installed no run signs another.
+/// root, with the role and URLs in place and a probe that chains. One
+/// intermediate is signed per mount, whichever request was cut, the import
+/// of the signed one included.
 #[test]
 fn a_bootstrap_cut_off_at_any_request_converges_on_the_next_run() {
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -706,13 +721,22 @@ fn a_bootstrap_cut_off_at_any_request_converges_on_the_next_run() {
     std::fs::write(s.join("token.txt"), "test-root-token\n").unwrap();
     let seen = Arc::new(AtomicUsize::new(0));
     let cut_at = Arc::new(AtomicUsize::new(0));
-    let (counter, cut) = (seen.clone(), cut_at.clone());
-    let proxy = http_proxy(bao.port, move |_| {
+    // Cut before OpenBao sees the request, or after it applied it (the
+    // answer lost, as when uca is killed while it waits).
+    let after_applied = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // The methods of the requests of the current run, in order.
+    let methods = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let (counter, cut, applied) = (seen.clone(), cut_at.clone(), after_applied.clone());
+    let methods_seen = methods.clone();
+    let proxy = http_proxy(bao.port, move |request| {
+        methods_seen.lock().unwrap().push(request.method.clone());
         let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
-        if n == cut.load(Ordering::SeqCst) {
-            ProxyAction::Drop
-        } else {
+        if n != cut.load(Ordering::SeqCst) {
             ProxyAction::Forward(None)
+        } else if applied.load(Ordering::SeqCst) {
+            ProxyAction::Forward(Some(Box::new(|answer| answer.raw.clear())))
+        } else {
+            ProxyAction::Drop
         }
     });
     let addr = format!("http://127.0.0.1:{proxy}");
@@ -757,17 +781,40 @@ fn a_bootstrap_cut_off_at_any_request_converges_on_the_next_run() {
             urls && out.contains(&format!("/v1/{mount}/crl")),
             "{mount}: URLs: {out}"
         );
+        // The issuer as install leaves it: named after its serial, and no
+        // leaf may outlive it.
+        let (read, out, err) = bao_cli(
+            &["read", "-format=json", &format!("{mount}/issuer/default")],
+            &env,
+        );
+        assert!(read, "{mount}: {err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert!(
+            v["data"]["issuer_name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("uca-"))
+                && v["data"]["leaf_not_after_behavior"] == "err",
+            "{mount}: the default issuer was not completed: {out}"
+        );
     };
 
     // How many requests a whole bootstrap makes.
+    methods.lock().unwrap().clear();
     ok(&s.uca(&bootstrap_args(&addr, &["--mount", "pki_whole"])));
+    let whole: Vec<String> = methods.lock().unwrap().clone();
     complete("pki_whole");
     let requests = seen.swap(0, Ordering::SeqCst);
     assert!(requests >= 10, "a bootstrap made only {requests} requests");
-    eprintln!("a whole bootstrap made {requests} requests; each is cut once below");
+    eprintln!("a whole bootstrap made {requests} requests; each is cut once below, and each write once more after OpenBao applied it");
+    // A read applied and unanswered is the same as one cut before.
+    let cuts = (1..=requests).flat_map(|k| {
+        let write = whole.get(k - 1).is_some_and(|m| m != "GET");
+        std::iter::once((k, false)).chain(write.then_some((k, true)))
+    });
 
-    for k in 1..=requests {
-        let mount = format!("pki_cut{k}");
+    for (k, applied) in cuts {
+        let mount = format!("pki_cut{k}{}", if applied { "_applied" } else { "" });
+        after_applied.store(applied, Ordering::SeqCst);
         seen.store(0, Ordering::SeqCst);
         cut_at.store(k, Ordering::SeqCst);
         let before = intermediates();
@@ -787,19 +834,14 @@ fn a_bootstrap_cut_off_at_any_request_converges_on_the_next_run() {
         let again = ok(&s.uca(&bootstrap_args(&addr, &["--mount", &mount])));
         complete(&mount);
         let signed_again = intermediates() - before - signed;
-        // A second intermediate only when the first never reached Vault.
-        if signed == 1 && stdout(&again).contains("completed with the existing intermediate") {
-            assert_eq!(
-                signed_again,
-                0,
-                "cut at {k}: signed again: {}",
-                stdout(&again)
-            );
-        }
-        assert!(
-            signed + signed_again <= 2,
-            "cut at {k}: {} intermediates",
-            signed + signed_again
+        // Never a second intermediate: one cut after signing and before
+        // Vault has it is completed with the one the cut run kept.
+        assert_eq!(
+            signed + signed_again,
+            1,
+            "cut at {k}: {} intermediates signed for {mount}: {}",
+            signed + signed_again,
+            stdout(&again)
         );
         // A third run changes nothing and signs nothing.
         let third = ok(&s.uca(&bootstrap_args(&addr, &["--mount", &mount])));
@@ -810,4 +852,75 @@ fn a_bootstrap_cut_off_at_any_request_converges_on_the_next_run() {
             stdout(&third)
         );
     }
+}
+
+/// GET of an http:// URL: its status.
+fn http_status(url: &str) -> u16 {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    let mut conn = std::net::TcpStream::connect(host).unwrap();
+    write!(conn, "GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
+    let mut answer = Vec::new();
+    conn.read_to_end(&mut answer).unwrap();
+    let head = String::from_utf8_lossy(&answer);
+    head.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// `uca vault commands --namespace NS`: every Vault command works in the
+/// namespace, and the issuing and CRL URLs it writes name it, so they
+/// answer a plain GET (which sends no namespace header), as bootstrap's do.
+#[test]
+fn offline_commands_in_a_namespace_run_as_printed_and_their_urls_answer() {
+    let s = Scratch::new();
+    s.init_ca(&["--permit", "internal"]);
+    let bao = start_dev(&s);
+    let addr = format!("http://127.0.0.1:{}", bao.port);
+    let env = [
+        ("BAO_ADDR", addr.clone()),
+        ("BAO_TOKEN", "test-root-token".to_string()),
+        ("UCA_PASSPHRASE", PASSPHRASE.to_string()),
+    ];
+    let (made, _, err) = bao_cli(&["namespace", "create", "team-a"], &env[..2]);
+    assert!(made, "{err}");
+    let o = ok(&s.uca(&[
+        "vault",
+        "commands",
+        "--dir",
+        "ca",
+        "--namespace",
+        "team-a",
+        "--allowed-domain",
+        "svc.internal",
+        "--role",
+        "web",
+    ]));
+    let script = stdout(&o);
+    let (ran, _) = run_every_printed_line(&s, &script, &env);
+    assert_eq!(ran, 11, "{script}");
+    let (read, out, err) = bao_cli(
+        &[
+            "read",
+            "-namespace=team-a",
+            "-format=json",
+            "pki_int/config/urls",
+        ],
+        &env[..2],
+    );
+    assert!(read, "{err}");
+    let urls: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for (field, tail) in [
+        ("issuing_certificates", "ca"),
+        ("crl_distribution_points", "crl"),
+    ] {
+        let url = urls["data"][field][0]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert_eq!(url, format!("{addr}/v1/team-a/pki_int/{tail}"), "{out}");
+        assert_eq!(http_status(&url), 200, "{url}");
+    }
+    // Nothing went outside the namespace.
+    let (outside, _, _) = bao_cli(&["read", "sys/mounts/pki_int"], &env[..2]);
+    assert!(!outside, "the mount was made outside the namespace");
 }

@@ -224,13 +224,24 @@ fn three_node_cluster_bootstraps_through_a_standby_and_issues_after_failover() {
             && text.contains("bootstrap complete"),
         "{text}"
     );
-    // Without --cluster-addr the AIA and CRL URLs name one node, and
-    // bootstrap warns that they die with it and says how to fix it.
+    // Without --cluster-addr the AIA and CRL URLs name --addr as given,
+    // never the active node bootstrap moved to; here --addr is one node
+    // (sys/ha-status lists it), so bootstrap warns that they die with it
+    // and says how to fix it.
     assert!(
         text.contains(&format!(
-            "warning: AIA/CRL URLs use https://{leader}:{port}, one node of the cluster: they stop answering when that node is down; pass --cluster-addr"
+            "warning: AIA/CRL URLs use {standby_addr}, one node of the cluster: they stop answering when that node is down; pass --cluster-addr"
         )),
         "{text}"
+    );
+    let (read, urls, err) = bao_cli(
+        &["read", "-format=json", "pki_int/config/urls"],
+        &with_token(standby),
+    );
+    assert!(
+        read && urls.contains(&format!("{standby_addr}/v1/pki_int/crl"))
+            && !urls.contains(&format!("https://{leader}:")),
+        "{urls}{err}"
     );
     // Run again with the cluster's load-balanced address: the URLs move
     // there, and nothing else is signed.
@@ -464,9 +475,7 @@ fn the_urls_bootstrap_writes_answer_in_a_namespace_and_name_the_cluster_address(
     let o = ok(&s.uca(&bootstrap_args(&addr, &["--namespace", "team-a"])));
     let text = stdout(&o);
     assert!(
-        text.contains(&format!(
-            "AIA/CRL URLs use {addr} (the node bootstrap talks to)"
-        )),
+        text.contains(&format!("AIA/CRL URLs use {addr} (--addr)")),
         "{text}"
     );
     let urls = |env: &[(&str, String)]| {

@@ -28,6 +28,8 @@
 //!   trust-only/certs.d/HOSTDIR/ca.crt        without --client-auth: the root
 //!                              alone, for hosts that only pull (copy to
 //!                              /etc/docker/certs.d/ or /etc/containers/certs.d/)
+//!   trust-only/containerd/certs.d/HOSTDIR/{hosts.toml,ca.crt}  the same for
+//!                              containerd (copy to /etc/containerd/certs.d/)
 //!   clients/NAME/              one per --client NAME (profile client; signed
 //!                              by the client CA under --client-auth)
 //!     cert.pem key.pem chain.pem ca.pem       chain.pem: cert, client CA, root
@@ -36,6 +38,8 @@
 //!                                             holds the client CA after the cert)
 //!     podman/containers/certs.d/HOSTDIR/      copy to /etc/containers/certs.d/
 //!       ca.crt client.cert client.key
+//!     containerd/certs.d/HOSTDIR/             copy to containerd's config_path
+//!       hosts.toml ca.crt client.cert client.key    (/etc/containerd/certs.d/)
 //! ```
 //!
 //! HOSTDIR is `host:port` for every HOST given, or just `host` for port 443
@@ -70,6 +74,7 @@ use crate::ca::signing::{self, SignOptions};
 use crate::ca::store::{CaStore, Signer};
 use crate::commands::args::{LeafArgs, PassphraseArgs};
 use crate::pki::constraints::NameConstraints;
+use crate::pki::host::{containerd_hosts_toml, CONTAINERD_HOSTS_FILE};
 use crate::pki::keys::KeyType;
 use crate::pki::names::{self, San};
 use crate::pki::profile::{Lifetime, Profile};
@@ -93,6 +98,8 @@ pub const TRUST_ONLY_DIR: &str = "trust-only";
 pub const DOCKER_CERTS_D: &str = "/etc/docker/certs.d";
 /// Where Podman, Buildah and Skopeo look for it.
 pub const PODMAN_CERTS_D: &str = "/etc/containers/certs.d";
+/// containerd's usual `config_path` for registry hosts.
+pub const CONTAINERD_CERTS_D: &str = "/etc/containerd/certs.d";
 
 // `uca registry`'s arguments (clap), declared with the command they belong to.
 #[derive(Debug, Args)]
@@ -189,6 +196,8 @@ pub struct ClientReport {
     pub docker: PathBuf,
     /// OUT/clients/NAME/podman/containers/certs.d
     pub podman: PathBuf,
+    /// OUT/clients/NAME/containerd/certs.d
+    pub containerd: PathBuf,
 }
 
 /// What was written, for the user.
@@ -466,16 +475,24 @@ fn refuse_long_client_paths(out_abs: &Path, hosts: &[Host], clients: &[String]) 
     Ok(())
 }
 
+/// The certs.d folder of every host under `prefix`: the CA, the client
+/// pair if any, and for containerd its hosts.toml.
 fn certs_d_files(
     prefix: &str,
     hosts: &[Host],
     ca: &[u8],
     client: Option<(&[u8], &[u8])>,
+    containerd: bool,
 ) -> Vec<RenderedFile> {
-    let mut files = Vec::with_capacity(3 * hosts.len());
+    let mut files = Vec::with_capacity(4 * hosts.len());
     for h in hosts {
         let dir = format!("{prefix}/{}", h.certs_d_dir());
+        let hosts_toml = containerd
+            .then(|| containerd_hosts_toml(h, client.is_some(), "uca registry").into_bytes());
         let mut entries = vec![("ca.crt", ca, Mode::Public)];
+        if let Some(toml) = &hosts_toml {
+            entries.push((CONTAINERD_HOSTS_FILE, toml.as_slice(), Mode::Public));
+        }
         if let Some((cert, key)) = client {
             entries.push(("client.cert", cert, Mode::Public));
             entries.push(("client.key", key, Mode::Secret));
@@ -661,24 +678,22 @@ fn write_files(
         let key = read_text(&dir.join("key.pem"))?;
         let docker = dir.join("docker");
         let podman = dir.join("podman");
+        let containerd = dir.join("containerd");
         let pair = Some((chain.as_slice(), key.as_slice()));
-        output::publish_dir(
-            &docker,
-            &certs_d_files("certs.d", &p.hosts, &ca, pair),
-            false,
-            true,
-        )?;
-        output::publish_dir(
-            &podman,
-            &certs_d_files("containers/certs.d", &p.hosts, &ca, pair),
-            false,
-            true,
-        )?;
+        for (target, prefix, with_toml) in [
+            (&docker, "certs.d", false),
+            (&podman, "containers/certs.d", false),
+            (&containerd, "certs.d", true),
+        ] {
+            let files = certs_d_files(prefix, &p.hosts, &ca, pair, with_toml);
+            output::publish_dir(target, &files, false, true)?;
+        }
         clients.push(ClientReport {
             name: name.clone(),
             cert,
             docker: docker.join("certs.d"),
             podman: podman.join("containers/certs.d"),
+            containerd: containerd.join("certs.d"),
             dir,
         });
     }
@@ -687,12 +702,15 @@ fn write_files(
     } else {
         let dir = p.out.join(TRUST_ONLY_DIR);
         let ca = read_text(&server_dir.join("ca.pem"))?;
-        output::publish_dir(
-            &dir,
-            &certs_d_files("certs.d", &p.hosts, &ca, None),
-            force,
+        let mut files = certs_d_files("certs.d", &p.hosts, &ca, None, false);
+        files.extend(certs_d_files(
+            "containerd/certs.d",
+            &p.hosts,
+            &ca,
+            None,
             true,
-        )?;
+        ));
+        output::publish_dir(&dir, &files, force, true)?;
         Some(dir.join("certs.d"))
     };
     let config = p.out.join(CONFIG_FILE);
@@ -769,6 +787,13 @@ impl RegistryReport {
                 trust.display(),
                 trust.display()
             )?;
+            let containerd = self.out.join(TRUST_ONLY_DIR).join("containerd/certs.d");
+            writeln!(
+                w,
+                "  containerd  {}/{listing}/{{hosts.toml,ca.crt}}: sudo mkdir -p {CONTAINERD_CERTS_D} && sudo cp -r {}/* {CONTAINERD_CERTS_D}/ (containerd's config_path)",
+                containerd.display(),
+                containerd.display()
+            )?;
         }
         for c in &self.clients {
             writeln!(
@@ -791,10 +816,16 @@ impl RegistryReport {
             )?;
             writeln!(
                 w,
-                "  install on {}: sudo mkdir -p {DOCKER_CERTS_D} && sudo cp -r {}/* {DOCKER_CERTS_D}/ (podman: sudo mkdir -p {PODMAN_CERTS_D} && sudo cp -r {}/* {PODMAN_CERTS_D}/)",
+                "  containerd  {}/{listing}/{{hosts.toml,ca.crt,client.cert,client.key}}",
+                c.containerd.display()
+            )?;
+            writeln!(
+                w,
+                "  install on {}: sudo mkdir -p {DOCKER_CERTS_D} && sudo cp -r {}/* {DOCKER_CERTS_D}/ (podman: sudo mkdir -p {PODMAN_CERTS_D} && sudo cp -r {}/* {PODMAN_CERTS_D}/; containerd: sudo mkdir -p {CONTAINERD_CERTS_D} && sudo cp -r {}/* {CONTAINERD_CERTS_D}/)",
                 c.name,
                 c.docker.display(),
-                c.podman.display()
+                c.podman.display(),
+                c.containerd.display()
             )?;
         }
         Ok(())

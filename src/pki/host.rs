@@ -115,6 +115,42 @@ impl Host {
     }
 }
 
+/// The file names of a containerd registry folder (`certs.d/HOSTDIR/`).
+pub const CONTAINERD_HOSTS_FILE: &str = "hosts.toml";
+pub const CONTAINERD_CA_FILE: &str = "ca.crt";
+pub const CONTAINERD_CLIENT_CERT_FILE: &str = "client.cert";
+pub const CONTAINERD_CLIENT_KEY_FILE: &str = "client.key";
+
+/// A TOML basic string.
+fn toml_quoted(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+/// containerd's hosts.toml for `host`, written by `writer` (a uca
+/// command): the registry itself is the server and the one host, trusted
+/// to pull and resolve (containerd never pushes through this
+/// configuration), with the CA and, when `client`, the client pair beside
+/// it, by paths relative to the folder as containerd resolves them.
+pub fn containerd_hosts_toml(host: &Host, client: bool, writer: &str) -> String {
+    let url = format!("https://{}", host.certs_d_dir());
+    let mut t = format!(
+        "# Written by {writer} for {host}: copy this folder into\n\
+         # containerd's config_path (e.g. /etc/containerd/certs.d/).\n\
+         server = {}\n\n[host.{}]\n  capabilities = [\"pull\", \"resolve\"]\n  ca = {}\n",
+        toml_quoted(&url),
+        toml_quoted(&url),
+        toml_quoted(CONTAINERD_CA_FILE)
+    );
+    if client {
+        t.push_str(&format!(
+            "  client = [[{}, {}]]\n",
+            toml_quoted(CONTAINERD_CLIENT_CERT_FILE),
+            toml_quoted(CONTAINERD_CLIENT_KEY_FILE)
+        ));
+    }
+    t
+}
+
 impl std::fmt::Display for Host {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.port {

@@ -130,9 +130,17 @@ const OID_ANY_EXTENDED_KEY_USAGE: ObjectIdentifier = ObjectIdentifier::new_unwra
 
 /// Builds a DER PKCS#12 truststore: one certBag per `(certificate, alias)`,
 /// each with its friendlyName and the trusted-key-usage attribute, no key,
-/// encrypted and MACed with `password` as [`build`] does.
-pub fn build_truststore(entries: &[(&[u8], &str)], password: &Passphrase) -> Result<Vec<u8>> {
-    check_password(password)?;
+/// encrypted and MACed with `password` as [`build`] does. Without a
+/// password the certificates are plain data and there is no MAC, the
+/// password-less form Java reads with no trustStorePassword (and writes
+/// itself since Java 18): a truststore holds only public certificates.
+pub fn build_truststore(
+    entries: &[(&[u8], &str)],
+    password: Option<&Passphrase>,
+) -> Result<Vec<u8>> {
+    if let Some(password) = password {
+        check_password(password)?;
+    }
     let mut bags = Vec::new();
     for (der, alias) in entries {
         crate::pki::x509::parse(der)
@@ -149,6 +157,10 @@ pub fn build_truststore(entries: &[(&[u8], &str)], password: &Passphrase) -> Res
         ]);
         bags.push(cert_bag(der, Some(&attributes)));
     }
+    let Some(password) = password else {
+        let auth_safe = sequence(&[data_content_info(&sequence(&bags))]);
+        return Ok(sequence(&[integer(3), data_content_info(&auth_safe)]));
+    };
     let certs_info = encrypted_data(&sequence(&bags), password)?;
     let auth_safe = sequence(&[certs_info]);
     let mac = mac_data(&auth_safe, password)?;

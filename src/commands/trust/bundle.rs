@@ -59,9 +59,12 @@ pub struct TrustBundleArgs {
     /// The client certificate's unencrypted key, for --format containerd
     #[arg(long, value_name = "FILE", requires = "client_cert")]
     pub client_key: Option<PathBuf>,
-    /// Read the PKCS#12 password from FILE (required with --format p12)
+    /// Read the PKCS#12 password from FILE (--format p12 needs this or --no-password)
     #[arg(long, value_name = "FILE")]
     pub password_file: Option<PathBuf>,
+    /// A PKCS#12 truststore without a password or MAC, as Java reads with no trustStorePassword (and writes since Java 18)
+    #[arg(long, conflicts_with = "password_file")]
+    pub no_password: bool,
     /// Replace an existing --out file
     #[arg(long)]
     pub force: bool,
@@ -114,6 +117,12 @@ fn check_flags(args: &TrustBundleArgs) -> Result<()> {
         &[P12],
         "p12",
     )?;
+    only(args.no_password, "--no-password", &[P12], "p12")?;
+    if args.format == P12 && args.password_file.is_none() && !args.no_password {
+        return Err(Error::msg(
+            "--format p12 needs --password-file FILE (the truststore's password) or --no-password (a password-less truststore, which Java reads without trustStorePassword)",
+        ));
+    }
     only(
         args.namespace.is_some(),
         "--namespace",
@@ -192,18 +201,18 @@ fn folder_files(client: bool) -> String {
     files.join(",")
 }
 
+/// The truststore: protected by the password file's password, or, with
+/// --no-password (which [`check_flags`] requires otherwise), without one.
 fn p12(args: &TrustBundleArgs, roots: &[TrustedRoot]) -> Result<Vec<u8>> {
-    let Some(file) = &args.password_file else {
-        return Err(Error::msg(
-            "--format p12 needs --password-file FILE: the truststore's password (Java requires one)",
-        ));
+    let password = match &args.password_file {
+        Some(file) => Some(Passphrase::from_file(file)?),
+        None => None,
     };
-    let password = Passphrase::from_file(file)?;
     let entries: Vec<(&[u8], &str)> = roots
         .iter()
         .map(|r| (r.der.as_slice(), r.alias.as_str()))
         .collect();
-    crate::pki::pkcs12::build_truststore(&entries, &password)
+    crate::pki::pkcs12::build_truststore(&entries, password.as_ref())
 }
 
 /// A Bundle is cluster-scoped: no metadata.namespace; a namespace given

@@ -27,10 +27,10 @@ use crate::support::error::{Error, Result};
 use crate::support::fsutil::{self, Mode};
 use crate::support::output::{self, RenderedFile};
 
-pub const HOSTS_FILE: &str = "hosts.toml";
-pub const CA_FILE: &str = "ca.crt";
-pub const CLIENT_CERT_FILE: &str = "client.cert";
-pub const CLIENT_KEY_FILE: &str = "client.key";
+pub use crate::pki::host::{
+    CONTAINERD_CA_FILE as CA_FILE, CONTAINERD_CLIENT_CERT_FILE as CLIENT_CERT_FILE,
+    CONTAINERD_CLIENT_KEY_FILE as CLIENT_KEY_FILE, CONTAINERD_HOSTS_FILE as HOSTS_FILE,
+};
 
 /// A client identity for the registry: its certificate (chain) and key,
 /// checked to belong together.
@@ -106,32 +106,9 @@ pub fn read_client(cert: &Path, key: &Path) -> Result<ClientPair> {
     })
 }
 
-/// A TOML basic string.
-fn quoted(s: &str) -> String {
-    toml::Value::String(s.to_string()).to_string()
-}
-
-/// hosts.toml for `host`: the registry itself is the server and the one
-/// host, trusted to pull and resolve (not to push: containerd never pushes
-/// through this configuration), with the CA and the client pair beside it.
+/// hosts.toml for `host`, as `uca trust bundle` writes it.
 pub fn hosts_toml(host: &Host, client: bool) -> String {
-    let url = format!("https://{}", host.certs_d_dir());
-    let mut t = format!(
-        "# Written by uca trust bundle for {host}: copy this folder into\n\
-         # containerd's config_path (e.g. /etc/containerd/certs.d/).\n\
-         server = {}\n\n[host.{}]\n  capabilities = [\"pull\", \"resolve\"]\n  ca = {}\n",
-        quoted(&url),
-        quoted(&url),
-        quoted(CA_FILE)
-    );
-    if client {
-        t.push_str(&format!(
-            "  client = [[{}, {}]]\n",
-            quoted(CLIENT_CERT_FILE),
-            quoted(CLIENT_KEY_FILE)
-        ));
-    }
-    t
+    crate::pki::host::containerd_hosts_toml(host, client, "uca trust bundle")
 }
 
 /// The files of one host's folder.

@@ -10,8 +10,16 @@ use super::{find_program, os, Action, Skip, StorePlan, TrustStoreArgs, TrustedRo
 use crate::support::error::Error;
 use crate::support::fsutil;
 
-/// The databases: `--nss-db`, else `~/.pki/nssdb` and each Firefox profile
-/// that has a database.
+/// Where Firefox keeps its profiles: the Debian/Fedora package's, the
+/// snap's (Ubuntu's default Firefox) and the Flatpak's.
+const FIREFOX_PROFILE_DIRS: [&str; 3] = [
+    ".mozilla/firefox",
+    "snap/firefox/common/.mozilla/firefox",
+    ".var/app/org.mozilla.firefox/.mozilla/firefox",
+];
+
+/// The databases: `--nss-db`, else `~/.pki/nssdb` (and the snap
+/// Chromium's) and each Firefox profile that has a database.
 fn databases(args: &TrustStoreArgs) -> Result<Vec<PathBuf>, Skip> {
     if !args.nss_db.is_empty() {
         // certutil's own spelling, sql:DIR, names the same directory.
@@ -24,11 +32,16 @@ fn databases(args: &TrustStoreArgs) -> Result<Vec<PathBuf>, Skip> {
     let home = std::env::var_os("HOME")
         .map(PathBuf::from)
         .unwrap_or_default();
-    let mut dbs = vec![home.join(".pki/nssdb")];
-    if let Ok(entries) = std::fs::read_dir(home.join(".mozilla/firefox")) {
-        let mut profiles: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
-        profiles.sort();
-        dbs.extend(profiles);
+    let mut dbs = vec![
+        home.join(".pki/nssdb"),
+        home.join("snap/chromium/current/.pki/nssdb"),
+    ];
+    for dir in FIREFOX_PROFILE_DIRS {
+        if let Ok(entries) = std::fs::read_dir(home.join(dir)) {
+            let mut profiles: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+            profiles.sort();
+            dbs.extend(profiles);
+        }
     }
     dbs.retain(|d| d.join("cert9.db").is_file());
     if dbs.is_empty() {

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use super::acme;
 use super::client::{vault_errors, VaultClient};
+use super::pending;
 use crate::ca::issuance::Key;
 use crate::ca::sections::{BootstrapMode, VaultPki, VaultSettings};
 use crate::ca::signing::{self, SignOptions};
@@ -365,7 +366,15 @@ pub fn execute(
     let (connected, mounts) = preflight(&client)?;
     say(&connected);
     let state = inspect_mount(&client, req, store, &mounts)?;
-    let sign_new = req.force || !matches!(state, MountState::Ours(_));
+    // --force asks for a new intermediate: a kept one is not resumed.
+    let kept = match state {
+        MountState::Empty if !req.force => {
+            let file = pending::path(store, client.namespace(), &req.vault.pki.mount);
+            pending::find(&client, store, &file, &req.vault.pki.mount)?.map(|k| (file, k))
+        }
+        _ => None,
+    };
+    let sign_new = req.force || !(matches!(state, MountState::Ours(_)) || kept.is_some());
     // A sealed root can still complete URLs, role and probe for the
     // intermediate it signed before the seal, but never sign a new one:
     // refuse that before anything in Vault changes.
@@ -380,6 +389,7 @@ pub fn execute(
                 "mount {} already has an intermediate from this root: {who}; kept (--force adds a new one)",
                 req.vault.pki.mount
             ));
+            complete_issuer(&client, req, say)?;
             None
         }
         MountState::Ours(_) => {
@@ -388,6 +398,10 @@ pub fn execute(
                 req.vault.pki.mount
             ));
             Some(install_intermediate(&client, req, store, source, say)?)
+        }
+        MountState::Empty if kept.is_some() => {
+            resume_intermediate(&client, req, store, kept, say)?;
+            None
         }
         MountState::Absent | MountState::Empty => {
             Some(install_intermediate(&client, req, store, source, say)?)
@@ -634,6 +648,28 @@ fn current_ca(client: &VaultClient, mount: &str) -> Result<String> {
     }
 }
 
+/// An empty mount that holds the key of an intermediate an interrupted run
+/// signed and kept (see [`pending`]): that intermediate is imported and made
+/// the default issuer, and nothing new is signed.
+fn resume_intermediate(
+    client: &VaultClient,
+    req: &BootstrapRequest,
+    store: &CaStore,
+    kept: Option<(PathBuf, (Vec<u8>, String))>,
+    say: &mut dyn FnMut(&str),
+) -> Result<()> {
+    let Some((file, (der, serial))) = kept else {
+        return Ok(());
+    };
+    say(&format!(
+        "mount {} holds the key of the intermediate (serial {serial}) an interrupted run signed, kept in {}: importing it, signing nothing new",
+        req.vault.pki.mount,
+        file.display()
+    ));
+    let issuer = import_intermediate(client, req, store, &der, None, say)?;
+    make_default_issuer(client, req, &issuer, &serial, say)
+}
+
 /// Signs a new intermediate for the mount (from Vault's CSR, or with a key
 /// made here and imported), imports it with the root, names it after its
 /// serial and makes it the default issuer. Returns the serial.
@@ -657,6 +693,7 @@ fn install_intermediate(
         ends_with_issuer: false,
         crl_url: req.vault.root_crl_url.clone(),
     };
+    let keep_at = pending::path(store, client.namespace(), &req.vault.pki.mount);
     let (int_der, serial, import_key) = match req.vault.mode {
         BootstrapMode::Csr => {
             let (kt, bits) = vault_key_type(req.vault.pki.key);
@@ -675,7 +712,7 @@ fn install_intermediate(
             let der = pem::parse(csr_pem)
                 .map_err(|e| Error::msg(format!("Vault's CSR is not PEM: {e}")))?
                 .into_contents();
-            let (d, s) = sign_csr(store, signer, lock, &der, &opts)?;
+            let (d, s) = sign_csr(store, signer, lock, &der, &opts, &keep_at)?;
             (d, s, None)
         }
         BootstrapMode::Import => {
@@ -685,7 +722,7 @@ fn install_intermediate(
             let csr = params
                 .serialize_request(&pair)
                 .map_err(|e| Error::msg(format!("cannot make the intermediate CSR: {e}")))?;
-            let (d, s) = sign_csr(store, signer, lock, csr.der(), &opts)?;
+            let (d, s) = sign_csr(store, signer, lock, csr.der(), &opts, &keep_at)?;
             say(&format!(
                 "made the intermediate key ({}) here",
                 req.vault.pki.key
@@ -793,11 +830,59 @@ fn make_default_issuer(
     Ok(())
 }
 
+/// The default issuer of a mount that already holds this root's
+/// intermediate, as [`make_default_issuer`] leaves it: named (after its
+/// serial, unless it has a name) and letting no leaf outlive it. A run cut
+/// off after Vault imported the chain but before that is completed here.
+fn complete_issuer(
+    client: &VaultClient,
+    req: &BootstrapRequest,
+    say: &mut dyn FnMut(&str),
+) -> Result<()> {
+    let mount = &req.vault.pki.mount;
+    let Some(v) = client.read(
+        &format!("{mount}/issuer/default"),
+        "read the default issuer",
+    )?
+    else {
+        return Ok(());
+    };
+    let field = |f: &str| data(&v, f).and_then(Value::as_str).unwrap_or("");
+    let (id, name) = (field("issuer_id"), field("issuer_name"));
+    if id.is_empty() || (!name.is_empty() && field("leaf_not_after_behavior") == "err") {
+        return Ok(());
+    }
+    let serial = pem::parse(field("certificate"))
+        .ok()
+        .and_then(|b| x509::parse(b.contents()).ok().map(|c| x509::serial_hex(&c)))
+        .ok_or_else(|| {
+            Error::msg(format!(
+                "Vault's default issuer {id} on {mount} has no readable certificate"
+            ))
+        })?;
+    let issuer_name = if name.is_empty() {
+        issuer_name_for(&serial)
+    } else {
+        name.to_string()
+    };
+    client.write(
+        &format!("{mount}/issuer/{id}"),
+        &json!({"issuer_name": issuer_name, "leaf_not_after_behavior": "err"}),
+        "name the issuer",
+    )?;
+    say(&format!(
+        "completed issuer {id}: named '{issuer_name}' (leaves may not outlive it)"
+    ));
+    Ok(())
+}
+
 /// The issuing and CRL URLs, written before the first certificate. They
 /// name `--cluster-addr` (the cluster's load-balanced address) when given,
-/// else the node bootstrap talks to, which in a cluster is one node among
-/// several: said, with the option that fixes it. In a namespace the path
-/// names it, since whoever fetches the URL sends no namespace header.
+/// else `--addr` as given, never the active node bootstrap may have moved
+/// to, which is one node among several. In an HA cluster bootstrap says
+/// whether that address is one node's `api_addr` (so the URLs die with
+/// it), with the option that fixes it. In a namespace the path names it,
+/// since whoever fetches the URL sends no namespace header.
 fn configure_urls(
     client: &VaultClient,
     req: &BootstrapRequest,
@@ -807,7 +892,7 @@ fn configure_urls(
     let pki = &req.vault.pki;
     let (addr, why) = match &pki.cluster_addr {
         Some(c) => (c.trim_end_matches('/'), "--cluster-addr"),
-        None => (client.addr(), "the node bootstrap talks to"),
+        None => (req.vault.conn.addr.trim_end_matches('/'), "--addr"),
     };
     let ns = client
         .namespace()
@@ -825,16 +910,52 @@ fn configure_urls(
         "configure the issuing and CRL URLs",
     )?;
     say(&format!("configured URLs: issuing {issuing}, CRL {crl}"));
+    let fix = "pass --cluster-addr with the cluster's load-balanced address (e.g. https://vault.internal:8200, a --host name of uca vault tls) and run bootstrap again";
     if pki.issuing_url.is_some() && pki.crl_url.is_some() {
         say("AIA/CRL URLs as given by --issuing-url and --crl-url");
-    } else if clustered && pki.cluster_addr.is_none() {
-        say(&format!(
-            "warning: AIA/CRL URLs use {addr}, one node of the cluster: they stop answering when that node is down; pass --cluster-addr with the cluster's load-balanced address (e.g. https://vault.internal:8200, a --host name of uca vault tls) and run bootstrap again"
-        ));
-    } else {
+    } else if !clustered || pki.cluster_addr.is_some() {
         say(&format!("AIA/CRL URLs use {addr} ({why})"));
+    } else {
+        match node_api_addrs(client) {
+            Some(nodes) if nodes.iter().any(|n| same_addr(n, addr)) => say(&format!(
+                "warning: AIA/CRL URLs use {addr}, one node of the cluster: they stop answering when that node is down; {fix}"
+            )),
+            Some(_) => say(&format!(
+                "AIA/CRL URLs use {addr} (--addr, no single node's api_addr: the cluster's address)"
+            )),
+            None => say(&format!(
+                "warning: AIA/CRL URLs use {addr} (--addr); if that is one node of the cluster rather than its load-balanced name, they stop answering when that node is down; {fix}"
+            )),
+        }
     }
     Ok(())
+}
+
+/// Every cluster node's `api_addr`, from `sys/ha-status`; `None` when the
+/// token may not read it.
+fn node_api_addrs(client: &VaultClient) -> Option<Vec<String>> {
+    let (status, v) = client.get("sys/ha-status").ok()?;
+    if !(200..300).contains(&status) {
+        return None;
+    }
+    let nodes = v
+        .get("nodes")
+        .or_else(|| v.get("data").and_then(|d| d.get("nodes")))?
+        .as_array()?;
+    Some(
+        nodes
+            .iter()
+            .filter_map(|n| n.get("api_address").and_then(Value::as_str))
+            .map(str::to_string)
+            .collect(),
+    )
+}
+
+/// Two `scheme://host:port` addresses the same, up to case and a
+/// trailing '/'.
+fn same_addr(a: &str, b: &str) -> bool {
+    a.trim_end_matches('/')
+        .eq_ignore_ascii_case(b.trim_end_matches('/'))
 }
 
 /// `--cluster-addr`: `http(s)://HOST[:PORT]`, the address clients reach
@@ -930,15 +1051,21 @@ fn issuer_name_for(serial: &str) -> String {
     format!("uca-{}", hex.to_ascii_lowercase())
 }
 
+/// Signs the intermediate and keeps it at `keep_at` before the ledger
+/// records it, so a run cut off before Vault has it can import it later.
 fn sign_csr(
     store: &CaStore,
     signer: &Signer,
     lock: &crate::ca::ledger::LedgerLock,
     der: &[u8],
     opts: &SignOptions,
+    keep_at: &std::path::Path,
 ) -> Result<(Vec<u8>, String)> {
     let csr = signing::parse_csr(der)
         .map_err(|why| Error::msg(format!("the intermediate CSR is unusable: {why}")))?;
     let prepared = signing::prepare(store, &csr, "Vault's intermediate CSR", opts)?;
-    signing::sign_prepared(store, signer, lock, prepared, None, |_| Ok(()))
+    let recorded_at = Some(keep_at.display().to_string());
+    signing::sign_prepared(store, signer, lock, prepared, recorded_at, |der| {
+        pending::keep(keep_at, der)
+    })
 }

@@ -18,7 +18,7 @@ pub const TOKEN_VARS: [&str; 2] = ["VAULT_TOKEN", "BAO_TOKEN"];
 
 /// The header value for `--namespace`: path segments of letters, digits,
 /// '-' and '_', joined by '/'.
-fn check_namespace(ns: &str) -> Result<String> {
+pub fn check_namespace(ns: &str) -> Result<String> {
     let ok = !ns.is_empty()
         && ns.split('/').all(|seg| {
             !seg.is_empty()
@@ -408,7 +408,9 @@ struct Answer {
 /// Paths about the cluster itself, answered by every node for the root
 /// namespace: never sent a namespace or a write index.
 fn is_cluster_status(path: &str) -> bool {
-    path.starts_with("sys/health") || path.starts_with("sys/leader")
+    path.starts_with("sys/health")
+        || path.starts_with("sys/leader")
+        || path.starts_with("sys/ha-status")
 }
 
 /// Vault's `{"errors": [...]}` as one line.

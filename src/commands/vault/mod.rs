@@ -8,6 +8,7 @@ pub mod acme;
 pub mod bootstrap;
 pub mod client;
 pub mod offline;
+pub mod pending;
 pub mod server_config;
 pub mod storage;
 pub mod tls;
@@ -89,6 +90,9 @@ pub struct VaultCommandsArgs {
     /// CA directory (as it will be named on the CA machine)
     #[arg(long, value_name = "DIR")]
     pub dir: PathBuf,
+    /// Vault Enterprise/OpenBao namespace of the mount: every command passes it, and the URLs name it
+    #[arg(long, value_name = "NS")]
+    pub namespace: Option<String>,
     #[command(flatten)]
     pub pki: VaultPki,
     /// The CLI to print commands for
@@ -205,6 +209,7 @@ fn run_vault_commands(a: VaultCommandsArgs, out: &mut Stdout) -> Result<u8> {
     let req = offline::OfflineRequest {
         cli: a.cli,
         dir: a.dir.display().to_string(),
+        namespace: a.namespace,
         pki: a.pki,
     };
     req.validate()?;

@@ -15,6 +15,9 @@ use crate::support::error::{Error, Result};
 pub struct OfflineRequest {
     pub cli: String,
     pub dir: String,
+    /// The mount's namespace: a `-namespace` on every Vault command, and
+    /// part of the URLs' path, since whoever fetches them sends no header.
+    pub namespace: Option<String>,
     pub pki: VaultPki,
 }
 
@@ -36,7 +39,19 @@ impl OfflineRequest {
                 "it contains a control character",
             ));
         }
+        if let Some(ns) = &self.namespace {
+            crate::commands::vault::client::check_namespace(ns)?;
+        }
         check_pki_settings(&self.pki)
+    }
+
+    /// The CLI and, in a namespace, its `-namespace` flag: what every Vault
+    /// command starts with, before its subcommand's own words.
+    fn cli(&self, subcommand: &str) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{} {subcommand} -namespace={}", self.cli, sh(ns)),
+            None => format!("{} {subcommand}", self.cli),
+        }
     }
 }
 
@@ -70,19 +85,24 @@ pub fn render(r: &OfflineRequest) -> String {
 
 /// 1. The mount, and Vault's intermediate key and CSR.
 fn render_generate(s: &mut String, r: &OfflineRequest) {
-    let v = r.cli.as_str();
     let m = r.pki.mount.as_str();
     let q = |s: String| sh(&s);
-    let _ = writeln!(s, "# 1. On a machine that reaches Vault (VAULT_ADDR/BAO_ADDR, token and TLS set in the environment; VAULT_NAMESPACE/BAO_NAMESPACE for a namespace):");
+    let within = match &r.namespace {
+        Some(ns) => format!("; every command names the namespace {ns}"),
+        None => "; for a namespace, print these with --namespace NS, not VAULT_NAMESPACE/BAO_NAMESPACE, so the URLs name it too".into(),
+    };
+    let _ = writeln!(s, "# 1. On a machine that reaches Vault (VAULT_ADDR/BAO_ADDR, token and TLS set in the environment{within}):");
     let _ = writeln!(
         s,
-        "{v} secrets enable -path={} -max-lease-ttl={} pki",
+        "{} -path={} -max-lease-ttl={} pki",
+        r.cli("secrets enable"),
         sh(m),
         sh(&r.pki.max_ttl)
     );
     let _ = writeln!(
         s,
-        "{v} write -field=csr {} common_name={} key_type={} key_bits={} > {}",
+        "{} -field=csr {} common_name={} key_type={} key_bits={} > {}",
+        r.cli("write"),
         q(format!("{m}/intermediate/generate/internal")),
         sh(&r.pki.common_name),
         sh(vault_key_type(r.pki.key).0),
@@ -110,7 +130,8 @@ fn render_sign(s: &mut String, r: &OfflineRequest) {
 
 /// 3. Importing the chain and making its issuer the default.
 fn render_import(s: &mut String, r: &OfflineRequest) {
-    let v = r.cli.as_str();
+    let write = r.cli("write");
+    let read = r.cli("read");
     let m = r.pki.mount.as_str();
     let q = |s: String| sh(&s);
     let _ = writeln!(
@@ -119,23 +140,23 @@ fn render_import(s: &mut String, r: &OfflineRequest) {
     );
     let _ = writeln!(
         s,
-        "{v} write -format=json {} certificate=@{}   # check that \"mapping\" names a key",
+        "{write} -format=json {} certificate=@{}   # check that \"mapping\" names a key",
         q(format!("{m}/intermediate/set-signed")),
         q(format!("{m}-chain.pem"))
     );
     let _ = writeln!(
         s,
-        "{v} write {} issuer_name=uca-SERIAL16 leaf_not_after_behavior=err   # ISSUER_ID: the key of \"mapping\"; SERIAL16: the first 16 hex digits of the serial uca sign printed",
+        "{write} {} issuer_name=uca-SERIAL16 leaf_not_after_behavior=err   # ISSUER_ID: the key of \"mapping\"; SERIAL16: the first 16 hex digits of the serial uca sign printed",
         q(format!("{m}/issuer/ISSUER_ID"))
     );
     let _ = writeln!(
         s,
-        "{v} write {} default=ISSUER_ID",
+        "{write} {} default=ISSUER_ID",
         q(format!("{m}/config/issuers"))
     );
     let _ = writeln!(
         s,
-        "{v} read -field=default {}   # must be ISSUER_ID",
+        "{read} -field=default {}   # must be ISSUER_ID",
         q(format!("{m}/config/issuers"))
     );
 }
@@ -143,7 +164,13 @@ fn render_import(s: &mut String, r: &OfflineRequest) {
 /// The issuing and CRL URLs, and the role.
 fn render_configure(s: &mut String, r: &OfflineRequest) {
     let v = r.cli.as_str();
+    let write = r.cli("write");
     let m = r.pki.mount.as_str();
+    let ns = r
+        .namespace
+        .as_deref()
+        .map(|n| format!("{n}/"))
+        .unwrap_or_default();
     let q = |s: String| sh(&s);
     // --cluster-addr, else the address the CLI itself uses (bao reads
     // BAO_ADDR first): the one part left to the shell, in double quotes,
@@ -166,18 +193,18 @@ fn render_configure(s: &mut String, r: &OfflineRequest) {
     }
     let url = |given: &Option<String>, tail: &str| match given {
         Some(u) => sh(u),
-        None => format!("{addr}{}", q(format!("/v1/{m}/{tail}"))),
+        None => format!("{addr}{}", q(format!("/v1/{ns}{m}/{tail}"))),
     };
     let _ = writeln!(
         s,
-        "{v} write {} issuing_certificates={} crl_distribution_points={}",
+        "{write} {} issuing_certificates={} crl_distribution_points={}",
         q(format!("{m}/config/urls")),
         url(&r.pki.issuing_url, "ca"),
         url(&r.pki.crl_url, "crl")
     );
     let _ = writeln!(
         s,
-        "{v} write {} allowed_domains={} allow_subdomains=true allow_bare_domains=false allow_glob_domains=false allow_wildcard_certificates=false allow_ip_sans=false allow_localhost=false enforce_hostnames=true server_flag=true client_flag=true key_type=ec key_bits=256 max_ttl={} ttl={}",
+        "{write} {} allowed_domains={} allow_subdomains=true allow_bare_domains=false allow_glob_domains=false allow_wildcard_certificates=false allow_ip_sans=false allow_localhost=false enforce_hostnames=true server_flag=true client_flag=true key_type=ec key_bits=256 max_ttl={} ttl={}",
         q(format!("{m}/roles/{}", r.pki.role)),
         sh(&r.pki.allowed_domains.join(",")),
         sh(&r.pki.role_max_ttl),
@@ -187,7 +214,7 @@ fn render_configure(s: &mut String, r: &OfflineRequest) {
 
 /// 4. A probe certificate through the role, verified against the root.
 fn render_probe(s: &mut String, r: &OfflineRequest) {
-    let v = r.cli.as_str();
+    let (write, read) = (r.cli("write"), r.cli("read"));
     let m = r.pki.mount.as_str();
     let q = |s: String| sh(&s);
     let probe = format!(
@@ -210,7 +237,7 @@ fn render_probe(s: &mut String, r: &OfflineRequest) {
     // first line apart from the leaf's last.
     let _ = writeln!(
         s,
-        "{{ {v} write -field=certificate {} common_name={} ttl=5m; echo; {v} read -field=certificate {}; }} > probe.pem",
+        "{{ {write} -field=certificate {} common_name={} ttl=5m; echo; {read} -field=certificate {}; }} > probe.pem",
         q(format!("{m}/issue/{}", r.pki.role)),
         sh(&probe),
         q(format!("{m}/cert/ca_chain"))
