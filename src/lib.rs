@@ -40,7 +40,8 @@
 //!   (which runs the others), `recover` (a quorum's one operation), `trust`
 //!   (system, Java and NSS trust stores, and bundles) and `vault`
 //!   (`bootstrap`, `tls`, `commands` and the HTTP client); `args` holds the
-//!   argument groups they share.
+//!   argument groups they share, `progress` the bar `issue` and `ceremony`
+//!   draw while the bulk engine reports.
 //!
 //! `cli.rs` names the verbs (clap) and sends a parsed command line to the
 //! verb's `run`; `docs.rs` renders the man pages; `main.rs` sets up the

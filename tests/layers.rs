@@ -152,16 +152,20 @@ fn verb_of(module: &str) -> Option<&str> {
     module.strip_prefix("commands::")?.split("::").next()
 }
 
+/// What every verb may use in `commands/`: the shared argument groups and
+/// the progress bar.
+const SHARED: [&str; 2] = ["args", "progress"];
+
 /// Verbs that use another verb, as "from -> to" lines: a verb uses only
-/// the shared argument groups (`commands::args`) and its own files; only
-/// `ceremony`, which runs the others, may call them.
+/// the [`SHARED`] modules and its own files; only `ceremony`, which runs
+/// the others, may call them.
 fn verb_to_verb(edges: &BTreeMap<String, BTreeSet<String>>) -> Vec<String> {
     let mut bad = Vec::new();
     for (from, tos) in edges {
         let Some(verb) = verb_of(from) else { continue };
         for to in tos {
             match verb_of(to) {
-                Some(other) if other != verb && other != "args" && verb != "ceremony" => {
+                Some(other) if other != verb && !SHARED.contains(&other) && verb != "ceremony" => {
                     bad.push(format!("{from} -> {to}"));
                 }
                 _ => {}
@@ -291,6 +295,40 @@ fn every_module_uses_only_its_own_layer_and_those_below_and_no_circle_exists() {
         "the process environment is changed outside src/support/sys.rs: {env_outside:?}"
     );
     assert!(changes_environment(&files["support::sys"]));
+    // Printing is the commands layer's: below it only `support::stdout`,
+    // the one way out that commands print through, touches the terminal.
+    let printing_below: Vec<&String> = files
+        .iter()
+        .filter(|(m, text)| {
+            layer_of(m) < layer_of("commands::issue") && *m != "support::stdout" && prints(text)
+        })
+        .map(|(m, _)| m)
+        .collect();
+    assert!(
+        printing_below.is_empty(),
+        "printing below the commands layer: {printing_below:?}"
+    );
+    assert!(prints(&files["support::stdout"]));
+}
+
+/// Whether `text` writes to the terminal (standard output or error, or a
+/// progress bar) outside `//` comments and its tests.
+fn prints(text: &str) -> bool {
+    let code = text.split("#[cfg(test)]").next().unwrap_or("");
+    code.lines().any(|line| {
+        let line = line.split("//").next().unwrap_or("");
+        [
+            "stdout()",
+            "stderr()",
+            "indicatif::",
+            "println!",
+            "eprintln!",
+            "print!",
+            "eprint!",
+        ]
+        .iter()
+        .any(|p| line.contains(p))
+    })
 }
 
 /// Whether `text` calls `env::remove_var` or `env::set_var` outside `//`
@@ -379,6 +417,16 @@ fn an_import_from_a_higher_layer_is_caught() {
     ]);
     let bad = upward(&graph(&files));
     assert_eq!(bad, vec!["ca::store -> commands::init".to_string()]);
+}
+
+#[test]
+fn printing_is_seen_but_a_comment_about_it_is_not() {
+    assert!(prints("    let bar = indicatif::ProgressBar::new(3);\n"));
+    assert!(prints("    let _ = writeln!(std::io::stderr(), \"x\");\n"));
+    assert!(!prints("    f(); // not to stdout() here\n"));
+    assert!(!prints(
+        "fn f() {}\n#[cfg(test)]\nmod tests { fn g() { eprintln!(\"t\"); } }\n"
+    ));
 }
 
 #[test]

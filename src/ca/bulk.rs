@@ -7,7 +7,6 @@
 //! large the plan is.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::SyncSender;
@@ -56,7 +55,6 @@ pub enum Existing {
 pub struct RunOptions {
     pub existing: Existing,
     pub force: bool,
-    pub progress: bool,
     /// Write one tar stream instead of directories (`--archive`): `out`
     /// is then the members' root, never touched on disk.
     pub archive: Option<StreamTarget>,
@@ -78,6 +76,14 @@ pub struct IssuedCert {
     pub renews: Option<String>,
 }
 
+/// What a run reports as it goes, for whoever shows its progress.
+pub enum Progress<'a> {
+    /// Certificates the ledger already records, left in place.
+    Skipped(u64),
+    /// A certificate, once it is durable and recorded.
+    Issued(&'a IssuedCert),
+}
+
 #[derive(Debug, Default)]
 pub struct Summary {
     pub issued: u64,
@@ -89,6 +95,17 @@ pub struct Summary {
     pub left_in_place: Vec<PathBuf>,
     pub earliest_expiry: Option<OffsetDateTime>,
     pub elapsed: Duration,
+}
+
+impl Summary {
+    /// Counts one certificate issued.
+    fn count(&mut self, issued: &IssuedCert) {
+        self.issued += 1;
+        self.renewed += u64::from(issued.renews.is_some());
+        if let Some(t) = timefmt::parse(&issued.not_after) {
+            self.earliest_expiry = Some(self.earliest_expiry.map_or(t, |e| e.min(t)));
+        }
+    }
 }
 
 /// Maps output paths as given to the absolute paths the ledger records.
@@ -453,19 +470,6 @@ fn archive_item(sink: &mut ArchiveSink, signed: &mut Signed) -> Result<()> {
     signed.entry.member_sha256 = Some(x509::sha256_hex(&cert.contents));
     signed.files = Vec::new();
     Ok(())
-}
-
-fn progress_bar(total: u64, enabled: bool) -> Option<indicatif::ProgressBar> {
-    if !enabled || !std::io::stderr().is_terminal() || total < 2 {
-        return None;
-    }
-    let bar = indicatif::ProgressBar::new(total);
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{bar:40} {pos}/{len} certificates {per_sec} eta {eta}",
-    ) {
-        bar.set_style(style);
-    }
-    Some(bar)
 }
 
 /// What the ledger records before a run: the certificate directories and
@@ -863,7 +867,8 @@ fn prepare_directories(
 /// certificate directories exist is decided again here, under the lock, so
 /// that two runs of one plan never issue the same certificate twice. A
 /// directory that was not there then is never replaced.
-/// `on_issued` sees each certificate once it is durable and recorded.
+/// `on_progress` hears of each certificate once it is durable and recorded,
+/// and of those left in place.
 pub fn execute(
     store: &CaStore,
     signer: &Signer,
@@ -871,7 +876,7 @@ pub fn execute(
     out: &Path,
     lock: &LedgerLock,
     opts: &RunOptions,
-    on_issued: &mut dyn FnMut(&IssuedCert),
+    on_progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<Summary> {
     let started = Instant::now();
     // The CA may have been sealed while we waited for the lock.
@@ -892,21 +897,7 @@ pub fn execute(
     } = prepare_output(ledger_view, signer, plan, &paths, opts, &mut summary)?;
     let run = Run::new(store, signer, plan.total, opts, paths, replace, &streams);
     let ledger = store.ledger();
-    let bar = progress_bar(plan.total, opts.progress);
     let items = plan.items(out);
-    let mut account = |done: Vec<IssuedCert>, summary: &mut Summary| {
-        for issued in &done {
-            summary.issued += 1;
-            summary.renewed += u64::from(issued.renews.is_some());
-            if let Some(t) = timefmt::parse(&issued.not_after) {
-                summary.earliest_expiry = Some(summary.earliest_expiry.map_or(t, |e| e.min(t)));
-            }
-            on_issued(issued);
-        }
-        if let Some(b) = &bar {
-            b.inc(done.len() as u64);
-        }
-    };
     // A pipeline: one thread expands the plan and signs (for directories,
     // also writes) batch after batch on every core, while this thread makes
     // each finished batch durable (one sync, or the archive written and
@@ -930,14 +921,17 @@ pub fn execute(
                     continue;
                 }
             };
-            summary.skipped += skipped;
-            if let Some(b) = &bar {
-                b.inc(skipped);
+            if skipped > 0 {
+                summary.skipped += skipped;
+                on_progress(Progress::Skipped(skipped));
             }
             let recorded = run.record_batch(&ledger, lock, &mut streams, signed);
             let (done, first_error) =
                 recorded.inspect_err(|_| stop.store(true, Ordering::Relaxed))?;
-            account(done, &mut summary);
+            for issued in &done {
+                summary.count(issued);
+                on_progress(Progress::Issued(issued));
+            }
             if let Some(e) = first_error {
                 failure.get_or_insert(e);
                 stop.store(true, Ordering::Relaxed);
@@ -946,9 +940,6 @@ pub fn execute(
         failure.map_or(Ok(()), Err)
     })?;
     streams.finish()?;
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
     summary.elapsed = started.elapsed();
     Ok(summary)
 }

@@ -16,7 +16,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::ca::archive::StreamTarget;
-use crate::ca::bulk::{self, Existing, IssuedCert, RunOptions, Summary};
+use crate::ca::bulk::{self, Existing, IssuedCert, Progress, RunOptions, Summary};
 use crate::ca::ledger::LedgerLock;
 use crate::ca::plan::Plan;
 use crate::ca::store::{CaStore, Signer};
@@ -191,17 +191,16 @@ impl Issuance {
     }
 
     /// Unlocks the key (or uses the held one), takes the CA's lock and
-    /// issues the plan. `on_issued` sees each certificate once it is durable
-    /// and recorded.
+    /// issues the plan. `on_progress` hears of each certificate once it is
+    /// durable and recorded, and of those left in place.
     pub fn run(
         &self,
         store: &CaStore,
         key: Key<'_>,
-        progress: bool,
-        on_issued: &mut dyn FnMut(&IssuedCert),
+        on_progress: &mut dyn FnMut(Progress<'_>),
     ) -> Result<Summary> {
         with_key(store, key, |signer, lock| {
-            self.issue(store, signer, lock, progress, on_issued)
+            self.issue(store, signer, lock, on_progress)
         })
     }
 
@@ -216,7 +215,11 @@ impl Issuance {
     ) -> Result<T> {
         with_key(store, key, |signer, lock| {
             let mut issued = Vec::new();
-            self.issue(store, signer, lock, false, &mut |c| issued.push(c.clone()))?;
+            self.issue(store, signer, lock, &mut |p| {
+                if let Progress::Issued(c) = p {
+                    issued.push(c.clone());
+                }
+            })?;
             then(issued)
         })
     }
@@ -226,17 +229,23 @@ impl Issuance {
         store: &CaStore,
         signer: &Signer,
         lock: &LedgerLock,
-        progress: bool,
-        on_issued: &mut dyn FnMut(&IssuedCert),
+        on_progress: &mut dyn FnMut(Progress<'_>),
     ) -> Result<Summary> {
         let opts = RunOptions {
             existing: self.existing,
             force: self.force,
-            progress,
             archive: self.archive.clone(),
             k8s_manifest: self.k8s_manifest.clone(),
         };
-        bulk::execute(store, signer, &self.plan, &self.out, lock, &opts, on_issued)
+        bulk::execute(
+            store,
+            signer,
+            &self.plan,
+            &self.out,
+            lock,
+            &opts,
+            on_progress,
+        )
     }
 }
 

@@ -723,7 +723,9 @@ pub fn execute(
 
     // 3. Issue everything, 4. seal.
     let lock = store.ledger().lock()?;
-    let summary = issuance.run(&store, Key::Held(&signer, &lock), req.progress, on_issued)?;
+    let key = Key::Held(&signer, &lock);
+    let summary =
+        crate::commands::progress::issue(&issuance, &store, key, req.progress, on_issued)?;
     let registry = match &registry {
         Some(r) => Some(crate::commands::registry::issue(
             &store,

@@ -363,10 +363,6 @@ pub fn execute(req: &IssueRequest, on_issued: &mut dyn FnMut(&IssuedCert)) -> Re
     }
     issuance.refuse_ca_targets(&store)?;
     let issuance = issuance.with_side_files(&[])?;
-    issuance.run(
-        &store,
-        Key::Unlock(req.passphrase_file.as_ref()),
-        req.progress,
-        on_issued,
-    )
+    let key = Key::Unlock(req.passphrase_file.as_ref());
+    crate::commands::progress::issue(&issuance, &store, key, req.progress, on_issued)
 }

@@ -3,7 +3,7 @@
 //! `vault`, `recover`), each holding its clap arguments, its `run` (arguments in, the
 //! report printed through `support::stdout::Stdout`) and the request and
 //! report types of its work. `args` holds the argument groups several verbs
-//! share. Uses `ca`, `pki` and `support`; `cli.rs` above names the verbs and
+//! share, `progress` the bar `issue` and `ceremony` draw. Uses `ca`, `pki` and `support`; `cli.rs` above names the verbs and
 //! dispatches to them.
 
 pub mod args;
@@ -13,6 +13,7 @@ pub mod completions;
 pub mod init;
 pub mod inspect;
 pub mod issue;
+pub mod progress;
 pub mod recover;
 pub mod registry;
 pub mod seal;
