@@ -49,8 +49,12 @@ impl Recipient {
                 format!("{why}; expected an age X25519 recipient (age1..., the public key age-keygen prints)"),
             )
         };
-        let (hrp, data) =
-            bech32_decode(text).map_err(|why| bad(&format!("it is not bech32 ({why})")))?;
+        if text.starts_with("ssh-") || text.starts_with("ecdsa-") {
+            return Err(bad(
+                "it is an SSH public key; the custodian makes an age key with age-keygen",
+            ));
+        }
+        let (hrp, data) = bech32_decode(text).map_err(bad)?;
         if hrp != "age" {
             return Err(bad(&format!("its prefix is '{hrp}1', not 'age1'")));
         }
@@ -255,24 +259,24 @@ fn polymod(values: &[u8]) -> u32 {
 /// the lowercase HRP and the data's 5-bit groups, checksum removed.
 fn bech32_decode(text: &str) -> std::result::Result<(String, Vec<u8>), &'static str> {
     if !text.bytes().all(|b| (33..=126).contains(&b)) {
-        return Err("a character outside printable ASCII");
+        return Err("it holds a space or a character outside printable ASCII");
     }
     let lower = text.to_ascii_lowercase();
     if lower != text && text.to_ascii_uppercase() != text {
-        return Err("mixed case");
+        return Err("it mixes upper and lower case");
     }
-    let (hrp, data) = lower.rsplit_once('1').ok_or("no '1' separator")?;
+    let (hrp, data) = lower.rsplit_once('1').ok_or("it has no '1' separator")?;
     if hrp.is_empty() {
-        return Err("an empty prefix");
+        return Err("its prefix is empty");
     }
     if data.len() < 6 {
-        return Err("a checksum shorter than 6 characters");
+        return Err("it is too short to hold a checksum");
     }
     let data = data
         .bytes()
         .map(|c| CHARSET.iter().position(|&x| x == c).map(|p| p as u8))
         .collect::<Option<Vec<u8>>>()
-        .ok_or("a character outside the bech32 alphabet")?;
+        .ok_or("it holds a character outside the bech32 alphabet")?;
     let mut values: Vec<u8> = hrp.bytes().map(|b| b >> 5).collect();
     values.push(0);
     values.extend(hrp.bytes().map(|b| b & 31));
@@ -375,13 +379,13 @@ mod tests {
                 "age1zvkyg2lqzraa2lnjvqej32nkuu0ues2s82hzrye869xeexvn73equnujwq",
                 "checksum",
             ),
-            ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG", "not bech32"),
+            ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG", "SSH public key"),
             (
                 "AGE-SECRET-KEY-1GFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPQ4EGAEX",
                 "prefix",
             ),
             ("abcdef1qpzry9x8gf2tvdw0s3jn54khce6mua7lmqqqxw", "prefix"),
-            ("", "not bech32"),
+            ("", "no '1' separator"),
         ];
         for (text, why) in cases {
             let e = Recipient::parse(text, "--custodian")
