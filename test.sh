@@ -34,6 +34,7 @@ command -v cargo >/dev/null || die "cargo not found; install Rust from https://r
 #   mosquitto_pub, mosquitto_sub  identity_services (MQTT v5 clients with a client certificate)
 #   rabbitmq-server, epmd  identity_services (RabbitMQ 3.10 with EXTERNAL login; epmd comes with Erlang)
 #   timeout          identity_services (bounds every client it runs)
+#   age, age-keygen  custodians (custodians' keys, and decrypting the shares uca encrypts to them)
 tools=(
     openssl:openssl
     curl:curl
@@ -54,6 +55,8 @@ tools=(
     rabbitmq-server:rabbitmq-server
     epmd:erlang-base
     timeout:coreutils
+    age:age
+    age-keygen:age
 )
 missing=()
 for entry in "${tools[@]}"; do

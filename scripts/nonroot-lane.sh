@@ -52,6 +52,7 @@ tests=(
     succession
     two_tier
     seal_stream
+    custodians
 )
 if [ $# -gt 0 ]; then
     tests=("$@")

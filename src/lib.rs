@@ -21,7 +21,8 @@
 //!   `san_rule`, `constraints`, `keys`, `passphrase`, `profile` (what goes
 //!   into each certificate), `subject` (subject templates), `x509`
 //!   (reading certificates back), `crl` (revocation lists), `shamir`
-//!   (secret sharing for escrow), `verify` (chain verification as a TLS
+//!   (secret sharing for escrow), `age` (encrypting a share to its
+//!   custodian's age key), `verify` (chain verification as a TLS
 //!   peer does it), `formats`, `pkcs12`.
 //! - `ca/`: the CA directory and the issuing engine. `store` (the directory;
 //!   its security facts read from ca.pem), `ledger`, `root` (a new root and

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use crate::pki::age::{self, Recipient};
 use crate::pki::passphrase::Passphrase;
 use crate::pki::shamir;
 use crate::pki::x509;
@@ -30,6 +31,9 @@ pub struct EscrowSpec {
     pub dir: PathBuf,
     /// Replace existing share files.
     pub force: bool,
+    /// None, or one age recipient per share, in order: share i is
+    /// encrypted to custodian i.
+    pub custodians: Vec<Recipient>,
 }
 
 /// The escrow as the manifest and the seal record state it.
@@ -40,6 +44,20 @@ pub struct EscrowRecord {
     pub key_file: String,
     /// SHA-256 commitment to the secret (see [`commitment`]).
     pub secret_sha256: String,
+    /// The age recipient each share was encrypted to, in share order
+    /// (none when the shares were written in the clear).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub custodians: Vec<String>,
+}
+
+impl EscrowRecord {
+    /// Who share `i` (0-based) is for, as the seal's report says it.
+    pub fn holder(&self, i: usize) -> String {
+        match self.custodians.get(i) {
+            Some(c) => format!("encrypted to {c}: give to that custodian"),
+            None => "give to one custodian".to_string(),
+        }
+    }
 }
 
 /// One custodian's file.
@@ -76,8 +94,31 @@ pub fn parse_threshold(text: &str) -> Result<(u8, u8)> {
     Ok((m, n))
 }
 
-/// `--escrow-shares M/N --escrow-dir DIR` (clap requires both), checked.
-pub fn spec(shares: Option<&str>, dir: Option<PathBuf>, force: bool) -> Result<Option<EscrowSpec>> {
+/// Where the custodians' recipients were given, for error messages.
+#[derive(Clone, Copy, Debug)]
+pub enum CustodianSource {
+    Flag,
+    Plan,
+}
+
+impl CustodianSource {
+    fn name(self) -> &'static str {
+        match self {
+            CustodianSource::Flag => "--custodian",
+            CustodianSource::Plan => "[escrow] custodians",
+        }
+    }
+}
+
+/// `--escrow-shares M/N --escrow-dir DIR` (clap requires both) and the
+/// custodians' recipients, checked before anything is written.
+pub fn spec(
+    shares: Option<&str>,
+    dir: Option<PathBuf>,
+    custodians: &[String],
+    source: CustodianSource,
+    force: bool,
+) -> Result<Option<EscrowSpec>> {
     let (Some(text), Some(dir)) = (shares, dir) else {
         return Ok(None);
     };
@@ -87,13 +128,51 @@ pub fn spec(shares: Option<&str>, dir: Option<PathBuf>, force: bool) -> Result<O
         shares,
         dir,
         force,
+        custodians: parse_custodians(custodians, shares, source)?,
     }))
 }
 
-/// The file of share `index` (1-based) of `n`.
+/// None, or exactly one distinct age recipient per share.
+fn parse_custodians(
+    texts: &[String],
+    shares: u8,
+    source: CustodianSource,
+) -> Result<Vec<Recipient>> {
+    let what = source.name();
+    if !texts.is_empty() && texts.len() != usize::from(shares) {
+        return Err(Error::msg(format!(
+            "{} {what} recipients given for {shares} shares; give none, or exactly {shares}: share i is encrypted to the i-th",
+            texts.len()
+        )));
+    }
+    let mut parsed: Vec<Recipient> = Vec::with_capacity(texts.len());
+    for text in texts {
+        let recipient = Recipient::parse(text, what)?;
+        if let Some(first) = parsed.iter().find(|r| r.key() == recipient.key()) {
+            return Err(Error::invalid(
+                what,
+                text.as_str(),
+                format!(
+                    "it repeats the recipient {}; each share goes to a different custodian's key",
+                    first.text
+                ),
+            ));
+        }
+        parsed.push(recipient);
+    }
+    Ok(parsed)
+}
+
+/// The file of share `index` (1-based) of `n`: `.json.age` when it is
+/// encrypted to a custodian (decrypted, it is the `.json` file).
 pub fn share_path(spec: &EscrowSpec, index: u8) -> PathBuf {
+    let encrypted = if spec.custodians.is_empty() {
+        ""
+    } else {
+        ".age"
+    };
     spec.dir
-        .join(format!("share-{index}-of-{}.json", spec.shares))
+        .join(format!("share-{index}-of-{}.json{encrypted}", spec.shares))
 }
 
 /// Refuses, before anything is signed or destroyed, an escrow directory
@@ -157,6 +236,7 @@ impl NewSecret {
             shares: spec.shares,
             key_file: ESCROW_KEY_FILE.to_string(),
             secret_sha256: commitment(&self.secret),
+            custodians: spec.custodians.iter().map(|c| c.text.clone()).collect(),
         }
     }
 
@@ -183,8 +263,14 @@ impl NewSecret {
                     .map_err(|e| Error::msg(format!("cannot encode a share: {e}")))?
                     + "\n",
             );
+            let bytes = match spec.custodians.get(i) {
+                Some(custodian) => {
+                    Zeroizing::new(age::encrypt_armored(custodian, text.as_bytes())?)
+                }
+                None => text,
+            };
             let path = share_path(spec, file.index);
-            fsutil::write_atomic(&path, text.as_bytes(), Mode::Secret, spec.force, true)?;
+            fsutil::write_atomic(&path, bytes.as_bytes(), Mode::Secret, spec.force, true)?;
             written.push(path);
         }
         fsutil::sync_dir(&spec.dir)?;
@@ -206,18 +292,38 @@ fn damaged(path: &Path, why: impl Into<String>) -> Error {
 /// Reads a share file; a damaged one (not JSON, wrong format, a check
 /// that does not match its contents) is named.
 pub fn read_share(path: &Path) -> Result<Share> {
-    let text = Zeroizing::new(fsutil::read_capped_text(
+    let bytes = Zeroizing::new(fsutil::read_capped(
         path,
         fsutil::limits::SETTINGS,
         "read",
         "share file",
     )?);
-    parse_share(&text, path)
+    let text = std::str::from_utf8(&bytes).map_err(|_| match age::is_age_file(&bytes) {
+        true => encrypted(path),
+        false => damaged(path, "it is not valid UTF-8 text: not a uca escrow share"),
+    })?;
+    parse_share(text, path)
+}
+
+/// A share still encrypted to its custodian: how to open it.
+pub fn encrypted(path: &Path) -> Error {
+    let shown = path.display().to_string();
+    let plain = shown.strip_suffix(".age").unwrap_or("share.json");
+    Error::invalid(
+        "share",
+        shown.as_str(),
+        format!(
+            "it is encrypted to a custodian's age key; that custodian decrypts it first (age -d -i KEY_FILE -o {plain} {shown}) and gives the decrypted {plain}"
+        ),
+    )
 }
 
 /// A share's text, as a file holds it or a custodian pastes it; `path`
 /// names it in errors.
 pub fn parse_share(text: &str, path: &Path) -> Result<Share> {
+    if age::is_age_file(text.as_bytes()) {
+        return Err(encrypted(path));
+    }
     let file: ShareFile = serde_json::from_str(text).map_err(|e| {
         damaged(
             path,

@@ -38,6 +38,7 @@
 //! [escrow]                              # `uca ceremony`: seal with M-of-N escrow
 //! shares = "3/5"
 //! dir = "shares"                        # relative to the plan file
+//! custodians = ["age1...", ...]         # optional: share i encrypted to the i-th
 //! ```
 
 use std::collections::{HashMap, HashSet};
@@ -116,12 +117,16 @@ pub struct IntermediateSection {
     pub permit: Vec<String>,
 }
 
-/// `[escrow]`: `shares = "M/N"` and the directory of the share files.
+/// `[escrow]`: `shares = "M/N"`, the directory of the share files and,
+/// optionally, `custodians = ["age1...", ...]`: one age recipient per
+/// share, in order, each share encrypted to its custodian.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EscrowSection {
     pub shares: String,
     pub dir: PathBuf,
+    #[serde(default)]
+    pub custodians: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1117,6 +1122,7 @@ impl Plan {
             escrow: file.escrow.map(|e| EscrowSection {
                 shares: e.shares,
                 dir: base_dir.join(e.dir),
+                custodians: e.custodians,
             }),
             ca_constraints: constraints,
             groups,

@@ -62,6 +62,13 @@ pub struct CeremonyArgs {
     /// Where to write the N share files (one per custodian, 0600), outside OUT/ca
     #[arg(long, value_name = "DIR", requires = "escrow_shares")]
     pub escrow_dir: Option<PathBuf>,
+    /// Encrypt share i to the i-th custodian's age public key (age1...; repeat once per share, in order)
+    #[arg(
+        long = "custodian",
+        value_name = "RECIPIENT",
+        requires = "escrow_shares"
+    )]
+    pub custodians: Vec<String>,
     /// Succeed the root in OLD_DIR (sealed with escrow): its quorum cross-signs the new root, and OUT/succession gets the cross-certificate, the old+new trust bundles and the steps
     #[arg(long, value_name = "OLD_DIR", requires = "shares")]
     pub successor_of: Option<PathBuf>,
@@ -142,6 +149,8 @@ pub fn run(args: CeremonyArgs, out: &mut Stdout) -> Result<u8> {
             escrow_shares: crate::ca::escrow::spec(
                 args.escrow_shares.as_deref(),
                 args.escrow_dir,
+                &args.custodians,
+                crate::ca::escrow::CustodianSource::Flag,
                 false,
             )?,
             progress: !args.json,
@@ -179,7 +188,7 @@ impl CeremonyReport {
             "escrow": self.escrow.as_ref().map(|(p, k)| serde_json::json!({"passphrase": p.display().to_string(), "key": k.display().to_string()})),
             "root": self.root.as_ref().map(|(d, s)| serde_json::json!({"dir": d.display().to_string(), "sealed_at": s.sealed_at})),
             "succession": self.succession.as_ref().map(|sc| serde_json::json!({"old": sc.old_dir.display().to_string(), "cross_certificate": sc.cross.display().to_string(), "trust_bundle": sc.bundle.display().to_string(), "configmap": sc.configmap.display().to_string(), "trust_manager": sc.trust_manager.display().to_string()})),
-            "escrow_shares": self.root.as_ref().map_or(&self.seal, |(_, s)| s).escrow.as_ref().map(|(e, files)| serde_json::json!({"threshold": e.threshold, "shares": e.shares, "key": self.root.as_ref().map_or(&self.ca_dir, |(d, _)| d).join(&e.key_file).display().to_string(), "files": files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>()})),
+            "escrow_shares": self.root.as_ref().map_or(&self.seal, |(_, s)| s).escrow.as_ref().map(|(e, files)| serde_json::json!({"threshold": e.threshold, "shares": e.shares, "key": self.root.as_ref().map_or(&self.ca_dir, |(d, _)| d).join(&e.key_file).display().to_string(), "files": files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>(), "custodians": e.custodians})),
             "registry": self.registry.as_ref().map(|r| r.out.display().to_string()),
             "vault": self.vault_steps,
         });
@@ -251,12 +260,8 @@ impl CeremonyReport {
                     e.threshold,
                     e.shares
                 )?;
-                for f in files {
-                    writeln!(
-                        out,
-                        "  share          {} (give to one custodian)",
-                        f.display()
-                    )?;
+                for (i, f) in files.iter().enumerate() {
+                    writeln!(out, "  share          {} ({})", f.display(), e.holder(i))?;
                 }
             }
             (None, None) => writeln!(out, "  CA key         existed only in memory and is gone")?,
@@ -587,7 +592,13 @@ fn escrow_shares(
             "{flag} and the plan's [escrow] section both say how to escrow the key; keep one"
         )));
     }
-    crate::ca::escrow::spec(Some(&section.shares), Some(section.dir.clone()), false)
+    crate::ca::escrow::spec(
+        Some(&section.shares),
+        Some(section.dir.clone()),
+        &section.custodians,
+        crate::ca::escrow::CustodianSource::Plan,
+        false,
+    )
 }
 
 /// The plan's certificates, every output checked (OUT is new or empty: no

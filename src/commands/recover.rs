@@ -200,6 +200,10 @@ fn unlock(store: &CaStore, share_files: &[PathBuf]) -> Result<recovery::Recovery
                 entered,
                 Path::new(&format!("entered by custodian {number}")),
             )?
+        } else if entered.starts_with(crate::pki::age::ARMOR_BEGIN) {
+            return Err(Error::msg(format!(
+                "custodian {number} pasted a share still encrypted to their age key: decrypt it first (age -d -i KEY_FILE -o share.json SHARE.json.age), then enter the decrypted share or its path: nothing was decrypted"
+            )));
         } else if Path::new(entered).is_file() {
             escrow::read_share(Path::new(entered))?
         } else {

@@ -27,6 +27,13 @@ pub struct SealArgs {
     /// Where to write the N share files (one per custodian, 0600), outside the CA directory
     #[arg(long, value_name = "DIR", requires = "escrow_shares")]
     pub escrow_dir: Option<PathBuf>,
+    /// Encrypt share i to the i-th custodian's age public key (age1...; repeat once per share, in order)
+    #[arg(
+        long = "custodian",
+        value_name = "RECIPIENT",
+        requires = "escrow_shares"
+    )]
+    pub custodians: Vec<String>,
     /// Replace existing share files in --escrow-dir
     #[arg(long, requires = "escrow_shares")]
     pub force: bool,
@@ -38,7 +45,13 @@ pub struct SealArgs {
 /// reminds the user of a passphrase file that uca cannot destroy.
 pub fn run(args: SealArgs, out: &mut Stdout) -> Result<u8> {
     let used_file = args.passphrase.passphrase_file;
-    let escrow = escrow::spec(args.escrow_shares.as_deref(), args.escrow_dir, args.force)?;
+    let escrow = escrow::spec(
+        args.escrow_shares.as_deref(),
+        args.escrow_dir,
+        &args.custodians,
+        escrow::CustodianSource::Flag,
+        args.force,
+    )?;
     let report = seal::run(
         &args.dir,
         used_file.as_ref(),
@@ -105,12 +118,8 @@ fn render(r: &SealReport, out: &mut Stdout) -> Result<()> {
                 "  key          {d}/{} (encrypted under the escrowed secret; the copy under your passphrase was removed)",
                 e.key_file
             )?;
-            for f in files {
-                writeln!(
-                    out,
-                    "  share        {} (give to one custodian)",
-                    f.display()
-                )?;
+            for (i, f) in files.iter().enumerate() {
+                writeln!(out, "  share        {} ({})", f.display(), e.holder(i))?;
             }
         }
         None if r.key_destroyed => writeln!(out, "  key          overwritten and removed")?,

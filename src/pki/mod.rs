@@ -2,9 +2,10 @@
 //! registry hosts, name constraints, keys and passphrases, certificate
 //! profiles, subject templates, reading certificates back, chain
 //! verification, output formats and PKCS#12,
-//! revocation lists and secret sharing.
+//! revocation lists, secret sharing and encryption to age recipients.
 //! Uses only `support`.
 
+pub mod age;
 pub mod constraints;
 pub mod crl;
 pub mod formats;
