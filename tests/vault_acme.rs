@@ -504,7 +504,7 @@ fn ceremony_vault_section_turns_on_acme_and_refuses_acme_settings_without_it() {
     std::fs::write(s.join("plan2.toml"), plan.replace("acme = true\n", "")).unwrap();
     fails_with(
         &s.uca(&["ceremony", "plan2.toml", "--out", "out2"]),
-        "--acme-eab configures the ACME server",
+        "acme_eab configures the ACME server",
     );
     assert!(!s.join("out2").exists());
 }

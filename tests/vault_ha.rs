@@ -559,7 +559,7 @@ fn a_plan_names_the_cluster_address_for_the_urls() {
     std::fs::write(s.join("bad.toml"), plan("vault.internal:8200")).unwrap();
     fails_with(
         &s.uca(&["ceremony", "bad.toml", "--out", "bad"]),
-        "invalid --cluster-addr 'vault.internal:8200'",
+        "invalid cluster_addr 'vault.internal:8200'",
     );
     assert!(!s.join("bad").exists());
     std::fs::write(s.join("plan.toml"), plan("https://vault.internal:8200")).unwrap();
