@@ -35,6 +35,7 @@ command -v cargo >/dev/null || die "cargo not found; install Rust from https://r
 #   rabbitmq-server, epmd  identity_services (RabbitMQ 3.10 with EXTERNAL login; epmd comes with Erlang)
 #   timeout          identity_services (bounds every client it runs)
 #   age, age-keygen  custodians (custodians' keys, and decrypting the shares uca encrypts to them)
+#   jq               vault (the printed commands that re-issue a plan group from Vault split its answer)
 tools=(
     openssl:openssl
     curl:curl
@@ -57,6 +58,7 @@ tools=(
     timeout:coreutils
     age:age
     age-keygen:age
+    jq:jq
 )
 missing=()
 for entry in "${tools[@]}"; do

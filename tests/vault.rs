@@ -924,3 +924,122 @@ fn offline_commands_in_a_namespace_run_as_printed_and_their_urls_answer() {
     let (outside, _, _) = bao_cli(&["read", "sys/mounts/pki_int"], &env[..2]);
     assert!(!outside, "the mount was made outside the namespace");
 }
+
+/// For the leaves of a sealed root: `uca vault commands --plan PLAN --group
+/// G` prints one line a certificate that issues it again from the mount's
+/// role, and every line runs as printed (jq splits Vault's answer), giving
+/// the layout uca writes: a leaf that chains to the sealed root through
+/// chain.pem, its key 0600 and matching, the plan's names; other groups
+/// and bad arguments are left out or refused in one line.
+#[test]
+fn plan_reissue_commands_run_as_printed_after_the_seal() {
+    let s = Scratch::new();
+    s.init_ca_generating_passphrase();
+    let stored = std::fs::read_to_string(s.join("ca/private/passphrase")).unwrap();
+    std::fs::write(s.join("pass.txt"), stored).unwrap();
+    std::fs::write(s.join("token.txt"), "test-root-token\n").unwrap();
+    let bao = start_dev(&s);
+    let addr = format!("http://127.0.0.1:{}", bao.port);
+    ok(&s.uca(&bootstrap_args(&addr, &["--allow-ip-sans"])));
+    ok(&s.uca(&["seal", "--dir", "ca"]));
+    std::fs::write(
+        s.join("plan.toml"),
+        "[defaults]\ndays = 30\n\n[[group]]\nname = \"web\"\nnames = [\"web{1..2}.svc.internal\"]\nsans = [\"IP:10.0.0.7\"]\n\n[[group]]\nname = \"db\"\nnames = [\"db1.svc.internal\"]\n",
+    )
+    .unwrap();
+    let args = |extra: &[&str]| {
+        let mut v = vec!["vault", "commands", "--dir", "ca", "--role", "web"];
+        v.extend_from_slice(&["--allowed-domain", "svc.internal", "--plan", "plan.toml"]);
+        v.extend_from_slice(extra);
+        s.uca(&v)
+    };
+    let script = stdout(&ok(&args(&["--group", "web", "--out", "again"])));
+    let lines: Vec<&str> = script.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(lines.len(), 2, "{script}");
+    let env = [
+        ("BAO_ADDR", addr.clone()),
+        ("BAO_TOKEN", "test-root-token".to_string()),
+    ];
+    for line in &lines {
+        let (good, out, err) = run_printed(&s, line, &env);
+        assert!(good, "{line}\n{out}{err}");
+    }
+    for n in ["web1.svc.internal", "web2.svc.internal"] {
+        let dir = format!("again/{n}");
+        let (verified, out) = run(
+            "openssl",
+            &[
+                "verify",
+                "-CAfile",
+                "ca/ca.pem",
+                "-untrusted",
+                &format!("{dir}/chain.pem"),
+                &format!("{dir}/cert.pem"),
+            ],
+            s.path(),
+        );
+        assert!(verified, "{out}");
+        let text = run(
+            "openssl",
+            &[
+                "x509",
+                "-in",
+                &format!("{dir}/cert.pem"),
+                "-noout",
+                "-ext",
+                "subjectAltName",
+            ],
+            s.path(),
+        )
+        .1;
+        assert!(
+            text.contains(&format!("DNS:{n}")) && text.contains("IP Address:10.0.0.7"),
+            "{text}"
+        );
+        let cert_key = run(
+            "openssl",
+            &[
+                "x509",
+                "-in",
+                &format!("{dir}/cert.pem"),
+                "-noout",
+                "-pubkey",
+            ],
+            s.path(),
+        )
+        .1;
+        let key_pub = run(
+            "openssl",
+            &["pkey", "-in", &format!("{dir}/key.pem"), "-pubout"],
+            s.path(),
+        )
+        .1;
+        assert_eq!(cert_key, key_pub, "key.pem does not match cert.pem");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |f: &str| {
+            std::fs::metadata(s.join(&format!("{dir}/{f}")))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!((mode("key.pem"), mode("cert.pem")), (0o600, 0o644));
+        assert!(
+            !s.join(&format!("{dir}/vault.json")).exists(),
+            "Vault's answer (with the key) was left behind"
+        );
+    }
+    assert!(
+        !s.join("again/db1.svc.internal").exists(),
+        "another group's certificate was issued"
+    );
+    // Every group without --group; an unknown group is one line naming the plan's groups.
+    let all = stdout(&ok(&args(&[])));
+    assert_eq!(
+        all.lines().filter(|l| !l.starts_with('#')).count(),
+        3,
+        "{all}"
+    );
+    let e = fails_with(&args(&["--group", "nope"]), "invalid --group 'nope'");
+    assert!(e.contains("web, db"), "{e}");
+}

@@ -9,6 +9,7 @@ pub mod bootstrap;
 pub mod client;
 pub mod offline;
 pub mod pending;
+pub mod reissue;
 pub mod server_config;
 pub mod storage;
 pub mod tls;
@@ -98,6 +99,15 @@ pub struct VaultCommandsArgs {
     /// The CLI to print commands for
     #[arg(long, value_name = "CLI", default_value = "bao", value_parser = ["bao", "vault"])]
     pub cli: String,
+    /// Print instead the commands that issue PLAN's certificates again from the mount's role (leaves of a sealed root), one line each, with Vault making the keys and jq writing cert.pem, key.pem and chain.pem
+    #[arg(long, value_name = "PLAN")]
+    pub plan: Option<PathBuf>,
+    /// With --plan: only this plan group
+    #[arg(long, value_name = "NAME", requires = "plan")]
+    pub group: Option<String>,
+    /// With --plan: where the certificates' directories go, as in `uca issue --plan`
+    #[arg(long, value_name = "OUT", requires = "plan", default_value = "certs")]
+    pub out: PathBuf,
 }
 
 /// Runs a `uca vault` subcommand.
@@ -207,12 +217,24 @@ fn run_vault_tls(a: VaultTlsArgs, out: &mut Stdout) -> Result<u8> {
 
 fn run_vault_commands(a: VaultCommandsArgs, out: &mut Stdout) -> Result<u8> {
     let req = offline::OfflineRequest {
-        cli: a.cli,
+        cli: a.cli.clone(),
         dir: a.dir.display().to_string(),
         namespace: a.namespace,
         pki: a.pki,
     };
     req.validate()?;
-    write!(out, "{}", offline::render(&req))?;
+    let text = match &a.plan {
+        Some(plan_path) => reissue::render(
+            &req,
+            &reissue::ReissueRequest {
+                ca_dir: &a.dir,
+                plan_path,
+                group: a.group.as_deref(),
+                out: &a.out,
+            },
+        )?,
+        None => offline::render(&req),
+    };
+    write!(out, "{text}")?;
     Ok(0)
 }

@@ -47,7 +47,7 @@ impl OfflineRequest {
 
     /// The CLI and, in a namespace, its `-namespace` flag: what every Vault
     /// command starts with, before its subcommand's own words.
-    fn cli(&self, subcommand: &str) -> String {
+    pub fn cli(&self, subcommand: &str) -> String {
         match &self.namespace {
             Some(ns) => format!("{} {subcommand} -namespace={}", self.cli, sh(ns)),
             None => format!("{} {subcommand}", self.cli),
