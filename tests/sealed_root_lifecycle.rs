@@ -424,14 +424,14 @@ fn a_successor_ceremony_writes_the_bundle_in_the_trust_bundle_formats() {
         "--share",
         "shares/share-2-of-3.json",
     ])));
-    assert!(out.contains("--format p12"), "{out}");
     for (format, file) in [
         ("pem", "trust-bundle.pem"),
         ("configmap", "trust-bundle-configmap.yaml"),
         ("trust-manager", "trust-bundle-trust-manager.yaml"),
+        ("p12", "trust-bundle.p12"),
     ] {
         let made = format!("made-{format}");
-        ok(&s.uca(&[
+        let mut args = vec![
             "trust",
             "bundle",
             "ca/ca.pem",
@@ -440,15 +440,35 @@ fn a_successor_ceremony_writes_the_bundle_in_the_trust_bundle_formats() {
             format,
             "--out",
             &made,
-        ]));
+        ];
+        if format == "p12" {
+            args.push("--no-password");
+        }
+        ok(&s.uca(&args));
         let written = format!("new/succession/{file}");
         assert!(out.contains(&written), "{out}");
         assert_eq!(
-            std::fs::read_to_string(s.join(&written)).unwrap(),
-            std::fs::read_to_string(s.join(&made)).unwrap(),
+            std::fs::read(s.join(&written)).unwrap(),
+            std::fs::read(s.join(&made)).unwrap(),
             "{written}"
         );
     }
+    // Java lists both roots of the truststore without a password.
+    let listed = std::process::Command::new("keytool")
+        .args([
+            "-list",
+            "-storetype",
+            "PKCS12",
+            "-keystore",
+            "new/succession/trust-bundle.p12",
+        ])
+        .current_dir(s.path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&listed.stdout).to_string();
+    assert!(listed.status.success(), "{text}");
+    assert_eq!(text.matches("trustedCertEntry").count(), 2, "{text}");
 }
 
 /// The renewal command `uca check --plan` prints runs as printed once the

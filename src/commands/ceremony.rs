@@ -121,6 +121,8 @@ pub struct Succession {
     pub configmap: PathBuf,
     /// The cert-manager trust-manager `Bundle` of the same roots.
     pub trust_manager: PathBuf,
+    /// The same roots as a password-less PKCS#12 truststore, for Java.
+    pub p12: PathBuf,
 }
 
 /// `uca ceremony`: runs it, then says where everything is (or prints it as
@@ -187,7 +189,7 @@ impl CeremonyReport {
             "seconds": s.elapsed.as_secs_f64(),
             "escrow": self.escrow.as_ref().map(|(p, k)| serde_json::json!({"passphrase": p.display().to_string(), "key": k.display().to_string()})),
             "root": self.root.as_ref().map(|(d, s)| serde_json::json!({"dir": d.display().to_string(), "sealed_at": s.sealed_at})),
-            "succession": self.succession.as_ref().map(|sc| serde_json::json!({"old": sc.old_dir.display().to_string(), "cross_certificate": sc.cross.display().to_string(), "trust_bundle": sc.bundle.display().to_string(), "configmap": sc.configmap.display().to_string(), "trust_manager": sc.trust_manager.display().to_string()})),
+            "succession": self.succession.as_ref().map(|sc| serde_json::json!({"old": sc.old_dir.display().to_string(), "cross_certificate": sc.cross.display().to_string(), "trust_bundle": sc.bundle.display().to_string(), "configmap": sc.configmap.display().to_string(), "trust_manager": sc.trust_manager.display().to_string(), "p12": sc.p12.display().to_string()})),
             "escrow_shares": self.root.as_ref().map_or(&self.seal, |(_, s)| s).escrow.as_ref().map(|(e, files)| serde_json::json!({"threshold": e.threshold, "shares": e.shares, "key": self.root.as_ref().map_or(&self.ca_dir, |(d, _)| d).join(&e.key_file).display().to_string(), "files": files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>(), "custodians": e.custodians})),
             "registry": self.registry.as_ref().map(|r| r.out.display().to_string()),
             "vault": self.vault_steps,
@@ -288,13 +290,14 @@ impl Succession {
         )?;
         writeln!(
             out,
-            "  trust bundle   {} (old + new roots), {}, {}",
+            "  trust bundle   {} (old + new roots), {}, {}, {}",
             self.bundle.display(),
             self.configmap.display(),
-            self.trust_manager.display()
+            self.trust_manager.display(),
+            self.p12.display()
         )?;
         writeln!(out, "migration, in order:")?;
-        writeln!(out, "  1. distribute the bundle to every client: uca trust install for each root, or {} / the ConfigMap / the trust-manager Bundle; for Java, uca trust bundle --format p12 --password-file FILE {} --out truststore.p12", self.bundle.display(), self.bundle.display())?;
+        writeln!(out, "  1. distribute the bundle to every client: uca trust install for each root, or {} / the ConfigMap / the trust-manager Bundle; for Java, {} (a truststore without a password)", self.bundle.display(), self.p12.display())?;
         writeln!(out, "  2. deploy the certificates in {}; until every client has the new root, servers send {} after their chain.pem", certs.display(), self.cross.display())?;
         writeln!(out, "  3. re-bootstrap Vault/OpenBao under the new root (uca vault bootstrap --dir NEW_CA --mount NEW_MOUNT, or --force) and move its roles")?;
         writeln!(
@@ -529,12 +532,23 @@ fn succeed(
     let trust_manager = dir.join("trust-bundle-trust-manager.yaml");
     let yaml = crate::commands::trust::bundle::trust_manager("uca-roots", None, &roots);
     fsutil::write_atomic(&trust_manager, yaml.as_bytes(), Mode::Public, false, true)?;
+    // For Java: a truststore holds no secret, so it has no password, as
+    // `uca trust bundle --format p12 --no-password` writes it.
+    let p12 = dir.join("trust-bundle.p12");
+    let trusted = crate::commands::trust::read_roots(&bundle)?;
+    let entries: Vec<(&[u8], &str)> = trusted
+        .iter()
+        .map(|r| (r.der.as_slice(), r.alias.as_str()))
+        .collect();
+    let store = crate::pki::pkcs12::build_truststore(&entries, None)?;
+    fsutil::write_atomic(&p12, &store, Mode::Public, false, true)?;
     Ok(Succession {
         old_dir: old.dir().to_path_buf(),
         cross,
         bundle,
         configmap,
         trust_manager,
+        p12,
     })
 }
 
