@@ -1042,4 +1042,22 @@ fn plan_reissue_commands_run_as_printed_after_the_seal() {
     );
     let e = fails_with(&args(&["--group", "nope"]), "invalid --group 'nope'");
     assert!(e.contains("web, db"), "{e}");
+    // A name Vault's issue endpoint cannot take is refused, never dropped.
+    std::fs::write(
+        s.join("mail.toml"),
+        "[[group]]\nname = \"mail\"\nnames = [\"m.svc.internal\"]\nsans = [\"EMAIL:ops@svc.internal\"]\n",
+    )
+    .unwrap();
+    let o = s.uca(&[
+        "vault",
+        "commands",
+        "--dir",
+        "ca",
+        "--allowed-domain",
+        "svc.internal",
+        "--plan",
+        "mail.toml",
+    ]);
+    fails_with(&o, "EMAIL:ops@svc.internal cannot be asked of Vault");
+    assert!(stdout(&o).is_empty(), "a refused plan printed commands");
 }

@@ -401,7 +401,7 @@ impl Group {
     }
 
     /// How an error about `name` in this group begins.
-    fn error_prefix(&self, name: &str) -> String {
+    pub fn error_prefix(&self, name: &str) -> String {
         match &self.origin {
             GroupOrigin::PlanFile(group) => format!("plan group '{group}', name '{name}': "),
             GroupOrigin::Option(option) => format!("{option}, name '{name}': "),
