@@ -1271,6 +1271,8 @@ fn every_attribute_a_subject_template_accepts_passes_pkilint() {
         assert!(accepted.contains(&must), "{must} was refused: {accepted:?}");
     }
     assert!(issue("all", &format!("{},CN={{name}}", accepted.join(","))));
+    // An attribute type given twice, kept as written.
+    assert!(issue("repeated", "O=Acme,OU=db,OU=ops,CN={name}"));
     let lint: Vec<_> = jobs.iter().map(|(_, j)| j.clone()).collect();
     let results = pkilint(&lint, s.path());
     let errors: Vec<String> = jobs

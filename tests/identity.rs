@@ -61,6 +61,78 @@ fn a_subject_template_is_written_in_order_with_escapes_and_placeholders() {
     );
 }
 
+/// An attribute type given twice (`OU=db,OU=ops`) is kept, in the order
+/// written, as OpenSSL reads it and the ledger records it, and the
+/// certificate (signed again by uca with the subject it wrote) verifies,
+/// under a P-256 and an RSA root, from the command line and a plan group.
+#[test]
+fn repeated_attributes_are_kept_in_the_order_written() {
+    for key in ["ec-p256", "rsa-2048"] {
+        let s = Scratch::new();
+        s.init_ca(&["--permit", "internal", "--key", key]);
+        s.issue(&[
+            "--profile",
+            "client",
+            "--subject",
+            "O=Acme,OU=db,OU=ops,CN={name}",
+            "pg1.internal",
+        ]);
+        let cert = "certs/pg1.internal/cert.pem";
+        assert_eq!(
+            subject(&s, cert, "oneline"),
+            "subject=O = Acme, OU = db, OU = ops, CN = pg1.internal",
+            "{key}"
+        );
+        assert_eq!(
+            subject(&s, cert, "RFC2253"),
+            "subject=CN=pg1.internal,OU=ops,OU=db,O=Acme",
+            "{key}"
+        );
+        openssl_out(
+            &s,
+            &[
+                "verify",
+                "-CAfile",
+                "ca/ca.pem",
+                "-purpose",
+                "sslclient",
+                cert,
+            ],
+        );
+        ok(&s.uca(&["verify", cert, "--ca", "ca/ca.pem", "--client"]));
+        let ledger = std::fs::read_to_string(s.join("ca/ledger.jsonl")).unwrap();
+        assert!(
+            ledger.contains(r#""subject":"O=Acme, OU=db, OU=ops, CN=pg1.internal""#),
+            "{ledger}"
+        );
+        std::fs::write(
+            s.join("plan.toml"),
+            "[[group]]\nname = \"db\"\nprofile = \"client\"\nnames = [\"db{1..2}.internal\"]\nsubject = \"OU={group},OU=ops,CN={name}\"\n",
+        )
+        .unwrap();
+        let pass = s.pass_file().display().to_string();
+        ok(&s.uca(&[
+            "issue",
+            "--dir",
+            "ca",
+            "--out",
+            "plan",
+            "--plan",
+            "plan.toml",
+            "--passphrase-file",
+            &pass,
+        ]));
+        for n in ["db1.internal", "db2.internal"] {
+            let cert = format!("plan/{n}/cert.pem");
+            assert_eq!(
+                subject(&s, &cert, "oneline"),
+                format!("subject=OU = db, OU = ops, CN = {n}")
+            );
+            openssl_out(&s, &["verify", "-CAfile", "ca/ca.pem", &cert]);
+        }
+    }
+}
+
 #[test]
 fn a_plan_group_subject_names_its_group_and_keeps_other_groups_default() {
     let s = Scratch::new();

@@ -388,7 +388,21 @@ fn sign_item(
     let cert = params
         .signed_by(&public_key, &signer.issuer)
         .map_err(|e| Error::msg(format!("cannot sign '{}': {e}", item.name)))?;
-    let der = cert.der().as_ref();
+    // A subject rcgen cannot write (an attribute type given twice) is put
+    // in by uca and signed again; the ledger reads the names back below.
+    let resubjected = match &g.subject {
+        Some(template) if template.repeats() => {
+            let name = template.render_der(&crate::pki::subject::SubjectValues {
+                name: &item.name,
+                group: g.plan_group_name(),
+            })?;
+            Some(x509::with_subject(cert.der(), &name, |tbs| {
+                signer.sign_bytes(tbs)
+            })?)
+        }
+        _ => None,
+    };
+    let der = resubjected.as_deref().unwrap_or(cert.der().as_ref());
     let cert_pem = x509::pem_certificate(der);
     let material = CertMaterial {
         name: &item.name,

@@ -85,6 +85,22 @@ impl Attribute {
             .expect("every attribute is in the table")
     }
 
+    /// The attribute type's OID arcs, for a subject uca encodes itself.
+    fn oid(self) -> &'static [u64] {
+        match self {
+            Attribute::CommonName => &[2, 5, 4, 3],
+            Attribute::Organization => &[2, 5, 4, 10],
+            Attribute::OrganizationalUnit => &[2, 5, 4, 11],
+            Attribute::Country => &[2, 5, 4, 6],
+            Attribute::State => &[2, 5, 4, 8],
+            Attribute::Locality => &[2, 5, 4, 7],
+            Attribute::Street => &[2, 5, 4, 9],
+            Attribute::UserId => &[0, 9, 2342, 19_200_300, 100, 1, 1],
+            Attribute::SerialNumber => &[2, 5, 4, 5],
+            Attribute::Title => &[2, 5, 4, 12],
+        }
+    }
+
     fn dn_type(self) -> DnType {
         match self {
             Attribute::CommonName => DnType::CommonName,
@@ -127,7 +143,7 @@ pub struct SubjectValues<'a> {
 impl SubjectTemplate {
     /// Parses `text`, refusing (in one line naming the template) look-alike
     /// and non-ASCII characters, unknown attributes and placeholders,
-    /// malformed escapes, multi-valued RDNs and repeated attribute types.
+    /// malformed escapes, multi-valued RDNs and a repeated CN or C.
     pub fn parse(text: &str) -> Result<SubjectTemplate> {
         SubjectTemplate::parse_spelled(text, Spelling::Flag)
     }
@@ -148,9 +164,12 @@ impl SubjectTemplate {
         for (index, rdn) in split_rdns(text).map_err(&bad)?.into_iter().enumerate() {
             let (attribute, value) =
                 parse_rdn(&rdn).map_err(|why| bad(format!("attribute {}: {why}", index + 1)))?;
-            if attributes.iter().any(|(a, _)| *a == attribute) {
+            // Other attributes may repeat (OU=db,OU=ops), kept in order;
+            // a certificate has one common name (a SAN) and one country.
+            let single = matches!(attribute, Attribute::CommonName | Attribute::Country);
+            if single && attributes.iter().any(|(a, _)| *a == attribute) {
                 return Err(bad(format!(
-                    "{} is given twice; uca writes one value per attribute type (join the values into one, e.g. OU=dba-ops)",
+                    "{} is given twice; a certificate has one",
                     attribute.name()
                 )));
             }
@@ -181,6 +200,45 @@ impl SubjectTemplate {
             dn.push(attribute.dn_type(), self.encoded(*attribute, &value)?);
         }
         Ok(dn)
+    }
+
+    /// Whether an attribute type is given more than once: rcgen writes one
+    /// value per type, so such a subject is encoded by [`render_der`].
+    ///
+    /// [`render_der`]: Self::render_der
+    pub fn repeats(&self) -> bool {
+        self.attributes
+            .iter()
+            .enumerate()
+            .any(|(i, (a, _))| self.attributes[..i].iter().any(|(b, _)| b == a))
+    }
+
+    /// The whole subject as a DER Name, every attribute in the order written,
+    /// one per RDN, each value in the string type [`render`] gives it.
+    ///
+    /// [`render`]: Self::render
+    pub fn render_der(&self, values: &SubjectValues<'_>) -> Result<Vec<u8>> {
+        let mut rdns = Vec::new();
+        for (attribute, pieces) in &self.attributes {
+            let value = fill(pieces, values).ok_or_else(|| {
+                Error::invalid(
+                    self.what,
+                    shown(&self.text),
+                    "{group} stands for a plan group's name; on the command line write the value itself",
+                )
+            })?;
+            let (tag, text) = match self.encoded(*attribute, &value)? {
+                DnValue::PrintableString(p) => (0x13, p.as_str().to_string()),
+                DnValue::Utf8String(u) => (0x0c, u),
+                _ => unreachable!("encoded gives printable or UTF-8 strings"),
+            };
+            let pair = der_tlv(
+                0x30,
+                &[der_oid(attribute.oid()), der_tlv(tag, text.as_bytes())].concat(),
+            );
+            rdns.extend(der_tlv(0x31, &pair));
+        }
+        Ok(der_tlv(0x30, &rdns))
     }
 
     /// The value in the string type RFC 5280 asks for, after its checks.
@@ -248,6 +306,41 @@ fn printable(value: &str) -> Option<DnValue> {
     rcgen::string::PrintableString::try_from(value)
         .ok()
         .map(DnValue::PrintableString)
+}
+
+/// One DER element: tag, definite length, contents.
+fn der_tlv(tag: u8, contents: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let len = contents.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes: Vec<u8> = len
+            .to_be_bytes()
+            .into_iter()
+            .skip_while(|b| *b == 0)
+            .collect();
+        out.push(0x80 | bytes.len() as u8);
+        out.extend(bytes);
+    }
+    out.extend_from_slice(contents);
+    out
+}
+
+/// An OBJECT IDENTIFIER from its arcs (the first two joined, base 128).
+fn der_oid(arcs: &[u64]) -> Vec<u8> {
+    let mut body = Vec::new();
+    let first = std::iter::once(arcs[0] * 40 + arcs[1]);
+    for arc in first.chain(arcs[2..].iter().copied()) {
+        let mut groups = vec![(arc & 0x7f) as u8];
+        let mut rest = arc >> 7;
+        while rest > 0 {
+            groups.push(0x80 | (rest & 0x7f) as u8);
+            rest >>= 7;
+        }
+        body.extend(groups.into_iter().rev());
+    }
+    der_tlv(0x06, &body)
 }
 
 /// The placeholders filled in; `None` if `{group}` has no value.
@@ -406,6 +499,7 @@ fn flush(bytes: &mut Vec<u8>, out: &mut Vec<Piece>) -> std::result::Result<(), S
 #[cfg(test)]
 mod tests {
     use super::*;
+    use x509_parser::prelude::FromDer;
 
     fn values(name: &str) -> SubjectValues<'_> {
         SubjectValues {
@@ -464,6 +558,23 @@ mod tests {
     }
 
     #[test]
+    fn a_repeated_attribute_is_encoded_in_order_by_uca() {
+        let t = SubjectTemplate::parse("O=Acme,OU=db,OU=ops,CN={name}").unwrap();
+        assert!(t.repeats());
+        assert!(!SubjectTemplate::parse("O=Acme,OU=db,CN={name}")
+            .unwrap()
+            .repeats());
+        let der = t
+            .render_der(&SubjectValues {
+                name: "pg1.internal",
+                group: None,
+            })
+            .unwrap();
+        let (_, name) = x509_parser::x509::X509Name::from_der(&der).unwrap();
+        assert_eq!(name.to_string(), "O=Acme, OU=db, OU=ops, CN=pg1.internal");
+    }
+
+    #[test]
     fn every_malformed_template_is_one_error_naming_it() {
         for (template, needle) in [
             ("O=Acme,XX=1", "unknown attribute type 'XX'"),
@@ -471,7 +582,8 @@ mod tests {
             ("O=Acme,OU=a+CN=b", "multi-valued RDN"),
             (r"O=Ac\me", "not an escape"),
             (r"O=Acme\", "lone '\\'"),
-            ("O=Acme,OU=x,OU=y", "OU is given twice"),
+            ("CN={name},OU=x,CN=y", "CN is given twice"),
+            ("C=DE,O=Acme,C=FR", "C is given twice"),
             ("O=Acme,CN={nam}", "unknown placeholder {nam}"),
             ("O=Acme,CN={name", "not closed"),
             ("O=Acme;CN=x", "must be escaped"),

@@ -202,3 +202,107 @@ pub fn common_name(cert: &X509Certificate<'_>) -> Option<String> {
         .and_then(|cn| cn.as_str().ok())
         .map(str::to_string)
 }
+
+/// The length of the DER element at the start of `der`: its header and its
+/// contents, or `None` if it does not fit (or uses a form DER forbids).
+fn der_element_len(der: &[u8]) -> Option<(usize, usize)> {
+    let first = *der.get(1)?;
+    let (header, len) = if first < 0x80 {
+        (2, first as usize)
+    } else {
+        let n = (first & 0x7f) as usize;
+        if n == 0 || n > 4 {
+            return None;
+        }
+        let len = der
+            .get(2..2 + n)?
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | *b as usize);
+        (2 + n, len)
+    };
+    (header + len <= der.len()).then_some((header, len))
+}
+
+/// A DER header: tag and definite length.
+fn der_header(tag: u8, len: usize) -> Vec<u8> {
+    let mut out = vec![tag];
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes: Vec<u8> = len
+            .to_be_bytes()
+            .into_iter()
+            .skip_while(|b| *b == 0)
+            .collect();
+        out.push(0x80 | bytes.len() as u8);
+        out.extend(bytes);
+    }
+    out
+}
+
+/// `cert` (as rcgen signed it) with its subject replaced by `name`, a DER
+/// Name, and signed again by `sign` with the issuer's key, whose algorithm
+/// the certificate already names. For subjects rcgen cannot write (an
+/// attribute type given twice); nothing else in the certificate changes.
+pub fn with_subject(
+    cert: &[u8],
+    name: &[u8],
+    sign: impl Fn(&[u8]) -> Result<Vec<u8>>,
+) -> Result<Vec<u8>> {
+    let malformed = || {
+        Error::msg(
+            "cannot re-encode the subject: the signed certificate is not the DER uca expects",
+        )
+    };
+    let (h, len) = der_element_len(cert).ok_or_else(malformed)?;
+    let body = &cert[h..h + len];
+    let (th, tlen) = der_element_len(body).ok_or_else(malformed)?;
+    let (tbs, rest) = body.split_at(th + tlen);
+    let (ah, alen) = der_element_len(rest).ok_or_else(malformed)?;
+    let algorithm = &rest[..ah + alen];
+    // TBSCertificate: [0] version, serial, signature, issuer, validity,
+    // subject, ... : the subject follows the version and four fields.
+    let fields = &tbs[th..];
+    let skip = |at: usize| -> Result<usize> {
+        let (fh, flen) =
+            der_element_len(fields.get(at..).ok_or_else(malformed)?).ok_or_else(malformed)?;
+        Ok(at + fh + flen)
+    };
+    let mut start = if fields.first() == Some(&0xa0) {
+        skip(0)?
+    } else {
+        0
+    };
+    for _ in 0..4 {
+        start = skip(start)?;
+    }
+    let old_len = skip(start)? - start;
+    let new_fields = [&fields[..start], name, &fields[start + old_len..]].concat();
+    let new_tbs = [der_header(0x30, new_fields.len()), new_fields].concat();
+    let signature = sign(&new_tbs)?;
+    let bits = [der_header(0x03, signature.len() + 1), vec![0], signature].concat();
+    let contents = [new_tbs, algorithm.to_vec(), bits].concat();
+    Ok([der_header(0x30, contents.len()), contents].concat())
+}
+
+#[cfg(test)]
+mod subject_surgery {
+    use super::with_subject;
+
+    /// Truncated or foreign input is one error, never a panic or a
+    /// certificate signed over garbage.
+    #[test]
+    fn anything_but_a_certificate_is_refused() {
+        let sign = |_: &[u8]| -> crate::support::error::Result<Vec<u8>> {
+            panic!("nothing may be signed")
+        };
+        for bad in [
+            &b""[..],
+            &[0x30],
+            &[0x30, 0x05, 0x02, 0x01],
+            &[0x30, 0x84, 0xff, 0xff, 0xff, 0xff],
+        ] {
+            assert!(with_subject(bad, &[0x30, 0x00], sign).is_err(), "{bad:?}");
+        }
+    }
+}
