@@ -310,21 +310,11 @@ fn printable(value: &str) -> Option<DnValue> {
 
 /// One DER element: tag, definite length, contents.
 fn der_tlv(tag: u8, contents: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let len = contents.len();
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes: Vec<u8> = len
-            .to_be_bytes()
-            .into_iter()
-            .skip_while(|b| *b == 0)
-            .collect();
-        out.push(0x80 | bytes.len() as u8);
-        out.extend(bytes);
-    }
-    out.extend_from_slice(contents);
-    out
+    [
+        crate::pki::x509::der_header(tag, contents.len()).as_slice(),
+        contents,
+    ]
+    .concat()
 }
 
 /// An OBJECT IDENTIFIER from its arcs (the first two joined, base 128).

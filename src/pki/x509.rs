@@ -224,7 +224,7 @@ fn der_element_len(der: &[u8]) -> Option<(usize, usize)> {
 }
 
 /// A DER header: tag and definite length.
-fn der_header(tag: u8, len: usize) -> Vec<u8> {
+pub fn der_header(tag: u8, len: usize) -> Vec<u8> {
     let mut out = vec![tag];
     if len < 0x80 {
         out.push(len as u8);
