@@ -131,6 +131,9 @@ pub struct SubjectTemplate {
     what: &'static str,
     text: String,
     attributes: Vec<(Attribute, Vec<Piece>)>,
+    /// An attribute type is given more than once (decided when parsed,
+    /// not for every certificate of a bulk run).
+    repeats: bool,
 }
 
 /// What the placeholders stand for in one certificate.
@@ -178,10 +181,15 @@ impl SubjectTemplate {
         if attributes.is_empty() {
             return Err(bad("expected at least one attribute, like CN={name}".into()));
         }
+        let repeats = attributes
+            .iter()
+            .enumerate()
+            .any(|(i, (a, _))| attributes[..i].iter().any(|(b, _)| b == a));
         Ok(SubjectTemplate {
             what,
             text: text.to_string(),
             attributes,
+            repeats,
         })
     }
 
@@ -190,14 +198,7 @@ impl SubjectTemplate {
     pub fn render(&self, values: &SubjectValues<'_>) -> Result<DistinguishedName> {
         let mut dn = DistinguishedName::new();
         for (attribute, pieces) in &self.attributes {
-            let value = fill(pieces, values).ok_or_else(|| {
-                Error::invalid(
-                    self.what,
-                    shown(&self.text),
-                    "{group} stands for a plan group's name; on the command line write the value itself",
-                )
-            })?;
-            dn.push(attribute.dn_type(), self.encoded(*attribute, &value)?);
+            dn.push(attribute.dn_type(), self.value(*attribute, pieces, values)?);
         }
         Ok(dn)
     }
@@ -207,10 +208,7 @@ impl SubjectTemplate {
     ///
     /// [`render_der`]: Self::render_der
     pub fn repeats(&self) -> bool {
-        self.attributes
-            .iter()
-            .enumerate()
-            .any(|(i, (a, _))| self.attributes[..i].iter().any(|(b, _)| b == a))
+        self.repeats
     }
 
     /// The whole subject as a DER Name, every attribute in the order written,
@@ -220,14 +218,7 @@ impl SubjectTemplate {
     pub fn render_der(&self, values: &SubjectValues<'_>) -> Result<Vec<u8>> {
         let mut rdns = Vec::new();
         for (attribute, pieces) in &self.attributes {
-            let value = fill(pieces, values).ok_or_else(|| {
-                Error::invalid(
-                    self.what,
-                    shown(&self.text),
-                    "{group} stands for a plan group's name; on the command line write the value itself",
-                )
-            })?;
-            let (tag, text) = match self.encoded(*attribute, &value)? {
+            let (tag, text) = match self.value(*attribute, pieces, values)? {
                 DnValue::PrintableString(p) => (0x13, p.as_str().to_string()),
                 DnValue::Utf8String(u) => (0x0c, u),
                 _ => unreachable!("encoded gives printable or UTF-8 strings"),
@@ -239,6 +230,24 @@ impl SubjectTemplate {
             rdns.extend(der_tlv(0x31, &pair));
         }
         Ok(der_tlv(0x30, &rdns))
+    }
+
+    /// One attribute's value for one certificate: placeholders filled in,
+    /// then [`encoded`](Self::encoded).
+    fn value(
+        &self,
+        attribute: Attribute,
+        pieces: &[Piece],
+        values: &SubjectValues<'_>,
+    ) -> Result<DnValue> {
+        let value = fill(pieces, values).ok_or_else(|| {
+            Error::invalid(
+                self.what,
+                shown(&self.text),
+                "{group} stands for a plan group's name; on the command line write the value itself",
+            )
+        })?;
+        self.encoded(attribute, &value)
     }
 
     /// The value in the string type RFC 5280 asks for, after its checks.

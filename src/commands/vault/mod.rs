@@ -217,7 +217,7 @@ fn run_vault_tls(a: VaultTlsArgs, out: &mut Stdout) -> Result<u8> {
 
 fn run_vault_commands(a: VaultCommandsArgs, out: &mut Stdout) -> Result<u8> {
     let req = offline::OfflineRequest {
-        cli: a.cli.clone(),
+        cli: a.cli,
         dir: a.dir.display().to_string(),
         namespace: a.namespace,
         pki: a.pki,
